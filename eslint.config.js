@@ -1,0 +1,101 @@
+// Lint rules that keep the architecture honest (DESIGN.md §4, STYLE.md §3–4):
+// imports point one way, and the protocol core and simulator are pure — no node:*, no libp2p,
+// no clock, no randomness. Time and randomness come in as arguments.
+import tseslint from 'typescript-eslint'
+
+const layers = ['model', 'protocol', 'wire', 'store', 'sandbox', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim']
+
+/** Forbid relative imports of the named sibling folders of src/. */
+function forbidLayers (...names) {
+  return names.map(name => ({ group: [`**/${name}/**`, `../${name}`, `../${name}/*`], message: `imports point downward only (docs/ARCHITECTURE.md): this folder may not import src/${name}` }))
+}
+
+const io = [
+  { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'http', 'crypto', 'child_process', 'worker_threads'], message: 'the pure core does no I/O: take what you need as an argument' },
+  { group: ['libp2p', '@libp2p/*', '@chainsafe/*', 'isolated-vm', 'esbuild'], message: 'the pure core does not touch the network or the sandbox: the shell (src/net, src/node) does' }
+]
+
+const impure = {
+  'no-restricted-globals': ['error',
+    { name: 'Date', message: 'pure core: take nowMs as an argument' },
+    { name: 'setTimeout', message: 'pure core: report nextTimeoutMs() and let the shell schedule' },
+    { name: 'setInterval', message: 'pure core: report nextTimeoutMs() and let the shell schedule' },
+    { name: 'performance', message: 'pure core: take nowMs as an argument' },
+    { name: 'process', message: 'pure core: no process access' },
+    { name: 'crypto', message: 'pure core: take randomness as an argument' },
+    { name: 'fetch', message: 'pure core: no network' }
+  ],
+  'no-restricted-properties': ['error',
+    { object: 'Math', property: 'random', message: 'pure core: take a seeded Random as an argument' }
+  ]
+}
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.rhizome/**', 'dist/**'] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parser: tseslint.parser },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      'no-unused-vars': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      eqeqeq: ['error', 'smart'],
+      'no-var': 'error',
+      'prefer-const': 'error'
+    }
+  },
+  {
+    files: ['src/model/**/*.ts'],
+    rules: {
+      ...impure,
+      'no-restricted-imports': ['error', { patterns: [...io, ...forbidLayers(...layers.filter(l => l !== 'model'))] }]
+    }
+  },
+  {
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      ...impure,
+      'no-restricted-imports': ['error', { patterns: [...io, ...forbidLayers('wire', 'store', 'sandbox', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim')] }]
+    }
+  },
+  {
+    files: ['src/sim/**/*.ts'],
+    rules: {
+      ...impure,
+      'no-restricted-imports': ['error', { patterns: [...io, ...forbidLayers('store', 'sandbox', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard')] }]
+    }
+  },
+  {
+    files: ['src/wire/**/*.ts'],
+    rules: {
+      ...impure,
+      'no-restricted-imports': ['error', { patterns: [...io, ...forbidLayers('store', 'sandbox', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim')] }]
+    }
+  },
+  {
+    files: ['src/store/**/*.ts', 'src/sandbox/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidLayers('protocol', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim') }]
+    }
+  },
+  {
+    files: ['src/net/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidLayers('node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim') }]
+    }
+  },
+  {
+    files: ['src/node/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidLayers('sdk', 'analysis', 'cli', 'dashboard', 'sim') }]
+    }
+  },
+  {
+    // The CLI and SDK talk to a peer through its HTTP API. The one exception is the composition
+    // root that `rhizome node start` boots, imported as src/node/index.ts.
+    files: ['src/cli/**/*.ts', 'src/sdk/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidLayers('protocol', 'wire', 'store', 'sandbox', 'net', 'sim') }]
+    }
+  }
+)
