@@ -128,3 +128,11 @@ export function assert (condition: unknown, message: string): asserts condition 
     throw new Error(`assertion failed: ${message}`)
   }
 }
+
+/** A peer could not be reached, or went away mid-request. Another peer may do. */
+export class PeerUnavailableError extends RhizomeError {
+  constructor (message: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_PEER_UNAVAILABLE', message, { retryable: true, hint: 'the peer may have stopped or be unreachable; retry, or choose another peer', ...options })
+    this.name = 'PeerUnavailableError'
+  }
+}

@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process'
+import { mkdir, open, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ApiClient } from '../api-client.ts'
+import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
+import { peerTable } from './peers.ts'
+import type { ChildProcess } from 'node:child_process'
+import type { Command } from '../command.ts'
+import type { NodeStatus, PeerView } from '../../node/index.ts'
+
+const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url))
+/** Devnets are for one machine; more than 16 peers is a benchmark, not a dev loop. */
+const DEVNET_PEERS_MAX = 16
+/** Starting and meeting takes a few seconds; past a minute something is wrong. */
+const READY_TIMEOUT_MS = 60_000
+/** After SIGTERM a peer has this long to stop before it is killed. */
+const CHILD_STOP_MS = 10_000
+
+export const devnet: Command = {
+  name: 'devnet',
+  summary: 'start a local network of peers in separate processes (what `npm start` runs)',
+  usage: `rhizome devnet [--peers N] [--dir DIR]
+
+  --peers N   how many peers (default 3, at most ${DEVNET_PEERS_MAX})
+  --dir DIR   where their data dirs go (default .rhizome/devnet); logs are in DIR/peer-N/peer.log`,
+  options: { peers: { type: 'string' }, dir: { type: 'string' } },
+  positionals: [0, 0],
+  async run ({ values, signal, print }) {
+    const count = values.peers === undefined ? 3 : Number(values.peers)
+    if (!Number.isInteger(count) || count < 1 || count > DEVNET_PEERS_MAX) {
+      throw new CliError('ERR_USAGE', `--peers must be an integer from 1 to ${DEVNET_PEERS_MAX}`, { exitCode: EXIT_USAGE })
+    }
+    const dir = resolve((values.dir as string | undefined) ?? join('.rhizome', 'devnet'))
+    const children: ChildProcess[] = []
+    try {
+      print(`Starting a local Rhizome network of ${count} peers in ${dir}\n`)
+      let bootstrap: string | undefined
+      const apis: ApiClient[] = []
+      for (let i = 1; i <= count; i++) {
+        const dataDir = join(dir, `peer-${i}`)
+        const { child, api } = await startPeer(dataDir, bootstrap, signal)
+        children.push(child)
+        apis.push(api)
+        const status = await api.json<NodeStatus>('GET', '/v1/status')
+        bootstrap ??= status.addrs.find(a => a.includes('/tcp/') && !a.includes('/ws'))
+        print(`  peer-${i}  ${status.peerId}  ${status.apiUrl}\n`)
+      }
+      await waitUntilMeshed(apis, signal, print)
+      const { peers } = await apis[0].json<{ peers: PeerView[] }>('GET', '/v1/peers')
+      print(`\nAll ${count} peers see each other. peer-1's view:\n${peerTable(peers, Date.now())}`)
+      print(`\nTry: npx rhizome peers --data-dir ${join(dir, 'peer-2')}\nPress Ctrl-C to stop.\n`)
+      await new Promise<void>(resolve => {
+        if (signal.aborted) { resolve(); return }
+        signal.addEventListener('abort', () => resolve(), { once: true })
+        for (const child of children) child.once('exit', () => resolve())
+      })
+      const died = children.findIndex(c => c.exitCode !== null)
+      if (!signal.aborted && died >= 0) throw new CliError('ERR_PEER_EXITED', `peer-${died + 1} exited with code ${children[died].exitCode}`, { hint: `see ${join(dir, `peer-${died + 1}`, 'peer.log')}` })
+      print('\nStopping peers…\n')
+      return { exitCode: EXIT_OK }
+    } finally {
+      await Promise.all(children.map(stopChild))
+    }
+  }
+}
+
+async function startPeer (dataDir: string, bootstrap: string | undefined, signal: AbortSignal): Promise<{ child: ChildProcess, api: ApiClient }> {
+  await mkdir(dataDir, { recursive: true })
+  const log = await open(join(dataDir, 'peer.log'), 'a')
+  const args = [MAIN, 'node', 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws',
+    '--no-mdns', '--network-id', 'devnet', '--announce-interval-ms', '1000', '--suspect-after-ms', '3000', '--gone-after-ms', '6000']
+  if (bootstrap !== undefined) args.push('--bootstrap', bootstrap)
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log.fd], env: process.env })
+  await log.close()
+  let banner = ''
+  child.stdout?.on('data', (chunk: Buffer) => { banner += chunk.toString() })
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (!banner.includes('listening')) {
+    if (child.exitCode !== null) {
+      const tail = (await readFile(join(dataDir, 'peer.log'), 'utf8').catch(() => '')).split('\n').slice(-5).join('\n')
+      throw new CliError('ERR_PEER_EXITED', `a devnet peer exited during start (code ${child.exitCode})`, { hint: `its log ends with:\n${tail}` })
+    }
+    if (Date.now() > deadline || signal.aborted) {
+      child.kill('SIGKILL')
+      throw new CliError('ERR_TIMEOUT', `a devnet peer did not start within ${READY_TIMEOUT_MS} ms`, { hint: `see ${join(dataDir, 'peer.log')}` })
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  const { url } = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8')) as { url: string }
+  return { child, api: new ApiClient(url) }
+}
+
+async function waitUntilMeshed (apis: ApiClient[], signal: AbortSignal, print: (text: string) => void): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  for (;;) {
+    const views = await Promise.all(apis.map(async api => (await api.json<{ peers: PeerView[] }>('GET', '/v1/peers')).peers))
+    const seen = views.reduce((sum, view) => sum + view.filter(p => p.state === 'alive').length, 0)
+    const wanted = apis.length * (apis.length - 1)
+    print(`\r  waiting for peers to meet: ${seen}/${wanted} links alive`)
+    if (seen >= wanted) { print('\n'); return }
+    if (Date.now() > deadline) throw new CliError('ERR_TIMEOUT', `peers did not all meet within ${READY_TIMEOUT_MS} ms`, { hint: 'see the peer.log files in the devnet dir' })
+    if (signal.aborted) return
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_MS)
+  await exited
+  clearTimeout(timer)
+}

@@ -1,0 +1,79 @@
+import { createLogger, resolveConfig, startNode } from '../../node/index.ts'
+import { ConfigError } from '../../model/errors.ts'
+import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
+import type { Command } from '../command.ts'
+import type { NodeConfig } from '../../node/index.ts'
+
+export const nodeStart: Command = {
+  name: 'node start',
+  summary: 'start a peer in the foreground (Ctrl-C stops it)',
+  usage: `rhizome node start [--data-dir DIR] [--listen ADDR...] [--bootstrap ADDR...] [--api-port N]
+                   [--api-host HOST] [--no-mdns] [--network-id ID] [--slots N] [--log-level LEVEL]
+                   [--announce-interval-ms N] [--suspect-after-ms N] [--gone-after-ms N]
+
+  --data-dir DIR        identity, database and blobs (default ~/.rhizome, or RHIZOME_DATA_DIR)
+  --listen ADDR         multiaddr to listen on; repeat for several (default TCP and WebSockets on 0.0.0.0)
+  --bootstrap ADDR      a peer to join through, /ip4/…/tcp/…/p2p/12D3Koo…; repeat for several
+  --api-port N          port of the local HTTP API (default 0: any free port, written to DIR/api.json)
+  --no-mdns             do not look for peers on the LAN
+  --network-id ID       peers only talk to peers of the same network (default rhizome)
+  --slots N             tasks this peer runs at once (default: CPU cores)
+  --log-level LEVEL     debug, info, warn, error or silent (default info); logs are JSON lines on stderr
+Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/config.json.`,
+  options: {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string', multiple: true },
+    bootstrap: { type: 'string', multiple: true },
+    'api-port': { type: 'string' },
+    'api-host': { type: 'string' },
+    mdns: { type: 'boolean' },
+    'network-id': { type: 'string' },
+    slots: { type: 'string' },
+    'log-level': { type: 'string' },
+    'announce-interval-ms': { type: 'string' },
+    'suspect-after-ms': { type: 'string' },
+    'gone-after-ms': { type: 'string' }
+  },
+  positionals: [0, 0],
+  async run ({ values, env, signal, print }) {
+    let config: NodeConfig
+    try {
+      config = resolveConfig({
+        env,
+        flags: {
+          dataDir: values['data-dir'],
+          listen: values.listen,
+          bootstrap: values.bootstrap,
+          apiPort: values['api-port'],
+          apiHost: values['api-host'],
+          mdns: values.mdns,
+          networkId: values['network-id'],
+          slotsMax: values.slots,
+          logLevel: values['log-level'],
+          announceIntervalMs: values['announce-interval-ms'],
+          suspectAfterMs: values['suspect-after-ms'],
+          goneAfterMs: values['gone-after-ms']
+        }
+      })
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError('ERR_CONFIG', err.message, { exitCode: EXIT_USAGE, hint: 'see `rhizome node start --help`' })
+      throw err
+    }
+    const log = createLogger('rhizome', { level: config.logLevel })
+    const node = await startNode(config, log)
+    print([
+      `Rhizome peer ${node.peerId.toString()}`,
+      `  network    ${config.networkId}`,
+      `  data dir   ${config.dataDir}`,
+      `  api        ${node.apiUrl()}`,
+      ...node.addrs().map((addr, i) => `  ${i === 0 ? 'listening' : '         '}  ${addr}`),
+      ''
+    ].join('\n'))
+    await new Promise<void>(resolve => {
+      if (signal.aborted) resolve()
+      else signal.addEventListener('abort', () => resolve(), { once: true })
+    })
+    await node.stop()
+    return { exitCode: EXIT_OK }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The libp2p host every Rhizome peer runs (DESIGN.md §5–6): TCP and WebSockets, Noise, Yamux,
+ * identify, ping, a Kademlia DHT on Rhizome's own protocol id, gossipsub, a bootstrap list and
+ * mDNS. The DHT keeps private and loopback addresses (passthrough mapper) and runs as a server,
+ * so it works on a LAN or a single machine, where the public-network defaults would time out.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p } from 'libp2p'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+
+export type HostServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+export type Host = Libp2p<HostServices>
+
+export interface HostOptions {
+  privateKey: PrivateKey
+  networkId: string
+  listen: string[]
+  bootstrap: string[]
+  mdns: boolean
+  /** Peers refused at every stage of a connection (misbehaving peers). */
+  isBlocked: (peerId: PeerId) => boolean
+}
+
+/**
+ * Connections kept open. Membership and gossip need a handful per peer; 100 leaves room for
+ * task traffic without exhausting file descriptors on a small device.
+ */
+export const CONNECTIONS_MAX = 100
+
+/** Largest gossip message accepted by gossipsub itself, before our own per-topic limits. */
+export const GOSSIP_DATA_BYTES_MAX = 64 * 1024
+
+export function dhtProtocol (networkId: string): string {
+  return `/rhizome/${networkId}/kad/1.0.0`
+}
+
+export async function createHost (options: HostOptions): Promise<Host> {
+  const peerDiscovery = []
+  if (options.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: options.bootstrap, timeout: 100 }))
+  if (options.mdns) peerDiscovery.push(mdns({ serviceTag: `rhizome-${options.networkId}` }))
+  return await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: { maxConnections: CONNECTIONS_MAX },
+    connectionGater: {
+      denyDialPeer: (peerId) => options.isBlocked(peerId),
+      denyInboundEncryptedConnection: (peerId) => options.isBlocked(peerId),
+      denyOutboundEncryptedConnection: (peerId) => options.isBlocked(peerId)
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: dhtProtocol(options.networkId),
+        clientMode: false,
+        peerInfoMapper: passthroughMapper
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        maxInboundDataLength: GOSSIP_DATA_BYTES_MAX
+      })
+    }
+  })
+}

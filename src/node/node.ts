@@ -1,0 +1,230 @@
+/**
+ * The composition root: builds a peer from its parts — identity, SQLite, blob store, libp2p
+ * host, the membership and blob protocols, and the local HTTP API — and takes it apart again
+ * within a bounded time.
+ */
+import { mkdir, rm, writeFile, rename } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { BlobService } from '../net/blob-service.ts'
+import { createHost } from '../net/host.ts'
+import { MembershipService } from '../net/membership-service.ts'
+import { RpcService } from '../net/rpc.ts'
+import { createMembership } from '../protocol/membership/index.ts'
+import { createBlobStore, createPeerRepo, openDatabase } from '../store/index.ts'
+import { startHttpApi } from './http-api.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+import { lockDataDir } from './lock.ts'
+import { VERSION } from './version.ts'
+import type { Logger } from '../model/log.ts'
+import type { Host } from '../net/host.ts'
+import type { Membership, MembershipEvent, PeerEntry } from '../protocol/membership/index.ts'
+import type { BlobStore, PeerRepo } from '../store/index.ts'
+import type { NodeConfig } from './config.ts'
+import type { HttpApi } from './http-api.ts'
+import type { PeerId } from '@libp2p/interface'
+
+/** Misbehaviour costs this much score per offence. */
+const VIOLATION_SCORE = -10
+/** At or below this score a peer is refused connections for `BLOCK_MS`: five offences. */
+const BLOCK_SCORE_MAX = -50
+/** Ten minutes: long enough to stop a flood, short enough to forgive a restarted, fixed peer. */
+const BLOCK_MS = 10 * 60_000
+/** Peers redialed from the last known view on start; the rest arrive through gossip. */
+const REDIAL_PEERS_MAX = 8
+/** `stop()` gives up waiting for libp2p after this long; a stuck socket must not hang shutdown. */
+export const STOP_TIMEOUT_MS = 5000
+
+export interface PeerView extends PeerEntry {
+  connected: boolean
+}
+
+export interface NodeStatus {
+  peerId: string
+  version: string
+  networkId: string
+  dataDir: string
+  addrs: string[]
+  apiUrl: string
+  uptimeMs: number
+  connections: number
+  peers: { alive: number, suspect: number, gone: number }
+  blobs: { count: number }
+}
+
+export interface RhizomeNode {
+  readonly peerId: PeerId
+  readonly config: NodeConfig
+  readonly host: Host
+  readonly blobs: BlobStore
+  readonly log: Logger
+  addrs: () => string[]
+  status: () => Promise<NodeStatus>
+  peers: () => PeerView[]
+  apiUrl: () => string
+  stop: () => Promise<void>
+}
+
+export async function startNode (config: NodeConfig, log: Logger): Promise<RhizomeNode> {
+  const startedAt = Date.now()
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  const unlock = await lockDataDir(config.dataDir)
+  const cleanups: Array<() => Promise<void> | void> = [unlock]
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => {})
+  }
+  try {
+    return await assemble(config, log, startedAt, cleanups, cleanup)
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+async function assemble (config: NodeConfig, log: Logger, startedAt: number, cleanups: Array<() => Promise<void> | void>, cleanup: () => Promise<void>): Promise<RhizomeNode> {
+  const { privateKey, created } = await loadOrCreateIdentity(config.dataDir)
+  const db = openDatabase(join(config.dataDir, 'rhizome.db'))
+  cleanups.push(() => db.close())
+  const peerRepo = createPeerRepo(db)
+  const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
+
+  const blocked = new Map<string, number>()
+  const isBlocked = (peerId: PeerId): boolean => {
+    const until = blocked.get(peerId.toString())
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    blocked.delete(peerId.toString())
+    return false
+  }
+  const host = await createHost({ privateKey, networkId: config.networkId, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, isBlocked })
+  cleanups.push(async () => { await withTimeout(host.stop(), STOP_TIMEOUT_MS) })
+  const peerId = host.peerId
+  const netLog = log.child('net')
+
+  const onViolation = (remote: PeerId, protocol: string, err: Error): void => {
+    const id = remote.toString()
+    const score = peerRepo.adjustScore(id, VIOLATION_SCORE)
+    peerRepo.recordPeerEvent(id, 'violation', Date.now(), `${protocol}: ${err.message}`)
+    netLog.warn('peer broke protocol; disconnecting', { peer: id, protocol, error: err.message, score })
+    if (score <= BLOCK_SCORE_MAX) {
+      blocked.set(id, Date.now() + BLOCK_MS)
+      netLog.warn('peer blocked', { peer: id, forMs: BLOCK_MS })
+    }
+    host.hangUp(remote).catch(() => {})
+  }
+
+  const rpc = new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation })
+  cleanups.push(() => rpc.stop())
+
+  const slotsMax = Math.min(config.slotsMax, availableParallelism() * 64)
+  const membership: Membership = createMembership({
+    selfId: peerId.toString(),
+    networkId: config.networkId,
+    version: VERSION,
+    incarnation: startedAt,
+    addrs: host.getMultiaddrs().map(a => a.toString()),
+    capacity: { slotsFree: slotsMax, slotsMax, queueLength: 0 },
+    announceIntervalMs: config.announceIntervalMs,
+    suspectAfterMs: config.suspectAfterMs,
+    goneAfterMs: config.goneAfterMs
+  })
+  const persist = (event: MembershipEvent): void => {
+    peerRepo.recordPeerEvent(event.peerId, event.type, event.atMs)
+    const entry = membership.get(event.peerId)
+    if (entry !== undefined) {
+      peerRepo.upsertPeer({
+        peerId: entry.peerId,
+        state: entry.state,
+        addrs: entry.addrs,
+        version: entry.version,
+        incarnation: entry.incarnation,
+        slotsFree: entry.capacity.slotsFree,
+        slotsMax: entry.capacity.slotsMax,
+        queueLength: entry.capacity.queueLength,
+        lastSeenMs: entry.lastSeenMs
+      })
+    }
+  }
+  const membershipService = new MembershipService({
+    host, rpc, membership, networkId: config.networkId, log: log.child('membership'), now: Date.now, onEvent: persist, onViolation
+  })
+  host.addEventListener('self:peer:update', () => {
+    membership.handleAddrs(host.getMultiaddrs().map(a => a.toString()))
+  })
+  await membershipService.start()
+  cleanups.push(() => membershipService.stop())
+
+  const blobService = new BlobService({ rpc, blobs, networkId: config.networkId })
+  await blobService.start()
+
+  redialKnownPeers(host, peerRepo, netLog)
+
+  const node: RhizomeNode = {
+    peerId,
+    config,
+    host,
+    blobs,
+    log,
+    addrs: () => host.getMultiaddrs().map(a => a.toString()),
+    peers: () => {
+      const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
+      return membership.view().map(entry => ({ ...entry, connected: connected.has(entry.peerId) }))
+    },
+    status: async () => {
+      const counts = { alive: 0, suspect: 0, gone: 0 }
+      for (const entry of membership.view()) counts[entry.state]++
+      return {
+        peerId: peerId.toString(),
+        version: VERSION,
+        networkId: config.networkId,
+        dataDir: config.dataDir,
+        addrs: node.addrs(),
+        apiUrl: api.url,
+        uptimeMs: Date.now() - startedAt,
+        connections: host.getConnections().length,
+        peers: counts,
+        blobs: { count: (await blobs.list({ limit: 10_000 })).length }
+      }
+    },
+    apiUrl: () => api.url,
+    stop: async () => {
+      log.info('stopping')
+      await cleanup()
+      log.info('stopped')
+    }
+  }
+
+  const api: HttpApi = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, log: log.child('api') })
+  cleanups.push(() => api.close())
+  const apiFile = join(config.dataDir, 'api.json')
+  await writeFile(`${apiFile}.tmp`, JSON.stringify({ url: api.url, pid: process.pid, peerId: peerId.toString() }) + '\n', { mode: 0o600 })
+  await rename(`${apiFile}.tmp`, apiFile)
+  cleanups.push(async () => { await rm(apiFile, { force: true }) })
+
+  log.info('started', { peerId: peerId.toString(), createdIdentity: created, addrs: node.addrs(), api: api.url, startMs: Date.now() - startedAt })
+  return node
+}
+
+function redialKnownPeers (host: Host, peerRepo: PeerRepo, log: Logger): void {
+  const known = peerRepo.listPeers().filter(p => p.state !== 'gone' && p.addrs.length > 0).slice(0, REDIAL_PEERS_MAX)
+  for (const peer of known) {
+    let addrs
+    try {
+      addrs = peer.addrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.peerId}`))
+      peerIdFromString(peer.peerId)
+    } catch {
+      continue
+    }
+    host.dial(addrs, { signal: AbortSignal.timeout(5000) }).catch((err: Error) => {
+      log.debug('redial failed', { peer: peer.peerId, error: err.message })
+    })
+  }
+}
+
+async function withTimeout (promise: Promise<unknown> | void, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([promise, new Promise(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
+}
