@@ -1,0 +1,326 @@
+/**
+ * Content-addressed blobs on disk. A blob's name is its CID (v1, sha2-256), so its bytes are
+ * verified wherever they enter: hashed on `put`, checked against a peer's claimed CID on
+ * `putVerified`, and hashed again on every `get`, because a disk can rot and a file can be edited
+ * behind our back. Bytes that no longer match are moved aside and never served.
+ *
+ * Layout under `dir` (after go-ipfs flatfs, sharded by the end of the CID, which is hash bits):
+ *   <last 2 chars of cid>/<cid>   one file per blob; base32 gives 32 × 8 = 256 shards
+ *   tmp/                          files being written; renamed into place when complete
+ *   corrupt/                      files that failed verification, kept for inspection
+ * Shard names have two characters, so they never collide with `tmp` or `corrupt`.
+ *
+ * Writes go to a temp file, are fsynced and renamed into place, so a crash never leaves a partial
+ * blob under its CID, and concurrent puts of the same bytes each rename a complete copy.
+ *
+ * With a database, the `blobs` table mirrors the files (written after the file, removed with it)
+ * so SQL can see what a peer holds. The files stay the truth: `has`, `stat` and `get` look at disk.
+ */
+import { randomUUID } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { mkdir, open, opendir, rename, stat as fsStat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { equals } from 'multiformats/bytes'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { AbortedError, BlobCorruptError, InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
+import type { Database } from './database.ts'
+import { BlobHashMismatchError } from './errors.ts'
+
+/**
+ * Largest blob, in bytes. A blob is read whole into memory to verify and serve it, so this bounds
+ * the memory one request can take; 64 MiB keeps a few concurrent transfers well inside a small
+ * peer's heap while covering typical task inputs and results. Bigger data should be split into
+ * blobs and linked from a dag-cbor value.
+ */
+export const blobBytesMaxDefault = 64 * 1024 * 1024
+/** Most CIDs one `list` call returns; page through a bigger store. Bounds memory and time per call. */
+export const blobListLengthMax = 10_000
+/** CIDs one `list` call returns when no limit is given. */
+export const blobListLengthDefault = 1_000
+/**
+ * Longest CID string accepted, in characters. A sha2-256 CIDv1 in base32 is 59 characters and a
+ * CIDv0 46; 100 leaves room for other codecs while refusing long input before decoding it.
+ */
+export const cidStringCharsMax = 100
+
+const sha256DigestBytes = 32
+const shardDirChars = 2
+const tmpDirName = 'tmp'
+const corruptDirName = 'corrupt'
+
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+export interface BlobStoreOptions {
+  /** Directory holding the blobs; created if missing. */
+  dir: string
+  /** If given, the `blobs` table is kept in sync with the files. */
+  db?: Database
+  /** Default `blobBytesMaxDefault` (64 MiB). */
+  blobBytesMax?: number
+  /** Clock for the index's `created_ms`. Default `Date.now`. */
+  now?: () => number
+}
+
+export interface BlobStat {
+  bytes: number
+}
+
+export interface BlobStore {
+  readonly dir: string
+  readonly blobBytesMax: number
+  /** Store bytes; returns their CIDv1 (sha2-256, `codec`, default raw). Storing the same bytes again is a no-op. */
+  put(bytes: Uint8Array, codec?: number, options?: AbortOptions): Promise<CID>
+  /** Store bytes that a peer says have CID `cid`. Throws BlobHashMismatchError, storing nothing, if they do not. */
+  putVerified(cid: CID | string, bytes: Uint8Array, options?: AbortOptions): Promise<CID>
+  /** The blob's bytes, verified against its CID. NotFoundError if absent, BlobCorruptError if damaged. */
+  get(cid: CID | string, options?: AbortOptions): Promise<Uint8Array>
+  has(cid: CID | string): Promise<boolean>
+  /** Removes the blob. Returns whether it was there. */
+  delete(cid: CID | string): Promise<boolean>
+  stat(cid: CID | string): Promise<BlobStat | undefined>
+  /** Up to `limit` stored CIDs (default `blobListLengthDefault`, at most `blobListLengthMax`), in no particular order. */
+  list(options?: { limit?: number }): Promise<CID[]>
+}
+
+/**
+ * Parse and check a CID: only sha2-256, CIDv1 or CIDv0. Throws InvalidInputError with a hint on
+ * anything else.
+ */
+export function parseBlobCid (cid: CID | string): CID {
+  let parsed: CID | null
+  if (typeof cid === 'string') {
+    if (cid.length > cidStringCharsMax) {
+      throw new InvalidInputError(`a CID of ${cid.length} characters is longer than the limit of ${cidStringCharsMax}`, {
+        hint: 'give a blob CID in base32 (bafk…) or base58 CIDv0 (Qm…) form'
+      })
+    }
+    try {
+      parsed = CID.parse(cid)
+    } catch (err) {
+      throw new InvalidInputError(`not a CID: ${JSON.stringify(cid)}`, {
+        cause: err,
+        hint: 'give a blob CID in base32 (bafk…) or base58 CIDv0 (Qm…) form'
+      })
+    }
+  } else {
+    parsed = CID.asCID(cid)
+    if (parsed === null) throw new InvalidInputError('not a CID object', { hint: 'pass a multiformats CID or its string form' })
+  }
+  if (parsed.multihash.code !== sha256.code || parsed.multihash.digest.length !== sha256DigestBytes) {
+    throw new InvalidInputError(`blob ${parsed.toString()} is not addressed by sha2-256`, {
+      hint: 'Rhizome addresses blobs by sha2-256 only; recompute the CID with sha2-256'
+    })
+  }
+  return parsed
+}
+
+/** The file name of a blob: its CIDv1 in base32, so a CIDv0 and its v1 form share one file. */
+function blobKey (cid: CID): string {
+  return cid.toV1().toString()
+}
+
+export function createBlobStore (options: BlobStoreOptions): BlobStore {
+  const { dir, db } = options
+  const now = options.now ?? Date.now
+  const blobBytesMax = options.blobBytesMax ?? blobBytesMaxDefault
+  if (!Number.isSafeInteger(blobBytesMax) || blobBytesMax < 0) {
+    throw new InvalidInputError(`blobBytesMax must be a non-negative integer, got ${blobBytesMax}`)
+  }
+  const tmpDir = join(dir, tmpDirName)
+  const corruptDir = join(dir, corruptDirName)
+  // Once, at construction: every put then writes into existing directories except its shard.
+  mkdirSync(tmpDir, { recursive: true })
+  mkdirSync(corruptDir, { recursive: true })
+
+  const index = db === undefined
+    ? undefined
+    : {
+        insert: db.sqlite.prepare('INSERT INTO blobs (cid, bytes, created_ms) VALUES (?, ?, ?) ON CONFLICT (cid) DO NOTHING'),
+        remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
+        list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?')
+      }
+
+  const pathOf = (key: string): string => join(dir, key.slice(-shardDirChars), key)
+
+  function checkSize (what: string, bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) throw new InvalidInputError(`${what} must be a Uint8Array`)
+    if (bytes.length > blobBytesMax) {
+      throw new TooLargeError(what, bytes.length, blobBytesMax, {
+        hint: 'split the data into smaller blobs linked from a dag-cbor value, or raise blobBytesMax'
+      })
+    }
+  }
+
+  async function write (cid: CID, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+    const key = blobKey(cid)
+    const path = pathOf(key)
+    const existing = await statFile(path)
+    // Same size under the same CID is the same blob; a damaged one is caught by the next get.
+    if (existing?.bytes !== bytes.length) {
+      throwIfAborted(signal)
+      await mkdir(join(dir, key.slice(-shardDirChars)), { recursive: true })
+      const tmpPath = join(tmpDir, `${key}.${randomUUID()}`)
+      try {
+        const file = await open(tmpPath, 'wx')
+        try {
+          await file.writeFile(bytes)
+          await file.sync()
+        } finally {
+          await file.close()
+        }
+        throwIfAborted(signal)
+        await rename(tmpPath, path)
+      } catch (err) {
+        await unlink(tmpPath).catch(() => {})
+        throw err
+      }
+    }
+    index?.insert.run(key, bytes.length, now())
+  }
+
+  /** Move a damaged file out of the store so it is never served, and forget it in the index. */
+  async function quarantine (key: string, path: string): Promise<void> {
+    await rename(path, join(corruptDir, `${key}.${randomUUID()}`)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+    })
+    index?.remove.run(key)
+  }
+
+  return {
+    dir,
+    blobBytesMax,
+
+    async put (bytes, codec = raw.code, { signal } = {}) {
+      throwIfAborted(signal)
+      if (!Number.isSafeInteger(codec) || codec < 0) throw new InvalidInputError(`codec must be a multicodec code, got ${codec}`)
+      checkSize('blob', bytes)
+      const cid = CID.createV1(codec, await sha256.digest(bytes))
+      await write(cid, bytes, signal)
+      return cid
+    },
+
+    async putVerified (cidClaimed, bytes, { signal } = {}) {
+      throwIfAborted(signal)
+      const cid = parseBlobCid(cidClaimed)
+      checkSize(`blob ${cid.toString()}`, bytes)
+      const digest = await sha256.digest(bytes)
+      if (!equals(digest.digest, cid.multihash.digest)) {
+        throw new BlobHashMismatchError(cid.toString(), CID.createV1(cid.code, digest).toString())
+      }
+      await write(cid, bytes, signal)
+      return cid
+    },
+
+    async get (cidIn, { signal } = {}) {
+      throwIfAborted(signal)
+      const cid = parseBlobCid(cidIn)
+      const key = blobKey(cid)
+      const path = pathOf(key)
+      let bytes: Uint8Array
+      try {
+        const file = await open(path, 'r')
+        try {
+          const { size } = await file.stat()
+          if (size > blobBytesMax) {
+            throw new TooLargeError(`blob ${key}`, size, blobBytesMax, {
+              hint: 'the blob was stored under a larger blobBytesMax; raise blobBytesMax to read it'
+            })
+          }
+          const buffer = await file.readFile({ signal })
+          // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
+          bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+        } finally {
+          await file.close()
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          index?.remove.run(key)
+          throw new NotFoundError(`blob ${cid.toString()} is not in this store`, {
+            hint: 'fetch it from a peer that holds it, or put it first'
+          })
+        }
+        if ((err as Error).name === 'AbortError') throw new AbortedError(undefined, { cause: err })
+        throw err
+      }
+      const digest = await sha256.digest(bytes)
+      if (!equals(digest.digest, cid.multihash.digest)) {
+        await quarantine(key, path)
+        throw new BlobCorruptError(cid.toString())
+      }
+      return bytes
+    },
+
+    async has (cid) {
+      return (await statFile(pathOf(blobKey(parseBlobCid(cid))))) !== undefined
+    },
+
+    async delete (cid) {
+      const key = blobKey(parseBlobCid(cid))
+      let existed = true
+      try {
+        await unlink(pathOf(key))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        existed = false
+      }
+      index?.remove.run(key)
+      return existed
+    },
+
+    async stat (cid) {
+      return statFile(pathOf(blobKey(parseBlobCid(cid))))
+    },
+
+    async list ({ limit = blobListLengthDefault } = {}) {
+      if (!Number.isSafeInteger(limit) || limit < 0 || limit > blobListLengthMax) {
+        throw new InvalidInputError(`limit must be an integer from 0 to ${blobListLengthMax}, got ${limit}`, {
+          hint: 'list fewer CIDs per call'
+        })
+      }
+      if (index !== undefined) {
+        return (index.list.all(limit) as Array<{ cid: string }>).map(row => CID.parse(row.cid))
+      }
+      return listFiles(dir, limit)
+    }
+  }
+}
+
+async function statFile (path: string): Promise<BlobStat | undefined> {
+  try {
+    const stats = await fsStat(path)
+    return stats.isFile() ? { bytes: stats.size } : undefined
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/** Walk the shard directories until `limit` CIDs are found. Skips tmp/, corrupt/ and stray files. */
+async function listFiles (dir: string, limit: number): Promise<CID[]> {
+  const cids: CID[] = []
+  if (limit === 0) return cids
+  for await (const shard of await opendir(dir)) {
+    if (!shard.isDirectory() || shard.name.length !== shardDirChars) continue
+    for await (const entry of await opendir(join(dir, shard.name))) {
+      if (!entry.isFile() || !entry.name.endsWith(shard.name)) continue
+      let cid: CID
+      try {
+        cid = CID.parse(entry.name)
+      } catch {
+        continue
+      }
+      cids.push(cid)
+      // Returning from inside for-await closes both directory handles.
+      if (cids.length >= limit) return cids
+    }
+  }
+  return cids
+}
+
+function throwIfAborted (signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new AbortedError(undefined, { cause: signal.reason })
+}

@@ -1,0 +1,211 @@
+/**
+ * A peer's SQLite database, kept in its data dir. `node:sqlite` is built into Node 24, so a
+ * peer has no database server to start and nothing native to compile.
+ *
+ * Settings, and why:
+ * - WAL journal: readers (the `rhizome sql` command, the dashboard) never block the writer.
+ * - synchronous=NORMAL: with WAL this never corrupts the database; a power cut may lose the last
+ *   few commits, which the network can resend (memo entries and blobs are replicated).
+ * - foreign_keys=ON: SQLite leaves them off by default for compatibility.
+ * - busy_timeout: another connection (a CLI reading the same file) may hold the lock briefly.
+ *
+ * Schema changes are migrations applied in order, each in its own transaction, and the
+ * version reached is kept in `PRAGMA user_version`. Migrations are only ever appended.
+ */
+import { DatabaseSync } from 'node:sqlite'
+import { assert, InvalidInputError } from '../model/errors.ts'
+import { SchemaTooNewError } from './errors.ts'
+
+/** A schema change. `version` counts up from 1 without gaps. */
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+/**
+ * The schema, oldest change first. Append new migrations; never edit one that has shipped,
+ * because peers in the field have already applied it.
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'peers, peer events, blob index, meta',
+    sql: `
+      -- The last known membership view, so a restarted peer can redial the peers it knew.
+      CREATE TABLE peers (
+        peer_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        addrs TEXT NOT NULL, -- JSON array of multiaddr strings
+        version TEXT,
+        incarnation INTEGER,
+        slots_free INTEGER,
+        slots_max INTEGER,
+        queue_length INTEGER,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        score INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      CREATE INDEX peers_last_seen ON peers (last_seen_ms);
+
+      -- Membership transitions and misbehaviour reports, oldest pruned beyond a row limit.
+      CREATE TABLE peer_events (
+        id INTEGER PRIMARY KEY,
+        peer_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        detail TEXT
+      ) STRICT;
+      CREATE INDEX peer_events_peer ON peer_events (peer_id, id);
+
+      -- Index of the blob store on disk.
+      CREATE TABLE blobs (
+        cid TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        pinned INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+    `
+  }
+]
+
+/**
+ * How long a statement waits for another connection's lock before failing with "database is
+ * locked". Writes here take milliseconds; 5 s covers a WAL checkpoint on a slow disk while still
+ * surfacing a lock that is stuck (a hung CLI) instead of hanging the peer.
+ */
+export const busyTimeoutMsDefault = 5_000
+/** Upper bound for `busyTimeoutMs`: a peer that waits longer than a minute for its own disk is better off failing loudly. */
+export const busyTimeoutMsMax = 60_000
+
+export interface DatabaseOptions {
+  /** Milliseconds to wait for a lock held by another connection. Default `busyTimeoutMsDefault`. */
+  busyTimeoutMs?: number
+  /** The schema to migrate to. Default `migrations`; tests pass their own. */
+  migrations?: readonly Migration[]
+}
+
+export interface Database {
+  /** The file the database lives in (or `:memory:`). */
+  readonly path: string
+  /** The raw connection, for repositories in this folder and for read-only SQL over history. */
+  readonly sqlite: DatabaseSync
+  /** The schema version after migrations ran. */
+  readonly schemaVersion: number
+  /**
+   * Run `fn` in a write transaction (BEGIN IMMEDIATE): commits if it returns, rolls back if it
+   * throws. Not reentrant: `fn` must be synchronous and must not open another transaction.
+   */
+  transaction<T>(fn: () => T): T
+  /** Checkpoint the WAL into the main file, truncate it, and close. Safe to call twice. */
+  close(): void
+}
+
+/** Open (creating if needed) the database at `path` and bring its schema up to date. */
+export function openDatabase (path: string, options: DatabaseOptions = {}): Database {
+  const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutMsDefault
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0 || busyTimeoutMs > busyTimeoutMsMax) {
+    throw new InvalidInputError(`busyTimeoutMs must be an integer from 0 to ${busyTimeoutMsMax}, got ${busyTimeoutMs}`)
+  }
+  const schema = options.migrations ?? migrations
+  checkMigrations(schema)
+
+  const sqlite = new DatabaseSync(path, { timeout: busyTimeoutMs, enableForeignKeyConstraints: true })
+  try {
+    sqlite.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
+    sqlite.exec('PRAGMA journal_mode = WAL')
+    sqlite.exec('PRAGMA synchronous = NORMAL')
+    sqlite.exec('PRAGMA foreign_keys = ON')
+    const transaction = <T>(fn: () => T): T => runTransaction(sqlite, fn)
+    const schemaVersion = migrate(sqlite, path, schema, transaction)
+    return {
+      path,
+      sqlite,
+      schemaVersion,
+      transaction,
+      close () {
+        if (!sqlite.isOpen) return
+        try {
+          sqlite.exec('PRAGMA wal_checkpoint(TRUNCATE)')
+        } finally {
+          sqlite.close()
+        }
+      }
+    }
+  } catch (err) {
+    sqlite.close()
+    throw err
+  }
+}
+
+function runTransaction<T> (sqlite: DatabaseSync, fn: () => T): T {
+  assert(!sqlite.isTransaction, 'transactions do not nest')
+  sqlite.exec('BEGIN IMMEDIATE')
+  try {
+    const result = fn()
+    assert(!(result instanceof Promise), 'a transaction body must be synchronous')
+    sqlite.exec('COMMIT')
+    return result
+  } catch (err) {
+    if (sqlite.isTransaction) sqlite.exec('ROLLBACK')
+    throw err
+  }
+}
+
+function checkMigrations (schema: readonly Migration[]): void {
+  schema.forEach((migration, i) => {
+    assert(migration.version === i + 1, `migration ${migration.name} has version ${migration.version}, expected ${i + 1}`)
+  })
+}
+
+function userVersion (sqlite: DatabaseSync): number {
+  const row = sqlite.prepare('PRAGMA user_version').get() as { user_version: number }
+  return row.user_version
+}
+
+/**
+ * Apply the migrations newer than the database's `user_version`, one transaction each, so a
+ * failing migration leaves the database at the last version that applied cleanly. The version
+ * is re-read inside each transaction: another process may have migrated in the meantime.
+ */
+function migrate (sqlite: DatabaseSync, path: string, schema: readonly Migration[], transaction: <T>(fn: () => T) => T): number {
+  const known = schema.length
+  const found = userVersion(sqlite)
+  if (found > known) throw new SchemaTooNewError(path, found, known)
+  for (const migration of schema.slice(found)) {
+    transaction(() => {
+      const current = userVersion(sqlite)
+      if (current > known) throw new SchemaTooNewError(path, current, known)
+      if (current >= migration.version) return
+      sqlite.exec(migration.sql)
+      // user_version lives in the database header, which is written inside the transaction.
+      sqlite.exec(`PRAGMA user_version = ${migration.version}`)
+    })
+  }
+  return userVersion(sqlite)
+}
+
+/** Small key/value settings of a peer (network id, identity fingerprint, ...). */
+export interface MetaRepo {
+  get(key: string): string | undefined
+  set(key: string, value: string): void
+}
+
+export function createMetaRepo (db: Database): MetaRepo {
+  const select = db.sqlite.prepare('SELECT value FROM meta WHERE key = ?')
+  const upsert = db.sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+  return {
+    get (key) {
+      const row = select.get(key) as { value: string } | undefined
+      return row?.value
+    },
+    set (key, value) {
+      upsert.run(key, value)
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The store: what a peer keeps on its own disk. A SQLite database in the data dir (membership
+ * view, peer history, blob index, settings) and a content-addressed blob store that verifies
+ * bytes against their CID wherever they enter or leave.
+ */
+export { openDatabase, createMetaRepo, migrations, busyTimeoutMsDefault, busyTimeoutMsMax } from './database.ts'
+export type { Database, DatabaseOptions, Migration, MetaRepo } from './database.ts'
+
+export {
+  createPeerRepo,
+  peerEventsMaxDefault,
+  peersMaxDefault,
+  peerAddrsMax,
+  peerEventDetailCharsMax,
+  peerScoreMax,
+  peerScoreMin
+} from './peer-repo.ts'
+export type { PeerRepo, PeerRepoOptions, PeerUpsert, PeerRow, PeerEvent } from './peer-repo.ts'
+
+export {
+  createBlobStore,
+  parseBlobCid,
+  blobBytesMaxDefault,
+  blobListLengthMax,
+  blobListLengthDefault,
+  cidStringCharsMax
+} from './blob-store.ts'
+export type { BlobStore, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
+
+export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'

@@ -1,0 +1,297 @@
+// One suite, run against the blob store on files alone and with its SQLite index (STYLE.md §15).
+import { describe, it, beforeEach, afterEach } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import * as dagCbor from '@ipld/dag-cbor'
+import {
+  openDatabase,
+  createBlobStore,
+  blobBytesMaxDefault,
+  blobListLengthMax,
+  cidStringCharsMax,
+  BlobHashMismatchError
+} from '../../src/store/index.ts'
+import type { BlobStore, BlobStoreOptions, Database } from '../../src/store/index.ts'
+
+const encoder = new TextEncoder()
+
+/** Where the store keeps a blob: <dir>/<last 2 chars of its CIDv1>/<CIDv1>. */
+function blobPath (dir: string, cid: CID): string {
+  const key = cid.toV1().toString()
+  return join(dir, key.slice(-2), key)
+}
+
+async function rawCid (bytes: Uint8Array): Promise<CID> {
+  return CID.create(1, raw.code, await sha256.digest(bytes))
+}
+
+function isName (name: string) {
+  return (err: unknown): boolean => {
+    assert.equal((err as Error).name, name)
+    return true
+  }
+}
+
+for (const variant of [{ name: 'files only', withDb: false }, { name: 'files with SQLite index', withDb: true }]) {
+  describe(`BlobStore (${variant.name})`, () => {
+    let root: string
+    let dir: string
+    let db: Database | undefined
+    let store: BlobStore
+    const open = (options: Partial<BlobStoreOptions> = {}): BlobStore => createBlobStore({ dir, db, now: () => 1_700_000_000_000, ...options })
+
+    /** The index rows, or undefined when the store runs on files alone. */
+    const indexRows = (): Array<{ cid: string, bytes: number, created_ms: number }> | undefined =>
+      db?.sqlite.prepare('SELECT cid, bytes, created_ms FROM blobs ORDER BY cid').all()
+        .map(row => ({ cid: row.cid as string, bytes: row.bytes as number, created_ms: row.created_ms as number }))
+
+    beforeEach(async () => {
+      root = await mkdtemp(join(tmpdir(), 'rhizome-blobs-'))
+      dir = join(root, 'blobs')
+      db = variant.withDb ? openDatabase(join(root, 'rhizome.sqlite')) : undefined
+      store = open()
+    })
+    afterEach(async () => {
+      db?.close()
+      await rm(root, { recursive: true, force: true })
+    })
+
+    it('reads back byte-identical bytes under the CID multiformats computes independently', async () => {
+      const bytes = encoder.encode('hello rhizome')
+      const cid = await store.put(bytes)
+      assert.ok(cid.equals(await rawCid(bytes)))
+      assert.equal(cid.toString(), (await rawCid(bytes)).toString())
+      assert.deepEqual(await store.get(cid), bytes)
+      assert.deepEqual(await store.get(cid.toString()), bytes)
+      assert.deepEqual(new Uint8Array(await readFile(blobPath(dir, cid))), bytes)
+      if (db !== undefined) assert.deepEqual(indexRows(), [{ cid: cid.toString(), bytes: bytes.length, created_ms: 1_700_000_000_000 }])
+    })
+
+    it('stores the empty blob', async () => {
+      const empty = new Uint8Array(0)
+      const cid = await store.put(empty)
+      assert.ok(cid.equals(await rawCid(empty)))
+      assert.deepEqual(await store.get(cid), empty)
+      assert.deepEqual(await store.stat(cid), { bytes: 0 })
+    })
+
+    it('uses the given codec in the CID', async () => {
+      const bytes = dagCbor.encode({ task: 'B', args: [5] })
+      const cid = await store.put(bytes, dagCbor.code)
+      assert.equal(cid.code, dagCbor.code)
+      assert.ok(cid.equals(CID.create(1, dagCbor.code, await sha256.digest(bytes))))
+      assert.deepEqual(dagCbor.decode(await store.get(cid)), { task: 'B', args: [5] })
+    })
+
+    it('is idempotent: the same bytes give the same CID and the file is not rewritten', async () => {
+      const bytes = encoder.encode('same')
+      const first = await store.put(bytes)
+      const before = await stat(blobPath(dir, first))
+      const second = await store.put(bytes)
+      assert.ok(first.equals(second))
+      // Every write renames a fresh temp file into place, which changes the inode.
+      assert.equal((await stat(blobPath(dir, first))).ino, before.ino)
+      assert.deepEqual(await store.list(), [first])
+    })
+
+    it('handles concurrent puts of the same bytes', async () => {
+      const bytes = encoder.encode('raced')
+      const cids = await Promise.all(Array.from({ length: 16 }, () => store.put(bytes)))
+      for (const cid of cids) assert.ok(cid.equals(cids[0]))
+      assert.deepEqual(await store.get(cids[0]), bytes)
+      assert.deepEqual(await readdir(join(dir, 'tmp')), [], 'no temp files are left behind')
+      assert.equal((await store.list()).length, 1)
+      if (db !== undefined) assert.equal(indexRows()?.length, 1)
+    })
+
+    it('accepts a blob of exactly blobBytesMax bytes and refuses one byte more, storing nothing', async () => {
+      const small = open({ blobBytesMax: 16 })
+      await small.put(new Uint8Array(16).fill(1))
+      await assert.rejects(small.put(new Uint8Array(17).fill(2)), (err: unknown) => {
+        assert.equal((err as Error).name, 'TooLargeError')
+        assert.equal((err as { bytes: number }).bytes, 17)
+        assert.equal((err as { bytesMax: number }).bytesMax, 16)
+        return true
+      })
+      assert.equal((await small.list()).length, 1)
+    })
+
+    it('refuses a blob one byte over the default limit of 64 MiB', async () => {
+      assert.equal(blobBytesMaxDefault, 64 * 1024 * 1024)
+      assert.equal(store.blobBytesMax, blobBytesMaxDefault)
+      await assert.rejects(store.put(new Uint8Array(blobBytesMaxDefault + 1)), isName('TooLargeError'))
+      assert.deepEqual(await store.list(), [])
+    })
+
+    it('putVerified stores bytes that match the claimed CID', async () => {
+      const bytes = encoder.encode('from a peer')
+      const claimed = await rawCid(bytes)
+      const cid = await store.putVerified(claimed.toString(), bytes)
+      assert.ok(cid.equals(claimed))
+      assert.deepEqual(await store.get(claimed), bytes)
+    })
+
+    it('putVerified refuses bytes that do not match the claimed CID and stores nothing', async () => {
+      const claimed = await rawCid(encoder.encode('what the peer promised'))
+      const sent = encoder.encode('what the peer sent')
+      const sentCid = await rawCid(sent)
+      await assert.rejects(store.putVerified(claimed, sent), (err: unknown) => {
+        assert.ok(err instanceof BlobHashMismatchError)
+        assert.equal(err.code, 'ERR_BLOB_HASH_MISMATCH')
+        assert.equal(err.cid, claimed.toString())
+        assert.equal(err.cidActual, sentCid.toString())
+        return true
+      })
+      assert.equal(await store.has(claimed), false)
+      assert.equal(await store.has(sentCid), false)
+      assert.deepEqual(await store.list(), [])
+      if (db !== undefined) assert.deepEqual(indexRows(), [])
+    })
+
+    it('putVerified refuses a blob past blobBytesMax before hashing it', async () => {
+      const small = open({ blobBytesMax: 4 })
+      const bytes = encoder.encode('12345')
+      await assert.rejects(small.putVerified(await rawCid(bytes), bytes), isName('TooLargeError'))
+    })
+
+    it('refuses a blob altered on disk with BlobCorruptError, moves it aside and never serves it', async () => {
+      const bytes = encoder.encode('precious result')
+      const cid = await store.put(bytes)
+      const path = blobPath(dir, cid)
+      const onDisk = await readFile(path)
+      onDisk[3] ^= 0x01 // flip one bit
+      await writeFile(path, onDisk)
+
+      await assert.rejects(store.get(cid), (err: unknown) => {
+        assert.equal((err as Error).name, 'BlobCorruptError')
+        assert.equal((err as { cid: string }).cid, cid.toString())
+        return true
+      })
+      const quarantined = await readdir(join(dir, 'corrupt'))
+      assert.equal(quarantined.length, 1)
+      assert.ok(quarantined[0].startsWith(cid.toString()))
+      assert.deepEqual(await readFile(join(dir, 'corrupt', quarantined[0])), onDisk)
+
+      await assert.rejects(store.get(cid), isName('NotFoundError'))
+      assert.equal(await store.has(cid), false)
+      assert.deepEqual(await store.list(), [])
+      if (db !== undefined) assert.deepEqual(indexRows(), [])
+
+      // Putting the good bytes again repairs it.
+      await store.put(bytes)
+      assert.deepEqual(await store.get(cid), bytes)
+    })
+
+    it('refuses a truncated file as corrupt', async () => {
+      const cid = await store.put(encoder.encode('will be cut short'))
+      await writeFile(blobPath(dir, cid), encoder.encode('will be'))
+      await assert.rejects(store.get(cid), isName('BlobCorruptError'))
+    })
+
+    it('throws NotFoundError naming the CID of a missing blob', async () => {
+      const cid = await rawCid(encoder.encode('never stored'))
+      await assert.rejects(store.get(cid), (err: unknown) => {
+        assert.equal((err as Error).name, 'NotFoundError')
+        assert.ok((err as Error).message.includes(cid.toString()))
+        return true
+      })
+      assert.equal(await store.has(cid), false)
+      assert.equal(await store.stat(cid), undefined)
+    })
+
+    it('refuses a string that is not a CID with InvalidInputError and a hint', async () => {
+      for (const bad of ['', 'not-a-cid', 'bafkreinotreallyacid']) {
+        await assert.rejects(store.get(bad), (err: unknown) => {
+          assert.equal((err as Error).name, 'InvalidInputError')
+          assert.match((err as { hint: string }).hint, /base32/)
+          return true
+        })
+      }
+    })
+
+    it(`refuses a CID string one character past ${cidStringCharsMax}`, async () => {
+      const longest = 'b' + 'a'.repeat(cidStringCharsMax - 1)
+      // At the limit, the string is parsed (and is not a CID); past it, it is refused unread.
+      await assert.rejects(store.get(longest), (err: unknown) => {
+        assert.equal((err as Error).name, 'InvalidInputError')
+        assert.match((err as Error).message, /not a CID/)
+        return true
+      })
+      await assert.rejects(store.get(longest + 'a'), (err: unknown) => {
+        assert.equal((err as Error).name, 'InvalidInputError')
+        assert.match((err as Error).message, /longer than the limit/)
+        return true
+      })
+    })
+
+    it('refuses CIDs not addressed by sha2-256', async () => {
+      const bytes = encoder.encode('sha512')
+      const other = CID.create(1, raw.code, await sha512.digest(bytes))
+      await assert.rejects(store.putVerified(other, bytes), isName('InvalidInputError'))
+      await assert.rejects(store.get(other.toString()), isName('InvalidInputError'))
+    })
+
+    it('accepts a CIDv0 and its v1 form as the same blob', async () => {
+      const bytes = encoder.encode('a dag-pb node, as far as the store cares')
+      const v0 = CID.createV0(await sha256.digest(bytes))
+      await store.putVerified(v0.toString(), bytes)
+      assert.deepEqual(await store.get(v0), bytes)
+      assert.deepEqual(await store.get(v0.toV1().toString()), bytes)
+    })
+
+    it('has, stat and delete', async () => {
+      const bytes = encoder.encode('short-lived')
+      const cid = await store.put(bytes)
+      assert.equal(await store.has(cid), true)
+      assert.deepEqual(await store.stat(cid), { bytes: bytes.length })
+      assert.equal(await store.delete(cid), true)
+      assert.equal(await store.delete(cid), false)
+      assert.equal(await store.has(cid), false)
+      assert.equal(await store.stat(cid), undefined)
+      await assert.rejects(store.get(cid), isName('NotFoundError'))
+      if (db !== undefined) assert.deepEqual(indexRows(), [])
+    })
+
+    it('lists up to limit CIDs and refuses a limit past blobListLengthMax', async () => {
+      const stored = new Set<string>()
+      for (let i = 0; i < 5; i++) stored.add((await store.put(encoder.encode(`blob ${i}`))).toString())
+      const all = (await store.list()).map(String)
+      assert.deepEqual(new Set(all), stored)
+      assert.equal(all.length, 5)
+      const some = (await store.list({ limit: 3 })).map(String)
+      assert.equal(new Set(some).size, 3)
+      for (const cid of some) assert.ok(stored.has(cid))
+      assert.deepEqual(await store.list({ limit: 0 }), [])
+      await store.list({ limit: blobListLengthMax })
+      await assert.rejects(store.list({ limit: blobListLengthMax + 1 }), isName('InvalidInputError'))
+    })
+
+    it('sees the blobs of an earlier store over the same directory', async () => {
+      const bytes = encoder.encode('persisted')
+      const cid = await store.put(bytes)
+      const reopened = open()
+      assert.deepEqual(await reopened.get(cid), bytes)
+      assert.deepEqual((await reopened.list()).map(String), [cid.toString()])
+    })
+
+    it('does nothing when the signal is already aborted', async () => {
+      const bytes = encoder.encode('never written')
+      const signal = AbortSignal.abort()
+      await assert.rejects(store.put(bytes, raw.code, { signal }), isName('AbortedError'))
+      await assert.rejects(store.putVerified(await rawCid(bytes), bytes, { signal }), isName('AbortedError'))
+      assert.equal(await store.has(await rawCid(bytes)), false)
+      const cid = await store.put(bytes)
+      await assert.rejects(store.get(cid, { signal }), isName('AbortedError'))
+    })
+
+    it('refuses a non-byte value and a bad codec', async () => {
+      await assert.rejects(store.put('text' as unknown as Uint8Array), isName('InvalidInputError'))
+      await assert.rejects(store.put(new Uint8Array(1), -1), isName('InvalidInputError'))
+    })
+  })
+}
