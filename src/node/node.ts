@@ -105,6 +105,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
 
   const onViolation = (remote: PeerId, protocol: string, err: Error): void => {
     const id = remote.toString()
+    if (peerRepo.getPeer(id) === undefined) peerRepo.upsertPeer({ peerId: id, state: 'unknown', addrs: [], lastSeenMs: Date.now() })
     const score = peerRepo.adjustScore(id, VIOLATION_SCORE)
     peerRepo.recordPeerEvent(id, 'violation', Date.now(), `${protocol}: ${err.message}`)
     netLog.warn('peer broke protocol; disconnecting', { peer: id, protocol, error: err.message, score })
@@ -128,7 +129,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     capacity: { slotsFree: slotsMax, slotsMax, queueLength: 0 },
     announceIntervalMs: config.announceIntervalMs,
     suspectAfterMs: config.suspectAfterMs,
-    goneAfterMs: config.goneAfterMs
+    goneAfterMs: config.goneAfterMs,
+    // A peer announcing several times per interval is flooding; a quarter interval allows for jitter.
+    announceMinIntervalMs: Math.floor(config.announceIntervalMs / 4)
   })
   const persist = (event: MembershipEvent): void => {
     peerRepo.recordPeerEvent(event.peerId, event.type, event.atMs)
