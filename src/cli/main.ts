@@ -72,7 +72,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv, signal: Abor
     return result.exitCode
   } catch (e) {
     if (e instanceof RhizomeError) {
-      err(`error: ${e.message}${e.code === 'ERR_CONFIG' || e instanceof CliError ? '' : ` (${e.code})`}\n`)
+      err(`error: ${e.message}${e.code === 'ERR_CONFIG' || e.code === 'ERR_USAGE' ? '' : ` (${e.code})`}\n`)
       if (e.hint !== undefined) err(`hint: ${e.hint}\n`)
       return e instanceof CliError ? e.exitCode : e.code === 'ERR_CONFIG' ? EXIT_USAGE : EXIT_FAILED
     }

@@ -12,7 +12,7 @@ import { BlobService } from '../net/blob-service.ts'
 import { createHost } from '../net/host.ts'
 import { MembershipService } from '../net/membership-service.ts'
 import { RpcService } from '../net/rpc.ts'
-import { createMembership } from '../protocol/membership/index.ts'
+import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
 import { createBlobStore, createPeerRepo, openDatabase } from '../store/index.ts'
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -125,7 +125,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     networkId: config.networkId,
     version: VERSION,
     incarnation: startedAt,
-    addrs: host.getMultiaddrs().map(a => a.toString()),
+    addrs: announcedAddrs(host),
     capacity: { slotsFree: slotsMax, slotsMax, queueLength: 0 },
     announceIntervalMs: config.announceIntervalMs,
     suspectAfterMs: config.suspectAfterMs,
@@ -154,7 +154,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     host, rpc, membership, networkId: config.networkId, log: log.child('membership'), now: Date.now, onEvent: persist, onViolation
   })
   host.addEventListener('self:peer:update', () => {
-    membership.handleAddrs(host.getMultiaddrs().map(a => a.toString()))
+    membership.handleAddrs(announcedAddrs(host))
   })
   await membershipService.start()
   cleanups.push(() => membershipService.stop())
@@ -208,6 +208,13 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
 
   log.info('started', { peerId: peerId.toString(), createdIdentity: created, addrs: node.addrs(), api: api.url, startMs: Date.now() - startedAt })
   return node
+}
+
+/** The addresses a peer announces: loopback last, and no more than an announcement may carry. */
+function announcedAddrs (host: Host): string[] {
+  const addrs = host.getMultiaddrs().map(a => a.toString())
+  const loopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
+  return [...addrs.filter(a => !loopback(a)), ...addrs.filter(loopback)].slice(0, ADDRS_MAX)
 }
 
 function redialKnownPeers (host: Host, peerRepo: PeerRepo, log: Logger): void {
