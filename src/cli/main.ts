@@ -8,12 +8,13 @@ import { VERSION } from '../node/index.ts'
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './command.ts'
 import { blobGet, blobPut } from './commands/blob.ts'
 import { devnet } from './commands/devnet.ts'
+import { call, deploy, functionsList } from './commands/functions.ts'
 import { nodeStart } from './commands/node-start.ts'
 import { peers } from './commands/peers.ts'
 import { status } from './commands/status.ts'
 import type { Command } from './command.ts'
 
-export const COMMANDS: Command[] = [nodeStart, status, peers, blobPut, blobGet, devnet]
+export const COMMANDS: Command[] = [nodeStart, status, peers, deploy, functionsList, call, blobPut, blobGet, devnet]
 
 export function helpText (): string {
   const width = Math.max(...COMMANDS.map(c => c.name.length))

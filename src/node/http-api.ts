@@ -8,10 +8,15 @@
  *   POST /v1/blobs             body = bytes → { cid, bytes }
  *   GET  /v1/blobs/:cid        → bytes (verified against the CID on the way out)
  *   POST /v1/blobs/:cid/fetch?from=PEER  fetch a blob from another peer, verify, store
+ *   GET  /v1/functions         functions this peer holds
+ *   POST /v1/functions         body = dag-cbor { manifest, code, replicas } → deploy result
+ *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
  */
 import { createServer } from 'node:http'
 import { peerIdFromString } from '@libp2p/peer-id'
+import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import { base64 } from 'multiformats/bases/base64'
 import { InvalidInputError, NotFoundError, RhizomeError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
@@ -33,6 +38,12 @@ export interface HttpApiInit {
 
 /** Requests that are not blob uploads carry no body worth more than this. */
 const REQUEST_BYTES_MAX = 64 * 1024
+/** A deploy carries a bundle (at most 4 MiB) and its manifest. */
+const DEPLOY_BYTES_MAX = 8 * 1024 * 1024
+/** A call carries JSON arguments; 2 MiB leaves room for the 1 MiB task argument limit in JSON. */
+const CALL_BYTES_MAX = 2 * 1024 * 1024
+/** One hour: the longest a caller may ask to wait for one task. */
+const CALL_TIMEOUT_MS_MAX = 3_600_000
 /** Slow clients are cut off; the API is local and answers in milliseconds. */
 const REQUEST_TIMEOUT_MS = 60_000
 
@@ -82,6 +93,32 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
   if (method === 'GET' && url.pathname === '/v1/status') return sendJson(res, 200, await node.status())
   if (method === 'GET' && url.pathname === '/v1/peers') return sendJson(res, 200, { peers: node.peers() })
 
+  if (method === 'GET' && url.pathname === '/v1/functions') return sendJson(res, 200, { functions: node.functions.list() })
+  if (method === 'POST' && url.pathname === '/v1/functions') {
+    const body = decodeCbor(await readBody(req, DEPLOY_BYTES_MAX))
+    if (!(body.manifest instanceof Uint8Array) || !(body.code instanceof Uint8Array)) throw new InvalidInputError('deploy body must be dag-cbor { manifest: bytes, code: bytes, replicas: integer }')
+    const replicas = body.replicas ?? 3
+    if (typeof replicas !== 'number') throw new InvalidInputError('replicas must be an integer')
+    return sendJson(res, 200, await node.functions.deploy(body.manifest, body.code, replicas))
+  }
+  if (method === 'POST' && url.pathname === '/v1/call') {
+    const body = parseJson(await readBody(req, CALL_BYTES_MAX))
+    if (typeof body.fn !== 'string' || typeof body.export !== 'string' || !Array.isArray(body.args)) {
+      throw new InvalidInputError('call body must be JSON { fn: string, export: string, args: [...], on?: peer id, timeoutMs?: number }')
+    }
+    if (body.on !== undefined && typeof body.on !== 'string') throw new InvalidInputError('on must be a peer id')
+    const timeoutMs = body.timeoutMs
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > CALL_TIMEOUT_MS_MAX)) {
+      throw new InvalidInputError(`timeoutMs must be an integer from 1 to ${CALL_TIMEOUT_MS_MAX}`)
+    }
+    const fn = node.functions.resolve(body.fn)
+    const controller = new AbortController()
+    // The CLI's Ctrl-C closes the connection: cancel the task wherever it runs.
+    res.on('close', () => { if (!res.writableFinished) controller.abort() })
+    const result = await node.call(fn, body.export, body.args, { on: body.on as string | undefined, timeoutMs: timeoutMs as number | undefined, signal: controller.signal })
+    return sendJson(res, 200, { ...result, value: toJson(result.value) })
+  }
+
   if (parts[0] === 'v1' && parts[1] === 'blobs') {
     if (method === 'POST' && parts.length === 2) {
       const bytes = await readBody(req, node.blobs.blobBytesMax)
@@ -111,6 +148,39 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
   }
   await readBody(req, REQUEST_BYTES_MAX).catch(() => {})
   throw new NotFoundError(`no such API route: ${method} ${url.pathname}`, { hint: 'see docs/ARCHITECTURE.md for the API routes' })
+}
+
+function decodeCbor (bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    throw new InvalidInputError('request body is not dag-cbor', { cause: err })
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a map')
+  return value as Record<string, unknown>
+}
+
+function parseJson (bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (err) {
+    throw new InvalidInputError('request body is not JSON', { cause: err })
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a JSON object')
+  return value as Record<string, unknown>
+}
+
+/** dag-cbor data to JSON the way dag-json writes it: bytes as {"/":{"bytes":…}}, links as {"/":cid}. */
+export function toJson (value: unknown): unknown {
+  if (value instanceof Uint8Array) return { '/': { bytes: base64.baseEncode(value) } }
+  const cid = CID.asCID(value)
+  if (cid !== null) return { '/': cid.toString() }
+  if (Array.isArray(value)) return value.map(toJson)
+  if (typeof value === 'bigint') return value.toString()
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJson(v)]))
+  return value
 }
 
 function parseCid (text: string): CID {

@@ -9,11 +9,15 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { BlobService } from '../net/blob-service.ts'
+import { FunctionService } from '../net/function-service.ts'
+import { TaskService } from '../net/task-service.ts'
+import { createSandbox } from '../sandbox/index.ts'
+import { choosePeer } from '../protocol/placement.ts'
 import { createHost } from '../net/host.ts'
 import { MembershipService } from '../net/membership-service.ts'
 import { RpcService } from '../net/rpc.ts'
 import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
-import { createBlobStore, createPeerRepo, openDatabase } from '../store/index.ts'
+import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { lockDataDir } from './lock.ts'
@@ -25,6 +29,10 @@ import type { BlobStore, PeerRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { PeerId } from '@libp2p/interface'
+import type { CallResult } from '../net/task-service.ts'
+import type { CID } from 'multiformats/cid'
+import { InvalidInputError, PeerUnavailableError, RhizomeError } from '../model/errors.ts'
+import { peerIdFromString as parsePeerId } from '@libp2p/peer-id'
 
 /** Misbehaviour costs this much score per offence. */
 const VIOLATION_SCORE = -10
@@ -34,6 +42,10 @@ const BLOCK_SCORE_MAX = -50
 const BLOCK_MS = 10 * 60_000
 /** Peers redialed from the last known view on start; the rest arrive through gossip. */
 const REDIAL_PEERS_MAX = 8
+/** Tasks that may wait per slot: a few seconds of backlog for short tasks, bounded memory. */
+const TASK_QUEUE_PER_SLOT = 16
+/** A task is tried on at most this many peers before the caller sees the error. */
+const CALL_ATTEMPTS_MAX = 3
 /** `stop()` gives up waiting for libp2p after this long; a stuck socket must not hang shutdown. */
 export const STOP_TIMEOUT_MS = 5000
 
@@ -60,6 +72,10 @@ export interface RhizomeNode {
   readonly host: Host
   readonly blobs: BlobStore
   readonly log: Logger
+  readonly functions: FunctionService
+  readonly tasks: TaskService
+  /** Run a task: on `on` if given, else on a peer chosen by placement, retrying retryable failures elsewhere. */
+  call: (fn: CID, exportName: string, args: unknown[], options: { on?: string, timeoutMs?: number, signal?: AbortSignal }) => Promise<CallResult & { attempts: number }>
   addrs: () => string[]
   status: () => Promise<NodeStatus>
   peers: () => PeerView[]
@@ -162,6 +178,61 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
   const blobService = new BlobService({ rpc, blobs, networkId: config.networkId })
   await blobService.start()
 
+  const alivePeers = (): string[] => membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
+  const functions = new FunctionService({
+    host, rpc, blobs, blobService, functions: createFunctionRepo(db), networkId: config.networkId, log: log.child('functions'), alivePeers
+  })
+  await functions.start()
+  const sandbox = createSandbox()
+  cleanups.push(() => sandbox.close())
+  const tasks = new TaskService({
+    rpc,
+    sandbox,
+    functions,
+    blobs,
+    blobService,
+    privateKey,
+    selfId: peerId,
+    networkId: config.networkId,
+    slotsMax,
+    queueLengthMax: slotsMax * TASK_QUEUE_PER_SLOT,
+    log: log.child('tasks'),
+    onCapacity: (capacity) => membership.handleCapacity(capacity)
+  })
+  await tasks.start()
+
+  const call: RhizomeNode['call'] = async (fn, exportName, args, options) => {
+    if (options.on !== undefined) {
+      let target: PeerId
+      try {
+        target = parsePeerId(options.on)
+      } catch (err) {
+        throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err })
+      }
+      return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
+    }
+    const tried = new Set<string>()
+    let lastError: unknown
+    for (let attempt = 1; attempt <= CALL_ATTEMPTS_MAX; attempt++) {
+      const candidates = [{ peerId: peerId.toString(), ...tasks.capacity() }, ...membership.view()
+        .filter(p => p.state === 'alive')
+        .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, queueLength: p.capacity.queueLength }))]
+        .filter(c => !tried.has(c.peerId))
+      const chosen = choosePeer(candidates, Math.random)
+      if (chosen === undefined) break
+      tried.add(chosen.peerId)
+      try {
+        return { ...await tasks.call(fn, exportName, args, parsePeerId(chosen.peerId), options), attempts: attempt }
+      } catch (err) {
+        lastError = err
+        if (!(err instanceof RhizomeError) || !err.retryable || options.signal?.aborted === true) throw err
+        log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: err.message })
+      }
+    }
+    if (lastError !== undefined) throw lastError
+    throw new PeerUnavailableError('no peer is available to run the task')
+  }
+
   redialKnownPeers(host, peerRepo, netLog)
 
   const node: RhizomeNode = {
@@ -170,6 +241,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     host,
     blobs,
     log,
+    functions,
+    tasks,
+    call,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))

@@ -62,7 +62,7 @@ export interface MembershipScenario {
   settleMs: number
   /** Period of the sampled checks (view consistency, timers, convergence). */
   checkEveryMs: number
-  /** Pass every announcement through encodeAnnouncement/decodeAnnouncement. */
+  /** Pass every announcement through encodeAnnouncement/decodeAnnouncement (once per publish). */
   wireCodec: boolean
   /** Run the per-delivery oracle and the per-entry timer checks (costly for 1,000 peers). */
   checkEveryStep: boolean
@@ -285,12 +285,14 @@ interface SimNode {
   lastEventAtMs: number
   /** Each peer's state as told by the membership events of this life. */
   shadow: Map<string, PeerState>
+  /** How many entries of `shadow` are in each state. */
+  shadowCounts: Record<PeerState, number>
 }
 
 type SimEvent =
   | { kind: 'start', node: number }
   | { kind: 'tick', node: number, token: number }
-  | { kind: 'deliver', node: number, life: number, payload: Uint8Array | Announcement }
+  | { kind: 'deliver', node: number, life: number, announcement: Announcement }
   | { kind: 'crash', node: number, restartAtMs: number | undefined }
   | { kind: 'skew', node: number, skewMs: number }
   | { kind: 'partition', index: number }
@@ -354,7 +356,8 @@ class Simulation {
         tickToken: 0,
         tickAtMs: undefined,
         lastEventAtMs: -Infinity,
-        shadow: new Map()
+        shadow: new Map(),
+        shadowCounts: { alive: 0, suspect: 0, gone: 0 }
       }
     })
   }
@@ -414,7 +417,7 @@ class Simulation {
     switch (event.kind) {
       case 'start': return this.start(this.nodes[event.node])
       case 'tick': return this.tick(this.nodes[event.node], event.token)
-      case 'deliver': return this.deliver(this.nodes[event.node], event.life, event.payload)
+      case 'deliver': return this.deliver(this.nodes[event.node], event.life, event.announcement)
       case 'crash': return this.crash(this.nodes[event.node], event.restartAtMs)
       case 'skew': return this.stepClock(this.nodes[event.node], event.skewMs)
       case 'partition':
@@ -459,6 +462,7 @@ class Simulation {
     node.tickAtMs = undefined
     node.lastEventAtMs = -Infinity
     node.shadow = new Map()
+    node.shadowCounts = { alive: 0, suspect: 0, gone: 0 }
     this.trace.add(`${this.nowMs} start ${node.index} inc=${node.incarnation}`)
     this.schedule(node, true)
   }
@@ -543,8 +547,14 @@ class Simulation {
             : out.type === 'peer:gone' ? before === 'suspect'
               : before === 'suspect' || before === 'gone'
     if (!legal) this.violate(`peer ${node.index}: ${out.type} for ${peer} while it was ${before ?? 'absent'}`)
-    if (out.type === 'peer:removed') node.shadow.delete(out.peerId)
-    else node.shadow.set(out.peerId, out.type === 'peer:joined' ? 'alive' : out.type.slice(5) as PeerState)
+    if (before !== undefined) node.shadowCounts[before] -= 1
+    if (out.type === 'peer:removed') {
+      node.shadow.delete(out.peerId)
+    } else {
+      const after: PeerState = out.type === 'peer:joined' ? 'alive' : out.type.slice(5) as PeerState
+      node.shadow.set(out.peerId, after)
+      node.shadowCounts[after] += 1
+    }
   }
 
   // --- network -----------------------------------------------------------------------------
@@ -552,7 +562,7 @@ class Simulation {
   private broadcast (from: SimNode, announcement: Announcement): void {
     const s = this.s
     this.messages.published += 1
-    const payload = s.wireCodec ? encodeAnnouncement(announcement) : announcement
+    const payload = s.wireCodec ? this.throughWire(from, announcement) : announcement
     for (const to of this.nodes) {
       if (to === from || !to.up) continue
       if (this.separated(from.index, to.index)) {
@@ -563,12 +573,24 @@ class Simulation {
         this.messages.lost += 1
         continue
       }
-      this.queue.push(this.nowMs + this.rng.int(s.delayMinMs, s.delayMaxMs), { kind: 'deliver', node: to.index, life: to.life, payload })
+      this.queue.push(this.nowMs + this.rng.int(s.delayMinMs, s.delayMaxMs), { kind: 'deliver', node: to.index, life: to.life, announcement: payload })
       if (this.faultsActive && this.rng.chance(s.duplicateRate)) {
         this.messages.duplicated += 1
-        this.queue.push(this.nowMs + this.rng.int(s.delayMinMs, s.delayMaxMs), { kind: 'deliver', node: to.index, life: to.life, payload })
+        this.queue.push(this.nowMs + this.rng.int(s.delayMinMs, s.delayMaxMs), { kind: 'deliver', node: to.index, life: to.life, announcement: payload })
       }
     }
+  }
+
+  /** Encode, decode, and check the round trip is exact. Decoded once per publish and shared by
+   *  the recipients (the state machine copies what it keeps), so the codec costs O(n), not O(n²). */
+  private throughWire (from: SimNode, announcement: Announcement): Announcement {
+    const bytes = encodeAnnouncement(announcement)
+    const decoded = decodeAnnouncement(bytes)
+    const again = encodeAnnouncement(decoded)
+    if (again.length !== bytes.length || again.some((b, i) => b !== bytes[i])) {
+      this.violate(`peer ${from.index}: announcement ${announcement.seq} does not survive the codec unchanged`)
+    }
+    return decoded
   }
 
   private separated (a: number, b: number): boolean {
@@ -579,7 +601,7 @@ class Simulation {
     return false
   }
 
-  private deliver (node: SimNode, life: number, payload: Uint8Array | Announcement): void {
+  private deliver (node: SimNode, life: number, a: Announcement): void {
     if (!node.up || node.life !== life) {
       this.messages.droppedAtDownPeer += 1
       return
@@ -587,7 +609,6 @@ class Simulation {
     const m = node.membership
     assert(m !== undefined, 'a running peer has a state machine')
     this.messages.delivered += 1
-    const a = payload instanceof Uint8Array ? decodeAnnouncement(payload) : payload
     const before = this.s.checkEveryStep ? m.get(a.peerId) : undefined
     const verdict = m.handleAnnouncement(a, this.localMs(node))
     this.verdicts[verdict] += 1
@@ -621,46 +642,62 @@ class Simulation {
   }
 
   /** Sampled checks: the table agrees with the events, never holds self, its timers are not
-   *  late; and after T, convergence. */
+   *  late; and after T, convergence. O(peers × down peers) unless checkEveryStep, so that it can
+   *  sample a 1,000-peer network often. */
   private checkSample (): void {
     const s = this.s
     const afterT = this.nowMs >= s.faultsEndMs
-    let converged = true
-    let firstMiss = ''
+    const down = this.nodes.filter(n => !n.up)
+    const liveOthers = this.nodes.length - down.length - 1
+    let missing: SimNode | undefined // the first peer whose view has not converged
     for (const node of this.nodes) {
       if (!node.up) continue
       const m = node.membership
       assert(m !== undefined, 'a running peer has a state machine')
       if (m.stateOf(node.peerId) !== undefined) this.violate(`peer ${node.index}: its view contains itself`)
       const counts = m.counts()
-      if (counts.alive + counts.suspect + counts.gone !== node.shadow.size) {
-        this.violate(`peer ${node.index}: table has ${counts.alive + counts.suspect + counts.gone} entries, its events say ${node.shadow.size}`)
+      const told = node.shadowCounts
+      if (counts.alive !== told.alive || counts.suspect !== told.suspect || counts.gone !== told.gone) {
+        this.violate(`peer ${node.index}: table counts ${JSON.stringify(counts)}, its events say ${JSON.stringify(told)}`)
       }
-      for (const other of this.nodes) {
-        if (other === node) continue
-        const state = m.stateOf(other.peerId)
-        if (state !== node.shadow.get(other.peerId)) {
-          this.violate(`peer ${node.index}: table says ${other.index} is ${state ?? 'absent'}, its events say ${node.shadow.get(other.peerId) ?? 'absent'}`)
-        }
-        if (afterT && converged) {
-          const good = other.up ? state === 'alive' : state === 'gone' || state === undefined
-          if (!good) {
-            converged = false
-            firstMiss = `peer ${node.index} sees ${other.index} (${other.up ? 'running' : 'down'}) as ${state ?? 'absent'}`
+      if (s.checkEveryStep) {
+        for (const other of this.nodes) {
+          const state = m.stateOf(other.peerId)
+          if (other !== node && state !== node.shadow.get(other.peerId)) {
+            this.violate(`peer ${node.index}: table says ${other.index} is ${state ?? 'absent'}, its events say ${node.shadow.get(other.peerId) ?? 'absent'}`)
           }
         }
+        this.checkTimers(node, m)
       }
-      if (s.checkEveryStep) this.checkTimers(node, m)
+      // Converged at this peer: no down peer is alive or suspect, and as many are alive as there
+      // are running others — the table holds only simulated peers (checked by the events), so
+      // those are exactly the running ones.
+      if (afterT && missing === undefined) {
+        const downOk = down.every(other => { const state = m.stateOf(other.peerId); return state === 'gone' || state === undefined })
+        if (!downOk || counts.alive !== liveOthers) missing = node
+      }
     }
     if (!afterT) return
-    if (converged) {
+    if (missing === undefined) {
       this.convergedSinceMs ??= this.nowMs
-    } else {
-      this.convergedSinceMs = undefined
-      if (this.nowMs >= s.faultsEndMs + this.boundMs) {
-        this.violate(`not converged at T+${this.nowMs - s.faultsEndMs} ms (bound ${this.boundMs} ms): ${firstMiss}`)
-      }
+      return
     }
+    this.convergedSinceMs = undefined
+    if (this.nowMs >= s.faultsEndMs + this.boundMs) {
+      this.violate(`not converged at T+${this.nowMs - s.faultsEndMs} ms (bound ${this.boundMs} ms): ${this.describeMiss(missing)}`)
+    }
+  }
+
+  private describeMiss (node: SimNode): string {
+    const m = node.membership
+    assert(m !== undefined, 'a running peer has a state machine')
+    for (const other of this.nodes) {
+      if (other === node) continue
+      const state = m.stateOf(other.peerId)
+      const good = other.up ? state === 'alive' : state === 'gone' || state === undefined
+      if (!good) return `peer ${node.index} sees ${other.index} (${other.up ? 'running' : 'down'}) as ${state ?? 'absent'}`
+    }
+    return `peer ${node.index}: ${JSON.stringify(m.counts())} with ${this.nodes.filter(n => n.up).length} running`
   }
 
   /** No entry overstays its state (a late or missing tick), and none left it early. */

@@ -71,6 +71,24 @@ export const migrations: readonly Migration[] = [
         value TEXT NOT NULL
       ) STRICT;
     `
+  },
+  {
+    version: 2,
+    name: 'functions',
+    sql: `
+      -- Functions this peer holds (manifest and code blobs both stored), by manifest CID.
+      CREATE TABLE functions (
+        cid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        code_cid TEXT NOT NULL,
+        code_bytes INTEGER NOT NULL,
+        exports TEXT NOT NULL, -- JSON array of export names
+        added_ms INTEGER NOT NULL,
+        origin TEXT NOT NULL -- 'deploy' (deployed here) or 'replica' / 'fetched' (pulled from a peer)
+      ) STRICT;
+      CREATE INDEX functions_name ON functions (name, added_ms);
+    `
   }
 ]
 

@@ -28,3 +28,5 @@ export {
 export type { BlobStore, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
 
 export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'
+export { createFunctionRepo, functionListLengthMax } from './function-repo.ts'
+export type { FunctionRepo, FunctionRow, FunctionOrigin } from './function-repo.ts'

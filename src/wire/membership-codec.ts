@@ -24,8 +24,8 @@ import {
 } from '../protocol/membership/index.ts'
 
 /**
- * The largest announcement the field limits allow encodes to about 4.6 KiB (16 addresses of 256
- * characters are 4.1 KiB of it; the codec test computes the exact number). 8 KiB is that rounded
+ * The largest announcement the field limits allow encodes to 4,497 bytes (16 addresses of 256
+ * characters are 4.1 KiB of it; the codec test pins the number). 8 KiB is that rounded
  * up to a power of two, leaving room for fields a later version adds, while a peer flooding at the
  * rate limit (2 announcements/s) costs at most 16 KiB/s of decoding. Gossipsub's own limit (1 MiB
  * by default) is far above it.

@@ -31,8 +31,9 @@
  * one, else 'full' (alive peers are never evicted: a flood of fresh ids cannot push out the peers
  * we work with); otherwise 'accepted', and the peer is alive.
  *
- * WHY EVERY OPERATION IS O(1) (amortised). Each state keeps its entries in a Map in insertion
- * order, and that order is also deadline order:
+ * WHY EVERY OPERATION IS O(1). Each state keeps its entries in a list (intrusive, doubly linked,
+ * so moving an entry is a few pointer writes) in insertion order, and that order is also
+ * deadline order:
  *  - alive: an entry is (re)inserted at the back whenever an announcement is accepted, with
  *    lastSeenMs = now, and now never decreases (see CLOCK) — so the front has the smallest
  *    lastSeenMs, i.e. the earliest suspect deadline;
@@ -58,6 +59,38 @@ import {
 import type {
   Announcement, AnnouncementVerdict, Capacity, Membership, MembershipOptions, MembershipOutput, PeerEntry, PeerState
 } from './index.ts'
+
+/** An entry plus its links in the list of its state. Never handed out: view() and get() copy. */
+interface PeerRecord extends PeerEntry {
+  prev: PeerRecord | undefined
+  next: PeerRecord | undefined
+}
+
+/** A FIFO of records with O(1) removal from anywhere (see WHY EVERY OPERATION IS O(1)). */
+class RecordList {
+  head: PeerRecord | undefined
+  tail: PeerRecord | undefined
+  size = 0
+
+  push (record: PeerRecord): void {
+    record.prev = this.tail
+    record.next = undefined
+    if (this.tail === undefined) this.head = record
+    else this.tail.next = record
+    this.tail = record
+    this.size += 1
+  }
+
+  remove (record: PeerRecord): void {
+    if (record.prev === undefined) this.head = record.next
+    else record.prev.next = record.next
+    if (record.next === undefined) this.tail = record.prev
+    else record.next.prev = record.prev
+    record.prev = undefined
+    record.next = undefined
+    this.size -= 1
+  }
+}
 
 interface Settings {
   selfId: string
@@ -89,12 +122,15 @@ export class MembershipMachine implements Membership {
   /** The largest `nowMs` seen (see CLOCK). */
   private clockMs: number | undefined
 
-  private readonly peers = new Map<string, PeerEntry>()
-  private readonly byState: Record<PeerState, Map<string, PeerEntry>> = {
-    alive: new Map(),
-    suspect: new Map(),
-    gone: new Map()
+  private readonly peers = new Map<string, PeerRecord>()
+  private readonly byState: Record<PeerState, RecordList> = {
+    alive: new RecordList(),
+    suspect: new RecordList(),
+    gone: new RecordList()
   }
+
+  /** Ids of `peers` in code-unit order (what view() returns); undefined when stale. */
+  private sortedIds: string[] | undefined
 
   private outputs: MembershipOutput[] = []
   private outputsHead = 0
@@ -125,11 +161,11 @@ export class MembershipMachine implements Membership {
 
     const restarted = announcement.incarnation > entry.incarnation
     const wasAlive = entry.state === 'alive'
-    this.byState[entry.state].delete(entry.peerId)
+    this.byState[entry.state].remove(entry)
     absorb(entry, announcement)
     entry.lastSeenMs = now
     entry.state = 'alive'
-    this.byState.alive.set(entry.peerId, entry)
+    this.byState.alive.push(entry)
     if (!wasAlive || restarted) {
       entry.stateSinceMs = now
       this.emit({ type: 'peer:alive', peerId: entry.peerId, atMs: now })
@@ -156,13 +192,14 @@ export class MembershipMachine implements Membership {
       const next = this.nextAnnounceMs === undefined ? now + s.announceIntervalMs : this.nextAnnounceMs + s.announceIntervalMs
       this.nextAnnounceMs = next > now ? next : now + s.announceIntervalMs
     }
-    for (let entry = first(this.byState.alive); entry !== undefined && now >= entry.lastSeenMs + s.suspectAfterMs; entry = first(this.byState.alive)) {
+    const { alive, suspect, gone } = this.byState
+    for (let entry = alive.head; entry !== undefined && now >= entry.lastSeenMs + s.suspectAfterMs; entry = alive.head) {
       this.move(entry, 'suspect', now)
     }
-    for (let entry = first(this.byState.suspect); entry !== undefined && now >= entry.lastSeenMs + s.goneAfterMs; entry = first(this.byState.suspect)) {
+    for (let entry = suspect.head; entry !== undefined && now >= entry.lastSeenMs + s.goneAfterMs; entry = suspect.head) {
       this.move(entry, 'gone', now)
     }
-    for (let entry = first(this.byState.gone); entry !== undefined && now >= entry.stateSinceMs + s.goneRetainMs; entry = first(this.byState.gone)) {
+    for (let entry = gone.head; entry !== undefined && now >= entry.stateSinceMs + s.goneRetainMs; entry = gone.head) {
       this.remove(entry, now)
     }
     this.checkSizes()
@@ -184,17 +221,20 @@ export class MembershipMachine implements Membership {
     if (this.nextAnnounceMs === undefined) return this.clockMs ?? 0
     const s = this.settings
     let next = this.nextAnnounceMs
-    const alive = first(this.byState.alive)
+    const alive = this.byState.alive.head
     if (alive !== undefined) next = Math.min(next, alive.lastSeenMs + s.suspectAfterMs)
-    const suspect = first(this.byState.suspect)
+    const suspect = this.byState.suspect.head
     if (suspect !== undefined) next = Math.min(next, suspect.lastSeenMs + s.goneAfterMs)
-    const gone = first(this.byState.gone)
+    const gone = this.byState.gone.head
     if (gone !== undefined) next = Math.min(next, gone.stateSinceMs + s.goneRetainMs)
     return next
   }
 
   view (): PeerEntry[] {
-    return Array.from(this.peers.values(), copyEntry).sort((a, b) => a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
+    // The set of ids changes far less often than view() is called (dashboards poll it, the
+    // simulator samples it), so keep them sorted until an entry is added or removed.
+    this.sortedIds ??= Array.from(this.peers.keys()).sort()
+    return this.sortedIds.map(peerId => copyEntry(this.peers.get(peerId) as PeerRecord))
   }
 
   get (peerId: string): PeerEntry | undefined {
@@ -213,11 +253,11 @@ export class MembershipMachine implements Membership {
   /** A peer not in the table: make room if we must and may, then add it alive. */
   private admit (announcement: Announcement, now: number): AnnouncementVerdict {
     if (this.peers.size >= this.settings.peersMax) {
-      const victim = first(this.byState.gone) ?? first(this.byState.suspect)
+      const victim = this.byState.gone.head ?? this.byState.suspect.head
       if (victim === undefined) return 'full'
       this.remove(victim, now)
     }
-    const entry: PeerEntry = {
+    const entry: PeerRecord = {
       peerId: announcement.peerId,
       state: 'alive',
       incarnation: announcement.incarnation,
@@ -227,27 +267,31 @@ export class MembershipMachine implements Membership {
       capacity: { ...announcement.capacity },
       firstSeenMs: now,
       lastSeenMs: now,
-      stateSinceMs: now
+      stateSinceMs: now,
+      prev: undefined,
+      next: undefined
     }
     this.peers.set(entry.peerId, entry)
-    this.byState.alive.set(entry.peerId, entry)
+    this.sortedIds = undefined
+    this.byState.alive.push(entry)
     this.emit({ type: 'peer:joined', peerId: entry.peerId, atMs: now })
     this.checkSizes()
     return 'accepted'
   }
 
-  private move (entry: PeerEntry, state: 'suspect' | 'gone', now: number): void {
-    this.byState[entry.state].delete(entry.peerId)
+  private move (entry: PeerRecord, state: 'suspect' | 'gone', now: number): void {
+    this.byState[entry.state].remove(entry)
     entry.state = state
     entry.stateSinceMs = now
-    this.byState[state].set(entry.peerId, entry)
+    this.byState[state].push(entry)
     this.emit({ type: state === 'suspect' ? 'peer:suspect' : 'peer:gone', peerId: entry.peerId, atMs: now })
   }
 
-  private remove (entry: PeerEntry, now: number): void {
+  private remove (entry: PeerRecord, now: number): void {
     assert(entry.state !== 'alive', 'alive peers are never removed')
-    this.byState[entry.state].delete(entry.peerId)
+    this.byState[entry.state].remove(entry)
     this.peers.delete(entry.peerId)
+    this.sortedIds = undefined
     this.emit({ type: 'peer:removed', peerId: entry.peerId, atMs: now })
   }
 
@@ -311,13 +355,19 @@ function sameStrings (a: readonly string[], b: readonly string[]): boolean {
   return true
 }
 
-function first<V> (map: Map<string, V>): V | undefined {
-  for (const value of map.values()) return value
-  return undefined
-}
-
-function copyEntry (entry: PeerEntry): PeerEntry {
-  return { ...entry, addrs: [...entry.addrs], capacity: { ...entry.capacity } }
+function copyEntry (r: PeerRecord): PeerEntry {
+  return {
+    peerId: r.peerId,
+    state: r.state,
+    incarnation: r.incarnation,
+    seq: r.seq,
+    version: r.version,
+    addrs: [...r.addrs],
+    capacity: { ...r.capacity },
+    firstSeenMs: r.firstSeenMs,
+    lastSeenMs: r.lastSeenMs,
+    stateSinceMs: r.stateSinceMs
+  }
 }
 
 function resolveOptions (options: MembershipOptions): Settings {

@@ -1,0 +1,238 @@
+/**
+ * Functions on the network: deploy, replicate, locate, load.
+ *
+ * A function is two blobs — its code and its manifest (exports, limits, determinism) — and its
+ * id is the manifest's CID. Deploying stores both and asks the `replicas` owners of the id
+ * (rendezvous hashing over the live membership, src/protocol/placement.ts) to pull them, then
+ * announces the id in the DHT. Any peer can later find the function without asking the
+ * deployer: it computes the same owners from its own view, asks them, and falls back to DHT
+ * providers. Whatever arrives is verified against its CID before it is kept.
+ *
+ * Protocol `/rhizome/<net>/fn/1.0.0` (RPC): `{ op: 'replicate', fn: CID }` asks a peer to pull
+ * the function from the caller; it answers `{ held: true }` once both blobs are stored.
+ */
+import { CID } from 'multiformats/cid'
+import * as dagCbor from '@ipld/dag-cbor'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { decodeManifest, manifestCid } from '../functions/manifest.ts'
+import { InvalidInputError, NotFoundError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
+import { rendezvousOwners } from '../protocol/placement.ts'
+import { isRecord } from '../wire/rpc.ts'
+import type { FunctionManifest } from '../functions/manifest.ts'
+import type { Logger } from '../model/log.ts'
+import type { FunctionRepo, FunctionOrigin, FunctionRow, BlobStore } from '../store/index.ts'
+import type { BlobService } from './blob-service.ts'
+import type { Host } from './host.ts'
+import type { RpcService } from './rpc.ts'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+
+/** Default copies of a deployed function: survives two peers leaving at once. */
+export const REPLICAS_DEFAULT = 3
+/** More copies than this is a broadcast, not replication. */
+export const REPLICAS_MAX = 16
+/** Sources tried when locating a function before giving up. */
+const LOCATE_SOURCES_MAX = 8
+/** A DHT lookup on a small network answers in well under this; past it we stop waiting. */
+const DHT_TIMEOUT_MS = 5000
+const FN_FRAME_BYTES_MAX = 4096
+
+export class FunctionNotFoundError extends RhizomeError {
+  constructor (fn: string, tried: number) {
+    super('ERR_FUNCTION_NOT_FOUND', `function ${fn} was not found on any of ${tried} peer(s) asked`, {
+      retryable: true,
+      hint: 'deploy it with `rhizome deploy`, or wait until a peer that holds it is reachable'
+    })
+    this.name = 'FunctionNotFoundError'
+  }
+}
+
+export class ManifestMismatchError extends RhizomeError {
+  constructor (message: string) {
+    super('ERR_MANIFEST_MISMATCH', message, { hint: 'the code and manifest do not belong together; bundle and deploy again' })
+    this.name = 'ManifestMismatchError'
+  }
+}
+
+export interface LoadedFunction {
+  cid: CID
+  manifest: FunctionManifest
+  code: Uint8Array
+  /** Whether it had to be fetched from another peer for this call. */
+  fetched: boolean
+}
+
+export interface DeployResult {
+  cid: string
+  name: string
+  exports: string[]
+  alreadyDeployed: boolean
+  replicas: Array<{ peer: string, ok: boolean, error?: string }>
+}
+
+export interface FunctionServiceInit {
+  host: Host
+  rpc: RpcService
+  blobs: BlobStore
+  blobService: BlobService
+  functions: FunctionRepo
+  networkId: string
+  log: Logger
+  /** Peer ids currently alive in the membership view (not including this peer). */
+  alivePeers: () => string[]
+}
+
+export function fnProtocol (networkId: string): string {
+  return `/rhizome/${networkId}/fn/1.0.0`
+}
+
+export class FunctionService {
+  private readonly init: FunctionServiceInit
+  readonly protocol: string
+  private readonly loading = new Map<string, Promise<LoadedFunction>>()
+
+  constructor (init: FunctionServiceInit) {
+    this.init = init
+    this.protocol = fnProtocol(init.networkId)
+  }
+
+  async start (): Promise<void> {
+    await this.init.rpc.handle({
+      protocol: this.protocol,
+      frameBytesMax: FN_FRAME_BYTES_MAX,
+      inflightMax: 4,
+      handler: async (body, { peerId, signal }) => {
+        if (!isRecord(body) || body.op !== 'replicate') throw new ProtocolViolationError('fn request must be { op: "replicate", fn }')
+        const fn = CID.asCID(body.fn)
+        if (fn === null) throw new ProtocolViolationError('fn request fn must be a CID')
+        await this.load(fn, { hints: [peerId], origin: 'replica', signal })
+        this.provide(fn)
+        return { held: true }
+      }
+    })
+  }
+
+  /** Store a function deployed on this peer and replicate it. Same code twice: same id, no work. */
+  async deploy (manifestBytes: Uint8Array, code: Uint8Array, replicas: number, signal?: AbortSignal): Promise<DeployResult> {
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new InvalidInputError(`replicas must be an integer from 1 to ${REPLICAS_MAX}`)
+    const manifest = decodeManifest(manifestBytes)
+    const cid = await manifestCid(manifestBytes)
+    await this.checkCode(manifest, code)
+    const { blobs, functions } = this.init
+    const known = functions.get(cid.toString())
+    await blobs.put(code)
+    await blobs.put(manifestBytes, dagCbor.code)
+    this.index(cid, manifest, 'deploy')
+
+    const owners = rendezvousOwners(cid.toString(), [this.init.host.peerId.toString(), ...this.init.alivePeers()], replicas)
+    const results = await Promise.all(owners.map(async peer => {
+      if (peer === this.init.host.peerId.toString()) return { peer, ok: true }
+      try {
+        await this.init.rpc.request(peerIdFromString(peer), this.protocol, { op: 'replicate', fn: cid }, { signal, timeoutMs: 60_000 })
+        return { peer, ok: true }
+      } catch (err) {
+        return { peer, ok: false, error: (err as Error).message }
+      }
+    }))
+    this.provide(cid)
+    return { cid: cid.toString(), name: manifest.name, exports: manifest.exports, alreadyDeployed: known !== undefined, replicas: results }
+  }
+
+  /** The functions this peer holds, newest first. */
+  list (): FunctionRow[] {
+    return this.init.functions.list()
+  }
+
+  /** Resolve `fn-id` or a name known to this peer to a CID. */
+  resolve (ref: string): CID {
+    try {
+      return CID.parse(ref)
+    } catch {}
+    const row = this.init.functions.byName(ref)
+    if (row === undefined) throw new NotFoundError(`no function named ${JSON.stringify(ref)} is known to this peer`, { hint: 'pass the function id that `rhizome deploy` printed, or see `rhizome functions`' })
+    return CID.parse(row.cid)
+  }
+
+  /** The function's manifest and code: local if held, else fetched from a peer that holds it and verified. */
+  async load (cid: CID, options: { hints?: PeerId[], origin?: FunctionOrigin, signal?: AbortSignal } = {}): Promise<LoadedFunction> {
+    const key = cid.toString()
+    let pending = this.loading.get(key)
+    if (pending === undefined) {
+      pending = this.loadOnce(cid, options).finally(() => this.loading.delete(key))
+      this.loading.set(key, pending)
+    }
+    return await pending
+  }
+
+  private async loadOnce (cid: CID, options: { hints?: PeerId[], origin?: FunctionOrigin, signal?: AbortSignal }): Promise<LoadedFunction> {
+    const { blobs } = this.init
+    if (await blobs.has(cid)) {
+      const manifest = decodeManifest(await blobs.get(cid))
+      if (await blobs.has(manifest.code)) {
+        return { cid, manifest, code: await blobs.get(manifest.code), fetched: false }
+      }
+    }
+    const sources = await this.sources(cid, options.hints ?? [])
+    let lastError: unknown
+    for (const peer of sources) {
+      try {
+        const manifestBytes = await this.init.blobService.fetch(peer, cid, { signal: options.signal })
+        const manifest = decodeManifest(manifestBytes)
+        const code = await this.init.blobService.fetch(peer, manifest.code, { signal: options.signal })
+        await this.checkCode(manifest, code)
+        this.index(cid, manifest, options.origin ?? 'fetched')
+        this.init.log.info('function fetched', { fn: cid.toString(), from: peer.toString(), codeBytes: code.byteLength })
+        return { cid, manifest, code, fetched: true }
+      } catch (err) {
+        lastError = err
+        this.init.log.debug('function source failed', { fn: cid.toString(), from: peer.toString(), error: (err as Error).message })
+        if (options.signal?.aborted === true) throw err
+      }
+    }
+    const notFound = new FunctionNotFoundError(cid.toString(), sources.length)
+    if (lastError !== undefined) (notFound as { cause?: unknown }).cause = lastError
+    throw notFound
+  }
+
+  /** Where to look: the caller's hints, then the rendezvous owners, then DHT providers. */
+  private async sources (cid: CID, hints: PeerId[]): Promise<PeerId[]> {
+    const self = this.init.host.peerId.toString()
+    const ids = new Set<string>(hints.map(h => h.toString()))
+    for (const owner of rendezvousOwners(cid.toString(), [self, ...this.init.alivePeers()], REPLICAS_MAX)) ids.add(owner)
+    if (ids.size - (ids.has(self) ? 1 : 0) < LOCATE_SOURCES_MAX) {
+      try {
+        for await (const provider of this.init.host.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(DHT_TIMEOUT_MS) })) {
+          ids.add(provider.id.toString())
+          if (ids.size > LOCATE_SOURCES_MAX) break
+        }
+      } catch {}
+    }
+    ids.delete(self)
+    return [...ids].slice(0, LOCATE_SOURCES_MAX).map(id => peerIdFromString(id))
+  }
+
+  private async checkCode (manifest: FunctionManifest, code: Uint8Array): Promise<void> {
+    if (code.byteLength !== manifest.codeBytes) throw new ManifestMismatchError(`code is ${code.byteLength} bytes, the manifest says ${manifest.codeBytes}`)
+    const codeCid = CID.create(1, manifest.code.code, await sha256.digest(code))
+    if (!codeCid.equals(manifest.code)) throw new ManifestMismatchError(`code hashes to ${codeCid.toString()}, the manifest names ${manifest.code.toString()}`)
+  }
+
+  private index (cid: CID, manifest: FunctionManifest, origin: FunctionOrigin): void {
+    this.init.functions.add({
+      cid: cid.toString(),
+      name: manifest.name,
+      kind: manifest.kind,
+      codeCid: manifest.code.toString(),
+      codeBytes: manifest.codeBytes,
+      exports: manifest.exports,
+      addedMs: Date.now(),
+      origin
+    })
+  }
+
+  private provide (cid: CID): void {
+    this.init.host.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => {
+      this.init.log.debug('dht provide failed', { fn: cid.toString(), error: err.message })
+    })
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Placement helpers that every peer computes the same way from the same inputs.
+ *
+ * Rendezvous (highest-random-weight) hashing: each candidate peer gets a weight hash(key, peer);
+ * the `n` highest weights own the key. Every peer that knows the same candidates picks the same
+ * owners, without asking anyone, and when a peer leaves only the keys it owned move
+ * (Thaler & Ravishankar, "Using name-based mappings to increase hit rates", 1998).
+ */
+
+/** cyrb53: a fast, well-mixed 53-bit string hash (public domain). Not cryptographic: placement
+ * only needs spread, and the inputs (CIDs, peer ids) are already hashes. */
+export function hash53 (text: string, seed = 0): number {
+  let h1 = 0xdeadbeef ^ seed
+  let h2 = 0x41c6ce57 ^ seed
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ ch, 2654435761)
+    h2 = Math.imul(h2 ^ ch, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0)
+}
+
+/** The `n` owners of `key` among `peers`, best first. Ties (astronomically rare) break by id. */
+export function rendezvousOwners (key: string, peers: readonly string[], n: number): string[] {
+  return [...new Set(peers)]
+    .map(peer => ({ peer, weight: hash53(`${key}\n${peer}`) }))
+    .sort((a, b) => b.weight - a.weight || (a.peer < b.peer ? -1 : 1))
+    .slice(0, Math.max(0, n))
+    .map(entry => entry.peer)
+}
+
+export interface PlacementCandidate {
+  peerId: string
+  slotsFree: number
+  queueLength: number
+}
+
+/**
+ * Pick a worker: sample `sampleSize` candidates at random and take the least loaded (most free
+ * slots, then shortest queue) — "the power of two choices" (Mitzenmacher, 2001): nearly as good
+ * as asking everyone, and it does not send every caller to the same peer at once.
+ * `random` returns floats in [0, 1). Returns undefined when there are no candidates.
+ */
+export function choosePeer (candidates: readonly PlacementCandidate[], random: () => number, sampleSize = 2): PlacementCandidate | undefined {
+  if (candidates.length === 0) return undefined
+  const pool = [...candidates]
+  const sample: PlacementCandidate[] = []
+  while (sample.length < sampleSize && pool.length > 0) {
+    const at = Math.floor(random() * pool.length)
+    sample.push(pool.splice(at, 1)[0])
+  }
+  const load = (c: PlacementCandidate): number => c.queueLength - c.slotsFree
+  return sample.reduce((best, c) => load(c) < load(best) ? c : best)
+}

@@ -1,0 +1,75 @@
+/**
+ * The deadline and the abort signal of one call. When either fires, the call's isolate is
+ * disposed (which stops whatever runs in it, on its own thread) and the call's promise rejects
+ * at once with a named error, even if the isolate was idle waiting on a promise that would
+ * never settle. The peer's event loop is never blocked: isolates run on isolated-vm's threads.
+ */
+
+import type ivm from 'isolated-vm'
+import type { RhizomeError } from '../model/errors.ts'
+import { SandboxAbortedError, SandboxClosedError, SandboxTimeLimitError } from './errors.ts'
+
+export type KillReason = 'time' | 'abort' | 'closed'
+
+export class CallGuard {
+  reason: KillReason | undefined
+  private readonly isolate: ivm.Isolate
+  private readonly deadlineMs: number
+  private readonly timeMs: number
+  private readonly signal: AbortSignal | undefined
+  private readonly timer: ReturnType<typeof setTimeout>
+  private readonly onAbort: () => void
+  private readonly killed: Promise<never>
+  private rejectKilled: (err: RhizomeError) => void = () => {}
+
+  /** `startedMs` is when the call began (performance.now()); the budget counts from there. */
+  constructor (isolate: ivm.Isolate, timeMs: number, startedMs: number, signal: AbortSignal | undefined) {
+    this.isolate = isolate
+    this.timeMs = timeMs
+    this.deadlineMs = startedMs + timeMs
+    this.signal = signal
+    this.killed = new Promise<never>((_resolve, reject) => { this.rejectKilled = reject })
+    // Nobody may be racing yet when the guard fires; the rejection is observed through race().
+    this.killed.catch(() => {})
+    this.timer = setTimeout(() => this.kill('time'), Math.max(0, this.deadlineMs - performance.now()))
+    this.onAbort = () => this.kill('abort')
+    signal?.addEventListener('abort', this.onAbort, { once: true })
+    if (signal?.aborted === true) this.kill('abort')
+  }
+
+  /** Milliseconds left, for isolated-vm's own per-operation timeouts (at least 1: 0 means none). */
+  remainingMs (): number {
+    return Math.max(1, Math.ceil(this.deadlineMs - performance.now()))
+  }
+
+  kill (reason: KillReason): void {
+    if (this.reason !== undefined) return
+    this.reason = reason
+    if (!this.isolate.isDisposed) {
+      try {
+        this.isolate.dispose()
+      } catch {
+        // Disposed concurrently by isolated-vm (memory limit): the isolate is gone either way.
+      }
+    }
+    this.rejectKilled(this.error(reason))
+  }
+
+  error (reason: KillReason): RhizomeError {
+    if (reason === 'time') return new SandboxTimeLimitError(this.timeMs)
+    if (reason === 'closed') return new SandboxClosedError()
+    return new SandboxAbortedError()
+  }
+
+  /** Settle with `work`, or reject as soon as the guard fires. */
+  async race<T> (work: Promise<T>): Promise<T> {
+    // Once the isolate is disposed, `work` rejects too; that late rejection is expected.
+    work.catch(() => {})
+    return await Promise.race([work, this.killed])
+  }
+
+  clear (): void {
+    clearTimeout(this.timer)
+    this.signal?.removeEventListener('abort', this.onAbort)
+  }
+}

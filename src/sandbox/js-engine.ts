@@ -1,0 +1,137 @@
+/**
+ * The JS engine: one ES module per function, run in V8 isolates (isolated-vm) under a heap
+ * limit, a wall-clock deadline and an output cap.
+ *
+ * Theory of operation. A call leases an isolate from the pool (warm if one is idle for the same
+ * function and code), then builds a *fresh context* in it: the prelude makes the context
+ * deterministic, the module is compiled (from V8's code cache after the first time), linked with
+ * no imports allowed, and evaluated; then the prelude calls the export and writes the result as a
+ * tape. The context is thrown away after the call, so nothing a call does to its globals, the
+ * intrinsics or the module's own top-level state reaches the next call. Measured on a 2-core
+ * peer: a fresh context costs about 0.5 ms per call against 0.05 ms for reusing one; frozen
+ * intrinsics would be cheaper but would still leak module state between calls, so each call
+ * gets its own context. The isolate (heap, code cache) is what stays warm.
+ *
+ * Top-level code sees Math.random seeded by the function id (the same for every call); the
+ * export sees it seeded by the call's seed. Dynamic import() rejects with Error "Not supported"
+ * (reported as FunctionThrewError); static imports are refused with ForbiddenImportError.
+ */
+
+import type ivm from 'isolated-vm'
+import { InvalidInputError } from '../model/errors.ts'
+import type { CallGuard } from './call-guard.ts'
+import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
+import type { IsolatePoolOptions, Lease } from './isolate-pool.ts'
+import { IsolatePool } from './isolate-pool.ts'
+import { isEngineFailure, topLevelError } from './outcome.ts'
+import { PRELUDE_SOURCE } from './prelude.ts'
+import { copyInto, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
+import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
+import { validateCall } from './validate.ts'
+import { argsToTape } from './values.ts'
+import type { Tape } from './values.ts'
+
+interface JsState {
+  code: Uint8Array
+  source: string
+  prelude: ivm.Script | undefined
+  cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined
+}
+
+export interface JsEngineOptions extends IsolatePoolOptions {
+  /** Share a pool with other engines (createSandbox does); otherwise the engine owns one. */
+  pool?: IsolatePool
+}
+
+export class JsEngine implements SandboxEngine {
+  readonly kind = 'js' as const
+  readonly pool: IsolatePool
+  private readonly ownsPool: boolean
+
+  constructor (options: JsEngineOptions = {}) {
+    this.ownsPool = options.pool === undefined
+    this.pool = options.pool ?? new IsolatePool(options)
+  }
+
+  async run (call: SandboxCall, options: RunOptions = {}): Promise<SandboxResult> {
+    const startedMs = performance.now()
+    validateCall(call, 'js')
+    if (options.signal?.aborted === true) throw new SandboxAbortedError()
+    const args = argsToTape(call.args)
+    return await runLeased<JsState>({
+      pool: this.pool,
+      call,
+      signal: options.signal,
+      startedMs,
+      newState: () => newState(call.code),
+      accepts: state => sameBytes(state.code, call.code),
+      work: async (lease, guard) => await callInContext(lease, call, args, guard)
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.ownsPool) this.pool.close()
+  }
+}
+
+/** Build a fresh context, load the module into it, and call the export. Returns the prelude's record. */
+async function callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+  const { isolate, state } = lease.entry
+  state.prelude ??= await isolate.compileScript(PRELUDE_SOURCE, { filename: 'rhizome:prelude' })
+  const context = await isolate.createContext()
+  const references: Array<{ release: () => void }> = [context]
+  try {
+    const install = await state.prelude.run(context, { reference: true, timeout: guard.remainingMs() }) as ivm.Reference
+    references.push(install)
+    const runner = await install.apply(undefined, ['js', copyInto(new TextEncoder().encode(call.functionId))], {
+      result: { reference: true },
+      timeout: guard.remainingMs()
+    }) as ivm.Reference
+    references.push(runner)
+    const namespace = await loadModule(isolate, context, state, call, guard, references)
+    return await runner.apply(undefined, [
+      namespace.derefInto(),
+      call.exportName,
+      copyInto(args.kinds),
+      copyInto(args.vals),
+      copyInto(call.seed),
+      copyInto(preludeLimits(call.limits))
+    ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
+  } finally {
+    releaseAll(references)
+  }
+}
+
+async function loadModule (isolate: ivm.Isolate, context: ivm.Context, state: JsState, call: SandboxCall, guard: CallGuard, references: Array<{ release: () => void }>): Promise<ivm.Reference> {
+  const module = await isolate.compileModule(state.source, {
+    filename: `rhizome:function/${call.functionId}`,
+    ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
+  })
+  references.push(module)
+  state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
+  if (module.dependencySpecifiers.length > 0) {
+    throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
+  }
+  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+  try {
+    await module.evaluate({ timeout: guard.remainingMs() })
+  } catch (err) {
+    if (isEngineFailure(err) || guard.reason !== undefined) throw err
+    throw topLevelError(err)
+  }
+  return module.namespace
+}
+
+function newState (code: Uint8Array): JsState {
+  let source: string
+  try {
+    source = new TextDecoder('utf-8', { fatal: true }).decode(code)
+  } catch (err) {
+    throw new InvalidInputError('js function code is not valid UTF-8', { cause: err })
+  }
+  return { code, source, prelude: undefined, cachedData: undefined }
+}
+
+export function createJsEngine (options: JsEngineOptions = {}): JsEngine {
+  return new JsEngine(options)
+}

@@ -1,0 +1,90 @@
+/**
+ * The life of one call, shared by both engines: lease an isolate, arm the deadline and the
+ * abort signal, run the engine's work, read the prelude's record, and give the isolate back
+ * (clean call) or dispose of it (limit hit, crash, abort).
+ */
+
+import { Buffer } from 'node:buffer'
+import ivm from 'isolated-vm'
+import { CallGuard } from './call-guard.ts'
+import type { IsolatePool, Lease } from './isolate-pool.ts'
+import { THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, VALUE_DEPTH_MAX } from './limits.ts'
+import type { SandboxLimits } from './limits.ts'
+import { engineError, readOutcome } from './outcome.ts'
+import type { PreludeLimits } from './prelude.ts'
+import type { SandboxCall, SandboxResult } from './types.ts'
+
+const MIB = 1024 * 1024
+
+export interface LeasedCall<S> {
+  pool: IsolatePool
+  call: SandboxCall
+  signal: AbortSignal | undefined
+  startedMs: number
+  /** Creates the state of a new isolate for this call's function. */
+  newState: () => S
+  /** Whether an idle isolate's state may serve this call (same code). */
+  accepts: (state: S) => boolean
+  /** The engine's part: run the call in the leased isolate; returns the prelude's record. */
+  work: (lease: Lease<S>, guard: CallGuard) => Promise<unknown>
+}
+
+export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
+  const { call, pool } = c
+  const memoryMiB = Math.ceil(call.limits.memoryBytesMax / MIB)
+  const lease = await pool.acquire<S>(
+    `${call.kind}:${memoryMiB}:${call.functionId}`,
+    c.accepts,
+    async () => {
+      const state = c.newState()
+      return { isolate: new ivm.Isolate({ memoryLimit: memoryMiB }), state }
+    }
+  )
+  const guard = new CallGuard(lease.entry.isolate, call.limits.timeMs, c.startedMs, c.signal)
+  lease.entry.interrupt = reason => guard.kill(reason)
+  let reusable = false
+  try {
+    const record = await guard.race(c.work(lease, guard))
+    const outcome = readOutcome(record, call.limits, call.exportName)
+    reusable = outcome.reusable
+    if (outcome.error !== undefined) throw outcome.error
+    const encoded = outcome.encoded as { value: unknown, bytes: Uint8Array }
+    return { value: encoded.value, bytes: encoded.bytes, runMs: performance.now() - c.startedMs, warm: lease.warm }
+  } catch (err) {
+    throw guard.reason !== undefined ? guard.error(guard.reason) : engineError(err, call.limits)
+  } finally {
+    guard.clear()
+    if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) pool.release(lease.entry)
+    else pool.discard(lease.entry)
+  }
+}
+
+/** The limits the prelude enforces inside the isolate. */
+export function preludeLimits (limits: SandboxLimits): PreludeLimits {
+  return {
+    outputBytesMax: limits.outputBytesMax,
+    depthMax: VALUE_DEPTH_MAX,
+    nameLengthMax: THROWN_NAME_LENGTH_MAX,
+    messageLengthMax: THROWN_MESSAGE_LENGTH_MAX
+  }
+}
+
+/** Structured-clone a host value into the isolate: it arrives as a copy, never a reference. */
+export function copyInto (value: unknown): ivm.Copy<unknown> {
+  return new ivm.ExternalCopy(value).copyInto({ release: true })
+}
+
+export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a === b || (a.length === b.length && Buffer.compare(a, b) === 0)
+}
+
+/** Release isolated-vm handles; after the isolate is disposed they are gone anyway. */
+export function releaseAll (references: Array<{ release: () => void }>): void {
+  for (const reference of references.reverse()) {
+    try {
+      reference.release()
+    } catch {
+      // The isolate is already disposed, and everything in it with it.
+    }
+  }
+}

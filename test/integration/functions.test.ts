@@ -1,0 +1,124 @@
+/**
+ * Functions across real peers: deploy on one, call from a second, run on a third that has never
+ * seen the function; equal calls give equal result CIDs on different peers; a worker killed
+ * mid-task gives the caller a retryable error, not a hang.
+ */
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import type { TestPeer } from '../helpers/peers.ts'
+
+const MATH = fileURLToPath(new URL('../fixtures/deploy/math.ts', import.meta.url))
+
+interface CallJson { value: unknown, peer: string, resultCid: string, taskId: string, timings: { fetchMs: number, runMs: number } }
+
+describe('functions on real peers', { timeout: 240_000 }, () => {
+  let net: TestNetwork
+  let peers: TestPeer[]
+  let fnId: string
+
+  before(async () => {
+    net = await TestNetwork.create()
+    const first = await net.addPeer()
+    const rest = await Promise.all([1, 2, 3].map(async () => await net.addPeer(['--bootstrap', first.tcpAddr])))
+    peers = [first, ...rest]
+    await waitFor('all peers to see each other', async () => {
+      for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length - 1) return false
+      return true
+    }, 60_000, 200)
+  })
+  after(async () => { await net?.close() })
+
+  async function functionsOn (peer: TestPeer): Promise<Array<{ cid: string, origin: string }>> {
+    return (await peer.api<{ functions: Array<{ cid: string, origin: string }> }>('/v1/functions')).functions
+  }
+
+  test('deploy bundles, content-addresses and replicates; deploying again is the same id and no new work', async () => {
+    const first = await runCli(['deploy', MATH, '--replicas', '2', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(first.code, 0, first.stderr)
+    const result = JSON.parse(first.stdout) as { cid: string, exports: string[], alreadyDeployed: boolean, replicas: Array<{ peer: string, ok: boolean }> }
+    assert.deepEqual([...result.exports].sort(), ['double', 'lucky', 'spin', 'sumOfSquares'])
+    assert.equal(result.alreadyDeployed, false)
+    assert.equal(result.replicas.length, 2)
+    assert.ok(result.replicas.every(r => r.ok), JSON.stringify(result.replicas))
+    fnId = result.cid
+    const again = await runCli(['deploy', MATH, '--replicas', '2', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(again.code, 0, again.stderr)
+    const second = JSON.parse(again.stdout) as { cid: string, alreadyDeployed: boolean }
+    assert.equal(second.cid, fnId)
+    assert.equal(second.alreadyDeployed, true)
+    for (const r of result.replicas) {
+      const holder = peers.find(p => p.peerId === r.peer)!
+      assert.ok((await functionsOn(holder)).some(f => f.cid === fnId), `${r.peer} holds the function`)
+    }
+    const listed = await runCli(['functions', '--data-dir', peers[0].dataDir])
+    assert.match(listed.stdout, new RegExp(fnId))
+  })
+
+  test('a call from one peer lands on a peer that has never seen the function: it fetches, verifies and runs it', async () => {
+    const holders = new Set<string>()
+    for (const p of peers) if ((await functionsOn(p)).some(f => f.cid === fnId)) holders.add(p.peerId)
+    const caller = peers.find(p => !holders.has(p.peerId) && p !== peers[0]) ?? peers[1]
+    const worker = peers.find(p => !holders.has(p.peerId) && p !== caller)
+    assert.ok(worker !== undefined, 'a peer without the function exists (4 peers, 2 replicas + deployer at most 3 holders)')
+    const r = await runCli(['call', fnId, 'sumOfSquares', '[1,2,3]', '--on', worker.peerId, '--json', '--data-dir', caller.dataDir])
+    assert.equal(r.code, 0, r.stderr)
+    const answer = JSON.parse(r.stdout) as CallJson
+    assert.equal(answer.value, 14)
+    assert.equal(answer.peer, worker.peerId)
+    assert.ok((await functionsOn(worker)).some(f => f.cid === fnId && f.origin === 'fetched'), 'the worker fetched and kept the function')
+
+    const human = await runCli(['call', fnId, 'double', '21', '--on', worker.peerId, '--data-dir', caller.dataDir])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /^42\n/)
+    assert.match(human.stdout, /ran on\s+12D3Koo/)
+    assert.match(human.stdout, /queue .* fetch .* run .* total/)
+  })
+
+  test('the same call on two different peers gives the same task id and result CID', async () => {
+    const results: CallJson[] = []
+    for (const worker of [peers[1], peers[3]]) {
+      const r = await runCli(['call', fnId, 'lucky', '--on', worker.peerId, '--json', '--data-dir', peers[2].dataDir])
+      assert.equal(r.code, 0, r.stderr)
+      results.push(JSON.parse(r.stdout) as CallJson)
+    }
+    assert.notEqual(results[0].peer, results[1].peer)
+    assert.equal(results[0].taskId, results[1].taskId)
+    assert.equal(results[0].resultCid, results[1].resultCid)
+    assert.equal(results[0].value, results[1].value)
+  })
+
+  test('without --on, placement picks a live peer and the call succeeds', async () => {
+    const r = await runCli(['call', fnId, 'double', '5', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(r.code, 0, r.stderr)
+    const answer = JSON.parse(r.stdout) as CallJson
+    assert.equal(answer.value, 10)
+    assert.ok(peers.some(p => p.peerId === answer.peer))
+  })
+
+  test('bad calls get named errors', async () => {
+    const noExport = await runCli(['call', fnId, 'nope', '--on', peers[1].peerId, '--data-dir', peers[0].dataDir])
+    assert.equal(noExport.code, 1)
+    assert.match(noExport.stderr, /has no export "nope"/)
+    const notJson = await runCli(['call', fnId, 'double', 'five', '--data-dir', peers[0].dataDir])
+    assert.equal(notJson.code, 2)
+    assert.match(notJson.stderr, /argument 1 is not JSON/)
+    const unknown = await runCli(['call', 'no-such-function', 'double', '1', '--data-dir', peers[0].dataDir])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /no function named "no-such-function"/)
+  })
+
+  test('killing the worker mid-task gives the caller a retryable error, not a hang', async () => {
+    const worker = peers[3]
+    const caller = peers[1]
+    const pending = runCli(['call', fnId, 'spin', '60000', '--on', worker.peerId, '--timeout-ms', '90000', '--data-dir', caller.dataDir], { timeoutMs: 60_000 })
+    await waitFor('the worker to start the task', () => worker.stderr.includes('"spin"') || worker.stderr.includes('function fetched') || worker.stderr.length > 0, 10_000)
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    await worker.stop('SIGKILL')
+    const r = await pending
+    assert.equal(r.code, 1, `the call must fail, not hang: ${r.stderr}`)
+    assert.match(r.stderr, /ERR_PEER_UNAVAILABLE/)
+    assert.match(r.stderr, /hint:/)
+  })
+})

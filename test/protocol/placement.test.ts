@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { choosePeer, hash53, rendezvousOwners } from '../../src/protocol/placement.ts'
+
+const peers = Array.from({ length: 20 }, (_, i) => `peer-${i}`)
+
+describe('rendezvous owners', () => {
+  test('every peer computes the same owners, in any input order', () => {
+    const a = rendezvousOwners('bafy-key', peers, 3)
+    const b = rendezvousOwners('bafy-key', [...peers].reverse(), 3)
+    assert.deepEqual(a, b)
+    assert.equal(new Set(a).size, 3)
+  })
+
+  test('removing a peer that is not an owner moves nothing; removing an owner moves only its share', () => {
+    const owners = rendezvousOwners('k', peers, 3)
+    const bystander = peers.find(p => !owners.includes(p))!
+    assert.deepEqual(rendezvousOwners('k', peers.filter(p => p !== bystander), 3), owners)
+    const after = rendezvousOwners('k', peers.filter(p => p !== owners[0]), 3)
+    assert.deepEqual(after.slice(0, 2), owners.slice(1))
+  })
+
+  test('spreads keys across peers', () => {
+    const counts = new Map<string, number>()
+    for (let i = 0; i < 2000; i++) {
+      const [owner] = rendezvousOwners(`key-${i}`, peers, 1)
+      counts.set(owner, (counts.get(owner) ?? 0) + 1)
+    }
+    assert.equal(counts.size, peers.length)
+    for (const n of counts.values()) assert.ok(n > 40 && n < 200, `share ${n} of 2000 is far from 100`)
+  })
+
+  test('n larger than the peers gives every peer once; n of 0 gives none; duplicates count once', () => {
+    assert.equal(rendezvousOwners('k', ['a', 'b', 'a'], 5).length, 2)
+    assert.deepEqual(rendezvousOwners('k', peers, 0), [])
+    assert.notEqual(hash53('a'), hash53('b'))
+  })
+})
+
+describe('choosePeer', () => {
+  const seq = (...values: number[]): () => number => { let i = 0; return () => values[i++ % values.length] }
+
+  test('takes the least loaded of the sample', () => {
+    const candidates = [
+      { peerId: 'busy', slotsFree: 0, queueLength: 5 },
+      { peerId: 'idle', slotsFree: 4, queueLength: 0 },
+      { peerId: 'some', slotsFree: 1, queueLength: 0 }
+    ]
+    assert.equal(choosePeer(candidates, seq(0, 0), 2)?.peerId, 'idle')
+    assert.equal(choosePeer(candidates, seq(0, 0.5), 2)?.peerId, 'some')
+    assert.equal(choosePeer(candidates, seq(0, 0), 1)?.peerId, 'busy')
+    assert.equal(choosePeer(candidates, seq(0.1, 0.1, 0.1), 3)?.peerId, 'idle')
+  })
+
+  test('no candidates, no choice', () => {
+    assert.equal(choosePeer([], () => 0), undefined)
+  })
+})
