@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { availableParallelism, homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
@@ -173,7 +174,15 @@ function checkAddrs (addrs: string[], needPeerId: boolean): string | undefined {
     if (addr.length > 256) return `${addr.slice(0, 40)}… is longer than 256 characters`
     try {
       const ma = multiaddr(addr)
-      if (needPeerId && ma.getComponents().find(c => c.name === 'p2p') === undefined) return `${addr} has no /p2p/<peer id> part`
+      const p2p = ma.getComponents().find(c => c.name === 'p2p')
+      if (needPeerId && p2p === undefined) return `${addr} has no /p2p/<peer id> part`
+      if (p2p !== undefined) {
+        try {
+          peerIdFromString(p2p.value ?? '')
+        } catch {
+          return `${addr}: ${JSON.stringify(p2p.value)} is not a peer id`
+        }
+      }
     } catch (err) {
       return `${JSON.stringify(addr)} is not a valid multiaddr (${(err as Error).message})`
     }

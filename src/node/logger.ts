@@ -4,6 +4,8 @@
  */
 import type { LogFields, LogLevel, Logger } from '../model/log.ts'
 
+const RESERVED = { t: true, level: true, ns: true, msg: true }
+
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 }
 
 export interface LoggerOptions {
@@ -23,7 +25,8 @@ export function createLogger (namespace: string, options: LoggerOptions): Logger
     const record: Record<string, unknown> = { t: new Date(now()).toISOString(), level, ns: namespace, msg: message }
     if (fields !== undefined) {
       for (const [key, value] of Object.entries(fields)) {
-        record[key] = value instanceof Error ? { name: value.name, message: value.message } : value
+        // A field named like a reserved key keeps its value under `key_` instead of overwriting it.
+        record[key in RESERVED ? `${key}_` : key] = value instanceof Error ? { name: value.name, message: value.message } : value
       }
     }
     let line: string

@@ -30,7 +30,9 @@ const FAILURE_TEXT_CHARS_MAX = 2048
 
 export function encodeEnvelope (envelope: RpcEnvelope): Uint8Array {
   const out: Record<string, unknown> = { id: envelope.id, kind: envelope.kind }
-  if (envelope.body !== undefined) out.body = envelope.body
+  // A request or response always carries a body; `undefined` (a handler that returns nothing)
+  // travels as null, which dag-cbor can encode.
+  if (envelope.kind === 'req' || envelope.kind === 'res') out.body = envelope.body ?? null
   if (envelope.error !== undefined) out.error = stripUndefined(envelope.error)
   return dagCbor.encode(out)
 }
