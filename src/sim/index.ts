@@ -9,7 +9,7 @@ export {
   checkScenario, convergenceBoundMs, membershipScenarioFromSeed, replayCommand, runMembershipScenario
 } from './membership-scenario.ts'
 export type {
-  CrashPlan, MembershipScenario, MembershipScenarioResult, MembershipTimings, ScenarioShape
+  CrashPlan, MembershipScenario, MembershipScenarioResult, MembershipTimings, ScenarioShape, SimulationHooks
 } from './membership-scenario.ts'
 export { createRandom } from '../protocol/random.ts'
 export type { Random } from '../protocol/random.ts'

@@ -299,14 +299,19 @@ type SimEvent =
   | { kind: 'heal', index: number }
   | { kind: 'faults-start' }
   | { kind: 'faults-end' }
-  | { kind: 'check' }
+
+export interface SimulationHooks {
+  /** Build each peer's state machine. Default: the real one. Tests pass a broken one to check
+   *  that the invariants catch it. */
+  createMembership?: (options: MembershipOptions) => Membership
+}
 
 /** Run one scenario; `{ seed, ...shape }` generates it from the seed first. Never throws for a
  *  protocol bug: assertion failures and invariant breaks come back as violations. */
-export function runMembershipScenario (input: MembershipScenario | ({ seed: number } & ScenarioShape)): MembershipScenarioResult {
+export function runMembershipScenario (input: MembershipScenario | ({ seed: number } & ScenarioShape), hooks: SimulationHooks = {}): MembershipScenarioResult {
   const scenario = 'startTimesMs' in input ? input : membershipScenarioFromSeed(input.seed, input)
   checkScenario(scenario)
-  return new Simulation(scenario).run()
+  return new Simulation(scenario, hooks.createMembership ?? createMembership).run()
 }
 
 class Simulation {
@@ -329,8 +334,11 @@ class Simulation {
   private readonly messages = { published: 0, delivered: 0, lost: 0, partitioned: 0, duplicated: 0, droppedAtDownPeer: 0 }
   private readonly verdicts: Record<AnnouncementVerdict, number> = { accepted: 0, stale: 0, self: 0, 'foreign-network': 0, 'rate-limited': 0, full: 0 }
 
-  constructor (scenario: MembershipScenario) {
+  private readonly createMembership: (options: MembershipOptions) => Membership
+
+  constructor (scenario: MembershipScenario, create: (options: MembershipOptions) => Membership) {
     this.s = scenario
+    this.createMembership = create
     const rng = createRandom(scenario.seed)
     const idRng = rng.fork()
     this.rng = rng.fork()
@@ -373,12 +381,25 @@ class Simulation {
     })
     if (s.faultsStartMs < s.faultsEndMs) this.queue.push(s.faultsStartMs, { kind: 'faults-start' })
     this.queue.push(s.faultsEndMs, { kind: 'faults-end' })
-    for (let t = 0; t < this.endMs; t += s.checkEveryMs) this.queue.push(t, { kind: 'check' })
-    if (s.faultsEndMs + this.boundMs < this.endMs) this.queue.push(s.faultsEndMs + this.boundMs, { kind: 'check' })
-    this.queue.push(this.endMs, { kind: 'check' })
+    // Checks are not events: a check at time t runs after every event at t, so it sees the
+    // network as it is at the end of that ms (a tick due "now" has run).
+    const checkTimesMs: number[] = []
+    for (let t = 0; t < this.endMs; t += s.checkEveryMs) checkTimesMs.push(t)
+    checkTimesMs.push(s.faultsEndMs + this.boundMs, this.endMs)
+    checkTimesMs.sort((a, b) => a - b)
+    let checkIndex = 0
 
     try {
-      for (let next = this.queue.peekTimeMs(); next !== undefined && next <= this.endMs; next = this.queue.peekTimeMs()) {
+      for (;;) {
+        const eventMs = this.queue.peekTimeMs()
+        const checkMs = checkIndex < checkTimesMs.length ? checkTimesMs[checkIndex] : undefined
+        if (checkMs !== undefined && (eventMs === undefined || checkMs < eventMs)) {
+          this.nowMs = checkMs
+          checkIndex += 1
+          if (checkMs !== checkTimesMs[checkIndex - 2]) this.checkSample() // skip a duplicate time
+          continue
+        }
+        if (eventMs === undefined || eventMs > this.endMs) break
         const popped = this.queue.pop()
         assert(popped !== undefined, 'peeked event is there')
         this.nowMs = popped.timeMs
@@ -436,7 +457,6 @@ class Simulation {
         this.activePartitions.clear()
         this.trace.add(`${this.nowMs} faults-end`)
         return
-      case 'check': return this.checkSample()
     }
   }
 
@@ -448,7 +468,7 @@ class Simulation {
     node.life += 1
     // The shell's rule: the incarnation is the start time, and larger than any earlier one.
     node.incarnation = Math.max(this.nowMs, node.incarnation + 1)
-    node.membership = createMembership({
+    node.membership = this.createMembership({
       selfId: node.peerId,
       networkId: NETWORK_ID,
       version: VERSION,
@@ -703,7 +723,8 @@ class Simulation {
   /** No entry overstays its state (a late or missing tick), and none left it early. */
   private checkTimers (node: SimNode, m: Membership): void {
     const t = this.s.membership
-    const now = node.clockMs
+    // The time the state machine would see if it were called now (its clock never runs back).
+    const now = Math.max(node.clockMs, this.nowMs + node.skewMs)
     for (const e of m.view()) {
       const late =
         e.state === 'alive' ? now - e.lastSeenMs > t.suspectAfterMs
