@@ -1,77 +1,128 @@
 /**
- * Bundling: a module of functions and its relative imports become one ES module with esbuild.
- * A Rhizome function runs in a sandbox with no file system, network or Node built-ins, so any
- * import that is not a relative file is refused here, at deploy time, with the import's name —
- * not at run time on some other peer. Output is deterministic: the same sources give the same
- * bytes, so the same function id.
+ * Bundling a JS/TS function module with esbuild into ONE self-contained ES module: relative
+ * imports and pure npm packages are bundled in; Node built-ins, URL imports and anything left
+ * external are refused, naming the import and the file that has it.
+ *
+ * Determinism: the same files give byte-identical bundles wherever the project sits on disk
+ * (paths in the bundle's comments are relative to the entry's folder), and no tsconfig.json is
+ * read — a function's bundle depends on its own source files only.
+ *
+ * Exports: the bundle is evaluated once in the sandbox, under limits, and its exported
+ * *functions* are listed. Other exports (constants, classes are functions too) stay in the
+ * module but are not callable as tasks, so they are left out of the list.
  */
-import { builtinModules } from 'node:module'
-import { relative } from 'node:path'
-import * as esbuild from 'esbuild'
-import { RhizomeError } from '../model/errors.ts'
-import { CODE_BYTES_MAX, ForbiddenImportError, inspectJsExports } from '../sandbox/index.ts'
 
-export class BundleError extends RhizomeError {
-  constructor (message: string, hint: string) {
-    super('ERR_BUNDLE', message, { hint })
-    this.name = 'BundleError'
-  }
+import { isBuiltin } from 'node:module'
+import path from 'node:path'
+import * as esbuild from 'esbuild'
+import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+import { CODE_BYTES_MAX, ExportNotFoundError, ForbiddenImportError, inspectJsExports } from '../sandbox/index.ts'
+import type { SandboxLimits } from '../sandbox/index.ts'
+import { BundleError, NoExportsError } from './errors.ts'
+
+export interface BundleOptions {
+  /**
+   * Largest bundle accepted, in bytes. Default (and ceiling) CODE_BYTES_MAX.js, 4 MiB: what
+   * every peer's sandbox accepts.
+   */
+  bundleBytesMax?: number
+  /** Only these exports become callable; each must be an exported function. Default: all exported functions. */
+  exports?: string[]
+  /** Limits for evaluating the bundle once to list its exports (default DEFAULT_LIMITS). */
+  limits?: SandboxLimits
+  signal?: AbortSignal
 }
 
 export interface Bundle {
+  /** One ES module, UTF-8. */
   code: Uint8Array
-  /** The module's exported functions, sorted. */
+  /** Callable exports, sorted. */
   exports: string[]
 }
 
-const BUILTINS = new Set(builtinModules.flatMap(m => [m, `node:${m}`]))
+const PLUGIN_NAME = 'rhizome-imports'
 
-export async function bundleFunctions (entryPath: string): Promise<Bundle> {
-  const forbidden: esbuild.Plugin = {
-    name: 'rhizome-imports',
-    setup (build) {
-      build.onResolve({ filter: /.*/ }, (args) => {
-        if (args.kind === 'entry-point') return undefined
-        const spec = args.path
-        const relativeFile = args.importer === '' ? entryPath : relative(process.cwd(), args.importer)
-        if (spec.startsWith('./') || spec.startsWith('../')) return undefined
-        const why = BUILTINS.has(spec) || spec.startsWith('node:')
-          ? 'Node built-ins are not available inside the sandbox'
-          : /^[a-z]+:/i.test(spec) ? 'URL imports are not available inside the sandbox' : 'package imports are not bundled yet: copy the code you need into a relative file'
-        return { errors: [{ text: new ForbiddenImportError(spec, relativeFile, why).message }] }
-      })
-    }
+/** Refuse imports that a function cannot have: Node built-ins and URLs. */
+const importGuard: esbuild.Plugin = {
+  name: PLUGIN_NAME,
+  setup (build) {
+    build.onResolve({ filter: /.*/ }, args => {
+      if (args.kind === 'entry-point') return undefined
+      if (isBuiltin(args.path)) {
+        return { errors: [{ text: `imports the Node built-in "${args.path}", which a Rhizome function cannot use`, detail: args.path }] }
+      }
+      if (/^[a-z][a-z0-9+.-]*:/i.test(args.path)) {
+        return { errors: [{ text: `imports "${args.path}" by URL; a Rhizome function is bundled from local files only`, detail: args.path }] }
+      }
+      return undefined
+    })
   }
-  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] }
+}
+
+/** Bundle `entryPath` and its imports into one ES module, and list its exported functions. */
+export async function bundleFunctions (entryPath: string, options: BundleOptions = {}): Promise<Bundle> {
+  const bundleBytesMax = options.bundleBytesMax ?? CODE_BYTES_MAX.js
+  if (!Number.isSafeInteger(bundleBytesMax) || bundleBytesMax < 1 || bundleBytesMax > CODE_BYTES_MAX.js) {
+    throw new InvalidInputError(`bundleBytesMax must be an integer from 1 to ${CODE_BYTES_MAX.js}`)
+  }
+  const entry = path.resolve(entryPath)
+  const code = await build(entry)
+  if (code.length > bundleBytesMax) throw new TooLargeError(`the bundle of ${entryPath}`, code.length, bundleBytesMax)
+  const found = await inspectJsExports(code, { limits: options.limits, signal: options.signal })
+  const functions = found.filter(e => e.type === 'function').map(e => e.name)
+  let exports = functions
+  if (options.exports !== undefined) {
+    for (const name of options.exports) {
+      if (!functions.includes(name)) throw new ExportNotFoundError(name, functions)
+    }
+    exports = [...new Set(options.exports)].sort()
+  }
+  if (exports.length === 0) throw new NoExportsError(entryPath)
+  return { code, exports }
+}
+
+async function build (entry: string): Promise<Uint8Array> {
+  const workingDir = path.dirname(entry)
+  let result: esbuild.BuildResult<{ write: false, metafile: true }>
   try {
     result = await esbuild.build({
-      entryPoints: [entryPath],
+      entryPoints: [entry],
+      absWorkingDir: workingDir,
+      outfile: 'bundle.js',
       bundle: true,
+      write: false,
+      metafile: true,
       format: 'esm',
       platform: 'neutral',
       target: 'es2022',
-      write: false,
-      metafile: false,
-      logLevel: 'silent',
-      legalComments: 'none',
+      mainFields: ['module', 'main'],
       charset: 'utf8',
-      plugins: [forbidden]
+      sourcemap: false,
+      tsconfigRaw: {},
+      logLevel: 'silent',
+      plugins: [importGuard]
     })
   } catch (err) {
-    const failure = err as esbuild.BuildFailure
-    const first = failure.errors?.[0]
-    if (first === undefined) throw err
-    if (first.text.startsWith('forbidden import')) {
-      throw new BundleError(first.text, 'a Rhizome function is one self-contained module: use relative imports only, no Node built-ins, file system or network')
-    }
-    const at = first.location === null || first.location === undefined ? '' : `${first.location.file}:${first.location.line}:${first.location.column + 1}: `
-    throw new BundleError(`${at}${first.text}`, 'fix the error in the source and deploy again')
+    throw buildError(err)
   }
-  const code = result.outputFiles[0].contents
-  if (code.byteLength > CODE_BYTES_MAX.js) {
-    throw new BundleError(`the bundle is ${code.byteLength} bytes; a function holds at most ${CODE_BYTES_MAX.js}`, 'split it into smaller functions, or move data into blobs')
+  for (const output of Object.values(result.metafile.outputs)) {
+    const external = output.imports.find(i => i.external === true)
+    if (external !== undefined) throw new ForbiddenImportError(external.path, undefined, 'it was left outside the bundle')
   }
-  const exports = (await inspectJsExports(code)).filter(e => e.type === 'function').map(e => e.name).sort()
-  if (exports.length === 0) throw new BundleError(`${entryPath} exports no functions`, 'export the functions peers should run, e.g. `export async function double (x) { return x * 2 }`')
-  return { code, exports }
+  const output = result.outputFiles[0]
+  if (result.outputFiles.length !== 1 || output === undefined) throw new BundleError(`esbuild produced ${result.outputFiles.length} files instead of one`)
+  return output.contents
+}
+
+function buildError (err: unknown): Error {
+  const errors = (err as { errors?: esbuild.Message[] }).errors
+  const first = Array.isArray(errors) ? errors[0] : undefined
+  if (first === undefined) return new BundleError((err as Error).message ?? String(err), undefined, { cause: err })
+  // esbuild columns are 0-based; editors and terminals expect 1-based.
+  const location = first.location !== null ? { file: first.location.file, line: first.location.line, column: first.location.column + 1 } : undefined
+  if (first.pluginName === PLUGIN_NAME) {
+    const file = location !== undefined ? `${location.file}:${location.line}:${location.column}` : undefined
+    return new ForbiddenImportError(String(first.detail), file, first.text, { cause: err })
+  }
+  return new BundleError(first.text, location, { cause: err })
 }

@@ -1,112 +1,186 @@
 /**
- * A function's manifest: what a peer needs to know before running it — its kind, the CID of its
- * code, the exports that may be called, the limits each call runs under, and whether it is
- * deterministic. Encoded as deterministic dag-cbor; its CID is the function id, so the same code
- * with the same settings always has the same id.
+ * Function manifests: what a deployed function is. The manifest names the code by CID (raw
+ * codec, sha2-256), lists the callable exports, and carries the resource limits and whether
+ * the function is deterministic. It is encoded as deterministic dag-cbor; its CID (dag-cbor
+ * codec, sha2-256) is the function's id. The same code, name, exports and limits always give the
+ * same manifest bytes and so the same id.
+ *
+ * Manifests arrive from other peers: decodeManifest caps the size before decoding, then checks
+ * every field, refusing unknown fields and non-canonical encodings (so one function has one id).
  */
+
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { ProtocolViolationError, TooLargeError } from '../model/errors.ts'
-import { CODE_BYTES_MAX, DEFAULT_LIMITS, limitsProblem } from '../sandbox/index.ts'
-import type { FunctionKind, SandboxLimits } from '../sandbox/index.ts'
+import { TooLargeError } from '../model/errors.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, ExportNotFoundError, limitsProblem } from '../sandbox/index.ts'
+import type { FunctionKind, SandboxCall, SandboxLimits } from '../sandbox/index.ts'
+import { InvalidManifestError } from './errors.ts'
 
-export const MANIFEST_VERSION = 'function/1'
-/** A manifest lists names and numbers; 64 KiB holds hundreds of exports. */
-export const MANIFEST_BYTES_MAX = 64 * 1024
-/** Exports one function module may offer. */
-export const EXPORTS_MAX = 256
-/** Function names are for people: short and printable. */
-export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const EXPORT_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/
+export const FUNCTION_MANIFEST_VERSION = 'function/1'
 
 export interface FunctionManifest {
-  rhizome: typeof MANIFEST_VERSION
+  rhizome: typeof FUNCTION_MANIFEST_VERSION
   name: string
   kind: FunctionKind
+  /** Raw CID of the code (the JS bundle or the wasm module). */
   code: CID
   codeBytes: number
+  /** Callable exports, sorted, unique. */
   exports: string[]
   limits: SandboxLimits
+  /** True when equal calls give equal results (the default): results may be verified by replicas. */
   deterministic: boolean
 }
+
+/**
+ * Largest encoded manifest accepted. A manifest is ~100 bytes plus its export names: 256 names
+ * of 128 characters fit in 64 KiB with room to spare.
+ */
+export const MANIFEST_BYTES_MAX = 64 * 1024
+/** Longest function name: a human label, shown in the CLI and dashboard. */
+export const FUNCTION_NAME_LENGTH_MAX = 128
+/** Most exports per function: a module, not a library of everything. */
+export const EXPORTS_MAX = 256
+/** Longest export name (the sandbox accepts the same). */
+export const EXPORT_NAME_LENGTH_MAX = 128
+
+const FIELDS = ['code', 'codeBytes', 'deterministic', 'exports', 'kind', 'limits', 'name', 'rhizome']
+// C0 controls and DEL: names are printed in terminals.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/
 
 export interface ManifestInput {
   name: string
   kind: FunctionKind
   code: Uint8Array
   exports: string[]
-  limits?: Partial<SandboxLimits>
+  limits?: SandboxLimits
   deterministic?: boolean
 }
 
+/** The raw CID (CIDv1, codec 0x55, sha2-256) of function code. */
+export async function codeCid (code: Uint8Array): Promise<CID> {
+  return CID.create(1, raw.code, await sha256.digest(code))
+}
+
+/** Build and check a manifest for `code`. Exports are sorted and deduplicated. */
 export async function createManifest (input: ManifestInput): Promise<FunctionManifest> {
   const manifest: FunctionManifest = {
-    rhizome: MANIFEST_VERSION,
+    rhizome: FUNCTION_MANIFEST_VERSION,
     name: input.name,
     kind: input.kind,
-    code: CID.create(1, raw.code, await sha256.digest(input.code)),
-    codeBytes: input.code.byteLength,
-    exports: [...input.exports].sort(),
-    limits: { ...DEFAULT_LIMITS, ...input.limits },
+    code: await codeCid(input.code),
+    codeBytes: input.code.length,
+    exports: [...new Set(input.exports)].sort(compareStrings),
+    limits: { ...(input.limits ?? DEFAULT_LIMITS) },
     deterministic: input.deterministic ?? true
   }
-  validate(manifest)
-  return manifest
+  return validateManifest(manifest)
 }
 
+/** Deterministic dag-cbor bytes of a (valid) manifest. */
 export function encodeManifest (manifest: FunctionManifest): Uint8Array {
-  validate(manifest)
-  return dagCbor.encode({ ...manifest, limits: { ...manifest.limits } })
+  const checked = validateManifest(manifest)
+  const bytes = dagCbor.encode(checked)
+  if (bytes.length > MANIFEST_BYTES_MAX) throw new TooLargeError('function manifest', bytes.length, MANIFEST_BYTES_MAX)
+  return bytes
 }
 
+/** Decode and check manifest bytes from anywhere (another peer, a file). */
 export function decodeManifest (bytes: Uint8Array): FunctionManifest {
-  if (bytes.byteLength > MANIFEST_BYTES_MAX) throw new TooLargeError('function manifest', bytes.byteLength, MANIFEST_BYTES_MAX)
+  if (!(bytes instanceof Uint8Array)) throw new InvalidManifestError('bytes', 'must be a Uint8Array')
+  if (bytes.length > MANIFEST_BYTES_MAX) throw new TooLargeError('function manifest', bytes.length, MANIFEST_BYTES_MAX)
   let value: unknown
   try {
     value = dagCbor.decode(bytes)
   } catch (err) {
-    throw new ProtocolViolationError('function manifest is not valid dag-cbor', { cause: err })
+    throw new InvalidManifestError('bytes', `not dag-cbor: ${(err as Error).message}`, { cause: err })
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolViolationError('function manifest must be a map')
-  const m = value as Record<string, unknown>
-  const limits = m.limits as Record<string, unknown> | undefined
-  const manifest = {
-    rhizome: m.rhizome,
-    name: m.name,
-    kind: m.kind,
-    code: CID.asCID(m.code) ?? m.code,
-    codeBytes: m.codeBytes,
-    exports: m.exports,
-    limits: typeof limits === 'object' && limits !== null ? { memoryBytesMax: limits.memoryBytesMax, timeMs: limits.timeMs, outputBytesMax: limits.outputBytesMax } : limits,
-    deterministic: m.deterministic
-  } as FunctionManifest
-  const extra = Object.keys(m).filter(k => !(k in manifest))
-  if (extra.length > 0) throw new ProtocolViolationError(`function manifest has unknown fields: ${extra.join(', ')}`)
-  validate(manifest)
+  const manifest = validateManifest(value)
+  if (!equalBytes(dagCbor.encode(manifest), bytes)) throw new InvalidManifestError('bytes', 'not in canonical dag-cbor form')
   return manifest
 }
 
-/** The function id: CIDv1, dag-cbor, sha2-256 of the manifest bytes. */
+/** The manifest's CID (CIDv1, dag-cbor codec 0x71, sha2-256): the function id. */
 export async function manifestCid (bytes: Uint8Array): Promise<CID> {
   return CID.create(1, dagCbor.code, await sha256.digest(bytes))
 }
 
-function validate (m: FunctionManifest): void {
-  const fail = (field: string, rule: string): never => { throw new ProtocolViolationError(`function manifest ${field} ${rule}`) }
-  if (m.rhizome !== MANIFEST_VERSION) fail('rhizome', `must be "${MANIFEST_VERSION}"`)
-  if (typeof m.name !== 'string' || !NAME.test(m.name)) fail('name', 'must be 1-64 characters of letters, digits, ".", "_" or "-"')
-  if (m.kind !== 'js' && m.kind !== 'wasm') fail('kind', 'must be "js" or "wasm"')
-  if (!(m.code instanceof CID) || m.code.code !== raw.code || m.code.multihash.code !== sha256.code) fail('code', 'must be a raw sha2-256 CID')
-  if (typeof m.codeBytes !== 'number' || !Number.isSafeInteger(m.codeBytes) || m.codeBytes < 1 || m.codeBytes > CODE_BYTES_MAX[m.kind]) {
-    fail('codeBytes', `must be an integer from 1 to ${CODE_BYTES_MAX[m.kind]}`)
+/** Check every field of `value` as a manifest; returns it typed, or throws InvalidManifestError. */
+export function validateManifest (value: unknown): FunctionManifest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidManifestError('(root)', 'must be a map')
+  const m = value as Record<string, unknown>
+  for (const key of Object.keys(m)) {
+    if (!FIELDS.includes(key)) throw new InvalidManifestError(key, 'is not a manifest field')
   }
-  if (!Array.isArray(m.exports) || m.exports.length === 0 || m.exports.length > EXPORTS_MAX) fail('exports', `must list 1 to ${EXPORTS_MAX} names`)
-  for (const name of m.exports) if (typeof name !== 'string' || !EXPORT_NAME.test(name)) fail('exports', `has an invalid name ${JSON.stringify(name)}`)
-  if (new Set(m.exports).size !== m.exports.length) fail('exports', 'has duplicates')
-  if (typeof m.limits !== 'object' || m.limits === null) fail('limits', 'must be a map')
+  if (m.rhizome !== FUNCTION_MANIFEST_VERSION) throw new InvalidManifestError('rhizome', `must be "${FUNCTION_MANIFEST_VERSION}"`)
+  checkLabel('name', m.name, FUNCTION_NAME_LENGTH_MAX)
+  if (m.kind !== 'js' && m.kind !== 'wasm') throw new InvalidManifestError('kind', 'must be "js" or "wasm"')
+  const code = CID.asCID(m.code)
+  if (code === null) throw new InvalidManifestError('code', 'must be a CID')
+  if (code.version !== 1 || code.code !== raw.code || code.multihash.code !== sha256.code || code.multihash.size !== 32) {
+    throw new InvalidManifestError('code', 'must be a CIDv1 with the raw codec and a sha2-256 hash')
+  }
+  const codeBytesMax = CODE_BYTES_MAX[m.kind]
+  if (typeof m.codeBytes !== 'number' || !Number.isSafeInteger(m.codeBytes) || m.codeBytes < 1 || m.codeBytes > codeBytesMax) {
+    throw new InvalidManifestError('codeBytes', `must be an integer from 1 to ${codeBytesMax} for ${m.kind} code`)
+  }
+  checkExports(m.exports)
   const problem = limitsProblem(m.limits)
-  if (problem !== undefined) fail('limits', problem)
-  if (typeof m.deterministic !== 'boolean') fail('deterministic', 'must be true or false')
+  if (problem !== undefined) throw new InvalidManifestError('limits', problem)
+  if (typeof m.deterministic !== 'boolean') throw new InvalidManifestError('deterministic', 'must be a boolean')
+  return m as unknown as FunctionManifest
+}
+
+function checkLabel (field: string, value: unknown, lengthMax: number): void {
+  if (typeof value !== 'string' || value.length === 0 || value.length > lengthMax) throw new InvalidManifestError(field, `must be a string of 1 to ${lengthMax} characters`)
+  if (CONTROL.test(value)) throw new InvalidManifestError(field, 'must not contain control characters')
+}
+
+function checkExports (exports: unknown): void {
+  if (!Array.isArray(exports) || exports.length === 0 || exports.length > EXPORTS_MAX) {
+    throw new InvalidManifestError('exports', `must be a list of 1 to ${EXPORTS_MAX} names`)
+  }
+  for (let i = 0; i < exports.length; i++) {
+    checkLabel(`exports[${i}]`, exports[i], EXPORT_NAME_LENGTH_MAX)
+    if (i > 0 && compareStrings(exports[i - 1] as string, exports[i] as string) >= 0) {
+      throw new InvalidManifestError('exports', 'must be sorted and without duplicates')
+    }
+  }
+}
+
+export interface ManifestCallInput {
+  manifest: FunctionManifest
+  /** The manifest's CID as a string. */
+  functionId: string
+  code: Uint8Array
+  exportName: string
+  args: unknown[]
+  seed: Uint8Array
+}
+
+/** A sandbox call for one export of a deployed function, refusing exports the manifest does not list. */
+export function callFromManifest (input: ManifestCallInput): SandboxCall {
+  if (!input.manifest.exports.includes(input.exportName)) throw new ExportNotFoundError(input.exportName, input.manifest.exports)
+  return {
+    functionId: input.functionId,
+    kind: input.manifest.kind,
+    code: input.code,
+    exportName: input.exportName,
+    args: input.args,
+    seed: input.seed,
+    limits: input.manifest.limits
+  }
+}
+
+function compareStrings (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

@@ -26,7 +26,7 @@ export function createLogger (namespace: string, options: LoggerOptions): Logger
     if (fields !== undefined) {
       for (const [key, value] of Object.entries(fields)) {
         // A field named like a reserved key keeps its value under `key_` instead of overwriting it.
-        record[key in RESERVED ? `${key}_` : key] = value instanceof Error ? { name: value.name, message: value.message } : value
+        record[Object.hasOwn(RESERVED, key) ? `${key}_` : key] = value instanceof Error ? { name: value.name, message: value.message } : value
       }
     }
     let line: string

@@ -23,6 +23,8 @@ interface Primordials {
   ObjectGetOwnPropertyDescriptor: typeof Object.getOwnPropertyDescriptor
   ObjectHasOwn: typeof Object.hasOwn
   ObjectPrototype: object
+  ObjectSetPrototypeOf: typeof Object.setPrototypeOf
+  ArrayPrototype: object
   ObjectPrototypeToString: (self: unknown) => string
   ReflectOwnKeys: typeof Reflect.ownKeys
   ReflectApply: typeof Reflect.apply
@@ -72,7 +74,8 @@ interface Failure {
   exports?: string[]
 }
 
-interface TapeOut { ok: true, kinds: number[], vals: unknown[], bytes: number }
+/** The result tape: `kinds` has spare capacity; its first `count` entries are the tokens. */
+interface TapeOut { ok: true, kinds: Uint8Array, vals: unknown[], count: number, bytes: number }
 
 interface Limits { outputBytesMax: number, depthMax: number, nameLengthMax: number, messageLengthMax: number }
 
@@ -97,6 +100,8 @@ function capturePrimordials (): Primordials {
     ObjectGetOwnPropertyDescriptor: Object.getOwnPropertyDescriptor,
     ObjectHasOwn: Object.hasOwn,
     ObjectPrototype: Object.prototype,
+    ObjectSetPrototypeOf: Object.setPrototypeOf,
+    ArrayPrototype: Array.prototype,
     ObjectPrototypeToString: uncurryThis(Object.prototype.toString),
     ReflectOwnKeys: Reflect.ownKeys,
     ReflectApply: Reflect.apply,
@@ -140,6 +145,16 @@ function capturePrimordials (): Primordials {
 /** A property descriptor with no prototype, so a polluted Object.prototype.get cannot turn it into an accessor. */
 function dataProperty (value: unknown, enumerable: boolean): PropertyDescriptor {
   return { __proto__: null, value, writable: true, enumerable, configurable: true } as PropertyDescriptor
+}
+
+/**
+ * An array with no prototype: storing `list[i] = v` cannot reach a setter planted on
+ * Array.prototype or Object.prototype, and stays as fast as a plain store.
+ */
+function bareList (): unknown[] {
+  const list: unknown[] = []
+  P.ObjectSetPrototypeOf(list, null)
+  return list
 }
 
 /** Array push without [[Set]]: setters planted on Array.prototype are not called. */
@@ -300,13 +315,20 @@ function walkFailure (kind: Failure['kind'], message: string, bytes?: number): F
 function emit (tape: TapeOut, kind: number, val: unknown, bytes: number, limits: Limits): void {
   tape.bytes += bytes
   if (tape.bytes > limits.outputBytesMax) throw walkFailure('output', 'the result is too large', tape.bytes)
-  append(tape.kinds, kind)
-  append(tape.vals, val)
+  if (tape.count === tape.kinds.length) {
+    const grown = new P.Uint8Array(tape.count * 2)
+    P.TypedArraySet(grown, tape.kinds)
+    tape.kinds = grown
+  }
+  // Indexed stores into a typed array and a prototype-less array: no setter can intercept them.
+  tape.kinds[tape.count] = kind
+  tape.vals[tape.count] = val
+  tape.count++
 }
 
 /** Write the result as a tape, or return the failure that stopped it. */
 function resultTape (value: unknown, limits: Limits): TapeOut | Failure {
-  const tape = { __proto__: null, ok: true, kinds: [], vals: [], bytes: 0 } as unknown as TapeOut
+  const tape = { __proto__: null, ok: true, kinds: new P.Uint8Array(64), vals: bareList(), count: 0, bytes: 0 } as unknown as TapeOut
   try {
     // A function that returns nothing returns null: dag-cbor has no undefined.
     writeResult(tape, value === undefined ? null : value, 'result', 0, new P.Set(), limits)
@@ -372,11 +394,11 @@ function writeList (tape: TapeOut, list: unknown[], path: string, depth: number,
   if (typeof length !== 'number' || !P.NumberIsSafeInteger(length) || length < 0) throw walkFailure('unsupported', `${path} has an invalid length`)
   emit(tape, LIST, length, 1, limits)
   for (let i = 0; i < length; i++) {
-    const d = P.ObjectGetOwnPropertyDescriptor(list, i)
-    if (d === undefined) throw walkFailure('unsupported', `${path}[${i}] is undefined (a hole), which dag-cbor cannot encode in an array`)
-    if (!P.ObjectHasOwn(d, 'value')) throw walkFailure('unsupported', `${path}[${i}] is a getter; return plain data`)
-    if (d.value === undefined) throw walkFailure('unsupported', `${path}[${i}] is undefined, which dag-cbor cannot encode in an array`)
-    writeResult(tape, d.value, `${path}[${i}]`, depth + 1, ancestors, limits)
+    // Read elements directly (fast): a getter on an index runs like any other function code,
+    // and a hole reads as undefined, which is refused.
+    const element = list[i]
+    if (element === undefined) throw walkFailure('unsupported', `${path}[${i}] is undefined (or a hole), which dag-cbor cannot encode in an array`)
+    writeResult(tape, element, `${path}[${i}]`, depth + 1, ancestors, limits)
   }
 }
 
@@ -386,8 +408,9 @@ function writeMap (tape: TapeOut, object: object, path: string, depth: number, a
     throw walkFailure('unsupported', `${path} is a ${P.StringPrototypeSlice(P.ObjectPrototypeToString(object), 8, -1)} with a prototype (a class instance, Map, Set, Date, ...), not a plain object`)
   }
   const keys = P.ReflectOwnKeys(object)
-  const names: string[] = []
-  const values: unknown[] = []
+  const names = bareList() as string[]
+  const values = bareList()
+  let count = 0
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]
     const d = P.ObjectGetOwnPropertyDescriptor(object, key)
@@ -396,11 +419,12 @@ function writeMap (tape: TapeOut, object: object, path: string, depth: number, a
     if (!P.ObjectHasOwn(d, 'value')) throw walkFailure('unsupported', `${path}.${key} is a getter; return plain data`)
     // Like JSON: properties whose value is undefined are left out.
     if (d.value === undefined) continue
-    append(names, key)
-    append(values, d.value)
+    names[count] = key
+    values[count] = d.value
+    count++
   }
-  emit(tape, MAP, names.length, 1, limits)
-  for (let i = 0; i < names.length; i++) {
+  emit(tape, MAP, count, 1, limits)
+  for (let i = 0; i < count; i++) {
     emit(tape, SCALAR, names[i], 1 + names[i].length, limits)
     writeResult(tape, values[i], `${path}.${names[i]}`, depth + 1, ancestors, limits)
   }
@@ -419,17 +443,20 @@ function readArg (kinds: number[], vals: unknown[], cursor: { at: number }): unk
   const val = vals[cursor.at] as any
   cursor.at++
   if (kind === LIST) {
-    const list: unknown[] = []
-    for (let i = 0; i < val; i++) append(list, readArg(kinds, vals, cursor))
+    // Built without a prototype (no setter can intercept), then given the usual one.
+    const list = bareList()
+    for (let i = 0; i < val; i++) list[i] = readArg(kinds, vals, cursor)
+    P.ObjectSetPrototypeOf(list, P.ArrayPrototype)
     return list
   }
   if (kind === MAP) {
-    const map = {}
+    const map: Record<string, unknown> = { __proto__: null } as unknown as Record<string, unknown>
     for (let i = 0; i < val; i++) {
       const key = vals[cursor.at] as string
       cursor.at++
-      P.ReflectDefineProperty(map, key, dataProperty(readArg(kinds, vals, cursor), true))
+      map[key] = readArg(kinds, vals, cursor)
     }
+    P.ObjectSetPrototypeOf(map, P.ObjectPrototype)
     return map
   }
   if (kind === CID) {
@@ -582,7 +609,7 @@ function install (mode: 'js' | 'wasm' | 'inspect', seed: Uint8Array): unknown {
 }
 
 const PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [
-  capturePrimordials, dataProperty, append, failure, reseed, nextUint32, nextRandom, nondeterminism,
+  capturePrimordials, dataProperty, bareList, append, failure, reseed, nextUint32, nextRandom, nondeterminism,
   makeDeterministic, describeThrown, walkFailure, emit, resultTape, writeResult, copyBytes, cidBytes,
   writeList, writeMap, readArgs, readArg, runJs, exportFailure, makeWasmRunner, wasmParams, readMemory,
   wasmFailure, listExports, install

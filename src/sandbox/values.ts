@@ -4,7 +4,8 @@
  * enters an isolate and no isolate object reaches the host. The host validates every tape it
  * receives, because it was written by code running next to the function.
  *
- * Tape tokens (`kinds[i]`, `vals[i]`):
+ * Tape tokens (`kinds[i]`, `vals[i]`; a result tape's `kinds` is a Uint8Array with spare capacity
+ * and `count` says how many tokens there are):
  *   SCALAR  null | boolean | finite number | string
  *   BYTES   Uint8Array
  *   LIST    length n; the next n values are the elements
@@ -140,19 +141,21 @@ function describeType (value: unknown): string {
  */
 export function tapeToValue (tape: unknown): unknown {
   if (typeof tape !== 'object' || tape === null) throw malformed('not an object')
-  const { kinds, vals } = tape as { kinds?: unknown, vals?: unknown }
-  if (!Array.isArray(kinds) || !Array.isArray(vals) || kinds.length !== vals.length || kinds.length === 0) throw malformed('kinds and vals differ')
-  const reader = { kinds: kinds as unknown[], vals: vals as unknown[], at: 0 }
+  const { kinds, vals, count } = tape as { kinds?: unknown, vals?: unknown, count?: unknown }
+  if (!(kinds instanceof Uint8Array) || !Array.isArray(vals)) throw malformed('no kinds or vals')
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > kinds.length || count !== vals.length) throw malformed('bad token count')
+  const reader: TapeReader = { kinds, vals: vals as unknown[], end: count, at: 0 }
   const value = readValue(reader, 0)
-  if (reader.at !== kinds.length) throw malformed('trailing tokens')
+  if (reader.at !== count) throw malformed('trailing tokens')
   return value
 }
 
-interface TapeReader { kinds: unknown[], vals: unknown[], at: number }
+/** Tokens [0, end) of `kinds`/`vals`; `at` is the next to read. */
+interface TapeReader { kinds: Uint8Array, vals: unknown[], end: number, at: number }
 
 function readValue (r: TapeReader, depth: number): unknown {
   if (depth > VALUE_DEPTH_MAX) throw new UnsupportedValueError(`the result is nested deeper than ${VALUE_DEPTH_MAX} levels`)
-  if (r.at >= r.kinds.length) throw malformed('truncated')
+  if (r.at >= r.end) throw malformed('truncated')
   const kind = r.kinds[r.at]
   const val = r.vals[r.at]
   r.at++
@@ -185,7 +188,7 @@ function readValue (r: TapeReader, depth: number): unknown {
       const map: Record<string, unknown> = {}
       for (let i = 0; i < length; i++) {
         const key = r.vals[r.at]
-        if (r.kinds[r.at] !== TAPE_SCALAR || typeof key !== 'string') throw malformed('bad map key')
+        if (r.at >= r.end || r.kinds[r.at] !== TAPE_SCALAR || typeof key !== 'string') throw malformed('bad map key')
         if (Object.hasOwn(map, key)) throw malformed('duplicate map key')
         r.at++
         // defineProperty, not assignment: a key named "__proto__" must stay a key.
@@ -200,7 +203,7 @@ function readValue (r: TapeReader, depth: number): unknown {
 
 function count (r: TapeReader, val: unknown): number {
   // Every element takes at least one token, so a count beyond the tokens left is a lie.
-  if (typeof val !== 'number' || !Number.isSafeInteger(val) || val < 0 || val > r.kinds.length - r.at) throw malformed('bad count')
+  if (typeof val !== 'number' || !Number.isSafeInteger(val) || val < 0 || val > r.end - r.at) throw malformed('bad count')
   return val
 }
 

@@ -59,9 +59,11 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
   test('a call from one peer lands on a peer that has never seen the function: it fetches, verifies and runs it', async () => {
     const holders = new Set<string>()
     for (const p of peers) if ((await functionsOn(p)).some(f => f.cid === fnId)) holders.add(p.peerId)
-    const caller = peers.find(p => !holders.has(p.peerId) && p !== peers[0]) ?? peers[1]
-    const worker = peers.find(p => !holders.has(p.peerId) && p !== caller)
-    assert.ok(worker !== undefined, 'a peer without the function exists (4 peers, 2 replicas + deployer at most 3 holders)')
+    // Deployed on peers[0]; the worker is a peer that has never seen it (4 peers, at most 3
+    // holders: the deployer and 2 replicas); the caller is a third peer.
+    const worker = peers.find(p => !holders.has(p.peerId))
+    assert.ok(worker !== undefined && worker !== peers[0], 'a peer without the function exists')
+    const caller = peers.find(p => p !== peers[0] && p !== worker)!
     const r = await runCli(['call', fnId, 'sumOfSquares', '[1,2,3]', '--on', worker.peerId, '--json', '--data-dir', caller.dataDir])
     assert.equal(r.code, 0, r.stderr)
     const answer = JSON.parse(r.stdout) as CallJson

@@ -225,8 +225,8 @@ describe('resolveConfig', () => {
       }
     })
 
-    // The multiaddr parser takes any text after /p2p/; `node start` then crashes inside libp2p's
-    // bootstrap module with a stack trace instead of exiting 2 with a ConfigError.
+    // Regression: the multiaddr parser takes any text after /p2p/, and `node start` used to crash
+    // inside libp2p's bootstrap module with a stack trace instead of exiting 2 with a ConfigError.
     test('a bootstrap address whose /p2p/ part is not a peer id is refused', () => {
       throwsConfigError(() => configWith({ bootstrap: [`${tcp(4001)}/p2p/not-a-peer-id`] }), 'bootstrap')
     })

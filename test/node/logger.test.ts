@@ -107,6 +107,16 @@ describe('createLogger', () => {
     assert.deepEqual(records()[0], { t: '2026-01-02T03:04:05.678Z', level: 'info', ns: 'rhizome', msg: 'sparse', kept: null })
   })
 
+  test('fields named like members of Object.prototype keep their names', () => {
+    const { log, records } = collecting('info')
+    log.info('names', { constructor: 'c', toString: 's', hasOwnProperty: 'h', valueOf: 1 })
+    const record = records()[0]
+    assert.equal(record.constructor, 'c')
+    assert.equal(record.toString, 's')
+    assert.equal(record.hasOwnProperty, 'h')
+    assert.equal(record.valueOf, 1)
+  })
+
   test('fields cannot overwrite t, level, ns or msg', () => {
     const { log, records } = collecting('info')
     log.error('real message', { t: 'x', level: 'debug', ns: 'other', msg: 'fake' })

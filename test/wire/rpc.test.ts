@@ -38,8 +38,8 @@ describe('rpc envelope round trip', () => {
     assert.deepEqual(decodeEnvelope(bytes), { id: 4, kind: 'cancel' })
   })
 
-  // A handler that returns nothing makes RpcService encode a res frame with no body, which the
-  // caller then rejects as a protocol violation and blames the serving peer for.
+  // Regression: a handler that returns nothing once made RpcService send a res frame with no
+  // body, which the caller rejected as a protocol violation and blamed the serving peer for.
   test('a res envelope with an undefined body round-trips', () => {
     assert.deepEqual(decodeEnvelope(encodeEnvelope({ id: 5, kind: 'res', body: undefined })), { id: 5, kind: 'res', body: null })
   })

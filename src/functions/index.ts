@@ -1,0 +1,17 @@
+/**
+ * Functions: deploy once, run on any peer. Bundle a JS/TS module (bundleFunctions) or check a
+ * wasm module (packageWasm), then describe it with a manifest (createManifest); the manifest's
+ * dag-cbor bytes (encodeManifest) hash to the function id (manifestCid). Peers that receive a
+ * manifest check it with decodeManifest and run its exports with callFromManifest + the sandbox.
+ */
+
+export { bundleFunctions } from './bundle.ts'
+export type { Bundle, BundleOptions } from './bundle.ts'
+export { packageWasm } from './wasm.ts'
+export type { WasmPackage, WasmPackageOptions } from './wasm.ts'
+export {
+  FUNCTION_MANIFEST_VERSION, MANIFEST_BYTES_MAX, FUNCTION_NAME_LENGTH_MAX, EXPORTS_MAX, EXPORT_NAME_LENGTH_MAX,
+  codeCid, createManifest, encodeManifest, decodeManifest, manifestCid, validateManifest, callFromManifest
+} from './manifest.ts'
+export type { FunctionManifest, ManifestInput, ManifestCallInput } from './manifest.ts'
+export { BundleError, NoExportsError, InvalidManifestError } from './errors.ts'
