@@ -48,7 +48,6 @@ export const EXPORT_NAME_LENGTH_MAX = 128
 
 const FIELDS = ['code', 'codeBytes', 'deterministic', 'exports', 'kind', 'limits', 'name', 'rhizome']
 // C0 controls and DEL: names are printed in terminals.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 export interface ManifestInput {

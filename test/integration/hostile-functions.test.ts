@@ -9,6 +9,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { after, before, describe, test } from 'node:test'
 import { createManifest, encodeManifest } from '../../src/functions/manifest.ts'
 import { toJson } from '../../src/node/http-api.ts'
+import { DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
+import type { SandboxLimits } from '../../src/sandbox/index.ts'
 import { HOSTILE_FIXTURES, NORMAL_FUNCTION } from '../fixtures/functions/hostile.ts'
 import { TestNetwork, waitFor } from '../helpers/peers.ts'
 import type { TestPeer } from '../helpers/peers.ts'
@@ -21,8 +23,8 @@ describe('hostile functions on a real peer', { timeout: 300_000 }, () => {
   let caller: TestPeer
   let normalId: string
 
-  async function deploy (name: string, kind: 'js' | 'wasm', code: Uint8Array, exports: string[], limits?: object): Promise<string> {
-    const manifest = encodeManifest(await createManifest({ name, kind, code, exports, limits }))
+  async function deploy (name: string, kind: 'js' | 'wasm', code: Uint8Array, exports: string[], limits: Partial<SandboxLimits> = {}): Promise<string> {
+    const manifest = encodeManifest(await createManifest({ name, kind, code, exports, limits: { ...DEFAULT_LIMITS, ...limits } }))
     const res = await fetch(`${worker.apiUrl}/v1/functions`, { method: 'POST', body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(30_000) })
     const body = await res.json() as { cid: string, error?: Failure }
     assert.equal(res.status, 200, JSON.stringify(body))
