@@ -31,7 +31,8 @@ const impure = {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.rhizome/**', 'dist/**'] },
+  // Fixtures under a `bad/` folder are deliberately broken source for deploy-error tests.
+  { ignores: ['node_modules/**', '.rhizome/**', 'dist/**', 'test/fixtures/**/bad/**'] },
   {
     files: ['**/*.ts'],
     languageOptions: { parser: tseslint.parser },

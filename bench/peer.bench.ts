@@ -48,7 +48,7 @@ const MESH_POLL_MS = 50
 /** How long a process sits idle before its RSS is read. */
 const IDLE_MS = 3000
 const HEAP_SIZES = [1000, 10_000]
-const HEAP_RUNS = 3
+const HEAP_RUNS = 5
 /** Round-trip sample counts, each also capped by ROUND_TRIP_BUDGET_MS. */
 const PING_ROUNDS = 300
 const ROUND_TRIPS = 3000
