@@ -73,6 +73,8 @@ export interface MembershipScenario {
 /** What a seed may override when a scenario is generated from it. */
 export interface ScenarioShape {
   nodes?: number
+  /** Timings to use; those left out are drawn from the seed (half the seeds draw the defaults,
+   *  so pass `{ ...MEMBERSHIP_DEFAULTS }` to be sure of them). */
   membership?: Partial<MembershipTimings>
   /** false: no loss, duplication, crashes, partitions or clock steps (unless `crashes` is given). */
   faults?: boolean
@@ -388,9 +390,18 @@ class Simulation {
     checkTimesMs.push(s.faultsEndMs + this.boundMs, this.endMs)
     checkTimesMs.sort((a, b) => a - b)
     let checkIndex = 0
+    // A budget, so that a broken state machine (or scenario) ends as a violation, not a hang.
+    // Per announce interval each peer delivers to n − 1 others (n² events), plus at most 10%
+    // duplicates and one tick per delivery: 4·n² per interval is double that.
+    const intervals = this.endMs / s.membership.announceIntervalMs + 2
+    const simEventsMax = Math.ceil(4 * s.nodes * s.nodes * intervals + 1_000_000)
 
     try {
       for (;;) {
+        if (this.simEvents > simEventsMax) {
+          this.violate(`more than ${simEventsMax} sim events: something schedules without end`)
+          break
+        }
         const eventMs = this.queue.peekTimeMs()
         const checkMs = checkIndex < checkTimesMs.length ? checkTimesMs[checkIndex] : undefined
         if (checkMs !== undefined && (eventMs === undefined || checkMs < eventMs)) {
@@ -517,7 +528,13 @@ class Simulation {
     node.tickAtMs = undefined
     m.handleTick(this.localMs(node))
     this.drain(node)
-    if (m.nextTimeoutMs() <= node.clockMs) this.violate(`peer ${node.index}: after handleTick(${node.clockMs}) nextTimeoutMs() is ${m.nextTimeoutMs()}, not in the future`)
+    if (m.nextTimeoutMs() <= node.clockMs) {
+      this.violate(`peer ${node.index}: after handleTick(${node.clockMs}) nextTimeoutMs() is ${m.nextTimeoutMs()}, not in the future`)
+      node.tickAtMs = this.nowMs + 1 // keep time moving, or this peer would tick forever at one instant
+      node.tickToken += 1
+      this.queue.push(node.tickAtMs, { kind: 'tick', node: node.index, token: node.tickToken })
+      return
+    }
     this.schedule(node, false)
   }
 

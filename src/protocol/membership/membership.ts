@@ -10,11 +10,15 @@
  * and a `seq` that grows by one per announce, so (incarnation, seq) orders everything a peer ever
  * said: lexicographically, a later life beats any seq of an earlier one.
  *
- * A PEER'S ENTRY moves through these states:
+ * A PEER'S ENTRY moves through these states (the event each move emits in brackets):
  *
- *          accepted announcement (any state) ──────────────► alive
- *   (none) ── accepted ──► alive ── silent suspectAfterMs ──► suspect ── silent goneAfterMs ──► gone
- *                                                                 gone for goneRetainMs ──► (none)
+ *   (none) ─accepted [joined]─► alive ─silent suspectAfterMs [suspect]─► suspect ─silent goneAfterMs [gone]─► gone
+ *                                 ▲                                         │                                  │
+ *                                 └────────────── accepted [alive] ─────────┴──────────────────────────────────┘
+ *   gone for goneRetainMs, or evicted to make room (gone or suspect) ─[removed]─► (none)
+ *
+ * An accepted announcement with a new incarnation also emits [alive] when the peer was already
+ * alive: it restarted, and whatever it held in its previous life is lost.
  *
  * "Silent" is measured from `lastSeenMs`, the arrival of the last *accepted* announcement, so
  * suspect and gone deadlines are `lastSeenMs + suspectAfterMs` and `lastSeenMs + goneAfterMs`;
@@ -26,7 +30,8 @@
  * AN ANNOUNCEMENT is judged in this order: our own id → 'self'; another network id →
  * 'foreign-network'; (incarnation, seq) not newer than the entry's → 'stale' (duplicates and
  * reordered gossip end here); arriving less than `announceMinIntervalMs` after the last accepted
- * one of the same peer → 'rate-limited' (a flooding peer costs at most one update per interval);
+ * one of the same peer → 'rate-limited' (a flooding peer costs at most one update per that
+ * interval);
  * a new peer with the table at `peersMax` → evict the oldest gone entry, else the oldest suspect
  * one, else 'full' (alive peers are never evicted: a flood of fresh ids cannot push out the peers
  * we work with); otherwise 'accepted', and the peer is alive.
