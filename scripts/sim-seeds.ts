@@ -49,6 +49,10 @@ function main (): number {
   if (values.seed !== undefined) return replay(seedArg('seed', values.seed, 0), values.trace)
   const count = seedArg('seeds', values.seeds, 2000, SEEDS_MAX)
   const from = seedArg('from', values.from, 1)
+  if (from + count - 1 > 0xffff_ffff) {
+    console.error(`seeds are 32-bit: --from ${from} --seeds ${count} goes past ${0xffff_ffff}`)
+    return 2
+  }
   return sweep(from, count)
 }
 
