@@ -19,7 +19,7 @@ export type { FunctionKind, RunOptions, SandboxCall, SandboxEngine, SandboxResul
 export type { Sandbox, SandboxOptions, SandboxStats } from './sandbox.ts'
 export type { SandboxLimits } from './limits.ts'
 export { DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, CODE_BYTES_MAX, VALUE_DEPTH_MAX, limitsProblem } from './limits.ts'
-export { DEFAULT_CACHE_SIZE, DEFAULT_CALLS_CONCURRENT_MAX } from './isolate-pool.ts'
+export { DEFAULT_CACHE_SIZE, DEFAULT_CALLS_CONCURRENT_MAX, DEFAULT_ISOLATE_CALLS_MAX } from './isolate-pool.ts'
 export type { IsolatePoolOptions } from './isolate-pool.ts'
 export { createJsEngine, JsEngine } from './js-engine.ts'
 export type { JsEngineOptions } from './js-engine.ts'
@@ -33,7 +33,8 @@ export * from './errors.ts'
 
 /**
  * Create a sandbox with both engines. Options: `cacheSize` (idle warm isolates kept, default
- * 32) and `callsConcurrentMax` (calls at once, default 8; one more fails with SandboxBusyError).
+ * 32), `callsConcurrentMax` (calls at once, default 8; one more fails with SandboxBusyError) and
+ * `isolateCallsMax` (calls per isolate before it is replaced, default 64).
  */
 export function createSandbox (options: SandboxOptions = {}): Sandbox {
   return new DefaultSandbox(options)

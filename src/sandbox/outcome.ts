@@ -90,6 +90,9 @@ export function isEngineFailure (err: unknown): boolean {
 export function topLevelError (err: unknown): Error {
   if (err instanceof Error) {
     if (err.name === 'RangeError' && err.message === 'Maximum call stack size exceeded') return new SandboxStackOverflowError({ cause: err })
+    // The prelude's own refusal (the clock read at load time). isolated-vm relays the error
+    // without its name, but its stack still shows where it was made.
+    if (err.stack?.includes('at nondeterminism (rhizome:prelude:') === true) return new NondeterminismError(`${err.message.slice(0, THROWN_MESSAGE_LENGTH_MAX)} (while loading the module)`, { cause: err })
     return new FunctionThrewError(err.name, `${err.message.slice(0, THROWN_MESSAGE_LENGTH_MAX)} (while loading the module)`, { cause: err })
   }
   const type = err === null ? 'null' : typeof err

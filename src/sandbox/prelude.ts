@@ -75,7 +75,7 @@ interface Failure {
 }
 
 /** The result tape: `kinds` has spare capacity; its first `count` entries are the tokens. */
-interface TapeOut { ok: true, kinds: Uint8Array, vals: unknown[], count: number, bytes: number }
+interface TapeOut { ok: true, kinds: Uint8Array, vals: unknown[], count: number, capacity: number, bytes: number }
 
 interface Limits { outputBytesMax: number, depthMax: number, nameLengthMax: number, messageLengthMax: number }
 
@@ -176,7 +176,8 @@ function reseed (seed: Uint8Array): void {
   let h3 = 1013904242
   let h4 = 2773480762
   const imul = P.MathImul
-  for (let i = 0; i < seed.length; i++) {
+  const length = P.TypedArrayGetByteLength(seed)
+  for (let i = 0; i < length; i++) {
     const k = seed[i]
     h1 = h2 ^ imul(h1 ^ k, 597399067)
     h2 = h3 ^ imul(h2 ^ k, 2869860233)
@@ -264,8 +265,8 @@ function makeDeterministic (): void {
   // WebAssembly: its memory lives outside the isolate heap, so the heap limit would not hold it
   // (wasm is a function kind of its own, with a capped memory). SharedArrayBuffer and
   // Atomics.wait/waitAsync: blocking and timers. WeakRef, FinalizationRegistry: results that
-  // depend on when the garbage collector runs.
-  for (const name of ['WebAssembly', 'SharedArrayBuffer', 'WeakRef', 'FinalizationRegistry']) P.ReflectDeleteProperty(g, name)
+  // depend on when the garbage collector runs. Temporal (where V8 ships it): Temporal.Now.
+  for (const name of ['WebAssembly', 'SharedArrayBuffer', 'WeakRef', 'FinalizationRegistry', 'Temporal']) P.ReflectDeleteProperty(g, name)
   P.ReflectDeleteProperty(g.Atomics, 'wait')
   P.ReflectDeleteProperty(g.Atomics, 'waitAsync')
 }
@@ -315,8 +316,10 @@ function walkFailure (kind: Failure['kind'], message: string, bytes?: number): F
 function emit (tape: TapeOut, kind: number, val: unknown, bytes: number, limits: Limits): void {
   tape.bytes += bytes
   if (tape.bytes > limits.outputBytesMax) throw walkFailure('output', 'the result is too large', tape.bytes)
-  if (tape.count === tape.kinds.length) {
-    const grown = new P.Uint8Array(tape.count * 2)
+  // Capacity is tracked here, not read from `kinds.length`: a function may redefine that getter.
+  if (tape.count === tape.capacity) {
+    tape.capacity *= 2
+    const grown = new P.Uint8Array(tape.capacity)
     P.TypedArraySet(grown, tape.kinds)
     tape.kinds = grown
   }
@@ -328,7 +331,7 @@ function emit (tape: TapeOut, kind: number, val: unknown, bytes: number, limits:
 
 /** Write the result as a tape, or return the failure that stopped it. */
 function resultTape (value: unknown, limits: Limits): TapeOut | Failure {
-  const tape = { __proto__: null, ok: true, kinds: new P.Uint8Array(64), vals: bareList(), count: 0, bytes: 0 } as unknown as TapeOut
+  const tape = { __proto__: null, ok: true, kinds: new P.Uint8Array(64), vals: bareList(), count: 0, capacity: 64, bytes: 0 } as unknown as TapeOut
   try {
     // A function that returns nothing returns null: dag-cbor has no undefined.
     writeResult(tape, value === undefined ? null : value, 'result', 0, new P.Set(), limits)

@@ -74,6 +74,14 @@ export function copyInto (value: unknown): ivm.Copy<unknown> {
   return new ivm.ExternalCopy(value).copyInto({ release: true })
 }
 
+/**
+ * A Uint8Array with its own buffer of exactly its length. A view (a Buffer from Node's pool, a
+ * slice of a received message) would otherwise carry its whole backing buffer into the isolate.
+ */
+export function exactCopy (bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes)
+}
+
 export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   return a === b || (a.length === b.length && Buffer.compare(a, b) === 0)
 }

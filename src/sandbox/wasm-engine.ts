@@ -32,7 +32,7 @@ import type { IsolatePoolOptions, Lease } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
 import { PRELUDE_SOURCE } from './prelude.ts'
 import type { WasmArg } from './prelude.ts'
-import { copyInto, preludeLimits, runLeased, sameBytes } from './run-call.ts'
+import { copyInto, exactCopy, preludeLimits, runLeased, sameBytes } from './run-call.ts'
 import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
 import { validateCall } from './validate.ts'
 import { INT64_MAX, INT64_MIN } from './values.ts'
@@ -98,14 +98,14 @@ async function invoke (lease: Lease<WasmState>, call: SandboxCall, info: WasmMod
     }) as ivm.Reference
     const compile = await runner.get('compile', { reference: true }) as ivm.Reference
     const pagesMax = Math.floor(call.limits.memoryBytesMax / WASM_PAGE_BYTES)
-    const failure = await compile.apply(undefined, [copyInto(capWasmMemory(call.code, info, pagesMax))], {
+    const failure = await compile.apply(undefined, [copyInto(exactCopy(capWasmMemory(call.code, info, pagesMax)))], {
       result: { copy: true },
       timeout: guard.remainingMs()
     })
     if (failure !== null) return failure
     state.invoke = await runner.get('invoke', { reference: true }) as ivm.Reference
   }
-  return await state.invoke.apply(undefined, [call.exportName, copyInto(args), copyInto(call.seed), copyInto(preludeLimits(call.limits))], {
+  return await state.invoke.apply(undefined, [call.exportName, copyInto(args), copyInto(exactCopy(call.seed)), copyInto(preludeLimits(call.limits))], {
     result: { copy: true },
     timeout: guard.remainingMs()
   })

@@ -1,0 +1,123 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import {
+  callFromManifest, createManifest, decodeManifest, encodeManifest, EXPORTS_MAX, FUNCTION_NAME_LENGTH_MAX, manifestCid, MANIFEST_BYTES_MAX
+} from '../../src/functions/index.ts'
+import type { FunctionManifest } from '../../src/functions/index.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
+
+const code = new TextEncoder().encode('export function B (x) { return x * 2 }')
+
+async function manifest (): Promise<FunctionManifest> {
+  return await createManifest({ name: 'fns', kind: 'js', code, exports: ['D', 'B', 'C', 'B'] })
+}
+
+/** A valid manifest with one field replaced, encoded as dag-cbor without validation. */
+async function tampered (field: string, value: unknown): Promise<Uint8Array> {
+  const m = { ...(await manifest()) } as Record<string, unknown>
+  if (value === undefined) delete m[field]
+  else m[field] = value
+  return dagCbor.encode(m)
+}
+
+describe('function manifests', () => {
+  test('createManifest names the code by raw CID and sorts and deduplicates the exports', async () => {
+    const m = await manifest()
+    assert.equal(m.rhizome, 'function/1')
+    assert.equal(m.code.code, 0x55)
+    assert.equal(m.code.multihash.code, sha256.code)
+    assert.equal(m.codeBytes, code.length)
+    assert.deepEqual(m.exports, ['B', 'C', 'D'])
+    assert.deepEqual(m.limits, DEFAULT_LIMITS)
+    assert.equal(m.deterministic, true)
+  })
+
+  test('round trip: decode(encode(m)) equals m; the CID is dag-cbor + sha2-256', async () => {
+    const m = await manifest()
+    const bytes = encodeManifest(m)
+    const decoded = decodeManifest(bytes)
+    assert.deepEqual({ ...decoded, code: decoded.code.toString() }, { ...m, code: m.code.toString() })
+    const cid = await manifestCid(bytes)
+    assert.equal(cid.version, 1)
+    assert.equal(cid.code, 0x71)
+    assert.equal(cid.multihash.code, sha256.code)
+  })
+
+  test('the same code gives the same manifest CID; other code another', async () => {
+    const a = await manifestCid(encodeManifest(await manifest()))
+    const b = await manifestCid(encodeManifest(await manifest()))
+    const other = await manifestCid(encodeManifest(await createManifest({ name: 'fns', kind: 'js', code: new Uint8Array([1]), exports: ['B'] })))
+    assert.ok(a.equals(b))
+    assert.ok(!a.equals(other))
+  })
+
+  // Invalid manifests, each with the field the error names.
+  const invalid: Array<[string, string, unknown, string]> = [
+    ['wrong version', 'rhizome', 'function/2', 'rhizome'],
+    ['missing name', 'name', undefined, 'name'],
+    ['empty name', 'name', '', 'name'],
+    [`name of ${FUNCTION_NAME_LENGTH_MAX + 1} characters`, 'name', 'n'.repeat(FUNCTION_NAME_LENGTH_MAX + 1), 'name'],
+    ['name with a control character', 'name', 'a\u001bb', 'name'],
+    ['unknown kind', 'kind', 'python', 'kind'],
+    ['code that is not a CID', 'code', 'bafy', 'code'],
+    ['code CID with the dag-cbor codec', 'code', CID.create(1, 0x71, CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy').multihash), 'code'],
+    ['codeBytes zero', 'codeBytes', 0, 'codeBytes'],
+    ['codeBytes one past the js maximum', 'codeBytes', CODE_BYTES_MAX.js + 1, 'codeBytes'],
+    ['codeBytes not an integer', 'codeBytes', 1.5, 'codeBytes'],
+    ['no exports', 'exports', [], 'exports'],
+    [`${EXPORTS_MAX + 1} exports`, 'exports', Array.from({ length: EXPORTS_MAX + 1 }, (_, i) => `f${String(i).padStart(4, '0')}`), 'exports'],
+    ['unsorted exports', 'exports', ['C', 'B'], 'exports'],
+    ['duplicate exports', 'exports', ['B', 'B'], 'exports'],
+    ['an export that is not a string', 'exports', ['B', 7], 'exports[1]'],
+    ['limits one past the time ceiling', 'limits', { ...DEFAULT_LIMITS, timeMs: LIMITS_CEILING.timeMs + 1 }, 'limits'],
+    ['limits with an unknown field', 'limits', { ...DEFAULT_LIMITS, cpus: 2 }, 'limits'],
+    ['limits missing a field', 'limits', { timeMs: 1000, memoryBytesMax: DEFAULT_LIMITS.memoryBytesMax }, 'limits'],
+    ['deterministic not a boolean', 'deterministic', 'yes', 'deterministic'],
+    ['an unknown field', 'owner', 'me', 'owner']
+  ]
+  for (const [label, field, value, errorField] of invalid) {
+    test(`refuses a manifest with ${label}: InvalidManifestError on ${errorField}`, async () => {
+      await assert.rejects(async () => decodeManifest(await tampered(field, value)), { name: 'InvalidManifestError', field: errorField })
+    })
+  }
+
+  test('refuses bytes that are not dag-cbor, not a map, or not canonical', async () => {
+    assert.throws(() => decodeManifest(new Uint8Array([0xff, 0x00])), { name: 'InvalidManifestError', field: 'bytes' })
+    assert.throws(() => decodeManifest(dagCbor.encode([1, 2])), { name: 'InvalidManifestError', field: '(root)' })
+    const canonical = encodeManifest(await manifest())
+    // The same map with its first key's length written in two bytes instead of one.
+    const first = canonical[1]
+    const longForm = Uint8Array.from([canonical[0], 0x78, first & 0x1f, ...canonical.subarray(2)])
+    assert.throws(() => decodeManifest(longForm), { name: 'InvalidManifestError', field: 'bytes' })
+  })
+
+  test(`manifests of ${MANIFEST_BYTES_MAX} bytes are decoded; one byte more is refused before decoding`, async () => {
+    // Pad the name so the whole encoding is exactly MANIFEST_BYTES_MAX: still refused, but by
+    // field validation (the name is too long), which shows the size check let it through.
+    const withName = async (length: number): Promise<Uint8Array> => await tampered('name', 'x'.repeat(length))
+    let length = MANIFEST_BYTES_MAX - encodeManifest(await manifest()).length
+    length += MANIFEST_BYTES_MAX - (await withName(length)).length
+    const padded = await withName(length)
+    assert.equal(padded.length, MANIFEST_BYTES_MAX)
+    assert.throws(() => decodeManifest(padded), { name: 'InvalidManifestError', field: 'name' })
+    const over = await withName(length + 1)
+    assert.equal(over.length, MANIFEST_BYTES_MAX + 1)
+    assert.throws(() => decodeManifest(over), { name: 'TooLargeError' })
+  })
+
+  test('createManifest refuses invalid input with named errors too', async () => {
+    await assert.rejects(createManifest({ name: 'x', kind: 'js', code, exports: [] }), { name: 'InvalidManifestError', field: 'exports' })
+    await assert.rejects(createManifest({ name: 'x', kind: 'js', code: new Uint8Array(0), exports: ['B'] }), { name: 'InvalidManifestError', field: 'codeBytes' })
+  })
+
+  test('callFromManifest builds a sandbox call for a listed export only', async () => {
+    const m = await manifest()
+    const call = callFromManifest({ manifest: m, functionId: 'bafy-test', code, exportName: 'B', args: [1], seed: new Uint8Array(1) })
+    assert.equal(call.kind, 'js')
+    assert.deepEqual(call.limits, m.limits)
+    assert.throws(() => callFromManifest({ manifest: m, functionId: 'bafy-test', code, exportName: 'E', args: [], seed: new Uint8Array(1) }), { name: 'ExportNotFoundError' })
+  })
+})
