@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { resolveDataDir } from '../node/index.ts'
-import { CliError, EXIT_USAGE } from './command.ts'
+import { CliError, EXIT_INTERRUPTED, EXIT_USAGE } from './command.ts'
 import type { FailureData } from '../model/errors.ts'
 import type { CommandContext } from './command.ts'
 
@@ -16,8 +16,11 @@ const API_JSON_BYTES_MAX = 32 * 1024 * 1024
 
 export class ApiClient {
   readonly url: string
-  constructor (url: string) {
+  private readonly signal: AbortSignal | undefined
+  /** `signal` (Ctrl-C) aborts a request in flight; the peer then cancels what it was doing for it. */
+  constructor (url: string, signal?: AbortSignal) {
     this.url = url.replace(/\/+$/, '')
+    this.signal = signal
   }
 
   async json<T> (method: string, path: string, body?: Uint8Array): Promise<T> {
@@ -35,8 +38,11 @@ export class ApiClient {
   private async send (method: string, path: string, body?: Uint8Array): Promise<Response> {
     let res: Response
     try {
-      res = await fetch(this.url + path, { method, body: body as BodyInit | undefined, signal: AbortSignal.timeout(API_TIMEOUT_MS) })
+      const signals = [AbortSignal.timeout(API_TIMEOUT_MS)]
+      if (this.signal !== undefined) signals.push(this.signal)
+      res = await fetch(this.url + path, { method, body: body as BodyInit | undefined, signal: AbortSignal.any(signals) })
     } catch (err) {
+      if (this.signal?.aborted === true) throw new CliError('ERR_ABORTED', 'cancelled', { exitCode: EXIT_INTERRUPTED, hint: 'the peer was told to stop the work for this request' })
       throw new CliError('ERR_NO_PEER', `no Rhizome peer answers at ${this.url}`, {
         hint: 'is the peer running? start one with `rhizome node start`, or pass the right --data-dir / --api',
         cause: err
@@ -62,7 +68,7 @@ export async function connectApi (context: CommandContext): Promise<ApiClient> {
     } catch {
       throw new CliError('ERR_USAGE', `--api ${JSON.stringify(explicit)} is not an http:// URL`, { exitCode: EXIT_USAGE, hint: 'e.g. --api http://127.0.0.1:7070' })
     }
-    return new ApiClient(explicit)
+    return new ApiClient(explicit, context.signal)
   }
   let dataDir: string
   try {
@@ -79,5 +85,5 @@ export async function connectApi (context: CommandContext): Promise<ApiClient> {
     })
   }
   if (typeof info.url !== 'string') throw new CliError('ERR_NO_PEER', `${join(dataDir, 'api.json')} is damaged`, { hint: 'restart the peer' })
-  return new ApiClient(info.url)
+  return new ApiClient(info.url, context.signal)
 }

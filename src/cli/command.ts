@@ -34,6 +34,8 @@ export interface Command {
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
 export const EXIT_USAGE = 2
+/** Stopped by Ctrl-C, as shells report SIGINT (128 + 2). */
+export const EXIT_INTERRUPTED = 130
 
 /** A failure the CLI reports with its code and a hint, then exits. */
 export class CliError extends RhizomeError {

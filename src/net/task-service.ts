@@ -113,6 +113,7 @@ export class TaskService {
     const t0 = performance.now()
     const release = await this.acquire(signal)
     const t1 = performance.now()
+    log.debug('task started', { task: id.toString(), fn: fn.toString(), export: exportName, caller: caller.toString() })
     try {
       const loaded = await functions.load(fn, { hints: [caller], signal })
       const t2 = performance.now()
@@ -138,6 +139,9 @@ export class TaskService {
       }
       if (outcome.bytes.byteLength <= RESULT_INLINE_BYTES_MAX) reply.result = outcome.bytes
       return reply
+    } catch (err) {
+      if (signal.aborted) log.info('task cancelled', { task: id.toString(), fn: fn.toString(), export: exportName })
+      throw err
     } finally {
       release()
     }

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import { spawn } from 'node:child_process'
+import { MAIN, TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 
 const MATH = fileURLToPath(new URL('../fixtures/deploy/math.ts', import.meta.url))
@@ -111,12 +112,35 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
     assert.match(unknown.stderr, /no function named "no-such-function"/)
   })
 
+  test('Ctrl-C on `rhizome call` cancels the task on the worker and frees its slot', async () => {
+    const worker = await net.addPeer(['--bootstrap', peers[0].tcpAddr, '--slots', '1', '--log-level', 'debug'])
+    const caller = peers[2]
+    await waitFor('the caller to see the new worker', async () => (await caller.peers()).some(p => p.peerId === worker.peerId && p.state === 'alive'))
+    const cli = spawn(process.execPath, [MAIN, 'call', fnId, 'spin', '60000', '--on', worker.peerId, '--timeout-ms', '120000', '--data-dir', caller.dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    cli.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+    const exited = new Promise<number | null>(resolve => cli.on('exit', code => resolve(code)))
+    try {
+      await waitFor('the worker to start the task', () => worker.stderr.includes('"task started"'), 30_000)
+      cli.kill('SIGINT')
+      assert.equal(await exited, 130, stderr)
+      assert.match(stderr, /cancelled/)
+      await waitFor('the worker to cancel the running task', () => worker.stderr.includes('"task cancelled"'), 30_000)
+    } finally {
+      cli.kill('SIGKILL')
+    }
+    // The worker has one slot: a new task runs only if the cancelled one gave it back.
+    const next = await runCli(['call', fnId, 'double', '4', '--on', worker.peerId, '--json', '--data-dir', caller.dataDir])
+    assert.equal(next.code, 0, next.stderr)
+    assert.equal((JSON.parse(next.stdout) as CallJson).value, 8)
+  })
+
   test('killing the worker mid-task gives the caller a retryable error, not a hang', async () => {
-    const worker = peers[3]
+    const worker = await net.addPeer(['--bootstrap', peers[0].tcpAddr, '--log-level', 'debug'])
     const caller = peers[1]
+    await waitFor('the caller to see the new worker', async () => (await caller.peers()).some(p => p.peerId === worker.peerId && p.state === 'alive'))
     const pending = runCli(['call', fnId, 'spin', '60000', '--on', worker.peerId, '--timeout-ms', '90000', '--data-dir', caller.dataDir], { timeoutMs: 60_000 })
-    await waitFor('the worker to start the task', () => worker.stderr.includes('"spin"') || worker.stderr.includes('function fetched') || worker.stderr.length > 0, 10_000)
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    await waitFor('the worker to start the task', () => worker.stderr.includes('"task started"'), 30_000)
     await worker.stop('SIGKILL')
     const r = await pending
     assert.equal(r.code, 1, `the call must fail, not hang: ${r.stderr}`)
