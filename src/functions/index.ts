@@ -15,3 +15,6 @@ export {
 } from './manifest.ts'
 export type { FunctionManifest, ManifestInput, ManifestCallInput } from './manifest.ts'
 export { BundleError, NoExportsError, InvalidManifestError } from './errors.ts'
+// The limits a manifest carries, for the CLI, which may not reach into the sandbox itself.
+export { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, limitsProblem } from '../sandbox/index.ts'
+export type { SandboxLimits } from '../sandbox/index.ts'

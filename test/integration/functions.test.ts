@@ -7,6 +7,9 @@ import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { spawn } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { wasmAdd, wasmSpin } from '../fixtures/functions/wasm-modules.ts'
 import { MAIN, TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 
@@ -98,6 +101,32 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
     const answer = JSON.parse(r.stdout) as CallJson
     assert.equal(answer.value, 10)
     assert.ok(peers.some(p => p.peerId === answer.peer))
+  })
+
+  test('a WebAssembly module deploys from a .wasm file and runs on another peer; deploy limits are enforced', async () => {
+    const add = join(net.root, 'add.wasm')
+    await writeFile(add, wasmAdd)
+    const deployed = await runCli(['deploy', add, '--replicas', '1', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(deployed.code, 0, deployed.stderr)
+    const { cid, exports } = JSON.parse(deployed.stdout) as { cid: string, exports: string[] }
+    assert.deepEqual(exports, ['add'])
+    const r = await runCli(['call', cid, 'add', '2', '40', '--on', peers[1].peerId, '--json', '--data-dir', peers[2].dataDir])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((JSON.parse(r.stdout) as CallJson).value, 42)
+
+    // A 200 ms limit in the manifest stops an endless loop on the worker with a named error.
+    const spin = join(net.root, 'spin.wasm')
+    await writeFile(spin, wasmSpin)
+    const limited = await runCli(['deploy', spin, '--replicas', '1', '--time-ms', '200', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(limited.code, 0, limited.stderr)
+    const spinId = (JSON.parse(limited.stdout) as { cid: string }).cid
+    const stopped = await runCli(['call', spinId, 'spin', '--on', peers[1].peerId, '--data-dir', peers[2].dataDir])
+    assert.equal(stopped.code, 1)
+    assert.match(stopped.stderr, /ERR_SANDBOX_TIME_LIMIT/)
+
+    const bad = await runCli(['deploy', spin, '--time-ms', '0', '--data-dir', peers[0].dataDir])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /limits: .*timeMs/)
   })
 
   test('bad calls get named errors', async () => {

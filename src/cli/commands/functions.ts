@@ -1,12 +1,14 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { resolve } from 'node:path'
-import { bundleFunctions } from '../../functions/bundle.ts'
-import { createManifest, encodeManifest } from '../../functions/manifest.ts'
+import { readFile, stat } from 'node:fs/promises'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFunctions, createManifest, encodeManifest, limitsProblem, packageWasm } from '../../functions/index.ts'
+import type { SandboxLimits } from '../../functions/index.ts'
 import { RhizomeError } from '../../model/errors.ts'
 import { connectApi } from '../api-client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import type { Command } from '../command.ts'
 
+const MIB = 1024 * 1024
 /** Matches the peer's limit (docs/LIMITS.md). */
 const REPLICAS_MAX = 16
 
@@ -21,11 +23,16 @@ interface DeployResult {
 export const deploy: Command = {
   name: 'deploy',
   summary: 'bundle a module of functions, content-address it, and replicate it to peers',
-  usage: `rhizome deploy FILE [--replicas N] [--name NAME] [--data-dir DIR | --api URL] [--json]
+  usage: `rhizome deploy FILE [--replicas N] [--name NAME] [--time-ms N] [--memory-mib N] [--output-bytes N]
+                      [--data-dir DIR | --api URL] [--json]
 
+  FILE           a TypeScript/JavaScript module (bundled with its relative imports), or a .wasm module
+  --time-ms N    time limit of one call (default ${DEFAULT_LIMITS.timeMs})
+  --memory-mib N memory limit of one call in MiB (default ${DEFAULT_LIMITS.memoryBytesMax / MIB})
+  --output-bytes N  largest result of one call (default ${DEFAULT_LIMITS.outputBytesMax})
   --replicas N   peers that keep a copy, chosen by rendezvous hashing on the function id (default 3, at most ${REPLICAS_MAX})
   --name NAME    a name to call it by on peers that hold it (default: the file name)`,
-  options: { ...dataDirOption, ...jsonOption, replicas: { type: 'string' }, name: { type: 'string' } },
+  options: { ...dataDirOption, ...jsonOption, replicas: { type: 'string' }, name: { type: 'string' }, 'time-ms': { type: 'string' }, 'memory-mib': { type: 'string' }, 'output-bytes': { type: 'string' } },
   positionals: [1, 1],
   async run (context) {
     const file = resolve(context.positionals[0])
@@ -33,13 +40,21 @@ export const deploy: Command = {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) {
       throw new CliError('ERR_USAGE', `--replicas must be an integer from 1 to ${REPLICAS_MAX}`, { exitCode: EXIT_USAGE })
     }
-    const name = (context.values.name as string | undefined) ?? file.replace(/^.*\//, '').replace(/\.[cm]?[jt]s$/, '')
+    const name = (context.values.name as string | undefined) ?? file.replace(/^.*\//, '').replace(/\.([cm]?[jt]s|wasm)$/, '')
+    const limits = limitsFromFlags(context.values)
     let manifestBytes: Uint8Array
     let code: Uint8Array
     try {
-      const bundle = await bundleFunctions(file)
-      code = bundle.code
-      manifestBytes = encodeManifest(await createManifest({ name, kind: 'js', code, exports: bundle.exports }))
+      if (file.endsWith('.wasm')) {
+        const bytes = await readWasm(file)
+        const pkg = await packageWasm(bytes, { name, limits })
+        code = pkg.code
+        manifestBytes = encodeManifest(await createManifest({ name, kind: 'wasm', code, exports: pkg.exports, limits }))
+      } else {
+        const bundle = await bundleFunctions(file)
+        code = bundle.code
+        manifestBytes = encodeManifest(await createManifest({ name, kind: 'js', code, exports: bundle.exports, limits }))
+      }
     } catch (err) {
       if (err instanceof RhizomeError) throw new CliError(err.code, err.message, { hint: err.hint, exitCode: EXIT_USAGE })
       throw err
@@ -57,6 +72,37 @@ export const deploy: Command = {
     ]
     return { exitCode: EXIT_OK, stdout: lines.join('\n') + '\n' }
   }
+}
+
+/** A .wasm file is read whole; past the wasm code limit it cannot be deployed anyway. */
+async function readWasm (file: string): Promise<Uint8Array> {
+  let size: number
+  try {
+    size = (await stat(file)).size
+  } catch (err) {
+    throw new CliError('ERR_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: EXIT_USAGE })
+  }
+  if (size > CODE_BYTES_MAX.wasm) throw new CliError('ERR_TOO_LARGE', `${file} is ${size} bytes; a wasm function holds at most ${CODE_BYTES_MAX.wasm}`, { exitCode: EXIT_USAGE })
+  return new Uint8Array(await readFile(file))
+}
+
+function limitsFromFlags (values: Record<string, unknown>): SandboxLimits {
+  const int = (flag: string): number | undefined => {
+    const text = values[flag]
+    if (text === undefined) return undefined
+    const n = Number(text)
+    if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CliError('ERR_USAGE', `--${flag} must be a whole number, got ${JSON.stringify(text)}`, { exitCode: EXIT_USAGE })
+    return n
+  }
+  const memoryMib = int('memory-mib')
+  const limits: SandboxLimits = {
+    timeMs: int('time-ms') ?? DEFAULT_LIMITS.timeMs,
+    memoryBytesMax: memoryMib === undefined ? DEFAULT_LIMITS.memoryBytesMax : memoryMib * MIB,
+    outputBytesMax: int('output-bytes') ?? DEFAULT_LIMITS.outputBytesMax
+  }
+  const problem = limitsProblem(limits)
+  if (problem !== undefined) throw new CliError('ERR_USAGE', `limits: ${problem}`, { exitCode: EXIT_USAGE, hint: `see docs/LIMITS.md; the allowed range is ${LIMITS_FLOOR.timeMs}..${LIMITS_CEILING.timeMs} ms, ${LIMITS_FLOOR.memoryBytesMax / MIB}..${LIMITS_CEILING.memoryBytesMax / MIB} MiB, ${LIMITS_FLOOR.outputBytesMax}..${LIMITS_CEILING.outputBytesMax} bytes` })
+  return limits
 }
 
 interface FunctionRow { cid: string, name: string, kind: string, codeBytes: number, exports: string[], origin: string }

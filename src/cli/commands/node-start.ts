@@ -59,6 +59,9 @@ Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/c
       if (err instanceof ConfigError) throw new CliError('ERR_CONFIG', err.message, { exitCode: EXIT_USAGE, hint: 'see `rhizome node start --help`' })
       throw err
     }
+    // Functions see the process's time zone through Date and Intl: pin it, so a task gives the
+    // same result on every peer whatever the host's zone (the sandbox refuses the clock itself).
+    process.env.TZ = 'UTC'
     const log = createLogger('rhizome', { level: config.logLevel })
     const node = await startNode(config, log)
     print([
