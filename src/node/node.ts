@@ -1,22 +1,23 @@
 /**
  * The composition root: builds a peer from its parts — identity, SQLite, blob store, libp2p
- * host, the membership and blob protocols, and the local HTTP API — and takes it apart again
- * within a bounded time.
+ * host, the membership, blob, function and task protocols, the sandbox, and the local HTTP
+ * API — and takes it apart again within a bounded time.
  */
-import { mkdir, rm, writeFile, rename } from 'node:fs/promises'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { InvalidInputError, PeerUnavailableError, RhizomeError } from '../model/errors.ts'
 import { BlobService } from '../net/blob-service.ts'
 import { FunctionService } from '../net/function-service.ts'
-import { TaskService } from '../net/task-service.ts'
-import { createSandbox } from '../sandbox/index.ts'
-import { choosePeer } from '../protocol/placement.ts'
 import { createHost } from '../net/host.ts'
 import { MembershipService } from '../net/membership-service.ts'
 import { RpcService } from '../net/rpc.ts'
+import { TaskService } from '../net/task-service.ts'
 import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
+import { choosePeer } from '../protocol/placement.ts'
+import { createSandbox } from '../sandbox/index.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -24,15 +25,13 @@ import { lockDataDir } from './lock.ts'
 import { VERSION } from './version.ts'
 import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
+import type { CallResult } from '../net/task-service.ts'
 import type { Membership, MembershipEvent, PeerEntry } from '../protocol/membership/index.ts'
 import type { BlobStore, PeerRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { PeerId } from '@libp2p/interface'
-import type { CallResult } from '../net/task-service.ts'
 import type { CID } from 'multiformats/cid'
-import { InvalidInputError, PeerUnavailableError, RhizomeError } from '../model/errors.ts'
-import { peerIdFromString as parsePeerId } from '@libp2p/peer-id'
 
 /** Misbehaviour costs this much score per offence. */
 const VIOLATION_SCORE = -10
@@ -205,7 +204,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     if (options.on !== undefined) {
       let target: PeerId
       try {
-        target = parsePeerId(options.on)
+        target = peerIdFromString(options.on)
       } catch (err) {
         throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err })
       }
@@ -222,7 +221,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       if (chosen === undefined) break
       tried.add(chosen.peerId)
       try {
-        return { ...await tasks.call(fn, exportName, args, parsePeerId(chosen.peerId), options), attempts: attempt }
+        return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: attempt }
       } catch (err) {
         lastError = err
         if (!(err instanceof RhizomeError) || !err.retryable || options.signal?.aborted === true) throw err
