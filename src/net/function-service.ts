@@ -17,6 +17,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { decodeManifest, manifestCid } from '../functions/manifest.ts'
 import { InvalidInputError, NotFoundError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
 import { rendezvousOwners } from '../protocol/placement.ts'
+import { BoundedCache } from '../model/bounded-cache.ts'
 import { isRecord } from '../wire/rpc.ts'
 import type { FunctionManifest } from '../functions/manifest.ts'
 import type { Logger } from '../model/log.ts'
@@ -36,6 +37,12 @@ const LOCATE_SOURCES_MAX = 8
 /** A DHT lookup on a small network answers in well under this; past it we stop waiting. */
 const DHT_TIMEOUT_MS = 5000
 const FN_FRAME_BYTES_MAX = 4096
+/**
+ * Loaded functions kept in memory, so a warm task does not re-read and re-hash its code from
+ * disk on every call. 64 entries / 64 MiB: the sandbox keeps compiled code for as many.
+ */
+export const LOADED_CACHE_ENTRIES_MAX = 64
+export const LOADED_CACHE_BYTES_MAX = 64 * 1024 * 1024
 
 export class FunctionNotFoundError extends RhizomeError {
   constructor (fn: string, tried: number) {
@@ -90,6 +97,9 @@ export class FunctionService {
   private readonly init: FunctionServiceInit
   readonly protocol: string
   private readonly loading = new Map<string, Promise<LoadedFunction>>()
+  private readonly loaded = new BoundedCache<string, LoadedFunction>({
+    entriesMax: LOADED_CACHE_ENTRIES_MAX, bytesMax: LOADED_CACHE_BYTES_MAX, sizeOf: fn => fn.code.byteLength
+  })
 
   constructor (init: FunctionServiceInit) {
     this.init = init
@@ -156,9 +166,11 @@ export class FunctionService {
   /** The function's manifest and code: local if held, else fetched from a peer that holds it and verified. */
   async load (cid: CID, options: { hints?: PeerId[], origin?: FunctionOrigin, signal?: AbortSignal } = {}): Promise<LoadedFunction> {
     const key = cid.toString()
+    const cached = this.loaded.get(key)
+    if (cached !== undefined) return { ...cached, fetched: false }
     let pending = this.loading.get(key)
     if (pending === undefined) {
-      pending = this.loadOnce(cid, options).finally(() => this.loading.delete(key))
+      pending = this.loadOnce(cid, options).then(fn => { this.loaded.set(key, fn); return fn }).finally(() => this.loading.delete(key))
       this.loading.set(key, pending)
     }
     return await pending
