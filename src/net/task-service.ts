@@ -16,7 +16,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { AbortedError, InvalidInputError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
+import { InvalidInputError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
 import { RESULT_INLINE_BYTES_MAX, TASK_ARGS_BYTES_MAX, attestationSigningBytes, encodeTaskReply, encodeTaskRequest, parseTaskReply, parseTaskRequest, taskId } from '../wire/task-codec.ts'
 import type { Logger } from '../model/log.ts'
 import type { Sandbox } from '../sandbox/index.ts'
@@ -25,22 +25,14 @@ import type { TaskReply, TaskTimings } from '../wire/task-codec.ts'
 import type { BlobService } from './blob-service.ts'
 import type { FunctionService } from './function-service.ts'
 import type { RpcService } from './rpc.ts'
+import { Slots } from './slots.ts'
+import type { Capacity } from './slots.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
 /** Task frames carry arguments and inline results; both are capped below this. */
 const TASK_FRAME_BYTES_MAX = Math.max(TASK_ARGS_BYTES_MAX, RESULT_INLINE_BYTES_MAX) + 4096
 /** How long a caller waits for a task by default: the default sandbox time plus fetch and queue slack. */
 export const CALL_TIMEOUT_MS_DEFAULT = 120_000
-
-export class QueueFullError extends RhizomeError {
-  constructor (slotsMax: number, queueLengthMax: number) {
-    super('ERR_QUEUE_FULL', `the peer is busy: ${slotsMax} tasks running and ${queueLengthMax} queued`, {
-      retryable: true,
-      hint: 'retry later, or run the task on another peer'
-    })
-    this.name = 'QueueFullError'
-  }
-}
 
 export class AttestationInvalidError extends RhizomeError {
   constructor (message: string) {
@@ -49,7 +41,6 @@ export class AttestationInvalidError extends RhizomeError {
   }
 }
 
-export interface Capacity { slotsFree: number, slotsMax: number, queueLength: number }
 
 export interface TaskServiceInit {
   rpc: RpcService
@@ -81,17 +72,18 @@ export function taskProtocol (networkId: string): string {
 export class TaskService {
   private readonly init: TaskServiceInit
   readonly protocol: string
-  private running = 0
-  private readonly queue: Array<{ grant: () => void }> = []
+  private readonly slots: Slots
 
   constructor (init: TaskServiceInit) {
     this.init = init
     this.protocol = taskProtocol(init.networkId)
+    this.slots = new Slots({ slotsMax: init.slotsMax, queueLengthMax: init.queueLengthMax, onChange: init.onCapacity })
   }
 
   capacity (): Capacity {
-    return { slotsFree: Math.max(0, this.init.slotsMax - this.running), slotsMax: this.init.slotsMax, queueLength: this.queue.length }
+    return this.slots.capacity()
   }
+
 
   async start (): Promise<void> {
     await this.init.rpc.handle({
@@ -111,7 +103,7 @@ export class TaskService {
     const { functions, sandbox, blobs, log } = this.init
     const id = await taskId(fn, exportName, args)
     const t0 = performance.now()
-    const release = await this.acquire(signal)
+    const release = await this.slots.acquire(signal)
     const t1 = performance.now()
     log.debug('task started', { task: id.toString(), fn: fn.toString(), export: exportName, caller: caller.toString() })
     try {
@@ -191,44 +183,5 @@ export class TaskService {
     }
     if (await this.init.blobs.has(attestation.result)) return await this.init.blobs.get(attestation.result)
     return await this.init.blobService.fetch(peer, attestation.result, { signal })
-  }
-
-  private async acquire (signal: AbortSignal): Promise<() => void> {
-    const { slotsMax, queueLengthMax } = this.init
-    if (signal.aborted) throw new AbortedError('the task was cancelled before it started')
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      const next = this.queue.shift()
-      if (next !== undefined) next.grant()
-      else this.running--
-      this.report()
-    }
-    if (this.running < slotsMax) {
-      this.running++
-      this.report()
-      return release
-    }
-    if (this.queue.length >= queueLengthMax) throw new QueueFullError(slotsMax, queueLengthMax)
-    await new Promise<void>((resolve, reject) => {
-      const entry = {
-        grant: () => { signal.removeEventListener('abort', onAbort); resolve() }
-      }
-      const onAbort = (): void => {
-        const at = this.queue.indexOf(entry)
-        if (at >= 0) this.queue.splice(at, 1)
-        this.report()
-        reject(new AbortedError('the task was cancelled while queued'))
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.queue.push(entry)
-      this.report()
-    })
-    return release
-  }
-
-  private report (): void {
-    this.init.onCapacity(this.capacity())
   }
 }
