@@ -7,12 +7,12 @@
 import ivm from 'isolated-vm'
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
 import { CallGuard } from './call-guard.ts'
-import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
+import { SandboxAbortedError } from './errors.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, limitsProblem } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
-import { engineError, isEngineFailure, topLevelError } from './outcome.ts'
+import { engineError } from './outcome.ts'
 import { PRELUDE_SOURCE } from './prelude.ts'
-import { copyInto, releaseAll } from './run-call.ts'
+import { copyInto, linkAndEvaluate, releaseAll } from './run-call.ts'
 
 export interface ModuleExport {
   name: string
@@ -64,16 +64,7 @@ async function list (isolate: ivm.Isolate, source: string, guard: CallGuard): Pr
     references.push(install, lister)
     const module = await isolate.compileModule(source, { filename: 'rhizome:function' })
     references.push(module)
-    if (module.dependencySpecifiers.length > 0) {
-      throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
-    }
-    await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
-    try {
-      await module.evaluate({ timeout: guard.remainingMs() })
-    } catch (err) {
-      if (isEngineFailure(err) || guard.reason !== undefined) throw err
-      throw topLevelError(err)
-    }
+    await linkAndEvaluate(module, context, guard)
     const entries = await lister.apply(undefined, [module.namespace.derefInto()], { result: { copy: true }, timeout: guard.remainingMs() }) as unknown
     return readExports(entries)
   } finally {

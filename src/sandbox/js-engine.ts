@@ -22,12 +22,11 @@
 import type ivm from 'isolated-vm'
 import { InvalidInputError } from '../model/errors.ts'
 import type { CallGuard } from './call-guard.ts'
-import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
+import { SandboxAbortedError } from './errors.ts'
 import type { IsolatePoolOptions, Lease } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
-import { isEngineFailure, topLevelError } from './outcome.ts'
 import { PRELUDE_SOURCE } from './prelude.ts'
-import { copyInto, exactCopy, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
+import { copyInto, exactCopy, linkAndEvaluate, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
 import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
 import { validateCall } from './validate.ts'
 import { argsToTape } from './values.ts'
@@ -151,16 +150,7 @@ async function loadModule (isolate: ivm.Isolate, context: ivm.Context, state: Js
   })
   references.push(module)
   state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
-  if (module.dependencySpecifiers.length > 0) {
-    throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
-  }
-  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
-  try {
-    await module.evaluate({ timeout: guard.remainingMs() })
-  } catch (err) {
-    if (isEngineFailure(err) || guard.reason !== undefined) throw err
-    throw topLevelError(err)
-  }
+  await linkAndEvaluate(module, context, guard)
   return module.namespace
 }
 

@@ -10,7 +10,8 @@ import { CallGuard } from './call-guard.ts'
 import type { IsolatePool, Lease } from './isolate-pool.ts'
 import { THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, VALUE_DEPTH_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
-import { engineError, readOutcome } from './outcome.ts'
+import { ForbiddenImportError } from './errors.ts'
+import { engineError, isEngineFailure, readOutcome, topLevelError } from './outcome.ts'
 import type { PreludeLimits } from './prelude.ts'
 import type { SandboxCall, SandboxResult } from './types.ts'
 
@@ -94,5 +95,23 @@ export function releaseAll (references: Array<{ release: () => void }>): void {
     } catch {
       // The isolate is already disposed, and everything in it with it.
     }
+  }
+}
+
+/**
+ * Link a compiled function module (it may import nothing) and run its top-level code within the
+ * call's remaining time. A top-level throw is the function's error; a limit or abort is the
+ * engine's.
+ */
+export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: CallGuard): Promise<void> {
+  if (module.dependencySpecifiers.length > 0) {
+    throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
+  }
+  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+  try {
+    await module.evaluate({ timeout: guard.remainingMs() })
+  } catch (err) {
+    if (isEngineFailure(err) || guard.reason !== undefined) throw err
+    throw topLevelError(err)
   }
 }
