@@ -261,7 +261,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
         uptimeMs: Date.now() - startedAt,
         connections: host.getConnections().length,
         peers: counts,
-        blobs: { count: (await blobs.list({ limit: 10_000 })).length }
+        blobs: { count: blobs.count() ?? 0 }
       }
     },
     apiUrl: () => api.url,

@@ -84,6 +84,8 @@ export interface BlobStore {
   stat(cid: CID | string): Promise<BlobStat | undefined>
   /** Up to `limit` stored CIDs (default `blobListLengthDefault`, at most `blobListLengthMax`), in no particular order. */
   list(options?: { limit?: number }): Promise<CID[]>
+  /** How many blobs the SQLite index holds; undefined for a store without one (counting files would walk the disk). */
+  count(): number | undefined
 }
 
 /**
@@ -141,7 +143,8 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
     : {
         insert: db.sqlite.prepare('INSERT INTO blobs (cid, bytes, created_ms) VALUES (?, ?, ?) ON CONFLICT (cid) DO NOTHING'),
         remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
-        list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?')
+        list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?'),
+        count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
       }
 
   const pathOf = (key: string): string => join(dir, key.slice(-shardDirChars), key)
@@ -273,6 +276,10 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
 
     async stat (cid) {
       return statFile(pathOf(blobKey(parseBlobCid(cid))))
+    },
+
+    count () {
+      return index === undefined ? undefined : Number((index.count.get() as { n: number | bigint }).n)
     },
 
     async list ({ limit = blobListLengthDefault } = {}) {

@@ -72,6 +72,16 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       if (db !== undefined) assert.deepEqual(indexRows(), [{ cid: cid.toString(), bytes: bytes.length, created_ms: 1_700_000_000_000 }])
     })
 
+    it('counts blobs from the index, and only when there is one', async () => {
+      assert.equal(store.count(), db === undefined ? undefined : 0)
+      const cid = await store.put(encoder.encode('one'))
+      await store.put(encoder.encode('one'))
+      await store.put(encoder.encode('two'))
+      assert.equal(store.count(), db === undefined ? undefined : 2)
+      await store.delete(cid)
+      assert.equal(store.count(), db === undefined ? undefined : 1)
+    })
+
     it('stores the empty blob', async () => {
       const empty = new Uint8Array(0)
       const cid = await store.put(empty)
