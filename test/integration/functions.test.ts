@@ -14,6 +14,10 @@ import { MAIN, TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 
 const MATH = fileURLToPath(new URL('../fixtures/deploy/math.ts', import.meta.url))
+const SIZES = fileURLToPath(new URL('../fixtures/deploy/sizes.ts', import.meta.url))
+/** RESULT_INLINE_BYTES_MAX and TASK_ARGS_BYTES_MAX (src/wire/task-codec.ts). */
+const RESULT_INLINE_BYTES_MAX = 256 * 1024
+const TASK_ARGS_BYTES_MAX = 1024 * 1024
 
 interface CallJson { value: unknown, peer: string, resultCid: string, taskId: string, timings: { fetchMs: number, runMs: number } }
 
@@ -127,6 +131,32 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
     const bad = await runCli(['deploy', spin, '--time-ms', '0', '--data-dir', peers[0].dataDir])
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /limits: .*timeMs/)
+  })
+
+  test('results at the inline limit ride in the reply, one byte past it are fetched as a blob; arguments one byte past their limit are refused', async () => {
+    const deployed = await runCli(['deploy', SIZES, '--replicas', '1', '--json', '--data-dir', peers[0].dataDir])
+    assert.equal(deployed.code, 0, deployed.stderr)
+    const sizesId = (JSON.parse(deployed.stdout) as { cid: string }).cid
+    // A string of 65,536 characters or more encodes as dag-cbor with a 5-byte header.
+    for (const length of [RESULT_INLINE_BYTES_MAX - 5, RESULT_INLINE_BYTES_MAX - 4]) {
+      const res = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'text', args: [length], on: peers[1].peerId }) })
+      const answer = await res.json() as CallJson
+      assert.equal(res.status, 200, JSON.stringify(answer).slice(0, 300))
+      assert.equal((answer.value as string).length, length)
+    }
+    // `[s]` encodes as 1 (array) + 5 (string header) + s.length bytes.
+    const tooLong = 'y'.repeat(TASK_ARGS_BYTES_MAX - 6 + 1)
+    const refused = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong], on: peers[1].peerId }) })
+    const failure = await refused.json() as { error: { code: string, message: string } }
+    assert.equal(refused.status, 400)
+    assert.equal(failure.error.code, 'ERR_INVALID_INPUT')
+    assert.match(failure.error.message, /at most 1048576/)
+    const fits = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong.slice(1)], on: peers[1].peerId }) })
+    assert.equal(((await fits.json()) as CallJson).value, TASK_ARGS_BYTES_MAX - 6)
+
+    const replicas = await runCli(['deploy', SIZES, '--replicas', '17', '--data-dir', peers[0].dataDir])
+    assert.equal(replicas.code, 2)
+    assert.match(replicas.stderr, /--replicas must be an integer from 1 to 16/)
   })
 
   test('bad calls get named errors', async () => {
