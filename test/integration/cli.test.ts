@@ -79,6 +79,19 @@ describe('rhizome CLI', { timeout: 120_000 }, () => {
     }
   })
 
+  test('devnet refuses one peer past its limit; call refuses one argument past its limit', async () => {
+    const devnet = await runCli(['devnet', '--peers', '17', '--dir', join(dir, 'devnet')])
+    assert.equal(devnet.code, 2)
+    assert.match(devnet.stderr, /--peers must be an integer from 1 to 16/)
+    const args = Array.from({ length: 65 }, (_, i) => String(i))
+    const call = await runCli(['call', 'fn', 'export', ...args, '--data-dir', join(dir, 'nobody')])
+    assert.equal(call.code, 2)
+    assert.match(call.stderr, /expected 2 to 66 argument\(s\), got 67/)
+    const fits = await runCli(['call', 'fn', 'export', ...args.slice(1), '--data-dir', join(dir, 'nobody')])
+    assert.equal(fits.code, 1, 'with 66 arguments the command line is accepted and only the missing peer fails')
+    assert.match(fits.stderr, /no Rhizome peer is running/)
+  })
+
   test('a command with no peer to talk to fails with a hint', async () => {
     const r = await runCli(['peers', '--data-dir', join(dir, 'nobody')])
     assert.equal(r.code, 1)

@@ -159,6 +159,19 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
     assert.match(replicas.stderr, /--replicas must be an integer from 1 to 16/)
   })
 
+  test('the HTTP API refuses request bodies one byte past their limits with 413', async () => {
+    // CALL_BYTES_MAX (2 MiB) and DEPLOY_BYTES_MAX (8 MiB) in src/node/http-api.ts.
+    for (const [path, bytesMax] of [['/v1/call', 2 * 1024 * 1024], ['/v1/functions', 8 * 1024 * 1024]] as const) {
+      const res = await fetch(`${peers[0].apiUrl}${path}`, { method: 'POST', body: new Uint8Array(bytesMax + 1) })
+      const body = await res.json() as { error: { code: string, message: string } }
+      assert.equal(res.status, 413, path)
+      assert.equal(body.error.code, 'ERR_TOO_LARGE')
+      assert.match(body.error.message, new RegExp(`limit of ${bytesMax} bytes`))
+    }
+    const status = await peers[0].api<{ peerId: string }>('/v1/status')
+    assert.equal(status.peerId, peers[0].peerId)
+  })
+
   test('bad calls get named errors', async () => {
     const noExport = await runCli(['call', fnId, 'nope', '--on', peers[1].peerId, '--data-dir', peers[0].dataDir])
     assert.equal(noExport.code, 1)
