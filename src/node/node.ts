@@ -22,7 +22,7 @@ import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } fro
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { lockDataDir } from './lock.ts'
-import { VERSION } from './version.ts'
+import { VERSION } from '../model/version.ts'
 import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'

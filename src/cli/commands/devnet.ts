@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { mkdir, open, readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient } from '../api-client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
@@ -9,7 +9,8 @@ import type { ChildProcess } from 'node:child_process'
 import type { Command } from '../command.ts'
 import type { NodeStatus, PeerView } from '../../node/index.ts'
 
-const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url))
+// main.ts in the repository, main.js in an installed (built) package.
+const MAIN = fileURLToPath(new URL(`../main${extname(import.meta.url)}`, import.meta.url))
 /** Devnets are for one machine; more than 16 peers is a benchmark, not a dev loop. */
 const DEVNET_PEERS_MAX = 16
 /** Starting and meeting takes a few seconds; past a minute something is wrong. */

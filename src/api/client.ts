@@ -1,0 +1,162 @@
+/**
+ * A typed client of a peer's HTTP API: what the CLI, the SDK and (later) the dashboard use.
+ * It only speaks HTTP (`fetch`), so it runs anywhere a peer's API is reachable from.
+ *
+ * Every request has a deadline and takes the caller's signal; aborting a request closes its
+ * connection, which makes the peer cancel the work it was doing for it (a running task, say).
+ * A failure the peer reports comes back as the peer's own named error (`failureFromData`);
+ * a peer that does not answer is `ApiUnreachableError`, one that answers late `ApiTimeoutError`.
+ */
+import { RhizomeError, failureFromData } from '../model/errors.ts'
+import { ROUTES, routePath } from './routes.ts'
+import type { RouteName } from './routes.ts'
+import type { BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView } from './types.ts'
+
+/** The local API answers in milliseconds; a blob fetch from another peer may take a minute. */
+export const API_TIMEOUT_MS_DEFAULT = 120_000
+/** Largest JSON answer read (a peer table of thousands of peers fits). */
+export const API_JSON_BYTES_MAX = 32 * 1024 * 1024
+
+export class ApiUnreachableError extends RhizomeError {
+  constructor (url: string, options: { cause?: unknown, hint?: string } = {}) {
+    super('ERR_NO_PEER', `no Rhizome peer answers at ${url}`, {
+      retryable: true,
+      hint: options.hint ?? 'is the peer running? start one with `rhizome node start`, or pass the right --data-dir / --api',
+      cause: options.cause
+    })
+    this.name = 'ApiUnreachableError'
+  }
+}
+
+export class ApiTimeoutError extends RhizomeError {
+  constructor (url: string, timeoutMs: number) {
+    super('ERR_API_TIMEOUT', `the peer at ${url} did not answer within ${timeoutMs} ms`, {
+      retryable: true,
+      hint: 'the peer may be overloaded or the operation slow; check `rhizome status`, or allow more time'
+    })
+    this.name = 'ApiTimeoutError'
+  }
+}
+
+export class ApiAbortedError extends RhizomeError {
+  constructor () {
+    super('ERR_ABORTED', 'cancelled', { hint: 'the peer was told to stop the work for this request' })
+    this.name = 'ApiAbortedError'
+  }
+}
+
+export class ApiAnswerError extends RhizomeError {
+  constructor (message: string) {
+    super('ERR_API', message, { hint: 'the peer and this client may be different Rhizome versions; compare `rhizome --version` with the peer\'s `rhizome status`' })
+    this.name = 'ApiAnswerError'
+  }
+}
+
+export interface ClientOptions {
+  /** The API's base URL, e.g. http://127.0.0.1:7070 (a peer writes it to DIR/api.json). */
+  url: string
+  /** The API token (DIR/api.token); needed for every route that changes something. */
+  token?: string
+  /** Aborts every request of this client (Ctrl-C). */
+  signal?: AbortSignal
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal
+  /** Default `API_TIMEOUT_MS_DEFAULT`. */
+  timeoutMs?: number
+}
+
+export class RhizomeClient {
+  readonly url: string
+  private readonly token: string | undefined
+  private readonly signal: AbortSignal | undefined
+
+  constructor (options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '')
+    this.token = options.token
+    this.signal = options.signal
+  }
+
+  async status (options?: RequestOptions): Promise<NodeStatus> {
+    return await this.json('status', {}, undefined, options)
+  }
+
+  async peers (options?: RequestOptions): Promise<PeerView[]> {
+    return (await this.json<{ peers: PeerView[] }>('peers', {}, undefined, options)).peers
+  }
+
+  async functions (options?: RequestOptions): Promise<FunctionInfo[]> {
+    return (await this.json<{ functions: FunctionInfo[] }>('functions', {}, undefined, options)).functions
+  }
+
+  /** Deploy a packaged function: `body` is dag-cbor `{ manifest, code, replicas }`. */
+  async deploy (body: Uint8Array, options?: RequestOptions): Promise<DeployResult> {
+    return await this.json('deploy', {}, body, options)
+  }
+
+  /** Run one task. The client waits `timeoutMs` plus a margin, so the peer's own deadline fires first. */
+  async call (request: CallRequest, options: RequestOptions = {}): Promise<CallResult> {
+    return await this.json('call', {}, new TextEncoder().encode(JSON.stringify(request)), options)
+  }
+
+  async putBlob (bytes: Uint8Array, options?: RequestOptions): Promise<BlobPutResult> {
+    return await this.json('blobPut', {}, bytes, options)
+  }
+
+  async getBlob (cid: string, options?: RequestOptions): Promise<Uint8Array> {
+    const res = await this.send('blobGet', { cid }, undefined, '', options)
+    return new Uint8Array(await res.arrayBuffer())
+  }
+
+  /** Make the peer fetch a blob from another peer, verify it and store it. */
+  async fetchBlob (cid: string, from: string, options?: RequestOptions): Promise<BlobPutResult> {
+    return await this.json('blobFetch', { cid }, new Uint8Array(0), options, `?from=${encodeURIComponent(from)}`)
+  }
+
+  private async json<T> (name: RouteName, params: Record<string, string>, body?: Uint8Array, options?: RequestOptions, query = ''): Promise<T> {
+    const res = await this.send(name, params, body, query, options)
+    const declared = Number(res.headers.get('content-length') ?? 0)
+    if (declared > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is ${declared} bytes, more than ${API_JSON_BYTES_MAX}`)
+    const text = await res.text()
+    if (text.length > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is larger than ${API_JSON_BYTES_MAX} bytes`)
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      throw new ApiAnswerError(`the peer's answer to ${ROUTES[name].method} ${ROUTES[name].path} is not JSON`)
+    }
+  }
+
+  private async send (name: RouteName, params: Record<string, string>, body: Uint8Array | undefined, query: string, options: RequestOptions = {}): Promise<Response> {
+    const route = ROUTES[name]
+    const timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS_DEFAULT
+    const deadline = AbortSignal.timeout(timeoutMs)
+    const signals = [deadline]
+    if (this.signal !== undefined) signals.push(this.signal)
+    if (options.signal !== undefined) signals.push(options.signal)
+    const headers: Record<string, string> = {}
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    let res: Response
+    try {
+      res = await fetch(this.url + routePath(name, params) + query, {
+        method: route.method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.any(signals)
+      })
+    } catch (err) {
+      if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
+      if (deadline.aborted) throw new ApiTimeoutError(this.url, timeoutMs)
+      throw new ApiUnreachableError(this.url, { cause: err })
+    }
+    if (!res.ok) {
+      let failure: FailureData | undefined
+      try {
+        failure = ((await res.json()) as { error?: FailureData }).error
+      } catch {}
+      if (failure === undefined || typeof failure.code !== 'string') throw new ApiAnswerError(`the peer answered HTTP ${res.status} to ${route.method} ${route.path}`)
+      throw failureFromData(failure)
+    }
+    return res
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The route table of a peer's HTTP API: the one place a route is defined. The server
+ * (src/node/http-api.ts) implements exactly these, keyed by name; clients build their requests
+ * from them. `write: true` routes change the peer's state (or spend its resources) and need the
+ * API token.
+ */
+export interface Route {
+  method: 'GET' | 'POST'
+  /** Path pattern; `:name` segments are parameters. */
+  path: string
+  write: boolean
+  summary: string
+}
+
+export const ROUTES = {
+  status: { method: 'GET', path: '/v1/status', write: false, summary: 'this peer: id, version, network, addrs, uptime, peer and blob counts' },
+  peers: { method: 'GET', path: '/v1/peers', write: false, summary: 'the membership view, with a connected flag' },
+  functions: { method: 'GET', path: '/v1/functions', write: false, summary: 'the functions this peer holds' },
+  deploy: { method: 'POST', path: '/v1/functions', write: true, summary: 'deploy: body is dag-cbor { manifest, code, replicas }' },
+  call: { method: 'POST', path: '/v1/call', write: true, summary: 'run one task: JSON { fn, export, args, on?, timeoutMs? }' },
+  blobPut: { method: 'POST', path: '/v1/blobs', write: true, summary: 'store the body as a blob' },
+  blobGet: { method: 'GET', path: '/v1/blobs/:cid', write: false, summary: 'the blob\'s bytes, verified on the way out' },
+  blobFetch: { method: 'POST', path: '/v1/blobs/:cid/fetch', write: true, summary: 'fetch a blob from ?from=PEER, verify and store it' }
+} as const satisfies Record<string, Route>
+
+export type RouteName = keyof typeof ROUTES
+
+/** Fill a route's `:name` parameters (URI-encoded). */
+export function routePath (name: RouteName, params: Record<string, string> = {}): string {
+  return ROUTES[name].path.replace(/:([a-z]+)/g, (_, key: string) => {
+    const value = params[key]
+    if (value === undefined) throw new Error(`assertion failed: route ${name} needs parameter ${key}`)
+    return encodeURIComponent(value)
+  })
+}
+
+/** Match a request path against a route pattern; the parameters if it matches. */
+export function matchRoute (route: Route, method: string, pathname: string): Record<string, string> | undefined {
+  if (route.method !== method) return undefined
+  const want = route.path.split('/')
+  const got = pathname.split('/')
+  if (want.length !== got.length) return undefined
+  const params: Record<string, string> = {}
+  for (let i = 0; i < want.length; i++) {
+    if (want[i].startsWith(':')) {
+      if (got[i] === '') return undefined
+      try {
+        params[want[i].slice(1)] = decodeURIComponent(got[i])
+      } catch {
+        return undefined
+      }
+    } else if (want[i] !== got[i]) {
+      return undefined
+    }
+  }
+  return params
+}

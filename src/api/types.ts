@@ -1,0 +1,101 @@
+/**
+ * What a peer's HTTP API answers, as data. The server (src/node/http-api.ts) is typed against
+ * these, and every client — the CLI, the SDK, the dashboard — reads them from here. Nothing in
+ * this file may import the peer's internals: a client must not need libp2p to know the shapes.
+ */
+export type { FailureData } from '../model/errors.ts'
+
+export type PeerState = 'alive' | 'suspect' | 'gone'
+
+export interface Capacity {
+  slotsFree: number
+  slotsMax: number
+  queueLength: number
+}
+
+/** `GET /v1/status` */
+export interface NodeStatus {
+  peerId: string
+  version: string
+  networkId: string
+  dataDir: string
+  addrs: string[]
+  apiUrl: string
+  uptimeMs: number
+  connections: number
+  peers: { alive: number, suspect: number, gone: number }
+  blobs: { count: number }
+}
+
+/** One row of `GET /v1/peers`: what this peer knows of another. */
+export interface PeerView {
+  peerId: string
+  state: PeerState
+  incarnation: number
+  seq: number
+  version: string
+  addrs: string[]
+  capacity: Capacity
+  firstSeenMs: number
+  lastSeenMs: number
+  stateSinceMs: number
+  /** Whether a libp2p connection to it is open right now. */
+  connected: boolean
+}
+
+export type FunctionOrigin = 'deploy' | 'replica' | 'fetched'
+
+/** One row of `GET /v1/functions`. */
+export interface FunctionInfo {
+  cid: string
+  name: string
+  kind: string
+  codeCid: string
+  codeBytes: number
+  exports: string[]
+  addedMs: number
+  origin: FunctionOrigin
+}
+
+/** `POST /v1/functions` answers this. */
+export interface DeployResult {
+  cid: string
+  name: string
+  exports: string[]
+  alreadyDeployed: boolean
+  replicas: Array<{ peer: string, ok: boolean, error?: string }>
+}
+
+/** `POST /v1/call` takes this (JSON). */
+export interface CallRequest {
+  /** A function id, or a name known to the peer. */
+  fn: string
+  export: string
+  args: unknown[]
+  /** Run on this peer id; without it, placement picks one. */
+  on?: string
+  timeoutMs?: number
+}
+
+export interface TaskTimings {
+  queueMs: number
+  fetchMs: number
+  runMs: number
+  totalMs: number
+}
+
+/** `POST /v1/call` answers this; `value` is the result as dag-json-style JSON. */
+export interface CallResult {
+  taskId: string
+  resultCid: string
+  value: unknown
+  peer: string
+  attempts: number
+  timings: TaskTimings
+}
+
+/** `POST /v1/blobs` and `POST /v1/blobs/:cid/fetch` answer this. */
+export interface BlobPutResult {
+  cid: string
+  bytes: number
+}
