@@ -5,12 +5,14 @@
  * behind our back. Bytes that no longer match are moved aside and never served.
  *
  * `readRange` serves a piece of a blob (the blob protocol asks for 1 MiB at a time) without
- * reading the whole of it: the file is hashed once, streamed in bounded chunks, and the store
- * remembers that this file — same inode, size, mtime and ctime — was verified. A range then costs
- * one bounded read at its offset. A file that changed since (any write moves its mtime and ctime,
- * a replacement changes its inode) is hashed again before it is served. Bit rot that leaves the
- * timestamps alone is caught by the next `get` or after the verification falls out of memory, and
- * a peer fetching ranges hashes the assembled blob against its CID before keeping any of it.
+ * reading the whole of it. The file is hashed once, streamed in `blobVerifyChunkBytes` pieces, and
+ * the store remembers that this file — same inode, size and mtime — was verified, with a
+ * CRC-32 of each piece. A range then costs one bounded read of the pieces it covers (one, for the
+ * aligned ranges a fetch asks for), checked against their CRCs. A file that changed since (a write
+ * moves its mtime, a replacement changes its inode) is hashed again before it is served;
+ * the CRCs catch what timestamps miss — bit rot, an edit within the filesystem's timestamp
+ * granularity, or one that put the mtime back — so a range whose bytes differ from what was
+ * verified is refused, never served.
  *
  * Layout under `dir` (after go-ipfs flatfs, sharded by the end of the CID, which is hash bits):
  *   <last 2 chars of cid>/<cid>   one file per blob; base32 gives 32 × 8 = 256 shards
@@ -28,6 +30,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { crc32 } from 'node:zlib'
 import { mkdir, open, opendir, rename, stat as fsStat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -64,14 +67,15 @@ export const cidStringCharsMax = 100
  */
 export const blobRangeBytesMax = 1024 * 1024
 /**
- * Bytes read from a file at a time while hashing it to verify it. 1 MiB keeps the buffer small
- * next to a blob of up to 64 MiB, and is large enough that the reads cost little per byte.
+ * Bytes read at a time while hashing a file to verify it, and the piece each remembered CRC-32
+ * covers. Equal to `blobRangeBytesMax`, so an aligned range is exactly one piece and an unaligned
+ * one at most two; 1 MiB keeps the buffer small next to a 64 MiB blob and the reads cheap per byte.
  */
-export const blobHashChunkBytes = 1024 * 1024
+export const blobVerifyChunkBytes = blobRangeBytesMax
 /**
- * Verified files remembered, in entries (each a CID and a stat signature, about 150 bytes: ~1 MB in
- * all). A peer serving more distinct blobs than this at once re-verifies the least recently served;
- * that costs a hash, never correctness.
+ * Verified files remembered, in entries: each a stat signature (~100 bytes) and a CRC-32 per MiB
+ * (256 bytes for a 64 MiB blob), so ~3 MB at most. A peer serving more distinct blobs than this
+ * at once re-verifies the least recently served; that costs a hash, never correctness.
  */
 export const blobsVerifiedMax = 8192
 
@@ -79,6 +83,12 @@ const sha256DigestBytes = 32
 const shardDirChars = 2
 const tmpDirName = 'tmp'
 const corruptDirName = 'corrupt'
+
+/** A file verified against its CID: its stat signature then, and a CRC-32 per `blobVerifyChunkBytes`. */
+interface Verified {
+  signature: string
+  crcs: Uint32Array
+}
 
 export interface AbortOptions {
   signal?: AbortSignal
@@ -194,10 +204,10 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
   // and nothing will finish it. Removed here, while no put can be running (one store per dir).
   for (const name of readdirSync(tmpDir)) rmSync(join(tmpDir, name), { recursive: true, force: true })
 
-  /** Blob key → stat signature of the file last verified under it. */
-  const verified = new BoundedCache<string, string>({ entriesMax: blobsVerifiedMax, bytesMax: blobsVerifiedMax, sizeOf: () => 1 })
+  /** Blob key → the file last verified under it: its stat signature and a CRC-32 per piece. */
+  const verified = new BoundedCache<string, Verified>({ entriesMax: blobsVerifiedMax, bytesMax: blobsVerifiedMax, sizeOf: () => 1 })
   /** Verifications running, by key and signature: concurrent ranges of one file share one hash. */
-  const verifying = new Map<string, Promise<void>>()
+  const verifying = new Map<string, Promise<Verified>>()
 
   const index = db === undefined
     ? undefined
@@ -280,44 +290,60 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
         hint: 'the blob was stored under a larger blobBytesMax; raise blobBytesMax to read it'
       })
     }
-    return { size, signature: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` }
+    // Not ctime: the CRCs already catch an edit that put the mtime back, and leaving ctime out lets
+    // a test make exactly that edit (ctime cannot be set from user space).
+    return { size, signature: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}` }
   }
 
   /**
-   * Hash the open file in `blobHashChunkBytes` pieces and compare with its CID. A match is
-   * remembered under the file's signature, if the file did not change while it was hashed; a
+   * Hash the open file in `blobVerifyChunkBytes` pieces and compare with its CID. A match is
+   * remembered, with each piece's CRC-32, if the file did not change while it was hashed; a
    * mismatch moves the file aside and throws BlobCorruptError. Runs to the end once started (at
    * most blobBytesMax bytes), so requests waiting on it are not left holding a half-done hash.
    */
-  async function verify (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<void> {
+  async function verify (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
     const hash = createHash('sha256')
-    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, blobHashChunkBytes)))
-    let position = 0
-    while (position < size) {
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.byteLength, size - position), position)
-      if (bytesRead === 0) break // cut short since the stat: the digest below will not match
-      counters.bytesRead += bytesRead
-      counters.bytesHashed += bytesRead
-      hash.update(buffer.subarray(0, bytesRead))
-      position += bytesRead
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, blobVerifyChunkBytes)))
+    const crcs = new Uint32Array(Math.ceil(size / blobVerifyChunkBytes))
+    for (let piece = 0; piece < crcs.length; piece++) {
+      const position = piece * blobVerifyChunkBytes
+      const bytes = await readFully(file, buffer, Math.min(blobVerifyChunkBytes, size - position), position)
+      hash.update(bytes)
+      counters.bytesHashed += bytes.byteLength
+      crcs[piece] = crc32(bytes)
+      if (bytes.byteLength < Math.min(blobVerifyChunkBytes, size - position)) break // cut short: the digest will not match
     }
     if (!equals(hash.digest(), cid.multihash.digest)) {
       await quarantine(key, path)
       throw new BlobCorruptError(cid.toString())
     }
-    const after = await statOpen(file, key)
-    if (after.signature === signature) verified.set(key, signature)
+    const result = { signature, crcs }
+    if ((await statOpen(file, key)).signature === signature) verified.set(key, result)
+    return result
   }
 
-  async function verifyOnce (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<void> {
-    if (verified.get(key) === signature) return
+  async function verifyOnce (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
+    const known = verified.get(key)
+    if (known?.signature === signature) return known
     const flight = `${key}|${signature}`
     let running = verifying.get(flight)
     if (running === undefined) {
       running = verify(cid, key, path, file, size, signature).finally(() => verifying.delete(flight))
       verifying.set(flight, running)
     }
-    await running
+    return await running
+  }
+
+  /** Read up to `length` bytes at `position` into `buffer`, looping over short reads; fewer only at end of file. */
+  async function readFully (file: FileHandle, buffer: Uint8Array, length: number, position: number): Promise<Uint8Array> {
+    let filled = 0
+    while (filled < length) {
+      const { bytesRead } = await file.read(buffer, filled, length - filled, position + filled)
+      if (bytesRead === 0) break
+      counters.bytesRead += bytesRead
+      filled += bytesRead
+    }
+    return buffer.subarray(0, filled)
   }
 
   return {
@@ -355,10 +381,8 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
       const path = pathOf(key)
       const file = await openBlob(cid, key, path)
       let bytes: Uint8Array
-      let signature: string
       try {
-        const opened = await statOpen(file, key)
-        signature = opened.signature
+        await statOpen(file, key)
         const buffer = await file.readFile({ signal })
         counters.bytesRead += buffer.byteLength
         // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
@@ -369,8 +393,6 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
           await quarantine(key, path)
           throw new BlobCorruptError(cid.toString())
         }
-        // What was read matched; if the file is still the one that was opened, ranges can skip the hash.
-        if ((await statOpen(file, key)).signature === signature) verified.set(key, signature)
       } catch (err) {
         if ((err as Error).name === 'AbortError') throw new AbortedError(undefined, { cause: err })
         throw err
@@ -396,22 +418,28 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
         const { size, signature } = await statOpen(file, key)
         // Waits for a verification that another request started, even if this one is aborted
         // meanwhile: the file handle it reads through must stay open until it ends.
-        await verifyOnce(cid, key, path, file, size, signature)
+        const { crcs } = await verifyOnce(cid, key, path, file, size, signature)
         throwIfAborted(signal)
         const start = Math.min(offset, size)
-        const bytes = new Uint8Array(Math.min(length, size - start))
-        let filled = 0
-        while (filled < bytes.byteLength) {
-          const { bytesRead } = await file.read(bytes, filled, bytes.byteLength - filled, start + filled)
-          if (bytesRead === 0) break
-          counters.bytesRead += bytesRead
-          filled += bytesRead
+        const end = Math.min(start + length, size)
+        if (end === start) return { total: size, bytes: new Uint8Array(0) }
+        // Read the whole pieces the range touches, so each can be checked against its CRC.
+        const first = Math.floor(start / blobVerifyChunkBytes)
+        const last = Math.floor((end - 1) / blobVerifyChunkBytes)
+        const from = first * blobVerifyChunkBytes
+        const to = Math.min((last + 1) * blobVerifyChunkBytes, size)
+        const pieces = await readFully(file, new Uint8Array(to - from), to - from, from)
+        let intact = pieces.byteLength === to - from
+        for (let piece = first; intact && piece <= last; piece++) {
+          const at = (piece - first) * blobVerifyChunkBytes
+          intact = crc32(pieces.subarray(at, at + blobVerifyChunkBytes)) === crcs[piece]
         }
-        if (filled < bytes.byteLength) {
-          // Cut short in place since it was verified: it no longer holds the blob.
+        if (!intact) {
+          // Changed in place since it was verified, without moving its timestamps (or cut short).
           await quarantine(key, path)
           throw new BlobCorruptError(cid.toString())
         }
+        const bytes = pieces.subarray(start - from, end - from)
         return { total: size, bytes }
       } finally {
         await file.close()

@@ -22,7 +22,7 @@ export {
   parseBlobCid,
   blobBytesMaxDefault,
   blobRangeBytesMax,
-  blobHashChunkBytes,
+  blobVerifyChunkBytes,
   blobsVerifiedMax,
   blobListLengthMax,
   blobListLengthDefault,
