@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BLOB_CHUNK_BYTES_MAX, serveRange } from '../../src/net/blob-service.ts'
+import { BLOB_CHUNK_BYTES_MAX, BLOB_RANGE_READS_MAX, BLOB_RANGE_READS_PER_PEER_MAX, RangeReadLimiter, serveRange } from '../../src/net/blob-service.ts'
 import { createBlobStore } from '../../src/store/index.ts'
 import type { BlobStore } from '../../src/store/index.ts'
 
@@ -59,5 +59,42 @@ describe('serving blob ranges', () => {
     for (let offset = 0; offset < bytes.length; offset += BLOB_CHUNK_BYTES_MAX) await serveRange(store, { cid, offset, length: BLOB_CHUNK_BYTES_MAX })
     assert.equal(store.counters.bytesHashed - hashedBefore, 16 * MiB)
     assert.equal(store.counters.bytesRead - readBefore, 48 * MiB)
+  })
+})
+
+describe('RangeReadLimiter', () => {
+  const isBusy = (err: unknown): boolean => {
+    assert.equal((err as Error).name, 'PeerBusyError')
+    assert.equal((err as { code: string }).code, 'ERR_PEER_BUSY')
+    assert.equal((err as { retryable: boolean }).retryable, true)
+    return true
+  }
+
+  it(`lets one peer run ${BLOB_RANGE_READS_PER_PEER_MAX} range reads at once and refuses one more as busy`, () => {
+    const limiter = new RangeReadLimiter()
+    assert.equal(limiter.perPeerMax, BLOB_RANGE_READS_PER_PEER_MAX)
+    const releases = Array.from({ length: BLOB_RANGE_READS_PER_PEER_MAX }, () => limiter.acquire('a'))
+    assert.throws(() => limiter.acquire('a'), isBusy)
+    // Another peer is not held back by the first one's reads.
+    const other = limiter.acquire('b')
+    assert.equal(limiter.running, BLOB_RANGE_READS_PER_PEER_MAX + 1)
+    releases[0]()
+    releases[0]() // giving a slot back twice frees it once
+    assert.equal(limiter.running, BLOB_RANGE_READS_PER_PEER_MAX)
+    const again = limiter.acquire('a')
+    assert.throws(() => limiter.acquire('a'), isBusy)
+    for (const release of [...releases.slice(1), other, again]) release()
+    assert.equal(limiter.running, 0)
+  })
+
+  it(`runs ${BLOB_RANGE_READS_MAX} range reads at once over all peers and refuses one more as busy`, () => {
+    const limiter = new RangeReadLimiter()
+    assert.equal(limiter.totalMax, BLOB_RANGE_READS_MAX)
+    const releases: Array<() => void> = []
+    for (let i = 0; i < BLOB_RANGE_READS_MAX; i++) releases.push(limiter.acquire(`peer-${i % (BLOB_RANGE_READS_MAX / BLOB_RANGE_READS_PER_PEER_MAX)}`))
+    assert.throws(() => limiter.acquire('a-new-peer'), isBusy)
+    releases.pop()?.()
+    limiter.acquire('a-new-peer')
+    assert.equal(limiter.running, BLOB_RANGE_READS_MAX)
   })
 })
