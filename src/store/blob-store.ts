@@ -101,6 +101,8 @@ export interface BlobStoreOptions {
   db?: Database
   /** Default `blobBytesMaxDefault` (64 MiB). */
   blobBytesMax?: number
+  /** Verified files remembered. Default `blobsVerifiedMax` (8,192). */
+  verifiedMax?: number
   /** Clock for the index's `created_ms`. Default `Date.now`. */
   now?: () => number
 }
@@ -205,7 +207,8 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
   for (const name of readdirSync(tmpDir)) rmSync(join(tmpDir, name), { recursive: true, force: true })
 
   /** Blob key → the file last verified under it: its stat signature and a CRC-32 per piece. */
-  const verified = new BoundedCache<string, Verified>({ entriesMax: blobsVerifiedMax, bytesMax: blobsVerifiedMax, sizeOf: () => 1 })
+  const verifiedMax = options.verifiedMax ?? blobsVerifiedMax
+  const verified = new BoundedCache<string, Verified>({ entriesMax: verifiedMax, bytesMax: verifiedMax, sizeOf: () => 1 })
   /** Verifications running, by key and signature: concurrent ranges of one file share one hash. */
   const verifying = new Map<string, Promise<Verified>>()
 

@@ -359,6 +359,24 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
         assert.equal(store.counters.bytesRead - read, bytes.length + rangeBytes)
       })
 
+      it('remembers verifiedMax verified blobs and hashes again the one that fell out past it', async () => {
+        const small = open({ verifiedMax: 2 })
+        const cids = [await small.put(pattern(1000, 1)), await small.put(pattern(1000, 2)), await small.put(pattern(1000, 3))]
+        const hashedFor = async (cid: CID): Promise<number> => {
+          const before = small.counters.bytesHashed
+          await small.readRange(cid, 0, 10)
+          return small.counters.bytesHashed - before
+        }
+        assert.equal(await hashedFor(cids[0]), 1000)
+        assert.equal(await hashedFor(cids[1]), 1000)
+        assert.equal(await hashedFor(cids[0]), 0)
+        assert.equal(await hashedFor(cids[1]), 0)
+        // A third one past the limit of 2 pushes out the least recently served (cids[0]).
+        assert.equal(await hashedFor(cids[2]), 1000)
+        assert.equal(await hashedFor(cids[1]), 0)
+        assert.equal(await hashedFor(cids[0]), 1000)
+      })
+
       it('refuses a blob corrupt on disk before it was ever verified, and moves it aside', async () => {
         const bytes = pattern(MiB + 5)
         const cid = await store.put(bytes)
