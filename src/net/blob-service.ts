@@ -6,16 +6,46 @@
  * blob, so neither side holds more than one chunk of a peer's data in a frame. The caller hashes
  * the assembled bytes against the CID before storing them (BlobStore.putVerified): a peer that
  * serves wrong bytes is caught, and nothing it sent is kept.
+ *
+ * Serving a range costs one bounded read at its offset (BlobStore.readRange verifies the file once
+ * and remembers it), never a read of the whole blob. Range reads running at once are capped per
+ * peer and in total; a request past a cap is answered at once with the retryable PeerBusyError, and
+ * `fetch` waits a little and asks again. Fetching still assembles the whole blob in memory to hash
+ * it before storing (bounded by blobBytesMax, 64 MiB): that is local work the caller asked for.
  */
 import { CID } from 'multiformats/cid'
-import { InvalidInputError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
+import { AbortedError, InvalidInputError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
+import { blobRangeBytesMax } from '../store/index.ts'
 import { isRecord } from '../wire/rpc.ts'
+import { PeerBusyError } from './rpc.ts'
 import type { BlobStore } from '../store/index.ts'
 import type { RpcService } from './rpc.ts'
 import type { PeerId } from '@libp2p/interface'
 
-/** 1 MiB chunks: a round trip per MiB is cheap next to the transfer, and frames stay small. */
-export const BLOB_CHUNK_BYTES_MAX = 1024 * 1024
+/**
+ * 1 MiB chunks: a round trip per MiB is cheap next to the transfer, and frames stay small. It is
+ * the store's largest range read (`blobRangeBytesMax`), so one definition serves both.
+ */
+export const BLOB_CHUNK_BYTES_MAX = blobRangeBytesMax
+/**
+ * Range reads one peer may have running at once, over all its streams and connections. An honest
+ * fetch has one in flight at a time; 4 lets a peer fetch a few blobs at once. Without it, 32
+ * streams × 4 requests per stream from one connection could all be reading at once.
+ */
+export const BLOB_RANGE_READS_PER_PEER_MAX = 4
+/**
+ * Range reads running at once for all peers together. Each holds a buffer of up to one chunk and
+ * its encoded reply (a copy of it), about 2 MiB, so 16 bound that to ~32 MiB however many peers
+ * (or peer ids) ask; reads are disk-bound, so more would only wait on the disk.
+ */
+export const BLOB_RANGE_READS_MAX = 16
+/**
+ * Times `fetch` asks again for a range the serving peer refused as busy, waiting
+ * `BLOB_BUSY_RETRY_MS` × 2^attempt (0.1, 0.2, 0.4, 0.8, 1.6 s: ~3 s in all) — long enough to
+ * outlast a burst of other peers' reads, short enough to fail over to another peer soon.
+ */
+export const BLOB_BUSY_RETRIES_MAX = 5
+export const BLOB_BUSY_RETRY_MS = 100
 const BLOB_FRAME_BYTES_MAX = BLOB_CHUNK_BYTES_MAX + 1024
 const CID_CHARS_MAX = 100
 
@@ -29,8 +59,45 @@ export interface BlobServiceInit {
   networkId: string
 }
 
+/**
+ * Counts range reads running, per peer and in total, and refuses one past either cap. Synchronous
+ * admission: nothing waits, so nothing queues without bound.
+ */
+export class RangeReadLimiter {
+  readonly perPeerMax: number
+  readonly totalMax: number
+  private readonly byPeer = new Map<string, number>()
+  private total = 0
+
+  constructor (perPeerMax = BLOB_RANGE_READS_PER_PEER_MAX, totalMax = BLOB_RANGE_READS_MAX) {
+    this.perPeerMax = perPeerMax
+    this.totalMax = totalMax
+  }
+
+  get running (): number { return this.total }
+
+  /** Take a read slot for `peer`, or throw PeerBusyError; returns the function that gives it back. */
+  acquire (peer: string): () => void {
+    const mine = this.byPeer.get(peer) ?? 0
+    if (mine >= this.perPeerMax) throw new PeerBusyError(`${mine} blob range reads from this peer are already running (limit ${this.perPeerMax})`)
+    if (this.total >= this.totalMax) throw new PeerBusyError(`${this.total} blob range reads are already running (limit ${this.totalMax})`)
+    this.byPeer.set(peer, mine + 1)
+    this.total++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.total--
+      const left = (this.byPeer.get(peer) ?? 1) - 1
+      if (left === 0) this.byPeer.delete(peer)
+      else this.byPeer.set(peer, left)
+    }
+  }
+}
+
 export class BlobService {
   private readonly init: BlobServiceInit
+  private readonly reads = new RangeReadLimiter()
   readonly protocol: string
 
   constructor (init: BlobServiceInit) {
@@ -43,23 +110,26 @@ export class BlobService {
       protocol: this.protocol,
       frameBytesMax: BLOB_FRAME_BYTES_MAX,
       inflightMax: 4,
-      handler: async (body, { signal }) => {
+      handler: async (body, { peerId, signal }) => {
         const request = parseRequest(body)
-        const bytes = await this.init.blobs.get(request.cid, { signal })
-        const start = Math.min(request.offset, bytes.byteLength)
-        return { total: bytes.byteLength, bytes: bytes.subarray(start, start + request.length) }
+        const release = this.reads.acquire(peerId.toString())
+        try {
+          return await serveRange(this.init.blobs, request, { signal })
+        } finally {
+          release()
+        }
       }
     })
   }
 
   /** Fetch a blob from `peerId`, verify it against its CID and store it locally. */
   async fetch (peerId: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const { blobs, rpc } = this.init
+    const { blobs } = this.init
     const parts: Uint8Array[] = []
     let offset = 0
     let total: number | undefined
     do {
-      const reply = await rpc.request(peerId, this.protocol, { cid: cid.toString(), offset, length: BLOB_CHUNK_BYTES_MAX }, options)
+      const reply = await this.requestRange(peerId, cid, offset, options)
       const chunk = parseReply(reply, total)
       if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax)
       total = chunk.total
@@ -72,7 +142,36 @@ export class BlobService {
     await blobs.putVerified(cid, bytes, options)
     return bytes
   }
+
+  /** One range, asked again after a pause while the serving peer says it is busy. */
+  private async requestRange (peerId: PeerId, cid: CID, offset: number, options: { signal?: AbortSignal }): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.init.rpc.request(peerId, this.protocol, { cid: cid.toString(), offset, length: BLOB_CHUNK_BYTES_MAX }, options)
+      } catch (err) {
+        if ((err as Error).name !== 'PeerBusyError' || attempt >= BLOB_BUSY_RETRIES_MAX) throw err
+        await sleep(BLOB_BUSY_RETRY_MS * 2 ** attempt, options.signal)
+      }
+    }
+  }
 }
+
+async function sleep (ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) throw new AbortedError()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(timer); reject(new AbortedError()) }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** Answer one range request from the local store. */
+export async function serveRange (blobs: BlobStore, request: BlobRangeRequest, options: { signal?: AbortSignal } = {}): Promise<BlobRangeReply> {
+  return await blobs.readRange(request.cid, request.offset, request.length, options)
+}
+
+export interface BlobRangeRequest { cid: CID, offset: number, length: number }
+export interface BlobRangeReply { total: number, bytes: Uint8Array }
 
 function parseRequest (body: unknown): { cid: CID, offset: number, length: number } {
   if (!isRecord(body)) throw new ProtocolViolationError('blob request must be a map')

@@ -4,6 +4,16 @@
  * `putVerified`, and hashed again on every `get`, because a disk can rot and a file can be edited
  * behind our back. Bytes that no longer match are moved aside and never served.
  *
+ * `readRange` serves a piece of a blob (the blob protocol asks for 1 MiB at a time) without
+ * reading the whole of it. The file is hashed once, streamed in `blobVerifyChunkBytes` pieces, and
+ * the store remembers that this file — same inode, size and mtime — was verified, with a
+ * CRC-32 of each piece. A range then costs one bounded read of the pieces it covers (one, for the
+ * aligned ranges a fetch asks for), checked against their CRCs. A file that changed since (a write
+ * moves its mtime, a replacement changes its inode) is hashed again before it is served;
+ * the CRCs catch what timestamps miss — bit rot, an edit within the filesystem's timestamp
+ * granularity, or one that put the mtime back — so a range whose bytes differ from what was
+ * verified is refused, never served.
+ *
  * Layout under `dir` (after go-ipfs flatfs, sharded by the end of the CID, which is hash bits):
  *   <last 2 chars of cid>/<cid>   one file per blob; base32 gives 32 × 8 = 256 shards
  *   tmp/                          files being written; renamed into place when complete
@@ -11,28 +21,34 @@
  * Shard names have two characters, so they never collide with `tmp` or `corrupt`.
  *
  * Writes go to a temp file, are fsynced and renamed into place, so a crash never leaves a partial
- * blob under its CID, and concurrent puts of the same bytes each rename a complete copy.
+ * blob under its CID, and concurrent puts of the same bytes each rename a complete copy. What a
+ * crash does leave is the temp file; opening the store empties tmp/, so only one store may be open
+ * on a directory at a time (a peer holds its data dir lock while its store is open).
  *
  * With a database, the `blobs` table mirrors the files (written after the file, removed with it)
  * so SQL can see what a peer holds. The files stay the truth: `has`, `stat` and `get` look at disk.
  */
-import { randomUUID } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { createHash, randomUUID } from 'node:crypto'
+import { mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { crc32 } from 'node:zlib'
 import { mkdir, open, opendir, rename, stat as fsStat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { equals } from 'multiformats/bytes'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
+import { BoundedCache } from '../model/bounded-cache.ts'
 import { AbortedError, BlobCorruptError, InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
 import type { Database } from './database.ts'
+import type { FileHandle } from 'node:fs/promises'
 import { BlobHashMismatchError } from './errors.ts'
 
 /**
- * Largest blob, in bytes. A blob is read whole into memory to verify and serve it, so this bounds
- * the memory one request can take; 64 MiB keeps a few concurrent transfers well inside a small
- * peer's heap while covering typical task inputs and results. Bigger data should be split into
- * blobs and linked from a dag-cbor value.
+ * Largest blob, in bytes. `get` reads a blob whole into memory (for the local API, for a function's
+ * code and for a task's result), and a fetch from a peer assembles one whole before verifying it,
+ * so this bounds the memory those take; 64 MiB covers typical task inputs and results and keeps a
+ * few of them well inside a small peer's heap. Ranges served to peers never hold a whole blob
+ * (see `blobRangeBytesMax`). Bigger data should be split into blobs and linked from a dag-cbor value.
  */
 export const blobBytesMaxDefault = 64 * 1024 * 1024
 /** Most CIDs one `list` call returns; page through a bigger store. Bounds memory and time per call. */
@@ -45,10 +61,34 @@ export const blobListLengthDefault = 1_000
  */
 export const cidStringCharsMax = 100
 
+/**
+ * Largest range one `readRange` returns, in bytes: the blob protocol's chunk. A range is read into
+ * a buffer of its own size, so this bounds the memory one range request holds.
+ */
+export const blobRangeBytesMax = 1024 * 1024
+/**
+ * Bytes read at a time while hashing a file to verify it, and the piece each remembered CRC-32
+ * covers. Equal to `blobRangeBytesMax`, so an aligned range is exactly one piece and an unaligned
+ * one at most two; 1 MiB keeps the buffer small next to a 64 MiB blob and the reads cheap per byte.
+ */
+export const blobVerifyChunkBytes = blobRangeBytesMax
+/**
+ * Verified files remembered, in entries: each a stat signature (~100 bytes) and a CRC-32 per MiB
+ * (256 bytes for a 64 MiB blob), so ~3 MB at most. A peer serving more distinct blobs than this
+ * at once re-verifies the least recently served; that costs a hash, never correctness.
+ */
+export const blobsVerifiedMax = 8192
+
 const sha256DigestBytes = 32
 const shardDirChars = 2
 const tmpDirName = 'tmp'
 const corruptDirName = 'corrupt'
+
+/** A file verified against its CID: its stat signature then, and a CRC-32 per `blobVerifyChunkBytes`. */
+interface Verified {
+  signature: string
+  crcs: Uint32Array
+}
 
 export interface AbortOptions {
   signal?: AbortSignal
@@ -61,6 +101,8 @@ export interface BlobStoreOptions {
   db?: Database
   /** Default `blobBytesMaxDefault` (64 MiB). */
   blobBytesMax?: number
+  /** Verified files remembered. Default `blobsVerifiedMax` (8,192). */
+  verifiedMax?: number
   /** Clock for the index's `created_ms`. Default `Date.now`. */
   now?: () => number
 }
@@ -69,15 +111,38 @@ export interface BlobStat {
   bytes: number
 }
 
+export interface BlobRange {
+  /** The whole blob's size in bytes. */
+  total: number
+  /** The bytes at [offset, offset + length), cut short at the end of the blob. */
+  bytes: Uint8Array
+}
+
+/** Work the store has done since it was opened, for cost tests and diagnostics. */
+export interface BlobStoreCounters {
+  /** Bytes fed to sha2-256: on put, on putVerified and when verifying a stored file. */
+  bytesHashed: number
+  /** Bytes read from blob files. */
+  bytesRead: number
+}
+
 export interface BlobStore {
   readonly dir: string
   readonly blobBytesMax: number
+  /** Running totals of bytes hashed and read; never reset. */
+  readonly counters: Readonly<BlobStoreCounters>
   /** Store bytes; returns their CIDv1 (sha2-256, `codec`, default raw). Storing the same bytes again is a no-op. */
   put(bytes: Uint8Array, codec?: number, options?: AbortOptions): Promise<CID>
   /** Store bytes that a peer says have CID `cid`. Throws BlobHashMismatchError, storing nothing, if they do not. */
   putVerified(cid: CID | string, bytes: Uint8Array, options?: AbortOptions): Promise<CID>
   /** The blob's bytes, verified against its CID. NotFoundError if absent, BlobCorruptError if damaged. */
   get(cid: CID | string, options?: AbortOptions): Promise<Uint8Array>
+  /**
+   * Up to `length` (at most `blobRangeBytesMax`) bytes of the blob from `offset`, and its size. The
+   * file is verified against its CID first — once, while it stays unchanged — and never read whole.
+   * NotFoundError if absent, BlobCorruptError if damaged (the file is moved aside).
+   */
+  readRange(cid: CID | string, offset: number, length: number, options?: AbortOptions): Promise<BlobRange>
   has(cid: CID | string): Promise<boolean>
   /** Removes the blob. Returns whether it was there. */
   delete(cid: CID | string): Promise<boolean>
@@ -137,6 +202,15 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
   // Once, at construction: every put then writes into existing directories except its shard.
   mkdirSync(tmpDir, { recursive: true })
   mkdirSync(corruptDir, { recursive: true })
+  // What is in tmp/ now was being written when a peer stopped or crashed: it never became a blob
+  // and nothing will finish it. Removed here, while no put can be running (one store per dir).
+  for (const name of readdirSync(tmpDir)) rmSync(join(tmpDir, name), { recursive: true, force: true })
+
+  /** Blob key → the file last verified under it: its stat signature and a CRC-32 per piece. */
+  const verifiedMax = options.verifiedMax ?? blobsVerifiedMax
+  const verified = new BoundedCache<string, Verified>({ entriesMax: verifiedMax, bytesMax: verifiedMax, sizeOf: () => 1 })
+  /** Verifications running, by key and signature: concurrent ranges of one file share one hash. */
+  const verifying = new Map<string, Promise<Verified>>()
 
   const index = db === undefined
     ? undefined
@@ -147,6 +221,7 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
         count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
       }
 
+  const counters: BlobStoreCounters = { bytesHashed: 0, bytesRead: 0 }
   const pathOf = (key: string): string => join(dir, key.slice(-shardDirChars), key)
 
   function checkSize (what: string, bytes: Uint8Array): void {
@@ -187,20 +262,103 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
 
   /** Move a damaged file out of the store so it is never served, and forget it in the index. */
   async function quarantine (key: string, path: string): Promise<void> {
+    verified.delete(key)
     await rename(path, join(corruptDir, `${key}.${randomUUID()}`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err
     })
     index?.remove.run(key)
   }
 
+  /** Open a blob's file; NotFoundError (and the index row dropped) if it is not there. */
+  async function openBlob (cid: CID, key: string, path: string): Promise<FileHandle> {
+    try {
+      return await open(path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        index?.remove.run(key)
+        throw new NotFoundError(`blob ${cid.toString()} is not in this store`, {
+          hint: 'fetch it from a peer that holds it, or put it first'
+        })
+      }
+      throw err
+    }
+  }
+
+  /** Size and stat signature of an open blob file; TooLargeError past blobBytesMax. */
+  async function statOpen (file: FileHandle, key: string): Promise<{ size: number, signature: string }> {
+    const info = await file.stat({ bigint: true })
+    const size = Number(info.size)
+    if (size > blobBytesMax) {
+      throw new TooLargeError(`blob ${key}`, size, blobBytesMax, {
+        hint: 'the blob was stored under a larger blobBytesMax; raise blobBytesMax to read it'
+      })
+    }
+    // Not ctime: the CRCs already catch an edit that put the mtime back, and leaving ctime out lets
+    // a test make exactly that edit (ctime cannot be set from user space).
+    return { size, signature: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}` }
+  }
+
+  /**
+   * Hash the open file in `blobVerifyChunkBytes` pieces and compare with its CID. A match is
+   * remembered, with each piece's CRC-32, if the file did not change while it was hashed; a
+   * mismatch moves the file aside and throws BlobCorruptError. Runs to the end once started (at
+   * most blobBytesMax bytes), so requests waiting on it are not left holding a half-done hash.
+   */
+  async function verify (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
+    const hash = createHash('sha256')
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, blobVerifyChunkBytes)))
+    const crcs = new Uint32Array(Math.ceil(size / blobVerifyChunkBytes))
+    for (let piece = 0; piece < crcs.length; piece++) {
+      const position = piece * blobVerifyChunkBytes
+      const bytes = await readFully(file, buffer, Math.min(blobVerifyChunkBytes, size - position), position)
+      hash.update(bytes)
+      counters.bytesHashed += bytes.byteLength
+      crcs[piece] = crc32(bytes)
+      if (bytes.byteLength < Math.min(blobVerifyChunkBytes, size - position)) break // cut short: the digest will not match
+    }
+    if (!equals(hash.digest(), cid.multihash.digest)) {
+      await quarantine(key, path)
+      throw new BlobCorruptError(cid.toString())
+    }
+    const result = { signature, crcs }
+    if ((await statOpen(file, key)).signature === signature) verified.set(key, result)
+    return result
+  }
+
+  async function verifyOnce (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
+    const known = verified.get(key)
+    if (known?.signature === signature) return known
+    const flight = `${key}|${signature}`
+    let running = verifying.get(flight)
+    if (running === undefined) {
+      running = verify(cid, key, path, file, size, signature).finally(() => verifying.delete(flight))
+      verifying.set(flight, running)
+    }
+    return await running
+  }
+
+  /** Read up to `length` bytes at `position` into `buffer`, looping over short reads; fewer only at end of file. */
+  async function readFully (file: FileHandle, buffer: Uint8Array, length: number, position: number): Promise<Uint8Array> {
+    let filled = 0
+    while (filled < length) {
+      const { bytesRead } = await file.read(buffer, filled, length - filled, position + filled)
+      if (bytesRead === 0) break
+      counters.bytesRead += bytesRead
+      filled += bytesRead
+    }
+    return buffer.subarray(0, filled)
+  }
+
   return {
     dir,
     blobBytesMax,
+    counters,
 
     async put (bytes, codec = raw.code, { signal } = {}) {
       throwIfAborted(signal)
       if (!Number.isSafeInteger(codec) || codec < 0) throw new InvalidInputError(`codec must be a multicodec code, got ${codec}`)
       checkSize('blob', bytes)
+      counters.bytesHashed += bytes.byteLength
       const cid = CID.createV1(codec, await sha256.digest(bytes))
       await write(cid, bytes, signal)
       return cid
@@ -210,6 +368,7 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
       throwIfAborted(signal)
       const cid = parseBlobCid(cidClaimed)
       checkSize(`blob ${cid.toString()}`, bytes)
+      counters.bytesHashed += bytes.byteLength
       const digest = await sha256.digest(bytes)
       if (!equals(digest.digest, cid.multihash.digest)) {
         throw new BlobHashMismatchError(cid.toString(), CID.createV1(cid.code, digest).toString())
@@ -223,38 +382,71 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
       const cid = parseBlobCid(cidIn)
       const key = blobKey(cid)
       const path = pathOf(key)
+      const file = await openBlob(cid, key, path)
       let bytes: Uint8Array
       try {
-        const file = await open(path, 'r')
-        try {
-          const { size } = await file.stat()
-          if (size > blobBytesMax) {
-            throw new TooLargeError(`blob ${key}`, size, blobBytesMax, {
-              hint: 'the blob was stored under a larger blobBytesMax; raise blobBytesMax to read it'
-            })
-          }
-          const buffer = await file.readFile({ signal })
-          // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
-          bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-        } finally {
-          await file.close()
+        await statOpen(file, key)
+        const buffer = await file.readFile({ signal })
+        counters.bytesRead += buffer.byteLength
+        // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
+        bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+        counters.bytesHashed += bytes.byteLength
+        const digest = await sha256.digest(bytes)
+        if (!equals(digest.digest, cid.multihash.digest)) {
+          await quarantine(key, path)
+          throw new BlobCorruptError(cid.toString())
         }
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          index?.remove.run(key)
-          throw new NotFoundError(`blob ${cid.toString()} is not in this store`, {
-            hint: 'fetch it from a peer that holds it, or put it first'
-          })
-        }
         if ((err as Error).name === 'AbortError') throw new AbortedError(undefined, { cause: err })
         throw err
-      }
-      const digest = await sha256.digest(bytes)
-      if (!equals(digest.digest, cid.multihash.digest)) {
-        await quarantine(key, path)
-        throw new BlobCorruptError(cid.toString())
+      } finally {
+        await file.close()
       }
       return bytes
+    },
+
+    async readRange (cidIn, offset, length, { signal } = {}) {
+      throwIfAborted(signal)
+      const cid = parseBlobCid(cidIn)
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidInputError(`offset must be a non-negative integer, got ${offset}`)
+      if (!Number.isSafeInteger(length) || length < 1 || length > blobRangeBytesMax) {
+        throw new InvalidInputError(`length must be an integer from 1 to ${blobRangeBytesMax}, got ${length}`, {
+          hint: 'read a larger blob in several ranges'
+        })
+      }
+      const key = blobKey(cid)
+      const path = pathOf(key)
+      const file = await openBlob(cid, key, path)
+      try {
+        const { size, signature } = await statOpen(file, key)
+        // Waits for a verification that another request started, even if this one is aborted
+        // meanwhile: the file handle it reads through must stay open until it ends.
+        const { crcs } = await verifyOnce(cid, key, path, file, size, signature)
+        throwIfAborted(signal)
+        const start = Math.min(offset, size)
+        const end = Math.min(start + length, size)
+        if (end === start) return { total: size, bytes: new Uint8Array(0) }
+        // Read the whole pieces the range touches, so each can be checked against its CRC.
+        const first = Math.floor(start / blobVerifyChunkBytes)
+        const last = Math.floor((end - 1) / blobVerifyChunkBytes)
+        const from = first * blobVerifyChunkBytes
+        const to = Math.min((last + 1) * blobVerifyChunkBytes, size)
+        const pieces = await readFully(file, new Uint8Array(to - from), to - from, from)
+        let intact = pieces.byteLength === to - from
+        for (let piece = first; intact && piece <= last; piece++) {
+          const at = (piece - first) * blobVerifyChunkBytes
+          intact = crc32(pieces.subarray(at, at + blobVerifyChunkBytes)) === crcs[piece]
+        }
+        if (!intact) {
+          // Changed in place since it was verified, without moving its timestamps (or cut short).
+          await quarantine(key, path)
+          throw new BlobCorruptError(cid.toString())
+        }
+        const bytes = pieces.subarray(start - from, end - from)
+        return { total: size, bytes }
+      } finally {
+        await file.close()
+      }
     },
 
     async has (cid) {
@@ -264,6 +456,7 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
     async delete (cid) {
       const key = blobKey(parseBlobCid(cid))
       let existed = true
+      verified.delete(key)
       try {
         await unlink(pathOf(key))
       } catch (err) {

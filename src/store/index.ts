@@ -21,11 +21,14 @@ export {
   createBlobStore,
   parseBlobCid,
   blobBytesMaxDefault,
+  blobRangeBytesMax,
+  blobVerifyChunkBytes,
+  blobsVerifiedMax,
   blobListLengthMax,
   blobListLengthDefault,
   cidStringCharsMax
 } from './blob-store.ts'
-export type { BlobStore, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
+export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
 
 export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'
 export { createFunctionRepo, functionListLengthMax } from './function-repo.ts'

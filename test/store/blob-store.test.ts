@@ -1,7 +1,7 @@
 // One suite, run against the blob store on files alone and with its SQLite index (STYLE.md §15).
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open as openFile, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -12,6 +12,8 @@ import {
   openDatabase,
   createBlobStore,
   blobBytesMaxDefault,
+  blobRangeBytesMax,
+  blobVerifyChunkBytes,
   blobListLengthMax,
   cidStringCharsMax,
   BlobHashMismatchError
@@ -28,6 +30,27 @@ function blobPath (dir: string, cid: CID): string {
 
 async function rawCid (bytes: Uint8Array): Promise<CID> {
   return CID.create(1, raw.code, await sha256.digest(bytes))
+}
+
+/** Bytes that differ at every position a test may look at: a blob whose every piece differs. */
+function pattern (bytes: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(bytes)
+  let x = 0x9e3779b9 ^ seed
+  for (let i = 0; i < bytes; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5
+    out[i] = x & 0xff
+  }
+  return out
+}
+
+/** Overwrite `bytes` at `position` in place (same inode, same size), as a disk or an editor might. */
+async function patchInPlace (path: string, position: number, bytes: Uint8Array): Promise<void> {
+  const file = await openFile(path, 'r+')
+  try {
+    await file.write(bytes, 0, bytes.byteLength, position)
+  } finally {
+    await file.close()
+  }
 }
 
 function isName (name: string) {
@@ -287,6 +310,161 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       const reopened = open()
       assert.deepEqual(await reopened.get(cid), bytes)
       assert.deepEqual((await reopened.list()).map(String), [cid.toString()])
+    })
+
+    describe('readRange', () => {
+      const MiB = 1024 * 1024
+
+      it('returns the bytes at an offset and the total, cut short at the end of the blob', async () => {
+        const bytes = pattern(2 * MiB + 100)
+        const cid = await store.put(bytes)
+        const aligned = await store.readRange(cid, MiB, MiB)
+        assert.equal(aligned.total, bytes.length)
+        assert.deepEqual(aligned.bytes, bytes.subarray(MiB, 2 * MiB))
+        // Unaligned: spans two pieces.
+        assert.deepEqual((await store.readRange(cid, MiB - 7, 1000)).bytes, bytes.subarray(MiB - 7, MiB + 993))
+        assert.deepEqual((await store.readRange(cid, 2 * MiB, MiB)).bytes, bytes.subarray(2 * MiB))
+        assert.deepEqual((await store.readRange(cid, 2 * MiB + 100, 5)).bytes, new Uint8Array(0))
+        assert.deepEqual((await store.readRange(cid, 10 * MiB, 5)), { total: bytes.length, bytes: new Uint8Array(0) })
+        const empty = await store.put(new Uint8Array(0))
+        assert.deepEqual(await store.readRange(empty, 0, 1), { total: 0, bytes: new Uint8Array(0) })
+      })
+
+      it(`reads at most blobRangeBytesMax (${blobRangeBytesMax}) bytes, and refuses one more`, async () => {
+        assert.equal(blobVerifyChunkBytes, blobRangeBytesMax)
+        const bytes = pattern(blobRangeBytesMax + 10)
+        const cid = await store.put(bytes)
+        assert.equal((await store.readRange(cid, 0, blobRangeBytesMax)).bytes.byteLength, blobRangeBytesMax)
+        await assert.rejects(store.readRange(cid, 0, blobRangeBytesMax + 1), isName('InvalidInputError'))
+        await assert.rejects(store.readRange(cid, 0, 0), isName('InvalidInputError'))
+        await assert.rejects(store.readRange(cid, -1, 1), isName('InvalidInputError'))
+        await assert.rejects(store.readRange(cid, 0.5, 1), isName('InvalidInputError'))
+      })
+
+      it('throws NotFoundError for a missing blob', async () => {
+        await assert.rejects(store.readRange(await rawCid(encoder.encode('absent')), 0, 1), isName('NotFoundError'))
+      })
+
+      it('hashes a blob once for all its ranges, even when they arrive at once', async () => {
+        const bytes = pattern(4 * MiB + 1)
+        const cid = await store.put(bytes)
+        const hashed = store.counters.bytesHashed
+        const read = store.counters.bytesRead
+        const offsets = [0, MiB, 2 * MiB, 3 * MiB, 4 * MiB, 0, MiB, 2 * MiB]
+        const replies = await Promise.all(offsets.map(async offset => await store.readRange(cid, offset, MiB)))
+        for (const [i, reply] of replies.entries()) assert.deepEqual(reply.bytes, bytes.subarray(offsets[i], offsets[i] + MiB))
+        assert.equal(store.counters.bytesHashed - hashed, bytes.length, 'one verification, shared by the concurrent ranges')
+        // One read to verify, then each range reads its own piece and no more.
+        const rangeBytes = replies.reduce((sum, reply) => sum + reply.bytes.byteLength, 0)
+        assert.equal(store.counters.bytesRead - read, bytes.length + rangeBytes)
+      })
+
+      it('remembers verifiedMax verified blobs and hashes again the one that fell out past it', async () => {
+        const small = open({ verifiedMax: 2 })
+        const cids = [await small.put(pattern(1000, 1)), await small.put(pattern(1000, 2)), await small.put(pattern(1000, 3))]
+        const hashedFor = async (cid: CID): Promise<number> => {
+          const before = small.counters.bytesHashed
+          await small.readRange(cid, 0, 10)
+          return small.counters.bytesHashed - before
+        }
+        assert.equal(await hashedFor(cids[0]), 1000)
+        assert.equal(await hashedFor(cids[1]), 1000)
+        assert.equal(await hashedFor(cids[0]), 0)
+        assert.equal(await hashedFor(cids[1]), 0)
+        // A third one past the limit of 2 pushes out the least recently served (cids[0]).
+        assert.equal(await hashedFor(cids[2]), 1000)
+        assert.equal(await hashedFor(cids[1]), 0)
+        assert.equal(await hashedFor(cids[0]), 1000)
+      })
+
+      it('refuses a blob corrupt on disk before it was ever verified, and moves it aside', async () => {
+        const bytes = pattern(MiB + 5)
+        const cid = await store.put(bytes)
+        await patchInPlace(blobPath(dir, cid), MiB + 2, Uint8Array.of(bytes[MiB + 2] ^ 1))
+        // The range asked for is intact; the blob as a whole is not, so none of it is served.
+        await assert.rejects(store.readRange(cid, 0, 10), (err: unknown) => {
+          assert.equal((err as Error).name, 'BlobCorruptError')
+          assert.equal((err as { code: string }).code, 'ERR_BLOB_CORRUPT')
+          return true
+        })
+        assert.equal((await readdir(join(dir, 'corrupt'))).length, 1)
+        await assert.rejects(store.readRange(cid, 0, 10), isName('NotFoundError'))
+        if (db !== undefined) assert.deepEqual(indexRows(), [])
+      })
+
+      it('verifies again a file written since it was verified, and refuses it if it no longer matches', async () => {
+        const bytes = pattern(2 * MiB)
+        const cid = await store.put(bytes)
+        const path = blobPath(dir, cid)
+        await store.readRange(cid, 0, MiB)
+        // A write that moves the mtime (set explicitly: two writes may share a timestamp tick).
+        await patchInPlace(path, 10, Uint8Array.of(bytes[10] ^ 0xff))
+        await utimes(path, new Date(2_000_000_000_000), new Date(2_000_000_000_000))
+        const hashed = store.counters.bytesHashed
+        // The range asked for is the other, untouched piece: only the new hash can see the damage.
+        await assert.rejects(store.readRange(cid, MiB, MiB), isName('BlobCorruptError'))
+        assert.equal(store.counters.bytesHashed - hashed, bytes.length)
+        assert.equal(await store.has(cid), false)
+      })
+
+      it('verifies again a file touched since it was verified, and serves it if it still matches', async () => {
+        const bytes = pattern(MiB + 1)
+        const cid = await store.put(bytes)
+        await store.readRange(cid, 0, MiB)
+        await utimes(blobPath(dir, cid), new Date(2_000_000_000_000), new Date(2_000_000_000_000))
+        const hashed = store.counters.bytesHashed
+        assert.deepEqual((await store.readRange(cid, MiB, MiB)).bytes, bytes.subarray(MiB))
+        assert.equal(store.counters.bytesHashed - hashed, bytes.length)
+      })
+
+      it('refuses a range changed in place since it was verified even when the file looks unchanged', async () => {
+        const bytes = pattern(2 * MiB + 3)
+        const cid = await store.put(bytes)
+        const path = blobPath(dir, cid)
+        // A whole-millisecond mtime, so that utimes can put exactly it back.
+        const mtime = new Date(1_900_000_000_000)
+        await utimes(path, mtime, mtime)
+        await store.readRange(cid, 0, MiB)
+        // Rot, or an edit that puts the mtime back: inode, size and mtime all as verified.
+        await patchInPlace(path, MiB + 77, Uint8Array.of(bytes[MiB + 77] ^ 0x10))
+        await utimes(path, mtime, mtime)
+        assert.equal((await stat(path)).mtimeMs, mtime.getTime())
+        const hashed = store.counters.bytesHashed
+        // The untouched piece is still served: what it returns is what was verified.
+        assert.deepEqual((await store.readRange(cid, 0, MiB)).bytes, bytes.subarray(0, MiB))
+        await assert.rejects(store.readRange(cid, MiB, MiB), isName('BlobCorruptError'))
+        assert.equal(store.counters.bytesHashed, hashed, 'caught by the piece checksums, without hashing the blob again')
+        assert.equal((await readdir(join(dir, 'corrupt'))).length, 1)
+        await assert.rejects(store.readRange(cid, 0, MiB), isName('NotFoundError'))
+      })
+
+      it('refuses a file cut short since it was verified', async () => {
+        const bytes = pattern(2 * MiB)
+        const cid = await store.put(bytes)
+        const path = blobPath(dir, cid)
+        await store.readRange(cid, 0, MiB)
+        const file = await openFile(path, 'r+')
+        await file.truncate(MiB)
+        await file.close()
+        await assert.rejects(store.readRange(cid, MiB, MiB), isName('BlobCorruptError'))
+      })
+
+      it('does nothing when the signal is already aborted', async () => {
+        const cid = await store.put(encoder.encode('aborted'))
+        await assert.rejects(store.readRange(cid, 0, 1, { signal: AbortSignal.abort() }), isName('AbortedError'))
+      })
+    })
+
+    it('removes what a crash left in tmp/ when it opens, and keeps the blobs', async () => {
+      const cid = await store.put(encoder.encode('kept'))
+      // What a put cut off by a crash leaves: a partial temp file (and whatever else ended up there).
+      await writeFile(join(dir, 'tmp', `${cid.toString()}.0b1e5f2a-partial`), new Uint8Array(4096))
+      await writeFile(join(dir, 'tmp', 'stray'), 'x')
+      await mkdir(join(dir, 'tmp', 'a-directory'))
+      const reopened = open()
+      assert.deepEqual(await readdir(join(dir, 'tmp')), [])
+      assert.deepEqual(await reopened.get(cid), encoder.encode('kept'))
+      assert.deepEqual((await readdir(join(dir, 'corrupt'))), [])
     })
 
     it('does nothing when the signal is already aborted', async () => {
