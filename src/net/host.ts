@@ -38,6 +38,8 @@ export interface HostOptions {
   mdns: boolean
   /** Peers refused at every stage of a connection (misbehaving peers). */
   isBlocked: (peerId: PeerId) => boolean
+  /** Default CONNECTIONS_MAX. */
+  connectionsMax?: number
 }
 
 /**
@@ -64,7 +66,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
-    connectionManager: { maxConnections: CONNECTIONS_MAX },
+    connectionManager: { maxConnections: options.connectionsMax ?? CONNECTIONS_MAX },
     connectionGater: {
       denyDialPeer: (peerId) => options.isBlocked(peerId),
       denyInboundEncryptedConnection: (peerId) => options.isBlocked(peerId),

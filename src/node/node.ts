@@ -113,7 +113,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     blocked.delete(peerId.toString())
     return false
   }
-  const host = await createHost({ privateKey, networkId: config.networkId, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, isBlocked })
+  const host = await createHost({ privateKey, networkId: config.networkId, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, isBlocked, connectionsMax: config.connectionsMax })
   cleanups.push(async () => { await withTimeout(host.stop(), STOP_TIMEOUT_MS) })
   const peerId = host.peerId
   const netLog = log.child('net')
