@@ -107,7 +107,7 @@ describe('a flood of idle connections from fresh identities does not lock honest
     await new Promise(resolve => setTimeout(resolve, 1500))
     const honest = await net.addPeer(['--bootstrap', target.tcpAddr])
     await joinsAndIsAlive(target, honest)
-    assert.ok(attack.open() <= UNTRUSTED_MAX, `${attack.open()} flood connections open; untrusted ones may hold at most ${UNTRUSTED_MAX}`)
+    await waitFor(`at most ${UNTRUSTED_MAX} (the untrusted share) flood connections to stay open`, () => attack.open() <= UNTRUSTED_MAX, 5000, 50)
 
     // The rest never send a hello: each is closed at its hello deadline.
     await waitFor('every flood connection to be closed', () => attack.open() === 0, ADMISSION_OPTIONS_DEFAULTS.helloDeadlineMs + 15_000, 250)
@@ -128,7 +128,8 @@ describe('a flood of idle connections from fresh identities does not lock honest
     const attack = await flood(target, 3 * perAddressMax)
     cleanups.push(attack.stop)
     assert.ok(attack.opened >= 2 * perAddressMax, `the flood opened ${attack.opened} connections`)
-    assert.ok(attack.open() <= perAddressMax, `${attack.open()} flood connections open from 127.0.0.1; at most ${perAddressMax} are kept`)
+    // The last close may still be on its way to this side.
+    await waitFor(`at most ${perAddressMax} flood connections from 127.0.0.1 to stay open`, () => attack.open() <= perAddressMax, 5000, 50)
     assert.ok(attack.closed >= attack.opened - perAddressMax, `${attack.closed} of ${attack.opened} flood connections were closed`)
 
     await new Promise(resolve => setTimeout(resolve, 1500))

@@ -30,7 +30,7 @@ export class Blocklist implements PeerBlocklist {
 
   handleScore (peerId: string, score: number, nowMs: number): boolean {
     const now = this.clock(nowMs)
-    if (score > BLOCK_SCORE_MAX) return this.isBlocked(peerId, now)
+    if (score > BLOCK_SCORE_MAX) return false
     this.until.delete(peerId)
     this.until.set(peerId, now + this.blockMs)
     for (const [oldest, untilMs] of this.until) {

@@ -101,7 +101,7 @@ export interface BlocklistOptions {
 
 export interface PeerBlocklist {
   /** A peer's score changed to `score`: at or below BLOCK_SCORE_MAX it is blocked for blockMs
-   *  from now (again, if it already was). Returns whether it is blocked. */
+   *  from now (again, if it already was). Returns whether this score blocked it. */
   handleScore (peerId: string, score: number, nowMs: number): boolean
   /** Blocked until a time after `nowMs`. Drops the entry if it has expired. */
   isBlocked (peerId: string, nowMs: number): boolean
