@@ -15,10 +15,12 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
+import { ADMISSION_OPTIONS_DEFAULTS } from '../protocol/admission/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Ping } from '@libp2p/ping'
 
 export type HostServices = {
@@ -38,13 +40,21 @@ export interface HostOptions {
   mdns: boolean
   /** Peers refused at every stage of a connection (misbehaving peers). */
   isBlocked: (peerId: PeerId) => boolean
+  /** Connections kept open (default ADMISSION_OPTIONS_DEFAULTS.connectionsMax); connection admission
+   *  (src/net/admission-service.ts) holds the peer to it. */
+  connectionsMax?: number
+  /** Asked before the handshake of each inbound connection, with its remote address: false
+   *  refuses it (its address, or the whole table, is full of connections that may not be pruned). */
+  admitsInbound?: (remoteAddr: Multiaddr) => boolean
 }
 
 /**
- * Connections kept open. Membership and gossip need a handful per peer; 100 leaves room for
- * task traffic without exhausting file descriptors on a small device.
+ * libp2p's own limit sits this far above `connectionsMax`. libp2p refuses an inbound connection
+ * once its table is at its limit, before Rhizome can choose whom to prune; with the headroom a new
+ * connection gets in and admission closes the worst one. 16 covers libp2p's 10 handshakes in
+ * flight at once (maxIncomingPendingConnections) plus connections aborted but not yet gone.
  */
-export const CONNECTIONS_MAX = 100
+export const CONNECTIONS_HEADROOM = 16
 
 /** Largest gossip message accepted by gossipsub itself, before our own per-topic limits. */
 export const GOSSIP_DATA_BYTES_MAX = 64 * 1024
@@ -64,8 +74,9 @@ export async function createHost (options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
-    connectionManager: { maxConnections: CONNECTIONS_MAX },
+    connectionManager: { maxConnections: (options.connectionsMax ?? ADMISSION_OPTIONS_DEFAULTS.connectionsMax) + CONNECTIONS_HEADROOM },
     connectionGater: {
+      denyInboundConnection: (maConn) => options.admitsInbound !== undefined && !options.admitsInbound(maConn.remoteAddr),
       denyDialPeer: (peerId) => options.isBlocked(peerId),
       denyInboundEncryptedConnection: (peerId) => options.isBlocked(peerId),
       denyOutboundEncryptedConnection: (peerId) => options.isBlocked(peerId)

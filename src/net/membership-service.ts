@@ -54,6 +54,8 @@ export interface MembershipServiceInit {
   now: () => number
   onEvent: (event: MembershipEvent) => void
   onViolation: (peerId: PeerId, protocol: string, err: Error) => void
+  /** The peer swapped a valid hello with us: a Rhizome peer of this network (connection admission). */
+  onProven?: (peerId: PeerId) => void
 }
 
 export class MembershipService {
@@ -173,6 +175,7 @@ export class MembershipService {
       this.init.host.hangUp(peerId).catch(() => {})
       throw new NetworkMismatchError(this.init.networkId, announcement.networkId)
     }
+    this.init.onProven?.(peerId)
     this.deliver(announcement)
   }
 

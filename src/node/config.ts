@@ -10,6 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
+import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../protocol/admission/index.ts'
 import type { LogLevel } from '../model/log.ts'
 
 export interface NodeConfig {
@@ -25,6 +26,9 @@ export interface NodeConfig {
   announceIntervalMs: number
   suspectAfterMs: number
   goneAfterMs: number
+  connectionsMax: number
+  connectionsPerAddressMax: number
+  connectionsLimitLoopback: boolean
 }
 
 /** A config file is a few hundred bytes; 64 KiB leaves room and stops a mistaken huge file. */
@@ -57,7 +61,10 @@ const FIELDS: Field[] = [
   { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', kind: 'int', min: 1, max: 1024, help: 'tasks this peer runs at once' },
   { key: 'announceIntervalMs', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', kind: 'int', min: 100, max: 600_000, help: 'how often the peer announces itself' },
   { key: 'suspectAfterMs', env: 'RHIZOME_SUSPECT_AFTER_MS', kind: 'int', min: 200, max: 3_600_000, help: 'silence after which a peer is suspect' },
-  { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' }
+  { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' },
+  { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', kind: 'int', min: CONNECTIONS_MAX_MIN, max: CONNECTIONS_MAX_LIMIT, help: 'connections kept open; half are reserved for peers that completed hello' },
+  { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', kind: 'int', min: 1, max: CONNECTIONS_MAX_LIMIT, help: 'connections from one remote IP address (loopback is exempt unless connectionsLimitLoopback)' },
+  { key: 'connectionsLimitLoopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply connectionsPerAddressMax to loopback connections too' }
 ]
 
 export function defaultConfig (dataDir: string): NodeConfig {
@@ -73,7 +80,10 @@ export function defaultConfig (dataDir: string): NodeConfig {
     slotsMax: Math.min(availableParallelism(), 64),
     announceIntervalMs: 2000,
     suspectAfterMs: 5000,
-    goneAfterMs: 10000
+    goneAfterMs: 10000,
+    connectionsMax: ADMISSION_OPTIONS_DEFAULTS.connectionsMax,
+    connectionsPerAddressMax: ADMISSION_OPTIONS_DEFAULTS.connectionsPerAddressMax,
+    connectionsLimitLoopback: ADMISSION_OPTIONS_DEFAULTS.limitLoopback
   }
 }
 

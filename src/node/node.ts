@@ -12,9 +12,11 @@ import { InvalidInputError, PeerUnavailableError, RhizomeError } from '../model/
 import { BlobService } from '../net/blob-service.ts'
 import { FunctionService } from '../net/function-service.ts'
 import { createHost } from '../net/host.ts'
+import { AdmissionService, remoteAddressOf } from '../net/admission-service.ts'
 import { MembershipService } from '../net/membership-service.ts'
 import { RpcService } from '../net/rpc.ts'
 import { TaskService } from '../net/task-service.ts'
+import { BLOCK_MS, VIOLATION_SCORE, createAdmission, createBlocklist } from '../protocol/admission/index.ts'
 import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
 import { choosePeer } from '../protocol/placement.ts'
 import { createSandbox } from '../sandbox/index.ts'
@@ -33,12 +35,6 @@ import type { HttpApi } from './http-api.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
-/** Misbehaviour costs this much score per offence. */
-const VIOLATION_SCORE = -10
-/** At or below this score a peer is refused connections for `BLOCK_MS`: five offences. */
-const BLOCK_SCORE_MAX = -50
-/** Ten minutes: long enough to stop a flood, short enough to forgive a restarted, fixed peer. */
-const BLOCK_MS = 10 * 60_000
 /** Peers redialed from the last known view on start; the rest arrive through gossip. */
 const REDIAL_PEERS_MAX = 8
 /** Tasks that may wait per slot: a few seconds of backlog for short tasks, bounded memory. */
@@ -105,15 +101,25 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
   const peerRepo = createPeerRepo(db)
   const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
 
-  const blocked = new Map<string, number>()
-  const isBlocked = (peerId: PeerId): boolean => {
-    const until = blocked.get(peerId.toString())
-    if (until === undefined) return false
-    if (until > Date.now()) return true
-    blocked.delete(peerId.toString())
-    return false
-  }
-  const host = await createHost({ privateKey, networkId: config.networkId, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, isBlocked })
+  const blocklist = createBlocklist()
+  const admission = createAdmission({
+    connectionsMax: config.connectionsMax,
+    connectionsPerAddressMax: config.connectionsPerAddressMax,
+    limitLoopback: config.connectionsLimitLoopback
+  })
+  const host = await createHost({
+    privateKey,
+    networkId: config.networkId,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    mdns: config.mdns,
+    isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()),
+    connectionsMax: config.connectionsMax,
+    admitsInbound: (addr) => {
+      const { address, loopback } = remoteAddressOf(addr)
+      return admission.admits(address, loopback)
+    }
+  })
   cleanups.push(async () => { await withTimeout(host.stop(), STOP_TIMEOUT_MS) })
   const peerId = host.peerId
   const netLog = log.child('net')
@@ -124,10 +130,8 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     const score = peerRepo.adjustScore(id, VIOLATION_SCORE)
     peerRepo.recordPeerEvent(id, 'violation', Date.now(), `${protocol}: ${err.message}`)
     netLog.warn('peer broke protocol; disconnecting', { peer: id, protocol, error: err.message, score })
-    if (score <= BLOCK_SCORE_MAX) {
-      blocked.set(id, Date.now() + BLOCK_MS)
-      netLog.warn('peer blocked', { peer: id, forMs: BLOCK_MS })
-    }
+    admissionService.handleScore(id, score)
+    if (blocklist.handleScore(id, score, Date.now())) netLog.warn('peer blocked', { peer: id, forMs: BLOCK_MS })
     host.hangUp(remote).catch(() => {})
   }
 
@@ -148,7 +152,19 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     // A peer announcing several times per interval is flooding; a quarter interval allows for jitter.
     announceMinIntervalMs: Math.floor(config.announceIntervalMs / 4)
   })
+  // Declared before onViolation can first run (rpc handlers start with the services below).
+  const admissionService = new AdmissionService({
+    host,
+    admission,
+    log: netLog.child('admission'),
+    now: Date.now,
+    isAlive: (id) => membership.stateOf(id) === 'alive',
+    scoreOf: (id) => peerRepo.getPeer(id)?.score ?? 0
+  })
+  admissionService.start()
+  cleanups.push(() => admissionService.stop())
   const persist = (event: MembershipEvent): void => {
+    if (event.type === 'peer:joined' || event.type === 'peer:alive') admissionService.handleProven(event.peerId)
     peerRepo.recordPeerEvent(event.peerId, event.type, event.atMs)
     const entry = membership.get(event.peerId)
     if (entry !== undefined) {
@@ -166,7 +182,15 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     }
   }
   const membershipService = new MembershipService({
-    host, rpc, membership, networkId: config.networkId, log: log.child('membership'), now: Date.now, onEvent: persist, onViolation
+    host,
+    rpc,
+    membership,
+    networkId: config.networkId,
+    log: log.child('membership'),
+    now: Date.now,
+    onEvent: persist,
+    onViolation,
+    onProven: (remote) => { admissionService.handleProven(remote.toString()) }
   })
   host.addEventListener('self:peer:update', () => {
     membership.handleAddrs(announcedAddrs(host))

@@ -8,6 +8,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ADDRS_MAX, CONFIG_FILE_BYTES_MAX, defaultConfig, resolveConfig, resolveDataDir } from '../../src/node/config.ts'
 import { ConfigError } from '../../src/model/errors.ts'
 import { LOG_LEVELS } from '../../src/model/log.ts'
+import { CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../../src/protocol/admission/index.ts'
 import type { NodeConfig } from '../../src/node/config.ts'
 
 const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
@@ -59,7 +60,10 @@ describe('resolveConfig', () => {
       { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', file: 3, envValue: '4', flag: '5', expected: [3, 4, 5] },
       { key: 'announceIntervalMs', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', file: 1000, envValue: '1100', flag: '1200', expected: [1000, 1100, 1200] },
       { key: 'suspectAfterMs', env: 'RHIZOME_SUSPECT_AFTER_MS', file: 6000, envValue: '7000', flag: '8000', expected: [6000, 7000, 8000] },
-      { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', file: 20000, envValue: '21000', flag: '22000', expected: [20000, 21000, 22000] }
+      { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', file: 20000, envValue: '21000', flag: '22000', expected: [20000, 21000, 22000] },
+      { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', file: 50, envValue: '60', flag: '70', expected: [50, 60, 70] },
+      { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', file: 4, envValue: '5', flag: '6', expected: [4, 5, 6] },
+      { key: 'connectionsLimitLoopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', file: true, envValue: 'false', flag: true, expected: [true, false, true] }
     ]
     for (const f of fields) {
       test(f.key, async () => {
@@ -88,6 +92,8 @@ describe('resolveConfig', () => {
     const ranges: Range[] = [
       { key: 'apiPort', env: 'RHIZOME_API_PORT', ok: [0, 65535], bad: [-1, 65536] },
       { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', ok: [1, 1024], bad: [0, 1025] },
+      { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', ok: [CONNECTIONS_MAX_MIN, CONNECTIONS_MAX_LIMIT], bad: [CONNECTIONS_MAX_MIN - 1, CONNECTIONS_MAX_LIMIT + 1] },
+      { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', ok: [1, CONNECTIONS_MAX_LIMIT], bad: [0, CONNECTIONS_MAX_LIMIT + 1] },
       // The timing fields must also keep announce < suspect < gone, so the others make room.
       { key: 'announceIntervalMs', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', ok: [100, 600_000], bad: [99, 600_001], with: { suspectAfterMs: 600_002, goneAfterMs: 600_003 } },
       { key: 'suspectAfterMs', env: 'RHIZOME_SUSPECT_AFTER_MS', ok: [200, 3_599_999], bad: [199, 3_600_001], with: { announceIntervalMs: 100, goneAfterMs: 3_600_000 } },

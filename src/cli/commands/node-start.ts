@@ -10,6 +10,7 @@ export const nodeStart: Command = {
   usage: `rhizome node start [--data-dir DIR] [--listen ADDR...] [--bootstrap ADDR...] [--api-port N]
                    [--api-host HOST] [--no-mdns] [--network-id ID] [--slots N] [--log-level LEVEL]
                    [--announce-interval-ms N] [--suspect-after-ms N] [--gone-after-ms N]
+                   [--connections-max N] [--connections-per-address-max N] [--connections-limit-loopback]
 
   --data-dir DIR        identity, database and blobs (default ~/.rhizome, or RHIZOME_DATA_DIR)
   --listen ADDR         multiaddr to listen on; repeat for several (default TCP and WebSockets on 0.0.0.0)
@@ -19,6 +20,11 @@ export const nodeStart: Command = {
   --network-id ID       peers only talk to peers of the same network (default rhizome)
   --slots N             tasks this peer runs at once (default: CPU cores)
   --log-level LEVEL     debug, info, warn, error or silent (default info); logs are JSON lines on stderr
+  --connections-max N   connections kept open (default 100); half are kept for peers that completed hello
+  --connections-per-address-max N
+                        connections from one remote IP address (default 8; loopback is exempt)
+  --connections-limit-loopback
+                        apply the per-address limit to loopback too (for tests of that limit)
 Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/config.json.`,
   options: {
     'data-dir': { type: 'string' },
@@ -32,7 +38,10 @@ Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/c
     'log-level': { type: 'string' },
     'announce-interval-ms': { type: 'string' },
     'suspect-after-ms': { type: 'string' },
-    'gone-after-ms': { type: 'string' }
+    'gone-after-ms': { type: 'string' },
+    'connections-max': { type: 'string' },
+    'connections-per-address-max': { type: 'string' },
+    'connections-limit-loopback': { type: 'boolean' }
   },
   positionals: [0, 0],
   async run ({ values, env, signal, print }) {
@@ -52,7 +61,10 @@ Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/c
           logLevel: values['log-level'],
           announceIntervalMs: values['announce-interval-ms'],
           suspectAfterMs: values['suspect-after-ms'],
-          goneAfterMs: values['gone-after-ms']
+          goneAfterMs: values['gone-after-ms'],
+          connectionsMax: values['connections-max'],
+          connectionsPerAddressMax: values['connections-per-address-max'],
+          connectionsLimitLoopback: values['connections-limit-loopback']
         }
       })
     } catch (err) {
