@@ -26,7 +26,8 @@
  *     /v1/status names the data dir, and a loopback port is open to every local user; the
  *     0600 token file is what keeps them out. One rule for every route is also harder to get
  *     wrong than a list of exempt ones.
- * This is the policy kubo (IPFS) applies to its API, with the token added.
+ * Kubo (IPFS's daemon) refuses foreign origins on its API the same way; the Host check and the
+ * token go further.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'

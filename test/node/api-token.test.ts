@@ -57,13 +57,14 @@ describe('API token file', () => {
   })
 
   test('a damaged or oversized token file is refused with ApiTokenError, not replaced', async () => {
-    for (const text of ['not a token\n', 'A'.repeat(42), 'A'.repeat(44), 'A'.repeat(2000)]) {
+    // 1,025 bytes is one past API_TOKEN_FILE_BYTES_MAX.
+    for (const text of ['not a token\n', 'A'.repeat(42), 'A'.repeat(44), 'A'.repeat(1025)]) {
       const dir = await freshDir()
       await writeFile(apiTokenPath(dir), text, { mode: 0o600 })
       await assert.rejects(loadOrCreateApiToken(dir), { name: 'ApiTokenError', code: 'ERR_API_TOKEN' })
       await assert.rejects(readApiToken(dir), (err: Error & { hint?: string }) => err.name === 'ApiTokenError' && /remove/.test(err.hint ?? ''))
     }
-    // One past the limit is the oversized case above; 43 characters and a newline is a token.
+    // 43 characters and a newline is a token.
     const dir = await freshDir()
     await writeFile(apiTokenPath(dir), 'B'.repeat(43) + '\n', { mode: 0o600 })
     assert.equal(await readApiToken(dir), 'B'.repeat(43))
