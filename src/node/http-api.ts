@@ -197,6 +197,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const refusal = guard.check(req)
     if (refusal !== undefined) {
+      log.debug('api request refused', { code: refusal.code, method: req.method, path: req.url, host: req.headers.host, origin: req.headers.origin })
       // Refused before the body is read: close the connection rather than drain a body we refuse.
       req.resume()
       sendFailure(res, refusal, { connection: 'close' })
