@@ -49,7 +49,9 @@ export class CliError extends RhizomeError {
 
 export const dataDirOption = {
   'data-dir': { type: 'string' },
-  api: { type: 'string' }
+  api: { type: 'string' },
+  /** The peer's API token for --api (else RHIZOME_API_TOKEN; with --data-dir, DIR/api.token). */
+  'api-token': { type: 'string' }
 } as const satisfies ParseArgsOptionsConfig
 
 export const jsonOption = {

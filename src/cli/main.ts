@@ -27,7 +27,8 @@ export function helpText (): string {
     ...COMMANDS.map(c => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Every command that talks to a peer finds it by --data-dir DIR (or RHIZOME_DATA_DIR, default',
-    '~/.rhizome) or --api URL. `rhizome <command> --help` shows its options.',
+    '~/.rhizome), which holds its API token, or by --api URL with --api-token TOKEN (or',
+    'RHIZOME_API_TOKEN). `rhizome <command> --help` shows its options.',
     ''
   ].join('\n')
 }

@@ -11,15 +11,35 @@
  *   GET  /v1/functions         functions this peer holds
  *   POST /v1/functions         body = dag-cbor { manifest, code, replicas } → deploy result
  *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
+ *
+ * Who may ask. Every request is checked in this order, before its body is read:
+ *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
+ *     configured api host, with the API's port. Anything else is DNS rebinding — a web page
+ *     whose own host name now resolves to 127.0.0.1 — and gets 403 ERR_FORBIDDEN_HOST.
+ *  2. `Origin`, if present, must be this API's own origin (http://127.0.0.1:PORT and the other
+ *     names above). Any web page the user visits may POST to 127.0.0.1; the browser labels
+ *     such a request with the page's Origin, and it gets 403 ERR_FORBIDDEN_ORIGIN. CORS
+ *     preflights (OPTIONS) get no CORS headers, so a browser never sends the real request.
+ *  3. `Authorization: Bearer TOKEN`, TOKEN being the contents of DIR/api.token (api-token.ts),
+ *     on every route, reads included, else 401 ERR_UNAUTHORIZED. Reads are not exempt, unlike
+ *     kubo's: /v1/blobs serves whatever the owner stored (task inputs and results) and
+ *     /v1/status names the data dir, and a loopback port is open to every local user; the
+ *     0600 token file is what keeps them out. One rule for every route is also harder to get
+ *     wrong than a list of exempt ones.
+ * Kubo (IPFS's daemon) refuses foreign origins on its API the same way; the Host check and the
+ * token go further.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'
+import { isIP } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
-import { InvalidInputError, NotFoundError, RhizomeError, TooLargeError } from '../model/errors.ts'
+import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
+import { CALL_TIMEOUT_MS_DEFAULT } from '../net/task-service.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -33,6 +53,10 @@ export interface HttpApiInit {
   blobService: BlobService
   host: string
   port: number
+  /** The bearer token every request must carry (api-token.ts). */
+  token: string
+  /** Where the token lives, for the hint a refused caller gets. */
+  tokenPath: string
   log: Logger
 }
 
@@ -46,27 +70,118 @@ const CALL_BYTES_MAX = 2 * 1024 * 1024
 const CALL_TIMEOUT_MS_MAX = 3_600_000
 /** Slow clients are cut off; the API is local and answers in milliseconds. */
 const REQUEST_TIMEOUT_MS = 60_000
+/** A blob fetch from another peer: a 16 MiB blob over a slow link, with room to spare. */
+const BLOB_FETCH_TIMEOUT_MS = 60_000
+/**
+ * Retry-After on 503: a busy peer frees a slot when its shortest task ends, which for the
+ * tasks Rhizome is made for (milliseconds to seconds) is about a second.
+ */
+export const RETRY_AFTER_SECONDS = 1
 
-const STATUS_BY_CODE: Record<string, number> = {
+/**
+ * The HTTP status of every error code a peer can produce (a test checks that every code in
+ * src/ has one). The body always carries the code, the message, `retryable` and a hint.
+ *  - 400 the caller's request is malformed; 404 what it names does not exist; 413 too large.
+ *  - 401/403/405 the request was refused before it was read (see the top of this file).
+ *  - 422 the request was fine but the function failed on its own terms: it threw, ran past
+ *    its limits, returned what cannot be a result, or its code cannot be deployed.
+ *  - 502 another peer failed or broke the protocol; 503 this or another peer is busy or
+ *    shutting down, retry (Retry-After says when); 504 the work did not finish in time.
+ *  - 500 this peer failed (a bug, or its disk): see its log.
+ */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_INVALID_INPUT: 400,
+  ERR_CONFIG: 400,
+  ERR_MANIFEST_MISMATCH: 400,
+  ERR_UNAUTHORIZED: 401,
+  ERR_FORBIDDEN_HOST: 403,
+  ERR_FORBIDDEN_ORIGIN: 403,
   ERR_NOT_FOUND: 404,
+  ERR_FUNCTION_NOT_FOUND: 404,
+  ERR_METHOD_NOT_ALLOWED: 405,
   ERR_TOO_LARGE: 413,
-  ERR_TIMEOUT: 504,
+  ERR_EXPORT_NOT_FOUND: 422,
+  ERR_FUNCTION_THREW: 422,
+  ERR_SANDBOX_TIME_LIMIT: 422,
+  ERR_SANDBOX_MEMORY_LIMIT: 422,
+  ERR_SANDBOX_OUTPUT_LIMIT: 422,
+  ERR_SANDBOX_STACK_OVERFLOW: 422,
+  ERR_UNSUPPORTED_VALUE: 422,
+  ERR_NONDETERMINISM: 422,
+  ERR_WASM_TRAP: 422,
+  ERR_WASM_MODULE: 422,
+  ERR_FORBIDDEN_IMPORT: 422,
+  ERR_BUNDLE: 422,
+  ERR_NO_EXPORTS: 422,
+  ERR_INVALID_MANIFEST: 422,
+  ERR_INTERNAL: 500,
+  ERR_BLOB_CORRUPT: 500,
+  ERR_SCHEMA_TOO_NEW: 500,
+  ERR_IDENTITY: 500,
+  ERR_API_TOKEN: 500,
+  ERR_DATA_DIR_LOCKED: 500,
   ERR_PEER_UNAVAILABLE: 502,
-  ERR_BLOB_CORRUPT: 500
+  ERR_PROTOCOL_VIOLATION: 502,
+  ERR_ATTESTATION_INVALID: 502,
+  ERR_BLOB_HASH_MISMATCH: 502,
+  ERR_NETWORK_MISMATCH: 502,
+  ERR_SANDBOX_CRASHED: 502,
+  ERR_PEER_BUSY: 503,
+  ERR_QUEUE_FULL: 503,
+  ERR_SANDBOX_BUSY: 503,
+  ERR_ABORTED: 503,
+  ERR_SANDBOX_ABORTED: 503,
+  ERR_SANDBOX_CLOSED: 503,
+  ERR_TIMEOUT: 504
+}
+
+export function httpStatusOf (code: string): number {
+  return STATUS_BY_CODE[code] ?? 500
+}
+
+/** The request carries no API token, or the wrong one. */
+export class UnauthorizedError extends RhizomeError {
+  constructor (message: string, tokenPath: string) {
+    super('ERR_UNAUTHORIZED', message, {
+      hint: `send the header "Authorization: Bearer TOKEN", TOKEN being the contents of ${tokenPath} on the peer's machine ` +
+        '(the rhizome CLI reads it through --data-dir; with --api it takes --api-token or RHIZOME_API_TOKEN)'
+    })
+    this.name = 'UnauthorizedError'
+  }
+}
+
+/** A web page on another origin sent this request through the user's browser. */
+export class ForbiddenOriginError extends RhizomeError {
+  constructor (origin: string) {
+    super('ERR_FORBIDDEN_ORIGIN', `requests from origin ${JSON.stringify(origin)} are refused: the API answers only its own origin`, {
+      hint: 'the local API is not for web pages; call it from the rhizome CLI or a script, which send no Origin header'
+    })
+    this.name = 'ForbiddenOriginError'
+  }
+}
+
+/** The Host header names something other than this API: DNS rebinding, or a wrong address. */
+export class ForbiddenHostError extends RhizomeError {
+  constructor (host: string | undefined, apiUrl: string) {
+    super('ERR_FORBIDDEN_HOST', host === undefined ? 'the request has no Host header' : `requests for host ${JSON.stringify(host)} are refused`, {
+      hint: `address the API as ${apiUrl} (or localhost with the same port)`
+    })
+    this.name = 'ForbiddenHostError'
+  }
+}
+
+export class MethodNotAllowedError extends RhizomeError {
+  constructor (method: string) {
+    super('ERR_METHOD_NOT_ALLOWED', `method ${method} is not served; the API takes GET and POST`, {
+      hint: 'CORS preflights are refused on purpose: the local API is not for web pages'
+    })
+    this.name = 'MethodNotAllowedError'
+  }
 }
 
 export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   const { log } = init
-  const server = createServer((req, res) => {
-    route(init, req, res).catch((err: unknown) => {
-      const failure = err instanceof RhizomeError
-        ? err
-        : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
-      if (!(err instanceof RhizomeError)) log.error('api handler failed', { error: String((err as Error)?.stack ?? err) })
-      sendJson(res, STATUS_BY_CODE[failure.code] ?? 500, { error: failure.toData() })
-    })
-  })
+  const server = createServer()
   server.requestTimeout = REQUEST_TIMEOUT_MS
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -75,8 +190,29 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('assertion failed: HTTP API has no TCP address')
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}`
+  // The guard needs the port the server got (port 0 picks one), so requests are served only from
+  // here on; nothing can arrive between listening and this line, which runs in the same turn.
+  const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath })
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const refusal = guard.check(req)
+    if (refusal !== undefined) {
+      log.debug('api request refused', { code: refusal.code, method: req.method, path: req.url, host: req.headers.host, origin: req.headers.origin })
+      // Refused before the body is read: close the connection rather than drain a body we refuse.
+      req.resume()
+      sendFailure(res, refusal, { connection: 'close' })
+      return
+    }
+    route(init, req, res).catch((err: unknown) => {
+      const failure = err instanceof RhizomeError
+        ? err
+        : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
+      if (!(err instanceof RhizomeError)) log.error('api handler failed', { error: String((err as Error)?.stack ?? err) })
+      sendFailure(res, failure)
+    })
+  })
   return {
-    url: `http://${host}:${address.port}`,
+    url,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
@@ -115,7 +251,22 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
     const controller = new AbortController()
     // The CLI's Ctrl-C closes the connection: cancel the task wherever it runs.
     res.on('close', () => { if (!res.writableFinished) controller.abort() })
-    const result = await node.call(fn, body.export, body.args, { on: body.on as string | undefined, timeoutMs: timeoutMs as number | undefined, signal: controller.signal })
+    // timeoutMs bounds the whole call, retries on other peers included, so the caller hears
+    // back (504) within it and may wait just a little longer than it (the CLI does).
+    const deadlineMs = (timeoutMs as number | undefined) ?? CALL_TIMEOUT_MS_DEFAULT
+    const deadline = AbortSignal.timeout(deadlineMs)
+    let result
+    try {
+      result = await node.call(fn, body.export, body.args, { on: body.on as string | undefined, timeoutMs: deadlineMs, signal: AbortSignal.any([controller.signal, deadline]) })
+    } catch (err) {
+      if (deadline.aborted && !controller.signal.aborted) {
+        throw new TimeoutError(`the call did not finish within ${deadlineMs} ms`, {
+          cause: err,
+          hint: body.on === undefined ? 'the peers that tried it may be busy or unreachable; retry, or pass a longer timeoutMs' : 'the peer may be unreachable or busy; check `rhizome peers`, or pass a longer timeoutMs'
+        })
+      }
+      throw err
+    }
     return sendJson(res, 200, { ...result, value: toJson(result.value) })
   }
 
@@ -142,7 +293,9 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
       } catch (err) {
         throw new InvalidInputError(`${JSON.stringify(from)} is not a peer id`, { cause: err })
       }
-      const bytes = await blobService.fetch(peer, cid, { signal: AbortSignal.timeout(60_000) })
+      const controller = new AbortController()
+      res.on('close', () => { if (!res.writableFinished) controller.abort() })
+      const bytes = await blobService.fetch(peer, cid, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(BLOB_FETCH_TIMEOUT_MS)]) })
       return sendJson(res, 200, { cid: cid.toString(), bytes: bytes.byteLength })
     }
   }
@@ -210,9 +363,88 @@ async function readBody (req: IncomingMessage, bytesMax: number): Promise<Uint8A
   return new Uint8Array(Buffer.concat(chunks))
 }
 
-function sendJson (res: ServerResponse, status: number, body: unknown): void {
+function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}): void {
   if (res.headersSent) { res.destroy(); return }
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
   res.end(text)
+}
+
+function sendFailure (res: ServerResponse, failure: RhizomeError, headers: Record<string, string | number> = {}): void {
+  const status = httpStatusOf(failure.code)
+  const extra: Record<string, string | number> = { ...headers }
+  if (status === 503) extra['retry-after'] = RETRY_AFTER_SECONDS
+  if (status === 401) extra['www-authenticate'] = 'Bearer realm="rhizome"'
+  if (status === 405) extra.allow = 'GET, POST'
+  sendJson(res, status, { error: failure.toData() }, extra)
+}
+
+/** Host, Origin and token checks (see the top of this file). `check` returns the refusal, if any. */
+class RequestGuard {
+  private readonly hostnames: Set<string>
+  private readonly origins: Set<string>
+  private readonly anyIpLiteral: boolean
+  private readonly port: number
+  private readonly url: string
+  private readonly tokenDigest: Buffer
+  private readonly tokenPath: string
+
+  constructor (init: { configuredHost: string, port: number, url: string, token: string, tokenPath: string }) {
+    const configured = bracketed(init.configuredHost.toLowerCase())
+    this.hostnames = new Set(['localhost', '127.0.0.1', '[::1]', configured])
+    // Bound to every interface, the API is reached by this machine's addresses, whatever they
+    // are. An IP literal in Host cannot be DNS rebinding, which needs a name.
+    this.anyIpLiteral = configured === '0.0.0.0' || configured === '[::]'
+    this.port = init.port
+    this.url = init.url
+    this.origins = new Set([...this.hostnames].map(h => normalOrigin(`http://${h}:${init.port}`)))
+    this.tokenDigest = digest(init.token)
+    this.tokenPath = init.tokenPath
+  }
+
+  check (req: IncomingMessage): RhizomeError | undefined {
+    const host = req.headers.host
+    if (host === undefined || !this.hostAllowed(host)) return new ForbiddenHostError(host, this.url)
+    const origin = req.headers.origin
+    if (origin !== undefined && !this.origins.has(normalOrigin(origin))) return new ForbiddenOriginError(origin)
+    if (req.method !== 'GET' && req.method !== 'POST') return new MethodNotAllowedError(req.method ?? '')
+    const auth = req.headers.authorization
+    if (auth === undefined) return new UnauthorizedError('this request carries no API token', this.tokenPath)
+    const match = /^Bearer +(\S+) *$/i.exec(auth)
+    // Compare digests: equal length, and timingSafeEqual leaks nothing about where they differ.
+    if (match === null || !timingSafeEqual(digest(match[1]), this.tokenDigest)) return new UnauthorizedError('the API token is wrong', this.tokenPath)
+    return undefined
+  }
+
+  private hostAllowed (host: string): boolean {
+    let parsed: URL
+    try {
+      parsed = new URL(`http://${host}`)
+    } catch {
+      return false
+    }
+    if (parsed.username !== '' || parsed.password !== '' || parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '') return false
+    if ((parsed.port === '' ? 80 : Number(parsed.port)) !== this.port) return false
+    const name = parsed.hostname.toLowerCase()
+    if (this.hostnames.has(name)) return true
+    return this.anyIpLiteral && isIP(name.replace(/^\[|\]$/g, '')) !== 0
+  }
+}
+
+function digest (text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+function bracketed (host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+/** "http://LOCALHOST:7070" and "http://localhost:7070/" are the same origin; "null" is none. */
+function normalOrigin (origin: string): string {
+  try {
+    const parsed = new URL(origin)
+    return `${parsed.protocol}//${parsed.host}`
+  } catch {
+    return origin
+  }
 }

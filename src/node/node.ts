@@ -21,6 +21,7 @@ import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
 import { choosePeer } from '../protocol/placement.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
+import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { lockDataDir } from './lock.ts'
@@ -296,7 +297,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     }
   }
 
-  const api: HttpApi = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, log: log.child('api') })
+  // Made once, kept across restarts: scripts read DIR/api.token and keep working (api-token.ts).
+  const { token } = await loadOrCreateApiToken(config.dataDir)
+  const api: HttpApi = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, token, tokenPath: apiTokenPath(config.dataDir), log: log.child('api') })
   cleanups.push(() => api.close())
   const apiFile = join(config.dataDir, 'api.json')
   await writeFile(`${apiFile}.tmp`, JSON.stringify({ url: api.url, pid: process.pid, peerId: peerId.toString() }) + '\n', { mode: 0o600 })

@@ -40,12 +40,19 @@ export async function waitFor<T> (what: string, check: () => Promise<T | undefin
   }
 }
 
+/** The API token a peer keeps in DIR/api.token (written on its first start). */
+export async function readApiToken (dataDir: string): Promise<string> {
+  return (await readFile(join(dataDir, 'api.token'), 'utf8')).trim()
+}
+
 export class TestPeer {
   readonly dataDir: string
   readonly args: string[]
   child: ChildProcess | undefined
   peerId = ''
   apiUrl = ''
+  /** The API token from DIR/api.token, read on start. */
+  apiToken = ''
   addrs: string[] = []
   stdout = ''
   stderr = ''
@@ -76,12 +83,18 @@ export class TestPeer {
     const info = JSON.parse(await readFile(join(this.dataDir, 'api.json'), 'utf8')) as { url: string, peerId: string }
     this.apiUrl = info.url
     this.peerId = info.peerId
+    this.apiToken = await readApiToken(this.dataDir)
     const status = await this.api<{ addrs: string[] }>('/v1/status')
     this.addrs = status.addrs
   }
 
+  /** Headers that authorize a request to this peer's API, merged over `headers`. */
+  authorized (headers: Record<string, string> = {}): Record<string, string> {
+    return { ...headers, authorization: `Bearer ${this.apiToken}` }
+  }
+
   async api<T> (path: string, init?: RequestInit): Promise<T> {
-    const res = await fetch(this.apiUrl + path, { ...init, signal: AbortSignal.timeout(10_000) })
+    const res = await fetch(this.apiUrl + path, { ...init, headers: this.authorized(init?.headers as Record<string, string> | undefined), signal: AbortSignal.timeout(10_000) })
     const body = await res.json() as T
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${JSON.stringify(body)}`)
     return body

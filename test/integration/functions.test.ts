@@ -139,19 +139,19 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
     const sizesId = (JSON.parse(deployed.stdout) as { cid: string }).cid
     // A string of 65,536 characters or more encodes as dag-cbor with a 5-byte header.
     for (const length of [RESULT_INLINE_BYTES_MAX - 5, RESULT_INLINE_BYTES_MAX - 4]) {
-      const res = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'text', args: [length], on: peers[1].peerId }) })
+      const res = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', headers: peers[2].authorized(), body: JSON.stringify({ fn: sizesId, export: 'text', args: [length], on: peers[1].peerId }) })
       const answer = await res.json() as CallJson
       assert.equal(res.status, 200, JSON.stringify(answer).slice(0, 300))
       assert.equal((answer.value as string).length, length)
     }
     // `[s]` encodes as 1 (array) + 5 (string header) + s.length bytes.
     const tooLong = 'y'.repeat(TASK_ARGS_BYTES_MAX - 6 + 1)
-    const refused = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong], on: peers[1].peerId }) })
+    const refused = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', headers: peers[2].authorized(), body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong], on: peers[1].peerId }) })
     const failure = await refused.json() as { error: { code: string, message: string } }
     assert.equal(refused.status, 400)
     assert.equal(failure.error.code, 'ERR_INVALID_INPUT')
     assert.match(failure.error.message, /at most 1048576/)
-    const fits = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong.slice(1)], on: peers[1].peerId }) })
+    const fits = await fetch(`${peers[2].apiUrl}/v1/call`, { method: 'POST', headers: peers[2].authorized(), body: JSON.stringify({ fn: sizesId, export: 'size', args: [tooLong.slice(1)], on: peers[1].peerId }) })
     assert.equal(((await fits.json()) as CallJson).value, TASK_ARGS_BYTES_MAX - 6)
 
     const replicas = await runCli(['deploy', SIZES, '--replicas', '17', '--data-dir', peers[0].dataDir])
@@ -162,7 +162,7 @@ describe('functions on real peers', { timeout: 240_000 }, () => {
   test('the HTTP API refuses request bodies one byte past their limits with 413', async () => {
     // CALL_BYTES_MAX (2 MiB) and DEPLOY_BYTES_MAX (8 MiB) in src/node/http-api.ts.
     for (const [path, bytesMax] of [['/v1/call', 2 * 1024 * 1024], ['/v1/functions', 8 * 1024 * 1024]] as const) {
-      const res = await fetch(`${peers[0].apiUrl}${path}`, { method: 'POST', body: new Uint8Array(bytesMax + 1) })
+      const res = await fetch(`${peers[0].apiUrl}${path}`, { method: 'POST', headers: peers[0].authorized(), body: new Uint8Array(bytesMax + 1) })
       const body = await res.json() as { error: { code: string, message: string } }
       assert.equal(res.status, 413, path)
       assert.equal(body.error.code, 'ERR_TOO_LARGE')

@@ -25,7 +25,7 @@ describe('hostile functions on a real peer', { timeout: 300_000 }, () => {
 
   async function deploy (name: string, kind: 'js' | 'wasm', code: Uint8Array, exports: string[], limits: Partial<SandboxLimits> = {}): Promise<string> {
     const manifest = encodeManifest(await createManifest({ name, kind, code, exports, limits: { ...DEFAULT_LIMITS, ...limits } }))
-    const res = await fetch(`${worker.apiUrl}/v1/functions`, { method: 'POST', body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(30_000) })
+    const res = await fetch(`${worker.apiUrl}/v1/functions`, { method: 'POST', headers: worker.authorized(), body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(30_000) })
     const body = await res.json() as { cid: string, error?: Failure }
     assert.equal(res.status, 200, JSON.stringify(body))
     return body.cid
@@ -34,6 +34,7 @@ describe('hostile functions on a real peer', { timeout: 300_000 }, () => {
   async function call (fn: string, exportName: string, args: unknown[]): Promise<{ value?: unknown, error?: Failure }> {
     const res = await fetch(`${caller.apiUrl}/v1/call`, {
       method: 'POST',
+      headers: caller.authorized(),
       body: JSON.stringify({ fn, export: exportName, args, on: worker.peerId }),
       signal: AbortSignal.timeout(60_000)
     })

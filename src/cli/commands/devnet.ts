@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process'
 import { mkdir, open, readFile } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ApiClient } from '../api-client.ts'
+import { apiForDataDir } from '../api-client.ts'
+import type { ApiClient } from '../api-client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
 import { peerTable } from './peers.ts'
 import type { ChildProcess } from 'node:child_process'
@@ -88,8 +89,7 @@ async function startPeer (dataDir: string, bootstrap: string | undefined, signal
     }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  const { url } = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8')) as { url: string }
-  return { child, api: new ApiClient(url) }
+  return { child, api: await apiForDataDir(dataDir) }
 }
 
 async function waitUntilMeshed (apis: ApiClient[], signal: AbortSignal, print: (text: string) => void): Promise<void> {

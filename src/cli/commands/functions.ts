@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFunctions, createManifest, encodeManifest, limitsProblem, packageWasm } from '../../functions/index.ts'
 import type { SandboxLimits } from '../../functions/index.ts'
 import { RhizomeError } from '../../model/errors.ts'
-import { connectApi } from '../api-client.ts'
+import { callWaitMs, connectApi } from '../api-client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import type { Command } from '../command.ts'
 
@@ -154,7 +154,7 @@ export const call: Command = {
     })
     const timeoutMs = context.values['timeout-ms'] === undefined ? undefined : Number(context.values['timeout-ms'])
     const api = await connectApi(context)
-    const answer = await api.json<CallAnswer>('POST', '/v1/call', new TextEncoder().encode(JSON.stringify({ fn, export: exportName, args, on: context.values.on, timeoutMs })))
+    const answer = await api.json<CallAnswer>('POST', '/v1/call', new TextEncoder().encode(JSON.stringify({ fn, export: exportName, args, on: context.values.on, timeoutMs })), { timeoutMs: callWaitMs(timeoutMs) })
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(answer, null, 2) + '\n' }
     const t = answer.timings
     const ms = (n: number): string => `${n.toFixed(1)} ms`

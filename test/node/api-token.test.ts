@@ -1,0 +1,72 @@
+/** The API token file: made once with mode 0600, never replaced, refused when damaged. */
+import assert from 'node:assert/strict'
+import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { API_TOKEN_BYTES, apiTokenPath, loadOrCreateApiToken, readApiToken } from '../../src/node/api-token.ts'
+
+describe('API token file', () => {
+  let root: string
+  let n = 0
+  const freshDir = async (): Promise<string> => await mkdtemp(join(root, `dir-${n++}-`))
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'rhizome-token-')) })
+  after(async () => { await rm(root, { recursive: true, force: true }) })
+
+  test('first start makes a 32-byte base64url token with mode 0600 and leaves no temp file', async () => {
+    const dir = await freshDir()
+    assert.equal(await readApiToken(dir), undefined)
+    const { token, created } = await loadOrCreateApiToken(dir)
+    assert.equal(created, true)
+    assert.match(token, /^[A-Za-z0-9_-]+$/)
+    assert.equal(Buffer.from(token, 'base64url').byteLength, API_TOKEN_BYTES)
+    assert.equal((await stat(apiTokenPath(dir))).mode & 0o777, 0o600)
+    assert.deepEqual(await readdir(dir), ['api.token'])
+    assert.equal(await readApiToken(dir), token)
+  })
+
+  test('a second start keeps the token and the file', async () => {
+    const dir = await freshDir()
+    const first = await loadOrCreateApiToken(dir)
+    const before = await stat(apiTokenPath(dir))
+    const second = await loadOrCreateApiToken(dir)
+    assert.deepEqual(second, { token: first.token, created: false })
+    const afterInfo = await stat(apiTokenPath(dir))
+    assert.equal(afterInfo.ino, before.ino)
+    assert.equal(afterInfo.mtimeMs, before.mtimeMs)
+  })
+
+  test('two data dirs get different tokens', async () => {
+    assert.notEqual((await loadOrCreateApiToken(await freshDir())).token, (await loadOrCreateApiToken(await freshDir())).token)
+  })
+
+  test('a token file others can read is tightened to 0600', async () => {
+    const dir = await freshDir()
+    const { token } = await loadOrCreateApiToken(dir)
+    await chmod(apiTokenPath(dir), 0o644)
+    assert.equal((await loadOrCreateApiToken(dir)).token, token)
+    assert.equal((await stat(apiTokenPath(dir))).mode & 0o777, 0o600)
+  })
+
+  test('a leftover temp file from a crash does not stop the first start', async () => {
+    const dir = await freshDir()
+    await writeFile(`${apiTokenPath(dir)}.${process.pid}.tmp`, 'half written')
+    const { created } = await loadOrCreateApiToken(dir)
+    assert.equal(created, true)
+    assert.deepEqual(await readdir(dir), ['api.token'])
+  })
+
+  test('a damaged or oversized token file is refused with ApiTokenError, not replaced', async () => {
+    // 1,025 bytes is one past API_TOKEN_FILE_BYTES_MAX.
+    for (const text of ['not a token\n', 'A'.repeat(42), 'A'.repeat(44), 'A'.repeat(1025)]) {
+      const dir = await freshDir()
+      await writeFile(apiTokenPath(dir), text, { mode: 0o600 })
+      await assert.rejects(loadOrCreateApiToken(dir), { name: 'ApiTokenError', code: 'ERR_API_TOKEN' })
+      await assert.rejects(readApiToken(dir), (err: Error & { hint?: string }) => err.name === 'ApiTokenError' && /remove/.test(err.hint ?? ''))
+    }
+    // 43 characters and a newline is a token.
+    const dir = await freshDir()
+    await writeFile(apiTokenPath(dir), 'B'.repeat(43) + '\n', { mode: 0o600 })
+    assert.equal(await readApiToken(dir), 'B'.repeat(43))
+  })
+})
