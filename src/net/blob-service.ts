@@ -74,7 +74,7 @@ export class BlobService {
   }
 }
 
-function parseRequest (body: unknown): { cid: CID, offset: number, length: number } {
+export function parseRequest (body: unknown): { cid: CID, offset: number, length: number } {
   if (!isRecord(body)) throw new ProtocolViolationError('blob request must be a map')
   const { cid, offset, length } = body
   if (typeof cid !== 'string' || cid.length > CID_CHARS_MAX) throw new ProtocolViolationError(`blob request cid must be a string of at most ${CID_CHARS_MAX} characters`)
@@ -91,7 +91,7 @@ function parseRequest (body: unknown): { cid: CID, offset: number, length: numbe
   return { cid: parsed, offset, length }
 }
 
-function parseReply (reply: unknown, totalSoFar: number | undefined): { total: number, bytes: Uint8Array } {
+export function parseReply (reply: unknown, totalSoFar: number | undefined): { total: number, bytes: Uint8Array } {
   if (!isRecord(reply)) throw new ProtocolViolationError('blob reply must be a map')
   const { total, bytes } = reply
   if (typeof total !== 'number' || !Number.isSafeInteger(total) || total < 0) throw new ProtocolViolationError('blob reply total must be a non-negative integer')
