@@ -14,7 +14,7 @@
  * it before storing (bounded by blobBytesMax, 64 MiB): that is local work the caller asked for.
  */
 import { CID } from 'multiformats/cid'
-import { AbortedError, InvalidInputError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
+import { AbortedError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
 import { blobRangeBytesMax } from '../store/index.ts'
 import { isRecord } from '../wire/rpc.ts'
 import { PeerBusyError } from './rpc.ts'
@@ -173,7 +173,7 @@ export async function serveRange (blobs: BlobStore, request: BlobRangeRequest, o
 export interface BlobRangeRequest { cid: CID, offset: number, length: number }
 export interface BlobRangeReply { total: number, bytes: Uint8Array }
 
-function parseRequest (body: unknown): { cid: CID, offset: number, length: number } {
+export function parseRequest (body: unknown): { cid: CID, offset: number, length: number } {
   if (!isRecord(body)) throw new ProtocolViolationError('blob request must be a map')
   const { cid, offset, length } = body
   if (typeof cid !== 'string' || cid.length > CID_CHARS_MAX) throw new ProtocolViolationError(`blob request cid must be a string of at most ${CID_CHARS_MAX} characters`)
@@ -185,12 +185,12 @@ function parseRequest (body: unknown): { cid: CID, offset: number, length: numbe
   try {
     parsed = CID.parse(cid)
   } catch (err) {
-    throw new InvalidInputError(`blob request cid ${JSON.stringify(cid)} is not a CID`, { cause: err })
+    throw new ProtocolViolationError(`blob request cid ${JSON.stringify(cid)} is not a CID`, { cause: err })
   }
   return { cid: parsed, offset, length }
 }
 
-function parseReply (reply: unknown, totalSoFar: number | undefined): { total: number, bytes: Uint8Array } {
+export function parseReply (reply: unknown, totalSoFar: number | undefined): { total: number, bytes: Uint8Array } {
   if (!isRecord(reply)) throw new ProtocolViolationError('blob reply must be a map')
   const { total, bytes } = reply
   if (typeof total !== 'number' || !Number.isSafeInteger(total) || total < 0) throw new ProtocolViolationError('blob reply total must be a non-negative integer')

@@ -6,7 +6,13 @@
  * told apart by id (src/wire/rpc.ts). The serving side runs at most `inflightMax` requests per
  * stream and answers the rest with a retryable `PeerBusyError`. Anything a peer sends that breaks
  * the framing or the envelope is a protocol violation: the stream is reset and `onViolation`
- * decides what happens to the peer (score, disconnect).
+ * decides what happens to the peer (score, disconnect). So is a frame that takes longer than
+ * `frameArrivalMs` to arrive once its first byte is in: the decoder (src/wire/frame.ts) has no
+ * clock, so each read loop here arms one timer while a frame is partly in.
+ *
+ * The outbound stream is shared by every caller, so it is opened with the service's lifetime
+ * (`stop()` aborts it) and its own dial deadline, never with one caller's signal: a caller that
+ * gives up stops waiting for it, and the others keep theirs.
  */
 import { AbortedError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError, failureFromData } from '../model/errors.ts'
 import { FrameDecoder, encodeFrame } from '../wire/frame.ts'
@@ -45,6 +51,22 @@ export class PeerBusyError extends RhizomeError {
 
 const REQUEST_TIMEOUT_MS_DEFAULT = 30_000
 
+/**
+ * Longest wait to open the shared outbound stream (connect if needed, then negotiate the
+ * protocol). Opening a stream on a live connection takes ~1 ms (DESIGN.md §6); a new connection
+ * is a TCP, Noise and Yamux handshake, a few round trips. 10 s is libp2p's own dial timeout, so we
+ * give up no sooner than libp2p would; a caller with a shorter deadline stops waiting sooner.
+ */
+export const RPC_DIAL_TIMEOUT_MS = 10_000
+
+/**
+ * Longest time one frame may take to arrive once its first byte is in. No caller waits longer
+ * than the default request timeout, so a slower frame would be answered to nobody; 30 s still
+ * lets the largest frame we use (1 MiB + 4 KiB) cross a link of ~300 kbit/s. A peer that dribbles
+ * a frame more slowly is holding our buffer and a stream open for nothing: a protocol violation.
+ */
+export const FRAME_ARRIVAL_MS_MAX = 30_000
+
 interface Pending {
   resolve: (body: unknown) => void
   reject: (err: Error) => void
@@ -76,6 +98,10 @@ export interface RpcServiceInit {
   log: Logger
   /** Called when a peer breaks a protocol; the stream is already reset. */
   onViolation: (peerId: PeerId, protocol: string, err: Error) => void
+  /** Default FRAME_ARRIVAL_MS_MAX. */
+  frameArrivalMs?: number
+  /** Default RPC_DIAL_TIMEOUT_MS. */
+  dialTimeoutMs?: number
 }
 
 export class RpcService {
@@ -85,12 +111,18 @@ export class RpcService {
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
+  /** The service's lifetime: shared streams are opened with it, and stop() aborts it. */
+  private readonly shutdown = new AbortController()
+  private readonly frameArrivalMs: number
+  private readonly dialTimeoutMs: number
   private stopped = false
 
   constructor (init: RpcServiceInit) {
     this.libp2p = init.libp2p
     this.log = init.log
     this.onViolation = init.onViolation
+    this.frameArrivalMs = init.frameArrivalMs ?? FRAME_ARRIVAL_MS_MAX
+    this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
   }
 
   async handle (protocol: RpcProtocol): Promise<void> {
@@ -110,8 +142,12 @@ export class RpcService {
     const signals = [AbortSignal.timeout(timeoutMs)]
     if (options.signal !== undefined) signals.push(options.signal)
     const signal = AbortSignal.any(signals)
+    const abortError = (): RhizomeError => options.signal?.aborted === true
+      ? new AbortedError(`request to ${peerId.toString()} on ${protocol} was aborted`)
+      : new TimeoutError(`no answer from ${peerId.toString()} on ${protocol} within ${timeoutMs} ms`)
 
-    const channel = await this.channel(peerId, spec, signal)
+    // The stream may be shared with other callers: wait for it with our own signal only.
+    const channel = await raceSignal(this.channel(peerId, spec), signal, abortError)
     const id = channel.allocateId()
     const frame = encodeFrame(encodeEnvelope({ id, kind: 'req', body }))
     if (frame.byteLength > spec.frameBytesMax) {
@@ -121,10 +157,7 @@ export class RpcService {
       const onAbort = (): void => {
         channel.pending.delete(id)
         this.write(channel.stream, encodeFrame(encodeEnvelope({ id, kind: 'cancel' }))).catch(() => {})
-        const timedOut = options.signal?.aborted !== true
-        reject(timedOut
-          ? new TimeoutError(`no answer from ${peerId.toString()} on ${protocol} within ${timeoutMs} ms`)
-          : new AbortedError(`request to ${peerId.toString()} on ${protocol} was aborted`))
+        reject(abortError())
       }
       if (signal.aborted) { onAbort(); return }
       signal.addEventListener('abort', onAbort, { once: true })
@@ -141,6 +174,7 @@ export class RpcService {
 
   async stop (): Promise<void> {
     this.stopped = true
+    this.shutdown.abort()
     for (const controller of this.serving) controller.abort()
     const channels = [...this.channels.values()]
     this.channels.clear()
@@ -151,27 +185,30 @@ export class RpcService {
     }))
   }
 
-  private async channel (peerId: PeerId, spec: RpcProtocol, signal: AbortSignal): Promise<ClientChannel> {
+  private async channel (peerId: PeerId, spec: RpcProtocol): Promise<ClientChannel> {
     const key = `${peerId.toString()}|${spec.protocol}`
     let promise = this.channels.get(key)
     if (promise === undefined) {
-      promise = this.open(peerId, spec, signal)
+      promise = this.open(peerId, spec)
       this.channels.set(key, promise)
       promise.catch(() => { if (this.channels.get(key) === promise) this.channels.delete(key) })
     }
     const channel = await promise
     if (channel.stream.status !== 'open') {
       if (this.channels.get(key) === promise) this.channels.delete(key)
-      return await this.channel(peerId, spec, signal)
+      return await this.channel(peerId, spec)
     }
     return channel
   }
 
-  private async open (peerId: PeerId, spec: RpcProtocol, signal: AbortSignal): Promise<ClientChannel> {
+  private async open (peerId: PeerId, spec: RpcProtocol): Promise<ClientChannel> {
+    if (this.stopped) throw new AbortedError('the peer is stopping')
     let stream: Stream
     try {
+      const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.dialTimeoutMs)])
       stream = await this.libp2p.dialProtocol(peerId, spec.protocol, { signal })
     } catch (err) {
+      if (this.shutdown.signal.aborted) throw new AbortedError('the peer is stopping', { cause: err })
       throw new PeerUnavailableError(`could not open ${spec.protocol} to ${peerId.toString()}: ${(err as Error).message}`, { cause: err })
     }
     const channel = new ClientChannel(stream)
@@ -190,35 +227,46 @@ export class RpcService {
 
   private async readClient (channel: ClientChannel, peerId: PeerId, spec: RpcProtocol): Promise<void> {
     const decoder = new FrameDecoder(spec.frameBytesMax)
-    for await (const chunk of channel.stream) {
-      let frames: Uint8Array[]
-      try {
-        frames = decoder.push(chunk.subarray())
-      } catch (err) {
-        this.violation(peerId, spec.protocol, channel.stream, err as Error)
-        throw err
-      }
-      for (const frame of frames) {
-        let envelope: RpcEnvelope
+    const clock = this.frameClock(peerId, spec.protocol, channel.stream)
+    try {
+      for await (const chunk of channel.stream) {
+        let frames: Uint8Array[]
         try {
-          envelope = decodeEnvelope(frame)
-          if (envelope.kind !== 'res' && envelope.kind !== 'err') throw new ProtocolViolationError(`a server sent a ${envelope.kind} frame`)
+          frames = decoder.push(chunk.subarray())
         } catch (err) {
           this.violation(peerId, spec.protocol, channel.stream, err as Error)
           throw err
         }
-        const pending = channel.pending.get(envelope.id)
-        if (pending === undefined) continue // answered after we gave up on it
-        channel.pending.delete(envelope.id)
-        if (envelope.kind === 'res') pending.resolve(envelope.body)
-        else pending.reject(failureFromData(envelope.error!))
+        clock.update(decoder, frames.length)
+        this.handleClientFrames(channel, peerId, spec, frames)
       }
+    } finally {
+      clock.clear()
+    }
+  }
+
+  private handleClientFrames (channel: ClientChannel, peerId: PeerId, spec: RpcProtocol, frames: Uint8Array[]): void {
+    for (const frame of frames) {
+      let envelope: RpcEnvelope
+      try {
+        envelope = decodeEnvelope(frame)
+        if (envelope.kind !== 'res' && envelope.kind !== 'err') throw new ProtocolViolationError(`a server sent a ${envelope.kind} frame`)
+      } catch (err) {
+        this.violation(peerId, spec.protocol, channel.stream, err as Error)
+        throw err
+      }
+      const pending = channel.pending.get(envelope.id)
+      if (pending === undefined) continue // answered after we gave up on it
+      channel.pending.delete(envelope.id)
+      if (envelope.kind === 'res') pending.resolve(envelope.body)
+      else pending.reject(failureFromData(envelope.error!))
     }
   }
 
   private async serve (spec: RpcProtocol, stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer
     const decoder = new FrameDecoder(spec.frameBytesMax)
+    const clock = this.frameClock(peerId, spec.protocol, stream)
     const running = new Map<number, AbortController>()
     try {
       for await (const chunk of stream) {
@@ -229,6 +277,7 @@ export class RpcService {
           this.violation(peerId, spec.protocol, stream, err as Error)
           return
         }
+        clock.update(decoder, frames.length)
         for (const frame of frames) {
           let envelope: RpcEnvelope
           try {
@@ -261,6 +310,7 @@ export class RpcService {
         }
       }
     } finally {
+      clock.clear()
       for (const controller of running.values()) controller.abort()
     }
   }
@@ -289,6 +339,15 @@ export class RpcService {
     await this.write(stream, encodeFrame(reply)).catch(() => {})
   }
 
+  /** The deadline for the frame in progress on one stream: a peer slower than frameArrivalMs broke the protocol. */
+  private frameClock (peerId: PeerId, protocol: string, stream: Stream): FrameClock {
+    return new FrameClock(this.frameArrivalMs, () => {
+      this.violation(peerId, protocol, stream, new ProtocolViolationError(`a frame took longer than ${this.frameArrivalMs} ms to arrive`, {
+        hint: 'the peer sent part of a frame and then too little of the rest; an honest peer sends each frame at once'
+      }))
+    })
+  }
+
   private violation (peerId: PeerId, protocol: string, stream: Stream, err: Error): void {
     stream.abort(err)
     this.onViolation(peerId, protocol, err)
@@ -296,5 +355,58 @@ export class RpcService {
 
   private async write (stream: Stream, bytes: Uint8Array): Promise<void> {
     if (!stream.send(bytes)) await stream.onDrain()
+  }
+}
+
+/**
+ * One timer per stream, armed while a frame is partly in. It restarts when a new frame begins
+ * (the first push that leaves a frame partial, or one that finishes frames and starts another)
+ * and stops when no frame is in progress.
+ */
+class FrameClock {
+  private readonly ms: number
+  private readonly onLate: () => void
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor (ms: number, onLate: () => void) {
+    this.ms = ms
+    this.onLate = onLate
+  }
+
+  /** Call after each push with the number of frames it completed. */
+  update (decoder: FrameDecoder, framesCompleted: number): void {
+    if (!decoder.partial) {
+      this.clear()
+      return
+    }
+    if (this.timer !== undefined && framesCompleted === 0) return // the same frame, still arriving
+    this.clear()
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.onLate()
+    }, this.ms)
+  }
+
+  clear (): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+}
+
+/** Wait for `promise`, or reject with `reason()` as soon as `signal` aborts; the promise itself runs on. */
+async function raceSignal<T> (promise: Promise<T>, signal: AbortSignal, reason: () => Error): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {}) // nobody waits for it any more
+    throw reason()
+  }
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(reason())
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
   }
 }

@@ -82,7 +82,8 @@ export function limitsProblem (value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'limits must be an object'
   const keys = Object.keys(value)
   for (const key of keys) {
-    if (!(key in DEFAULT_LIMITS)) return `limits has an unknown field "${key}"`
+    // Own keys only: `in` would also accept "__proto__", "toString" and the rest of Object.prototype.
+    if (!Object.hasOwn(DEFAULT_LIMITS, key)) return `limits has an unknown field "${key}"`
   }
   const record = value as Record<string, unknown>
   for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof SandboxLimits>) {

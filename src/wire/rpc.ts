@@ -12,6 +12,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { ProtocolViolationError } from '../model/errors.ts'
 import type { FailureData } from '../model/errors.ts'
+import { nestingExceeds } from './membership-codec.ts'
 
 export type RpcKind = 'req' | 'res' | 'err' | 'cancel'
 
@@ -24,6 +25,15 @@ export interface RpcEnvelope {
 
 /** Request ids wrap around well below 2^53 so they stay exact integers in every codec. */
 export const RPC_ID_MAX = 2 ** 31 - 1
+
+/**
+ * Containers (maps, lists, tags) nested inside each other in one frame. The deepest honest body is
+ * a task's arguments: the sandbox accepts values 256 deep (VALUE_DEPTH_MAX), inside the request
+ * map, the args list and the envelope; 512 is twice that. The dag-cbor decoder recurses once per
+ * level and overflows the stack at a few thousand, and so do the encoders a decoded body meets
+ * later (a task id hashes the arguments): checked before decoding, with a linear walk.
+ */
+export const RPC_NESTING_DEPTH_MAX = 512
 
 const KINDS = new Set<string>(['req', 'res', 'err', 'cancel'])
 const FAILURE_TEXT_CHARS_MAX = 2048
@@ -38,6 +48,9 @@ export function encodeEnvelope (envelope: RpcEnvelope): Uint8Array {
 }
 
 export function decodeEnvelope (bytes: Uint8Array): RpcEnvelope {
+  if (nestingExceeds(bytes, RPC_NESTING_DEPTH_MAX)) {
+    throw new ProtocolViolationError(`rpc frame nests containers deeper than ${RPC_NESTING_DEPTH_MAX} levels`)
+  }
   let value: unknown
   try {
     value = dagCbor.decode(bytes)

@@ -101,7 +101,9 @@ export function parseTaskReply (body: unknown): TaskReply {
 }
 
 function asCid (value: unknown, what: string): CID {
-  const cid = CID.asCID(value)
-  if (cid === null) throw new ProtocolViolationError(`${what} must be a CID`)
-  return cid
+  // Only a CID the decoder built (dag-cbor tag 42). CID.asCID would also adopt a plain map shaped
+  // { '/': x, bytes: x } as a CID from another library copy, and throw a TypeError or build a
+  // broken CID from it.
+  if (!(value instanceof CID)) throw new ProtocolViolationError(`${what} must be a CID`)
+  return value
 }

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FrameDecoder, encodeFrame } from '../../src/wire/frame.ts'
+import { FRAME_CHUNKS_MAX_DEFAULT, FrameDecoder, encodeFrame } from '../../src/wire/frame.ts'
 import { ProtocolViolationError, TooLargeError } from '../../src/model/errors.ts'
 
 const MiB = 1024 * 1024
@@ -72,7 +72,8 @@ describe('encodeFrame / FrameDecoder', () => {
     const ends = new Set<number>()
     let at = 0
     for (const frame of encoded) { at += frame.byteLength; ends.add(at) }
-    const decoder = new FrameDecoder(MiB)
+    // 16 KiB one byte at a time is past the default chunk limit; raise it, as that limit is tested below.
+    const decoder = new FrameDecoder(MiB, { frameChunksMax: stream.byteLength })
     const frames: Uint8Array[] = []
     for (let i = 0; i < stream.byteLength; i++) {
       const out = decoder.push(stream.subarray(i, i + 1))
@@ -201,5 +202,128 @@ describe('FrameDecoder limits', () => {
     }
     // The generator must exercise both outcomes, or this test proves nothing.
     assert.ok(thrown > 0 && decoded > 0, `thrown ${thrown}, frames decoded ${decoded}`)
+  })
+})
+
+describe('FrameDecoder chunk limit (frameChunksMax)', () => {
+  test(`the default is FRAME_CHUNKS_MAX_DEFAULT (${FRAME_CHUNKS_MAX_DEFAULT})`, () => {
+    assert.equal(new FrameDecoder(MiB).frameChunksMax, FRAME_CHUNKS_MAX_DEFAULT)
+  })
+
+  test('a frame that arrives in exactly frameChunksMax one-byte chunks passes; one more byte is refused', () => {
+    // A 2-byte prefix plus a body fills exactly FRAME_CHUNKS_MAX_DEFAULT bytes.
+    const fits = encodeFrame(payload(FRAME_CHUNKS_MAX_DEFAULT - 2, 5))
+    assert.equal(fits.byteLength, FRAME_CHUNKS_MAX_DEFAULT)
+    const ok = new FrameDecoder(MiB)
+    const frames: Uint8Array[] = []
+    for (let i = 0; i < fits.byteLength; i++) frames.push(...ok.push(fits.subarray(i, i + 1)))
+    assert.deepEqual(frames, [payload(FRAME_CHUNKS_MAX_DEFAULT - 2, 5)])
+
+    const past = encodeFrame(payload(FRAME_CHUNKS_MAX_DEFAULT - 1, 5))
+    const decoder = new FrameDecoder(MiB)
+    for (let i = 0; i < FRAME_CHUNKS_MAX_DEFAULT; i++) assert.deepEqual(decoder.push(past.subarray(i, i + 1)), [])
+    assert.throws(() => decoder.push(past.subarray(FRAME_CHUNKS_MAX_DEFAULT, FRAME_CHUNKS_MAX_DEFAULT + 1)), (err: unknown) => {
+      assert.ok(err instanceof ProtocolViolationError)
+      assert.equal(err.name, 'ProtocolViolationError')
+      assert.match(err.message, /more than 16384 chunks/)
+      assert.ok(err.hint !== undefined)
+      return true
+    })
+  })
+
+  test('a 1 MiB frame fed one byte per chunk is refused once it passes the chunk limit', () => {
+    const frame = encodeFrame(payload(MiB, 6))
+    const decoder = new FrameDecoder(2 * MiB)
+    let fed = 0
+    assert.throws(() => {
+      for (; fed < frame.byteLength; fed++) decoder.push(frame.subarray(fed, fed + 1))
+    }, { name: 'ProtocolViolationError', message: /chunks to arrive/ })
+    assert.equal(fed, FRAME_CHUNKS_MAX_DEFAULT, 'refused on chunk frameChunksMax + 1')
+    // It held at most what it was fed, copied once.
+    assert.ok(decoder.bufferedBytes <= FRAME_CHUNKS_MAX_DEFAULT)
+  })
+
+  test('empty chunks count while a frame is in progress, and not between frames', () => {
+    const decoder = new FrameDecoder(100, { frameChunksMax: 3 })
+    for (let i = 0; i < 10; i++) assert.deepEqual(decoder.push(new Uint8Array(0)), [])
+    assert.equal(decoder.partial, false)
+    const frame = encodeFrame(payload(10, 1))
+    assert.deepEqual(decoder.push(frame.subarray(0, 4)), []) // chunk 1
+    assert.equal(decoder.partial, true)
+    assert.deepEqual(decoder.push(new Uint8Array(0)), []) // chunk 2
+    assert.deepEqual(decoder.push(new Uint8Array(0)), []) // chunk 3
+    assert.throws(() => decoder.push(new Uint8Array(0)), { name: 'ProtocolViolationError' })
+  })
+
+  test('the count starts again with each frame, even when one chunk ends a frame and starts the next', () => {
+    const bodies = [payload(9, 1), payload(9, 2), payload(9, 3)]
+    const stream = concat(bodies.map(encodeFrame)) // 30 bytes: each frame is 10
+    // Chunks of 5 bytes put each frame in 2 or 3 chunks; 3 is the limit.
+    const decoder = new FrameDecoder(100, { frameChunksMax: 3 })
+    const frames: Uint8Array[] = []
+    for (const cut of [[0, 8], [8, 12], [12, 18], [18, 22], [22, 30]]) frames.push(...decoder.push(stream.subarray(cut[0], cut[1])))
+    assert.deepEqual(frames, bodies)
+    assert.equal(decoder.partial, false)
+  })
+
+  test('partial is true from the first prefix byte until the frame completes, empty frames included', () => {
+    const decoder = new FrameDecoder(100)
+    assert.equal(decoder.partial, false)
+    assert.deepEqual(decoder.push(Uint8Array.of(0x00)), [new Uint8Array(0)])
+    assert.equal(decoder.partial, false)
+    assert.deepEqual(decoder.push(Uint8Array.of(0x02)), [])
+    assert.equal(decoder.partial, true)
+    assert.deepEqual(decoder.push(Uint8Array.of(7)), [])
+    assert.equal(decoder.partial, true)
+    assert.deepEqual(decoder.push(Uint8Array.of(8)), [Uint8Array.of(7, 8)])
+    assert.equal(decoder.partial, false)
+  })
+})
+
+describe('FrameDecoder cost: bytes copied are linear in bytes received', () => {
+  /** Feed `frame` in `size`-byte chunks; each chunk a view of the frame (as a muxer slices a decrypted message) or a copy. */
+  function feed (frame: Uint8Array, size: number, views: boolean): { decoder: FrameDecoder, frames: Uint8Array[] } {
+    const decoder = new FrameDecoder(2 * MiB)
+    const frames: Uint8Array[] = []
+    for (let at = 0; at < frame.byteLength; at += size) {
+      const chunk = views ? frame.subarray(at, at + size) : frame.slice(at, at + size)
+      frames.push(...decoder.push(chunk))
+    }
+    return { decoder, frames }
+  }
+
+  // 128 KiB in 16-byte chunks is 8,193 chunks and 1 MiB in 128-byte chunks is 8,193: both within
+  // the chunk limit. The old decoder re-copied its whole buffer per chunk: ~512 MiB and ~4 GiB.
+  const cases: Array<[string, number, number]> = [['128 KiB in 16-byte chunks', 128 * 1024, 16], ['1 MiB in 128-byte chunks', MiB, 128]]
+  for (const [what, size, chunk] of cases) {
+    test(`${what}: each byte copied at most twice (views of a larger buffer) and exactly once (own buffers)`, () => {
+      const body = payload(size, 3)
+      const frame = encodeFrame(body)
+      const fromViews = feed(frame, chunk, true)
+      assert.deepEqual(fromViews.frames, [body])
+      assert.ok(fromViews.decoder.bytesCopied <= 2 * frame.byteLength, `copied ${fromViews.decoder.bytesCopied} bytes for a ${frame.byteLength}-byte frame`)
+      const fromCopies = feed(frame, chunk, false)
+      assert.deepEqual(fromCopies.frames, [body])
+      assert.equal(fromCopies.decoder.bytesCopied, size, 'only the finished frame is copied')
+    })
+  }
+
+  test('twice the bytes in the same chunk size cost twice the copying, not four times', () => {
+    const copies = (size: number): number => feed(encodeFrame(payload(size)), 16, true).decoder.bytesCopied
+    const n = copies(32 * 1024)
+    const twoN = copies(64 * 1024)
+    assert.ok(twoN <= 2 * n + 64, `n: ${n}, 2n: ${twoN}`)
+  })
+
+  test('a kept chunk that is a small view of a large buffer is copied, so it does not pin the buffer', () => {
+    const big = new Uint8Array(64 * 1024)
+    big.set(encodeFrame(payload(100, 1)).subarray(0, 20), 0)
+    const decoder = new FrameDecoder(1000)
+    decoder.push(big.subarray(0, 20)) // 1 prefix byte, 19 body bytes kept
+    assert.equal(decoder.bytesCopied, 19)
+    // A chunk that is its own buffer is kept as is.
+    const own = new FrameDecoder(1000)
+    own.push(encodeFrame(payload(100, 1)).slice(0, 20))
+    assert.equal(own.bytesCopied, 0)
   })
 })

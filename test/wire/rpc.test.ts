@@ -2,7 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import { RPC_ID_MAX, decodeEnvelope, encodeEnvelope, isRecord } from '../../src/wire/rpc.ts'
+import { RPC_ID_MAX, RPC_NESTING_DEPTH_MAX, decodeEnvelope, encodeEnvelope, isRecord } from '../../src/wire/rpc.ts'
 import type { RpcEnvelope } from '../../src/wire/rpc.ts'
 
 /** The longest error text decodeEnvelope accepts (FAILURE_TEXT_CHARS_MAX in src/wire/rpc.ts). */
@@ -120,5 +120,23 @@ describe('isRecord', () => {
     for (const value of [null, undefined, 1, 'x', [], Uint8Array.of(1), true]) {
       assert.equal(isRecord(value), false, String(value))
     }
+  })
+})
+
+describe('rpc envelope nesting limit', () => {
+  /** An envelope { id: 1, body: <`depth` nested lists>, kind: 'req' }: `depth` + 1 containers. */
+  function nested (depth: number): Uint8Array {
+    const head = [0xa3, 0x62, 0x69, 0x64, 0x01, 0x64, 0x62, 0x6f, 0x64, 0x79]
+    const tail = [0x00, 0x64, 0x6b, 0x69, 0x6e, 0x64, 0x63, 0x72, 0x65, 0x71]
+    const out = new Uint8Array(head.length + depth + tail.length).fill(0x81)
+    out.set(head, 0)
+    out.set(tail, head.length + depth)
+    return out
+  }
+
+  test(`RPC_NESTING_DEPTH_MAX (${RPC_NESTING_DEPTH_MAX}) containers pass; one more is a ProtocolViolationError`, () => {
+    assert.equal(RPC_NESTING_DEPTH_MAX, 512)
+    assert.equal(decodeEnvelope(nested(RPC_NESTING_DEPTH_MAX - 1)).kind, 'req')
+    assert.throws(() => decodeEnvelope(nested(RPC_NESTING_DEPTH_MAX)), { name: 'ProtocolViolationError', message: /deeper than 512 levels/ })
   })
 })
