@@ -9,7 +9,8 @@
  *
  * Exports: the bundle is evaluated once in the sandbox, under limits, and its exported
  * *functions* are listed. Other exports (constants, classes are functions too) stay in the
- * module but are not callable as tasks, so they are left out of the list.
+ * module but are not callable as tasks, so they are left out of the list; so are exports whose
+ * names are not identifiers (src/model/export-name.ts), which no task can name.
  */
 
 import { constants, statSync } from 'node:fs'
@@ -18,6 +19,7 @@ import { isBuiltin } from 'node:module'
 import path from 'node:path'
 import * as esbuild from 'esbuild'
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+import { isExportName } from '../model/export-name.ts'
 import { CODE_BYTES_MAX, ExportNotFoundError, ForbiddenImportError, inspectJsExports } from '../sandbox/index.ts'
 import type { SandboxLimits } from '../sandbox/index.ts'
 import { BundleError, NoExportsError } from './errors.ts'
@@ -126,7 +128,8 @@ export async function bundleFunctions (entryPath: string, options: BundleOptions
   const code = await build(entry)
   if (code.length > bundleBytesMax) throw new TooLargeError(`the bundle of ${entryPath}`, code.length, bundleBytesMax)
   const found = await inspectJsExports(code, { limits: options.limits, signal: options.signal })
-  const functions = found.filter(e => e.type === 'function').map(e => e.name)
+  // `export { f as "not-an-id" }` is valid JavaScript, but no task can name such an export.
+  const functions = found.filter(e => e.type === 'function' && isExportName(e.name)).map(e => e.name)
   let exports = functions
   if (options.exports !== undefined) {
     for (const name of options.exports) {
