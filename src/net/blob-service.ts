@@ -61,7 +61,7 @@ export class BlobService {
     do {
       const reply = await rpc.request(peerId, this.protocol, { cid: cid.toString(), offset, length: BLOB_CHUNK_BYTES_MAX }, options)
       const chunk = parseReply(reply, total)
-      if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax)
+      if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax, { hint: 'this peer does not take blobs that large (docs/LIMITS.md); split the data into smaller blobs' })
       total = chunk.total
       if (chunk.bytes.byteLength === 0 && offset < total) throw new ProtocolViolationError('blob peer sent an empty chunk before the end')
       parts.push(chunk.bytes)
@@ -86,7 +86,7 @@ function parseRequest (body: unknown): { cid: CID, offset: number, length: numbe
   try {
     parsed = CID.parse(cid)
   } catch (err) {
-    throw new InvalidInputError(`blob request cid ${JSON.stringify(cid)} is not a CID`, { cause: err })
+    throw new InvalidInputError(`blob request cid ${JSON.stringify(cid)} is not a CID`, { cause: err, hint: 'a CID looks like bafkrei…' })
   }
   return { cid: parsed, offset, length }
 }

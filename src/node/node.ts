@@ -220,7 +220,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       try {
         target = peerIdFromString(options.on)
       } catch (err) {
-        throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err })
+        throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
       }
       return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
     }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFunctions, createManifest, encodeManifest, limitsProblem, packageWasm } from '../../functions/index.ts'
 import type { SandboxLimits } from '../../functions/index.ts'
 import { RhizomeError } from '../../model/errors.ts'
+import { exportNameProblem } from '../../model/export-name.ts'
 import { readRegularFile } from '../../node/regular-file.ts'
 import { connectApi } from '../api-client.ts'
 import { checkPeerIdFlag } from './blob.ts'
@@ -147,6 +148,8 @@ export const call: Command = {
   positionals: [2, 66],
   async run (context) {
     const [fn, exportName, ...rawArgs] = context.positionals
+    const badExport = exportNameProblem(exportName)
+    if (badExport !== undefined) throw new CliError('ERR_USAGE', `EXPORT ${badExport}`, { exitCode: EXIT_USAGE, hint: 'export names are JavaScript identifiers; `rhizome functions` lists each function\'s exports' })
     const args = rawArgs.map((text, i) => {
       try {
         return JSON.parse(text) as unknown
