@@ -51,7 +51,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv, signal: Abor
   if (argv[0] === '--version' || argv[0] === 'version') { out(`${VERSION}\n`); return 0 }
   const found = findCommand(argv)
   if (found === undefined) {
-    err(`error: unknown command: ${argv.slice(0, 2).join(' ')}\n\n`)
+    err(`error: unknown command: ${argv.slice(0, 2).join(' ')}\nhint: the commands are listed below\n\n`)
     err(helpText())
     return EXIT_USAGE
   }
@@ -65,7 +65,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv, signal: Abor
       throw new Error(max === 0 ? `unexpected argument ${JSON.stringify(parsed.positionals[0])}` : `expected ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}`)
     }
   } catch (e) {
-    err(`error: ${(e as Error).message}\n\nUsage: ${command.usage}\n`)
+    err(`error: ${(e as Error).message}\nhint: \`rhizome ${command.name} --help\` lists its options and arguments\n\nUsage: ${command.usage}\n`)
     return EXIT_USAGE
   }
   try {

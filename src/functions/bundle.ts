@@ -9,13 +9,17 @@
  *
  * Exports: the bundle is evaluated once in the sandbox, under limits, and its exported
  * *functions* are listed. Other exports (constants, classes are functions too) stay in the
- * module but are not callable as tasks, so they are left out of the list.
+ * module but are not callable as tasks, so they are left out of the list; so are exports whose
+ * names are not identifiers (src/model/export-name.ts), which no task can name.
  */
 
+import { constants, statSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { isBuiltin } from 'node:module'
 import path from 'node:path'
 import * as esbuild from 'esbuild'
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+import { isExportName } from '../model/export-name.ts'
 import { CODE_BYTES_MAX, ExportNotFoundError, ForbiddenImportError, inspectJsExports } from '../sandbox/index.ts'
 import type { SandboxLimits } from '../sandbox/index.ts'
 import { BundleError, NoExportsError } from './errors.ts'
@@ -42,6 +46,43 @@ export interface Bundle {
 
 const PLUGIN_NAME = 'rhizome-imports'
 
+/**
+ * Largest source file read into a bundle, in bytes. A bundle is at most 4 MiB, but its sources may
+ * be larger (types, comments, code that tree-shaking drops); 4 times that leaves room, and stops
+ * a mistaken path (a disk image, /dev/zero) from being read into memory without end.
+ */
+export const SOURCE_FILE_BYTES_MAX = 16 * 1024 * 1024
+
+/** Why `path` cannot be a source file (not a regular file, or too large), or undefined. */
+function sourceFileProblem (stats: { isFile: () => boolean, isDirectory: () => boolean, isFIFO: () => boolean, size: number }): string | undefined {
+  if (!stats.isFile()) return stats.isDirectory() ? 'is a directory, not a source file' : stats.isFIFO() ? 'is a named pipe (FIFO), not a source file' : 'is not a regular file'
+  if (stats.size > SOURCE_FILE_BYTES_MAX) return `is ${stats.size} bytes, more than the limit of ${SOURCE_FILE_BYTES_MAX} bytes for a source file`
+  return undefined
+}
+
+/**
+ * The entry file, checked before esbuild reads it: opened with O_NONBLOCK so a FIFO does not block
+ * the open, then its type and size taken from that handle.
+ */
+async function checkEntry (entry: string, shown: string): Promise<void> {
+  let handle
+  try {
+    handle = await open(entry, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new InvalidInputError(`cannot read ${shown}: ${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message}`, { hint: 'pass the path of a .ts, .js or .wasm module', cause: err })
+  }
+  try {
+    const stats = await handle.stat()
+    const problem = sourceFileProblem(stats)
+    if (problem === undefined) return
+    if (stats.isFile()) throw new TooLargeError(`source file ${shown}`, stats.size, SOURCE_FILE_BYTES_MAX, { hint: 'a function module is source code; keep data in blobs' })
+    throw new InvalidInputError(`${shown} ${problem}`, { hint: 'pass the path of a .ts, .js or .wasm module' })
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Refuse imports that a function cannot have: Node built-ins and URLs. */
 const importGuard: esbuild.Plugin = {
   name: PLUGIN_NAME,
@@ -59,6 +100,23 @@ const importGuard: esbuild.Plugin = {
   }
 }
 
+/** Refuse source files that are not regular files, or are too large, before esbuild reads them. */
+const sourceFileGuard: esbuild.Plugin = {
+  name: 'rhizome-source-files',
+  setup (build) {
+    // Imported files too: esbuild would read a FIFO or a device it is pointed at without end.
+    build.onLoad({ filter: /.*/, namespace: 'file' }, args => {
+      let problem: string | undefined
+      try {
+        problem = sourceFileProblem(statSync(args.path))
+      } catch {
+        return undefined // esbuild reports the missing file itself
+      }
+      return problem === undefined ? undefined : { errors: [{ text: `${args.path} ${problem}`, detail: args.path }] }
+    })
+  }
+}
+
 /** Bundle `entryPath` and its imports into one ES module, and list its exported functions. */
 export async function bundleFunctions (entryPath: string, options: BundleOptions = {}): Promise<Bundle> {
   const bundleBytesMax = options.bundleBytesMax ?? CODE_BYTES_MAX.js
@@ -66,10 +124,12 @@ export async function bundleFunctions (entryPath: string, options: BundleOptions
     throw new InvalidInputError(`bundleBytesMax must be an integer from 1 to ${CODE_BYTES_MAX.js}`)
   }
   const entry = path.resolve(entryPath)
+  await checkEntry(entry, entryPath)
   const code = await build(entry)
   if (code.length > bundleBytesMax) throw new TooLargeError(`the bundle of ${entryPath}`, code.length, bundleBytesMax)
   const found = await inspectJsExports(code, { limits: options.limits, signal: options.signal })
-  const functions = found.filter(e => e.type === 'function').map(e => e.name)
+  // `export { f as "not-an-id" }` is valid JavaScript, but no task can name such an export.
+  const functions = found.filter(e => e.type === 'function' && isExportName(e.name)).map(e => e.name)
   let exports = functions
   if (options.exports !== undefined) {
     for (const name of options.exports) {
@@ -100,7 +160,7 @@ async function build (entry: string): Promise<Uint8Array> {
       sourcemap: false,
       tsconfigRaw: {},
       logLevel: 'silent',
-      plugins: [importGuard]
+      plugins: [importGuard, sourceFileGuard]
     })
   } catch (err) {
     throw buildError(err)

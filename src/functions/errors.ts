@@ -35,7 +35,7 @@ export class NoExportsError extends RhizomeError {
 export class InvalidManifestError extends RhizomeError {
   readonly field: string
   constructor (field: string, message: string, options: RhizomeErrorOptions = {}) {
-    super('ERR_INVALID_MANIFEST', `function manifest ${field}: ${message}`, options)
+    super('ERR_INVALID_MANIFEST', `function manifest ${field}: ${message}`, { hint: 'fix that field (see docs/PROTOCOLS.md for the manifest) and deploy again with `rhizome deploy`', ...options })
     this.name = 'InvalidManifestError'
     this.field = field
   }

@@ -14,6 +14,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { TooLargeError } from '../model/errors.ts'
+import { EXPORT_NAME_LENGTH_MAX, HIDDEN_CHARACTERS, exportNameProblem } from '../model/export-name.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, ExportNotFoundError, limitsProblem } from '../sandbox/index.ts'
 import type { FunctionKind, SandboxCall, SandboxLimits } from '../sandbox/index.ts'
 import { InvalidManifestError } from './errors.ts'
@@ -43,12 +44,14 @@ export const MANIFEST_BYTES_MAX = 64 * 1024
 export const FUNCTION_NAME_LENGTH_MAX = 128
 /** Most exports per function: a module, not a library of everything. */
 export const EXPORTS_MAX = 256
-/** Longest export name (the sandbox accepts the same). */
-export const EXPORT_NAME_LENGTH_MAX = 128
+/** Longest export name: the one rule of src/model/export-name.ts, which the task protocol uses too. */
+export { EXPORT_NAME_LENGTH_MAX }
 
 const FIELDS = ['code', 'codeBytes', 'deterministic', 'exports', 'kind', 'limits', 'name', 'rhizome']
-// C0 controls and DEL: names are printed in terminals.
-const CONTROL = /[\u0000-\u001f\u007f]/
+/** The limits a manifest carries, each exactly once (own keys; "toString" or "__proto__" are not limits). */
+/** A UTF-16 surrogate without its pair: not a character, and not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const LIMIT_FIELDS = Object.keys(DEFAULT_LIMITS).sort()
 
 export interface ManifestInput {
   name: string
@@ -112,7 +115,12 @@ export function validateManifest (value: unknown): FunctionManifest {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidManifestError('(root)', 'must be a map')
   const m = value as Record<string, unknown>
   for (const key of Object.keys(m)) {
-    if (!FIELDS.includes(key)) throw new InvalidManifestError(key, 'is not a manifest field')
+    if (!FIELDS.includes(key)) throw new InvalidManifestError(/^[A-Za-z0-9_]{1,64}$/.test(key) ? key : JSON.stringify(key), 'is not a manifest field')
+  }
+  // A decoded map may carry a "__proto__" key as an own property (Object.keys skips nothing, but
+  // code reading m.limits must not reach Object.prototype): every field read below is own.
+  for (const key of FIELDS) {
+    if (!Object.hasOwn(m, key)) throw new InvalidManifestError(key, 'is missing')
   }
   if (m.rhizome !== FUNCTION_MANIFEST_VERSION) throw new InvalidManifestError('rhizome', `must be "${FUNCTION_MANIFEST_VERSION}"`)
   checkLabel('name', m.name, FUNCTION_NAME_LENGTH_MAX)
@@ -127,6 +135,7 @@ export function validateManifest (value: unknown): FunctionManifest {
     throw new InvalidManifestError('codeBytes', `must be an integer from 1 to ${codeBytesMax} for ${m.kind} code`)
   }
   checkExports(m.exports)
+  checkLimitKeys(m.limits)
   const problem = limitsProblem(m.limits)
   if (problem !== undefined) throw new InvalidManifestError('limits', problem)
   if (typeof m.deterministic !== 'boolean') throw new InvalidManifestError('deterministic', 'must be a boolean')
@@ -135,7 +144,28 @@ export function validateManifest (value: unknown): FunctionManifest {
 
 function checkLabel (field: string, value: unknown, lengthMax: number): void {
   if (typeof value !== 'string' || value.length === 0 || value.length > lengthMax) throw new InvalidManifestError(field, `must be a string of 1 to ${lengthMax} characters`)
-  if (CONTROL.test(value)) throw new InvalidManifestError(field, 'must not contain control characters')
+  const hidden = HIDDEN_CHARACTERS.exec(value)
+  if (hidden !== null) {
+    const code = `U+${hidden[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`
+    throw new InvalidManifestError(field, `must not contain control, bidi or invisible characters (found ${code} at position ${hidden.index})`, { hint: 'use visible characters only, e.g. --name my-functions' })
+  }
+  if (LONE_SURROGATE.test(value)) throw new InvalidManifestError(field, 'must be well-formed Unicode (it has a lone surrogate)')
+}
+
+/**
+ * The limits map has exactly the known limit keys, as own properties. A check with `in` would
+ * take "toString" or "__proto__" as limits, and the same code with such an extra key would get a
+ * second function id.
+ */
+function checkLimitKeys (limits: unknown): void {
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) throw new InvalidManifestError('limits', 'must be a map')
+  for (const key of Object.keys(limits)) {
+    if (!LIMIT_FIELDS.includes(key)) throw new InvalidManifestError('limits', `has an unknown field ${JSON.stringify(key)}; the fields are ${LIMIT_FIELDS.join(', ')}`)
+  }
+  for (const key of LIMIT_FIELDS) {
+    if (!Object.hasOwn(limits, key)) throw new InvalidManifestError('limits', `is missing ${key}`)
+  }
+  if (Object.getPrototypeOf(limits) !== Object.prototype && Object.getPrototypeOf(limits) !== null) throw new InvalidManifestError('limits', 'must be a plain map')
 }
 
 function checkExports (exports: unknown): void {
@@ -143,7 +173,9 @@ function checkExports (exports: unknown): void {
     throw new InvalidManifestError('exports', `must be a list of 1 to ${EXPORTS_MAX} names`)
   }
   for (let i = 0; i < exports.length; i++) {
-    checkLabel(`exports[${i}]`, exports[i], EXPORT_NAME_LENGTH_MAX)
+    // The task protocol refuses a call of any other name, so such an export could never be called.
+    const problem = exportNameProblem(exports[i])
+    if (problem !== undefined) throw new InvalidManifestError(`exports[${i}]`, problem, { hint: 'export names are JavaScript identifiers, e.g. sum or parse_row' })
     if (i > 0 && compareStrings(exports[i - 1] as string, exports[i] as string) >= 0) {
       throw new InvalidManifestError('exports', 'must be sorted and without duplicates')
     }

@@ -5,6 +5,7 @@
  */
 
 import { TooLargeError } from '../model/errors.ts'
+import { isExportName } from '../model/export-name.ts'
 import { ALLOC_EXPORT, CODE_BYTES_MAX, DEFAULT_LIMITS, ExportNotFoundError, checkWasmModule, parseWasmModule, WasmModuleError } from '../sandbox/index.ts'
 import type { SandboxLimits, WasmModuleInfo } from '../sandbox/index.ts'
 import { NoExportsError } from './errors.ts'
@@ -49,7 +50,8 @@ export async function packageWasm (bytes: Uint8Array, options: WasmPackageOption
 function callableNumericExports (info: WasmModuleInfo): string[] {
   const names: string[] = []
   for (const e of info.exports) {
-    if (e.kind !== 'function' || e.name === ALLOC_EXPORT) continue
+    // A wasm export name may be any string; only identifiers can be named in a task.
+    if (e.kind !== 'function' || e.name === ALLOC_EXPORT || !isExportName(e.name)) continue
     const type = info.types[info.functionTypes[e.index]]
     if (type !== undefined && [...type.params, ...type.results].every(t => NUMERIC.has(t))) names.push(e.name)
   }

@@ -131,7 +131,7 @@ export class BlobService {
     do {
       const reply = await this.requestRange(peerId, cid, offset, options)
       const chunk = parseReply(reply, total)
-      if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax)
+      if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax, { hint: 'this peer does not take blobs that large (docs/LIMITS.md); split the data into smaller blobs' })
       total = chunk.total
       if (chunk.bytes.byteLength === 0 && offset < total) throw new ProtocolViolationError('blob peer sent an empty chunk before the end')
       parts.push(chunk.bytes)

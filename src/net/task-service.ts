@@ -110,7 +110,7 @@ export class TaskService {
       const loaded = await functions.load(fn, { hints: [caller], signal })
       const t2 = performance.now()
       if (!loaded.manifest.exports.includes(exportName)) {
-        throw new InvalidInputError(`function ${fn.toString()} has no export ${JSON.stringify(exportName)}; it exports ${loaded.manifest.exports.join(', ')}`)
+        throw new InvalidInputError(`function ${fn.toString()} has no export ${JSON.stringify(exportName)}; it exports ${loaded.manifest.exports.join(', ')}`, { hint: 'call one of the exports listed; `rhizome functions` shows them' })
       }
       const outcome = await sandbox.run({
         functionId: fn.toString(),
@@ -142,7 +142,7 @@ export class TaskService {
   /** Call `fn.exportName(...args)` on `peer` (this peer if it is us) and verify the answer. */
   async call (fn: CID, exportName: string, args: unknown[], peer: PeerId, options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<CallResult> {
     const argsBytes = dagCbor.encode(args).byteLength
-    if (argsBytes > TASK_ARGS_BYTES_MAX) throw new InvalidInputError(`arguments are ${argsBytes} bytes encoded; at most ${TASK_ARGS_BYTES_MAX} ride in a task (put larger inputs in blobs)`)
+    if (argsBytes > TASK_ARGS_BYTES_MAX) throw new InvalidInputError(`arguments are ${argsBytes} bytes encoded; at most ${TASK_ARGS_BYTES_MAX} ride in a task (put larger inputs in blobs)`, { hint: 'store large inputs with `rhizome blob put FILE` and pass the CID as an argument' })
     const t0 = performance.now()
     const id = await taskId(fn, exportName, args)
     let reply: TaskReply

@@ -3,15 +3,17 @@
  * defaults — the first that sets a field wins. Every value is validated; a bad one is a
  * `ConfigError` naming the field, where it came from, and what is allowed (the CLI exits 2).
  */
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { availableParallelism, homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError } from '../model/errors.ts'
+import { ConfigError, RhizomeError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
 import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../protocol/admission/index.ts'
 import type { LogLevel } from '../model/log.ts'
+import { describeFileType, readRegularFileSync } from './regular-file.ts'
 
 export interface NodeConfig {
   dataDir: string
@@ -37,35 +39,44 @@ export const CONFIG_FILE_BYTES_MAX = 64 * 1024
 export const ADDRS_MAX = 32
 const NETWORK_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
-type Source = 'flag' | 'env' | 'config.json' | 'default'
 type Kind = 'string' | 'int' | 'bool' | 'list'
 
 interface Field {
   key: keyof NodeConfig
+  /** The `node start` flag, as the user types it. */
+  flag: string
   env: string
+  /** Older or alternative names of the variable, still read (after `env`). */
+  envAliases?: string[]
   kind: Kind
   help: string
+  /** What to do about a bad value, when more can be said than "fix it". */
+  hint?: string
   min?: number
   max?: number
   check?: (value: never) => string | undefined
 }
 
 const FIELDS: Field[] = [
-  { key: 'listen', env: 'RHIZOME_LISTEN', kind: 'list', help: 'multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001', check: (v: string[]) => checkAddrs(v, false) },
-  { key: 'bootstrap', env: 'RHIZOME_BOOTSTRAP', kind: 'list', help: 'multiaddrs of peers to join through, each ending in /p2p/<peer id>', check: (v: string[]) => checkAddrs(v, true) },
-  { key: 'apiHost', env: 'RHIZOME_API_HOST', kind: 'string', help: 'address the local HTTP API binds to', check: (v: string) => /^[0-9a-zA-Z.:[\]-]{1,64}$/.test(v) ? undefined : 'must be a host name or IP address' },
-  { key: 'apiPort', env: 'RHIZOME_API_PORT', kind: 'int', min: 0, max: 65535, help: 'port of the local HTTP API (0 picks a free one)' },
-  { key: 'mdns', env: 'RHIZOME_MDNS', kind: 'bool', help: 'discover peers on the LAN with mDNS' },
-  { key: 'logLevel', env: 'RHIZOME_LOG_LEVEL', kind: 'string', help: `one of ${LOG_LEVELS.join(', ')}`, check: (v: string) => (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}` },
-  { key: 'networkId', env: 'RHIZOME_NETWORK_ID', kind: 'string', help: 'peers only talk to peers with the same network id', check: (v: string) => NETWORK_ID.test(v) ? undefined : 'must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit' },
-  { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', kind: 'int', min: 1, max: 1024, help: 'tasks this peer runs at once' },
-  { key: 'announceIntervalMs', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', kind: 'int', min: 100, max: 600_000, help: 'how often the peer announces itself' },
-  { key: 'suspectAfterMs', env: 'RHIZOME_SUSPECT_AFTER_MS', kind: 'int', min: 200, max: 3_600_000, help: 'silence after which a peer is suspect' },
-  { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' },
-  { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', kind: 'int', min: CONNECTIONS_MAX_MIN, max: CONNECTIONS_MAX_LIMIT, help: 'connections kept open; half are reserved for peers that completed hello' },
-  { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', kind: 'int', min: 1, max: CONNECTIONS_MAX_LIMIT, help: 'connections from one remote IP address (loopback is exempt unless connectionsLimitLoopback)' },
-  { key: 'connectionsLimitLoopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply connectionsPerAddressMax to loopback connections too' }
+  { key: 'listen', flag: '--listen', env: 'RHIZOME_LISTEN', kind: 'list', help: 'multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001', check: (v: string[]) => checkAddrs(v, false) },
+  { key: 'bootstrap', flag: '--bootstrap', env: 'RHIZOME_BOOTSTRAP', kind: 'list', help: 'multiaddrs of peers to join through, each ending in /p2p/<peer id>', check: (v: string[]) => checkAddrs(v, true) },
+  { key: 'apiHost', flag: '--api-host', env: 'RHIZOME_API_HOST', kind: 'string', help: 'loopback address the local HTTP API binds to (127.0.0.1, ::1 or localhost)', check: checkApiHost, hint: 'leave it at 127.0.0.1 (the default); to reach the API from another machine, tunnel it, e.g. ssh -L 7070:127.0.0.1:7070 HOST with --api-port 7070' },
+  { key: 'apiPort', flag: '--api-port', env: 'RHIZOME_API_PORT', kind: 'int', min: 0, max: 65535, help: 'port of the local HTTP API (0 picks a free one)' },
+  { key: 'mdns', flag: '--mdns', env: 'RHIZOME_MDNS', kind: 'bool', help: 'discover peers on the LAN with mDNS' },
+  { key: 'logLevel', flag: '--log-level', env: 'RHIZOME_LOG_LEVEL', kind: 'string', help: `one of ${LOG_LEVELS.join(', ')}`, check: (v: string) => (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}` },
+  { key: 'networkId', flag: '--network-id', env: 'RHIZOME_NETWORK_ID', kind: 'string', help: 'peers only talk to peers with the same network id', check: (v: string) => NETWORK_ID.test(v) ? undefined : 'must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit' },
+  // The flag is --slots, so the variable is RHIZOME_SLOTS; RHIZOME_SLOTS_MAX (the field's name) is read too.
+  { key: 'slotsMax', flag: '--slots', env: 'RHIZOME_SLOTS', envAliases: ['RHIZOME_SLOTS_MAX'], kind: 'int', min: 1, max: 1024, help: 'tasks this peer runs at once' },
+  { key: 'announceIntervalMs', flag: '--announce-interval-ms', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', kind: 'int', min: 100, max: 600_000, help: 'how often the peer announces itself' },
+  { key: 'suspectAfterMs', flag: '--suspect-after-ms', env: 'RHIZOME_SUSPECT_AFTER_MS', kind: 'int', min: 200, max: 3_600_000, help: 'silence after which a peer is suspect' },
+  { key: 'goneAfterMs', flag: '--gone-after-ms', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' },
+  { key: 'connectionsMax', flag: '--connections-max', env: 'RHIZOME_CONNECTIONS_MAX', kind: 'int', min: CONNECTIONS_MAX_MIN, max: CONNECTIONS_MAX_LIMIT, help: 'connections kept open; half are reserved for peers that completed hello' },
+  { key: 'connectionsPerAddressMax', flag: '--connections-per-address-max', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', kind: 'int', min: 1, max: CONNECTIONS_MAX_LIMIT, help: 'connections from one remote IP address (loopback is exempt unless --connections-limit-loopback)' },
+  { key: 'connectionsLimitLoopback', flag: '--connections-limit-loopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply the per-address connection limit to loopback connections too' }
 ]
+
+/** Every RHIZOME_* variable Rhizome reads; any other one is probably a typo and gets a warning. */
+export const KNOWN_ENV: readonly string[] = ['RHIZOME_DATA_DIR', ...FIELDS.flatMap(f => [f.env, ...(f.envAliases ?? [])])]
 
 export function defaultConfig (dataDir: string): NodeConfig {
   return {
@@ -89,8 +100,9 @@ export function defaultConfig (dataDir: string): NodeConfig {
 
 /** Where a command finds its peer: `--data-dir`, then RHIZOME_DATA_DIR, then ~/.rhizome. */
 export function resolveDataDir (flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const label = flag !== undefined ? '--data-dir' : env.RHIZOME_DATA_DIR !== undefined ? 'RHIZOME_DATA_DIR' : 'the data dir'
   const value = flag ?? env.RHIZOME_DATA_DIR ?? join(homedir(), '.rhizome')
-  if (value.length === 0 || value.length > 1024) throw new ConfigError('dataDir', 'must be a non-empty path of at most 1024 characters')
+  if (value.length === 0 || value.length > 1024) throw new ConfigError(label, 'must be a non-empty path of at most 1024 characters')
   return resolve(value)
 }
 
@@ -98,55 +110,111 @@ export interface ConfigInput {
   /** Values from command-line flags, keyed like NodeConfig; undefined means not given. */
   flags: Partial<Record<keyof NodeConfig, unknown>>
   env: NodeJS.ProcessEnv
+  /** Told about settings that are ignored (an unknown RHIZOME_* variable). Default: nothing. */
+  onWarning?: (message: string) => void
 }
+
+/** Where a field's value came from, named as the user wrote it: `--api-port`, `RHIZOME_API_PORT`, `apiPort`. */
+interface Origin { source: 'flag' | 'env' | 'config.json' | 'default', name: string }
 
 export function resolveConfig (input: ConfigInput): NodeConfig {
   const dataDir = resolveDataDir(input.flags.dataDir as string | undefined, input.env)
-  const file = readConfigFile(dataDir)
+  warnUnknownEnv(input.env, input.onWarning)
+  const dataDirLabel = input.flags.dataDir !== undefined ? '--data-dir' : input.env.RHIZOME_DATA_DIR !== undefined ? 'RHIZOME_DATA_DIR' : 'the data dir'
+  const configPath = join(dataDir, 'config.json')
+  const file = readConfigFile(dataDir, dataDirLabel)
   const config = defaultConfig(dataDir)
   const out = config as unknown as Record<string, unknown>
+  const origins = new Map<keyof NodeConfig, Origin>()
   for (const field of FIELDS) {
+    const envName = [field.env, ...(field.envAliases ?? [])].find(name => input.env[name] !== undefined && input.env[name] !== '')
     let raw: unknown
-    let source: Source = 'default'
-    if (input.flags[field.key] !== undefined) { raw = input.flags[field.key]; source = 'flag' } else if (input.env[field.env] !== undefined && input.env[field.env] !== '') { raw = input.env[field.env]; source = 'env' } else if (file[field.key] !== undefined) { raw = file[field.key]; source = 'config.json' }
-    if (source === 'default') continue
-    out[field.key] = coerce(field, raw, source)
+    let origin: Origin
+    if (input.flags[field.key] !== undefined) {
+      raw = input.flags[field.key]
+      origin = { source: 'flag', name: field.flag }
+    } else if (envName !== undefined) {
+      raw = input.env[envName]
+      origin = { source: 'env', name: envName }
+    } else if (file.has(field.key)) {
+      raw = file.get(field.key)
+      origin = { source: 'config.json', name: field.key }
+    } else {
+      origins.set(field.key, { source: 'default', name: field.flag })
+      continue
+    }
+    origins.set(field.key, origin)
+    out[field.key] = coerce(field, raw, origin, configPath)
   }
+  const name = (key: keyof NodeConfig): string => origins.get(key)?.name ?? key
+  const where = (key: keyof NodeConfig): string => origins.get(key)?.source === 'config.json' ? ` (in ${configPath})` : ''
   if (config.suspectAfterMs <= config.announceIntervalMs) {
-    throw new ConfigError('suspectAfterMs', `must be longer than announceIntervalMs (${config.announceIntervalMs}), or every peer turns suspect between announcements`)
+    throw new ConfigError(name('suspectAfterMs'), `must be longer than ${name('announceIntervalMs')} (${config.announceIntervalMs})${where('suspectAfterMs')}, or every peer turns suspect between announcements`, { hint: 'raise the suspect time or lower the announce interval' })
   }
   if (config.goneAfterMs <= config.suspectAfterMs) {
-    throw new ConfigError('goneAfterMs', `must be longer than suspectAfterMs (${config.suspectAfterMs})`)
+    throw new ConfigError(name('goneAfterMs'), `must be longer than ${name('suspectAfterMs')} (${config.suspectAfterMs})${where('goneAfterMs')}`, { hint: 'raise the gone time or lower the suspect time' })
   }
   return config
 }
 
-function readConfigFile (dataDir: string): Record<string, unknown> {
-  const path = join(dataDir, 'config.json')
-  let size: number
-  try {
-    size = statSync(path).size
-  } catch {
-    return {}
+/**
+ * A RHIZOME_* variable Rhizome does not read is almost always a misspelt one (RHIZOME_SLOT,
+ * RHIZOME_APIPORT): it would be silently ignored, so say so. A warning, not a refusal: the
+ * environment is shared with whatever else runs in it.
+ */
+function warnUnknownEnv (env: NodeJS.ProcessEnv, onWarning: ((message: string) => void) | undefined): void {
+  if (onWarning === undefined) return
+  for (const name of Object.keys(env).sort()) {
+    if (name.startsWith('RHIZOME_') && !KNOWN_ENV.includes(name)) {
+      onWarning(`${name} is not a Rhizome setting and is ignored; known variables: ${KNOWN_ENV.join(', ')}`)
+    }
   }
-  if (size > CONFIG_FILE_BYTES_MAX) throw new ConfigError('config.json', `${path} is ${size} bytes; the limit is ${CONFIG_FILE_BYTES_MAX}`)
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (err) {
-    throw new ConfigError('config.json', `${path} is not valid JSON: ${(err as Error).message}`)
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('config.json', `${path} must hold a JSON object`)
-  const known = new Set(FIELDS.map(f => f.key as string))
-  for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) throw new ConfigError(key, `unknown field in ${path}; known fields: ${[...known].join(', ')}`)
-  }
-  return parsed as Record<string, unknown>
 }
 
-function coerce (field: Field, raw: unknown, source: Source): unknown {
-  const where = source === 'env' ? ` (from ${field.env})` : source === 'config.json' ? ' (from config.json)' : ''
-  const fail = (what: string): never => { throw new ConfigError(field.key, `${what}${where}; ${field.help}`) }
+function readConfigFile (dataDir: string, dataDirLabel: string): Map<string, unknown> {
+  // A data dir that is a file would fail later in a less clear way (ENOTDIR on every path in it).
+  let dirStats
+  try {
+    dirStats = statSync(dataDir)
+  } catch {
+    return new Map() // created on start
+  }
+  if (!dirStats.isDirectory()) {
+    throw new ConfigError(dataDirLabel, `${dataDir} is ${dirStats.isFile() ? 'a regular file' : describeFileType(dirStats)}, not a directory`, { hint: 'pass a directory (it is created if missing), e.g. --data-dir ~/.rhizome' })
+  }
+  const path = join(dataDir, 'config.json')
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readRegularFileSync(path, CONFIG_FILE_BYTES_MAX, 'config file'))
+  } catch (err) {
+    if (err instanceof RhizomeError && err.code === 'ERR_FILE' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return new Map()
+    if (err instanceof RhizomeError) throw new ConfigError('config.json', err.message, { hint: err.code === 'ERR_TOO_LARGE' ? err.hint : `make ${path} a regular file holding a JSON object, or remove it`, cause: err })
+    throw new ConfigError('config.json', `${path} is not UTF-8 text`, { hint: 'save it as UTF-8 JSON', cause: err })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError('config.json', `${path} is not valid JSON: ${(err as Error).message}`, { hint: 'fix the JSON, e.g. {"apiPort": 7070}' })
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('config.json', `${path} must hold a JSON object`, { hint: 'e.g. {"apiPort": 7070}' })
+  // Own keys only, into a Map: "__proto__" or "toString" in the file are unknown fields, not
+  // lookups that reach Object.prototype.
+  const known = FIELDS.map(f => f.key as string)
+  const fields = new Map<string, unknown>()
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!known.includes(key)) throw new ConfigError(key, `unknown field in ${path}`, { hint: `known fields: ${known.join(', ')}` })
+    fields.set(key, value)
+  }
+  return fields
+}
+
+function coerce (field: Field, raw: unknown, origin: Origin, configPath: string): unknown {
+  const where = origin.source === 'config.json' ? ` (in ${configPath})` : ''
+  const example = origin.source === 'flag' ? `${field.flag} VALUE` : origin.source === 'env' ? `${origin.name}=VALUE` : `"${field.key}": VALUE in config.json`
+  const fail = (what: string): never => {
+    throw new ConfigError(origin.name, `${what}${where}; ${field.help}`, { hint: field.hint ?? `fix ${example} (see \`rhizome node start --help\`)` })
+  }
   let value: unknown
   switch (field.kind) {
     case 'string':
@@ -177,6 +245,25 @@ function coerce (field: Field, raw: unknown, source: Source): unknown {
   const problem = field.check?.(value as never)
   if (problem !== undefined) fail(problem)
   return value
+}
+
+/**
+ * The HTTP API has no authentication: whoever reaches it can deploy and run code and read blobs
+ * as this peer. So it binds to a loopback address only, and there is no switch to open it; to
+ * reach it from another machine, tunnel it (ssh -L) or put an authenticating proxy in front.
+ */
+function checkApiHost (host: string): string | undefined {
+  if (!/^[0-9a-zA-Z.:[\]-]{1,64}$/.test(host)) return 'must be a host name or IP address'
+  if (isLoopbackHost(host)) return undefined
+  return `${JSON.stringify(host)} is not a loopback address: the HTTP API has no authentication, so it listens on this machine only`
+}
+
+export function isLoopbackHost (host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (bare === 'localhost') return true
+  if (isIP(bare) === 4) return bare.startsWith('127.')
+  if (isIP(bare) === 6) return bare === '::1' || bare === '0:0:0:0:0:0:0:1'
+  return false
 }
 
 function checkAddrs (addrs: string[], needPeerId: boolean): string | undefined {

@@ -232,20 +232,20 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
   if (method === 'GET' && url.pathname === '/v1/functions') return sendJson(res, 200, { functions: node.functions.list() })
   if (method === 'POST' && url.pathname === '/v1/functions') {
     const body = decodeCbor(await readBody(req, DEPLOY_BYTES_MAX))
-    if (!(body.manifest instanceof Uint8Array) || !(body.code instanceof Uint8Array)) throw new InvalidInputError('deploy body must be dag-cbor { manifest: bytes, code: bytes, replicas: integer }')
+    if (!(body.manifest instanceof Uint8Array) || !(body.code instanceof Uint8Array)) throw new InvalidInputError('deploy body must be dag-cbor { manifest: bytes, code: bytes, replicas: integer }', { hint: 'deploy with `rhizome deploy FILE`, which builds this body' })
     const replicas = body.replicas ?? 3
-    if (typeof replicas !== 'number') throw new InvalidInputError('replicas must be an integer')
+    if (typeof replicas !== 'number') throw new InvalidInputError('replicas must be an integer', { hint: 'e.g. replicas: 3' })
     return sendJson(res, 200, await node.functions.deploy(body.manifest, body.code, replicas))
   }
   if (method === 'POST' && url.pathname === '/v1/call') {
     const body = parseJson(await readBody(req, CALL_BYTES_MAX))
     if (typeof body.fn !== 'string' || typeof body.export !== 'string' || !Array.isArray(body.args)) {
-      throw new InvalidInputError('call body must be JSON { fn: string, export: string, args: [...], on?: peer id, timeoutMs?: number }')
+      throw new InvalidInputError('call body must be JSON { fn: string, export: string, args: [...], on?: peer id, timeoutMs?: number }', { hint: 'e.g. {"fn": "bafy…", "export": "sum", "args": [1, 2]}; or use `rhizome call`' })
     }
-    if (body.on !== undefined && typeof body.on !== 'string') throw new InvalidInputError('on must be a peer id')
+    if (body.on !== undefined && typeof body.on !== 'string') throw new InvalidInputError('on must be a peer id', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
     const timeoutMs = body.timeoutMs
     if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > CALL_TIMEOUT_MS_MAX)) {
-      throw new InvalidInputError(`timeoutMs must be an integer from 1 to ${CALL_TIMEOUT_MS_MAX}`)
+      throw new InvalidInputError(`timeoutMs must be an integer from 1 to ${CALL_TIMEOUT_MS_MAX}`, { hint: 'leave it out for the default' })
     }
     const fn = node.functions.resolve(body.fn)
     const controller = new AbortController()
@@ -286,12 +286,12 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
       await readBody(req, REQUEST_BYTES_MAX)
       const cid = parseCid(parts[2])
       const from = url.searchParams.get('from')
-      if (from === null) throw new InvalidInputError('fetch needs ?from=<peer id>')
+      if (from === null) throw new InvalidInputError('fetch needs ?from=<peer id>', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
       let peer
       try {
         peer = peerIdFromString(from)
       } catch (err) {
-        throw new InvalidInputError(`${JSON.stringify(from)} is not a peer id`, { cause: err })
+        throw new InvalidInputError(`${JSON.stringify(from)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
       }
       const controller = new AbortController()
       res.on('close', () => { if (!res.writableFinished) controller.abort() })
@@ -308,9 +308,9 @@ function decodeCbor (bytes: Uint8Array): Record<string, unknown> {
   try {
     value = dagCbor.decode(bytes)
   } catch (err) {
-    throw new InvalidInputError('request body is not dag-cbor', { cause: err })
+    throw new InvalidInputError('request body is not dag-cbor', { cause: err, hint: 'send a dag-cbor map; `rhizome deploy` does' })
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a map')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a map', { hint: 'send a dag-cbor map; `rhizome deploy` does' })
   return value as Record<string, unknown>
 }
 
@@ -319,9 +319,9 @@ function parseJson (bytes: Uint8Array): Record<string, unknown> {
   try {
     value = JSON.parse(new TextDecoder().decode(bytes))
   } catch (err) {
-    throw new InvalidInputError('request body is not JSON', { cause: err })
+    throw new InvalidInputError('request body is not JSON', { cause: err, hint: 'send a JSON object' })
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a JSON object')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError('request body must be a JSON object', { hint: 'send a JSON object, e.g. {"fn": …}' })
   return value as Record<string, unknown>
 }
 
@@ -348,7 +348,7 @@ async function readBody (req: IncomingMessage, bytesMax: number): Promise<Uint8A
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > bytesMax) {
     req.resume()
-    throw new TooLargeError('request body', declared, bytesMax)
+    throw new TooLargeError('request body', declared, bytesMax, { hint: 'see docs/LIMITS.md; put large data in blobs' })
   }
   const chunks: Buffer[] = []
   let total = 0
@@ -356,7 +356,7 @@ async function readBody (req: IncomingMessage, bytesMax: number): Promise<Uint8A
     total += chunk.byteLength
     if (total > bytesMax) {
       req.resume()
-      throw new TooLargeError('request body', total, bytesMax)
+      throw new TooLargeError('request body', total, bytesMax, { hint: 'see docs/LIMITS.md; put large data in blobs' })
     }
     chunks.push(chunk)
   }

@@ -3,7 +3,7 @@
  * host, the membership, blob, function and task protocols, the sandbox, and the local HTTP
  * API — and takes it apart again within a bounded time.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -24,7 +24,8 @@ import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } fro
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
 import { loadOrCreateIdentity } from './identity.ts'
-import { lockDataDir } from './lock.ts'
+import { lockDataDir, prepareDataDir } from './lock.ts'
+import { ApiListenError, DatabaseOpenError, ListenError, listenFailures } from './start-errors.ts'
 import { VERSION } from '../model/version.ts'
 import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
@@ -81,7 +82,7 @@ export interface RhizomeNode {
 
 export async function startNode (config: NodeConfig, log: Logger): Promise<RhizomeNode> {
   const startedAt = Date.now()
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  await prepareDataDir(config.dataDir)
   const unlock = await lockDataDir(config.dataDir)
   const cleanups: Array<() => Promise<void> | void> = [unlock]
   const cleanup = async (): Promise<void> => {
@@ -97,7 +98,14 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
 
 async function assemble (config: NodeConfig, log: Logger, startedAt: number, cleanups: Array<() => Promise<void> | void>, cleanup: () => Promise<void>): Promise<RhizomeNode> {
   const { privateKey, created } = await loadOrCreateIdentity(config.dataDir)
-  const db = openDatabase(join(config.dataDir, 'rhizome.db'))
+  const dbPath = join(config.dataDir, 'rhizome.db')
+  let db: ReturnType<typeof openDatabase>
+  try {
+    db = openDatabase(dbPath)
+  } catch (err) {
+    if (err instanceof RhizomeError) throw err
+    throw new DatabaseOpenError(dbPath, (err as Error).message, { cause: err })
+  }
   cleanups.push(() => db.close())
   const peerRepo = createPeerRepo(db)
   const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
@@ -108,19 +116,25 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     connectionsPerAddressMax: config.connectionsPerAddressMax,
     limitLoopback: config.connectionsLimitLoopback
   })
-  const host = await createHost({
-    privateKey,
-    networkId: config.networkId,
-    listen: config.listen,
-    bootstrap: config.bootstrap,
-    mdns: config.mdns,
-    isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()),
-    connectionsMax: config.connectionsMax,
-    admitsInbound: (addr) => {
-      const { address, loopback } = remoteAddressOf(addr)
-      return admission.admits(address, loopback)
-    }
-  })
+  let host: Host
+  try {
+    host = await createHost({
+      privateKey,
+      networkId: config.networkId,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      mdns: config.mdns,
+      isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()),
+      connectionsMax: config.connectionsMax,
+      admitsInbound: (addr) => {
+        const { address, loopback } = remoteAddressOf(addr)
+        return admission.admits(address, loopback)
+      }
+    })
+  } catch (err) {
+    if (err instanceof RhizomeError) throw err
+    throw new ListenError(listenFailures(err, config.listen), { cause: err })
+  }
   cleanups.push(async () => { await withTimeout(host.stop(), STOP_TIMEOUT_MS) })
   const peerId = host.peerId
   const netLog = log.child('net')
@@ -231,7 +245,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       try {
         target = peerIdFromString(options.on)
       } catch (err) {
-        throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err })
+        throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
       }
       return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
     }
@@ -299,7 +313,14 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
 
   // Made once, kept across restarts: scripts read DIR/api.token and keep working (api-token.ts).
   const { token } = await loadOrCreateApiToken(config.dataDir)
-  const api: HttpApi = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, token, tokenPath: apiTokenPath(config.dataDir), log: log.child('api') })
+  let api: HttpApi
+  try {
+    api = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, token, tokenPath: apiTokenPath(config.dataDir), log: log.child('api') })
+  } catch (err) {
+    if (err instanceof RhizomeError) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    throw new ApiListenError(config.apiHost, config.apiPort, code !== undefined ? `${code}${code === 'EADDRINUSE' ? ', the port is in use' : ''}` : (err as Error).message, { cause: err })
+  }
   cleanups.push(() => api.close())
   const apiFile = join(config.dataDir, 'api.json')
   await writeFile(`${apiFile}.tmp`, JSON.stringify({ url: api.url, pid: process.pid, peerId: peerId.toString() }) + '\n', { mode: 0o600 })

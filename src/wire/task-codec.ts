@@ -10,14 +10,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ProtocolViolationError } from '../model/errors.ts'
+import { EXPORT_NAME } from '../model/export-name.ts'
 import { isRecord } from './rpc.ts'
 
 /** Arguments ride in the request frame; 1 MiB keeps frames small. Larger inputs belong in blobs. */
 export const TASK_ARGS_BYTES_MAX = 1024 * 1024
 /** Results up to 256 KiB come back in the reply; larger ones are fetched as a blob. */
 export const RESULT_INLINE_BYTES_MAX = 256 * 1024
-/** A JavaScript identifier of sensible length. */
-export const EXPORT_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/
 /** Ed25519 signatures are 64 bytes; leave room for other key types. */
 const SIGNATURE_BYTES_MAX = 1024
 const PEER_ID_CHARS_MAX = 128

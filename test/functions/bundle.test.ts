@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bundleFunctions, codeCid } from '../../src/functions/index.ts'
+import { SOURCE_FILE_BYTES_MAX } from '../../src/functions/bundle.ts'
+import { execFileSync } from 'node:child_process'
+import { mkdir } from 'node:fs/promises'
 import { createSandbox, DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/functions')
@@ -116,5 +119,38 @@ describe('bundleFunctions', () => {
   test('a module that throws or reads the clock while loading is refused at deploy', async () => {
     await assert.rejects(bundleFunctions(fixture('bad/throws-at-load.ts')), { name: 'FunctionThrewError', thrownName: 'Error' })
     await assert.rejects(bundleFunctions(fixture('bad/reads-clock-at-load.ts')), { name: 'NondeterminismError' })
+  })
+
+  describe('source files that are not regular files, or too large', () => {
+    let dir: string
+    before(async () => { dir = await mkdtemp(path.join(tmpdir(), 'rhizome-bundle-src-')) })
+    after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+    test('an entry that is a device, a FIFO or a directory is refused without reading it', async () => {
+      execFileSync('mkfifo', [path.join(dir, 'pipe.ts')])
+      await mkdir(path.join(dir, 'folder.ts'))
+      await assert.rejects(bundleFunctions('/dev/zero'), { name: 'InvalidInputError', message: /\/dev\/zero is not a regular file/ })
+      await assert.rejects(bundleFunctions(path.join(dir, 'pipe.ts')), { name: 'InvalidInputError', message: /named pipe \(FIFO\)/ })
+      await assert.rejects(bundleFunctions(path.join(dir, 'folder.ts')), { name: 'InvalidInputError', message: /is a directory/ })
+    })
+
+    test('an imported FIFO is refused as a BundleError naming it', async () => {
+      execFileSync('mkfifo', [path.join(dir, 'imported.ts')])
+      await writeFile(path.join(dir, 'main.ts'), "import { x } from './imported.ts'\nexport function f () { return x }\n")
+      await assert.rejects(bundleFunctions(path.join(dir, 'main.ts')), { name: 'BundleError', message: /imported\.ts is a named pipe/ })
+    })
+
+    test(`a source file of SOURCE_FILE_BYTES_MAX (${SOURCE_FILE_BYTES_MAX}) bytes is read; one byte more is refused with TooLargeError`, async () => {
+      const body = 'export function f () { return 1 }\n'
+      await writeFile(path.join(dir, 'at.ts'), body + ' '.repeat(SOURCE_FILE_BYTES_MAX - body.length))
+      assert.deepEqual((await bundleFunctions(path.join(dir, 'at.ts'))).exports, ['f'])
+      await writeFile(path.join(dir, 'over.ts'), body + ' '.repeat(SOURCE_FILE_BYTES_MAX - body.length + 1))
+      await assert.rejects(bundleFunctions(path.join(dir, 'over.ts')), { name: 'TooLargeError', message: new RegExp(`more than the limit of ${SOURCE_FILE_BYTES_MAX} bytes`) })
+    })
+
+    test('exports whose names are not identifiers are not listed: no task could name them', async () => {
+      await writeFile(path.join(dir, 'names.ts'), 'function f () { return 1 }\nfunction g () { return 2 }\nexport { f, g as "not-an-id" }\n')
+      assert.deepEqual((await bundleFunctions(path.join(dir, 'names.ts'))).exports, ['f'])
+    })
   })
 })

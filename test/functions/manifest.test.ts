@@ -8,6 +8,7 @@ import {
 } from '../../src/functions/index.ts'
 import type { FunctionManifest } from '../../src/functions/index.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
+import { parseTaskRequest } from '../../src/wire/task-codec.ts'
 
 const code = new TextEncoder().encode('export function B (x) { return x * 2 }')
 
@@ -83,6 +84,56 @@ describe('function manifests', () => {
       await assert.rejects(async () => decodeManifest(await tampered(field, value)), { name: 'InvalidManifestError', field: errorField })
     })
   }
+
+  // Names: valid and invalid pairs. Export names follow the one rule the task protocol uses
+  // (src/model/export-name.ts); function names are labels without hidden characters.
+  const exportNames: Array<[string, boolean]> = [
+    ['sum', true], ['_private', true], ['$dollar', true], ['camelCase2', true], ['x'.repeat(128), true],
+    ['x'.repeat(129), false], ['2fast', false], ['with-dash', false], ['with space', false], ['dot.ted', false],
+    ['caf\u00e9', false], ['a\u200bb', false], ['a\u202eb', false], ['a\u0000b', false], ['', false]
+  ]
+  for (const [name, ok] of exportNames) {
+    test(`export name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${name.length})` : name)} is ${ok ? 'accepted' : 'refused: InvalidManifestError on exports[0]'}`, async () => {
+      const bytes = await tampered('exports', [name])
+      if (ok) assert.deepEqual(decodeManifest(bytes).exports, [name])
+      else assert.throws(() => decodeManifest(bytes), { name: 'InvalidManifestError', field: 'exports[0]' })
+      // The task protocol draws the same line, so every listed export can be called.
+      const request = { fn: CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), export: name, args: [] }
+      if (ok) assert.equal(parseTaskRequest(request).export, name)
+      else assert.throws(() => parseTaskRequest(request), { name: 'ProtocolViolationError' })
+    })
+  }
+
+  const functionNames: Array<[string, boolean]> = [
+    ['fns', true], ['my functions v2', true], ['caf\u00e9', true], ['\u6f22\u5b57', true], ['emoji \u{1f600}', true],
+    ['bidi \u202eevil', false], ['zero\u200bwidth', false], ['joiner\u200d', false], ['bom\ufeff', false], ['c1 \u0085', false],
+    ['del \u007f', false], ['line\u2028sep', false], ['isolate \u2066', false]
+  ]
+  for (const [name, ok] of functionNames) {
+    test(`function name ${JSON.stringify(name)} is ${ok ? 'accepted' : 'refused: InvalidManifestError on name'}`, async () => {
+      const bytes = await tampered('name', name)
+      if (ok) assert.equal(decodeManifest(bytes).name, name)
+      else assert.throws(() => decodeManifest(bytes), { name: 'InvalidManifestError', field: 'name' })
+    })
+  }
+
+  test('limits keys are own properties: toString, __proto__, constructor and hasOwnProperty are unknown fields', async () => {
+    for (const key of ['toString', '__proto__', 'constructor', 'hasOwnProperty', 'valueOf']) {
+      const limits: Record<string, unknown> = { ...DEFAULT_LIMITS }
+      Object.defineProperty(limits, key, { value: 1, enumerable: true, configurable: true, writable: true })
+      const bytes = await tampered('limits', limits)
+      assert.throws(() => decodeManifest(bytes), { name: 'InvalidManifestError', field: 'limits' }, key)
+    }
+  })
+
+  test('a function name with a lone surrogate is refused when the manifest is made', async () => {
+    await assert.rejects(createManifest({ name: 'lone \ud800', kind: 'js', code, exports: ['B'] }), { name: 'InvalidManifestError', field: 'name' })
+  })
+
+  test('a manifest missing a field names it, even one Object.prototype has (toString is not a field)', async () => {
+    await assert.rejects(async () => decodeManifest(await tampered('deterministic', undefined)), { name: 'InvalidManifestError', field: 'deterministic' })
+    await assert.rejects(async () => decodeManifest(await tampered('toString', 'x')), { name: 'InvalidManifestError', field: 'toString' })
+  })
 
   test('refuses bytes that are not dag-cbor, not a map, or not canonical', async () => {
     assert.throws(() => decodeManifest(new Uint8Array([0xff, 0x00])), { name: 'InvalidManifestError', field: 'bytes' })

@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { ADDRS_MAX, CONFIG_FILE_BYTES_MAX, defaultConfig, resolveConfig, resolveDataDir } from '../../src/node/config.ts'
+import { ADDRS_MAX, CONFIG_FILE_BYTES_MAX, KNOWN_ENV, defaultConfig, resolveConfig, resolveDataDir } from '../../src/node/config.ts'
 import { ConfigError } from '../../src/model/errors.ts'
 import { LOG_LEVELS } from '../../src/model/log.ts'
 import { CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../../src/protocol/admission/index.ts'
@@ -17,7 +18,13 @@ const withPeer = (port: number): string => `${tcp(port)}/p2p/${peerId}`
 
 type Flags = Partial<Record<keyof NodeConfig, unknown>>
 
-/** Passes when `fn` throws a ConfigError naming `field`. */
+/** The flag of each field, as `node start` takes it: errors name it when the value came from a flag. */
+const FLAG: Record<string, string> = {
+  listen: '--listen', bootstrap: '--bootstrap', apiHost: '--api-host', apiPort: '--api-port', mdns: '--mdns', logLevel: '--log-level', networkId: '--network-id',
+  slotsMax: '--slots', announceIntervalMs: '--announce-interval-ms', suspectAfterMs: '--suspect-after-ms', goneAfterMs: '--gone-after-ms'
+}
+
+/** Passes when `fn` throws a ConfigError naming `field` as the user wrote it (flag, variable or file key). */
 function throwsConfigError (fn: () => unknown, field: string, messageIncludes?: string): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`)
@@ -52,12 +59,12 @@ describe('resolveConfig', () => {
     const fields: Layered[] = [
       { key: 'listen', env: 'RHIZOME_LISTEN', file: [tcp(1)], envValue: tcp(2), flag: [tcp(3)], expected: [[tcp(1)], [tcp(2)], [tcp(3)]] },
       { key: 'bootstrap', env: 'RHIZOME_BOOTSTRAP', file: [withPeer(1)], envValue: withPeer(2), flag: [withPeer(3)], expected: [[withPeer(1)], [withPeer(2)], [withPeer(3)]] },
-      { key: 'apiHost', env: 'RHIZOME_API_HOST', file: '10.0.0.1', envValue: '10.0.0.2', flag: '10.0.0.3', expected: ['10.0.0.1', '10.0.0.2', '10.0.0.3'] },
+      { key: 'apiHost', env: 'RHIZOME_API_HOST', file: '127.0.0.2', envValue: '127.0.0.3', flag: '127.0.0.4', expected: ['127.0.0.2', '127.0.0.3', '127.0.0.4'] },
       { key: 'apiPort', env: 'RHIZOME_API_PORT', file: 1111, envValue: '2222', flag: '3333', expected: [1111, 2222, 3333] },
       { key: 'mdns', env: 'RHIZOME_MDNS', file: false, envValue: 'true', flag: false, expected: [false, true, false] },
       { key: 'logLevel', env: 'RHIZOME_LOG_LEVEL', file: 'debug', envValue: 'warn', flag: 'error', expected: ['debug', 'warn', 'error'] },
       { key: 'networkId', env: 'RHIZOME_NETWORK_ID', file: 'file-net', envValue: 'env-net', flag: 'flag-net', expected: ['file-net', 'env-net', 'flag-net'] },
-      { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', file: 3, envValue: '4', flag: '5', expected: [3, 4, 5] },
+      { key: 'slotsMax', env: 'RHIZOME_SLOTS', file: 3, envValue: '4', flag: '5', expected: [3, 4, 5] },
       { key: 'announceIntervalMs', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', file: 1000, envValue: '1100', flag: '1200', expected: [1000, 1100, 1200] },
       { key: 'suspectAfterMs', env: 'RHIZOME_SUSPECT_AFTER_MS', file: 6000, envValue: '7000', flag: '8000', expected: [6000, 7000, 8000] },
       { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', file: 20000, envValue: '21000', flag: '22000', expected: [20000, 21000, 22000] },
@@ -91,7 +98,7 @@ describe('resolveConfig', () => {
     interface Range { key: keyof NodeConfig, env: string, ok: number[], bad: number[], with?: Flags }
     const ranges: Range[] = [
       { key: 'apiPort', env: 'RHIZOME_API_PORT', ok: [0, 65535], bad: [-1, 65536] },
-      { key: 'slotsMax', env: 'RHIZOME_SLOTS_MAX', ok: [1, 1024], bad: [0, 1025] },
+      { key: 'slotsMax', env: 'RHIZOME_SLOTS', ok: [1, 1024], bad: [0, 1025] },
       { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', ok: [CONNECTIONS_MAX_MIN, CONNECTIONS_MAX_LIMIT], bad: [CONNECTIONS_MAX_MIN - 1, CONNECTIONS_MAX_LIMIT + 1] },
       { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', ok: [1, CONNECTIONS_MAX_LIMIT], bad: [0, CONNECTIONS_MAX_LIMIT + 1] },
       // The timing fields must also keep announce < suspect < gone, so the others make room.
@@ -106,8 +113,8 @@ describe('resolveConfig', () => {
           assert.equal(configWith(r.with, { [r.env]: String(value) })[r.key], value, `env ${value}`)
         }
         for (const value of r.bad) {
-          throwsConfigError(() => configWith({ ...r.with, [r.key]: String(value) }), r.key, String(value))
-          throwsConfigError(() => configWith(r.with, { [r.env]: String(value) }), r.key, r.env)
+          throwsConfigError(() => configWith({ ...r.with, [r.key]: String(value) }), FLAG[r.key], String(value))
+          throwsConfigError(() => configWith(r.with, { [r.env]: String(value) }), r.env, r.env)
         }
         for (const value of r.ok) {
           await writeConfigFile({ [r.key]: value })
@@ -121,12 +128,12 @@ describe('resolveConfig', () => {
     }
 
     test('suspectAfterMs at its max of 3600000 leaves goneAfterMs no room', () => {
-      throwsConfigError(() => configWith({ announceIntervalMs: '100', suspectAfterMs: '3600000', goneAfterMs: '3600000' }), 'goneAfterMs')
+      throwsConfigError(() => configWith({ announceIntervalMs: '100', suspectAfterMs: '3600000', goneAfterMs: '3600000' }), '--gone-after-ms')
     })
 
     test('not an integer', async () => {
       for (const raw of ['12abc', '1.5', '', 'one', '1e3', '0x10', '99999999999999999999']) {
-        throwsConfigError(() => configWith({ apiPort: raw }), 'apiPort')
+        throwsConfigError(() => configWith({ apiPort: raw }), '--api-port')
       }
       assert.equal(configWith({}, { RHIZOME_API_PORT: ' 7 ' }).apiPort, 7, 'spaces around a number are fine')
       for (const value of [1.5, true, null, [1], { port: 1 }]) {
@@ -139,11 +146,11 @@ describe('resolveConfig', () => {
   describe('timing fields keep announce < suspect < gone', () => {
     test('suspectAfterMs must be longer than announceIntervalMs', () => {
       assert.equal(configWith({ announceIntervalMs: '1000', suspectAfterMs: '1001' }).suspectAfterMs, 1001)
-      throwsConfigError(() => configWith({ announceIntervalMs: '1000', suspectAfterMs: '1000' }), 'suspectAfterMs')
+      throwsConfigError(() => configWith({ announceIntervalMs: '1000', suspectAfterMs: '1000' }), '--suspect-after-ms')
     })
     test('goneAfterMs must be longer than suspectAfterMs', () => {
       assert.equal(configWith({ suspectAfterMs: '6000', goneAfterMs: '6001' }).goneAfterMs, 6001)
-      throwsConfigError(() => configWith({ suspectAfterMs: '6000', goneAfterMs: '6000' }), 'goneAfterMs')
+      throwsConfigError(() => configWith({ suspectAfterMs: '6000', goneAfterMs: '6000' }), '--gone-after-ms')
     })
   })
 
@@ -153,14 +160,14 @@ describe('resolveConfig', () => {
         assert.equal(configWith({}, { RHIZOME_MDNS: raw }).mdns, value, raw)
       }
       assert.equal(configWith({ mdns: false }).mdns, false)
-      for (const raw of ['yes', 'no', 'TRUE', '2']) throwsConfigError(() => configWith({}, { RHIZOME_MDNS: raw }), 'mdns', 'RHIZOME_MDNS')
+      for (const raw of ['yes', 'no', 'TRUE', '2']) throwsConfigError(() => configWith({}, { RHIZOME_MDNS: raw }), 'RHIZOME_MDNS', 'RHIZOME_MDNS')
       await writeConfigFile({ mdns: 1 })
       throwsConfigError(() => configWith(), 'mdns')
     })
 
     test('logLevel is one of the log levels', async () => {
       for (const level of LOG_LEVELS) assert.equal(configWith({ logLevel: level }).logLevel, level)
-      for (const raw of ['verbose', 'INFO', '']) throwsConfigError(() => configWith({ logLevel: raw }), 'logLevel')
+      for (const raw of ['verbose', 'INFO', '']) throwsConfigError(() => configWith({ logLevel: raw }), '--log-level')
       await writeConfigFile({ logLevel: 20 })
       throwsConfigError(() => configWith(), 'logLevel', 'must be a string')
     })
@@ -168,13 +175,16 @@ describe('resolveConfig', () => {
     test('networkId: 1-64 characters of a-z 0-9 . _ -, starting with a letter or digit', () => {
       for (const id of ['a', '0', 'a'.repeat(64), 'my-net_1.2']) assert.equal(configWith({ networkId: id }).networkId, id)
       for (const id of ['', 'a'.repeat(65), 'Rhizome', '-net', '.net', 'my net', 'net/1']) {
-        throwsConfigError(() => configWith({ networkId: id }), 'networkId')
+        throwsConfigError(() => configWith({ networkId: id }), '--network-id')
       }
     })
 
-    test('apiHost: a host name or address of at most 64 characters', () => {
-      for (const host of ['localhost', '127.0.0.1', '::1', '[::1]', 'a'.repeat(64)]) assert.equal(configWith({ apiHost: host }).apiHost, host)
-      for (const host of ['', 'a'.repeat(65), 'two words', 'host/path']) throwsConfigError(() => configWith({ apiHost: host }), 'apiHost')
+    test('apiHost: loopback only (the API has no authentication)', () => {
+      for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) assert.equal(configWith({ apiHost: host }).apiHost, host)
+      for (const host of ['', 'a'.repeat(65), 'two words', 'host/path', '8.8.8.8', '0.0.0.0', '10.0.0.1', '::', '[::]', 'example.com', '128.0.0.1']) {
+        throwsConfigError(() => configWith({ apiHost: host }), '--api-host')
+      }
+      throwsConfigError(() => configWith({}, { RHIZOME_API_HOST: '0.0.0.0' }), 'RHIZOME_API_HOST', 'not a loopback address')
     })
   })
 
@@ -202,12 +212,12 @@ describe('resolveConfig', () => {
     test(`ADDRS_MAX (${ADDRS_MAX}) entries pass, one more is refused, from every source`, async () => {
       const list = (n: number): string[] => Array.from({ length: n }, (_, i) => tcp(4000 + i))
       assert.equal(configWith({ listen: list(ADDRS_MAX) }).listen.length, ADDRS_MAX)
-      throwsConfigError(() => configWith({ listen: list(ADDRS_MAX + 1) }), 'listen', `at most ${ADDRS_MAX}`)
+      throwsConfigError(() => configWith({ listen: list(ADDRS_MAX + 1) }), '--listen', `at most ${ADDRS_MAX}`)
       assert.equal(configWith({}, { RHIZOME_LISTEN: list(ADDRS_MAX).join(',') }).listen.length, ADDRS_MAX)
-      throwsConfigError(() => configWith({}, { RHIZOME_LISTEN: list(ADDRS_MAX + 1).join(',') }), 'listen', 'RHIZOME_LISTEN')
+      throwsConfigError(() => configWith({}, { RHIZOME_LISTEN: list(ADDRS_MAX + 1).join(',') }), 'RHIZOME_LISTEN', 'RHIZOME_LISTEN')
       const peers = (n: number): string[] => Array.from({ length: n }, (_, i) => withPeer(4000 + i))
       assert.equal(configWith({ bootstrap: peers(ADDRS_MAX) }).bootstrap.length, ADDRS_MAX)
-      throwsConfigError(() => configWith({ bootstrap: peers(ADDRS_MAX + 1) }), 'bootstrap')
+      throwsConfigError(() => configWith({ bootstrap: peers(ADDRS_MAX + 1) }), '--bootstrap')
       await writeConfigFile({ bootstrap: peers(ADDRS_MAX + 1) })
       throwsConfigError(() => configWith(), 'bootstrap', 'config.json')
     })
@@ -216,25 +226,25 @@ describe('resolveConfig', () => {
       const addr = (chars: number): string => `/dns4/${'a'.repeat(chars - '/dns4//tcp/1'.length)}/tcp/1`
       assert.equal(addr(256).length, 256)
       assert.deepEqual(configWith({ listen: [addr(256)] }).listen, [addr(256)])
-      throwsConfigError(() => configWith({ listen: [addr(257)] }), 'listen', 'longer than 256')
+      throwsConfigError(() => configWith({ listen: [addr(257)] }), '--listen', 'longer than 256')
     })
 
     test('a bootstrap address without /p2p/<peer id> is refused', () => {
       assert.deepEqual(configWith({ bootstrap: [withPeer(4001)] }).bootstrap, [withPeer(4001)])
-      throwsConfigError(() => configWith({ bootstrap: [tcp(4001)] }), 'bootstrap', '/p2p/')
-      throwsConfigError(() => configWith({}, { RHIZOME_BOOTSTRAP: `${withPeer(4001)},${tcp(4002)}` }), 'bootstrap', 'RHIZOME_BOOTSTRAP')
+      throwsConfigError(() => configWith({ bootstrap: [tcp(4001)] }), '--bootstrap', '/p2p/')
+      throwsConfigError(() => configWith({}, { RHIZOME_BOOTSTRAP: `${withPeer(4001)},${tcp(4002)}` }), 'RHIZOME_BOOTSTRAP', 'RHIZOME_BOOTSTRAP')
     })
 
     test('a string that is not a multiaddr is refused', () => {
       for (const addr of ['127.0.0.1:4001', '/ip4/999.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/99999', '/ip4/127.0.0.1/tcp/not-a-port', '/nonsense/1']) {
-        throwsConfigError(() => configWith({ listen: [addr] }), 'listen', 'not a valid multiaddr')
+        throwsConfigError(() => configWith({ listen: [addr] }), '--listen', 'not a valid multiaddr')
       }
     })
 
     // Regression: the multiaddr parser takes any text after /p2p/, and `node start` used to crash
     // inside libp2p's bootstrap module with a stack trace instead of exiting 2 with a ConfigError.
     test('a bootstrap address whose /p2p/ part is not a peer id is refused', () => {
-      throwsConfigError(() => configWith({ bootstrap: [`${tcp(4001)}/p2p/not-a-peer-id`] }), 'bootstrap')
+      throwsConfigError(() => configWith({ bootstrap: [`${tcp(4001)}/p2p/not-a-peer-id`] }), '--bootstrap')
     })
   })
 
@@ -267,13 +277,73 @@ describe('resolveConfig', () => {
     })
   })
 
+  describe('names and sources', () => {
+    test('RHIZOME_SLOTS (matching --slots) sets slotsMax; RHIZOME_SLOTS_MAX is read as an alias, after it', () => {
+      assert.equal(configWith({}, { RHIZOME_SLOTS: '7' }).slotsMax, 7)
+      assert.equal(configWith({}, { RHIZOME_SLOTS_MAX: '6' }).slotsMax, 6)
+      assert.equal(configWith({}, { RHIZOME_SLOTS: '7', RHIZOME_SLOTS_MAX: '6' }).slotsMax, 7)
+      throwsConfigError(() => configWith({}, { RHIZOME_SLOTS: '0' }), 'RHIZOME_SLOTS', 'between 1 and 1024')
+      throwsConfigError(() => configWith({}, { RHIZOME_SLOTS_MAX: 'x' }), 'RHIZOME_SLOTS_MAX')
+      assert.ok(KNOWN_ENV.includes('RHIZOME_SLOTS') && KNOWN_ENV.includes('RHIZOME_SLOTS_MAX'))
+    })
+
+    test('an unknown RHIZOME_* variable is warned about, naming it and the known ones; others are not', () => {
+      const warnings: string[] = []
+      resolveConfig({ flags: { dataDir: dir }, env: { RHIZOME_SLOT: '4', RHIZOME_API_PORT: '0', HOME: '/x', RHIZOMEX: '1' }, onWarning: w => warnings.push(w) })
+      assert.equal(warnings.length, 1)
+      assert.match(warnings[0], /^RHIZOME_SLOT is not a Rhizome setting and is ignored; known variables: .*RHIZOME_SLOTS\b/)
+    })
+
+    test('a message names the value where the user wrote it: flag, variable, or file key with the file', async () => {
+      assert.throws(() => configWith({ apiPort: '70000' }), { message: /^--api-port: must be between 0 and 65535, got 70000/ })
+      assert.throws(() => configWith({}, { RHIZOME_API_PORT: '70000' }), { message: /^RHIZOME_API_PORT: must be between/ })
+      assert.throws(() => configWith({ announceIntervalMs: '5000' }, { RHIZOME_SUSPECT_AFTER_MS: '4000' }), { message: /^RHIZOME_SUSPECT_AFTER_MS: must be longer than --announce-interval-ms \(5000\)/ })
+      await writeConfigFile({ apiPort: 70000 })
+      assert.throws(() => configWith(), (err: Error) => err.message.startsWith('apiPort: must be between') && err.message.includes(join(dir, 'config.json')))
+    })
+
+    test('every error has a hint', async () => {
+      for (const fn of [() => configWith({ apiPort: 'x' }), () => configWith({}, { RHIZOME_MDNS: 'maybe' }), () => configWith({ apiHost: '8.8.8.8' }), () => configWith({ suspectAfterMs: '6000', goneAfterMs: '6000' })]) {
+        assert.throws(fn, (err: unknown) => err instanceof ConfigError && typeof err.hint === 'string' && err.hint.length > 0)
+      }
+      await writeConfigFile('{')
+      assert.throws(() => configWith(), (err: unknown) => err instanceof ConfigError && err.hint !== undefined)
+    })
+  })
+
+  describe('config.json that is not a regular file', () => {
+    test('a FIFO is refused at once instead of blocking the start', () => {
+      execFileSync('mkfifo', [join(dir, 'config.json')])
+      throwsConfigError(() => configWith(), 'config.json', 'named pipe')
+    })
+
+    test('a directory is refused', async () => {
+      await mkdir(join(dir, 'config.json'))
+      throwsConfigError(() => configWith(), 'config.json', 'directory')
+    })
+
+    test('"__proto__" and "toString" are unknown fields, not lookups on Object.prototype', async () => {
+      await writeConfigFile('{"__proto__": {"apiPort": 1}}')
+      throwsConfigError(() => configWith(), '__proto__', 'unknown field')
+      await writeConfigFile('{"toString": 1}')
+      throwsConfigError(() => configWith(), 'toString', 'unknown field')
+    })
+
+    test('a data dir that is a regular file is refused, naming the flag', async () => {
+      const file = join(dir, 'plain')
+      await writeFile(file, 'x')
+      throwsConfigError(() => resolveConfig({ flags: { dataDir: file }, env: {} }), '--data-dir', 'not a directory')
+      throwsConfigError(() => resolveConfig({ flags: {}, env: { RHIZOME_DATA_DIR: file } }), 'RHIZOME_DATA_DIR', 'not a directory')
+    })
+  })
+
   describe('resolveDataDir', () => {
     test('a path of 1024 characters passes, 1025 and the empty path are refused', () => {
       const path = (chars: number): string => '/' + 'd'.repeat(chars - 1)
       assert.equal(resolveDataDir(path(1024), {}), path(1024))
-      throwsConfigError(() => resolveDataDir(path(1025), {}), 'dataDir')
-      throwsConfigError(() => resolveDataDir('', {}), 'dataDir')
-      throwsConfigError(() => resolveDataDir(undefined, { RHIZOME_DATA_DIR: path(1025) }), 'dataDir')
+      throwsConfigError(() => resolveDataDir(path(1025), {}), '--data-dir')
+      throwsConfigError(() => resolveDataDir('', {}), '--data-dir')
+      throwsConfigError(() => resolveDataDir(undefined, { RHIZOME_DATA_DIR: path(1025) }), 'RHIZOME_DATA_DIR')
     })
   })
 })

@@ -1,4 +1,8 @@
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { RhizomeError } from '../../model/errors.ts'
+import { describeFileType, readRegularFile } from '../../node/regular-file.ts'
 import { connectApi } from '../api-client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import type { Command } from '../command.ts'
@@ -9,20 +13,21 @@ const BLOB_FILE_BYTES_MAX = 64 * 1024 * 1024
 export const blobPut: Command = {
   name: 'blob put',
   summary: 'store a file as a content-addressed blob on the local peer; prints its CID',
-  usage: 'rhizome blob put FILE [--data-dir DIR | --api URL] [--json]',
+  usage: 'rhizome blob put FILE [--data-dir DIR | --api URL] [--json]\n\n  FILE   a regular file of at most 64 MiB',
   options: { ...dataDirOption, ...jsonOption },
   positionals: [1, 1],
   async run (context) {
     const file = context.positionals[0]
-    let size: number
+    let bytes: Uint8Array
     try {
-      size = (await stat(file)).size
+      // A FIFO, a device such as /dev/zero or a directory is refused, and at most the limit is read.
+      bytes = await readRegularFile(file, BLOB_FILE_BYTES_MAX, 'blob')
     } catch (err) {
-      throw new CliError('ERR_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: EXIT_USAGE })
+      if (err instanceof RhizomeError) throw new CliError(err.code, err.message, { exitCode: EXIT_USAGE, hint: err.hint, cause: err })
+      throw err
     }
-    if (size > BLOB_FILE_BYTES_MAX) throw new CliError('ERR_TOO_LARGE', `${file} is ${size} bytes; a blob holds at most ${BLOB_FILE_BYTES_MAX}`, { exitCode: EXIT_USAGE })
     const api = await connectApi(context)
-    const result = await api.json<{ cid: string, bytes: number }>('POST', '/v1/blobs', new Uint8Array(await readFile(file)))
+    const result = await api.json<{ cid: string, bytes: number }>('POST', '/v1/blobs', bytes)
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(result) + '\n' }
     return { exitCode: EXIT_OK, stdout: `${result.cid}\n` }
   }
@@ -31,21 +36,49 @@ export const blobPut: Command = {
 export const blobGet: Command = {
   name: 'blob get',
   summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)',
-  usage: 'rhizome blob get CID [--out FILE] [--from PEER] [--data-dir DIR | --api URL]\n\n  --from PEER   fetch it from that peer first (verified against the CID), then read it',
+  usage: 'rhizome blob get CID [--out FILE] [--from PEER] [--data-dir DIR | --api URL]\n\n  --out FILE    write it to FILE (its directory must exist) instead of stdout\n  --from PEER   fetch it from that peer first (verified against the CID), then read it',
   options: { ...dataDirOption, out: { type: 'string' }, from: { type: 'string' } },
   positionals: [1, 1],
   async run (context) {
     const cid = context.positionals[0]
     if (!/^[a-zA-Z0-9]{1,100}$/.test(cid)) throw new CliError('ERR_USAGE', `${JSON.stringify(cid)} is not a CID`, { exitCode: EXIT_USAGE, hint: 'a CID looks like bafkrei…' })
-    const api = await connectApi(context)
     const from = context.values.from as string | undefined
+    if (from !== undefined) checkPeerIdFlag('--from', from)
+    const out = context.values.out as string | undefined
+    // Checked before asking the peer, so a typo in --out does not cost a fetch from another peer.
+    if (out !== undefined) await checkOutPath(out)
+    const api = await connectApi(context)
     if (from !== undefined) await api.json('POST', `/v1/blobs/${cid}/fetch?from=${encodeURIComponent(from)}`)
     const bytes = await api.bytes(`/v1/blobs/${cid}`)
-    const out = context.values.out as string | undefined
     if (out !== undefined) {
-      await writeFile(out, bytes)
+      try {
+        await writeFile(out, bytes)
+      } catch (err) {
+        throw new CliError('ERR_FILE', `cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'check that the directory exists and that you may write to it', cause: err })
+      }
       return { exitCode: EXIT_OK }
     }
     return { exitCode: EXIT_OK, stdout: bytes }
+  }
+}
+
+/** `--out` must name a file to write: not a directory, and in a directory that exists. */
+async function checkOutPath (out: string): Promise<void> {
+  const existing = await stat(out).catch(() => undefined)
+  if (existing?.isDirectory() === true) {
+    throw new CliError('ERR_USAGE', `--out ${out} is a directory`, { exitCode: EXIT_USAGE, hint: `name a file to write, e.g. --out ${resolve(out, 'blob.bin')}` })
+  }
+  const parent = dirname(resolve(out))
+  const dir = await stat(parent).catch(() => undefined)
+  if (dir === undefined) throw new CliError('ERR_USAGE', `--out ${out}: the directory ${parent} does not exist`, { exitCode: EXIT_USAGE, hint: `create it first (mkdir -p ${parent}) or write elsewhere` })
+  if (!dir.isDirectory()) throw new CliError('ERR_USAGE', `--out ${out}: ${parent} is ${dir.isFile() ? 'a regular file' : describeFileType(dir)}, not a directory`, { exitCode: EXIT_USAGE, hint: 'name a file in a directory that exists' })
+}
+
+/** A peer id flag (--on, --from), refused before contacting the peer when it cannot be one. */
+export function checkPeerIdFlag (flag: string, value: string): void {
+  try {
+    peerIdFromString(value)
+  } catch {
+    throw new CliError('ERR_USAGE', `${flag} ${JSON.stringify(value)} is not a peer id`, { exitCode: EXIT_USAGE, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists the peers this one knows' })
   }
 }

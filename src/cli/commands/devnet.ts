@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdir, open, readFile } from 'node:fs/promises'
+import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { apiForDataDir } from '../api-client.ts'
@@ -31,9 +31,10 @@ export const devnet: Command = {
   async run ({ values, signal, print }) {
     const count = values.peers === undefined ? 3 : Number(values.peers)
     if (!Number.isInteger(count) || count < 1 || count > DEVNET_PEERS_MAX) {
-      throw new CliError('ERR_USAGE', `--peers must be an integer from 1 to ${DEVNET_PEERS_MAX}`, { exitCode: EXIT_USAGE })
+      throw new CliError('ERR_USAGE', `--peers must be an integer from 1 to ${DEVNET_PEERS_MAX}`, { exitCode: EXIT_USAGE, hint: 'e.g. --peers 3 (the default)' })
     }
     const dir = resolve((values.dir as string | undefined) ?? join('.rhizome', 'devnet'))
+    await checkDevnetDir(dir, values.dir !== undefined ? '--dir' : 'the devnet dir')
     const children: ChildProcess[] = []
     try {
       print(`Starting a local Rhizome network of ${count} peers in ${dir}\n`)
@@ -64,6 +65,19 @@ export const devnet: Command = {
     } finally {
       await Promise.all(children.map(stopChild))
     }
+  }
+}
+
+/** The devnet dir is created if missing; a file in its place is refused before any peer starts. */
+async function checkDevnetDir (dir: string, label: string): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined)
+  if (existing !== undefined && !existing.isDirectory()) {
+    throw new CliError('ERR_USAGE', `${label} ${dir} is not a directory`, { exitCode: EXIT_USAGE, hint: 'pass a directory for the peers\' data dirs (it is created if missing), e.g. --dir .rhizome/devnet' })
+  }
+  try {
+    await mkdir(dir, { recursive: true })
+  } catch (err) {
+    throw new CliError('ERR_USAGE', `${label} ${dir} cannot be created: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: EXIT_USAGE, hint: 'pass a directory you may write to', cause: err })
   }
 }
 

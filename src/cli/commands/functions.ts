@@ -1,16 +1,20 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { resolve } from 'node:path'
-import { readFile, stat } from 'node:fs/promises'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFunctions, createManifest, encodeManifest, limitsProblem, packageWasm } from '../../functions/index.ts'
 import type { SandboxLimits } from '../../functions/index.ts'
 import { RhizomeError } from '../../model/errors.ts'
+import { exportNameProblem } from '../../model/export-name.ts'
+import { readRegularFile } from '../../node/regular-file.ts'
 import { callWaitMs, connectApi } from '../api-client.ts'
+import { checkPeerIdFlag } from './blob.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import type { Command } from '../command.ts'
 
 const MIB = 1024 * 1024
 /** Matches the peer's limit (docs/LIMITS.md). */
 const REPLICAS_MAX = 16
+/** Matches the peer's limit on a call's timeout (docs/LIMITS.md): checked here so a bad value exits 2 before the peer is asked. */
+const CALL_TIMEOUT_MS_MAX = 3_600_000
 
 interface DeployResult {
   cid: string
@@ -38,7 +42,7 @@ export const deploy: Command = {
     const file = resolve(context.positionals[0])
     const replicas = context.values.replicas === undefined ? 3 : Number(context.values.replicas)
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) {
-      throw new CliError('ERR_USAGE', `--replicas must be an integer from 1 to ${REPLICAS_MAX}`, { exitCode: EXIT_USAGE })
+      throw new CliError('ERR_USAGE', `--replicas must be an integer from 1 to ${REPLICAS_MAX}, got ${JSON.stringify(context.values.replicas)}`, { exitCode: EXIT_USAGE, hint: 'e.g. --replicas 3 (the default)' })
     }
     const name = (context.values.name as string | undefined) ?? file.replace(/^.*\//, '').replace(/\.([cm]?[jt]s|wasm)$/, '')
     const limits = limitsFromFlags(context.values)
@@ -74,24 +78,22 @@ export const deploy: Command = {
   }
 }
 
-/** A .wasm file is read whole; past the wasm code limit it cannot be deployed anyway. */
+/**
+ * A .wasm file is read whole, as a regular file (not a FIFO or device) and at most the wasm code
+ * limit: past it the module cannot be deployed anyway.
+ */
 async function readWasm (file: string): Promise<Uint8Array> {
-  let size: number
-  try {
-    size = (await stat(file)).size
-  } catch (err) {
-    throw new CliError('ERR_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: EXIT_USAGE })
-  }
-  if (size > CODE_BYTES_MAX.wasm) throw new CliError('ERR_TOO_LARGE', `${file} is ${size} bytes; a wasm function holds at most ${CODE_BYTES_MAX.wasm}`, { exitCode: EXIT_USAGE })
-  return new Uint8Array(await readFile(file))
+  return await readRegularFile(file, CODE_BYTES_MAX.wasm, 'wasm module')
 }
+
+const LIMITS_HINT = `see docs/LIMITS.md; the allowed ranges are --time-ms ${LIMITS_FLOOR.timeMs}..${LIMITS_CEILING.timeMs}, --memory-mib ${LIMITS_FLOOR.memoryBytesMax / MIB}..${LIMITS_CEILING.memoryBytesMax / MIB}, --output-bytes ${LIMITS_FLOOR.outputBytesMax}..${LIMITS_CEILING.outputBytesMax}`
 
 function limitsFromFlags (values: Record<string, unknown>): SandboxLimits {
   const int = (flag: string): number | undefined => {
     const text = values[flag]
     if (text === undefined) return undefined
     const n = Number(text)
-    if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CliError('ERR_USAGE', `--${flag} must be a whole number, got ${JSON.stringify(text)}`, { exitCode: EXIT_USAGE })
+    if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CliError('ERR_USAGE', `--${flag} must be a whole number, got ${JSON.stringify(text)}`, { exitCode: EXIT_USAGE, hint: LIMITS_HINT })
     return n
   }
   const memoryMib = int('memory-mib')
@@ -101,7 +103,7 @@ function limitsFromFlags (values: Record<string, unknown>): SandboxLimits {
     outputBytesMax: int('output-bytes') ?? DEFAULT_LIMITS.outputBytesMax
   }
   const problem = limitsProblem(limits)
-  if (problem !== undefined) throw new CliError('ERR_USAGE', `limits: ${problem}`, { exitCode: EXIT_USAGE, hint: `see docs/LIMITS.md; the allowed range is ${LIMITS_FLOOR.timeMs}..${LIMITS_CEILING.timeMs} ms, ${LIMITS_FLOOR.memoryBytesMax / MIB}..${LIMITS_CEILING.memoryBytesMax / MIB} MiB, ${LIMITS_FLOOR.outputBytesMax}..${LIMITS_CEILING.outputBytesMax} bytes` })
+  if (problem !== undefined) throw new CliError('ERR_USAGE', `limits: ${problem}`, { exitCode: EXIT_USAGE, hint: LIMITS_HINT })
   return limits
 }
 
@@ -140,11 +142,14 @@ export const call: Command = {
 
   FN            a function id (from \`rhizome deploy\`) or a name this peer knows
   ARG           each argument as JSON: 5, '"text"', '[1,2]', '{"a":1}'
-  --on PEER     run it on that peer (default: the least loaded of a random sample)`,
+  --on PEER     run it on that peer (default: the least loaded of a random sample)
+  --timeout-ms N  give up after N ms, 1 to ${CALL_TIMEOUT_MS_MAX}`,
   options: { ...dataDirOption, ...jsonOption, on: { type: 'string' }, 'timeout-ms': { type: 'string' } },
   positionals: [2, 66],
   async run (context) {
     const [fn, exportName, ...rawArgs] = context.positionals
+    const badExport = exportNameProblem(exportName)
+    if (badExport !== undefined) throw new CliError('ERR_USAGE', `EXPORT ${badExport}`, { exitCode: EXIT_USAGE, hint: 'export names are JavaScript identifiers; `rhizome functions` lists each function\'s exports' })
     const args = rawArgs.map((text, i) => {
       try {
         return JSON.parse(text) as unknown
@@ -152,7 +157,9 @@ export const call: Command = {
         throw new CliError('ERR_USAGE', `argument ${i + 1} is not JSON: ${text}`, { exitCode: EXIT_USAGE, hint: 'strings need JSON quotes, e.g. \'"hello"\'' })
       }
     })
-    const timeoutMs = context.values['timeout-ms'] === undefined ? undefined : Number(context.values['timeout-ms'])
+    const timeoutMs = timeoutFromFlag(context.values['timeout-ms'])
+    const on = context.values.on as string | undefined
+    if (on !== undefined) checkPeerIdFlag('--on', on)
     const api = await connectApi(context)
     const answer = await api.json<CallAnswer>('POST', '/v1/call', new TextEncoder().encode(JSON.stringify({ fn, export: exportName, args, on: context.values.on, timeoutMs })), { timeoutMs: callWaitMs(timeoutMs) })
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(answer, null, 2) + '\n' }
@@ -169,4 +176,14 @@ export const call: Command = {
       ].join('\n') + '\n'
     }
   }
+}
+
+/** `--timeout-ms`: a whole number of ms from 1 to CALL_TIMEOUT_MS_MAX, refused here (exit 2) rather than by the peer. */
+function timeoutFromFlag (value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n) || n < 1 || n > CALL_TIMEOUT_MS_MAX) {
+    throw new CliError('ERR_USAGE', `--timeout-ms must be a whole number of ms from 1 to ${CALL_TIMEOUT_MS_MAX}, got ${JSON.stringify(value)}`, { exitCode: EXIT_USAGE, hint: 'e.g. --timeout-ms 30000; leave it out for the peer\'s default' })
+  }
+  return n
 }

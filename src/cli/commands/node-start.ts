@@ -16,6 +16,8 @@ export const nodeStart: Command = {
   --listen ADDR         multiaddr to listen on; repeat for several (default TCP and WebSockets on 0.0.0.0)
   --bootstrap ADDR      a peer to join through, /ip4/…/tcp/…/p2p/12D3Koo…; repeat for several
   --api-port N          port of the local HTTP API (default 0: any free port, written to DIR/api.json)
+  --api-host HOST       loopback address of the HTTP API: 127.0.0.1 (default), ::1 or localhost.
+                        The API has no authentication, so other hosts are refused; tunnel it instead.
   --no-mdns             do not look for peers on the LAN
   --network-id ID       peers only talk to peers of the same network (default rhizome)
   --slots N             tasks this peer runs at once (default: CPU cores)
@@ -25,7 +27,8 @@ export const nodeStart: Command = {
                         connections from one remote IP address (default 8; loopback is exempt)
   --connections-limit-loopback
                         apply the per-address limit to loopback too (for tests of that limit)
-Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/config.json.`,
+Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT, RHIZOME_SLOTS) or in DIR/config.json
+(keys: listen, bootstrap, apiHost, apiPort, mdns, logLevel, networkId, slotsMax, announceIntervalMs, ...).`,
   options: {
     'data-dir': { type: 'string' },
     listen: { type: 'string', multiple: true },
@@ -49,6 +52,7 @@ Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/c
     try {
       config = resolveConfig({
         env,
+        onWarning: message => { process.stderr.write(`warning: ${message}\n`) },
         flags: {
           dataDir: values['data-dir'],
           listen: values.listen,
@@ -68,7 +72,7 @@ Every flag can also be set as RHIZOME_<NAME> (e.g. RHIZOME_API_PORT) or in DIR/c
         }
       })
     } catch (err) {
-      if (err instanceof ConfigError) throw new CliError('ERR_CONFIG', err.message, { exitCode: EXIT_USAGE, hint: 'see `rhizome node start --help`' })
+      if (err instanceof ConfigError) throw new CliError('ERR_CONFIG', err.message, { exitCode: EXIT_USAGE, hint: err.hint ?? 'see `rhizome node start --help`', cause: err })
       throw err
     }
     // Functions see the process's time zone through Date and Intl: pin it, so a task gives the
