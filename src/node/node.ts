@@ -179,7 +179,15 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
 
   const alivePeers = (): string[] => membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
   const functions = new FunctionService({
-    host, rpc, blobs, blobService, functions: createFunctionRepo(db), networkId: config.networkId, log: log.child('functions'), alivePeers
+    host,
+    rpc,
+    blobs,
+    blobService,
+    functions: createFunctionRepo(db),
+    networkId: config.networkId,
+    log: log.child('functions'),
+    alivePeers,
+    onMisbehaviour: (peer, reason) => onViolation(peer, functions.protocol, reason)
   })
   await functions.start()
   const sandbox = createSandbox()
@@ -196,7 +204,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     slotsMax,
     queueLengthMax: slotsMax * TASK_QUEUE_PER_SLOT,
     log: log.child('tasks'),
-    onCapacity: (capacity) => membership.handleCapacity(capacity)
+    onCapacity: (capacity) => membership.handleCapacity(capacity),
+    dial: async (peer, options) => await host.dial(peer, options),
+    onMisbehaviour: (peer, reason) => onViolation(peer, tasks.protocol, reason)
   })
   await tasks.start()
 
