@@ -16,7 +16,7 @@ import { MembershipService } from '../net/membership-service.ts'
 import { RpcService } from '../net/rpc.ts'
 import { TaskService } from '../net/task-service.ts'
 import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
-import { choosePeer } from '../protocol/placement.ts'
+import { PlacementAttempts } from '../protocol/placement.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
 import { startHttpApi } from './http-api.ts'
@@ -220,22 +220,21 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       }
       return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
     }
-    const tried = new Set<string>()
+    const placement = new PlacementAttempts(CALL_ATTEMPTS_MAX)
     let lastError: unknown
-    for (let attempt = 1; attempt <= CALL_ATTEMPTS_MAX; attempt++) {
+    for (;;) {
       const candidates = [{ peerId: peerId.toString(), ...tasks.capacity() }, ...membership.view()
         .filter(p => p.state === 'alive')
         .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, queueLength: p.capacity.queueLength }))]
-        .filter(c => !tried.has(c.peerId))
-      const chosen = choosePeer(candidates, Math.random)
+      const chosen = placement.next(candidates, Math.random)
       if (chosen === undefined) break
-      tried.add(chosen.peerId)
       try {
-        return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: attempt }
+        return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: placement.attempts }
       } catch (err) {
         lastError = err
-        if (!(err instanceof RhizomeError) || !err.retryable || options.signal?.aborted === true) throw err
-        log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: err.message })
+        const retryable = err instanceof RhizomeError && err.retryable
+        if (!placement.shouldRetry({ retryable }, options.signal?.aborted === true)) throw err
+        log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: (err as Error).message })
       }
     }
     if (lastError !== undefined) throw lastError
