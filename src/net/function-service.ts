@@ -10,15 +10,24 @@
  *
  * Protocol `/rhizome/<net>/fn/1.0.0` (RPC): `{ op: 'replicate', fn: CID }` asks a peer to pull
  * the function from the caller; it answers `{ held: true }` once both blobs are stored.
+ *
+ * Fetching on behalf of another peer (it asked us to run or replicate a function we lack) is work
+ * that peer can make us do for free, so it is bounded apart from everything else: a budget of
+ * concurrent fetches per requesting peer and in total (the excess is refused at once with the
+ * retryable `PeerBusyError`), and a deadline per source. A requester that accepts our request for
+ * the code it asked us to run and then does not serve it — no answer in time, or bytes that do not
+ * verify — is reported through `onMisbehaviour`; one that honestly answers "not found" is not.
  */
 import { CID } from 'multiformats/cid'
 import * as dagCbor from '@ipld/dag-cbor'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { decodeManifest, manifestCid } from '../functions/manifest.ts'
-import { InvalidInputError, NotFoundError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
+import { AbortedError, InvalidInputError, NotFoundError, ProtocolViolationError, RhizomeError, TimeoutError } from '../model/errors.ts'
 import { rendezvousOwners } from '../protocol/placement.ts'
 import { BoundedCache } from '../model/bounded-cache.ts'
 import { isRecord } from '../wire/rpc.ts'
+import { BlobHashMismatchError } from '../store/errors.ts'
+import { PeerBudget } from './slots.ts'
 import type { FunctionManifest } from '../functions/manifest.ts'
 import type { Logger } from '../model/log.ts'
 import type { FunctionRepo, FunctionOrigin, FunctionRow, BlobStore } from '../store/index.ts'
@@ -43,6 +52,24 @@ const FN_FRAME_BYTES_MAX = 4096
  */
 export const LOADED_CACHE_ENTRIES_MAX = 64
 export const LOADED_CACHE_BYTES_MAX = 64 * 1024 * 1024
+/**
+ * Tasks (or replicate requests) of one remote peer that may wait on a code fetch at once. A
+ * caller's first burst to a peer that lacks the function gets a few waiting on the one fetch;
+ * the rest are refused at once and placed elsewhere. A peer that stalls its fetches ties up at
+ * most this many, for at most `CODE_FETCH_SOURCE_TIMEOUT_MS` each, and never a task slot.
+ */
+export const CODE_FETCHES_PER_PEER_MAX = 4
+/**
+ * Waits on code fetches for all remote peers together: four such peers at full budget. Each
+ * distinct fetch may buffer a whole module (up to 16 MiB of wasm), so this also bounds memory.
+ */
+export const CODE_FETCHES_MAX = 16
+/**
+ * How long one source has to deliver a function (manifest and code). A 4 MiB bundle at 4 Mbit/s
+ * arrives in about 8 s; a source that has not delivered by then is stalled or hostile, and the
+ * next source is asked.
+ */
+export const CODE_FETCH_SOURCE_TIMEOUT_MS = 10_000
 
 export class FunctionNotFoundError extends RhizomeError {
   constructor (fn: string, tried: number) {
@@ -58,6 +85,17 @@ export class ManifestMismatchError extends RhizomeError {
   constructor (message: string) {
     super('ERR_MANIFEST_MISMATCH', message, { hint: 'the code and manifest do not belong together; bundle and deploy again' })
     this.name = 'ManifestMismatchError'
+  }
+}
+
+/** A peer asked us to run (or replicate) a function, then did not serve its code when asked. */
+export class CodeNotServedError extends ProtocolViolationError {
+  constructor (fn: string, peer: string, options: { cause?: unknown } = {}) {
+    super(`peer ${peer} asked for function ${fn} to be run here but did not serve its code`, {
+      ...options,
+      hint: 'a caller must serve the code it asks a peer to run, or answer that it does not hold it'
+    })
+    this.name = 'CodeNotServedError'
   }
 }
 
@@ -87,6 +125,19 @@ export interface FunctionServiceInit {
   log: Logger
   /** Peer ids currently alive in the membership view (not including this peer). */
   alivePeers: () => string[]
+  /** A requesting peer did not serve the code it asked us to run; the shell scores it. */
+  onMisbehaviour: (peer: PeerId, reason: Error) => void
+}
+
+export interface LoadOptions {
+  /**
+   * The remote peer on whose behalf the function is loaded (a task's caller, a replicate
+   * request's sender). It is asked first, its fetches count against its budget, and its failure
+   * to serve is reported. Absent (or this peer) for our own calls: no budget applies.
+   */
+  requester?: PeerId
+  origin?: FunctionOrigin
+  signal?: AbortSignal
 }
 
 export function fnProtocol (networkId: string): string {
@@ -96,7 +147,9 @@ export function fnProtocol (networkId: string): string {
 export class FunctionService {
   private readonly init: FunctionServiceInit
   readonly protocol: string
+  /** Loads in progress, by function and requester: one requester's stalled fetch never holds up another's. */
   private readonly loading = new Map<string, Promise<LoadedFunction>>()
+  private readonly fetches = new PeerBudget({ perPeerMax: CODE_FETCHES_PER_PEER_MAX, totalMax: CODE_FETCHES_MAX, what: 'code fetches' })
   private readonly loaded = new BoundedCache<string, LoadedFunction>({
     entriesMax: LOADED_CACHE_ENTRIES_MAX, bytesMax: LOADED_CACHE_BYTES_MAX, sizeOf: fn => fn.code.byteLength
   })
@@ -115,7 +168,7 @@ export class FunctionService {
         if (!isRecord(body) || body.op !== 'replicate') throw new ProtocolViolationError('fn request must be { op: "replicate", fn }')
         const fn = CID.asCID(body.fn)
         if (fn === null) throw new ProtocolViolationError('fn request fn must be a CID')
-        await this.load(fn, { hints: [peerId], origin: 'replica', signal })
+        await this.load(fn, { requester: peerId, origin: 'replica', signal })
         this.provide(fn)
         return { held: true }
       }
@@ -164,19 +217,44 @@ export class FunctionService {
   }
 
   /** The function's manifest and code: local if held, else fetched from a peer that holds it and verified. */
-  async load (cid: CID, options: { hints?: PeerId[], origin?: FunctionOrigin, signal?: AbortSignal } = {}): Promise<LoadedFunction> {
+  async load (cid: CID, options: LoadOptions = {}): Promise<LoadedFunction> {
     const key = cid.toString()
     const cached = this.loaded.get(key)
     if (cached !== undefined) return { ...cached, fetched: false }
-    let pending = this.loading.get(key)
-    if (pending === undefined) {
-      pending = this.loadOnce(cid, options).then(fn => { this.loaded.set(key, fn); return fn }).finally(() => this.loading.delete(key))
-      this.loading.set(key, pending)
+    const requester = options.requester !== undefined && !options.requester.equals(this.init.host.peerId) ? options.requester : undefined
+    // Waiting on a fetch is what a remote peer can make us do for free: its own budget, taken
+    // before any work and refused at once when spent. Functions held on disk cost nothing.
+    const release = requester !== undefined && !(await this.holds(cid)) ? this.fetches.tryAcquire(requester.toString()) : undefined
+    try {
+      const loadKey = `${key}|${requester?.toString() ?? ''}`
+      let pending = this.loading.get(loadKey)
+      if (pending === undefined) {
+        pending = this.loadOnce(cid, { ...options, requester }).then(fn => { this.loaded.set(key, fn); return fn }).finally(() => this.loading.delete(loadKey))
+        this.loading.set(loadKey, pending)
+      }
+      return await untilAborted(pending, options.signal)
+    } finally {
+      release?.()
     }
-    return await pending
   }
 
-  private async loadOnce (cid: CID, options: { hints?: PeerId[], origin?: FunctionOrigin, signal?: AbortSignal }): Promise<LoadedFunction> {
+  /** Code fetches waiting now: for `peer` if given, else for all peers. */
+  fetchesInflight (peer?: PeerId): number {
+    return this.fetches.held(peer?.toString())
+  }
+
+  /** Whether both blobs of the function are on disk. */
+  private async holds (cid: CID): Promise<boolean> {
+    const { blobs } = this.init
+    if (!await blobs.has(cid)) return false
+    try {
+      return await blobs.has(decodeManifest(await blobs.get(cid)).code)
+    } catch {
+      return false // not a manifest: loadOnce reports it
+    }
+  }
+
+  private async loadOnce (cid: CID, options: LoadOptions): Promise<LoadedFunction> {
     const { blobs } = this.init
     if (await blobs.has(cid)) {
       const manifest = decodeManifest(await blobs.get(cid))
@@ -184,21 +262,30 @@ export class FunctionService {
         return { cid, manifest, code: await blobs.get(manifest.code), fetched: false }
       }
     }
-    const sources = await this.sources(cid, options.hints ?? [])
+    const { requester, signal } = options
+    const sources = await this.sources(cid, requester === undefined ? [] : [requester])
     let lastError: unknown
     for (const peer of sources) {
+      const deadline = AbortSignal.timeout(CODE_FETCH_SOURCE_TIMEOUT_MS)
+      const fetchSignal = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
       try {
-        const manifestBytes = await this.init.blobService.fetch(peer, cid, { signal: options.signal })
+        const manifestBytes = await this.init.blobService.fetch(peer, cid, { signal: fetchSignal })
         const manifest = decodeManifest(manifestBytes)
-        const code = await this.init.blobService.fetch(peer, manifest.code, { signal: options.signal })
+        const code = await this.init.blobService.fetch(peer, manifest.code, { signal: fetchSignal })
         await this.checkCode(manifest, code)
         this.index(cid, manifest, options.origin ?? 'fetched')
         this.init.log.info('function fetched', { fn: cid.toString(), from: peer.toString(), codeBytes: code.byteLength })
         return { cid, manifest, code, fetched: true }
       } catch (err) {
-        lastError = err
-        this.init.log.debug('function source failed', { fn: cid.toString(), from: peer.toString(), error: (err as Error).message })
-        if (options.signal?.aborted === true) throw err
+        if (signal?.aborted === true) throw err
+        const failure = deadline.aborted
+          ? new TimeoutError(`${peer.toString()} did not deliver function ${cid.toString()} within ${CODE_FETCH_SOURCE_TIMEOUT_MS} ms`, { cause: err })
+          : err
+        lastError = failure
+        this.init.log.debug('function source failed', { fn: cid.toString(), from: peer.toString(), error: (failure as Error).message })
+        if (requester !== undefined && peer.equals(requester) && servedNothing(failure)) {
+          this.init.onMisbehaviour(requester, new CodeNotServedError(cid.toString(), peer.toString(), { cause: failure }))
+        }
       }
     }
     const notFound = new FunctionNotFoundError(cid.toString(), sources.length)
@@ -246,5 +333,29 @@ export class FunctionService {
     this.init.host.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => {
       this.init.log.debug('dht provide failed', { fn: cid.toString(), error: err.message })
     })
+  }
+}
+
+/**
+ * Whether a source's failure means it did not serve what it holds or claimed: it accepted the
+ * request and did not answer in time, or answered with bytes that do not verify. "Not found",
+ * "busy" and a dropped connection are honest answers or accidents, not offences.
+ */
+function servedNothing (err: unknown): boolean {
+  return err instanceof TimeoutError || err instanceof ProtocolViolationError || err instanceof ManifestMismatchError || err instanceof BlobHashMismatchError
+}
+
+/** `promise`, or AbortedError as soon as `signal` aborts (the work behind the promise is shared and goes on). */
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return await promise
+  if (signal.aborted) throw new AbortedError('the load was cancelled')
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(new AbortedError('the load was cancelled'))
+      signal.addEventListener('abort', onAbort, { once: true })
+    })])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }

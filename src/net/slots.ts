@@ -5,6 +5,7 @@
  * the next in line. `onChange` reports the capacity each time it moves (for announcements).
  */
 import { AbortedError, RhizomeError } from '../model/errors.ts'
+import { PeerBusyError } from './rpc.ts'
 
 export interface Capacity { slotsFree: number, slotsMax: number, queueLength: number }
 
@@ -35,6 +36,11 @@ export class Slots {
 
   capacity (): Capacity {
     return { slotsFree: this.slotsMax - this.running, slotsMax: this.slotsMax, queueLength: this.queue.length }
+  }
+
+  /** Throw `QueueFullError` now if `acquire` would: lets a task be refused before any work is done for it. */
+  checkRoom (): void {
+    if (this.running >= this.slotsMax && this.queue.length >= this.queueLengthMax) throw new QueueFullError(this.slotsMax, this.queueLengthMax)
   }
 
   /** Wait for a slot; returns the function that gives it back (calling it twice is harmless). */
@@ -68,5 +74,51 @@ export class Slots {
       this.onChange(this.capacity())
     })
     return release
+  }
+}
+
+/**
+ * Admission for work done on behalf of remote peers that must not wait in line: at most
+ * `perPeerMax` at once for any one peer and `totalMax` for all of them. `tryAcquire` never waits:
+ * it grants a release function, or throws the retryable `PeerBusyError` at once, so a peer that
+ * floods us with requests gets refusals, not a growing pile of pending work.
+ */
+export class PeerBudget {
+  readonly perPeerMax: number
+  readonly totalMax: number
+  private readonly what: string
+  private readonly byPeer = new Map<string, number>()
+  private total = 0
+
+  /** `what` names the work in plural for error messages, e.g. "code fetches". */
+  constructor (options: { perPeerMax: number, totalMax: number, what: string }) {
+    if (!Number.isSafeInteger(options.perPeerMax) || options.perPeerMax < 1) throw new Error('assertion failed: perPeerMax must be a positive integer')
+    if (!Number.isSafeInteger(options.totalMax) || options.totalMax < options.perPeerMax) throw new Error('assertion failed: totalMax must be an integer of at least perPeerMax')
+    this.perPeerMax = options.perPeerMax
+    this.totalMax = options.totalMax
+    this.what = options.what
+  }
+
+  /** Units held now, by `peer` if given, else by everyone. */
+  held (peer?: string): number {
+    return peer === undefined ? this.total : this.byPeer.get(peer) ?? 0
+  }
+
+  /** Take one unit for `peer`; returns the function that gives it back (calling it twice is harmless). */
+  tryAcquire (peer: string): () => void {
+    const mine = this.byPeer.get(peer) ?? 0
+    if (mine >= this.perPeerMax) throw new PeerBusyError(`${mine} ${this.what} already running for peer ${peer}, its limit`)
+    if (this.total >= this.totalMax) throw new PeerBusyError(`${this.total} ${this.what} already running, the limit for all peers`)
+    this.byPeer.set(peer, mine + 1)
+    this.total++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.total--
+      const left = (this.byPeer.get(peer) ?? 1) - 1
+      if (left === 0) this.byPeer.delete(peer)
+      else this.byPeer.set(peer, left)
+    }
   }
 }

@@ -1,23 +1,30 @@
 /**
  * Tasks between peers: `/rhizome/<net>/task/1.0.0` (RPC, src/wire/task-codec.ts).
  *
- * Worker side: a fixed number of slots and a bounded queue. A request takes a slot, or waits
- * in the queue, or — when the queue is full — is answered at once with the retryable
- * `QueueFullError`, never queued without end. The task then loads its function (fetching and
- * verifying it if this peer has never seen it), runs in the sandbox under the manifest's limits,
- * stores the result as a dag-cbor blob and answers with a signed attestation. A cancel from the
- * caller (or the caller's connection dropping) aborts the task wherever it is: queued, fetching
- * or running.
+ * Worker side: a task first loads its function — fetching and verifying it if this peer has
+ * never seen it, under the function service's own per-caller budget and deadline — and only then
+ * takes one of a fixed number of slots, or waits in a bounded queue, or — when the queue is full —
+ * is answered at once with the retryable `QueueFullError`, never queued without end. Fetching
+ * code never holds a slot: a caller that asks us to run code and then does not serve it ties up
+ * its own fetch budget and nothing else. The task runs in the sandbox under the manifest's limits,
+ * its result is stored as a dag-cbor blob and the answer is a signed attestation. A cancel from
+ * the caller (or the caller's connection dropping) aborts the task wherever it is: fetching,
+ * queued or running.
  *
- * Caller side: checks that the attestation names the task it asked for and the peer it asked,
- * that the signature is that peer's, and that the result bytes hash to the attested CID.
+ * Caller side: reaches the worker within `DIAL_TIMEOUT_MS` (an unreachable peer is reported as
+ * such, not as a task timeout), then checks that the attestation names the task it asked for and
+ * the peer it asked, that the signature is that peer's, that the result bytes hash to the
+ * attested CID and that they decode within the limits of src/wire/value.ts. A worker that fails
+ * any check broke the protocol: it is reported through `onMisbehaviour`, and the error is
+ * retryable so the caller can run the task elsewhere.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { InvalidInputError, ProtocolViolationError, RhizomeError } from '../model/errors.ts'
+import { AbortedError, InvalidInputError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError } from '../model/errors.ts'
 import { RESULT_INLINE_BYTES_MAX, TASK_ARGS_BYTES_MAX, attestationSigningBytes, encodeTaskReply, encodeTaskRequest, parseTaskReply, parseTaskRequest, taskId } from '../wire/task-codec.ts'
+import { decodeRemoteValue } from '../wire/value.ts'
 import type { Logger } from '../model/log.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { BlobStore } from '../store/index.ts'
@@ -33,6 +40,13 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 const TASK_FRAME_BYTES_MAX = Math.max(TASK_ARGS_BYTES_MAX, RESULT_INLINE_BYTES_MAX) + 4096
 /** How long a caller waits for a task by default: the default sandbox time plus fetch and queue slack. */
 export const CALL_TIMEOUT_MS_DEFAULT = 120_000
+/**
+ * How long the caller waits to reach a worker (connection and stream), apart from the task's own
+ * timeout. A TCP + Noise + Yamux handshake on a slow link takes well under a second and a DHT
+ * lookup for the peer's address on a small network under 5 s (DHT_TIMEOUT_MS in
+ * function-service.ts); a peer not reached by then is unreachable, and the caller hears so.
+ */
+export const DIAL_TIMEOUT_MS = 10_000
 
 export class AttestationInvalidError extends RhizomeError {
   constructor (message: string) {
@@ -40,7 +54,6 @@ export class AttestationInvalidError extends RhizomeError {
     this.name = 'AttestationInvalidError'
   }
 }
-
 
 export interface TaskServiceInit {
   rpc: RpcService
@@ -55,6 +68,10 @@ export interface TaskServiceInit {
   queueLengthMax: number
   log: Logger
   onCapacity: (capacity: Capacity) => void
+  /** Open (or reuse) a connection to `peer`; the caller bounds it with DIAL_TIMEOUT_MS. */
+  dial: (peer: PeerId, options: { signal: AbortSignal }) => Promise<unknown>
+  /** A worker answered with something it cannot stand behind; the shell scores it. */
+  onMisbehaviour: (peer: PeerId, reason: Error) => void
 }
 
 export interface CallResult {
@@ -98,20 +115,24 @@ export class TaskService {
     })
   }
 
-  /** Run a task here: queue for a slot, load the function, run it, attest the result. */
+  /** Run a task here: load the function, queue for a slot, run it, attest the result. */
   async execute (fn: CID, exportName: string, args: unknown[], caller: PeerId, signal: AbortSignal): Promise<TaskReply> {
     const { functions, sandbox, blobs, log } = this.init
     const id = await taskId(fn, exportName, args)
     const t0 = performance.now()
-    const release = await this.slots.acquire(signal)
-    const t1 = performance.now()
-    log.debug('task started', { task: id.toString(), fn: fn.toString(), export: exportName, caller: caller.toString() })
+    // Refuse at once when the queue is full, before fetching anything for a task we cannot run.
+    this.slots.checkRoom()
+    let release: (() => void) | undefined
     try {
-      const loaded = await functions.load(fn, { hints: [caller], signal })
-      const t2 = performance.now()
+      // Outside the slot: a fetch waits on the caller (or other peers), not on this peer's CPU.
+      const loaded = await functions.load(fn, { requester: caller, signal })
+      const t1 = performance.now()
       if (!loaded.manifest.exports.includes(exportName)) {
         throw new InvalidInputError(`function ${fn.toString()} has no export ${JSON.stringify(exportName)}; it exports ${loaded.manifest.exports.join(', ')}`, { hint: 'call one of the exports listed; `rhizome functions` shows them' })
       }
+      release = await this.slots.acquire(signal)
+      const t2 = performance.now()
+      log.debug('task started', { task: id.toString(), fn: fn.toString(), export: exportName, caller: caller.toString() })
       const outcome = await sandbox.run({
         functionId: fn.toString(),
         kind: loaded.manifest.kind,
@@ -127,7 +148,7 @@ export class TaskService {
       log.info('task done', { task: id.toString(), fn: fn.toString(), export: exportName, result: resultCid.toString(), runMs: Math.round(t3 - t2) })
       const reply: TaskReply = {
         attestation: { task: id, result: resultCid, peer: this.init.selfId.toString(), signature },
-        timings: { queueMs: t1 - t0, fetchMs: t2 - t1, runMs: t3 - t2 }
+        timings: { queueMs: t2 - t1, fetchMs: t1 - t0, runMs: t3 - t2 }
       }
       if (outcome.bytes.byteLength <= RESULT_INLINE_BYTES_MAX) reply.result = outcome.bytes
       return reply
@@ -135,7 +156,7 @@ export class TaskService {
       if (signal.aborted) log.info('task cancelled', { task: id.toString(), fn: fn.toString(), export: exportName })
       throw err
     } finally {
-      release()
+      release?.()
     }
   }
 
@@ -145,24 +166,68 @@ export class TaskService {
     if (argsBytes > TASK_ARGS_BYTES_MAX) throw new InvalidInputError(`arguments are ${argsBytes} bytes encoded; at most ${TASK_ARGS_BYTES_MAX} ride in a task (put larger inputs in blobs)`, { hint: 'store large inputs with `rhizome blob put FILE` and pass the CID as an argument' })
     const t0 = performance.now()
     const id = await taskId(fn, exportName, args)
-    let reply: TaskReply
-    if (peer.equals(this.init.selfId)) {
-      const signal = options.signal ?? AbortSignal.timeout(options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT)
-      reply = await this.execute(fn, exportName, args, this.init.selfId, signal)
+    const timeoutMs = options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
+    const local = peer.equals(this.init.selfId)
+    let body: unknown
+    if (local) {
+      body = encodeTaskReply(await this.executeLocally(fn, exportName, args, timeoutMs, options.signal))
     } else {
-      const body = await this.init.rpc.request(peer, this.protocol, encodeTaskRequest({ fn, export: exportName, args }), {
+      await this.reach(peer, options.signal)
+      body = await this.init.rpc.request(peer, this.protocol, encodeTaskRequest({ fn, export: exportName, args }), {
         signal: options.signal,
-        timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT
+        timeoutMs
       })
-      reply = parseTaskReply(body)
     }
-    const bytes = await this.verify(reply, id, peer, options.signal)
+    let reply: TaskReply
+    let value: unknown
+    try {
+      reply = parseTaskReply(body)
+      const bytes = await this.verify(reply, id, peer, options.signal)
+      value = decodeRemoteValue(bytes, `the result of task ${id.toString()} from ${peer.toString()}`)
+      // Kept only once it decodes: a blob store is no place for a hostile worker's garbage.
+      if (reply.result !== undefined) await this.init.blobs.put(reply.result, dagCbor.code)
+    } catch (err) {
+      if (!local && (err instanceof AttestationInvalidError || err instanceof ProtocolViolationError)) this.init.onMisbehaviour(peer, err)
+      throw err
+    }
     return {
       taskId: id.toString(),
       resultCid: reply.attestation.result.toString(),
-      value: dagCbor.decode(bytes),
+      value,
       peer: peer.toString(),
       timings: { ...reply.timings, totalMs: performance.now() - t0 }
+    }
+  }
+
+  /** Run on this peer under the caller's signal and the call's timeout, whichever ends first. */
+  private async executeLocally (fn: CID, exportName: string, args: unknown[], timeoutMs: number, callerSignal: AbortSignal | undefined): Promise<TaskReply> {
+    const deadline = AbortSignal.timeout(timeoutMs)
+    const signal = callerSignal === undefined ? deadline : AbortSignal.any([callerSignal, deadline])
+    try {
+      return await this.execute(fn, exportName, args, this.init.selfId, signal)
+    } catch (err) {
+      if (deadline.aborted && callerSignal?.aborted !== true) {
+        throw new TimeoutError(`the task did not finish on this peer within ${timeoutMs} ms`, { cause: err, hint: 'raise --timeout-ms, or make the function do less per call' })
+      }
+      throw err
+    }
+  }
+
+  /** Connect to `peer` within DIAL_TIMEOUT_MS, so an unreachable worker fails fast and by name. */
+  private async reach (peer: PeerId, callerSignal: AbortSignal | undefined): Promise<void> {
+    const deadline = AbortSignal.timeout(DIAL_TIMEOUT_MS)
+    const signal = callerSignal === undefined ? deadline : AbortSignal.any([callerSignal, deadline])
+    try {
+      await this.init.dial(peer, { signal })
+    } catch (err) {
+      if (callerSignal?.aborted === true) throw new AbortedError(`the call to ${peer.toString()} was cancelled while connecting`, { cause: err })
+      const message = deadline.aborted
+        ? `could not reach peer ${peer.toString()} within ${DIAL_TIMEOUT_MS} ms`
+        : `could not reach peer ${peer.toString()}: ${(err as Error).message}`
+      throw new PeerUnavailableError(message, {
+        cause: err,
+        hint: `check that ${peer.toString()} is running and reachable from this peer (\`rhizome peers\` shows its state), or call without --on to let placement choose a peer`
+      })
     }
   }
 
@@ -178,7 +243,6 @@ export class TaskService {
     if (reply.result !== undefined) {
       const digest = await sha256.digest(reply.result)
       if (!CID.create(1, dagCbor.code, digest).equals(attestation.result)) throw new AttestationInvalidError('the result bytes do not hash to the attested result CID')
-      await this.init.blobs.put(reply.result, dagCbor.code)
       return reply.result
     }
     if (await this.init.blobs.has(attestation.result)) return await this.init.blobs.get(attestation.result)

@@ -18,7 +18,7 @@ import { RpcService } from '../net/rpc.ts'
 import { TaskService } from '../net/task-service.ts'
 import { BLOCK_MS, VIOLATION_SCORE, createAdmission, createBlocklist } from '../protocol/admission/index.ts'
 import { ADDRS_MAX, createMembership } from '../protocol/membership/index.ts'
-import { choosePeer } from '../protocol/placement.ts'
+import { PlacementAttempts } from '../protocol/placement.ts'
 import { createSandbox } from '../sandbox/index.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
@@ -218,7 +218,15 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
 
   const alivePeers = (): string[] => membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
   const functions = new FunctionService({
-    host, rpc, blobs, blobService, functions: createFunctionRepo(db), networkId: config.networkId, log: log.child('functions'), alivePeers
+    host,
+    rpc,
+    blobs,
+    blobService,
+    functions: createFunctionRepo(db),
+    networkId: config.networkId,
+    log: log.child('functions'),
+    alivePeers,
+    onMisbehaviour: (peer, reason) => onViolation(peer, functions.protocol, reason)
   })
   await functions.start()
   const sandbox = createSandbox()
@@ -235,7 +243,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     slotsMax,
     queueLengthMax: slotsMax * TASK_QUEUE_PER_SLOT,
     log: log.child('tasks'),
-    onCapacity: (capacity) => membership.handleCapacity(capacity)
+    onCapacity: (capacity) => membership.handleCapacity(capacity),
+    dial: async (peer, options) => await host.dial(peer, options),
+    onMisbehaviour: (peer, reason) => onViolation(peer, tasks.protocol, reason)
   })
   await tasks.start()
 
@@ -249,22 +259,21 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       }
       return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
     }
-    const tried = new Set<string>()
+    const placement = new PlacementAttempts(CALL_ATTEMPTS_MAX)
     let lastError: unknown
-    for (let attempt = 1; attempt <= CALL_ATTEMPTS_MAX; attempt++) {
+    for (;;) {
       const candidates = [{ peerId: peerId.toString(), ...tasks.capacity() }, ...membership.view()
         .filter(p => p.state === 'alive')
         .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, queueLength: p.capacity.queueLength }))]
-        .filter(c => !tried.has(c.peerId))
-      const chosen = choosePeer(candidates, Math.random)
+      const chosen = placement.next(candidates, Math.random)
       if (chosen === undefined) break
-      tried.add(chosen.peerId)
       try {
-        return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: attempt }
+        return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: placement.attempts }
       } catch (err) {
         lastError = err
-        if (!(err instanceof RhizomeError) || !err.retryable || options.signal?.aborted === true) throw err
-        log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: err.message })
+        const retryable = err instanceof RhizomeError && err.retryable
+        if (!placement.shouldRetry({ retryable }, options.signal?.aborted === true)) throw err
+        log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: (err as Error).message })
       }
     }
     if (lastError !== undefined) throw lastError

@@ -54,3 +54,38 @@ export function choosePeer (candidates: readonly PlacementCandidate[], random: (
   const load = (c: PlacementCandidate): number => c.queueLength - c.slotsFree
   return sample.reduce((best, c) => load(c) < load(best) ? c : best)
 }
+
+/**
+ * The caller's side of running one task: which peer to try next, and whether a failure is worth
+ * another try. Each attempt goes to a peer not tried before (a peer that just failed is the
+ * likeliest to fail again), chosen by `choosePeer`; a failure is retried elsewhere only if it is
+ * retryable, the caller has not cancelled, and fewer than `attemptsMax` attempts were made. The
+ * shell feeds it candidates and outcomes and does the I/O.
+ */
+export class PlacementAttempts {
+  readonly attemptsMax: number
+  private readonly tried = new Set<string>()
+
+  constructor (attemptsMax: number) {
+    if (!Number.isSafeInteger(attemptsMax) || attemptsMax < 1) throw new Error('assertion failed: attemptsMax must be a positive integer')
+    this.attemptsMax = attemptsMax
+  }
+
+  /** Attempts made so far. */
+  get attempts (): number {
+    return this.tried.size
+  }
+
+  /** The peer for the next attempt, or undefined when attempts are spent or every candidate was tried. */
+  next (candidates: readonly PlacementCandidate[], random: () => number): PlacementCandidate | undefined {
+    if (this.tried.size >= this.attemptsMax) return undefined
+    const chosen = choosePeer(candidates.filter(c => !this.tried.has(c.peerId)), random)
+    if (chosen !== undefined) this.tried.add(chosen.peerId)
+    return chosen
+  }
+
+  /** Whether the failure of the last attempt should be retried on another peer. */
+  shouldRetry (failure: { retryable: boolean }, cancelled: boolean): boolean {
+    return failure.retryable && !cancelled && this.tried.size < this.attemptsMax
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { Slots } from '../../src/net/slots.ts'
+import { PeerBudget, Slots } from '../../src/net/slots.ts'
 import type { Capacity } from '../../src/net/slots.ts'
 
 describe('Slots', () => {
@@ -44,5 +44,47 @@ describe('Slots', () => {
     const slots = new Slots({ slotsMax: 1, queueLengthMax: 0 })
     await slots.acquire(new AbortController().signal)
     await assert.rejects(slots.acquire(new AbortController().signal), { name: 'QueueFullError' })
+  })
+
+  test('checkRoom refuses exactly when acquire would', async () => {
+    const slots = new Slots({ slotsMax: 1, queueLengthMax: 1 })
+    const signal = new AbortController().signal
+    slots.checkRoom()
+    const release = await slots.acquire(signal)
+    slots.checkRoom() // the queue has room
+    const queued = slots.acquire(signal)
+    assert.throws(() => slots.checkRoom(), { name: 'QueueFullError' })
+    release()
+    ;(await queued)()
+    slots.checkRoom()
+  })
+})
+
+describe('PeerBudget', () => {
+  const busy = (err: unknown): boolean => (err as { code: string, retryable: boolean }).code === 'ERR_PEER_BUSY' && (err as { retryable: boolean }).retryable
+
+  test('perPeerMax per peer; one more for that peer is refused at once, while other peers still get theirs', () => {
+    const budget = new PeerBudget({ perPeerMax: 2, totalMax: 5, what: 'code fetches' })
+    const a1 = budget.tryAcquire('a')
+    budget.tryAcquire('a')
+    assert.throws(() => budget.tryAcquire('a'), (err: Error) => busy(err) && /2 code fetches already running for peer a/.test(err.message))
+    budget.tryAcquire('b')
+    assert.equal(budget.held('a'), 2)
+    assert.equal(budget.held(), 3)
+    a1()
+    a1() // twice is harmless
+    assert.equal(budget.held('a'), 1)
+    budget.tryAcquire('a')
+  })
+
+  test('totalMax over all peers; one more is refused until a unit comes back', () => {
+    const budget = new PeerBudget({ perPeerMax: 2, totalMax: 3, what: 'code fetches' })
+    const releases = [budget.tryAcquire('a'), budget.tryAcquire('b'), budget.tryAcquire('c')]
+    assert.throws(() => budget.tryAcquire('d'), (err: Error) => busy(err) && /limit for all peers/.test(err.message))
+    releases[1]()
+    budget.tryAcquire('d')
+    for (const release of releases) release()
+    assert.equal(budget.held(), 1)
+    assert.equal(budget.held('a'), 0)
   })
 })

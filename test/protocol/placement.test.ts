@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { choosePeer, hash53, rendezvousOwners } from '../../src/protocol/placement.ts'
+import { PlacementAttempts, choosePeer, hash53, rendezvousOwners } from '../../src/protocol/placement.ts'
 
 const peers = Array.from({ length: 20 }, (_, i) => `peer-${i}`)
 
@@ -54,5 +54,49 @@ describe('choosePeer', () => {
 
   test('no candidates, no choice', () => {
     assert.equal(choosePeer([], () => 0), undefined)
+  })
+})
+
+describe('placement attempts', () => {
+  const idle = (peerId: string, slotsFree = 1): { peerId: string, slotsFree: number, queueLength: number } => ({ peerId, slotsFree, queueLength: 0 })
+  const first = (): number => 0
+
+  test('each attempt goes to a peer not tried before, and no more than attemptsMax are made', () => {
+    const placement = new PlacementAttempts(3)
+    const candidates = ['a', 'b', 'c', 'd'].map(p => idle(p))
+    const chosen: string[] = []
+    for (let peer = placement.next(candidates, first); peer !== undefined; peer = placement.next(candidates, first)) chosen.push(peer.peerId)
+    assert.equal(chosen.length, 3)
+    assert.equal(new Set(chosen).size, 3)
+    assert.equal(placement.attempts, 3)
+  })
+
+  test('it stops when every candidate has been tried', () => {
+    const placement = new PlacementAttempts(3)
+    assert.equal(placement.next([idle('a')], first)?.peerId, 'a')
+    assert.equal(placement.next([idle('a')], first), undefined)
+    assert.equal(placement.next([], first), undefined)
+    assert.equal(placement.attempts, 1)
+  })
+
+  test('a failure is retried only if retryable, not cancelled, and attempts are left', () => {
+    const placement = new PlacementAttempts(2)
+    placement.next([idle('a'), idle('b')], first)
+    assert.equal(placement.shouldRetry({ retryable: true }, false), true)
+    assert.equal(placement.shouldRetry({ retryable: false }, false), false)
+    assert.equal(placement.shouldRetry({ retryable: true }, true), false)
+    placement.next([idle('a'), idle('b')], first)
+    assert.equal(placement.shouldRetry({ retryable: true }, false), false, 'the last attempt is not retried')
+  })
+
+  test('the least loaded of the sample is tried first, and a peer that failed is not tried again', () => {
+    const placement = new PlacementAttempts(3)
+    const candidates = [idle('busy', 0), idle('free', 50)]
+    assert.equal(placement.next(candidates, first)?.peerId, 'free')
+    assert.equal(placement.next(candidates, first)?.peerId, 'busy')
+  })
+
+  test('attemptsMax must be a positive integer', () => {
+    assert.throws(() => new PlacementAttempts(0), /assertion failed/)
   })
 })
