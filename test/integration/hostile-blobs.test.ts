@@ -64,7 +64,7 @@ describe('a hostile peer flooding blob range requests', { timeout: 240_000 }, ()
       mdns: false,
       isBlocked: () => false
     })
-    const put = await fetch(`${target.apiUrl}/v1/blobs`, { method: 'POST', body: blob, signal: AbortSignal.timeout(60_000) })
+    const put = await fetch(`${target.apiUrl}/v1/blobs`, { method: 'POST', body: blob, headers: target.authorized(), signal: AbortSignal.timeout(60_000) })
     assert.equal(put.status, 200)
     cid = ((await put.json()) as { cid: string }).cid
   })

@@ -80,7 +80,7 @@ describe('tasks against hostile and absent peers', { timeout: 300_000 }, () => {
   const hostiles: Host[] = []
 
   async function call (from: TestPeer, body: Record<string, unknown>, waitMs: number): Promise<CallAnswer> {
-    const res = await fetch(`${from.apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn, ...body }), signal: AbortSignal.timeout(waitMs) })
+    const res = await fetch(`${from.apiUrl}/v1/call`, { method: 'POST', body: JSON.stringify({ fn, ...body }), headers: from.authorized(), signal: AbortSignal.timeout(waitMs) })
     return await res.json() as CallAnswer
   }
 
@@ -94,7 +94,7 @@ describe('tasks against hostile and absent peers', { timeout: 300_000 }, () => {
     const code = new TextEncoder().encode(SOURCE)
     const manifest = encodeManifest(await createManifest({ name: 'tasks', kind: 'js', code, exports: ['add', 'forever'], limits: DEFAULT_LIMITS }))
     // Two replicas on two peers: both hold it.
-    const res = await fetch(`${target.apiUrl}/v1/functions`, { method: 'POST', body: dagCbor.encode({ manifest, code, replicas: 2 }) as BodyInit, signal: AbortSignal.timeout(60_000) })
+    const res = await fetch(`${target.apiUrl}/v1/functions`, { method: 'POST', body: dagCbor.encode({ manifest, code, replicas: 2 }) as BodyInit, headers: target.authorized(), signal: AbortSignal.timeout(60_000) })
     const deployed = await res.json() as { cid: string, replicas: Array<{ peer: string, ok: boolean }> }
     assert.equal(res.status, 200, JSON.stringify(deployed))
     assert.ok(deployed.replicas.every(r => r.ok), JSON.stringify(deployed.replicas))

@@ -21,7 +21,8 @@ type Flags = Partial<Record<keyof NodeConfig, unknown>>
 /** The flag of each field, as `node start` takes it: errors name it when the value came from a flag. */
 const FLAG: Record<string, string> = {
   listen: '--listen', bootstrap: '--bootstrap', apiHost: '--api-host', apiPort: '--api-port', mdns: '--mdns', logLevel: '--log-level', networkId: '--network-id',
-  slotsMax: '--slots', announceIntervalMs: '--announce-interval-ms', suspectAfterMs: '--suspect-after-ms', goneAfterMs: '--gone-after-ms'
+  slotsMax: '--slots', announceIntervalMs: '--announce-interval-ms', suspectAfterMs: '--suspect-after-ms', goneAfterMs: '--gone-after-ms',
+  connectionsMax: '--connections-max', connectionsPerAddressMax: '--connections-per-address-max', connectionsLimitLoopback: '--connections-limit-loopback'
 }
 
 /** Passes when `fn` throws a ConfigError naming `field` as the user wrote it (flag, variable or file key). */

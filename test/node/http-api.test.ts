@@ -8,15 +8,15 @@ import { RETRY_AFTER_SECONDS, STATUS_BY_CODE, httpStatusOf } from '../../src/nod
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url))
 
-/** Codes only the CLI makes, about itself (bad flags, no peer to talk to): never an API answer. */
-const CLI_DIR = 'cli'
+/** Codes only clients make, about themselves (bad flags, no peer to talk to): never an API answer. */
+const CLIENT_DIRS = new Set(['cli', 'api', 'sdk'])
 
 async function codesIn (dir: string): Promise<Map<string, string>> {
   const found = new Map<string, string>()
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.ts')) continue
     const path = join(entry.parentPath, entry.name)
-    if (relative(SRC, path).split('/')[0] === CLI_DIR) continue
+    if (CLIENT_DIRS.has(relative(SRC, path).split('/')[0])) continue
     for (const match of (await readFile(path, 'utf8')).matchAll(/'(ERR_[A-Z0-9_]+)'/g)) found.set(match[1], relative(SRC, path))
   }
   return found
