@@ -17,10 +17,11 @@ export const ROUTES = {
   peers: { method: 'GET', path: '/v1/peers', write: false, summary: 'the membership view, with a connected flag' },
   functions: { method: 'GET', path: '/v1/functions', write: false, summary: 'the functions this peer holds' },
   deploy: { method: 'POST', path: '/v1/functions', write: true, summary: 'deploy: body is dag-cbor { manifest, code, replicas }' },
-  call: { method: 'POST', path: '/v1/call', write: true, summary: 'run one task: JSON { fn, export, args, on?, timeoutMs? }' },
+  call: { method: 'POST', path: '/v1/call', write: true, summary: 'run one task: JSON { fn, export, args, on?, timeoutMs? }; with Accept: text/event-stream, its progress then its result as events' },
   blobPut: { method: 'POST', path: '/v1/blobs', write: true, summary: 'store the body as a blob' },
   blobGet: { method: 'GET', path: '/v1/blobs/:cid', write: false, summary: 'the blob\'s bytes, verified on the way out' },
-  blobFetch: { method: 'POST', path: '/v1/blobs/:cid/fetch', write: true, summary: 'fetch a blob from ?from=PEER, verify and store it' }
+  blobFetch: { method: 'POST', path: '/v1/blobs/:cid/fetch', write: true, summary: 'fetch a blob from ?from=PEER, verify and store it' },
+  events: { method: 'GET', path: '/v1/events', write: false, summary: 'every progress event of this peer, as Server-Sent Events (src/api/events.ts)' }
 } as const satisfies Record<string, Route>
 
 export type RouteName = keyof typeof ROUTES

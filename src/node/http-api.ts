@@ -40,6 +40,12 @@ import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeE
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
 import { CALL_TIMEOUT_MS_DEFAULT } from '../net/task-service.ts'
+import { HTTP_OK, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
+import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
+import { ROUTES, matchRoute } from '../api/routes.ts'
+import type { CallStreamEvent, ProgressEvent } from '../api/events.ts'
+import type { RouteName } from '../api/routes.ts'
+import type { ProgressBus } from './progress.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -57,6 +63,8 @@ export interface HttpApiInit {
   token: string
   /** Where the token lives, for the hint a refused caller gets. */
   tokenPath: string
+  /** The peer's progress events, served on `GET /v1/events`. */
+  progress: ProgressBus
   log: Logger
 }
 
@@ -72,78 +80,6 @@ const CALL_TIMEOUT_MS_MAX = 3_600_000
 const REQUEST_TIMEOUT_MS = 60_000
 /** A blob fetch from another peer: a 16 MiB blob over a slow link, with room to spare. */
 const BLOB_FETCH_TIMEOUT_MS = 60_000
-/**
- * Retry-After on 503: a busy peer frees a slot when its shortest task ends, which for the
- * tasks Rhizome is made for (milliseconds to seconds) is about a second.
- */
-export const RETRY_AFTER_SECONDS = 1
-
-/**
- * The HTTP status of every error code a peer can produce (a test checks that every code in
- * src/ has one). The body always carries the code, the message, `retryable` and a hint.
- *  - 400 the caller's request is malformed; 404 what it names does not exist; 413 too large.
- *  - 401/403/405 the request was refused before it was read (see the top of this file).
- *  - 422 the request was fine but the function failed on its own terms: it threw, ran past
- *    its limits, returned what cannot be a result, or its code cannot be deployed.
- *  - 502 another peer failed or broke the protocol; 503 this or another peer is busy or
- *    shutting down, retry (Retry-After says when); 504 the work did not finish in time.
- *  - 500 this peer failed (a bug, or its disk): see its log.
- */
-export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  ERR_INVALID_INPUT: 400,
-  ERR_CONFIG: 400,
-  ERR_MANIFEST_MISMATCH: 400,
-  ERR_UNAUTHORIZED: 401,
-  ERR_FORBIDDEN_HOST: 403,
-  ERR_FORBIDDEN_ORIGIN: 403,
-  ERR_NOT_FOUND: 404,
-  ERR_FUNCTION_NOT_FOUND: 404,
-  ERR_METHOD_NOT_ALLOWED: 405,
-  ERR_TOO_LARGE: 413,
-  ERR_EXPORT_NOT_FOUND: 422,
-  ERR_FUNCTION_THREW: 422,
-  ERR_SANDBOX_TIME_LIMIT: 422,
-  ERR_SANDBOX_MEMORY_LIMIT: 422,
-  ERR_SANDBOX_OUTPUT_LIMIT: 422,
-  ERR_SANDBOX_STACK_OVERFLOW: 422,
-  ERR_UNSUPPORTED_VALUE: 422,
-  ERR_NONDETERMINISM: 422,
-  ERR_WASM_TRAP: 422,
-  ERR_WASM_MODULE: 422,
-  ERR_FORBIDDEN_IMPORT: 422,
-  ERR_BUNDLE: 422,
-  ERR_NO_EXPORTS: 422,
-  ERR_INVALID_MANIFEST: 422,
-  ERR_INTERNAL: 500,
-  ERR_BLOB_CORRUPT: 500,
-  ERR_SCHEMA_TOO_NEW: 500,
-  ERR_IDENTITY: 500,
-  ERR_API_TOKEN: 500,
-  ERR_DATA_DIR_LOCKED: 500,
-  ERR_DATA_DIR: 500,
-  ERR_DATABASE: 500,
-  ERR_FILE: 500,
-  ERR_LISTEN: 500,
-  ERR_API_LISTEN: 500,
-  ERR_PEER_UNAVAILABLE: 502,
-  ERR_PROTOCOL_VIOLATION: 502,
-  ERR_ATTESTATION_INVALID: 502,
-  ERR_BLOB_HASH_MISMATCH: 502,
-  ERR_NETWORK_MISMATCH: 502,
-  ERR_SANDBOX_CRASHED: 502,
-  ERR_PEER_BUSY: 503,
-  ERR_QUEUE_FULL: 503,
-  ERR_SANDBOX_BUSY: 503,
-  ERR_ABORTED: 503,
-  ERR_SANDBOX_ABORTED: 503,
-  ERR_SANDBOX_CLOSED: 503,
-  ERR_TIMEOUT: 504
-}
-
-export function httpStatusOf (code: string): number {
-  return STATUS_BY_CODE[code] ?? 500
-}
-
 /** The request carries no API token, or the wrong one. */
 export class UnauthorizedError extends RhizomeError {
   constructor (message: string, tokenPath: string) {
@@ -225,87 +161,167 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   }
 }
 
-async function route (init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { node, blobService } = init
-  const url = new URL(req.url ?? '/', 'http://localhost')
-  const parts = url.pathname.split('/').filter(p => p !== '')
-  const method = req.method ?? 'GET'
+interface RequestContext {
+  init: HttpApiInit
+  req: IncomingMessage
+  res: ServerResponse
+  url: URL
+  params: Record<string, string>
+}
 
-  if (method === 'GET' && url.pathname === '/v1/status') return sendJson(res, 200, await node.status())
-  if (method === 'GET' && url.pathname === '/v1/peers') return sendJson(res, 200, { peers: node.peers() })
+/** A handler answers JSON, raw bytes, or writes an event stream itself. */
+type Reply = { json: unknown } | { bytes: Uint8Array } | { streamed: true }
 
-  if (method === 'GET' && url.pathname === '/v1/functions') return sendJson(res, 200, { functions: node.functions.list() })
-  if (method === 'POST' && url.pathname === '/v1/functions') {
+/** One handler per route of the table in src/api/routes.ts; the types make a missing one an error. */
+const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> } = {
+  status: async ({ init }) => ({ json: await init.node.status() }),
+  peers: async ({ init }) => ({ json: { peers: init.node.peers() } }),
+  functions: async ({ init }) => ({ json: { functions: init.node.functions.list() } }),
+  deploy: async ({ init, req }) => {
     const body = decodeCbor(await readBody(req, DEPLOY_BYTES_MAX))
     if (!(body.manifest instanceof Uint8Array) || !(body.code instanceof Uint8Array)) throw new InvalidInputError('deploy body must be dag-cbor { manifest: bytes, code: bytes, replicas: integer }', { hint: 'deploy with `rhizome deploy FILE`, which builds this body' })
     const replicas = body.replicas ?? 3
     if (typeof replicas !== 'number') throw new InvalidInputError('replicas must be an integer', { hint: 'e.g. replicas: 3' })
-    return sendJson(res, 200, await node.functions.deploy(body.manifest, body.code, replicas))
-  }
-  if (method === 'POST' && url.pathname === '/v1/call') {
-    const body = parseJson(await readBody(req, CALL_BYTES_MAX))
-    if (typeof body.fn !== 'string' || typeof body.export !== 'string' || !Array.isArray(body.args)) {
-      throw new InvalidInputError('call body must be JSON { fn: string, export: string, args: [...], on?: peer id, timeoutMs?: number }', { hint: 'e.g. {"fn": "bafy…", "export": "sum", "args": [1, 2]}; or use `rhizome call`' })
-    }
-    if (body.on !== undefined && typeof body.on !== 'string') throw new InvalidInputError('on must be a peer id', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
-    const timeoutMs = body.timeoutMs
-    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > CALL_TIMEOUT_MS_MAX)) {
-      throw new InvalidInputError(`timeoutMs must be an integer from 1 to ${CALL_TIMEOUT_MS_MAX}`, { hint: 'leave it out for the default' })
-    }
-    const fn = node.functions.resolve(body.fn)
-    const controller = new AbortController()
-    // The CLI's Ctrl-C closes the connection: cancel the task wherever it runs.
-    res.on('close', () => { if (!res.writableFinished) controller.abort() })
-    // timeoutMs bounds the whole call, retries on other peers included, so the caller hears
-    // back (504) within it and may wait just a little longer than it (the CLI does).
-    const deadlineMs = (timeoutMs as number | undefined) ?? CALL_TIMEOUT_MS_DEFAULT
-    const deadline = AbortSignal.timeout(deadlineMs)
-    let result
+    return { json: await init.node.functions.deploy(body.manifest, body.code, replicas) }
+  },
+  call: async (context) => await call(context),
+  blobPut: async ({ init, req }) => {
+    const bytes = await readBody(req, init.node.blobs.blobBytesMax)
+    const cid = await init.node.blobs.put(bytes)
+    return { json: { cid: cid.toString(), bytes: bytes.byteLength } }
+  },
+  blobGet: async ({ init, params }) => ({ bytes: await init.node.blobs.get(params.cid) }),
+  blobFetch: async ({ init, req, res, url, params }) => {
+    await readBody(req, REQUEST_BYTES_MAX)
+    const cid = parseCid(params.cid)
+    const from = url.searchParams.get('from')
+    if (from === null) throw new InvalidInputError('fetch needs ?from=<peer id>', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
+    let peer
     try {
-      result = await node.call(fn, body.export, body.args, { on: body.on as string | undefined, timeoutMs: deadlineMs, signal: AbortSignal.any([controller.signal, deadline]) })
+      peer = peerIdFromString(from)
     } catch (err) {
-      if (deadline.aborted && !controller.signal.aborted) {
-        throw new TimeoutError(`the call did not finish within ${deadlineMs} ms`, {
-          cause: err,
-          hint: body.on === undefined ? 'the peers that tried it may be busy or unreachable; retry, or pass a longer timeoutMs' : 'the peer may be unreachable or busy; check `rhizome peers`, or pass a longer timeoutMs'
-        })
-      }
-      throw err
+      throw new InvalidInputError(`${JSON.stringify(from)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
     }
-    return sendJson(res, 200, { ...result, value: toJson(result.value) })
+    const bytes = await init.blobService.fetch(peer, cid, { signal: AbortSignal.any([closed(res), AbortSignal.timeout(BLOB_FETCH_TIMEOUT_MS)]) })
+    return { json: { cid: cid.toString(), bytes: bytes.byteLength } }
+  },
+  events: async ({ init, req, res }) => {
+    await readBody(req, REQUEST_BYTES_MAX)
+    const stream = new EventStream(res)
+    const unsubscribe = init.progress.subscribe(event => stream.send(event))
+    res.on('close', unsubscribe)
+    return { streamed: true }
   }
+}
 
-  if (parts[0] === 'v1' && parts[1] === 'blobs') {
-    if (method === 'POST' && parts.length === 2) {
-      const bytes = await readBody(req, node.blobs.blobBytesMax)
-      const cid = await node.blobs.put(bytes)
-      return sendJson(res, 200, { cid: cid.toString(), bytes: bytes.byteLength })
+async function route (init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  const method = req.method ?? 'GET'
+  for (const name of Object.keys(ROUTES) as RouteName[]) {
+    const params = matchRoute(ROUTES[name], method, url.pathname)
+    if (params === undefined) continue
+    const reply = await HANDLERS[name]({ init, req, res, url, params })
+    if ('json' in reply) sendJson(res, HTTP_OK, reply.json)
+    else if ('bytes' in reply) {
+      res.writeHead(HTTP_OK, { 'content-type': 'application/octet-stream', 'content-length': reply.bytes.byteLength })
+      res.end(reply.bytes)
     }
-    if (method === 'GET' && parts.length === 3) {
-      const bytes = await node.blobs.get(parts[2])
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.byteLength })
-      res.end(bytes)
-      return
-    }
-    if (method === 'POST' && parts.length === 4 && parts[3] === 'fetch') {
-      await readBody(req, REQUEST_BYTES_MAX)
-      const cid = parseCid(parts[2])
-      const from = url.searchParams.get('from')
-      if (from === null) throw new InvalidInputError('fetch needs ?from=<peer id>', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
-      let peer
-      try {
-        peer = peerIdFromString(from)
-      } catch (err) {
-        throw new InvalidInputError(`${JSON.stringify(from)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
-      }
-      const controller = new AbortController()
-      res.on('close', () => { if (!res.writableFinished) controller.abort() })
-      const bytes = await blobService.fetch(peer, cid, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(BLOB_FETCH_TIMEOUT_MS)]) })
-      return sendJson(res, 200, { cid: cid.toString(), bytes: bytes.byteLength })
-    }
+    return
   }
   await readBody(req, REQUEST_BYTES_MAX).catch(() => {})
   throw new NotFoundError(`no such API route: ${method} ${url.pathname}`, { hint: 'see docs/ARCHITECTURE.md for the API routes' })
+}
+
+/** Aborted when the client goes away before the answer is sent (Ctrl-C on the CLI): cancel its work. */
+function closed (res: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  res.on('close', () => { if (!res.writableFinished) controller.abort() })
+  return controller.signal
+}
+
+async function call ({ init, req, res }: RequestContext): Promise<Reply> {
+  const { node } = init
+  const body = parseJson(await readBody(req, CALL_BYTES_MAX))
+  if (typeof body.fn !== 'string' || typeof body.export !== 'string' || !Array.isArray(body.args)) {
+    throw new InvalidInputError('call body must be JSON { fn: string, export: string, args: [...], on?: peer id, timeoutMs?: number }', { hint: 'e.g. {"fn": "bafy…", "export": "sum", "args": [1, 2]}; or use `rhizome call`' })
+  }
+  if (body.on !== undefined && typeof body.on !== 'string') throw new InvalidInputError('on must be a peer id', { hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
+  const timeoutMs = body.timeoutMs
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > CALL_TIMEOUT_MS_MAX)) {
+    throw new InvalidInputError(`timeoutMs must be an integer from 1 to ${CALL_TIMEOUT_MS_MAX}`, { hint: 'leave it out for the default' })
+  }
+  const fn = node.functions.resolve(body.fn)
+  const stream = acceptsEventStream(req) ? new EventStream(res) : undefined
+  // timeoutMs bounds the whole call, retries on other peers included, so the caller hears
+  // back (504) within it and may wait just a little longer than it (the CLI does).
+  const deadlineMs = (timeoutMs as number | undefined) ?? CALL_TIMEOUT_MS_DEFAULT
+  const deadline = AbortSignal.timeout(deadlineMs)
+  const cancelled = closed(res)
+  try {
+    const result = await node.call(fn, body.export, body.args, {
+      on: body.on as string | undefined,
+      timeoutMs: deadlineMs,
+      signal: AbortSignal.any([cancelled, deadline]),
+      onProgress: stream === undefined ? undefined : (event) => stream.send(event)
+    })
+    const answer = { ...result, value: toJson(result.value) }
+    if (stream === undefined) return { json: answer }
+    stream.end({ type: 'result', result: answer })
+    return { streamed: true }
+  } catch (err) {
+    let failure = err
+    if (deadline.aborted && !cancelled.aborted) {
+      failure = new TimeoutError(`the call did not finish within ${deadlineMs} ms`, {
+        cause: err,
+        hint: body.on === undefined ? 'the peers that tried it may be busy or unreachable; retry, or pass a longer timeoutMs' : 'the peer may be unreachable or busy; check `rhizome peers`, or pass a longer timeoutMs'
+      })
+    }
+    if (stream === undefined || !(failure instanceof RhizomeError)) throw failure
+    stream.end({ type: 'error', error: failure.toData() })
+    return { streamed: true }
+  }
+}
+
+function acceptsEventStream (req: IncomingMessage): boolean {
+  return (req.headers.accept ?? '').split(',').some(type => type.trim().split(';')[0] === EVENT_STREAM_TYPE)
+}
+
+/**
+ * One client's event stream. A client that reads too slowly is not buffered for without end:
+ * while the socket is backed up, events are counted instead of queued, and an
+ * `events:dropped` event tells the client how many it missed once the socket drains.
+ */
+class EventStream {
+  private readonly res: ServerResponse
+  private nextId = 1
+  private dropped = 0
+  private congested = false
+
+  constructor (res: ServerResponse) {
+    this.res = res
+    res.writeHead(HTTP_OK, { 'content-type': `${EVENT_STREAM_TYPE}; charset=utf-8`, 'cache-control': 'no-store', connection: 'keep-alive' })
+    res.flushHeaders()
+    res.on('drain', () => {
+      this.congested = false
+      if (this.dropped > 0) {
+        const count = this.dropped
+        this.dropped = 0
+        this.send({ type: 'events:dropped', count, atMs: Date.now() })
+      }
+    })
+  }
+
+  send (event: ProgressEvent): void {
+    if (this.res.writableEnded || this.res.destroyed) return
+    if (this.congested) { this.dropped++; return }
+    if (!this.res.write(encodeSse(this.nextId++, event))) this.congested = true
+  }
+
+  /** The last event of a stream is always written, backed up or not. */
+  end (event: CallStreamEvent): void {
+    if (this.res.writableEnded || this.res.destroyed) return
+    this.res.end(encodeSse(this.nextId++, event))
+  }
 }
 
 function decodeCbor (bytes: Uint8Array): Record<string, unknown> {
@@ -369,7 +385,11 @@ async function readBody (req: IncomingMessage, bytesMax: number): Promise<Uint8A
 }
 
 function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string | number> = {}): void {
-  if (res.headersSent) { res.destroy(); return }
+  if (res.headersSent) {
+    // An event stream already under way ends with its error as an event instead.
+    res.destroy()
+    return
+  }
   const text = JSON.stringify(body)
   res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
   res.end(text)

@@ -23,6 +23,7 @@ import { createSandbox } from '../sandbox/index.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
+import { ProgressBus } from './progress.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { lockDataDir, prepareDataDir } from './lock.ts'
 import { ApiListenError, DatabaseOpenError, ListenError, listenFailures } from './start-errors.ts'
@@ -34,6 +35,7 @@ import type { Membership, MembershipEvent, PeerEntry } from '../protocol/members
 import type { BlobStore, PeerRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
+import type { ProgressEvent } from '../api/events.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -63,6 +65,14 @@ export interface NodeStatus {
   blobs: { count: number }
 }
 
+export interface CallOptions {
+  on?: string
+  timeoutMs?: number
+  signal?: AbortSignal
+  /** This call's progress events (its attempts), besides the peer-wide `progress` bus. */
+  onProgress?: (event: ProgressEvent) => void
+}
+
 export interface RhizomeNode {
   readonly peerId: PeerId
   readonly config: NodeConfig
@@ -72,7 +82,9 @@ export interface RhizomeNode {
   readonly functions: FunctionService
   readonly tasks: TaskService
   /** Run a task: on `on` if given, else on a peer chosen by placement, retrying retryable failures elsewhere. */
-  call: (fn: CID, exportName: string, args: unknown[], options: { on?: string, timeoutMs?: number, signal?: AbortSignal }) => Promise<CallResult & { attempts: number }>
+  call: (fn: CID, exportName: string, args: unknown[], options: CallOptions) => Promise<CallResult & { attempts: number }>
+  /** Progress events of everything this peer does for its clients (`GET /v1/events`). */
+  readonly progress: ProgressBus
   addrs: () => string[]
   status: () => Promise<NodeStatus>
   peers: () => PeerView[]
@@ -178,7 +190,9 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
   })
   admissionService.start()
   cleanups.push(() => admissionService.stop())
+  const progress = new ProgressBus()
   const persist = (event: MembershipEvent): void => {
+    progress.emit({ type: 'peer:state', peer: event.peerId, state: membershipState(event), atMs: event.atMs })
     if (event.type === 'peer:joined' || event.type === 'peer:alive') admissionService.handleProven(event.peerId)
     peerRepo.recordPeerEvent(event.peerId, event.type, event.atMs)
     const entry = membership.get(event.peerId)
@@ -249,7 +263,25 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
   })
   await tasks.start()
 
+  let callsStarted = 0
   const call: RhizomeNode['call'] = async (fn, exportName, args, options) => {
+    const callId = `${startedAt.toString(36)}-${(++callsStarted).toString(36)}`
+    const report = (event: ProgressEvent): void => {
+      progress.emit(event)
+      options.onProgress?.(event)
+    }
+    report({ type: 'call:started', callId, fn: fn.toString(), export: exportName, atMs: Date.now() })
+    try {
+      const result = await callOnce(fn, exportName, args, options, callId, report)
+      report({ type: 'call:done', callId, peer: result.peer, attempts: result.attempts, totalMs: Math.round(result.timings.totalMs), atMs: Date.now() })
+      return result
+    } catch (err) {
+      const failure = err instanceof RhizomeError ? err.toData() : { name: 'InternalError', code: 'ERR_INTERNAL', message: 'the call failed', retryable: false }
+      report({ type: 'call:failed', callId, error: failure, atMs: Date.now() })
+      throw err
+    }
+  }
+  const callOnce = async (fn: CID, exportName: string, args: unknown[], options: CallOptions, callId: string, report: (event: ProgressEvent) => void): Promise<CallResult & { attempts: number }> => {
     if (options.on !== undefined) {
       let target: PeerId
       try {
@@ -257,6 +289,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
       } catch (err) {
         throw new InvalidInputError(`${JSON.stringify(options.on)} is not a peer id`, { cause: err, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists them' })
       }
+      report({ type: 'call:attempt', callId, attempt: 1, peer: options.on, atMs: Date.now() })
       return { ...await tasks.call(fn, exportName, args, target, options), attempts: 1 }
     }
     const placement = new PlacementAttempts(CALL_ATTEMPTS_MAX)
@@ -267,12 +300,14 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
         .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, queueLength: p.capacity.queueLength }))]
       const chosen = placement.next(candidates, Math.random)
       if (chosen === undefined) break
+      report({ type: 'call:attempt', callId, attempt: placement.attempts, peer: chosen.peerId, atMs: Date.now() })
       try {
         return { ...await tasks.call(fn, exportName, args, peerIdFromString(chosen.peerId), options), attempts: placement.attempts }
       } catch (err) {
         lastError = err
         const retryable = err instanceof RhizomeError && err.retryable
         if (!placement.shouldRetry({ retryable }, options.signal?.aborted === true)) throw err
+        report({ type: 'call:retry', callId, attempt: placement.attempts, peer: chosen.peerId, error: (err as RhizomeError).toData(), atMs: Date.now() })
         log.child('tasks').info('task attempt failed; trying another peer', { peer: chosen.peerId, error: (err as Error).message })
       }
     }
@@ -291,6 +326,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
     functions,
     tasks,
     call,
+    progress,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
@@ -324,7 +360,7 @@ async function assemble (config: NodeConfig, log: Logger, startedAt: number, cle
   const { token } = await loadOrCreateApiToken(config.dataDir)
   let api: HttpApi
   try {
-    api = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, token, tokenPath: apiTokenPath(config.dataDir), log: log.child('api') })
+    api = await startHttpApi({ node, blobService, host: config.apiHost, port: config.apiPort, token, tokenPath: apiTokenPath(config.dataDir), progress, log: log.child('api') })
   } catch (err) {
     if (err instanceof RhizomeError) throw err
     const code = (err as NodeJS.ErrnoException).code
@@ -367,4 +403,14 @@ async function withTimeout (promise: Promise<unknown> | void, ms: number): Promi
   let timer: ReturnType<typeof setTimeout> | undefined
   await Promise.race([promise, new Promise(resolve => { timer = setTimeout(resolve, ms) })])
   clearTimeout(timer)
+}
+
+function membershipState (event: MembershipEvent): 'joined' | 'alive' | 'suspect' | 'gone' | 'removed' {
+  switch (event.type) {
+    case 'peer:joined': return 'joined'
+    case 'peer:alive': return 'alive'
+    case 'peer:suspect': return 'suspect'
+    case 'peer:gone': return 'gone'
+    case 'peer:removed': return 'removed'
+  }
 }

@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, test } from 'node:test'
-import { RETRY_AFTER_SECONDS, STATUS_BY_CODE, httpStatusOf } from '../../src/node/http-api.ts'
+import { RETRY_AFTER_SECONDS, STATUS_BY_CODE, httpStatusOf } from '../../src/api/errors.ts'
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url))
 
@@ -27,7 +27,7 @@ describe('HTTP statuses of error codes', () => {
     const codes = await codesIn(SRC)
     assert.ok(codes.size > 30, `found only ${codes.size} codes: is the scan broken?`)
     const missing = [...codes].filter(([code]) => STATUS_BY_CODE[code] === undefined).map(([code, file]) => `${code} (${file})`)
-    assert.deepEqual(missing, [], 'add these codes to STATUS_BY_CODE in src/node/http-api.ts')
+    assert.deepEqual(missing, [], 'add these codes to STATUS_BY_CODE in src/api/errors.ts')
     const stale = Object.keys(STATUS_BY_CODE).filter(code => !codes.has(code))
     assert.deepEqual(stale, [], 'these codes are no longer defined in src/')
   })

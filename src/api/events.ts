@@ -1,0 +1,122 @@
+/**
+ * Progress events: what a peer tells its clients while long operations run, so the CLI can show
+ * progress and the dashboard the network as it happens — typed and namespaced, never parsed out
+ * of log lines (STYLE.md §13).
+ *
+ * They travel as Server-Sent Events (the `text/event-stream` format browsers read with
+ * EventSource): `GET /v1/events` streams every event of the peer; `POST /v1/call` with
+ * `Accept: text/event-stream` streams that call's events and ends with a `result` or `error`
+ * event. Each event is one SSE message: `id: N`, `event: TYPE`, `data: JSON` (one line).
+ */
+import { RhizomeError } from '../model/errors.ts'
+import type { CallResult, FailureData, PeerState } from './types.ts'
+
+interface At { atMs: number }
+
+export type ProgressEvent =
+  /** A call was accepted by this peer; `callId` names it in the events that follow. */
+  | { type: 'call:started', callId: string, fn: string, export: string } & At
+  /** The call was sent to `peer` (attempt 1, 2, … on retries elsewhere). */
+  | { type: 'call:attempt', callId: string, attempt: number, peer: string } & At
+  /** An attempt failed with a retryable error; another peer is tried next. */
+  | { type: 'call:retry', callId: string, attempt: number, peer: string, error: FailureData } & At
+  | { type: 'call:done', callId: string, peer: string, attempts: number, totalMs: number } & At
+  | { type: 'call:failed', callId: string, error: FailureData } & At
+  /** A deploy stored its blobs here and asks `asked` peers to hold copies. */
+  | { type: 'deploy:started', fn: string, name: string, asked: number } & At
+  | { type: 'deploy:replica', fn: string, peer: string, ok: boolean, error?: string } & At
+  | { type: 'blob:fetched', cid: string, from: string, bytes: number } & At
+  /** The membership view changed: a peer joined, or changed state. */
+  | { type: 'peer:state', peer: string, state: PeerState | 'joined' | 'removed' } & At
+  /** The client read too slowly and `count` events were not sent to it. */
+  | { type: 'events:dropped', count: number } & At
+
+export type ProgressEventType = ProgressEvent['type']
+
+/** What a `POST /v1/call` event stream carries: its progress, then exactly one of result/error. */
+export type CallStreamEvent = ProgressEvent | { type: 'result', result: CallResult } | { type: 'error', error: FailureData }
+
+export const EVENT_STREAM_TYPE = 'text/event-stream'
+
+/** One SSE message. JSON never contains a raw newline, so `data:` is always one line. */
+export function encodeSse (id: number, event: { type: string }): string {
+  return `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`
+}
+
+/** Largest single SSE message a client accepts: a call result is at most a few MiB of JSON. */
+export const SSE_MESSAGE_CHARS_MAX = 32 * 1024 * 1024
+
+/**
+ * Splits an SSE byte stream into the JSON payloads of its messages, across chunk boundaries.
+ * Linear in the input: text is scanned once, and a message is joined once when it ends.
+ */
+export class SseDecoder {
+  private readonly decoder = new TextDecoder()
+  private readonly charsMax: number
+  private pending: string[] = []
+  private pendingChars = 0
+  private data: string[] = []
+  private dataChars = 0
+
+  constructor (charsMax = SSE_MESSAGE_CHARS_MAX) {
+    this.charsMax = charsMax
+  }
+
+  /** Feed text; returns the `data` payloads of the messages it completes, parsed as JSON. */
+  push (chunk: Uint8Array): unknown[] {
+    const text = this.decoder.decode(chunk, { stream: true })
+    const out: unknown[] = []
+    let start = 0
+    for (;;) {
+      const nl = text.indexOf('\n', start)
+      if (nl === -1) break
+      const line = this.pending.length === 0 ? text.slice(start, nl) : this.pending.join('') + text.slice(start, nl)
+      this.pending = []
+      this.pendingChars = 0
+      start = nl + 1
+      this.line(line.endsWith('\r') ? line.slice(0, -1) : line, out)
+    }
+    if (start < text.length) {
+      this.pending.push(text.slice(start))
+      this.pendingChars += text.length - start
+      this.checkSize()
+    }
+    return out
+  }
+
+  private line (line: string, out: unknown[]): void {
+    if (line === '') {
+      if (this.data.length > 0) out.push(parseData(this.data.join('\n')))
+      this.data = []
+      this.dataChars = 0
+      return
+    }
+    if (line.startsWith('data:')) {
+      const data = line.slice(line.startsWith('data: ') ? 6 : 5)
+      this.data.push(data)
+      this.dataChars += data.length
+      this.checkSize()
+    }
+    // `id:`, `event:`, `retry:` and comments (`:`) carry nothing the JSON payload lacks.
+  }
+
+  private checkSize (): void {
+    if (this.pendingChars + this.dataChars > this.charsMax) throw new EventStreamError(`an event is longer than ${this.charsMax} characters`)
+  }
+}
+
+/** The event stream broke the format: a message too long, or data that is not JSON. */
+export class EventStreamError extends RhizomeError {
+  constructor (message: string, options: { cause?: unknown } = {}) {
+    super('ERR_EVENT_STREAM', message, { cause: options.cause, hint: 'the peer and this client may be different Rhizome versions; compare `rhizome --version` with the peer\'s' })
+    this.name = 'EventStreamError'
+  }
+}
+
+function parseData (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new EventStreamError('an event\'s data is not JSON', { cause: err })
+  }
+}
