@@ -207,9 +207,11 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   },
   events: async ({ init, req, res }) => {
     await readBody(req, REQUEST_BYTES_MAX)
-    const stream = new EventStream(res)
-    const unsubscribe = init.progress.subscribe(event => stream.send(event))
+    // Subscribe before the headers go out, so a peer at its limit of streams can still answer 503.
+    // (No event can arrive between these lines: emitting is synchronous.)
+    const unsubscribe = init.progress.subscribe(event => { stream.send(event) })
     res.on('close', unsubscribe)
+    const stream = new EventStream(res)
     return { streamed: true }
   }
 }
