@@ -39,6 +39,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
 import { BoundedCache } from '../model/bounded-cache.ts'
 import { AbortedError, BlobCorruptError, InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
+import { CID_CHARS_MAX } from '../model/limits.ts'
 import type { Database } from './database.ts'
 import type { FileHandle } from 'node:fs/promises'
 import { BlobHashMismatchError } from './errors.ts'
@@ -55,11 +56,6 @@ export const blobBytesMaxDefault = 64 * 1024 * 1024
 export const blobListLengthMax = 10_000
 /** CIDs one `list` call returns when no limit is given. */
 export const blobListLengthDefault = 1_000
-/**
- * Longest CID string accepted, in characters. A sha2-256 CIDv1 in base32 is 59 characters and a
- * CIDv0 46; 100 leaves room for other codecs while refusing long input before decoding it.
- */
-export const cidStringCharsMax = 100
 
 /**
  * Largest range one `readRange` returns, in bytes: the blob protocol's chunk. A range is read into
@@ -160,8 +156,8 @@ export interface BlobStore {
 export function parseBlobCid (cid: CID | string): CID {
   let parsed: CID | null
   if (typeof cid === 'string') {
-    if (cid.length > cidStringCharsMax) {
-      throw new InvalidInputError(`a CID of ${cid.length} characters is longer than the limit of ${cidStringCharsMax}`, {
+    if (cid.length > CID_CHARS_MAX) {
+      throw new InvalidInputError(`a CID of ${cid.length} characters is longer than the limit of ${CID_CHARS_MAX}`, {
         hint: 'give a blob CID in base32 (bafk…) or base58 CIDv0 (Qm…) form'
       })
     }

@@ -25,8 +25,7 @@ export {
   blobVerifyChunkBytes,
   blobsVerifiedMax,
   blobListLengthMax,
-  blobListLengthDefault,
-  cidStringCharsMax
+  blobListLengthDefault
 } from './blob-store.ts'
 export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
 
