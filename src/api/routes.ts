@@ -4,6 +4,8 @@
  * from them. `write: true` routes change the peer's state (or spend its resources) and need the
  * API token.
  */
+import { assert } from '../model/errors.ts'
+
 export interface Route {
   method: 'GET' | 'POST'
   /** Path pattern; `:name` segments are parameters. */
@@ -30,7 +32,7 @@ export type RouteName = keyof typeof ROUTES
 export function routePath (name: RouteName, params: Record<string, string> = {}): string {
   return ROUTES[name].path.replace(/:([a-z]+)/g, (_, key: string) => {
     const value = params[key]
-    if (value === undefined) throw new Error(`assertion failed: route ${name} needs parameter ${key}`)
+    assert(value !== undefined, `route ${name} needs parameter ${key}`)
     return encodeURIComponent(value)
   })
 }

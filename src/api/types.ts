@@ -3,15 +3,14 @@
  * these, and every client — the CLI, the SDK, the dashboard — reads them from here. Nothing in
  * this file may import the peer's internals: a client must not need libp2p to know the shapes.
  */
+import type { Capacity } from '../model/capacity.ts'
+
 export type { FailureData } from '../model/errors.ts'
 
-export type PeerState = 'alive' | 'suspect' | 'gone'
+/** The one Capacity type: what a worker's slots count is what membership announces and this API shows. */
+export type { Capacity }
 
-export interface Capacity {
-  slotsFree: number
-  slotsMax: number
-  queueLength: number
-}
+export type PeerState = 'alive' | 'suspect' | 'gone'
 
 /** `GET /v1/status` */
 export interface NodeStatus {

@@ -2,7 +2,8 @@
  * Functions: deploy once, run on any peer. Bundle a JS/TS module (bundleFunctions) or check a
  * wasm module (packageWasm), then describe it with a manifest (createManifest); the manifest's
  * dag-cbor bytes (encodeManifest) hash to the function id (manifestCid). Peers that receive a
- * manifest check it with decodeManifest and run its exports with callFromManifest + the sandbox.
+ * manifest check it with decodeManifest; the task service runs only the exports it lists, in the
+ * sandbox, under the limits it carries.
  */
 
 export { bundleFunctions } from './bundle.ts'
@@ -11,9 +12,9 @@ export { packageWasm } from './wasm.ts'
 export type { WasmPackage, WasmPackageOptions } from './wasm.ts'
 export {
   FUNCTION_MANIFEST_VERSION, MANIFEST_BYTES_MAX, FUNCTION_NAME_LENGTH_MAX, EXPORTS_MAX, EXPORT_NAME_LENGTH_MAX,
-  codeCid, createManifest, encodeManifest, decodeManifest, manifestCid, validateManifest, callFromManifest
+  codeCid, createManifest, encodeManifest, decodeManifest, manifestCid, validateManifest
 } from './manifest.ts'
-export type { FunctionManifest, ManifestInput, ManifestCallInput } from './manifest.ts'
+export type { FunctionManifest, ManifestInput } from './manifest.ts'
 export { BundleError, NoExportsError, InvalidManifestError } from './errors.ts'
 // The limits a manifest carries, for the CLI, which may not reach into the sandbox itself.
 export { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, limitsProblem } from '../sandbox/index.ts'

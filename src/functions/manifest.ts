@@ -15,8 +15,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { TooLargeError } from '../model/errors.ts'
 import { EXPORT_NAME_LENGTH_MAX, HIDDEN_CHARACTERS, exportNameProblem } from '../model/export-name.ts'
-import { CODE_BYTES_MAX, DEFAULT_LIMITS, ExportNotFoundError, limitsProblem } from '../sandbox/index.ts'
-import type { FunctionKind, SandboxCall, SandboxLimits } from '../sandbox/index.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, limitsProblem } from '../sandbox/index.ts'
+import type { FunctionKind, SandboxLimits } from '../sandbox/index.ts'
 import { InvalidManifestError } from './errors.ts'
 
 export const FUNCTION_MANIFEST_VERSION = 'function/1'
@@ -179,30 +179,6 @@ function checkExports (exports: unknown): void {
     if (i > 0 && compareStrings(exports[i - 1] as string, exports[i] as string) >= 0) {
       throw new InvalidManifestError('exports', 'must be sorted and without duplicates')
     }
-  }
-}
-
-export interface ManifestCallInput {
-  manifest: FunctionManifest
-  /** The manifest's CID as a string. */
-  functionId: string
-  code: Uint8Array
-  exportName: string
-  args: unknown[]
-  seed: Uint8Array
-}
-
-/** A sandbox call for one export of a deployed function, refusing exports the manifest does not list. */
-export function callFromManifest (input: ManifestCallInput): SandboxCall {
-  if (!input.manifest.exports.includes(input.exportName)) throw new ExportNotFoundError(input.exportName, input.manifest.exports)
-  return {
-    functionId: input.functionId,
-    kind: input.manifest.kind,
-    code: input.code,
-    exportName: input.exportName,
-    args: input.args,
-    seed: input.seed,
-    limits: input.manifest.limits
   }
 }
 

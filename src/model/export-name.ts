@@ -10,7 +10,7 @@
 export const EXPORT_NAME_LENGTH_MAX = 128
 
 /** An ASCII JavaScript identifier of 1 to EXPORT_NAME_LENGTH_MAX characters. */
-export const EXPORT_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/
+export const EXPORT_NAME = new RegExp(`^[A-Za-z_$][A-Za-z0-9_$]{0,${EXPORT_NAME_LENGTH_MAX - 1}}$`)
 
 export function isExportName (name: unknown): boolean {
   return typeof name === 'string' && EXPORT_NAME.test(name)

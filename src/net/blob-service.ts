@@ -15,6 +15,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { AbortedError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
+import { CID_CHARS_MAX } from '../model/limits.ts'
 import { blobRangeBytesMax } from '../store/index.ts'
 import { isRecord } from '../wire/rpc.ts'
 import { PeerBusyError } from './rpc.ts'
@@ -47,7 +48,6 @@ export const BLOB_RANGE_READS_MAX = 16
 export const BLOB_BUSY_RETRIES_MAX = 5
 export const BLOB_BUSY_RETRY_MS = 100
 const BLOB_FRAME_BYTES_MAX = BLOB_CHUNK_BYTES_MAX + 1024
-const CID_CHARS_MAX = 100
 
 export function blobProtocol (networkId: string): string {
   return `/rhizome/${networkId}/blob/1.0.0`

@@ -25,6 +25,7 @@ import { decodeManifest, manifestCid } from '../functions/manifest.ts'
 import { AbortedError, InvalidInputError, NotFoundError, ProtocolViolationError, RhizomeError, TimeoutError } from '../model/errors.ts'
 import { rendezvousOwners } from '../protocol/placement.ts'
 import { BoundedCache } from '../model/bounded-cache.ts'
+import { REPLICAS_MAX } from '../model/limits.ts'
 import { isRecord } from '../wire/rpc.ts'
 import { BlobHashMismatchError } from '../store/errors.ts'
 import { PeerBudget } from './slots.ts'
@@ -39,8 +40,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 
 /** Default copies of a deployed function: survives two peers leaving at once. */
 export const REPLICAS_DEFAULT = 3
-/** More copies than this is a broadcast, not replication. */
-export const REPLICAS_MAX = 16
 /** Sources tried when locating a function before giving up. */
 const LOCATE_SOURCES_MAX = 8
 /** A DHT lookup on a small network answers in well under this; past it we stop waiting. */

@@ -4,10 +4,11 @@
  * A waiting task whose signal aborts leaves the queue; a finished one hands its slot straight to
  * the next in line. `onChange` reports the capacity each time it moves (for announcements).
  */
-import { AbortedError, RhizomeError } from '../model/errors.ts'
+import { AbortedError, RhizomeError, assert } from '../model/errors.ts'
+import type { Capacity } from '../protocol/membership/index.ts'
 import { PeerBusyError } from './rpc.ts'
 
-export interface Capacity { slotsFree: number, slotsMax: number, queueLength: number }
+export type { Capacity }
 
 export class QueueFullError extends RhizomeError {
   constructor (slotsMax: number, queueLengthMax: number) {
@@ -27,8 +28,8 @@ export class Slots {
   private readonly queue: Array<{ grant: () => void }> = []
 
   constructor (options: { slotsMax: number, queueLengthMax: number, onChange?: (capacity: Capacity) => void }) {
-    if (!Number.isSafeInteger(options.slotsMax) || options.slotsMax < 1) throw new Error('assertion failed: slotsMax must be a positive integer')
-    if (!Number.isSafeInteger(options.queueLengthMax) || options.queueLengthMax < 0) throw new Error('assertion failed: queueLengthMax must be a non-negative integer')
+    assert(Number.isSafeInteger(options.slotsMax) && options.slotsMax >= 1, 'slotsMax must be a positive integer')
+    assert(Number.isSafeInteger(options.queueLengthMax) && options.queueLengthMax >= 0, 'queueLengthMax must be a non-negative integer')
     this.slotsMax = options.slotsMax
     this.queueLengthMax = options.queueLengthMax
     this.onChange = options.onChange ?? (() => {})
@@ -92,8 +93,8 @@ export class PeerBudget {
 
   /** `what` names the work in plural for error messages, e.g. "code fetches". */
   constructor (options: { perPeerMax: number, totalMax: number, what: string }) {
-    if (!Number.isSafeInteger(options.perPeerMax) || options.perPeerMax < 1) throw new Error('assertion failed: perPeerMax must be a positive integer')
-    if (!Number.isSafeInteger(options.totalMax) || options.totalMax < options.perPeerMax) throw new Error('assertion failed: totalMax must be an integer of at least perPeerMax')
+    assert(Number.isSafeInteger(options.perPeerMax) && options.perPeerMax >= 1, 'perPeerMax must be a positive integer')
+    assert(Number.isSafeInteger(options.totalMax) && options.totalMax >= options.perPeerMax, 'totalMax must be an integer of at least perPeerMax')
     this.perPeerMax = options.perPeerMax
     this.totalMax = options.totalMax
     this.what = options.what

@@ -6,6 +6,7 @@
  * owners, without asking anyone, and when a peer leaves only the keys it owned move
  * (Thaler & Ravishankar, "Using name-based mappings to increase hit rates", 1998).
  */
+import { assert } from '../model/errors.ts'
 
 /** cyrb53: a fast, well-mixed 53-bit string hash (public domain). Not cryptographic: placement
  * only needs spread, and the inputs (CIDs, peer ids) are already hashes. */
@@ -67,7 +68,7 @@ export class PlacementAttempts {
   private readonly tried = new Set<string>()
 
   constructor (attemptsMax: number) {
-    if (!Number.isSafeInteger(attemptsMax) || attemptsMax < 1) throw new Error('assertion failed: attemptsMax must be a positive integer')
+    assert(Number.isSafeInteger(attemptsMax) && attemptsMax >= 1, 'attemptsMax must be a positive integer')
     this.attemptsMax = attemptsMax
   }
 

@@ -7,6 +7,7 @@
  */
 
 import type ivm from 'isolated-vm'
+import { BoundedCache } from '../model/bounded-cache.ts'
 import { ConfigError } from '../model/errors.ts'
 import { SandboxBusyError, SandboxClosedError } from './errors.ts'
 
@@ -73,8 +74,8 @@ export class IsolatePool {
   readonly isolateCallsMax: number
   /** Idle entries by key, most recently used last. */
   private readonly idle = new Map<string, Array<PoolEntry<unknown>>>()
-  /** All idle entries in recency order, oldest first (a Set keeps insertion order). */
-  private readonly recency = new Set<PoolEntry<unknown>>()
+  /** The same idle entries, all keys together, in one LRU that disposes what it evicts. */
+  private readonly recency: BoundedCache<PoolEntry<unknown>, PoolEntry<unknown>>
   private readonly active = new Set<PoolEntry<unknown>>()
   private reserved = 0
   private closed = false
@@ -86,6 +87,14 @@ export class IsolatePool {
     this.cacheSize = boundedInteger('cacheSize', options.cacheSize ?? DEFAULT_CACHE_SIZE, 0, CACHE_SIZE_CEILING)
     this.callsConcurrentMax = boundedInteger('callsConcurrentMax', options.callsConcurrentMax ?? DEFAULT_CALLS_CONCURRENT_MAX, 1, CALLS_CONCURRENT_CEILING)
     this.isolateCallsMax = boundedInteger('isolateCallsMax', options.isolateCallsMax ?? DEFAULT_ISOLATE_CALLS_MAX, 1, ISOLATE_CALLS_CEILING)
+    // cacheSize 0 never reaches the LRU (release disposes at once); the LRU needs a bound of 1 or more.
+    this.recency = new BoundedCache({
+      entriesMax: Math.max(1, this.cacheSize),
+      onEvict: entry => {
+        this.unindex(entry)
+        this.dispose(entry)
+      }
+    })
   }
 
   /**
@@ -137,8 +146,7 @@ export class IsolatePool {
     const entries = this.idle.get(entry.key)
     if (entries === undefined) this.idle.set(entry.key, [entry])
     else entries.push(entry)
-    this.recency.add(entry)
-    while (this.recency.size > this.cacheSize) this.evictOldest()
+    this.recency.set(entry, entry)
   }
 
   /** Dispose a leased isolate: it hit a limit, crashed, or cannot be trusted. */
@@ -162,7 +170,9 @@ export class IsolatePool {
   /** Dispose every idle isolate and stop every running call. */
   close (): void {
     this.closed = true
-    for (const entry of [...this.recency]) this.dispose(entry)
+    for (const entries of this.idle.values()) {
+      for (const entry of entries) this.dispose(entry)
+    }
     this.recency.clear()
     this.idle.clear()
     for (const entry of [...this.active]) {
@@ -171,13 +181,11 @@ export class IsolatePool {
     }
   }
 
-  private evictOldest (): void {
-    const oldest = this.recency.values().next().value as PoolEntry<unknown>
-    this.recency.delete(oldest)
-    const entries = this.idle.get(oldest.key) as Array<PoolEntry<unknown>>
-    entries.splice(entries.indexOf(oldest), 1)
-    if (entries.length === 0) this.idle.delete(oldest.key)
-    this.dispose(oldest)
+  /** Take an entry the LRU evicted out of the by-key index. */
+  private unindex (entry: PoolEntry<unknown>): void {
+    const entries = this.idle.get(entry.key) as Array<PoolEntry<unknown>>
+    entries.splice(entries.indexOf(entry), 1)
+    if (entries.length === 0) this.idle.delete(entry.key)
   }
 
   private dispose (entry: PoolEntry<unknown>): void {

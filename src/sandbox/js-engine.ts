@@ -20,6 +20,7 @@
  */
 
 import type ivm from 'isolated-vm'
+import { BoundedCache } from '../model/bounded-cache.ts'
 import { InvalidInputError } from '../model/errors.ts'
 import type { CallGuard } from './call-guard.ts'
 import { SandboxAbortedError } from './errors.ts'
@@ -51,37 +52,12 @@ export interface JsEngineOptions extends IsolatePoolOptions {
  */
 export const CODE_CACHE_ENTRIES_MAX = 64
 
-/** V8 code caches by function id, shared by that function's isolates (LRU). */
-class CodeCache {
-  private readonly entries = new Map<string, { code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer> }>()
-
-  get (functionId: string, code: Uint8Array): ivm.ExternalCopy<ArrayBuffer> | undefined {
-    const entry = this.entries.get(functionId)
-    if (entry === undefined || !sameBytes(entry.code, code)) return undefined
-    this.entries.delete(functionId)
-    this.entries.set(functionId, entry)
-    return entry.data
-  }
-
-  set (functionId: string, code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer>): void {
-    this.entries.delete(functionId)
-    this.entries.set(functionId, { code, data })
-    while (this.entries.size > CODE_CACHE_ENTRIES_MAX) {
-      const oldest = this.entries.keys().next().value as string
-      this.entries.delete(oldest)
-    }
-  }
-
-  clear (): void {
-    this.entries.clear()
-  }
-}
-
 export class JsEngine implements SandboxEngine {
   readonly kind = 'js' as const
   readonly pool: IsolatePool
   private readonly ownsPool: boolean
-  private readonly codeCache = new CodeCache()
+  /** V8 code caches by function id, shared by that function's isolates, and the code each was made from. */
+  private readonly codeCache = new BoundedCache<string, { code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer> }>({ entriesMax: CODE_CACHE_ENTRIES_MAX })
 
   constructor (options: JsEngineOptions = {}) {
     this.ownsPool = options.pool === undefined
@@ -98,15 +74,21 @@ export class JsEngine implements SandboxEngine {
       call,
       signal: options.signal,
       startedMs,
-      newState: () => newState(call.code, this.codeCache.get(call.functionId, call.code)),
+      newState: () => newState(call.code, this.cachedCode(call)),
       accepts: state => sameBytes(state.code, call.code),
       work: async (lease, guard) => {
         const record = await callInContext(lease, call, args, guard)
         const { cachedData } = lease.entry.state
-        if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, call.code, cachedData)
+        if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, { code: call.code, data: cachedData })
         return record
       }
     })
+  }
+
+  /** The V8 code cache made from exactly this call's code, if one is kept. */
+  private cachedCode (call: SandboxCall): ivm.ExternalCopy<ArrayBuffer> | undefined {
+    const entry = this.codeCache.get(call.functionId)
+    return entry !== undefined && sameBytes(entry.code, call.code) ? entry.data : undefined
   }
 
   async close (): Promise<void> {

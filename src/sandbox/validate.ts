@@ -1,11 +1,11 @@
 /** Checks on a SandboxCall from the local caller: nonsense here is a bug in the caller. */
 
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+// The one export-name limit, shared with manifests and the task protocol.
+import { EXPORT_NAME_LENGTH_MAX } from '../model/export-name.ts'
 import { CODE_BYTES_MAX, limitsProblem } from './limits.ts'
 import type { FunctionKind, SandboxCall } from './types.ts'
 
-/** Longest export name accepted; names travel in manifests and task messages. */
-export const EXPORT_NAME_LENGTH_MAX = 128
 /** Longest seed accepted: a task id is a CID, well under 128 bytes. */
 export const SEED_BYTES_MAX = 128
 

@@ -39,8 +39,10 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
 import { BoundedCache } from '../model/bounded-cache.ts'
 import { AbortedError, BlobCorruptError, InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
+import { CID_CHARS_MAX } from '../model/limits.ts'
 import type { Database } from './database.ts'
 import type { FileHandle } from 'node:fs/promises'
+import type { StatementSync } from 'node:sqlite'
 import { BlobHashMismatchError } from './errors.ts'
 
 /**
@@ -55,11 +57,6 @@ export const blobBytesMaxDefault = 64 * 1024 * 1024
 export const blobListLengthMax = 10_000
 /** CIDs one `list` call returns when no limit is given. */
 export const blobListLengthDefault = 1_000
-/**
- * Longest CID string accepted, in characters. A sha2-256 CIDv1 in base32 is 59 characters and a
- * CIDv0 46; 100 leaves room for other codecs while refusing long input before decoding it.
- */
-export const cidStringCharsMax = 100
 
 /**
  * Largest range one `readRange` returns, in bytes: the blob protocol's chunk. A range is read into
@@ -160,8 +157,8 @@ export interface BlobStore {
 export function parseBlobCid (cid: CID | string): CID {
   let parsed: CID | null
   if (typeof cid === 'string') {
-    if (cid.length > cidStringCharsMax) {
-      throw new InvalidInputError(`a CID of ${cid.length} characters is longer than the limit of ${cidStringCharsMax}`, {
+    if (cid.length > CID_CHARS_MAX) {
+      throw new InvalidInputError(`a CID of ${cid.length} characters is longer than the limit of ${CID_CHARS_MAX}`, {
         hint: 'give a blob CID in base32 (bafk…) or base58 CIDv0 (Qm…) form'
       })
     }
@@ -190,58 +187,213 @@ function blobKey (cid: CID): string {
   return cid.toV1().toString()
 }
 
-export function createBlobStore (options: BlobStoreOptions): BlobStore {
-  const { dir, db } = options
-  const now = options.now ?? Date.now
-  const blobBytesMax = options.blobBytesMax ?? blobBytesMaxDefault
-  if (!Number.isSafeInteger(blobBytesMax) || blobBytesMax < 0) {
-    throw new InvalidInputError(`blobBytesMax must be a non-negative integer, got ${blobBytesMax}`)
-  }
-  const tmpDir = join(dir, tmpDirName)
-  const corruptDir = join(dir, corruptDirName)
-  // Once, at construction: every put then writes into existing directories except its shard.
-  mkdirSync(tmpDir, { recursive: true })
-  mkdirSync(corruptDir, { recursive: true })
-  // What is in tmp/ now was being written when a peer stopped or crashed: it never became a blob
-  // and nothing will finish it. Removed here, while no put can be running (one store per dir).
-  for (const name of readdirSync(tmpDir)) rmSync(join(tmpDir, name), { recursive: true, force: true })
+/** Prepared statements of the `blobs` index table. */
+interface BlobIndex {
+  insert: StatementSync
+  remove: StatementSync
+  list: StatementSync
+  count: StatementSync
+}
 
+/**
+ * The blob store on disk: one file per blob under a two-character shard directory, written to
+ * tmp/ and renamed into place, moved to corrupt/ when it no longer matches its CID.
+ */
+class DiskBlobStore implements BlobStore {
+  readonly dir: string
+  readonly blobBytesMax: number
+  readonly counters: BlobStoreCounters = { bytesHashed: 0, bytesRead: 0 }
+  private readonly now: () => number
+  private readonly tmpDir: string
+  private readonly corruptDir: string
+  private readonly index: BlobIndex | undefined
   /** Blob key → the file last verified under it: its stat signature and a CRC-32 per piece. */
-  const verifiedMax = options.verifiedMax ?? blobsVerifiedMax
-  const verified = new BoundedCache<string, Verified>({ entriesMax: verifiedMax, bytesMax: verifiedMax, sizeOf: () => 1 })
+  private readonly verified: BoundedCache<string, Verified>
   /** Verifications running, by key and signature: concurrent ranges of one file share one hash. */
-  const verifying = new Map<string, Promise<Verified>>()
+  private readonly verifying = new Map<string, Promise<Verified>>()
 
-  const index = db === undefined
-    ? undefined
-    : {
-        insert: db.sqlite.prepare('INSERT INTO blobs (cid, bytes, created_ms) VALUES (?, ?, ?) ON CONFLICT (cid) DO NOTHING'),
-        remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
-        list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?'),
-        count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
+  constructor (options: BlobStoreOptions) {
+    const { dir, db } = options
+    this.dir = dir
+    this.now = options.now ?? Date.now
+    this.blobBytesMax = options.blobBytesMax ?? blobBytesMaxDefault
+    if (!Number.isSafeInteger(this.blobBytesMax) || this.blobBytesMax < 0) {
+      throw new InvalidInputError(`blobBytesMax must be a non-negative integer, got ${this.blobBytesMax}`)
+    }
+    this.tmpDir = join(dir, tmpDirName)
+    this.corruptDir = join(dir, corruptDirName)
+    // Once, at construction: every put then writes into existing directories except its shard.
+    mkdirSync(this.tmpDir, { recursive: true })
+    mkdirSync(this.corruptDir, { recursive: true })
+    // What is in tmp/ now was being written when a peer stopped or crashed: it never became a blob
+    // and nothing will finish it. Removed here, while no put can be running (one store per dir).
+    for (const name of readdirSync(this.tmpDir)) rmSync(join(this.tmpDir, name), { recursive: true, force: true })
+    this.verified = new BoundedCache<string, Verified>({ entriesMax: options.verifiedMax ?? blobsVerifiedMax })
+    this.index = db === undefined
+      ? undefined
+      : {
+          insert: db.sqlite.prepare('INSERT INTO blobs (cid, bytes, created_ms) VALUES (?, ?, ?) ON CONFLICT (cid) DO NOTHING'),
+          remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
+          list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?'),
+          count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
+        }
+  }
+
+  async put (bytes: Uint8Array, codec = raw.code, { signal }: AbortOptions = {}): Promise<CID> {
+    throwIfAborted(signal)
+    if (!Number.isSafeInteger(codec) || codec < 0) throw new InvalidInputError(`codec must be a multicodec code, got ${codec}`)
+    this.checkSize('blob', bytes)
+    this.counters.bytesHashed += bytes.byteLength
+    const cid = CID.createV1(codec, await sha256.digest(bytes))
+    await this.write(cid, bytes, signal)
+    return cid
+  }
+
+  async putVerified (cidClaimed: CID | string, bytes: Uint8Array, { signal }: AbortOptions = {}): Promise<CID> {
+    throwIfAborted(signal)
+    const cid = parseBlobCid(cidClaimed)
+    this.checkSize(`blob ${cid.toString()}`, bytes)
+    this.counters.bytesHashed += bytes.byteLength
+    const digest = await sha256.digest(bytes)
+    if (!equals(digest.digest, cid.multihash.digest)) {
+      throw new BlobHashMismatchError(cid.toString(), CID.createV1(cid.code, digest).toString())
+    }
+    await this.write(cid, bytes, signal)
+    return cid
+  }
+
+  async get (cidIn: CID | string, { signal }: AbortOptions = {}): Promise<Uint8Array> {
+    throwIfAborted(signal)
+    const cid = parseBlobCid(cidIn)
+    const key = blobKey(cid)
+    const path = this.pathOf(key)
+    const file = await this.openBlob(cid, key, path)
+    let bytes: Uint8Array
+    try {
+      await this.statOpen(file, key)
+      const buffer = await file.readFile({ signal })
+      this.counters.bytesRead += buffer.byteLength
+      // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
+      bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+      this.counters.bytesHashed += bytes.byteLength
+      const digest = await sha256.digest(bytes)
+      if (!equals(digest.digest, cid.multihash.digest)) {
+        await this.quarantine(key, path)
+        throw new BlobCorruptError(cid.toString())
       }
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw new AbortedError(undefined, { cause: err })
+      throw err
+    } finally {
+      await file.close()
+    }
+    return bytes
+  }
 
-  const counters: BlobStoreCounters = { bytesHashed: 0, bytesRead: 0 }
-  const pathOf = (key: string): string => join(dir, key.slice(-shardDirChars), key)
+  async readRange (cidIn: CID | string, offset: number, length: number, { signal }: AbortOptions = {}): Promise<BlobRange> {
+    throwIfAborted(signal)
+    const cid = parseBlobCid(cidIn)
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidInputError(`offset must be a non-negative integer, got ${offset}`)
+    if (!Number.isSafeInteger(length) || length < 1 || length > blobRangeBytesMax) {
+      throw new InvalidInputError(`length must be an integer from 1 to ${blobRangeBytesMax}, got ${length}`, {
+        hint: 'read a larger blob in several ranges'
+      })
+    }
+    const key = blobKey(cid)
+    const path = this.pathOf(key)
+    const file = await this.openBlob(cid, key, path)
+    try {
+      const { size, signature } = await this.statOpen(file, key)
+      // Waits for a verification that another request started, even if this one is aborted
+      // meanwhile: the file handle it reads through must stay open until it ends.
+      const { crcs } = await this.verifyOnce(cid, key, path, file, size, signature)
+      throwIfAborted(signal)
+      const start = Math.min(offset, size)
+      const end = Math.min(start + length, size)
+      if (end === start) return { total: size, bytes: new Uint8Array(0) }
+      // Read the whole pieces the range touches, so each can be checked against its CRC.
+      const first = Math.floor(start / blobVerifyChunkBytes)
+      const last = Math.floor((end - 1) / blobVerifyChunkBytes)
+      const from = first * blobVerifyChunkBytes
+      const to = Math.min((last + 1) * blobVerifyChunkBytes, size)
+      const pieces = await this.readFully(file, new Uint8Array(to - from), to - from, from)
+      let intact = pieces.byteLength === to - from
+      for (let piece = first; intact && piece <= last; piece++) {
+        const at = (piece - first) * blobVerifyChunkBytes
+        intact = crc32(pieces.subarray(at, at + blobVerifyChunkBytes)) === crcs[piece]
+      }
+      if (!intact) {
+        // Changed in place since it was verified, without moving its timestamps (or cut short).
+        await this.quarantine(key, path)
+        throw new BlobCorruptError(cid.toString())
+      }
+      const bytes = pieces.subarray(start - from, end - from)
+      return { total: size, bytes }
+    } finally {
+      await file.close()
+    }
+  }
 
-  function checkSize (what: string, bytes: Uint8Array): void {
+  async has (cid: CID | string): Promise<boolean> {
+    return (await statFile(this.pathOf(blobKey(parseBlobCid(cid))))) !== undefined
+  }
+
+  async delete (cid: CID | string): Promise<boolean> {
+    const key = blobKey(parseBlobCid(cid))
+    let existed = true
+    this.verified.delete(key)
+    try {
+      await unlink(this.pathOf(key))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      existed = false
+    }
+    this.index?.remove.run(key)
+    return existed
+  }
+
+  async stat (cid: CID | string): Promise<BlobStat | undefined> {
+    return await statFile(this.pathOf(blobKey(parseBlobCid(cid))))
+  }
+
+  count (): number | undefined {
+    return this.index === undefined ? undefined : Number((this.index.count.get() as { n: number | bigint }).n)
+  }
+
+  async list ({ limit = blobListLengthDefault }: { limit?: number } = {}): Promise<CID[]> {
+    if (!Number.isSafeInteger(limit) || limit < 0 || limit > blobListLengthMax) {
+      throw new InvalidInputError(`limit must be an integer from 0 to ${blobListLengthMax}, got ${limit}`, {
+        hint: 'list fewer CIDs per call'
+      })
+    }
+    if (this.index !== undefined) {
+      return (this.index.list.all(limit) as Array<{ cid: string }>).map(row => CID.parse(row.cid))
+    }
+    return await listFiles(this.dir, limit)
+  }
+
+  private pathOf (key: string): string {
+    return join(this.dir, key.slice(-shardDirChars), key)
+  }
+
+  private checkSize (what: string, bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array)) throw new InvalidInputError(`${what} must be a Uint8Array`)
-    if (bytes.length > blobBytesMax) {
-      throw new TooLargeError(what, bytes.length, blobBytesMax, {
+    if (bytes.length > this.blobBytesMax) {
+      throw new TooLargeError(what, bytes.length, this.blobBytesMax, {
         hint: 'split the data into smaller blobs linked from a dag-cbor value, or raise blobBytesMax'
       })
     }
   }
 
-  async function write (cid: CID, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  private async write (cid: CID, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
     const key = blobKey(cid)
-    const path = pathOf(key)
+    const path = this.pathOf(key)
     const existing = await statFile(path)
     // Same size under the same CID is the same blob; a damaged one is caught by the next get.
     if (existing?.bytes !== bytes.length) {
       throwIfAborted(signal)
-      await mkdir(join(dir, key.slice(-shardDirChars)), { recursive: true })
-      const tmpPath = join(tmpDir, `${key}.${randomUUID()}`)
+      await mkdir(join(this.dir, key.slice(-shardDirChars)), { recursive: true })
+      const tmpPath = join(this.tmpDir, `${key}.${randomUUID()}`)
       try {
         const file = await open(tmpPath, 'wx')
         try {
@@ -257,25 +409,25 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
         throw err
       }
     }
-    index?.insert.run(key, bytes.length, now())
+    this.index?.insert.run(key, bytes.length, this.now())
   }
 
   /** Move a damaged file out of the store so it is never served, and forget it in the index. */
-  async function quarantine (key: string, path: string): Promise<void> {
-    verified.delete(key)
-    await rename(path, join(corruptDir, `${key}.${randomUUID()}`)).catch((err: NodeJS.ErrnoException) => {
+  private async quarantine (key: string, path: string): Promise<void> {
+    this.verified.delete(key)
+    await rename(path, join(this.corruptDir, `${key}.${randomUUID()}`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err
     })
-    index?.remove.run(key)
+    this.index?.remove.run(key)
   }
 
   /** Open a blob's file; NotFoundError (and the index row dropped) if it is not there. */
-  async function openBlob (cid: CID, key: string, path: string): Promise<FileHandle> {
+  private async openBlob (cid: CID, key: string, path: string): Promise<FileHandle> {
     try {
       return await open(path, 'r')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        index?.remove.run(key)
+        this.index?.remove.run(key)
         throw new NotFoundError(`blob ${cid.toString()} is not in this store`, {
           hint: 'fetch it from a peer that holds it, or put it first'
         })
@@ -285,11 +437,11 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
   }
 
   /** Size and stat signature of an open blob file; TooLargeError past blobBytesMax. */
-  async function statOpen (file: FileHandle, key: string): Promise<{ size: number, signature: string }> {
+  private async statOpen (file: FileHandle, key: string): Promise<{ size: number, signature: string }> {
     const info = await file.stat({ bigint: true })
     const size = Number(info.size)
-    if (size > blobBytesMax) {
-      throw new TooLargeError(`blob ${key}`, size, blobBytesMax, {
+    if (size > this.blobBytesMax) {
+      throw new TooLargeError(`blob ${key}`, size, this.blobBytesMax, {
         hint: 'the blob was stored under a larger blobBytesMax; raise blobBytesMax to read it'
       })
     }
@@ -304,189 +456,54 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
    * mismatch moves the file aside and throws BlobCorruptError. Runs to the end once started (at
    * most blobBytesMax bytes), so requests waiting on it are not left holding a half-done hash.
    */
-  async function verify (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
+  private async verify (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
     const hash = createHash('sha256')
     const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, blobVerifyChunkBytes)))
     const crcs = new Uint32Array(Math.ceil(size / blobVerifyChunkBytes))
     for (let piece = 0; piece < crcs.length; piece++) {
       const position = piece * blobVerifyChunkBytes
-      const bytes = await readFully(file, buffer, Math.min(blobVerifyChunkBytes, size - position), position)
+      const bytes = await this.readFully(file, buffer, Math.min(blobVerifyChunkBytes, size - position), position)
       hash.update(bytes)
-      counters.bytesHashed += bytes.byteLength
+      this.counters.bytesHashed += bytes.byteLength
       crcs[piece] = crc32(bytes)
       if (bytes.byteLength < Math.min(blobVerifyChunkBytes, size - position)) break // cut short: the digest will not match
     }
     if (!equals(hash.digest(), cid.multihash.digest)) {
-      await quarantine(key, path)
+      await this.quarantine(key, path)
       throw new BlobCorruptError(cid.toString())
     }
     const result = { signature, crcs }
-    if ((await statOpen(file, key)).signature === signature) verified.set(key, result)
+    if ((await this.statOpen(file, key)).signature === signature) this.verified.set(key, result)
     return result
   }
 
-  async function verifyOnce (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
-    const known = verified.get(key)
+  private async verifyOnce (cid: CID, key: string, path: string, file: FileHandle, size: number, signature: string): Promise<Verified> {
+    const known = this.verified.get(key)
     if (known?.signature === signature) return known
     const flight = `${key}|${signature}`
-    let running = verifying.get(flight)
+    let running = this.verifying.get(flight)
     if (running === undefined) {
-      running = verify(cid, key, path, file, size, signature).finally(() => verifying.delete(flight))
-      verifying.set(flight, running)
+      running = this.verify(cid, key, path, file, size, signature).finally(() => this.verifying.delete(flight))
+      this.verifying.set(flight, running)
     }
     return await running
   }
 
   /** Read up to `length` bytes at `position` into `buffer`, looping over short reads; fewer only at end of file. */
-  async function readFully (file: FileHandle, buffer: Uint8Array, length: number, position: number): Promise<Uint8Array> {
+  private async readFully (file: FileHandle, buffer: Uint8Array, length: number, position: number): Promise<Uint8Array> {
     let filled = 0
     while (filled < length) {
       const { bytesRead } = await file.read(buffer, filled, length - filled, position + filled)
       if (bytesRead === 0) break
-      counters.bytesRead += bytesRead
+      this.counters.bytesRead += bytesRead
       filled += bytesRead
     }
     return buffer.subarray(0, filled)
   }
+}
 
-  return {
-    dir,
-    blobBytesMax,
-    counters,
-
-    async put (bytes, codec = raw.code, { signal } = {}) {
-      throwIfAborted(signal)
-      if (!Number.isSafeInteger(codec) || codec < 0) throw new InvalidInputError(`codec must be a multicodec code, got ${codec}`)
-      checkSize('blob', bytes)
-      counters.bytesHashed += bytes.byteLength
-      const cid = CID.createV1(codec, await sha256.digest(bytes))
-      await write(cid, bytes, signal)
-      return cid
-    },
-
-    async putVerified (cidClaimed, bytes, { signal } = {}) {
-      throwIfAborted(signal)
-      const cid = parseBlobCid(cidClaimed)
-      checkSize(`blob ${cid.toString()}`, bytes)
-      counters.bytesHashed += bytes.byteLength
-      const digest = await sha256.digest(bytes)
-      if (!equals(digest.digest, cid.multihash.digest)) {
-        throw new BlobHashMismatchError(cid.toString(), CID.createV1(cid.code, digest).toString())
-      }
-      await write(cid, bytes, signal)
-      return cid
-    },
-
-    async get (cidIn, { signal } = {}) {
-      throwIfAborted(signal)
-      const cid = parseBlobCid(cidIn)
-      const key = blobKey(cid)
-      const path = pathOf(key)
-      const file = await openBlob(cid, key, path)
-      let bytes: Uint8Array
-      try {
-        await statOpen(file, key)
-        const buffer = await file.readFile({ signal })
-        counters.bytesRead += buffer.byteLength
-        // A plain Uint8Array over the same memory: callers get the type they put in, not a Buffer.
-        bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-        counters.bytesHashed += bytes.byteLength
-        const digest = await sha256.digest(bytes)
-        if (!equals(digest.digest, cid.multihash.digest)) {
-          await quarantine(key, path)
-          throw new BlobCorruptError(cid.toString())
-        }
-      } catch (err) {
-        if ((err as Error).name === 'AbortError') throw new AbortedError(undefined, { cause: err })
-        throw err
-      } finally {
-        await file.close()
-      }
-      return bytes
-    },
-
-    async readRange (cidIn, offset, length, { signal } = {}) {
-      throwIfAborted(signal)
-      const cid = parseBlobCid(cidIn)
-      if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidInputError(`offset must be a non-negative integer, got ${offset}`)
-      if (!Number.isSafeInteger(length) || length < 1 || length > blobRangeBytesMax) {
-        throw new InvalidInputError(`length must be an integer from 1 to ${blobRangeBytesMax}, got ${length}`, {
-          hint: 'read a larger blob in several ranges'
-        })
-      }
-      const key = blobKey(cid)
-      const path = pathOf(key)
-      const file = await openBlob(cid, key, path)
-      try {
-        const { size, signature } = await statOpen(file, key)
-        // Waits for a verification that another request started, even if this one is aborted
-        // meanwhile: the file handle it reads through must stay open until it ends.
-        const { crcs } = await verifyOnce(cid, key, path, file, size, signature)
-        throwIfAborted(signal)
-        const start = Math.min(offset, size)
-        const end = Math.min(start + length, size)
-        if (end === start) return { total: size, bytes: new Uint8Array(0) }
-        // Read the whole pieces the range touches, so each can be checked against its CRC.
-        const first = Math.floor(start / blobVerifyChunkBytes)
-        const last = Math.floor((end - 1) / blobVerifyChunkBytes)
-        const from = first * blobVerifyChunkBytes
-        const to = Math.min((last + 1) * blobVerifyChunkBytes, size)
-        const pieces = await readFully(file, new Uint8Array(to - from), to - from, from)
-        let intact = pieces.byteLength === to - from
-        for (let piece = first; intact && piece <= last; piece++) {
-          const at = (piece - first) * blobVerifyChunkBytes
-          intact = crc32(pieces.subarray(at, at + blobVerifyChunkBytes)) === crcs[piece]
-        }
-        if (!intact) {
-          // Changed in place since it was verified, without moving its timestamps (or cut short).
-          await quarantine(key, path)
-          throw new BlobCorruptError(cid.toString())
-        }
-        const bytes = pieces.subarray(start - from, end - from)
-        return { total: size, bytes }
-      } finally {
-        await file.close()
-      }
-    },
-
-    async has (cid) {
-      return (await statFile(pathOf(blobKey(parseBlobCid(cid))))) !== undefined
-    },
-
-    async delete (cid) {
-      const key = blobKey(parseBlobCid(cid))
-      let existed = true
-      verified.delete(key)
-      try {
-        await unlink(pathOf(key))
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-        existed = false
-      }
-      index?.remove.run(key)
-      return existed
-    },
-
-    async stat (cid) {
-      return statFile(pathOf(blobKey(parseBlobCid(cid))))
-    },
-
-    count () {
-      return index === undefined ? undefined : Number((index.count.get() as { n: number | bigint }).n)
-    },
-
-    async list ({ limit = blobListLengthDefault } = {}) {
-      if (!Number.isSafeInteger(limit) || limit < 0 || limit > blobListLengthMax) {
-        throw new InvalidInputError(`limit must be an integer from 0 to ${blobListLengthMax}, got ${limit}`, {
-          hint: 'list fewer CIDs per call'
-        })
-      }
-      if (index !== undefined) {
-        return (index.list.all(limit) as Array<{ cid: string }>).map(row => CID.parse(row.cid))
-      }
-      return listFiles(dir, limit)
-    }
-  }
+export function createBlobStore (options: BlobStoreOptions): BlobStore {
+  return new DiskBlobStore(options)
 }
 
 async function statFile (path: string): Promise<BlobStat | undefined> {

@@ -207,23 +207,3 @@ function migrate (sqlite: DatabaseSync, path: string, schema: readonly Migration
   }
   return userVersion(sqlite)
 }
-
-/** Small key/value settings of a peer (network id, identity fingerprint, ...). */
-export interface MetaRepo {
-  get(key: string): string | undefined
-  set(key: string, value: string): void
-}
-
-export function createMetaRepo (db: Database): MetaRepo {
-  const select = db.sqlite.prepare('SELECT value FROM meta WHERE key = ?')
-  const upsert = db.sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
-  return {
-    get (key) {
-      const row = select.get(key) as { value: string } | undefined
-      return row?.value
-    },
-    set (key, value) {
-      upsert.run(key, value)
-    }
-  }
-}

@@ -3,8 +3,8 @@
  * view, peer history, blob index, settings) and a content-addressed blob store that verifies
  * bytes against their CID wherever they enter or leave.
  */
-export { openDatabase, createMetaRepo, migrations, busyTimeoutMsDefault, busyTimeoutMsMax } from './database.ts'
-export type { Database, DatabaseOptions, Migration, MetaRepo } from './database.ts'
+export { openDatabase, migrations, busyTimeoutMsDefault, busyTimeoutMsMax } from './database.ts'
+export type { Database, DatabaseOptions, Migration } from './database.ts'
 
 export {
   createPeerRepo,
@@ -25,8 +25,7 @@ export {
   blobVerifyChunkBytes,
   blobsVerifiedMax,
   blobListLengthMax,
-  blobListLengthDefault,
-  cidStringCharsMax
+  blobListLengthDefault
 } from './blob-store.ts'
 export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
 

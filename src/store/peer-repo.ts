@@ -118,37 +118,14 @@ interface PeerEventSqlRow {
 export function createPeerRepo (db: Database, options: PeerRepoOptions = {}): PeerRepo {
   const peerEventsMax = checkCount('peerEventsMax', options.peerEventsMax ?? peerEventsMaxDefault)
   const peersMax = checkCount('peersMax', options.peersMax ?? peersMaxDefault)
-  const sqlite = db.sqlite
-
-  const selectPeerExists = sqlite.prepare('SELECT 1 FROM peers WHERE peer_id = ?')
-  const upsert = sqlite.prepare(`
-    INSERT INTO peers (peer_id, state, addrs, version, incarnation, slots_free, slots_max, queue_length, first_seen_ms, last_seen_ms)
-    VALUES (:peerId, :state, :addrs, :version, :incarnation, :slotsFree, :slotsMax, :queueLength, :lastSeenMs, :lastSeenMs)
-    ON CONFLICT (peer_id) DO UPDATE SET
-      state = excluded.state, addrs = excluded.addrs, version = excluded.version,
-      incarnation = excluded.incarnation, slots_free = excluded.slots_free, slots_max = excluded.slots_max,
-      queue_length = excluded.queue_length, last_seen_ms = excluded.last_seen_ms`)
-  const prunePeers = sqlite.prepare(`
-    DELETE FROM peers WHERE peer_id IN (
-      SELECT peer_id FROM peers ORDER BY last_seen_ms ASC, peer_id ASC
-      LIMIT max(0, (SELECT count(*) FROM peers) - ?))`)
-  const selectPeers = sqlite.prepare('SELECT * FROM peers ORDER BY last_seen_ms DESC, peer_id ASC LIMIT ?')
-  const selectPeer = sqlite.prepare('SELECT * FROM peers WHERE peer_id = ?')
-  const insertEvent = sqlite.prepare('INSERT INTO peer_events (peer_id, type, at_ms, detail) VALUES (?, ?, ?, ?)')
-  // Ids only grow (rowid is max + 1 and only the oldest rows are ever deleted), so the newest
-  // `peerEventsMax` rows are those with id > max(id) - peerEventsMax.
-  const pruneEvents = sqlite.prepare('DELETE FROM peer_events WHERE id <= ?')
-  const selectEvents = sqlite.prepare('SELECT * FROM peer_events ORDER BY id DESC LIMIT ?')
-  const selectPeerEvents = sqlite.prepare('SELECT * FROM peer_events WHERE peer_id = ? ORDER BY id DESC LIMIT ?')
-  const selectScore = sqlite.prepare('SELECT score FROM peers WHERE peer_id = ?')
-  const updateScore = sqlite.prepare('UPDATE peers SET score = ? WHERE peer_id = ?')
+  const sql = prepareStatements(db.sqlite)
 
   return {
     upsertPeer (peer) {
       checkPeerUpsert(peer)
       db.transaction(() => {
-        const isNew = selectPeerExists.get(peer.peerId) === undefined
-        upsert.run({
+        const isNew = sql.selectPeerExists.get(peer.peerId) === undefined
+        sql.upsert.run({
           peerId: peer.peerId,
           state: peer.state,
           addrs: JSON.stringify(peer.addrs),
@@ -160,17 +137,17 @@ export function createPeerRepo (db: Database, options: PeerRepoOptions = {}): Pe
           lastSeenMs: peer.lastSeenMs
         })
         // Only an insert can push the table past its limit; updates skip the count.
-        if (isNew) prunePeers.run(peersMax)
+        if (isNew) sql.prunePeers.run(peersMax)
       })
     },
 
     listPeers ({ limit = peersMax } = {}) {
       checkLimit('limit', limit, peersMax)
-      return (selectPeers.all(limit) as unknown as PeerSqlRow[]).map(peerFromSql)
+      return (sql.selectPeers.all(limit) as unknown as PeerSqlRow[]).map(peerFromSql)
     },
 
     getPeer (peerId) {
-      const row = selectPeer.get(peerId) as unknown as PeerSqlRow | undefined
+      const row = sql.selectPeer.get(peerId) as unknown as PeerSqlRow | undefined
       return row === undefined ? undefined : peerFromSql(row)
     },
 
@@ -182,9 +159,9 @@ export function createPeerRepo (db: Database, options: PeerRepoOptions = {}): Pe
         ? detail
         : detail.slice(0, peerEventDetailCharsMax - 1) + '…'
       return db.transaction(() => {
-        const { lastInsertRowid } = insertEvent.run(peerId, type, atMs, detailKept ?? null)
+        const { lastInsertRowid } = sql.insertEvent.run(peerId, type, atMs, detailKept ?? null)
         const id = Number(lastInsertRowid)
-        pruneEvents.run(id - peerEventsMax)
+        sql.pruneEvents.run(id - peerEventsMax)
         return id
       })
     },
@@ -192,23 +169,51 @@ export function createPeerRepo (db: Database, options: PeerRepoOptions = {}): Pe
     adjustScore (peerId, delta) {
       if (!Number.isSafeInteger(delta)) throw new InvalidInputError(`score delta must be an integer, got ${delta}`)
       return db.transaction(() => {
-        const row = selectScore.get(peerId) as { score: number } | undefined
+        const row = sql.selectScore.get(peerId) as { score: number } | undefined
         if (row === undefined) {
           throw new NotFoundError(`peer ${peerId} is not known, so its score cannot be adjusted`, {
             hint: 'record the peer with upsertPeer before scoring it'
           })
         }
         const score = Math.min(peerScoreMax, Math.max(peerScoreMin, row.score + delta))
-        updateScore.run(score, peerId)
+        sql.updateScore.run(score, peerId)
         return score
       })
     },
 
     recentPeerEvents (limit, { peerId } = {}) {
       checkLimit('limit', limit, peerEventsMax)
-      const rows = peerId === undefined ? selectEvents.all(limit) : selectPeerEvents.all(peerId, limit)
+      const rows = peerId === undefined ? sql.selectEvents.all(limit) : sql.selectPeerEvents.all(peerId, limit)
       return (rows as unknown as PeerEventSqlRow[]).map(eventFromSql)
     }
+  }
+}
+
+/** The repo's statements, prepared once per database. */
+function prepareStatements (sqlite: Database['sqlite']) {
+  return {
+    selectPeerExists: sqlite.prepare('SELECT 1 FROM peers WHERE peer_id = ?'),
+    upsert: sqlite.prepare(`
+      INSERT INTO peers (peer_id, state, addrs, version, incarnation, slots_free, slots_max, queue_length, first_seen_ms, last_seen_ms)
+      VALUES (:peerId, :state, :addrs, :version, :incarnation, :slotsFree, :slotsMax, :queueLength, :lastSeenMs, :lastSeenMs)
+      ON CONFLICT (peer_id) DO UPDATE SET
+        state = excluded.state, addrs = excluded.addrs, version = excluded.version,
+        incarnation = excluded.incarnation, slots_free = excluded.slots_free, slots_max = excluded.slots_max,
+        queue_length = excluded.queue_length, last_seen_ms = excluded.last_seen_ms`),
+    prunePeers: sqlite.prepare(`
+      DELETE FROM peers WHERE peer_id IN (
+        SELECT peer_id FROM peers ORDER BY last_seen_ms ASC, peer_id ASC
+        LIMIT max(0, (SELECT count(*) FROM peers) - ?))`),
+    selectPeers: sqlite.prepare('SELECT * FROM peers ORDER BY last_seen_ms DESC, peer_id ASC LIMIT ?'),
+    selectPeer: sqlite.prepare('SELECT * FROM peers WHERE peer_id = ?'),
+    insertEvent: sqlite.prepare('INSERT INTO peer_events (peer_id, type, at_ms, detail) VALUES (?, ?, ?, ?)'),
+    // Ids only grow (rowid is max + 1 and only the oldest rows are ever deleted), so the newest
+    // `peerEventsMax` rows are those with id > max(id) - peerEventsMax.
+    pruneEvents: sqlite.prepare('DELETE FROM peer_events WHERE id <= ?'),
+    selectEvents: sqlite.prepare('SELECT * FROM peer_events ORDER BY id DESC LIMIT ?'),
+    selectPeerEvents: sqlite.prepare('SELECT * FROM peer_events WHERE peer_id = ? ORDER BY id DESC LIMIT ?'),
+    selectScore: sqlite.prepare('SELECT score FROM peers WHERE peer_id = ?'),
+    updateScore: sqlite.prepare('UPDATE peers SET score = ? WHERE peer_id = ?')
   }
 }
 

@@ -10,7 +10,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ProtocolViolationError } from '../model/errors.ts'
-import { EXPORT_NAME } from '../model/export-name.ts'
+import { EXPORT_NAME, EXPORT_NAME_LENGTH_MAX } from '../model/export-name.ts'
+import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
 import { isRecord } from './rpc.ts'
 
 /** Arguments ride in the request frame; 1 MiB keeps frames small. Larger inputs belong in blobs. */
@@ -19,7 +20,6 @@ export const TASK_ARGS_BYTES_MAX = 1024 * 1024
 export const RESULT_INLINE_BYTES_MAX = 256 * 1024
 /** Ed25519 signatures are 64 bytes; leave room for other key types. */
 const SIGNATURE_BYTES_MAX = 1024
-const PEER_ID_CHARS_MAX = 128
 /** Keeps attestations of Rhizome tasks from being replayed as signatures over anything else. */
 export const ATTESTATION_DOMAIN = 'rhizome/attestation/1'
 
@@ -67,7 +67,7 @@ export function parseTaskRequest (body: unknown): TaskRequest {
   if (!isRecord(body)) throw new ProtocolViolationError('task request must be a map')
   const fn = asCid(body.fn, 'task request fn')
   const exportName = body.export
-  if (typeof exportName !== 'string' || !EXPORT_NAME.test(exportName)) throw new ProtocolViolationError('task request export must be an identifier of at most 128 characters')
+  if (typeof exportName !== 'string' || !EXPORT_NAME.test(exportName)) throw new ProtocolViolationError(`task request export must be an identifier of at most ${EXPORT_NAME_LENGTH_MAX} characters`)
   if (!Array.isArray(body.args)) throw new ProtocolViolationError('task request args must be an array')
   return { fn, export: exportName, args: body.args }
 }

@@ -4,7 +4,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
-  callFromManifest, createManifest, decodeManifest, encodeManifest, EXPORTS_MAX, FUNCTION_NAME_LENGTH_MAX, manifestCid, MANIFEST_BYTES_MAX
+  createManifest, decodeManifest, encodeManifest, EXPORTS_MAX, FUNCTION_NAME_LENGTH_MAX, manifestCid, MANIFEST_BYTES_MAX
 } from '../../src/functions/index.ts'
 import type { FunctionManifest } from '../../src/functions/index.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
@@ -162,13 +162,5 @@ describe('function manifests', () => {
   test('createManifest refuses invalid input with named errors too', async () => {
     await assert.rejects(createManifest({ name: 'x', kind: 'js', code, exports: [] }), { name: 'InvalidManifestError', field: 'exports' })
     await assert.rejects(createManifest({ name: 'x', kind: 'js', code: new Uint8Array(0), exports: ['B'] }), { name: 'InvalidManifestError', field: 'codeBytes' })
-  })
-
-  test('callFromManifest builds a sandbox call for a listed export only', async () => {
-    const m = await manifest()
-    const call = callFromManifest({ manifest: m, functionId: 'bafy-test', code, exportName: 'B', args: [1], seed: new Uint8Array(1) })
-    assert.equal(call.kind, 'js')
-    assert.deepEqual(call.limits, m.limits)
-    assert.throws(() => callFromManifest({ manifest: m, functionId: 'bafy-test', code, exportName: 'E', args: [], seed: new Uint8Array(1) }), { name: 'ExportNotFoundError' })
   })
 })

@@ -55,6 +55,29 @@ describe('isolate pool', () => {
     assert.equal(again.entry.isolate.isDisposed, true)
   })
 
+  test('one idle isolate past cacheSize disposes the least recently released one, across keys', async () => {
+    const pool = new IsolatePool({ cacheSize: 2 })
+    const a = await pool.acquire('a', always, create)
+    const b = await pool.acquire('b', always, create)
+    const c = await pool.acquire('c', always, create)
+    pool.release(a.entry)
+    pool.release(b.entry)
+    const again = await pool.acquire('a', always, create) // a leaves the idle set and comes back as the newest
+    assert.equal(again.entry, a.entry)
+    pool.release(a.entry)
+    pool.release(c.entry) // one past cacheSize: b is the oldest
+    assert.equal(b.entry.isolate.isDisposed, true)
+    assert.equal(a.entry.isolate.isDisposed, false)
+    assert.equal(c.entry.isolate.isDisposed, false)
+    assert.equal(pool.stats().isolatesIdle, 2)
+    assert.equal((await pool.acquire('b', always, create)).warm, false)
+    const warmC = await pool.acquire('c', always, create)
+    assert.equal(warmC.warm, true)
+    pool.close()
+    assert.equal(a.entry.isolate.isDisposed, true)
+    assert.equal(pool.stats().isolatesIdle, 0)
+  })
+
   test('cacheSize 0 keeps nothing warm', async () => {
     const pool = new IsolatePool({ cacheSize: 0 })
     const a = await pool.acquire('a', always, create)

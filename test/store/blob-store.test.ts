@@ -15,9 +15,9 @@ import {
   blobRangeBytesMax,
   blobVerifyChunkBytes,
   blobListLengthMax,
-  cidStringCharsMax,
   BlobHashMismatchError
 } from '../../src/store/index.ts'
+import { CID_CHARS_MAX } from '../../src/model/limits.ts'
 import type { BlobStore, BlobStoreOptions, Database } from '../../src/store/index.ts'
 
 const encoder = new TextEncoder()
@@ -247,8 +247,8 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       }
     })
 
-    it(`refuses a CID string one character past ${cidStringCharsMax}`, async () => {
-      const longest = 'b' + 'a'.repeat(cidStringCharsMax - 1)
+    it(`refuses a CID string one character past ${CID_CHARS_MAX}`, async () => {
+      const longest = 'b' + 'a'.repeat(CID_CHARS_MAX - 1)
       // At the limit, the string is parsed (and is not a CID); past it, it is refused unread.
       await assert.rejects(store.get(longest), (err: unknown) => {
         assert.equal((err as Error).name, 'InvalidInputError')

@@ -41,7 +41,7 @@
  */
 import { ConfigError, assert } from '../../model/errors.ts'
 import {
-  ADMISSION_DEFAULTS, ADMISSION_DURATION_MS_LIMIT, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN, RESERVED_SHARE_MAX, RESERVED_SHARE_MIN
+  ADMISSION_DEFAULTS, DURATION_MS_LIMIT, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN, RESERVED_SHARE_MAX, RESERVED_SHARE_MIN
 } from './constants.ts'
 import type { Admission, AdmissionCounts, AdmissionOptions, CloseOutput, CloseReason, ConnectionInfo } from './index.ts'
 
@@ -81,8 +81,8 @@ function validate (options: AdmissionOptions): Settings {
   }
   integer('connectionsMax', o.connectionsMax, CONNECTIONS_MAX_MIN, CONNECTIONS_MAX_LIMIT)
   integer('connectionsPerAddressMax', o.connectionsPerAddressMax, 1, CONNECTIONS_MAX_LIMIT)
-  integer('helloDeadlineMs', o.helloDeadlineMs, 1, ADMISSION_DURATION_MS_LIMIT)
-  integer('idleMs', o.idleMs, 1, ADMISSION_DURATION_MS_LIMIT)
+  integer('helloDeadlineMs', o.helloDeadlineMs, 1, DURATION_MS_LIMIT)
+  integer('idleMs', o.idleMs, 1, DURATION_MS_LIMIT)
   if (typeof o.reservedShare !== 'number' || !(o.reservedShare >= RESERVED_SHARE_MIN && o.reservedShare <= RESERVED_SHARE_MAX)) {
     throw new ConfigError('reservedShare', `must be a number between ${RESERVED_SHARE_MIN} and ${RESERVED_SHARE_MAX}, got ${String(o.reservedShare)}`)
   }

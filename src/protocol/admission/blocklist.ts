@@ -9,7 +9,7 @@
  * A lookup of an expired entry deletes it.
  */
 import { ConfigError, assert } from '../../model/errors.ts'
-import { ADMISSION_DURATION_MS_LIMIT, BLOCKED_PEERS_MAX, BLOCK_MS, BLOCK_SCORE_MAX } from './constants.ts'
+import { DURATION_MS_LIMIT, BLOCKED_PEERS_MAX, BLOCK_MS, BLOCK_SCORE_MAX } from './constants.ts'
 import type { BlocklistOptions, PeerBlocklist } from './index.ts'
 
 export class Blocklist implements PeerBlocklist {
@@ -23,8 +23,8 @@ export class Blocklist implements PeerBlocklist {
     this.entriesMax = options.entriesMax ?? BLOCKED_PEERS_MAX
     this.blockMs = options.blockMs ?? BLOCK_MS
     if (!Number.isSafeInteger(this.entriesMax) || this.entriesMax < 1) throw new ConfigError('entriesMax', `must be a positive integer, got ${String(this.entriesMax)}`)
-    if (!Number.isSafeInteger(this.blockMs) || this.blockMs < 1 || this.blockMs > ADMISSION_DURATION_MS_LIMIT) {
-      throw new ConfigError('blockMs', `must be an integer between 1 and ${ADMISSION_DURATION_MS_LIMIT}, got ${String(this.blockMs)}`)
+    if (!Number.isSafeInteger(this.blockMs) || this.blockMs < 1 || this.blockMs > DURATION_MS_LIMIT) {
+      throw new ConfigError('blockMs', `must be an integer between 1 and ${DURATION_MS_LIMIT}, got ${String(this.blockMs)}`)
     }
   }
 

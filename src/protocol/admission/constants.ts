@@ -56,8 +56,8 @@ export const CONNECTIONS_MAX_LIMIT = 10_000
 export const RESERVED_SHARE_MIN = 0.25
 export const RESERVED_SHARE_MAX = 0.75
 
-/** Time options may not exceed this (about 24.8 days, the largest delay Node's timers accept). */
-export const ADMISSION_DURATION_MS_LIMIT = 2_147_483_647
+/** Time options may not exceed this: shared by every protocol, so defined in src/model/limits.ts. */
+export { DURATION_MS_LIMIT } from '../../model/limits.ts'
 
 /** Misbehaviour costs this much score per offence. */
 export const VIOLATION_SCORE = -10

@@ -33,6 +33,5 @@ export const MEMBERSHIP_DEFAULTS = {
  *  hundreds of MiB — a typo, not a configuration. */
 export const PEERS_MAX_LIMIT = 1_048_576
 
-/** Time options may not exceed this (about 24.8 days, the largest delay Node's timers accept),
- *  so the shell can always schedule the next tick. */
-export const DURATION_MS_LIMIT = 2_147_483_647
+/** Time options may not exceed this: shared by every protocol, so defined in src/model/limits.ts. */
+export { DURATION_MS_LIMIT } from '../../model/limits.ts'

@@ -10,10 +10,11 @@
  * `poll()` after every call, publishes each `announce` output on gossip, and calls `handleTick`
  * at `nextTimeoutMs()`.
  */
+import type { Capacity } from '../../model/capacity.ts'
 import { MEMBERSHIP_DEFAULTS as DEFAULTS } from './constants.ts'
 import { MembershipMachine } from './membership.ts'
 
-export interface Capacity { slotsFree: number, slotsMax: number, queueLength: number }
+export type { Capacity }
 
 export interface Announcement {
   /** Peer id string (base58btc, e.g. 12D3Koo…); the shell checks it equals the authenticated gossip author. */

@@ -7,9 +7,10 @@
  * valid announcement has a known size (see ANNOUNCEMENT_BYTES_MAX in the codec).
  */
 
-/** An Ed25519 peer id in base58btc is 52 characters (`12D3KooW…`), an RSA one 46 (`Qm…`);
- *  128 leaves room for other key types without letting a peer id become a payload. */
-export const PEER_ID_CHARS_MAX = 128
+import { PEER_ID_CHARS_MAX } from '../../model/limits.ts'
+
+/** Shared with the task codec, so defined in src/model/limits.ts. */
+export { PEER_ID_CHARS_MAX }
 
 /** A network id is a name people type or a hash (a CIDv1 in base32 is 59 characters). */
 export const NETWORK_ID_CHARS_MAX = 64

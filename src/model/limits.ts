@@ -1,0 +1,29 @@
+/**
+ * Limits that more than one layer enforces: each is defined here once, and every layer that
+ * checks it imports it, so two checks of one rule cannot drift apart. A limit only one layer
+ * knows stays next to the code that enforces it. Keep in docs/LIMITS.md.
+ */
+
+/** An Ed25519 peer id in base58btc is 52 characters (`12D3KooW…`), an RSA one 46 (`Qm…`);
+ *  128 leaves room for other key types without letting a peer id become a payload. Checked by
+ *  the membership codec (announcements) and the task codec (attestations). */
+export const PEER_ID_CHARS_MAX = 128
+
+/**
+ * Longest CID string accepted, in characters. A sha2-256 CIDv1 in base32 is 59 characters and a
+ * CIDv0 46; 100 leaves room for other codecs while refusing long input before decoding it.
+ * Checked by the blob store (local callers) and the blob protocol (peers).
+ */
+export const CID_CHARS_MAX = 100
+
+/** Time options may not exceed this (about 24.8 days, the largest delay Node's timers accept),
+ *  so the shell can always schedule the next tick. Every protocol's time options share it. */
+export const DURATION_MS_LIMIT = 2_147_483_647
+
+/** Most copies of a deployed function: more than this is a broadcast, not replication. The
+ *  peer refuses more; the CLI checks it before asking. */
+export const REPLICAS_MAX = 16
+
+/** One hour: the longest a caller may ask to wait for one task (API `timeoutMs`, CLI
+ *  `--timeout-ms`); it bounds the whole call, retries on other peers included. */
+export const CALL_TIMEOUT_MS_MAX = 3_600_000
