@@ -13,7 +13,7 @@ import { ConfigError, RhizomeError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
 import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../protocol/admission/index.ts'
 import type { LogLevel } from '../model/log.ts'
-import { describeFileType, readRegularFileSync } from './regular-file.ts'
+import { describeFileType, readRegularFileSync } from '../api/regular-file.ts'
 
 export interface NodeConfig {
   dataDir: string

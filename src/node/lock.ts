@@ -5,7 +5,7 @@
 import { lstat, mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RhizomeError } from '../model/errors.ts'
-import { describeFileType } from './regular-file.ts'
+import { describeFileType } from '../api/regular-file.ts'
 import { DataDirError } from './start-errors.ts'
 
 export class DataDirLockedError extends RhizomeError {

@@ -4,7 +4,7 @@ import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFun
 import type { SandboxLimits } from '../../functions/index.ts'
 import { RhizomeError } from '../../model/errors.ts'
 import { exportNameProblem } from '../../model/export-name.ts'
-import { readRegularFile } from '../../node/regular-file.ts'
+import { readRegularFile } from '../../api/regular-file.ts'
 import { callWaitMs, connectApi } from '../api-client.ts'
 import { checkPeerIdFlag } from './blob.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { readRegularFile, readRegularFileSync } from '../../src/node/regular-file.ts'
+import { readRegularFile, readRegularFileSync } from '../../src/api/regular-file.ts'
 import { prepareDataDir } from '../../src/node/lock.ts'
 
 describe('readRegularFile', () => {
