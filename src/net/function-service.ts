@@ -39,8 +39,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 
 /** Default copies of a deployed function: survives two peers leaving at once. */
 export const REPLICAS_DEFAULT = 3
-/** More copies than this is a broadcast, not replication. */
-export const REPLICAS_MAX = 16
+/** More copies than this is a broadcast, not replication (shared with clients, which check it early). */
+import { REPLICAS_MAX } from '../api/limits.ts'
+export { REPLICAS_MAX }
 /** Sources tried when locating a function before giving up. */
 const LOCATE_SOURCES_MAX = 8
 /** A DHT lookup on a small network answers in well under this; past it we stop waiting. */
