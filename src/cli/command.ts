@@ -17,7 +17,7 @@ export interface CommandContext {
   signal: AbortSignal
   /** For long-running commands that print as they go (to stdout). */
   print: (text: string) => void
-  /** Whether stdout is a terminal: only then may a progress line be redrawn with `\r`. */
+  /** Whether stdout is a terminal: only then may a progress line be redrawn in place. */
   isTTY: boolean
 }
 

@@ -19,7 +19,7 @@ export { COMMANDS }
 export interface CliIo {
   out: (text: string | Uint8Array) => void
   err: (text: string) => void
-  /** Whether stdout is a terminal (progress lines are redrawn with `\r` only then). */
+  /** Whether stdout is a terminal (progress lines are redrawn in place only then). */
   isTTY: boolean
 }
 
