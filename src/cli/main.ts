@@ -11,6 +11,7 @@ import { RhizomeError } from '../model/errors.ts'
 import { VERSION } from '../model/version.ts'
 import { CONNECTION_HELP, CliError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './command.ts'
 import { COMMANDS } from './commands.ts'
+import { enableCliCompileCache } from './compile-cache.ts'
 import type { Command, CommandEntry } from './command.ts'
 
 export { COMMANDS }
@@ -141,6 +142,8 @@ function exitCodeOf (e: RhizomeError): number {
 
 /** Run as a process: wire Ctrl-C / SIGTERM to an abort, exit with the command's code. */
 export async function runCli (): Promise<void> {
+  // Run as `node src/cli/main.ts` (devnet peers, tests), the command modules still get the cache; through bin/rhizome.js it is on already.
+  enableCliCompileCache()
   const controller = new AbortController()
   let signals = 0
   const onSignal = (name: string): void => {
