@@ -8,6 +8,7 @@
  * a peer that does not answer is `ApiUnreachableError`, one that answers late `ApiTimeoutError`.
  */
 import { RhizomeError, failureFromData } from '../model/errors.ts'
+import { CALL_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
 import type { BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView } from './types.ts'
@@ -16,6 +17,19 @@ import type { BlobPutResult, CallRequest, CallResult, DeployResult, FailureData,
 export const API_TIMEOUT_MS_DEFAULT = 120_000
 /** Largest JSON answer read (a peer table of thousands of peers fits). */
 export const API_JSON_BYTES_MAX = 32 * 1024 * 1024
+/**
+ * How much longer than a call's own deadline the client waits. The peer answers 504 at the
+ * deadline; ten seconds covers sending that answer from a loaded peer, so the caller hears the
+ * peer's own error (which names the unreachable or slow worker) instead of timing out in a race
+ * with it.
+ */
+export const CALL_ANSWER_MARGIN_MS = 10_000
+
+/** How long a client waits for `POST /v1/call` with this `timeoutMs` (the peer's default if none). */
+export function callWaitMs (timeoutMs: number | undefined): number {
+  const deadlineMs = timeoutMs !== undefined && Number.isSafeInteger(timeoutMs) && timeoutMs > 0 ? timeoutMs : CALL_TIMEOUT_MS_DEFAULT
+  return deadlineMs + CALL_ANSWER_MARGIN_MS
+}
 
 export class ApiUnreachableError extends RhizomeError {
   constructor (url: string, options: { cause?: unknown, hint?: string } = {}) {
@@ -28,11 +42,16 @@ export class ApiUnreachableError extends RhizomeError {
   }
 }
 
+/**
+ * The peer took the connection but did not answer in time: it is running, only slow (not "no
+ * peer answers"). Distinct from the peer's own `ERR_TIMEOUT`, which says the work itself ran out
+ * of time.
+ */
 export class ApiTimeoutError extends RhizomeError {
-  constructor (url: string, timeoutMs: number) {
-    super('ERR_API_TIMEOUT', `the peer at ${url} did not answer within ${timeoutMs} ms`, {
+  constructor (url: string, request: string, timeoutMs: number) {
+    super('ERR_API_TIMEOUT', `the peer at ${url} did not answer ${request} in time (waited ${timeoutMs} ms)`, {
       retryable: true,
-      hint: 'the peer may be overloaded or the operation slow; check `rhizome status`, or allow more time'
+      hint: 'the peer is running but did not finish; see its log, and `rhizome status` for its load'
     })
     this.name = 'ApiTimeoutError'
   }
@@ -46,8 +65,11 @@ export class ApiAbortedError extends RhizomeError {
 }
 
 export class ApiAnswerError extends RhizomeError {
-  constructor (message: string) {
-    super('ERR_API', message, { hint: 'the peer and this client may be different Rhizome versions; compare `rhizome --version` with the peer\'s `rhizome status`' })
+  constructor (message: string, options: { hint?: string, cause?: unknown } = {}) {
+    super('ERR_API', message, {
+      hint: options.hint ?? 'the peer and this client may be different Rhizome versions; compare `rhizome --version` with the peer\'s `rhizome status`',
+      cause: options.cause
+    })
     this.name = 'ApiAnswerError'
   }
 }
@@ -95,9 +117,13 @@ export class RhizomeClient {
     return await this.json('deploy', {}, body, options)
   }
 
-  /** Run one task. The client waits `timeoutMs` plus a margin, so the peer's own deadline fires first. */
+  /**
+   * Run one task. Unless `options.timeoutMs` says otherwise, the client waits the call's
+   * `timeoutMs` (or the peer's default) plus `CALL_ANSWER_MARGIN_MS`, so the peer's own deadline
+   * fires first and its error, which says what was slow, is what the caller sees.
+   */
   async call (request: CallRequest, options: RequestOptions = {}): Promise<CallResult> {
-    return await this.json('call', {}, new TextEncoder().encode(JSON.stringify(request)), options)
+    return await this.json('call', {}, new TextEncoder().encode(JSON.stringify(request)), { ...options, timeoutMs: options.timeoutMs ?? callWaitMs(request.timeoutMs) })
   }
 
   async putBlob (bytes: Uint8Array, options?: RequestOptions): Promise<BlobPutResult> {
@@ -105,8 +131,7 @@ export class RhizomeClient {
   }
 
   async getBlob (cid: string, options?: RequestOptions): Promise<Uint8Array> {
-    const res = await this.send('blobGet', { cid }, undefined, '', options)
-    return new Uint8Array(await res.arrayBuffer())
+    return await this.exchange('blobGet', { cid }, undefined, '', options, async res => new Uint8Array(await res.arrayBuffer()))
   }
 
   /** Make the peer fetch a blob from another peer, verify it and store it. */
@@ -115,20 +140,23 @@ export class RhizomeClient {
   }
 
   private async json<T> (name: RouteName, params: Record<string, string>, body?: Uint8Array, options?: RequestOptions, query = ''): Promise<T> {
-    const res = await this.send(name, params, body, query, options)
-    const declared = Number(res.headers.get('content-length') ?? 0)
-    if (declared > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is ${declared} bytes, more than ${API_JSON_BYTES_MAX}`)
-    const text = await res.text()
-    if (text.length > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is larger than ${API_JSON_BYTES_MAX} bytes`)
-    try {
-      return JSON.parse(text) as T
-    } catch {
-      throw new ApiAnswerError(`the peer's answer to ${ROUTES[name].method} ${ROUTES[name].path} is not JSON`)
-    }
+    return await this.exchange(name, params, body, query, options, async res => {
+      const declared = Number(res.headers.get('content-length') ?? 0)
+      if (declared > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is ${declared} bytes, more than ${API_JSON_BYTES_MAX}`)
+      const text = await res.text()
+      if (text.length > API_JSON_BYTES_MAX) throw new ApiAnswerError(`the peer's answer is larger than ${API_JSON_BYTES_MAX} bytes`)
+      try {
+        return JSON.parse(text) as T
+      } catch {
+        throw new ApiAnswerError(`the peer's answer to ${ROUTES[name].method} ${ROUTES[name].path} is not JSON`)
+      }
+    })
   }
 
-  private async send (name: RouteName, params: Record<string, string>, body: Uint8Array | undefined, query: string, options: RequestOptions = {}): Promise<Response> {
+  /** One request and its answer read by `read`, under one deadline that covers the body too. */
+  private async exchange<T> (name: RouteName, params: Record<string, string>, body: Uint8Array | undefined, query: string, options: RequestOptions = {}, read: (res: Response) => Promise<T>): Promise<T> {
     const route = ROUTES[name]
+    const request = `${route.method} ${route.path}`
     const timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS_DEFAULT
     const deadline = AbortSignal.timeout(timeoutMs)
     const signals = [deadline]
@@ -146,7 +174,7 @@ export class RhizomeClient {
       })
     } catch (err) {
       if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
-      if (deadline.aborted) throw new ApiTimeoutError(this.url, timeoutMs)
+      if (deadline.aborted) throw new ApiTimeoutError(this.url, request, timeoutMs)
       throw new ApiUnreachableError(this.url, { cause: err })
     }
     if (!res.ok) {
@@ -154,9 +182,17 @@ export class RhizomeClient {
       try {
         failure = ((await res.json()) as { error?: FailureData }).error
       } catch {}
-      if (failure === undefined || typeof failure.code !== 'string') throw new ApiAnswerError(`the peer answered HTTP ${res.status} to ${route.method} ${route.path}`)
+      if (failure === undefined || typeof failure.code !== 'string') throw new ApiAnswerError(`the peer answered HTTP ${res.status} to ${request}`)
       throw failureFromData(failure)
     }
-    return res
+    try {
+      return await read(res)
+    } catch (err) {
+      if (err instanceof RhizomeError) throw err
+      // The same signal covers the body: a peer that sends headers and then stalls times out too.
+      if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
+      if (deadline.aborted) throw new ApiTimeoutError(this.url, request, timeoutMs)
+      throw new ApiAnswerError(`the answer from ${this.url} to ${request} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped; see its log', cause: err })
+    }
   }
 }

@@ -40,6 +40,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 
 /** Default copies of a deployed function: survives two peers leaving at once. */
 export const REPLICAS_DEFAULT = 3
+/** More copies than this is a broadcast, not replication (src/model/limits.ts; clients check it early). */
+export { REPLICAS_MAX }
 /** Sources tried when locating a function before giving up. */
 const LOCATE_SOURCES_MAX = 8
 /** A DHT lookup on a small network answers in well under this; past it we stop waiting. */

@@ -39,7 +39,8 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 /** Task frames carry arguments and inline results; both are capped below this. */
 const TASK_FRAME_BYTES_MAX = Math.max(TASK_ARGS_BYTES_MAX, RESULT_INLINE_BYTES_MAX) + 4096
 /** How long a caller waits for a task by default: the default sandbox time plus fetch and queue slack. */
-export const CALL_TIMEOUT_MS_DEFAULT = 120_000
+import { CALL_TIMEOUT_MS_DEFAULT } from '../api/limits.ts'
+export { CALL_TIMEOUT_MS_DEFAULT }
 /**
  * How long the caller waits to reach a worker (connection and stream), apart from the task's own
  * timeout. A TCP + Noise + Yamux handshake on a slow link takes well under a second and a DHT

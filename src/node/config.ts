@@ -5,14 +5,16 @@
  */
 import { statSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { availableParallelism, homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { resolveDataDir } from '../api/connect.ts'
 import { ConfigError, RhizomeError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
 import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../protocol/admission/index.ts'
 import type { LogLevel } from '../model/log.ts'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { describeFileType, readRegularFileSync } from '../api/regular-file.ts'
 
 export interface NodeConfig {
@@ -50,6 +52,10 @@ interface Field {
   envAliases?: string[]
   kind: Kind
   help: string
+  /** What the flag's value is called in help (default by kind: N, ADDR, VALUE). */
+  arg?: string
+  /** The default, in words, where it depends on the machine (so help and README are the same everywhere). */
+  defaultText?: string
   /** What to do about a bad value, when more can be said than "fix it". */
   hint?: string
   min?: number
@@ -60,13 +66,13 @@ interface Field {
 const FIELDS: Field[] = [
   { key: 'listen', flag: '--listen', env: 'RHIZOME_LISTEN', kind: 'list', help: 'multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001', check: (v: string[]) => checkAddrs(v, false) },
   { key: 'bootstrap', flag: '--bootstrap', env: 'RHIZOME_BOOTSTRAP', kind: 'list', help: 'multiaddrs of peers to join through, each ending in /p2p/<peer id>', check: (v: string[]) => checkAddrs(v, true) },
-  { key: 'apiHost', flag: '--api-host', env: 'RHIZOME_API_HOST', kind: 'string', help: 'loopback address the local HTTP API binds to (127.0.0.1, ::1 or localhost)', check: checkApiHost, hint: 'leave it at 127.0.0.1 (the default); to reach the API from another machine, tunnel it, e.g. ssh -L 7070:127.0.0.1:7070 HOST with --api-port 7070' },
+  { key: 'apiHost', flag: '--api-host', env: 'RHIZOME_API_HOST', kind: 'string', arg: 'HOST', help: 'loopback address the local HTTP API binds to (127.0.0.1, ::1 or localhost)', check: checkApiHost, hint: 'leave it at 127.0.0.1 (the default); to reach the API from another machine, tunnel it, e.g. ssh -L 7070:127.0.0.1:7070 HOST with --api-port 7070' },
   { key: 'apiPort', flag: '--api-port', env: 'RHIZOME_API_PORT', kind: 'int', min: 0, max: 65535, help: 'port of the local HTTP API (0 picks a free one)' },
   { key: 'mdns', flag: '--mdns', env: 'RHIZOME_MDNS', kind: 'bool', help: 'discover peers on the LAN with mDNS' },
-  { key: 'logLevel', flag: '--log-level', env: 'RHIZOME_LOG_LEVEL', kind: 'string', help: `one of ${LOG_LEVELS.join(', ')}`, check: (v: string) => (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}` },
-  { key: 'networkId', flag: '--network-id', env: 'RHIZOME_NETWORK_ID', kind: 'string', help: 'peers only talk to peers with the same network id', check: (v: string) => NETWORK_ID.test(v) ? undefined : 'must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit' },
+  { key: 'logLevel', flag: '--log-level', env: 'RHIZOME_LOG_LEVEL', kind: 'string', arg: 'LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, check: (v: string) => (LOG_LEVELS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}` },
+  { key: 'networkId', flag: '--network-id', env: 'RHIZOME_NETWORK_ID', kind: 'string', arg: 'ID', help: 'peers only talk to peers with the same network id', check: (v: string) => NETWORK_ID.test(v) ? undefined : 'must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit' },
   // The flag is --slots, so the variable is RHIZOME_SLOTS; RHIZOME_SLOTS_MAX (the field's name) is read too.
-  { key: 'slotsMax', flag: '--slots', env: 'RHIZOME_SLOTS', envAliases: ['RHIZOME_SLOTS_MAX'], kind: 'int', min: 1, max: 1024, help: 'tasks this peer runs at once' },
+  { key: 'slotsMax', flag: '--slots', env: 'RHIZOME_SLOTS', envAliases: ['RHIZOME_SLOTS_MAX'], kind: 'int', min: 1, max: 1024, help: 'tasks this peer runs at once', defaultText: 'CPU cores, at most 64' },
   { key: 'announceIntervalMs', flag: '--announce-interval-ms', env: 'RHIZOME_ANNOUNCE_INTERVAL_MS', kind: 'int', min: 100, max: 600_000, help: 'how often the peer announces itself' },
   { key: 'suspectAfterMs', flag: '--suspect-after-ms', env: 'RHIZOME_SUSPECT_AFTER_MS', kind: 'int', min: 200, max: 3_600_000, help: 'silence after which a peer is suspect' },
   { key: 'goneAfterMs', flag: '--gone-after-ms', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' },
@@ -75,8 +81,75 @@ const FIELDS: Field[] = [
   { key: 'connectionsLimitLoopback', flag: '--connections-limit-loopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply the per-address connection limit to loopback connections too' }
 ]
 
+/** `--data-dir` is not a field of the table (it says where the table's config.json is), but is set the same ways. */
+const DATA_DIR_HELP = 'identity, database, blobs, config.json, api.json and api.token'
+const DATA_DIR_DEFAULT = '~/.rhizome'
+
 /** Every RHIZOME_* variable Rhizome reads; any other one is probably a typo and gets a warning. */
 export const KNOWN_ENV: readonly string[] = ['RHIZOME_DATA_DIR', ...FIELDS.flatMap(f => [f.env, ...(f.envAliases ?? [])])]
+
+/** The `node start` flags, for `parseArgs`: one per field, plus `--data-dir`. */
+export function configOptions (): ParseArgsOptionsConfig {
+  const options: ParseArgsOptionsConfig = { 'data-dir': { type: 'string' } }
+  for (const field of FIELDS) options[field.flag.slice(2)] = field.kind === 'bool' ? { type: 'boolean' } : { type: 'string', multiple: field.kind === 'list' }
+  return options
+}
+
+/** Parsed `node start` flags, keyed as `resolveConfig` takes them. */
+export function configFlags (values: Record<string, unknown>): ConfigInput['flags'] {
+  const flags: ConfigInput['flags'] = { dataDir: values['data-dir'] }
+  for (const field of FIELDS) flags[field.key] = values[field.flag.slice(2)]
+  return flags
+}
+
+interface FieldDoc { flag: string, env: string[], key: string, defaultText: string, allowed: string, help: string }
+
+/** What the help and the README say of each setting, `--data-dir` first. */
+function fieldDocs (): FieldDoc[] {
+  // Rendered from the table and the defaults, never written by hand, so the two cannot disagree.
+  const defaults = defaultConfig(DATA_DIR_DEFAULT)
+  const docs: FieldDoc[] = [{ flag: '--data-dir DIR', env: ['RHIZOME_DATA_DIR'], key: '', defaultText: DATA_DIR_DEFAULT, allowed: '', help: DATA_DIR_HELP }]
+  for (const field of FIELDS) {
+    const value = defaults[field.key]
+    const defaultBool = field.kind === 'bool' && value === true
+    const arg = field.arg ?? (field.kind === 'int' ? 'N' : field.kind === 'list' ? 'ADDR' : field.kind === 'bool' ? '' : 'VALUE')
+    docs.push({
+      flag: defaultBool ? `${field.flag}, --no-${field.flag.slice(2)}` : arg === '' ? field.flag : `${field.flag} ${arg}`,
+      env: [field.env, ...(field.envAliases ?? [])],
+      key: field.key,
+      defaultText: field.defaultText ?? (Array.isArray(value) ? (value.length === 0 ? 'none' : value.join(', ')) : String(value)),
+      allowed: field.kind === 'int' ? `${field.min}..${field.max}` : field.kind === 'bool' ? 'true, false' : field.kind === 'list' ? `up to ${ADDRS_MAX}: repeat the flag; comma-separated elsewhere` : '',
+      help: field.help
+    })
+  }
+  return docs
+}
+
+/** The options part of `rhizome node start --help`, from the field table. */
+export function configHelp (): string {
+  const docs = fieldDocs()
+  const width = Math.max(...docs.map(d => d.flag.length))
+  const lines: string[] = []
+  for (const d of docs) {
+    lines.push(`  ${d.flag.padEnd(width)}  ${d.help}`)
+    const range = d.allowed !== '' && d.allowed !== 'true, false' ? ` (${d.allowed})` : ''
+    lines.push(`  ${''.padEnd(width)}  default ${d.defaultText}${range}; ${d.env.join(' or ')}${d.key === '' ? '' : `; "${d.key}" in config.json`}`)
+  }
+  return [
+    ...lines,
+    '',
+    'Each setting is taken from the first of: the flag, the RHIZOME_* variable, DIR/config.json',
+    '(a JSON object of the keys above), the default.'
+  ].join('\n')
+}
+
+/** The configuration table of README.md (between its config-table markers), from the field table. */
+export function configTable (): string {
+  // Markdown: a pipe ends a cell and <peer id> would be an HTML tag.
+  const cell = (text: string): string => text === '' ? '—' : text.replaceAll('|', '\\|').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+  const rows = fieldDocs().map(d => `| \`${d.flag}\` | ${d.env.map(e => `\`${e}\``).join(', ')} | ${d.key === '' ? '—' : `\`${d.key}\``} | ${cell(d.defaultText)} | ${cell(d.allowed)} | ${cell(d.help)} |`)
+  return ['| flag | variable | config.json | default | allowed | what it sets |', '|---|---|---|---|---|---|', ...rows].join('\n') + '\n'
+}
 
 export function defaultConfig (dataDir: string): NodeConfig {
   return {
@@ -98,13 +171,8 @@ export function defaultConfig (dataDir: string): NodeConfig {
   }
 }
 
-/** Where a command finds its peer: `--data-dir`, then RHIZOME_DATA_DIR, then ~/.rhizome. */
-export function resolveDataDir (flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  const label = flag !== undefined ? '--data-dir' : env.RHIZOME_DATA_DIR !== undefined ? 'RHIZOME_DATA_DIR' : 'the data dir'
-  const value = flag ?? env.RHIZOME_DATA_DIR ?? join(homedir(), '.rhizome')
-  if (value.length === 0 || value.length > 1024) throw new ConfigError(label, 'must be a non-empty path of at most 1024 characters')
-  return resolve(value)
-}
+/** Where a peer keeps its state: client-side knowledge too, so it lives with the API's `connect`. */
+export { resolveDataDir }
 
 export interface ConfigInput {
   /** Values from command-line flags, keyed like NodeConfig; undefined means not given. */

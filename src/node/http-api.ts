@@ -39,7 +39,7 @@ import { base64 } from 'multiformats/bases/base64'
 import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
-import { CALL_TIMEOUT_MS_DEFAULT } from '../net/task-service.ts'
+import { CALL_TIMEOUT_MS_DEFAULT, CALL_TIMEOUT_MS_MAX } from '../api/limits.ts'
 import { HTTP_OK, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
 import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
@@ -74,8 +74,6 @@ const REQUEST_BYTES_MAX = 64 * 1024
 const DEPLOY_BYTES_MAX = 8 * 1024 * 1024
 /** A call carries JSON arguments; 2 MiB leaves room for the 1 MiB task argument limit in JSON. */
 const CALL_BYTES_MAX = 2 * 1024 * 1024
-/** One hour: the longest a caller may ask to wait for one task. */
-const CALL_TIMEOUT_MS_MAX = 3_600_000
 /** Slow clients are cut off; the API is local and answers in milliseconds. */
 const REQUEST_TIMEOUT_MS = 60_000
 /** A blob fetch from another peer: a 16 MiB blob over a slow link, with room to spare. */

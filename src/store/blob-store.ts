@@ -52,7 +52,8 @@ import { BlobHashMismatchError } from './errors.ts'
  * few of them well inside a small peer's heap. Ranges served to peers never hold a whole blob
  * (see `blobRangeBytesMax`). Bigger data should be split into blobs and linked from a dag-cbor value.
  */
-export const blobBytesMaxDefault = 64 * 1024 * 1024
+import { BLOB_BYTES_MAX } from '../api/limits.ts'
+export const blobBytesMaxDefault = BLOB_BYTES_MAX
 /** Most CIDs one `list` call returns; page through a bigger store. Bounds memory and time per call. */
 export const blobListLengthMax = 10_000
 /** CIDs one `list` call returns when no limit is given. */

@@ -1,19 +1,14 @@
 import { stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { BLOB_BYTES_MAX } from '../../api/limits.ts'
 import { RhizomeError } from '../../model/errors.ts'
 import { describeFileType, readRegularFile } from '../../api/regular-file.ts'
-import { connectApi } from '../api-client.ts'
-import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
+import { CliError, EXIT_OK, EXIT_USAGE, checkPeerIdFlag, dataDirOption, jsonOption } from '../command.ts'
+import { connectPeer } from '../connect.ts'
 import type { Command } from '../command.ts'
 
-/** Same as the peer's blob limit (docs/LIMITS.md); checked here to fail before reading the file. */
-const BLOB_FILE_BYTES_MAX = 64 * 1024 * 1024
-
 export const blobPut: Command = {
-  name: 'blob put',
-  summary: 'store a file as a content-addressed blob on the local peer; prints its CID',
-  usage: 'rhizome blob put FILE [--data-dir DIR | --api URL] [--json]\n\n  FILE   a regular file of at most 64 MiB',
+  usage: `rhizome blob put FILE [--data-dir DIR | --api URL] [--json]\n\n  FILE   a regular file of at most ${BLOB_BYTES_MAX / 1024 / 1024} MiB (the peer's blob limit)`,
   options: { ...dataDirOption, ...jsonOption },
   positionals: [1, 1],
   async run (context) {
@@ -21,21 +16,18 @@ export const blobPut: Command = {
     let bytes: Uint8Array
     try {
       // A FIFO, a device such as /dev/zero or a directory is refused, and at most the limit is read.
-      bytes = await readRegularFile(file, BLOB_FILE_BYTES_MAX, 'blob')
+      bytes = await readRegularFile(file, BLOB_BYTES_MAX, 'blob')
     } catch (err) {
       if (err instanceof RhizomeError) throw new CliError(err.code, err.message, { exitCode: EXIT_USAGE, hint: err.hint, cause: err })
       throw err
     }
-    const api = await connectApi(context)
-    const result = await api.json<{ cid: string, bytes: number }>('POST', '/v1/blobs', bytes)
+    const result = await (await connectPeer(context)).putBlob(bytes)
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(result) + '\n' }
     return { exitCode: EXIT_OK, stdout: `${result.cid}\n` }
   }
 }
 
 export const blobGet: Command = {
-  name: 'blob get',
-  summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)',
   usage: 'rhizome blob get CID [--out FILE] [--from PEER] [--data-dir DIR | --api URL]\n\n  --out FILE    write it to FILE (its directory must exist) instead of stdout\n  --from PEER   fetch it from that peer first (verified against the CID), then read it',
   options: { ...dataDirOption, out: { type: 'string' }, from: { type: 'string' } },
   positionals: [1, 1],
@@ -43,13 +35,13 @@ export const blobGet: Command = {
     const cid = context.positionals[0]
     if (!/^[a-zA-Z0-9]{1,100}$/.test(cid)) throw new CliError('ERR_USAGE', `${JSON.stringify(cid)} is not a CID`, { exitCode: EXIT_USAGE, hint: 'a CID looks like bafkrei…' })
     const from = context.values.from as string | undefined
-    if (from !== undefined) checkPeerIdFlag('--from', from)
+    if (from !== undefined) await checkPeerIdFlag('--from', from)
     const out = context.values.out as string | undefined
     // Checked before asking the peer, so a typo in --out does not cost a fetch from another peer.
     if (out !== undefined) await checkOutPath(out)
-    const api = await connectApi(context)
-    if (from !== undefined) await api.json('POST', `/v1/blobs/${cid}/fetch?from=${encodeURIComponent(from)}`)
-    const bytes = await api.bytes(`/v1/blobs/${cid}`)
+    const api = await connectPeer(context)
+    if (from !== undefined) await api.fetchBlob(cid, from)
+    const bytes = await api.getBlob(cid)
     if (out !== undefined) {
       try {
         await writeFile(out, bytes)
@@ -72,13 +64,4 @@ async function checkOutPath (out: string): Promise<void> {
   const dir = await stat(parent).catch(() => undefined)
   if (dir === undefined) throw new CliError('ERR_USAGE', `--out ${out}: the directory ${parent} does not exist`, { exitCode: EXIT_USAGE, hint: `create it first (mkdir -p ${parent}) or write elsewhere` })
   if (!dir.isDirectory()) throw new CliError('ERR_USAGE', `--out ${out}: ${parent} is ${dir.isFile() ? 'a regular file' : describeFileType(dir)}, not a directory`, { exitCode: EXIT_USAGE, hint: 'name a file in a directory that exists' })
-}
-
-/** A peer id flag (--on, --from), refused before contacting the peer when it cannot be one. */
-export function checkPeerIdFlag (flag: string, value: string): void {
-  try {
-    peerIdFromString(value)
-  } catch {
-    throw new CliError('ERR_USAGE', `${flag} ${JSON.stringify(value)} is not a peer id`, { exitCode: EXIT_USAGE, hint: 'a peer id looks like 12D3KooW…; `rhizome peers` lists the peers this one knows' })
-  }
 }

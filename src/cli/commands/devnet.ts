@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process'
 import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { apiForDataDir } from '../api-client.ts'
-import type { ApiClient } from '../api-client.ts'
+import { connect } from '../../api/connect.ts'
+import type { RhizomeClient } from '../../api/client.ts'
 import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
+import { progressLine } from '../progress.ts'
 import { peerTable } from './peers.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { Command } from '../command.ts'
-import type { NodeStatus, PeerView } from '../../node/index.ts'
+import type { Progress } from '../progress.ts'
 
 // main.ts in the repository, main.js in an installed (built) package.
 const MAIN = fileURLToPath(new URL(`../main${extname(import.meta.url)}`, import.meta.url))
@@ -20,15 +21,13 @@ const READY_TIMEOUT_MS = 60_000
 const CHILD_STOP_MS = 10_000
 
 export const devnet: Command = {
-  name: 'devnet',
-  summary: 'start a local network of peers in separate processes (what `npm start` runs)',
   usage: `rhizome devnet [--peers N] [--dir DIR]
 
   --peers N   how many peers (default 3, at most ${DEVNET_PEERS_MAX})
   --dir DIR   where their data dirs go (default .rhizome/devnet); logs are in DIR/peer-N/peer.log`,
   options: { peers: { type: 'string' }, dir: { type: 'string' } },
   positionals: [0, 0],
-  async run ({ values, signal, print }) {
+  async run ({ values, signal, print, isTTY }) {
     const count = values.peers === undefined ? 3 : Number(values.peers)
     if (!Number.isInteger(count) || count < 1 || count > DEVNET_PEERS_MAX) {
       throw new CliError('ERR_USAGE', `--peers must be an integer from 1 to ${DEVNET_PEERS_MAX}`, { exitCode: EXIT_USAGE, hint: 'e.g. --peers 3 (the default)' })
@@ -39,18 +38,18 @@ export const devnet: Command = {
     try {
       print(`Starting a local Rhizome network of ${count} peers in ${dir}\n`)
       let bootstrap: string | undefined
-      const apis: ApiClient[] = []
+      const apis: RhizomeClient[] = []
       for (let i = 1; i <= count; i++) {
         const dataDir = join(dir, `peer-${i}`)
         const { child, api } = await startPeer(dataDir, bootstrap, signal)
         children.push(child)
         apis.push(api)
-        const status = await api.json<NodeStatus>('GET', '/v1/status')
+        const status = await api.status()
         bootstrap ??= status.addrs.find(a => a.includes('/tcp/') && !a.includes('/ws'))
         print(`  peer-${i}  ${status.peerId}  ${status.apiUrl}\n`)
       }
-      await waitUntilMeshed(apis, signal, print)
-      const { peers } = await apis[0].json<{ peers: PeerView[] }>('GET', '/v1/peers')
+      await waitUntilMeshed(apis, signal, progressLine(print, isTTY))
+      const peers = await apis[0].peers()
       print(`\nAll ${count} peers see each other. peer-1's view:\n${peerTable(peers, Date.now())}`)
       print(`\nTry: npx rhizome peers --data-dir ${join(dir, 'peer-2')}\nPress Ctrl-C to stop.\n`)
       await new Promise<void>(resolve => {
@@ -81,7 +80,7 @@ async function checkDevnetDir (dir: string, label: string): Promise<void> {
   }
 }
 
-async function startPeer (dataDir: string, bootstrap: string | undefined, signal: AbortSignal): Promise<{ child: ChildProcess, api: ApiClient }> {
+async function startPeer (dataDir: string, bootstrap: string | undefined, signal: AbortSignal): Promise<{ child: ChildProcess, api: RhizomeClient }> {
   await mkdir(dataDir, { recursive: true })
   const log = await open(join(dataDir, 'peer.log'), 'a')
   const args = [MAIN, 'node', 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws',
@@ -103,20 +102,24 @@ async function startPeer (dataDir: string, bootstrap: string | undefined, signal
     }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  return { child, api: await apiForDataDir(dataDir) }
+  return { child, api: await connect({ dataDir, env: {} }) }
 }
 
-async function waitUntilMeshed (apis: ApiClient[], signal: AbortSignal, print: (text: string) => void): Promise<void> {
+async function waitUntilMeshed (apis: RhizomeClient[], signal: AbortSignal, progress: Progress): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
-  for (;;) {
-    const views = await Promise.all(apis.map(async api => (await api.json<{ peers: PeerView[] }>('GET', '/v1/peers')).peers))
-    const seen = views.reduce((sum, view) => sum + view.filter(p => p.state === 'alive').length, 0)
-    const wanted = apis.length * (apis.length - 1)
-    print(`\r  waiting for peers to meet: ${seen}/${wanted} links alive`)
-    if (seen >= wanted) { print('\n'); return }
-    if (Date.now() > deadline) throw new CliError('ERR_TIMEOUT', `peers did not all meet within ${READY_TIMEOUT_MS} ms`, { hint: 'see the peer.log files in the devnet dir' })
-    if (signal.aborted) return
-    await new Promise(resolve => setTimeout(resolve, 250))
+  try {
+    for (;;) {
+      const views = await Promise.all(apis.map(async api => await api.peers()))
+      const seen = views.reduce((sum, view) => sum + view.filter(p => p.state === 'alive').length, 0)
+      const wanted = apis.length * (apis.length - 1)
+      progress.update(`  waiting for peers to meet: ${seen}/${wanted} links alive`)
+      if (seen >= wanted || signal.aborted) return
+      if (Date.now() > deadline) throw new CliError('ERR_TIMEOUT', `peers did not all meet within ${READY_TIMEOUT_MS} ms`, { hint: 'see the peer.log files in the devnet dir' })
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  } finally {
+    // Whatever ends the wait, what is printed next starts on a line of its own.
+    progress.done()
   }
 }
 

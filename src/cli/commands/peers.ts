@@ -1,18 +1,15 @@
-import { connectApi } from '../api-client.ts'
 import { EXIT_OK, dataDirOption, jsonOption } from '../command.ts'
+import { connectPeer } from '../connect.ts'
 import { formatDuration } from './status.ts'
 import type { Command } from '../command.ts'
-import type { PeerView } from '../../node/index.ts'
+import type { PeerView } from '../../api/types.ts'
 
 export const peers: Command = {
-  name: 'peers',
-  summary: 'list the peers this peer knows, with their state and capacity',
   usage: 'rhizome peers [--data-dir DIR | --api URL] [--json]',
   options: { ...dataDirOption, ...jsonOption },
   positionals: [0, 0],
   async run (context) {
-    const api = await connectApi(context)
-    const { peers } = await api.json<{ peers: PeerView[] }>('GET', '/v1/peers')
+    const peers = await (await connectPeer(context)).peers()
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(peers, null, 2) + '\n' }
     return { exitCode: EXIT_OK, stdout: peerTable(peers, Date.now()) }
   }

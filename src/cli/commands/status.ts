@@ -1,17 +1,13 @@
-import { connectApi } from '../api-client.ts'
 import { EXIT_OK, dataDirOption, jsonOption } from '../command.ts'
+import { connectPeer } from '../connect.ts'
 import type { Command } from '../command.ts'
-import type { NodeStatus } from '../../node/index.ts'
 
 export const status: Command = {
-  name: 'status',
-  summary: 'show this peer: id, addresses, peers, uptime',
   usage: 'rhizome status [--data-dir DIR | --api URL] [--json]',
   options: { ...dataDirOption, ...jsonOption },
   positionals: [0, 0],
   async run (context) {
-    const api = await connectApi(context)
-    const s = await api.json<NodeStatus>('GET', '/v1/status')
+    const s = await (await connectPeer(context)).status()
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(s, null, 2) + '\n' }
     const lines = [
       `peer       ${s.peerId}`,

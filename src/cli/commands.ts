@@ -1,0 +1,18 @@
+/**
+ * The command table: names and summaries only, so `rhizome --help` and the dispatch in main.ts
+ * load nothing else. Each command's module is imported when that command runs (or its help is
+ * asked for): `status` pays for an HTTP client, `node start` for libp2p, `deploy` for esbuild.
+ */
+import type { CommandEntry } from './command.ts'
+
+export const COMMANDS: CommandEntry[] = [
+  { name: 'node start', summary: 'start a peer in the foreground (Ctrl-C stops it)', load: async () => (await import('./commands/node-start.ts')).nodeStart },
+  { name: 'status', summary: 'show this peer: id, addresses, peers, uptime', load: async () => (await import('./commands/status.ts')).status },
+  { name: 'peers', summary: 'list the peers this peer knows, with their state and capacity', load: async () => (await import('./commands/peers.ts')).peers },
+  { name: 'deploy', summary: 'bundle a module of functions, content-address it, and replicate it to peers', load: async () => (await import('./commands/deploy.ts')).deploy },
+  { name: 'functions', summary: 'list the functions this peer holds', load: async () => (await import('./commands/functions.ts')).functionsList },
+  { name: 'call', summary: 'run one task: call an export of a deployed function with JSON arguments', load: async () => (await import('./commands/call.ts')).call },
+  { name: 'blob put', summary: 'store a file as a content-addressed blob on the local peer; prints its CID', load: async () => (await import('./commands/blob.ts')).blobPut },
+  { name: 'blob get', summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)', load: async () => (await import('./commands/blob.ts')).blobGet },
+  { name: 'devnet', summary: 'start a local network of peers in separate processes (what `npm start` runs)', load: async () => (await import('./commands/devnet.ts')).devnet }
+]

@@ -1,0 +1,92 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import { resolve } from 'node:path'
+import { REPLICAS_MAX } from '../../api/limits.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, bundleFunctions, createManifest, encodeManifest, limitsProblem, packageWasm } from '../../functions/index.ts'
+import type { SandboxLimits } from '../../functions/index.ts'
+import { RhizomeError } from '../../model/errors.ts'
+import { readRegularFile } from '../../api/regular-file.ts'
+import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
+import { connectPeer } from '../connect.ts'
+import type { Command } from '../command.ts'
+
+const MIB = 1024 * 1024
+
+export const deploy: Command = {
+  usage: `rhizome deploy FILE [--replicas N] [--name NAME] [--time-ms N] [--memory-mib N] [--output-bytes N]
+                      [--data-dir DIR | --api URL] [--json]
+
+  FILE           a TypeScript/JavaScript module (bundled with its relative imports), or a .wasm module
+  --time-ms N    time limit of one call (default ${DEFAULT_LIMITS.timeMs})
+  --memory-mib N memory limit of one call in MiB (default ${DEFAULT_LIMITS.memoryBytesMax / MIB})
+  --output-bytes N  largest result of one call (default ${DEFAULT_LIMITS.outputBytesMax})
+  --replicas N   peers that keep a copy, chosen by rendezvous hashing on the function id (default 3, at most ${REPLICAS_MAX})
+  --name NAME    a name to call it by on peers that hold it (default: the file name)`,
+  options: { ...dataDirOption, ...jsonOption, replicas: { type: 'string' }, name: { type: 'string' }, 'time-ms': { type: 'string' }, 'memory-mib': { type: 'string' }, 'output-bytes': { type: 'string' } },
+  positionals: [1, 1],
+  async run (context) {
+    const file = resolve(context.positionals[0])
+    const replicas = context.values.replicas === undefined ? 3 : Number(context.values.replicas)
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) {
+      throw new CliError('ERR_USAGE', `--replicas must be an integer from 1 to ${REPLICAS_MAX}, got ${JSON.stringify(context.values.replicas)}`, { exitCode: EXIT_USAGE, hint: 'e.g. --replicas 3 (the default)' })
+    }
+    const name = (context.values.name as string | undefined) ?? file.replace(/^.*\//, '').replace(/\.([cm]?[jt]s|wasm)$/, '')
+    const limits = limitsFromFlags(context.values)
+    let manifestBytes: Uint8Array
+    let code: Uint8Array
+    try {
+      if (file.endsWith('.wasm')) {
+        const bytes = await readWasm(file)
+        const pkg = await packageWasm(bytes, { name, limits })
+        code = pkg.code
+        manifestBytes = encodeManifest(await createManifest({ name, kind: 'wasm', code, exports: pkg.exports, limits }))
+      } else {
+        const bundle = await bundleFunctions(file)
+        code = bundle.code
+        manifestBytes = encodeManifest(await createManifest({ name, kind: 'js', code, exports: bundle.exports, limits }))
+      }
+    } catch (err) {
+      if (err instanceof RhizomeError) throw new CliError(err.code, err.message, { hint: err.hint, exitCode: EXIT_USAGE })
+      throw err
+    }
+    const result = await (await connectPeer(context)).deploy(dagCbor.encode({ manifest: manifestBytes, code, replicas }))
+    if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(result, null, 2) + '\n' }
+    const held = result.replicas.filter(r => r.ok).length
+    const lines = [
+      `${result.alreadyDeployed ? 'already deployed' : 'deployed'}  ${result.name}`,
+      `function id  ${result.cid}`,
+      `exports      ${result.exports.join(', ')}`,
+      `replicas     ${held}/${result.replicas.length} peers hold it${held < replicas ? ` (asked for ${replicas}; fewer peers are alive)` : ''}`,
+      ...result.replicas.filter(r => !r.ok).map(r => `  ${r.peer}: ${r.error ?? 'failed'}`)
+    ]
+    return { exitCode: EXIT_OK, stdout: lines.join('\n') + '\n' }
+  }
+}
+
+/**
+ * A .wasm file is read whole, as a regular file (not a FIFO or device) and at most the wasm code
+ * limit: past it the module cannot be deployed anyway.
+ */
+async function readWasm (file: string): Promise<Uint8Array> {
+  return await readRegularFile(file, CODE_BYTES_MAX.wasm, 'wasm module')
+}
+
+const LIMITS_HINT = `see docs/LIMITS.md; the allowed ranges are --time-ms ${LIMITS_FLOOR.timeMs}..${LIMITS_CEILING.timeMs}, --memory-mib ${LIMITS_FLOOR.memoryBytesMax / MIB}..${LIMITS_CEILING.memoryBytesMax / MIB}, --output-bytes ${LIMITS_FLOOR.outputBytesMax}..${LIMITS_CEILING.outputBytesMax}`
+
+function limitsFromFlags (values: Record<string, unknown>): SandboxLimits {
+  const int = (flag: string): number | undefined => {
+    const text = values[flag]
+    if (text === undefined) return undefined
+    const n = Number(text)
+    if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new CliError('ERR_USAGE', `--${flag} must be a whole number, got ${JSON.stringify(text)}`, { exitCode: EXIT_USAGE, hint: LIMITS_HINT })
+    return n
+  }
+  const memoryMib = int('memory-mib')
+  const limits: SandboxLimits = {
+    timeMs: int('time-ms') ?? DEFAULT_LIMITS.timeMs,
+    memoryBytesMax: memoryMib === undefined ? DEFAULT_LIMITS.memoryBytesMax : memoryMib * MIB,
+    outputBytesMax: int('output-bytes') ?? DEFAULT_LIMITS.outputBytesMax
+  }
+  const problem = limitsProblem(limits)
+  if (problem !== undefined) throw new CliError('ERR_USAGE', `limits: ${problem}`, { exitCode: EXIT_USAGE, hint: LIMITS_HINT })
+  return limits
+}
