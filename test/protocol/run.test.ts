@@ -141,8 +141,13 @@ describe('run driver: activations', () => {
   it('the Ref inputs of a call travel with its schedule output', () => {
     const d = started()
     d.handleActivation({ commands: [call(0, 't1', { inputs: ['bafyIn1', 'bafyIn2'], ref: true })] }, 1)
-    const schedule = actions(drain(d)).find(o => o.type === 'schedule')
+    const out = drain(d)
+    const schedule = actions(out).find(o => o.type === 'schedule')
     assert.deepEqual(schedule, { type: 'schedule', task: { taskId: 't1', fn: 'bafyFn', export: 'B', args: enc('[0]'), inputs: ['bafyIn1', 'bafyIn2'] } })
+    assert.deepEqual(events(out), [
+      { type: 'run:activation:done', runId: RUN, atMs: 1, activation: 1, commands: 1, done: false },
+      { type: 'run:task:scheduled', runId: RUN, atMs: 1, seq: 0, taskId: 't1', fn: 'bafyFn', export: 'B', inputs: ['bafyIn1', 'bafyIn2'] }
+    ])
   })
 })
 
