@@ -89,6 +89,65 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
       CREATE INDEX functions_name ON functions (name, added_ms);
     `
+  },
+  {
+    version: 3,
+    name: 'workflow runs, their tasks, memo and events',
+    sql: `
+      -- Workflow runs this peer drives (src/store/run-repo.ts).
+      CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL, -- manifest CID of the workflow bundle
+        export TEXT NOT NULL,
+        args BLOB NOT NULL, -- dag-cbor array
+        parent_run_id TEXT, -- set for child runs
+        status TEXT NOT NULL, -- created, running, finished, failed, cancelled
+        result_cid TEXT,
+        result BLOB, -- inline dag-cbor when small
+        error TEXT, -- JSON FailureData
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        driver_peer TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX runs_started ON runs (started_ms);
+      CREATE INDEX runs_status ON runs (status, started_ms);
+
+      -- One row per distinct task of a run: where and when it ran.
+      CREATE TABLE run_tasks (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        task_id TEXT NOT NULL,
+        fn TEXT NOT NULL,
+        export TEXT NOT NULL,
+        peer TEXT,
+        attempt INTEGER NOT NULL,
+        status TEXT NOT NULL, -- scheduled, running, accepted, failed, cancelled
+        error TEXT, -- JSON FailureData
+        queued_ms INTEGER NOT NULL,
+        started_ms INTEGER,
+        finished_ms INTEGER,
+        PRIMARY KEY (run_id, task_id)
+      ) STRICT;
+
+      -- The run's memo: task (or child run) id -> accepted result. Grow-only; a restart resumes from it.
+      CREATE TABLE run_memo (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        task_id TEXT NOT NULL,
+        result_cid TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        inline BLOB,
+        PRIMARY KEY (run_id, task_id)
+      ) STRICT;
+
+      -- The run's progress events, numbered from 1 within the run.
+      CREATE TABLE run_events (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        json TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (run_id, seq)
+      ) STRICT;
+    `
   }
 ]
 

@@ -32,3 +32,4 @@ export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobSta
 export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'
 export { createFunctionRepo, functionListLengthMax } from './function-repo.ts'
 export type { FunctionRepo, FunctionRow, FunctionOrigin } from './function-repo.ts'
+export * from './run-repo.ts'

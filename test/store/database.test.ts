@@ -42,7 +42,7 @@ describe('openDatabase', () => {
     try {
       assert.equal(db.schemaVersion, migrations.length)
       assert.equal(pragma(db.sqlite, 'user_version'), migrations.length)
-      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'meta', 'peer_events', 'peers'])
+      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'meta', 'peer_events', 'peers', 'run_events', 'run_memo', 'run_tasks', 'runs'])
       assert.equal(pragma(db.sqlite, 'journal_mode'), 'wal')
       assert.equal(pragma(db.sqlite, 'synchronous'), 1) // NORMAL
       assert.equal(pragma(db.sqlite, 'foreign_keys'), 1)

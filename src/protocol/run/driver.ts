@@ -1,0 +1,546 @@
+/**
+ * Run driver state machine — theory of operation.
+ *
+ * WHAT IT DRIVES. A workflow run is deterministic code (run by the shell in the workflow sandbox)
+ * that calls remote functions and starts child runs. The code runs in *activations*: the driver
+ * says `activate` with the calls that have settled since the last one; the code runs until every
+ * path is waiting again (or it returned) and the shell answers `handleActivation` with the
+ * *commands* it issued meanwhile and, if it ended, `done`. Between activations the code does not
+ * run; calls settle (`handleTaskOutcome`, `handleChildOutcome`) and the driver collects them.
+ *
+ * STATES of the run:
+ *
+ *   created ─handleStart─► running ─done ok──────────────────────────► finished
+ *      │                     ├──── done failed, a history limit, a stall, a timeout ─► failed
+ *      └────handleCancel─────┴──── handleCancel ─────────────────────────────────────► cancelled
+ *
+ * While running, at most one activation is outstanding. A call that settles meanwhile becomes a
+ * *resolution* in `ready`; when the activation is answered, everything ready goes out in the next
+ * one, sorted by seq (one activation per batch, not per call: a fan-out of a thousand calls that
+ * finish together costs one run of the code, not a thousand). Hence the invariant: running with
+ * no activation outstanding ⇒ nothing ready.
+ *
+ * ONE TASK PER ID. A call names its task by id (the CID of function, export and arguments), so two
+ * calls with the same id are the same work. For each command the driver looks the id up, in order:
+ *  - the memo (id → accepted result): resolved at once, nothing scheduled. On a restart the shell
+ *    passes the persisted memo to `createRunDriver`, and the code's replay resolves every call that
+ *    was already accepted without running it again — replay is cheap, and another peer with the
+ *    memo could take the run over;
+ *  - the failures of this run: resolved at once with the same failure (a failure is final — the
+ *    scheduler did the retrying — and the code must see the same thing on every ask);
+ *  - the tasks in flight: the seq joins its waiters and gets the same resolution when it settles;
+ *  - otherwise it is new: `schedule` (a child run: `start-child`), once per id per run.
+ * Child runs share this path, keyed by child run id (a CID of a different shape than any task id,
+ * so one map serves both). A child whose id is this run's or an ancestor's would wait on itself:
+ * its seq is rejected with WorkflowCycleError instead, as is one nested deeper than childDepthMax.
+ *
+ * Seq numbers are the code's own numbering of its calls within one execution; they must grow, but
+ * need not match across replays (which calls are issued first depends on the order things settle).
+ * Only ids carry over. A workflow whose *result* depends on settling order (Promise.race) is
+ * therefore not replay-safe; the events record the live order.
+ *
+ * FAILURES reach the code as rejections; the run fails only if the code says so in `done` (it may
+ * catch). The driver itself ends the run, cancelling whatever is in flight, when: the code's history
+ * outgrows a limit (RunHistoryLimitError: commandsMax, argsBytesMax per execution of the code;
+ * memoEntriesMax distinct ids per run, checked before scheduling, so no work is started whose result
+ * could not be kept); the code waits with nothing in flight (WorkflowStalledError — it could never
+ * go on); an activation or the run outlives its deadline (ActivationTimeoutError, RunTimeoutError);
+ * or it is cancelled (RunCancelledError). When the code returns, calls it did not await are
+ * cancelled: a workflow's result is its return value, and work nobody awaits is not done. Commands
+ * issued in the activation that returned are therefore dropped, not scheduled.
+ *
+ * AFTER THE END every input is ignored (outcomes answer 'late'): each can race the end honestly —
+ * a task settles as the run is cancelled, an activation answers after a timeout. Inputs that no race
+ * explains (an activation answered twice, an outcome for an id never in flight, a second start,
+ * seqs that do not grow) are bugs in the shell and fail an assertion.
+ *
+ * EVICTION. The shell may drop the code's context between activations to free memory
+ * (`handleEvict`). The driver forgets seqs and waiters but keeps the memo, the failures and the
+ * tasks in flight; the next time something settles it asks for an activation with `replay: true`,
+ * the code starts over, and every call it makes again resolves from the memo or joins the task in
+ * flight. Nothing is scheduled twice.
+ *
+ * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
+ */
+import { ConfigError, assert } from '../../model/errors.ts'
+import type { FailureData } from '../../model/errors.ts'
+import { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DRIVER_DEFAULTS, RUN_DURATION_MS_LIMIT } from './constants.ts'
+import {
+  ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,
+  WorkflowStalledError
+} from './errors.ts'
+import type {
+  ActivationResult, ChildCommand, Command, CallCommand, MemoEntry, Outcome, OutcomeVerdict, Resolution, ResultRef, RunCounts,
+  RunDriver, RunDriverOptions, RunEvent, RunOutcome, RunOutput, RunStatus
+} from './index.ts'
+
+interface Settings {
+  runId: string
+  ancestors: string[]
+  commandsMax: number
+  memoEntriesMax: number
+  argsBytesMax: number
+  memoInlineBytesMax: number
+  childDepthMax: number
+  activationTimeoutMs: number
+  runTimeoutMs: number
+}
+
+/** A task or child run in flight, and the seqs (of the current execution) waiting on it. */
+interface Pending {
+  kind: 'task' | 'child'
+  id: string
+  seqs: number[]
+  sinceMs: number
+}
+
+type Terminal = 'finished' | 'failed' | 'cancelled'
+
+export class RunDriverMachine implements RunDriver {
+  private readonly s: Settings
+  private readonly ancestorSet: Set<string>
+  private state: RunStatus = 'created'
+  private clockMs: number | undefined
+  private startedMs: number | undefined
+
+  /** Grow-only: id → accepted result (bytes kept while within memoInlineBytesMax). */
+  private readonly memoMap = new Map<string, ResultRef>()
+  private memoInlineBytes = 0
+  /** Final failures of ids in this run. */
+  private readonly failures = new Map<string, FailureData>()
+  /** In schedule order, so cancels go out in that order. */
+  private readonly inFlight = new Map<string, Pending>()
+  private scheduled = 0
+
+  // The current execution of the code (reset by eviction).
+  private lastSeq = -1
+  private commands = 0
+  private argsBytes = 0
+  private evicted = false
+
+  private ready: Resolution[] = []
+  private activations = 0
+  /** When the outstanding activation was emitted; undefined when none is. */
+  private outstandingSinceMs: number | undefined
+
+  private outputs: RunOutput[] = []
+  private outputsHead = 0
+  private readonly outputsMax: number
+
+  constructor (options: RunDriverOptions) {
+    this.s = resolveOptions(options)
+    this.ancestorSet = new Set(this.s.ancestors)
+    if (options.startedMs !== undefined) {
+      if (!Number.isSafeInteger(options.startedMs) || options.startedMs < 0) {
+        throw new ConfigError('startedMs', `must be a non-negative whole number of ms, got ${String(options.startedMs)}`)
+      }
+      this.startedMs = options.startedMs
+    }
+    for (const [i, entry] of (options.memo ?? []).entries()) this.restore(entry, i)
+    if (this.memoMap.size > this.s.memoEntriesMax) {
+      throw new ConfigError('memo', `holds ${this.memoMap.size} entries, more than memoEntriesMax (${this.s.memoEntriesMax})`, {
+        hint: 'resume the run with the memoEntriesMax it was started with'
+      })
+    }
+    // One input emits at most: per command a schedule and an event, per id in flight a cancel and
+    // an event, plus a handful. More queued means the shell is not draining poll(): a bug.
+    this.outputsMax = 4 * (this.s.commandsMax + this.s.memoEntriesMax) + 1024
+  }
+
+  handleStart (nowMs: number): void {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return
+    assert(this.state === 'created', 'a run starts once')
+    this.state = 'running'
+    this.startedMs ??= now
+    this.event({ type: 'run:started', runId: this.s.runId, atMs: now, memoEntries: this.memoMap.size })
+    this.activate(now)
+    this.check()
+  }
+
+  handleActivation (result: ActivationResult, nowMs: number): void {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return
+    assert(this.state === 'running' && this.outstandingSinceMs !== undefined, 'an activation is answered once, after it was asked for')
+    assert(typeof result === 'object' && result !== null && Array.isArray(result.commands), 'an activation result has a commands array')
+    this.outstandingSinceMs = undefined
+    const activation = this.activations
+    this.event({ type: 'run:activation:done', runId: this.s.runId, atMs: now, activation, commands: result.commands.length, done: result.done !== undefined })
+
+    if (result.done !== undefined) {
+      const done = result.done
+      if (done.ok) {
+        assert(done.value instanceof Uint8Array, 'a workflow value is dag-cbor bytes')
+        this.end('finished', { ok: true, value: done.value }, now)
+      } else {
+        checkFailure(done.error)
+        this.end('failed', { ok: false, error: done.error }, now)
+      }
+      this.check()
+      return
+    }
+
+    for (const command of result.commands) {
+      if (!this.command(command, now)) {
+        this.check()
+        return
+      }
+    }
+    if (this.ready.length > 0) this.activate(now)
+    else if (this.inFlight.size === 0) this.fail(new WorkflowStalledError().toData(), now)
+    this.check()
+  }
+
+  handleTaskOutcome (taskId: string, outcome: Outcome, nowMs: number): OutcomeVerdict {
+    return this.handleOutcome('task', taskId, outcome, nowMs)
+  }
+
+  handleChildOutcome (runId: string, outcome: Outcome, nowMs: number): OutcomeVerdict {
+    return this.handleOutcome('child', runId, outcome, nowMs)
+  }
+
+  handleEvict (nowMs: number): void {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return
+    assert(this.state === 'running', 'only a started run has code to evict')
+    assert(this.outstandingSinceMs === undefined, 'the code is evicted between activations, never during one')
+    this.evicted = true
+    this.lastSeq = -1
+    this.commands = 0
+    this.argsBytes = 0
+    for (const pending of this.inFlight.values()) pending.seqs = []
+    this.event({ type: 'run:evicted', runId: this.s.runId, atMs: now })
+    this.check()
+  }
+
+  handleCancel (nowMs: number): void {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return
+    this.end('cancelled', { ok: false, error: new RunCancelledError().toData() }, now)
+    this.check()
+  }
+
+  handleTimeout (nowMs: number): void {
+    const now = this.advance(nowMs)
+    if (this.state !== 'running') return
+    assert(this.startedMs !== undefined, 'a running run has a start time')
+    if (now >= this.startedMs + this.s.runTimeoutMs) {
+      this.fail(new RunTimeoutError(this.s.runTimeoutMs).toData(), now)
+    } else if (this.outstandingSinceMs !== undefined && now >= this.outstandingSinceMs + this.s.activationTimeoutMs) {
+      this.fail(new ActivationTimeoutError(this.s.activationTimeoutMs).toData(), now)
+    }
+    this.check()
+  }
+
+  poll (): RunOutput | undefined {
+    if (this.outputsHead === this.outputs.length) return undefined
+    const output = this.outputs[this.outputsHead]
+    this.outputsHead += 1
+    if (this.outputsHead === this.outputs.length) {
+      this.outputs = []
+      this.outputsHead = 0
+    }
+    return output
+  }
+
+  nextTimeoutMs (): number | undefined {
+    if (this.state !== 'running') return undefined
+    assert(this.startedMs !== undefined, 'a running run has a start time')
+    const runDeadline = this.startedMs + this.s.runTimeoutMs
+    if (this.outstandingSinceMs === undefined) return runDeadline
+    return Math.min(runDeadline, this.outstandingSinceMs + this.s.activationTimeoutMs)
+  }
+
+  status (): RunStatus {
+    return this.state
+  }
+
+  memo (): MemoEntry[] {
+    return Array.from(this.memoMap, ([id, result]) => ({ id, result: copyRef(result) }))
+  }
+
+  counts (): RunCounts {
+    return {
+      activations: this.activations,
+      commands: this.commands,
+      scheduled: this.scheduled,
+      memoEntries: this.memoMap.size,
+      inFlight: this.inFlight.size,
+      argsBytes: this.argsBytes,
+      memoInlineBytes: this.memoInlineBytes
+    }
+  }
+
+  private handleOutcome (kind: 'task' | 'child', id: string, outcome: Outcome, nowMs: number): OutcomeVerdict {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return 'late'
+    assert(this.state === 'running', 'outcomes arrive for a started run')
+    const pending = this.inFlight.get(id)
+    assert(pending !== undefined && pending.kind === kind, `an outcome arrives once, for a ${kind} in flight`)
+    this.inFlight.delete(id)
+    const runId = this.s.runId
+    if (outcome.ok) {
+      checkRef(outcome.result)
+      const result = copyRef(outcome.result)
+      this.remember(id, result)
+      for (const seq of pending.seqs) this.ready.push({ seq, ok: true, result })
+      const seqs = [...pending.seqs]
+      this.event(kind === 'task'
+        ? { type: 'run:task:accepted', runId, atMs: now, taskId: id, cid: result.cid, peer: result.peer, inlineBytes: result.bytes?.byteLength ?? 0, scheduledAtMs: pending.sinceMs, seqs }
+        : { type: 'run:child:accepted', runId, atMs: now, childRunId: id, cid: result.cid, peer: result.peer, startedAtMs: pending.sinceMs, seqs })
+    } else {
+      checkFailure(outcome.error)
+      const error = { ...outcome.error }
+      this.failures.set(id, error)
+      for (const seq of pending.seqs) this.ready.push({ seq, ok: false, error })
+      const seqs = [...pending.seqs]
+      this.event(kind === 'task'
+        ? { type: 'run:task:failed', runId, atMs: now, taskId: id, error, scheduledAtMs: pending.sinceMs, seqs }
+        : { type: 'run:child:failed', runId, atMs: now, childRunId: id, error, startedAtMs: pending.sinceMs, seqs })
+    }
+    if (this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
+    this.check()
+    return 'accepted'
+  }
+
+  /** One command of an activation. False if it ended the run (a history limit). */
+  private command (command: Command, now: number): boolean {
+    assert(typeof command === 'object' && command !== null, 'a command is an object')
+    assert(command.type === 'call' || command.type === 'child', 'a command is a call or a child start')
+    assert(Number.isSafeInteger(command.seq) && command.seq > this.lastSeq, 'seqs grow within one execution of the code')
+    assert(command.args instanceof Uint8Array, 'command args are dag-cbor bytes')
+    this.lastSeq = command.seq
+    this.commands += 1
+    if (this.commands > this.s.commandsMax) {
+      this.fail(new RunHistoryLimitError('commandsMax', this.s.commandsMax).toData(), now)
+      return false
+    }
+    this.argsBytes += command.args.byteLength
+    if (this.argsBytes > this.s.argsBytesMax) {
+      this.fail(new RunHistoryLimitError('argsBytesMax', this.s.argsBytesMax).toData(), now)
+      return false
+    }
+    if (command.type === 'call') return this.call(command, now)
+    return this.child(command, now)
+  }
+
+  private call (command: CallCommand, now: number): boolean {
+    assert(isId(command.taskId) && isId(command.fn) && typeof command.export === 'string', 'a call names its task, function and export')
+    const inputs = command.inputs ?? []
+    assert(Array.isArray(inputs) && inputs.every(isId), 'call inputs are CID strings')
+    const { seq, taskId } = command
+    const runId = this.s.runId
+    const from = this.reuse(taskId, seq)
+    if (from !== undefined) {
+      this.event({ type: 'run:task:reused', runId, atMs: now, seq, taskId, from })
+      return true
+    }
+    if (!this.admitNew(now)) return false
+    this.inFlight.set(taskId, { kind: 'task', id: taskId, seqs: [seq], sinceMs: now })
+    this.scheduled += 1
+    this.emit({ type: 'schedule', task: { taskId, fn: command.fn, export: command.export, args: command.args, inputs: [...inputs] } })
+    this.event({ type: 'run:task:scheduled', runId, atMs: now, seq, taskId, fn: command.fn, export: command.export, inputs: [...inputs] })
+    return true
+  }
+
+  private child (command: ChildCommand, now: number): boolean {
+    assert(isId(command.runId) && isId(command.workflow) && typeof command.export === 'string', 'a child start names its run, workflow and export')
+    const { seq, runId: childRunId } = command
+    const runId = this.s.runId
+    const refusal = childRunId === runId || this.ancestorSet.has(childRunId)
+      ? new WorkflowCycleError(childRunId)
+      : this.s.ancestors.length + 1 > this.s.childDepthMax ? new WorkflowDepthError(this.s.childDepthMax) : undefined
+    if (refusal !== undefined) {
+      const error = refusal.toData()
+      this.ready.push({ seq, ok: false, error })
+      this.event({ type: 'run:child:refused', runId, atMs: now, seq, childRunId, error })
+      return true
+    }
+    const from = this.reuse(childRunId, seq)
+    if (from !== undefined) {
+      this.event({ type: 'run:child:reused', runId, atMs: now, seq, childRunId, from })
+      return true
+    }
+    if (!this.admitNew(now)) return false
+    this.inFlight.set(childRunId, { kind: 'child', id: childRunId, seqs: [seq], sinceMs: now })
+    this.scheduled += 1
+    const ancestors = [...this.s.ancestors, runId]
+    this.emit({ type: 'start-child', child: { runId: childRunId, workflow: command.workflow, export: command.export, args: command.args, ancestors } })
+    this.event({ type: 'run:child:started', runId, atMs: now, seq, childRunId, workflow: command.workflow, export: command.export })
+    return true
+  }
+
+  /** Answer a seq without new work if the id is known; how, or undefined if it is new. */
+  private reuse (id: string, seq: number): 'memo' | 'failure' | 'in-flight' | undefined {
+    const result = this.memoMap.get(id)
+    if (result !== undefined) {
+      this.ready.push({ seq, ok: true, result })
+      return 'memo'
+    }
+    const error = this.failures.get(id)
+    if (error !== undefined) {
+      this.ready.push({ seq, ok: false, error })
+      return 'failure'
+    }
+    const pending = this.inFlight.get(id)
+    if (pending !== undefined) {
+      pending.seqs.push(seq)
+      return 'in-flight'
+    }
+    return undefined
+  }
+
+  /** Room for one more distinct id, or the run ends (checked before work starts whose result could not be kept). */
+  private admitNew (now: number): boolean {
+    if (this.memoMap.size + this.failures.size + this.inFlight.size < this.s.memoEntriesMax) return true
+    this.fail(new RunHistoryLimitError('memoEntriesMax', this.s.memoEntriesMax).toData(), now)
+    return false
+  }
+
+  private remember (id: string, result: ResultRef): void {
+    assert(!this.memoMap.has(id), 'the memo is grow-only: an id is accepted once')
+    const bytes = result.bytes?.byteLength ?? 0
+    if (bytes > 0 && this.memoInlineBytes + bytes <= this.s.memoInlineBytesMax) {
+      this.memoMap.set(id, result)
+      this.memoInlineBytes += bytes
+    } else {
+      this.memoMap.set(id, { cid: result.cid, peer: result.peer })
+    }
+  }
+
+  private restore (entry: MemoEntry, i: number): void {
+    if (typeof entry !== 'object' || entry === null || !isId(entry.id)) throw new ConfigError(`memo[${i}].id`, 'must be a task or child run id string')
+    if (!isRef(entry.result)) throw new ConfigError(`memo[${i}].result`, 'must be { cid, peer, bytes? } with non-empty cid and peer strings')
+    if (this.memoMap.has(entry.id)) throw new ConfigError(`memo[${i}].id`, `${entry.id} appears twice`)
+    this.remember(entry.id, copyRef(entry.result))
+  }
+
+  private activate (now: number): void {
+    assert(this.state === 'running' && this.outstandingSinceMs === undefined, 'one activation outstanding at a time')
+    const resolutions = this.ready.sort((a, b) => a.seq - b.seq)
+    this.ready = []
+    const replay = this.evicted
+    this.evicted = false
+    this.activations += 1
+    this.outstandingSinceMs = now
+    this.emit({ type: 'activate', activation: this.activations, replay, resolutions })
+    this.event({ type: 'run:activation', runId: this.s.runId, atMs: now, activation: this.activations, seqs: resolutions.map(r => r.seq), replay })
+  }
+
+  private fail (error: FailureData, now: number): void {
+    this.end('failed', { ok: false, error }, now)
+  }
+
+  /** The run ends: cancel everything in flight (in schedule order), then `finished`. */
+  private end (status: Terminal, outcome: RunOutcome, now: number): void {
+    assert(this.state === 'running' || (this.state === 'created' && status === 'cancelled'), 'a run ends once')
+    const runId = this.s.runId
+    for (const pending of this.inFlight.values()) {
+      if (pending.kind === 'task') {
+        this.emit({ type: 'cancel', taskId: pending.id })
+        this.event({ type: 'run:task:cancelled', runId, atMs: now, taskId: pending.id })
+      } else {
+        this.emit({ type: 'cancel-child', runId: pending.id })
+        this.event({ type: 'run:child:cancelled', runId, atMs: now, childRunId: pending.id })
+      }
+    }
+    this.inFlight.clear()
+    this.ready = []
+    this.outstandingSinceMs = undefined
+    this.state = status
+    this.emit({ type: 'finished', outcome })
+    const finished: RunEvent = {
+      type: 'run:finished', runId, atMs: now, status, activations: this.activations, tasksScheduled: this.scheduled, memoEntries: this.memoMap.size
+    }
+    if (!outcome.ok) finished.error = outcome.error
+    this.event(finished)
+  }
+
+  private isOver (): boolean {
+    return this.state === 'finished' || this.state === 'failed' || this.state === 'cancelled'
+  }
+
+  private event (event: RunEvent): void {
+    this.emit({ type: 'event', event })
+  }
+
+  private emit (output: RunOutput): void {
+    assert(this.outputs.length - this.outputsHead < this.outputsMax, 'the shell drains poll() after every call')
+    this.outputs.push(output)
+  }
+
+  private advance (nowMs: number): number {
+    assert(Number.isFinite(nowMs), 'nowMs is a finite number')
+    if (this.clockMs === undefined || nowMs > this.clockMs) this.clockMs = nowMs
+    return this.clockMs
+  }
+
+  private check (): void {
+    if (this.state === 'running') {
+      if (this.outstandingSinceMs === undefined) {
+        assert(this.ready.length === 0, 'between activations nothing settled is left undelivered')
+        assert(this.inFlight.size > 0, 'between activations the code waits on something in flight')
+      }
+    } else {
+      assert(this.inFlight.size === 0 && this.ready.length === 0 && this.outstandingSinceMs === undefined, 'an ended run holds no work')
+    }
+    assert(this.memoMap.size + this.failures.size + this.inFlight.size <= this.s.memoEntriesMax, 'distinct ids stay within memoEntriesMax')
+    assert(this.memoInlineBytes <= this.s.memoInlineBytesMax, 'inline memo bytes stay within memoInlineBytesMax')
+  }
+}
+
+function isId (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0
+}
+
+function isRef (value: unknown): value is ResultRef {
+  if (typeof value !== 'object' || value === null) return false
+  const ref = value as Record<string, unknown>
+  return isId(ref.cid) && isId(ref.peer) && (ref.bytes === undefined || ref.bytes instanceof Uint8Array)
+}
+
+function checkRef (value: unknown): void {
+  assert(isRef(value), 'an accepted result is { cid, peer, bytes? }')
+}
+
+function checkFailure (value: unknown): void {
+  assert(typeof value === 'object' && value !== null, 'a failure is FailureData')
+  const f = value as Record<string, unknown>
+  assert(typeof f.name === 'string' && typeof f.code === 'string' && typeof f.message === 'string' && typeof f.retryable === 'boolean', 'a failure is { name, code, message, retryable }')
+}
+
+function copyRef (ref: ResultRef): ResultRef {
+  return ref.bytes === undefined ? { cid: ref.cid, peer: ref.peer } : { cid: ref.cid, peer: ref.peer, bytes: ref.bytes }
+}
+
+function resolveOptions (options: RunDriverOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
+  if (!isId(options.runId)) throw new ConfigError('runId', 'must be a non-empty run id string')
+  const ancestors = options.ancestors ?? []
+  if (!Array.isArray(ancestors) || !ancestors.every(isId)) throw new ConfigError('ancestors', 'must be an array of run id strings, root first')
+  const settings: Settings = {
+    runId: options.runId,
+    ancestors: [...ancestors],
+    commandsMax: bounded(options, 'commandsMax', RUN_COUNT_LIMIT),
+    memoEntriesMax: bounded(options, 'memoEntriesMax', RUN_COUNT_LIMIT),
+    argsBytesMax: bounded(options, 'argsBytesMax', RUN_BYTES_LIMIT),
+    memoInlineBytesMax: bounded(options, 'memoInlineBytesMax', RUN_BYTES_LIMIT),
+    childDepthMax: bounded(options, 'childDepthMax', CHILD_DEPTH_LIMIT),
+    activationTimeoutMs: bounded(options, 'activationTimeoutMs', RUN_DURATION_MS_LIMIT),
+    runTimeoutMs: bounded(options, 'runTimeoutMs', RUN_DURATION_MS_LIMIT)
+  }
+  if (settings.ancestors.length > settings.childDepthMax) {
+    throw new ConfigError('ancestors', `${settings.ancestors.length} levels is more than childDepthMax (${settings.childDepthMax})`)
+  }
+  return settings
+}
+
+type BoundedField = 'commandsMax' | 'memoEntriesMax' | 'argsBytesMax' | 'memoInlineBytesMax' | 'childDepthMax' | 'activationTimeoutMs' | 'runTimeoutMs'
+
+function bounded (options: RunDriverOptions, field: BoundedField, max: number): number {
+  const value = options[field] ?? RUN_DRIVER_DEFAULTS[field]
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(field, `must be an integer in 1..${max}, got ${String(value)}`)
+  }
+  return value
+}
