@@ -170,7 +170,12 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
   if (!Number.isSafeInteger(eventsPerRunMax) || eventsPerRunMax < 1 || eventsPerRunMax > runEventsPerRunMax) {
     throw new InvalidInputError(`eventsPerRunMax must be an integer from 1 to ${runEventsPerRunMax}, got ${eventsPerRunMax}`)
   }
-  const sqlite = db.sqlite
+  const st = prepareRunStatements(db.sqlite)
+  return { ...runMethods(st), ...taskAndMemoMethods(st), ...eventMethods(db, st, eventsPerRunMax) }
+}
+
+/** Every statement the run repo uses, prepared once per database. */
+function prepareRunStatements (sqlite: Database['sqlite']) {
   const insertRun = sqlite.prepare(`INSERT INTO runs (run_id, workflow, export, args, parent_run_id, status, started_ms, driver_peer)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`)
   const updateStatus = sqlite.prepare('UPDATE runs SET status = ? WHERE run_id = ?')
@@ -192,10 +197,19 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
   const selectEvents = sqlite.prepare('SELECT * FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?')
   const deleteRunRow = sqlite.prepare('DELETE FROM runs WHERE run_id = ?')
 
-  const requireRun = (runId: string, changes: number | bigint): void => {
-    if (Number(changes) === 0) throw new NotFoundError(`run ${runId} is not known`, { hint: 'create the run with createRun first' })
-  }
+  return { insertRun, updateStatus, updateEnd, selectRun, selectRuns, selectRunsByStatus, upsertTaskRow, selectTasks, insertMemo, selectMemo, selectLastSeq, insertEvent, selectEvents, deleteRunRow }
+}
 
+type RunStatements = ReturnType<typeof prepareRunStatements>
+
+function requireRun (runId: string, changes: number | bigint): void {
+  if (Number(changes) === 0) throw new NotFoundError(`run ${runId} is not known`, { hint: 'create the run with createRun first' })
+}
+
+type RunMethods = Pick<RunRepo, 'createRun' | 'setRunStatus' | 'finishRun' | 'getRun' | 'listRuns' | 'deleteRun'>
+
+function runMethods (st: RunStatements): RunMethods {
+  const { insertRun, updateStatus, updateEnd, selectRun, selectRuns, selectRunsByStatus, deleteRunRow } = st
   return {
     createRun (run) {
       checkId('runId', run.runId)
@@ -236,6 +250,17 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
       return (rows as unknown as RunSqlRow[]).map(runFromSql)
     },
 
+    deleteRun (runId) {
+      return Number(deleteRunRow.run(runId).changes) > 0
+    }
+  }
+}
+
+type TaskMethods = Pick<RunRepo, 'upsertTask' | 'listTasks' | 'addMemo' | 'listMemo'>
+
+function taskAndMemoMethods (st: RunStatements): TaskMethods {
+  const { upsertTaskRow, selectTasks, insertMemo, selectMemo } = st
+  return {
     upsertTask (task) {
       checkId('runId', task.runId)
       checkId('taskId', task.taskId)
@@ -276,8 +301,15 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
     listMemo (runId, { limit = runMemoListLengthMax } = {}) {
       checkLimit(limit, runMemoListLengthMax)
       return (selectMemo.all(runId, limit) as unknown as MemoSqlRow[]).map(memoFromSql)
-    },
+    }
+  }
+}
 
+type EventMethods = Pick<RunRepo, 'appendEvent' | 'listEvents'>
+
+function eventMethods (db: Database, st: RunStatements, eventsPerRunMax: number): EventMethods {
+  const { selectLastSeq, insertEvent, selectEvents } = st
+  return {
     appendEvent (runId, type, atMs, data) {
       checkId('runId', runId)
       checkId('type', type)
@@ -305,10 +337,6 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
       return (selectEvents.all(runId, afterSeq, limit) as unknown as EventSqlRow[]).map(row => ({
         runId: row.run_id, seq: row.seq, type: row.type, atMs: row.at_ms, data: JSON.parse(row.json) as unknown
       }))
-    },
-
-    deleteRun (runId) {
-      return Number(deleteRunRow.run(runId).changes) > 0
     }
   }
 }
