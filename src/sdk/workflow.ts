@@ -1,0 +1,81 @@
+/**
+ * Workflows as users write them: ordinary async TypeScript.
+ *
+ * ```ts
+ * import { workflow, ref } from '@rhizome-net/rhizome'
+ * import { B, C, D, big, size } from './fns.ts'     // imported function modules become remote tasks
+ * export const A = workflow(async (x: number) => {
+ *   const [b, c, d] = await Promise.all([B(x), C(x), D(x)])   // three tasks at once
+ *   const blob = await ref(big)(x)      // Ref<Uint8Array>: the bytes stay on the worker that made them
+ *   return b + c - d + await size(blob) // the next worker fetches them by CID, not through the driver
+ * })
+ * ```
+ *
+ * `rhizome run flow.ts A 5` bundles the workflow module: each function module it imports is
+ * deployed and its imports become remote stubs, and this module's functions are replaced by the
+ * sandbox's own (`rhizome:workflow`). The types stay those of the user's own functions, so
+ * `B('x')` is a `tsc` error when B takes a number.
+ *
+ * Outside a run — imported by a plain Node program or a test — the same code runs in-process:
+ * `workflow(f)` is `f`, remote calls are local calls, and Refs hold their value. That is the
+ * reference a run's result is checked against.
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFunction = (...args: any[]) => any
+
+/** A handle to a task's result, by content: where the bytes are is the network's business. */
+export interface Ref<T> {
+  /** The result's CID (dag-cbor). */
+  readonly cid: string
+  /** Never set: carries T for the type checker. */
+  readonly '~value'?: T
+}
+
+/** Each argument may be given as its value or as a Ref to it. */
+export type Refable<P extends unknown[]> = { [K in keyof P]: P[K] | Ref<P[K]> }
+
+/** A workflow: the function itself, marked. Called from another workflow, it starts a child run. */
+export type Workflow<F extends AnyFunction> = F & { readonly '~workflow': true }
+
+const WORKFLOW = Symbol.for('rhizome.workflow')
+
+/** Mark an async function as a workflow. */
+export function workflow<F extends (...args: never[]) => Promise<unknown>> (fn: F): Workflow<F> {
+  Object.defineProperty(fn, WORKFLOW, { value: true })
+  return fn as Workflow<F>
+}
+
+/** Call `fn` remotely with arguments that may be Refs; resolves to its value. */
+export function remote<F extends AnyFunction> (fn: F): (...args: Refable<Parameters<F>>) => Promise<Awaited<ReturnType<F>>> {
+  return async (...args) => await fn(...(await Promise.all(args.map(resolve))))
+}
+
+/** Call `fn` remotely; resolves to a Ref to its result instead of the result's bytes. */
+export function ref<F extends AnyFunction> (fn: F): (...args: Refable<Parameters<F>>) => Promise<Ref<Awaited<ReturnType<F>>>> {
+  return async (...args) => new LocalRef(await fn(...(await Promise.all(args.map(resolve))))) as Ref<Awaited<ReturnType<F>>>
+}
+
+/** In-process Refs: the value itself, and its CID so code that prints `ref.cid` behaves the same. */
+class LocalRef<T> implements Ref<T> {
+  readonly value: T
+  readonly cid: string
+  constructor (value: T) {
+    this.value = value
+    const digest = sha256.digest(dagCbor.encode(value))
+    if (digest instanceof Promise) throw new Error('assertion failed: sha256 is synchronous in Node')
+    this.cid = CID.create(1, dagCbor.code, digest).toString()
+  }
+}
+
+async function resolve (arg: unknown): Promise<unknown> {
+  return arg instanceof LocalRef ? arg.value : arg
+}
+
+/** Whether `fn` was marked by `workflow()`. */
+export function isWorkflow (fn: unknown): boolean {
+  return typeof fn === 'function' && (fn as unknown as Record<symbol, unknown>)[WORKFLOW] === true
+}
