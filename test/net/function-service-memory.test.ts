@@ -171,9 +171,10 @@ describe('FunctionService with stub components', () => {
 
   test('deploy stores the function and asks the owners to replicate it; each pulls it from the deployer', async () => {
     const net = new MemoryNet()
-    let deployer: Side | undefined
-    const owner = await side(net, { fetchBlob: async (_peer, cid) => await deployer!.blobs.get(cid) })
-    deployer = await side(net, { alivePeers: () => [owner.peer.peerId.toString()] })
+    const deployerBlobs: { get?: (cid: CID) => Promise<Uint8Array> } = {}
+    const owner = await side(net, { fetchBlob: async (_peer, cid) => await deployerBlobs.get!(cid) })
+    const deployer = await side(net, { alivePeers: () => [owner.peer.peerId.toString()] })
+    deployerBlobs.get = deployer.blobs.get
     try {
       const f = await aFunction()
       const result = await deployer.functions.deploy(f.manifestBytes, f.code, 2)
@@ -181,7 +182,7 @@ describe('FunctionService with stub components', () => {
       assert.deepEqual(result.replicas.map(r => r.ok), [true, true])
       assert.equal(owner.functions.list()[0]?.cid, f.cid.toString())
       assert.equal(owner.functions.list()[0]?.origin, 'replica')
-      await waitFor('both to provide the id', () => owner.provided === 1 && deployer!.provided === 1)
+      await waitFor('both to provide the id', () => owner.provided === 1 && deployer.provided === 1)
       await assert.rejects(deployer.functions.deploy(f.manifestBytes, f.code, 0), { name: 'InvalidInputError' })
     } finally {
       await deployer.stop()

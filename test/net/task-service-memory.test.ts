@@ -48,7 +48,7 @@ const loaded: LoadedFunction = {
 }
 
 /** A sandbox that adds its two arguments, or, for `wait`, runs until its signal aborts. */
-function stubSandbox (): TaskServiceComponents['sandbox'] & { runs: SandboxCall[], aborted: number, started: ReturnType<typeof deferred> } {
+function stubSandbox (): TaskServiceComponents['sandbox'] & { runs: SandboxCall[], aborted: number, started: ReturnType<typeof deferred<void>> } {
   const sandbox = {
     runs: [] as SandboxCall[],
     aborted: 0,
