@@ -224,7 +224,8 @@ export class FunctionService {
         await this.components.rpc.request(peerIdFromString(peer), this.protocol, { op: 'replicate', fn: cid }, { signal: operation.signal, timeoutMs: this.replicateTimeoutMs })
         return { peer, ok: true }
       } catch (err) {
-        return { peer, ok: false, error: (err as Error).message }
+        const error = operation.reason === 'timeout' ? `did not pull the function within ${this.replicateTimeoutMs} ms` : (err as Error).message
+        return { peer, ok: false, error }
       } finally {
         operation.release()
       }

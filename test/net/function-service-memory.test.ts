@@ -169,6 +169,22 @@ describe('FunctionService with stub components', () => {
     await assert.rejects(worker.functions.load(f.cid), { name: 'AbortedError' })
   })
 
+  test('an owner that does not pull the function within the replicate deadline is reported as not holding it', async () => {
+    const net = new MemoryNet()
+    const owner = await side(net, { fetchBlob: stalledFetch })
+    const deployer = await side(net, { alivePeers: () => [owner.peer.peerId.toString()] }, { replicateTimeoutMs: 30 })
+    try {
+      const f = await aFunction()
+      const result = await deployer.functions.deploy(f.manifestBytes, f.code, 2)
+      const remote = result.replicas.find(r => r.peer === owner.peer.peerId.toString())
+      assert.equal(remote?.ok, false)
+      assert.match(remote?.error ?? '', /30 ms/)
+    } finally {
+      await deployer.stop()
+      await owner.stop()
+    }
+  })
+
   test('deploy stores the function and asks the owners to replicate it; each pulls it from the deployer', async () => {
     const net = new MemoryNet()
     const deployerBlobs: { get?: (cid: CID) => Promise<Uint8Array> } = {}

@@ -206,6 +206,19 @@ describe('TaskService with stub components', () => {
     }
   })
 
+  test('a served task past the worker\'s serve deadline is ended there, whatever the caller allows', async () => {
+    const net = new MemoryNet()
+    const caller = await side(net)
+    const worker = await side(net, { serveTimeoutMs: 30 })
+    try {
+      await assert.rejects(caller.tasks.call(fn, 'wait', [0, 0], worker.peer.peerId, { timeoutMs: 60_000 }), { name: 'TimeoutError' })
+      assert.equal(worker.sandbox.aborted, 1)
+    } finally {
+      await caller.stop()
+      await worker.stop()
+    }
+  })
+
   test('an unreachable worker is reported as such within the dial deadline', async () => {
     const net = new MemoryNet()
     const caller = await side(net, { dialTimeoutMs: 20 }, {
