@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { MembershipService, helloProtocol, membershipTopic } from '../../src/net/membership-service.ts'
+import { MembershipService, REDIAL_PEERS_MAX, helloProtocol, membershipTopic } from '../../src/net/membership-service.ts'
 import { createLogger } from '../../src/node/logger.ts'
 import { createMembership } from '../../src/protocol/membership/index.ts'
 import { encodeAnnouncement } from '../../src/wire/membership-codec.ts'
@@ -63,7 +63,7 @@ interface Side {
   stop: () => Promise<void>
 }
 
-async function side (net: MemoryNet, overrides: Partial<MembershipServiceComponents> = {}): Promise<Side> {
+async function side (net: MemoryNet, overrides: Partial<MembershipServiceComponents> = {}, init: { redialPeersMax?: number } = {}): Promise<Side> {
   const peer = await net.peer()
   const rpc = net.rpc(peer)
   const host = stubHost()
@@ -81,7 +81,7 @@ async function side (net: MemoryNet, overrides: Partial<MembershipServiceCompone
     onProven: (id) => { proven.push(id) },
     onViolation: (remote, protocol, error) => { violations.push({ peer: remote.toString(), protocol, error }) },
     ...overrides
-  }, { networkId: NETWORK })
+  }, { networkId: NETWORK, ...init })
   await service.start()
   return { peer, service, host, pubsub, events, proven, violations, stop: async () => { await service.stop(); await rpc.stop() } }
 }
@@ -172,6 +172,19 @@ describe('MembershipService with stub components', () => {
     await a.stop()
     assert.equal(signal.aborted, true)
     assert.equal(a.host.dials[0].aborted, true)
+  })
+
+  test('on start at most redialPeersMax known peers are redialed (default REDIAL_PEERS_MAX)', async () => {
+    const net = new MemoryNet()
+    const known = await Promise.all(Array.from({ length: REDIAL_PEERS_MAX + 1 }, async () => (await net.peer()).peerId.toString()))
+    const knownPeers = (): Array<{ peerId: string, addrs: string[] }> => known.map(peerId => ({ peerId, addrs: ['/ip4/127.0.0.1/tcp/4001'] }))
+    const a = await side(net, { knownPeers })
+    assert.equal(a.host.dials.length, REDIAL_PEERS_MAX)
+    await a.stop()
+    assert.ok(a.host.dials.every(signal => signal.aborted))
+    const b = await side(net, { knownPeers }, { redialPeersMax: 3 })
+    assert.equal(b.host.dials.length, 3)
+    await b.stop()
   })
 
   test('a known peer with an address that does not parse is skipped, not thrown on', async () => {
