@@ -207,6 +207,7 @@ export class FunctionService {
   /** Store a function deployed on this peer and replicate it. Same code twice: same id, no work. */
   async deploy (manifestBytes: Uint8Array, code: Uint8Array, replicas: number, signal?: AbortSignal): Promise<DeployResult> {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new InvalidInputError(`replicas must be an integer from 1 to ${REPLICAS_MAX}`, { hint: `e.g. --replicas 3 (the default); at most ${REPLICAS_MAX}` })
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
     const manifest = decodeManifest(manifestBytes)
     const cid = await manifestCid(manifestBytes)
     await this.checkCode(manifest, code)

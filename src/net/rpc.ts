@@ -155,9 +155,11 @@ export class RpcService {
     }, { maxInboundStreams: INBOUND_STREAMS_MAX, maxOutboundStreams: OUTBOUND_STREAMS_MAX })
   }
 
-  /** Stop serving `protocol` (a service's stop()); streams already open end with stop(). */
+  /**
+   * Stop serving `protocol` (a service's stop()); streams already open end with stop(). The spec
+   * stays known, so a late request on it fails by its caller's signal, not by an assertion.
+   */
   async unhandle (protocol: string): Promise<void> {
-    this.protocols.delete(protocol)
     await this.libp2p.unhandle(protocol).catch(() => {})
   }
 
