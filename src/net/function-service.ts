@@ -32,6 +32,7 @@ import type { FunctionManifest } from '../functions/manifest.ts'
 import type { Logger } from '../model/log.ts'
 import type { FunctionRepo, FunctionOrigin, FunctionRow, BlobStore } from '../store/index.ts'
 import { Lifecycle } from './lifecycle.ts'
+import type { Operation } from './lifecycle.ts'
 import type { RpcService } from './rpc.ts'
 import type { ContentRouting, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -260,6 +261,7 @@ export class FunctionService {
     // Waiting on a fetch is what a remote peer can make us do for free: its own budget, taken
     // before any work and refused at once when spent. Functions held on disk cost nothing.
     const release = requester !== undefined && !(await this.holds(cid)) ? this.fetches.tryAcquire(requester.toString()) : undefined
+    let operation: Operation | undefined
     try {
       const loadKey = `${key}|${requester?.toString() ?? ''}`
       let pending = this.loading.get(loadKey)
@@ -267,9 +269,12 @@ export class FunctionService {
         pending = this.loadOnce(cid, { ...options, requester }).then(fn => { this.loaded.set(key, fn); return fn }).finally(() => this.loading.delete(loadKey))
         this.loading.set(loadKey, pending)
       }
-      // The load is shared: a caller stops waiting on its own signal, and stop() ends the load itself.
-      return await untilAborted(pending, options.signal === undefined ? this.lifecycle.signal : AbortSignal.any([options.signal, this.lifecycle.signal]))
+      // The load is shared: a caller stops waiting on its own signal, and stop() ends the load
+      // itself. The deadline is the longest a load can take: the DHT lookup, then every source.
+      operation = this.lifecycle.operation({ signal: options.signal, timeoutMs: DHT_TIMEOUT_MS + LOCATE_SOURCES_MAX * this.fetchSourceTimeoutMs })
+      return await untilAborted(pending, operation.signal)
     } finally {
+      operation?.release()
       release?.()
     }
   }
