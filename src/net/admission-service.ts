@@ -8,6 +8,7 @@
  * out. So the host runs libp2p with headroom above `connectionsMax` (see host.ts) and admission
  * keeps the real limit: each new connection is let in, and the worst one goes.
  */
+import { Lifecycle } from './lifecycle.ts'
 import type { Logger } from '../model/log.ts'
 import type { Admission, ConnectionInfo } from '../protocol/admission/index.ts'
 import type { Host } from './host.ts'
@@ -31,8 +32,11 @@ export function remoteAddressOf (addr: Multiaddr): { address: string | undefined
   return { address, loopback }
 }
 
-export interface AdmissionServiceInit {
-  host: Host
+/** What admission needs of libp2p: the open connections and their open/close events. */
+export type AdmissionHost = Pick<Host, 'getConnections' | 'addEventListener' | 'removeEventListener'>
+
+export interface AdmissionServiceComponents {
+  host: AdmissionHost
   admission: Admission
   log: Logger
   now: () => number
@@ -43,21 +47,24 @@ export interface AdmissionServiceInit {
 }
 
 export class AdmissionService {
-  private readonly init: AdmissionServiceInit
+  private readonly init: AdmissionServiceComponents
+  private readonly lifecycle = new Lifecycle('connection admission')
   private timer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
   private readonly onOpen: (evt: CustomEvent<Connection>) => void
   private readonly onClose: (evt: CustomEvent<Connection>) => void
 
-  constructor (init: AdmissionServiceInit) {
-    this.init = init
+  constructor (components: AdmissionServiceComponents) {
+    this.init = components
     this.onOpen = (evt) => { this.open(evt.detail) }
     this.onClose = (evt) => {
       this.init.admission.handleClose(evt.detail.id)
     }
   }
 
-  start (): void {
+  async start (): Promise<void> {
+    this.stopped = false
+    this.lifecycle.start()
     const { host } = this.init
     // Connections already open first, then the listeners: no event can fire in between.
     for (const connection of host.getConnections()) this.open(connection)
@@ -66,8 +73,10 @@ export class AdmissionService {
     this.tick()
   }
 
-  stop (): void {
+  /** Stop watching connections; graceful closes still in flight are cut short. */
+  async stop (): Promise<void> {
     this.stopped = true
+    this.lifecycle.stop()
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.init.host.removeEventListener('connection:open', this.onOpen)
     this.init.host.removeEventListener('connection:close', this.onClose)
@@ -112,7 +121,7 @@ export class AdmissionService {
       byId ??= new Map(host.getConnections().map(c => [c.id, c]))
       const connection = byId.get(output.id)
       log.debug('closing connection', { peer: output.peerId, reason: output.reason })
-      if (connection !== undefined) closeConnection(connection, output.reason)
+      if (connection !== undefined) this.close(connection, output.reason)
     }
     if (this.timer !== undefined) clearTimeout(this.timer)
     const now = this.init.now()
@@ -120,14 +129,18 @@ export class AdmissionService {
     this.timer = setTimeout(() => this.tick(), waitMs)
     this.timer.unref?.()
   }
-}
 
-/** An idle connection may still carry a last message: close it gracefully, within a bound. The
- *  others have shown nothing worth waiting for, and their slot is wanted now: abort them. */
-function closeConnection (connection: Connection, reason: string): void {
-  if (reason !== 'idle') {
-    connection.abort(new Error(`connection closed by admission: ${reason}`))
-    return
+  /** An idle connection may still carry a last message: close it gracefully, within a bound (and
+   *  not past stop()). The others have shown nothing worth waiting for, and their slot is wanted
+   *  now: abort them. */
+  private close (connection: Connection, reason: string): void {
+    if (reason !== 'idle') {
+      connection.abort(new Error(`connection closed by admission: ${reason}`))
+      return
+    }
+    const operation = this.lifecycle.operation({ timeoutMs: CLOSE_TIMEOUT_MS })
+    connection.close({ signal: operation.signal })
+      .catch((err: Error) => { connection.abort(err) })
+      .finally(() => { operation.release() })
   }
-  connection.close({ signal: AbortSignal.timeout(CLOSE_TIMEOUT_MS) }).catch((err: Error) => { connection.abort(err) })
 }

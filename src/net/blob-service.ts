@@ -14,11 +14,12 @@
  * it before storing (bounded by blobBytesMax, 64 MiB): that is local work the caller asked for.
  */
 import { CID } from 'multiformats/cid'
-import { AbortedError, ProtocolViolationError, TooLargeError } from '../model/errors.ts'
+import { AbortedError, ProtocolViolationError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import { CID_CHARS_MAX } from '../model/limits.ts'
 import { blobRangeBytesMax } from '../store/index.ts'
 import { isRecord } from '../wire/rpc.ts'
-import { PeerBusyError } from './rpc.ts'
+import { Lifecycle } from './lifecycle.ts'
+import { PeerBusyError, REQUEST_TIMEOUT_MS_DEFAULT } from './rpc.ts'
 import type { BlobStore } from '../store/index.ts'
 import type { RpcService } from './rpc.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -53,10 +54,25 @@ export function blobProtocol (networkId: string): string {
   return `/rhizome/${networkId}/blob/1.0.0`
 }
 
+/**
+ * How long a whole fetch may take unless the caller says otherwise: the largest blob
+ * (`blobBytesMaxDefault`, 64 MiB) at ~1 Mbit/s, in 1 MiB ranges of at most 30 s each.
+ */
+export const BLOB_FETCH_TIMEOUT_MS_DEFAULT = 600_000
+
+/** What the blob service needs: the RPC layer and the three store operations it uses. */
+export interface BlobServiceComponents {
+  rpc: Pick<RpcService, 'handle' | 'unhandle' | 'request'>
+  blobs: Pick<BlobStore, 'readRange' | 'putVerified' | 'blobBytesMax'>
+}
+
 export interface BlobServiceInit {
-  rpc: RpcService
-  blobs: BlobStore
   networkId: string
+  /** Default BLOB_FETCH_TIMEOUT_MS_DEFAULT. */
+  fetchTimeoutMs?: number
+  /** Range reads served at once per peer and in total; default BLOB_RANGE_READS_PER_PEER_MAX / BLOB_RANGE_READS_MAX. */
+  rangeReadsPerPeerMax?: number
+  rangeReadsMax?: number
 }
 
 /**
@@ -96,40 +112,76 @@ export class RangeReadLimiter {
 }
 
 export class BlobService {
-  private readonly init: BlobServiceInit
-  private readonly reads = new RangeReadLimiter()
+  private readonly components: BlobServiceComponents
+  private readonly reads: RangeReadLimiter
+  private readonly fetchTimeoutMs: number
+  private readonly lifecycle = new Lifecycle('the blob service')
   readonly protocol: string
 
-  constructor (init: BlobServiceInit) {
-    this.init = init
+  constructor (components: BlobServiceComponents, init: BlobServiceInit) {
+    this.components = components
     this.protocol = blobProtocol(init.networkId)
+    this.fetchTimeoutMs = init.fetchTimeoutMs ?? BLOB_FETCH_TIMEOUT_MS_DEFAULT
+    this.reads = new RangeReadLimiter(init.rangeReadsPerPeerMax, init.rangeReadsMax)
+  }
+
+  /** Range reads being served now. */
+  get readsRunning (): number {
+    return this.reads.running
   }
 
   async start (): Promise<void> {
-    await this.init.rpc.handle({
+    this.lifecycle.start()
+    await this.components.rpc.handle({
       protocol: this.protocol,
       frameBytesMax: BLOB_FRAME_BYTES_MAX,
       inflightMax: 4,
       handler: async (body, { peerId, signal }) => {
         const request = parseRequest(body)
         const release = this.reads.acquire(peerId.toString())
+        // One range is one bounded read: the request's own timeout bounds it on the caller's side.
+        const operation = this.lifecycle.operation({ signal, timeoutMs: REQUEST_TIMEOUT_MS_DEFAULT })
         try {
-          return await serveRange(this.init.blobs, request, { signal })
+          return await serveRange(this.components.blobs, request, { signal: operation.signal })
         } finally {
+          operation.release()
           release()
         }
       }
     })
   }
 
-  /** Fetch a blob from `peerId`, verify it against its CID and store it locally. */
+  /** Stop serving, and abort fetches and range reads in flight. */
+  async stop (): Promise<void> {
+    this.lifecycle.stop()
+    await this.components.rpc.unhandle(this.protocol)
+  }
+
+  /**
+   * Fetch a blob from `peerId`, verify it against its CID and store it locally. Ends with
+   * AbortedError on the caller's signal or stop(), TimeoutError past `fetchTimeoutMs`.
+   */
   async fetch (peerId: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const { blobs } = this.init
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
+    const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs: this.fetchTimeoutMs })
+    try {
+      return await this.fetchUnder(peerId, cid, operation.signal)
+    } catch (err) {
+      if (operation.reason === 'timeout') throw new TimeoutError(`blob ${cid.toString()} did not arrive from ${peerId.toString()} within ${this.fetchTimeoutMs} ms`, { cause: err })
+      if (operation.reason === 'stopped') throw this.lifecycle.stoppedError()
+      throw err
+    } finally {
+      operation.release()
+    }
+  }
+
+  private async fetchUnder (peerId: PeerId, cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+    const { blobs } = this.components
     const parts: Uint8Array[] = []
     let offset = 0
     let total: number | undefined
     do {
-      const reply = await this.requestRange(peerId, cid, offset, options)
+      const reply = await this.requestRange(peerId, cid, offset, signal)
       const chunk = parseReply(reply, total)
       if (chunk.total > blobs.blobBytesMax) throw new TooLargeError(`blob ${cid.toString()}`, chunk.total, blobs.blobBytesMax, { hint: 'this peer does not take blobs that large (docs/LIMITS.md); split the data into smaller blobs' })
       total = chunk.total
@@ -139,18 +191,18 @@ export class BlobService {
       if (offset > total) throw new ProtocolViolationError('blob peer sent more bytes than the blob has')
     } while (offset < total)
     const bytes = concat(parts, total)
-    await blobs.putVerified(cid, bytes, options)
+    await blobs.putVerified(cid, bytes, { signal })
     return bytes
   }
 
   /** One range, asked again after a pause while the serving peer says it is busy. */
-  private async requestRange (peerId: PeerId, cid: CID, offset: number, options: { signal?: AbortSignal }): Promise<unknown> {
+  private async requestRange (peerId: PeerId, cid: CID, offset: number, signal: AbortSignal): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.init.rpc.request(peerId, this.protocol, { cid: cid.toString(), offset, length: BLOB_CHUNK_BYTES_MAX }, options)
+        return await this.components.rpc.request(peerId, this.protocol, { cid: cid.toString(), offset, length: BLOB_CHUNK_BYTES_MAX }, { signal })
       } catch (err) {
         if ((err as Error).name !== 'PeerBusyError' || attempt >= BLOB_BUSY_RETRIES_MAX) throw err
-        await sleep(BLOB_BUSY_RETRY_MS * 2 ** attempt, options.signal)
+        await sleep(BLOB_BUSY_RETRY_MS * 2 ** attempt, signal)
       }
     }
   }
@@ -166,7 +218,7 @@ async function sleep (ms: number, signal: AbortSignal | undefined): Promise<void
 }
 
 /** Answer one range request from the local store. */
-export async function serveRange (blobs: BlobStore, request: BlobRangeRequest, options: { signal?: AbortSignal } = {}): Promise<BlobRangeReply> {
+export async function serveRange (blobs: Pick<BlobStore, 'readRange'>, request: BlobRangeRequest, options: { signal?: AbortSignal } = {}): Promise<BlobRangeReply> {
   return await blobs.readRange(request.cid, request.offset, request.length, options)
 }
 

@@ -32,10 +32,10 @@ import { PeerBudget } from './slots.ts'
 import type { FunctionManifest } from '../functions/manifest.ts'
 import type { Logger } from '../model/log.ts'
 import type { FunctionRepo, FunctionOrigin, FunctionRow, BlobStore } from '../store/index.ts'
-import type { BlobService } from './blob-service.ts'
-import type { Host } from './host.ts'
+import { Lifecycle } from './lifecycle.ts'
+import type { Operation } from './lifecycle.ts'
 import type { RpcService } from './rpc.ts'
-import type { PeerId } from '@libp2p/interface'
+import type { ContentRouting, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 
 /** Default copies of a deployed function: survives two peers leaving at once. */
@@ -46,6 +46,13 @@ export { REPLICAS_MAX }
 const LOCATE_SOURCES_MAX = 8
 /** A DHT lookup on a small network answers in well under this; past it we stop waiting. */
 const DHT_TIMEOUT_MS = 5000
+/**
+ * How long a deploy waits for one owner to pull the function: its whole fetch from us, which is
+ * bounded by `CODE_FETCH_SOURCE_TIMEOUT_MS` per source, several sources, and slack.
+ */
+export const REPLICATE_TIMEOUT_MS = 60_000
+/** Announcing a provider record walks the DHT to the closest peers: seconds, and nobody waits on it. */
+export const PROVIDE_TIMEOUT_MS = 30_000
 const FN_FRAME_BYTES_MAX = 4096
 /**
  * Loaded functions kept in memory, so a warm task does not re-read and re-hash its code from
@@ -116,18 +123,29 @@ export interface DeployResult {
   replicas: Array<{ peer: string, ok: boolean, error?: string }>
 }
 
-export interface FunctionServiceInit {
-  host: Host
-  rpc: RpcService
-  blobs: BlobStore
-  blobService: BlobService
-  functions: FunctionRepo
-  networkId: string
-  log: Logger
+/** What the function service needs; nothing here is another whole service. */
+export interface FunctionServiceComponents {
+  rpc: Pick<RpcService, 'handle' | 'unhandle' | 'request'>
+  blobs: Pick<BlobStore, 'has' | 'get' | 'put'>
+  /** Fetch a blob from a peer, verify it against its CID and store it (BlobService.fetch). */
+  fetchBlob: (peer: PeerId, cid: CID, options: { signal: AbortSignal }) => Promise<Uint8Array>
+  functions: Pick<FunctionRepo, 'add' | 'get' | 'byName' | 'list'>
+  contentRouting: Pick<ContentRouting, 'findProviders' | 'provide'>
+  selfId: PeerId
   /** Peer ids currently alive in the membership view (not including this peer). */
   alivePeers: () => string[]
+  log: Logger
   /** A requesting peer did not serve the code it asked us to run; the shell scores it. */
-  onMisbehaviour: (peer: PeerId, reason: Error) => void
+  onViolation: (peer: PeerId, protocol: string, reason: Error) => void
+  now?: () => number
+}
+
+export interface FunctionServiceInit {
+  networkId: string
+  /** Default CODE_FETCH_SOURCE_TIMEOUT_MS. */
+  fetchSourceTimeoutMs?: number
+  /** Default REPLICATE_TIMEOUT_MS. */
+  replicateTimeoutMs?: number
 }
 
 export interface LoadOptions {
@@ -146,8 +164,11 @@ export function fnProtocol (networkId: string): string {
 }
 
 export class FunctionService {
-  private readonly init: FunctionServiceInit
+  private readonly components: FunctionServiceComponents
   readonly protocol: string
+  private readonly fetchSourceTimeoutMs: number
+  private readonly replicateTimeoutMs: number
+  private readonly lifecycle = new Lifecycle('the function service')
   /** Loads in progress, by function and requester: one requester's stalled fetch never holds up another's. */
   private readonly loading = new Map<string, Promise<LoadedFunction>>()
   private readonly fetches = new PeerBudget({ perPeerMax: CODE_FETCHES_PER_PEER_MAX, totalMax: CODE_FETCHES_MAX, what: 'code fetches' })
@@ -155,13 +176,16 @@ export class FunctionService {
     entriesMax: LOADED_CACHE_ENTRIES_MAX, bytesMax: LOADED_CACHE_BYTES_MAX, sizeOf: fn => fn.code.byteLength
   })
 
-  constructor (init: FunctionServiceInit) {
-    this.init = init
+  constructor (components: FunctionServiceComponents, init: FunctionServiceInit) {
+    this.components = components
     this.protocol = fnProtocol(init.networkId)
+    this.fetchSourceTimeoutMs = init.fetchSourceTimeoutMs ?? CODE_FETCH_SOURCE_TIMEOUT_MS
+    this.replicateTimeoutMs = init.replicateTimeoutMs ?? REPLICATE_TIMEOUT_MS
   }
 
   async start (): Promise<void> {
-    await this.init.rpc.handle({
+    this.lifecycle.start()
+    await this.components.rpc.handle({
       protocol: this.protocol,
       frameBytesMax: FN_FRAME_BYTES_MAX,
       inflightMax: 4,
@@ -176,26 +200,37 @@ export class FunctionService {
     })
   }
 
+  /** Stop serving, and abort loads, fetches, replications and DHT work in flight. */
+  async stop (): Promise<void> {
+    this.lifecycle.stop()
+    await this.components.rpc.unhandle(this.protocol)
+  }
+
   /** Store a function deployed on this peer and replicate it. Same code twice: same id, no work. */
   async deploy (manifestBytes: Uint8Array, code: Uint8Array, replicas: number, signal?: AbortSignal): Promise<DeployResult> {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new InvalidInputError(`replicas must be an integer from 1 to ${REPLICAS_MAX}`, { hint: `e.g. --replicas 3 (the default); at most ${REPLICAS_MAX}` })
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
     const manifest = decodeManifest(manifestBytes)
     const cid = await manifestCid(manifestBytes)
     await this.checkCode(manifest, code)
-    const { blobs, functions } = this.init
+    const { blobs, functions, selfId } = this.components
     const known = functions.get(cid.toString())
     await blobs.put(code)
     await blobs.put(manifestBytes, dagCbor.code)
     this.index(cid, manifest, 'deploy')
 
-    const owners = rendezvousOwners(cid.toString(), [this.init.host.peerId.toString(), ...this.init.alivePeers()], replicas)
+    const owners = rendezvousOwners(cid.toString(), [selfId.toString(), ...this.components.alivePeers()], replicas)
     const results = await Promise.all(owners.map(async peer => {
-      if (peer === this.init.host.peerId.toString()) return { peer, ok: true }
+      if (peer === selfId.toString()) return { peer, ok: true }
+      const operation = this.lifecycle.operation({ signal, timeoutMs: this.replicateTimeoutMs })
       try {
-        await this.init.rpc.request(peerIdFromString(peer), this.protocol, { op: 'replicate', fn: cid }, { signal, timeoutMs: 60_000 })
+        await this.components.rpc.request(peerIdFromString(peer), this.protocol, { op: 'replicate', fn: cid }, { signal: operation.signal, timeoutMs: this.replicateTimeoutMs })
         return { peer, ok: true }
       } catch (err) {
-        return { peer, ok: false, error: (err as Error).message }
+        const error = operation.reason === 'timeout' ? `did not pull the function within ${this.replicateTimeoutMs} ms` : (err as Error).message
+        return { peer, ok: false, error }
+      } finally {
+        operation.release()
       }
     }))
     this.provide(cid)
@@ -204,7 +239,7 @@ export class FunctionService {
 
   /** The functions this peer holds, newest first. */
   list (): FunctionRow[] {
-    return this.init.functions.list()
+    return this.components.functions.list()
   }
 
   /** Resolve `fn-id` or a name known to this peer to a CID. */
@@ -212,7 +247,7 @@ export class FunctionService {
     try {
       return CID.parse(ref)
     } catch {}
-    const row = this.init.functions.byName(ref)
+    const row = this.components.functions.byName(ref)
     if (row === undefined) throw new NotFoundError(`no function named ${JSON.stringify(ref)} is known to this peer`, { hint: 'pass the function id that `rhizome deploy` printed, or see `rhizome functions`' })
     return CID.parse(row.cid)
   }
@@ -222,10 +257,12 @@ export class FunctionService {
     const key = cid.toString()
     const cached = this.loaded.get(key)
     if (cached !== undefined) return { ...cached, fetched: false }
-    const requester = options.requester !== undefined && !options.requester.equals(this.init.host.peerId) ? options.requester : undefined
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
+    const requester = options.requester !== undefined && !options.requester.equals(this.components.selfId) ? options.requester : undefined
     // Waiting on a fetch is what a remote peer can make us do for free: its own budget, taken
     // before any work and refused at once when spent. Functions held on disk cost nothing.
     const release = requester !== undefined && !(await this.holds(cid)) ? this.fetches.tryAcquire(requester.toString()) : undefined
+    let operation: Operation | undefined
     try {
       const loadKey = `${key}|${requester?.toString() ?? ''}`
       let pending = this.loading.get(loadKey)
@@ -233,8 +270,12 @@ export class FunctionService {
         pending = this.loadOnce(cid, { ...options, requester }).then(fn => { this.loaded.set(key, fn); return fn }).finally(() => this.loading.delete(loadKey))
         this.loading.set(loadKey, pending)
       }
-      return await untilAborted(pending, options.signal)
+      // The load is shared: a caller stops waiting on its own signal, and stop() ends the load
+      // itself. The deadline is the longest a load can take: the DHT lookup, then every source.
+      operation = this.lifecycle.operation({ signal: options.signal, timeoutMs: DHT_TIMEOUT_MS + LOCATE_SOURCES_MAX * this.fetchSourceTimeoutMs })
+      return await untilAborted(pending, operation.signal)
     } finally {
+      operation?.release()
       release?.()
     }
   }
@@ -246,7 +287,7 @@ export class FunctionService {
 
   /** Whether both blobs of the function are on disk. */
   private async holds (cid: CID): Promise<boolean> {
-    const { blobs } = this.init
+    const { blobs } = this.components
     if (!await blobs.has(cid)) return false
     try {
       return await blobs.has(decodeManifest(await blobs.get(cid)).code)
@@ -256,37 +297,33 @@ export class FunctionService {
   }
 
   private async loadOnce (cid: CID, options: LoadOptions): Promise<LoadedFunction> {
-    const { blobs } = this.init
+    const { blobs } = this.components
     if (await blobs.has(cid)) {
       const manifest = decodeManifest(await blobs.get(cid))
       if (await blobs.has(manifest.code)) {
         return { cid, manifest, code: await blobs.get(manifest.code), fetched: false }
       }
     }
-    const { requester, signal } = options
+    const { requester } = options
     const sources = await this.sources(cid, requester === undefined ? [] : [requester])
     let lastError: unknown
     for (const peer of sources) {
-      const deadline = AbortSignal.timeout(CODE_FETCH_SOURCE_TIMEOUT_MS)
-      const fetchSignal = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
+      const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs: this.fetchSourceTimeoutMs })
       try {
-        const manifestBytes = await this.init.blobService.fetch(peer, cid, { signal: fetchSignal })
-        const manifest = decodeManifest(manifestBytes)
-        const code = await this.init.blobService.fetch(peer, manifest.code, { signal: fetchSignal })
-        await this.checkCode(manifest, code)
-        this.index(cid, manifest, options.origin ?? 'fetched')
-        this.init.log.info('function fetched', { fn: cid.toString(), from: peer.toString(), codeBytes: code.byteLength })
-        return { cid, manifest, code, fetched: true }
+        return await this.fetchFrom(peer, cid, options.origin ?? 'fetched', operation.signal)
       } catch (err) {
-        if (signal?.aborted === true) throw err
-        const failure = deadline.aborted
-          ? new TimeoutError(`${peer.toString()} did not deliver function ${cid.toString()} within ${CODE_FETCH_SOURCE_TIMEOUT_MS} ms`, { cause: err })
+        if (operation.reason === 'stopped') throw this.lifecycle.stoppedError()
+        if (operation.reason === 'cancelled') throw err
+        const failure = operation.reason === 'timeout'
+          ? new TimeoutError(`${peer.toString()} did not deliver function ${cid.toString()} within ${this.fetchSourceTimeoutMs} ms`, { cause: err })
           : err
         lastError = failure
-        this.init.log.debug('function source failed', { fn: cid.toString(), from: peer.toString(), error: (failure as Error).message })
+        this.components.log.debug('function source failed', { fn: cid.toString(), from: peer.toString(), error: (failure as Error).message })
         if (requester !== undefined && peer.equals(requester) && servedNothing(failure)) {
-          this.init.onMisbehaviour(requester, new CodeNotServedError(cid.toString(), peer.toString(), { cause: failure }))
+          this.components.onViolation(requester, this.protocol, new CodeNotServedError(cid.toString(), peer.toString(), { cause: failure }))
         }
+      } finally {
+        operation.release()
       }
     }
     const notFound = new FunctionNotFoundError(cid.toString(), sources.length)
@@ -294,18 +331,33 @@ export class FunctionService {
     throw notFound
   }
 
+  /** Manifest, then code, from one source; both verified, then indexed. */
+  private async fetchFrom (peer: PeerId, cid: CID, origin: FunctionOrigin, signal: AbortSignal): Promise<LoadedFunction> {
+    const manifestBytes = await this.components.fetchBlob(peer, cid, { signal })
+    const manifest = decodeManifest(manifestBytes)
+    const code = await this.components.fetchBlob(peer, manifest.code, { signal })
+    await this.checkCode(manifest, code)
+    this.index(cid, manifest, origin)
+    this.components.log.info('function fetched', { fn: cid.toString(), from: peer.toString(), codeBytes: code.byteLength })
+    return { cid, manifest, code, fetched: true }
+  }
+
   /** Where to look: the caller's hints, then the rendezvous owners, then DHT providers. */
   private async sources (cid: CID, hints: PeerId[]): Promise<PeerId[]> {
-    const self = this.init.host.peerId.toString()
+    const self = this.components.selfId.toString()
     const ids = new Set<string>(hints.map(h => h.toString()))
-    for (const owner of rendezvousOwners(cid.toString(), [self, ...this.init.alivePeers()], REPLICAS_MAX)) ids.add(owner)
+    for (const owner of rendezvousOwners(cid.toString(), [self, ...this.components.alivePeers()], REPLICAS_MAX)) ids.add(owner)
     if (ids.size - (ids.has(self) ? 1 : 0) < LOCATE_SOURCES_MAX) {
+      const operation = this.lifecycle.operation({ timeoutMs: DHT_TIMEOUT_MS })
       try {
-        for await (const provider of this.init.host.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(DHT_TIMEOUT_MS) })) {
+        for await (const provider of this.components.contentRouting.findProviders(cid, { signal: operation.signal })) {
           ids.add(provider.id.toString())
           if (ids.size > LOCATE_SOURCES_MAX) break
         }
-      } catch {}
+      } catch {
+      } finally {
+        operation.release()
+      }
     }
     ids.delete(self)
     return [...ids].slice(0, LOCATE_SOURCES_MAX).map(id => peerIdFromString(id))
@@ -318,22 +370,24 @@ export class FunctionService {
   }
 
   private index (cid: CID, manifest: FunctionManifest, origin: FunctionOrigin): void {
-    this.init.functions.add({
+    this.components.functions.add({
       cid: cid.toString(),
       name: manifest.name,
       kind: manifest.kind,
       codeCid: manifest.code.toString(),
       codeBytes: manifest.codeBytes,
       exports: manifest.exports,
-      addedMs: Date.now(),
+      addedMs: (this.components.now ?? Date.now)(),
       origin
     })
   }
 
   private provide (cid: CID): void {
-    this.init.host.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => {
-      this.init.log.debug('dht provide failed', { fn: cid.toString(), error: err.message })
-    })
+    if (this.lifecycle.stopping) return
+    const operation = this.lifecycle.operation({ timeoutMs: PROVIDE_TIMEOUT_MS })
+    this.components.contentRouting.provide(cid, { signal: operation.signal }).catch((err: Error) => {
+      this.components.log.debug('dht provide failed', { fn: cid.toString(), error: err.message })
+    }).finally(() => { operation.release() })
   }
 }
 

@@ -16,6 +16,7 @@
  */
 import { AbortedError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError, failureFromData } from '../model/errors.ts'
 import { FrameDecoder, encodeFrame } from '../wire/frame.ts'
+import { Lifecycle } from './lifecycle.ts'
 import { RPC_ID_MAX, decodeEnvelope, encodeEnvelope } from '../wire/rpc.ts'
 import type { RpcEnvelope } from '../wire/rpc.ts'
 import type { Logger } from '../model/log.ts'
@@ -49,7 +50,8 @@ export class PeerBusyError extends RhizomeError {
   }
 }
 
-const REQUEST_TIMEOUT_MS_DEFAULT = 30_000
+/** Default 30 s: long enough for a blob range of the maximum size on a slow link. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000
 
 /**
  * Longest wait to open the shared outbound stream (connect if needed, then negotiate the
@@ -93,36 +95,55 @@ class ClientChannel {
   }
 }
 
-export interface RpcServiceInit {
-  libp2p: Libp2p
+/** What RpcService needs of libp2p: serve a protocol, stop serving it, open a stream. */
+export type RpcHost = Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+
+export interface RpcServiceComponents {
+  libp2p: RpcHost
   log: Logger
   /** Called when a peer breaks a protocol; the stream is already reset. */
   onViolation: (peerId: PeerId, protocol: string, err: Error) => void
+}
+
+export interface RpcServiceInit {
   /** Default FRAME_ARRIVAL_MS_MAX. */
   frameArrivalMs?: number
   /** Default RPC_DIAL_TIMEOUT_MS. */
   dialTimeoutMs?: number
+  /** Default REQUEST_TIMEOUT_MS_DEFAULT; each request may pass its own. */
+  requestTimeoutMs?: number
 }
 
+/** Inbound streams one peer may hold open per protocol; each runs up to `inflightMax` requests. */
+const INBOUND_STREAMS_MAX = 32
+/** Outbound streams per protocol: one per peer is all we open, so this is headroom for many peers. */
+const OUTBOUND_STREAMS_MAX = 64
+
 export class RpcService {
-  private readonly libp2p: Libp2p
+  private readonly libp2p: RpcHost
   private readonly log: Logger
-  private readonly onViolation: RpcServiceInit['onViolation']
+  private readonly onViolation: RpcServiceComponents['onViolation']
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
-  /** The service's lifetime: shared streams are opened with it, and stop() aborts it. */
-  private readonly shutdown = new AbortController()
+  /** The service's lifetime: shared streams are opened under it, every request listens to it, and stop() aborts it. */
+  private readonly lifecycle = new Lifecycle('the rpc service')
   private readonly frameArrivalMs: number
   private readonly dialTimeoutMs: number
-  private stopped = false
+  private readonly requestTimeoutMs: number
 
-  constructor (init: RpcServiceInit) {
-    this.libp2p = init.libp2p
-    this.log = init.log
-    this.onViolation = init.onViolation
+  constructor (components: RpcServiceComponents, init: RpcServiceInit = {}) {
+    this.libp2p = components.libp2p
+    this.log = components.log
+    this.onViolation = components.onViolation
     this.frameArrivalMs = init.frameArrivalMs ?? FRAME_ARRIVAL_MS_MAX
     this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
+    this.requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
+  }
+
+  /** Protocols may be registered before start; requests are refused only after stop(). */
+  start (): void {
+    this.lifecycle.start()
   }
 
   async handle (protocol: RpcProtocol): Promise<void> {
@@ -131,27 +152,44 @@ export class RpcService {
       this.serve(protocol, stream, connection).catch(err => {
         this.log.debug('rpc serve loop ended', { protocol: protocol.protocol, error: String(err) })
       })
-    }, { maxInboundStreams: 32, maxOutboundStreams: 64 })
+    }, { maxInboundStreams: INBOUND_STREAMS_MAX, maxOutboundStreams: OUTBOUND_STREAMS_MAX })
+  }
+
+  /**
+   * Stop serving `protocol` (a service's stop()); streams already open end with stop(). The spec
+   * stays known, so a late request on it fails by its caller's signal, not by an assertion.
+   */
+  async unhandle (protocol: string): Promise<void> {
+    await this.libp2p.unhandle(protocol).catch(() => {})
   }
 
   async request (peerId: PeerId, protocol: string, body: unknown, options: RpcRequestOptions = {}): Promise<unknown> {
     const spec = this.protocols.get(protocol)
     if (spec === undefined) throw new Error(`assertion failed: protocol ${protocol} was never registered`)
-    if (this.stopped) throw new AbortedError('the peer is stopping')
-    const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
-    const signals = [AbortSignal.timeout(timeoutMs)]
-    if (options.signal !== undefined) signals.push(options.signal)
-    const signal = AbortSignal.any(signals)
-    const abortError = (): RhizomeError => options.signal?.aborted === true
-      ? new AbortedError(`request to ${peerId.toString()} on ${protocol} was aborted`)
-      : new TimeoutError(`no answer from ${peerId.toString()} on ${protocol} within ${timeoutMs} ms`)
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs
+    const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs })
+    const { signal } = operation
+    const abortError = (): RhizomeError => operation.reason === 'timeout'
+      ? new TimeoutError(`no answer from ${peerId.toString()} on ${protocol} within ${timeoutMs} ms`)
+      : operation.reason === 'stopped'
+        ? this.lifecycle.stoppedError()
+        : new AbortedError(`request to ${peerId.toString()} on ${protocol} was aborted`)
+    try {
+      // The stream may be shared with other callers: wait for it with our own signal only.
+      const channel = await raceSignal(this.channel(peerId, spec), signal, abortError)
+      return await this.exchange(channel, peerId, spec, body, signal, abortError)
+    } finally {
+      operation.release()
+    }
+  }
 
-    // The stream may be shared with other callers: wait for it with our own signal only.
-    const channel = await raceSignal(this.channel(peerId, spec), signal, abortError)
+  /** Send one request on an open channel and wait for its answer, or for `signal`. */
+  private async exchange (channel: ClientChannel, peerId: PeerId, spec: RpcProtocol, body: unknown, signal: AbortSignal, abortError: () => Error): Promise<unknown> {
     const id = channel.allocateId()
     const frame = encodeFrame(encodeEnvelope({ id, kind: 'req', body }))
     if (frame.byteLength > spec.frameBytesMax) {
-      throw new ProtocolViolationError(`request of ${frame.byteLength} bytes exceeds ${protocol} frame limit of ${spec.frameBytesMax}`)
+      throw new ProtocolViolationError(`request of ${frame.byteLength} bytes exceeds ${spec.protocol} frame limit of ${spec.frameBytesMax}`)
     }
     return await new Promise<unknown>((resolve, reject) => {
       const onAbort = (): void => {
@@ -172,15 +210,15 @@ export class RpcService {
     })
   }
 
+  /** Abort every request in flight, both ways, and close the shared streams. */
   async stop (): Promise<void> {
-    this.stopped = true
-    this.shutdown.abort()
+    this.lifecycle.stop()
     for (const controller of this.serving) controller.abort()
     const channels = [...this.channels.values()]
     this.channels.clear()
     await Promise.allSettled(channels.map(async promise => {
       const channel = await promise
-      channel.failAll(new AbortedError('the peer is stopping'))
+      channel.failAll(this.lifecycle.stoppedError())
       channel.stream.abort(new Error('rhizome peer stopping'))
     }))
   }
@@ -202,14 +240,17 @@ export class RpcService {
   }
 
   private async open (peerId: PeerId, spec: RpcProtocol): Promise<ClientChannel> {
-    if (this.stopped) throw new AbortedError('the peer is stopping')
+    if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
     let stream: Stream
+    // Shared by every caller: the service's lifetime and the dial deadline, never one caller's signal.
+    const operation = this.lifecycle.operation({ timeoutMs: this.dialTimeoutMs })
     try {
-      const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.dialTimeoutMs)])
-      stream = await this.libp2p.dialProtocol(peerId, spec.protocol, { signal })
+      stream = await this.libp2p.dialProtocol(peerId, spec.protocol, { signal: operation.signal })
     } catch (err) {
-      if (this.shutdown.signal.aborted) throw new AbortedError('the peer is stopping', { cause: err })
+      if (operation.reason === 'stopped') throw new AbortedError(this.lifecycle.stoppedError().message, { cause: err })
       throw new PeerUnavailableError(`could not open ${spec.protocol} to ${peerId.toString()}: ${(err as Error).message}`, { cause: err })
+    } finally {
+      operation.release()
     }
     const channel = new ClientChannel(stream)
     const key = `${peerId.toString()}|${spec.protocol}`

@@ -5,6 +5,9 @@
  */
 import { RhizomeError } from '../model/errors.ts'
 import type { ProgressEvent } from '../api/events.ts'
+import type { CallOptions, PlacedCallResult } from '../net/task-placement.ts'
+import type { MembershipEvent } from '../protocol/membership/index.ts'
+import type { CID } from 'multiformats/cid'
 
 /** Open event streams at once: a dashboard or two and a few CLIs; more is a leak or an attack. */
 export const PROGRESS_LISTENERS_MAX = 64
@@ -44,4 +47,46 @@ export class ProgressBus {
   get size (): number {
     return this.listeners.size
   }
+}
+
+/** What a call through the API may also ask for: its own progress events. */
+export interface ProgressCallOptions extends Omit<CallOptions, 'onAttempt' | 'onRetry'> {
+  onProgress?: (event: ProgressEvent) => void
+}
+
+type PlacedCall = (fn: CID, exportName: string, args: unknown[], options: CallOptions) => Promise<PlacedCallResult>
+
+/**
+ * Wrap task placement so a call reports `call:started`, each `call:attempt` and `call:retry`, and
+ * `call:done` or `call:failed` — to the peer-wide bus and to the caller's own listener.
+ */
+export function callWithProgress (bus: ProgressBus, placed: PlacedCall, idPrefix: string): (fn: CID, exportName: string, args: unknown[], options: ProgressCallOptions) => Promise<PlacedCallResult> {
+  let calls = 0
+  return async (fn, exportName, args, options) => {
+    const callId = `${idPrefix}-${(++calls).toString(36)}`
+    const report = (event: ProgressEvent): void => {
+      bus.emit(event)
+      options.onProgress?.(event)
+    }
+    report({ type: 'call:started', callId, fn: fn.toString(), export: exportName, atMs: Date.now() })
+    try {
+      const result = await placed(fn, exportName, args, {
+        ...options,
+        onAttempt: (attempt, peer) => { report({ type: 'call:attempt', callId, attempt, peer, atMs: Date.now() }) },
+        onRetry: (attempt, peer, err) => { report({ type: 'call:retry', callId, attempt, peer, error: err.toData(), atMs: Date.now() }) }
+      })
+      report({ type: 'call:done', callId, peer: result.peer, attempts: result.attempts, totalMs: Math.round(result.timings.totalMs), atMs: Date.now() })
+      return result
+    } catch (err) {
+      const error = err instanceof RhizomeError ? err.toData() : { name: 'InternalError', code: 'ERR_INTERNAL', message: 'the call failed', retryable: false }
+      report({ type: 'call:failed', callId, error, atMs: Date.now() })
+      throw err
+    }
+  }
+}
+
+/** A membership transition as a `peer:state` progress event. */
+export function peerStateEvent (event: MembershipEvent): ProgressEvent {
+  const state = ({ 'peer:joined': 'joined', 'peer:alive': 'alive', 'peer:suspect': 'suspect', 'peer:gone': 'gone', 'peer:removed': 'removed' } as const)[event.type]
+  return { type: 'peer:state', peer: event.peerId, state, atMs: event.atMs }
 }

@@ -7,6 +7,7 @@
  * (Thaler & Ravishankar, "Using name-based mappings to increase hit rates", 1998).
  */
 import { assert } from '../model/errors.ts'
+import type { PeerEntry } from './membership/index.ts'
 
 /** cyrb53: a fast, well-mixed 53-bit string hash (public domain). Not cryptographic: placement
  * only needs spread, and the inputs (CIDs, peer ids) are already hashes. */
@@ -88,5 +89,83 @@ export class PlacementAttempts {
   /** Whether the failure of the last attempt should be retried on another peer. */
   shouldRetry (failure: { retryable: boolean }, cancelled: boolean): boolean {
     return failure.retryable && !cancelled && this.tried.size < this.attemptsMax
+  }
+}
+
+/** The candidates for one task: this peer with its own capacity, and every peer alive in its view. */
+export function placementCandidates (self: PlacementCandidate, view: ReadonlyArray<Pick<PeerEntry, 'peerId' | 'state' | 'capacity'>>): PlacementCandidate[] {
+  return [self, ...view
+    .filter(p => p.state === 'alive' && p.peerId !== self.peerId)
+    .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, queueLength: p.capacity.queueLength }))]
+}
+
+export type TaskPlacementOutput =
+  /** Run the task on `peerId`; `attempt` counts from 1. Answer with handleSuccess or handleFailure. */
+  | { type: 'attempt', peerId: string, attempt: number }
+  /** Stop: `failed` after a failure not worth retrying (or the last allowed), `no-peer` when no
+   *  untried candidate was left. The shell reports the last failure, or that no peer was available. */
+  | { type: 'give-up', reason: 'failed' | 'no-peer', attempts: number }
+
+/**
+ * Placing one task, sans-I/O (STYLE.md §4): the loop of "choose a peer, run it there, and on a
+ * retryable failure choose another" with the running taken out.
+ *
+ * Theory of operation. States: `idle` → `attempting` (an attempt output is waiting for its
+ * outcome) → `done`. `handleStart(candidates)` chooses the first peer; `handleFailure(failure,
+ * cancelled, candidates)` either chooses another untried peer (PlacementAttempts decides whether a
+ * retry is allowed) or gives up; `handleSuccess()` ends it. Each input queues at most one output,
+ * drained with `poll()`. Candidates come in with each choice, so a retry sees the view as it is
+ * then; randomness comes in through the constructor, so a simulator can replay the choices.
+ */
+export class TaskPlacement {
+  private readonly attempts: PlacementAttempts
+  private readonly random: () => number
+  private state: 'idle' | 'attempting' | 'done' = 'idle'
+  private output: TaskPlacementOutput | undefined
+
+  constructor (options: { attemptsMax: number, random: () => number }) {
+    this.attempts = new PlacementAttempts(options.attemptsMax)
+    this.random = options.random
+  }
+
+  handleStart (candidates: readonly PlacementCandidate[]): void {
+    if (this.state !== 'idle') throw new Error('assertion failed: a placement starts once')
+    this.choose(candidates)
+  }
+
+  /** The last attempt failed; `cancelled` if the caller gave up (never retried). */
+  handleFailure (failure: { retryable: boolean }, cancelled: boolean, candidates: readonly PlacementCandidate[]): void {
+    if (this.state !== 'attempting') throw new Error('assertion failed: a failure answers an attempt')
+    if (!this.attempts.shouldRetry(failure, cancelled)) {
+      this.finish('failed')
+      return
+    }
+    this.choose(candidates)
+  }
+
+  handleSuccess (): void {
+    if (this.state !== 'attempting') throw new Error('assertion failed: a success answers an attempt')
+    this.state = 'done'
+  }
+
+  poll (): TaskPlacementOutput | undefined {
+    const output = this.output
+    this.output = undefined
+    return output
+  }
+
+  private choose (candidates: readonly PlacementCandidate[]): void {
+    const chosen = this.attempts.next(candidates, this.random)
+    if (chosen === undefined) {
+      this.finish('no-peer')
+      return
+    }
+    this.state = 'attempting'
+    this.output = { type: 'attempt', peerId: chosen.peerId, attempt: this.attempts.attempts }
+  }
+
+  private finish (reason: 'failed' | 'no-peer'): void {
+    this.state = 'done'
+    this.output = { type: 'give-up', reason, attempts: this.attempts.attempts }
   }
 }

@@ -51,9 +51,8 @@ describe('RpcService between two hosts', { timeout: 120_000 }, () => {
   const service = (libp2p: Host, violations: Violation[]): RpcService => new RpcService({
     libp2p,
     log,
-    frameArrivalMs: FRAME_ARRIVAL_MS_TEST,
     onViolation: (peerId: PeerId, protocol: string, err: Error) => violations.push({ peerId: peerId.toString(), protocol, err })
-  })
+  }, { frameArrivalMs: FRAME_ARRIVAL_MS_TEST })
   const echo = { protocol: '/rhizome/rpc-test/echo/1.0.0', frameBytesMax: 64 * 1024, inflightMax: 4, handler: async (body: unknown) => ({ echo: body }) }
   const slow = {
     protocol: '/rhizome/rpc-test/slow/1.0.0',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { PlacementAttempts, choosePeer, hash53, rendezvousOwners } from '../../src/protocol/placement.ts'
+import { PlacementAttempts, TaskPlacement, choosePeer, hash53, placementCandidates, rendezvousOwners } from '../../src/protocol/placement.ts'
 
 const peers = Array.from({ length: 20 }, (_, i) => `peer-${i}`)
 
@@ -98,5 +98,66 @@ describe('placement attempts', () => {
 
   test('attemptsMax must be a positive integer', () => {
     assert.throws(() => new PlacementAttempts(0), /assertion failed/)
+  })
+})
+
+describe('task placement (sans-I/O)', () => {
+  const idle = (peerId: string) => ({ peerId, slotsFree: 1, queueLength: 0 })
+  const first = () => 0
+
+  test('attempts go to untried peers; a retryable failure moves on, up to attemptsMax, then it gives up', () => {
+    const placement = new TaskPlacement({ attemptsMax: 2, random: first })
+    const candidates = [idle('a'), idle('b'), idle('c')]
+    placement.handleStart(candidates)
+    const one = placement.poll()
+    assert.equal(one?.type, 'attempt')
+    assert.equal(placement.poll(), undefined, 'one output per input')
+    placement.handleFailure({ retryable: true }, false, candidates)
+    const two = placement.poll()
+    assert.ok(two?.type === 'attempt' && one?.type === 'attempt')
+    assert.notEqual(two.peerId, one.peerId)
+    assert.equal(two.attempt, 2)
+    placement.handleFailure({ retryable: true }, false, candidates)
+    assert.deepEqual(placement.poll(), { type: 'give-up', reason: 'failed', attempts: 2 })
+  })
+
+  test('a failure that is not retryable, or a cancelled caller, ends it at once', () => {
+    for (const [retryable, cancelled] of [[false, false], [true, true]]) {
+      const placement = new TaskPlacement({ attemptsMax: 3, random: first })
+      placement.handleStart([idle('a'), idle('b')])
+      placement.poll()
+      placement.handleFailure({ retryable }, cancelled, [idle('a'), idle('b')])
+      assert.deepEqual(placement.poll(), { type: 'give-up', reason: 'failed', attempts: 1 })
+    }
+  })
+
+  test('no candidate, or none left untried: it gives up with no-peer', () => {
+    const empty = new TaskPlacement({ attemptsMax: 3, random: first })
+    empty.handleStart([])
+    assert.deepEqual(empty.poll(), { type: 'give-up', reason: 'no-peer', attempts: 0 })
+    const one = new TaskPlacement({ attemptsMax: 3, random: first })
+    one.handleStart([idle('a')])
+    one.poll()
+    one.handleFailure({ retryable: true }, false, [idle('a')])
+    assert.deepEqual(one.poll(), { type: 'give-up', reason: 'no-peer', attempts: 1 })
+  })
+
+  test('inputs out of order are bugs and throw', () => {
+    const placement = new TaskPlacement({ attemptsMax: 1, random: first })
+    assert.throws(() => placement.handleSuccess(), /assertion failed/)
+    placement.handleStart([idle('a')])
+    assert.throws(() => placement.handleStart([idle('a')]), /assertion failed/)
+    placement.handleSuccess()
+    assert.throws(() => placement.handleFailure({ retryable: true }, false, []), /assertion failed/)
+  })
+
+  test('candidates: this peer first, then alive peers only, never this peer twice', () => {
+    const capacity = { slotsFree: 2, slotsMax: 4, queueLength: 1 }
+    const view = [
+      { peerId: 'b', state: 'alive' as const, capacity },
+      { peerId: 'c', state: 'suspect' as const, capacity },
+      { peerId: 'self', state: 'alive' as const, capacity }
+    ]
+    assert.deepEqual(placementCandidates(idle('self'), view), [idle('self'), { peerId: 'b', slotsFree: 2, queueLength: 1 }])
   })
 })
