@@ -13,8 +13,10 @@ export const RETRY_AFTER_SECONDS = 1
  * src/ has one). The body always carries the code, the message, `retryable` and a hint.
  *  - 400 the caller's request is malformed; 404 what it names does not exist; 413 too large.
  *  - 401/403/405 the request was refused before it was read (see src/node/http-api.ts).
- *  - 422 the request was fine but the function failed on its own terms: it threw, ran past
- *    its limits, returned what cannot be a result, or its code cannot be deployed.
+ *  - 422 the request was fine but the function (or workflow) failed on its own terms: it threw,
+ *    ran past its limits, returned what cannot be a result, its code cannot be deployed, or a
+ *    workflow called itself, nested too deep, stalled or outgrew its history.
+ *  - 409 the run was cancelled (its result will never come).
  *  - 502 another peer failed or broke the protocol; 503 this or another peer is busy or
  *    shutting down, retry (Retry-After says when); 504 the work did not finish in time.
  *  - 500 this peer failed (a bug, or its disk): see its log.
@@ -44,6 +46,13 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_BUNDLE: 422,
   ERR_NO_EXPORTS: 422,
   ERR_INVALID_MANIFEST: 422,
+  ERR_WORKFLOW_CYCLE: 422,
+  ERR_WORKFLOW_DEPTH: 422,
+  ERR_RUN_HISTORY_LIMIT: 422,
+  ERR_WORKFLOW_STALLED: 422,
+  ERR_RUN_CANCELLED: 409,
+  ERR_RUN_TIMEOUT: 504,
+  ERR_ACTIVATION_TIMEOUT: 504,
   ERR_INTERNAL: 500,
   ERR_BLOB_CORRUPT: 500,
   ERR_SCHEMA_TOO_NEW: 500,
