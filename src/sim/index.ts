@@ -21,10 +21,14 @@ export { SimStorage } from './storage.ts'
 export { drawFaultPlan, drawStartPlan, FAULT_SHAPE_DEFAULTS, faultPlanProblem, scheduleFaults } from './faults.ts'
 export type { ClockStep, CrashPlan, FaultPlan, FaultShape, FaultTargets, PartitionPlan, StartPlan } from './faults.ts'
 export {
-  checkScenario, convergenceBoundMs, membershipScenarioFromSeed, replayCommand, runMembershipScenario
+  checkScenario, convergenceBoundMs, membershipScenarioFromSeed, runMembershipScenario
 } from './membership-scenario.ts'
 export type {
   MembershipScenario, MembershipScenarioResult, MembershipTimings, ScenarioShape, SimulationHooks
 } from './membership-scenario.ts'
+export { createPinger, decodePing, echoScenarioFromSeed, encodePing, PINGS_OUTSTANDING_MAX, runEchoScenario } from './echo-scenario.ts'
+export type { EchoHooks, EchoScenario, EchoScenarioResult, EchoShape, Pinger, PingerOptions, PingerOutput } from './echo-scenario.ts'
+export { replayCommand, SCENARIOS } from './scenarios.ts'
+export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'
 export type { Random } from '../protocol/random.ts'

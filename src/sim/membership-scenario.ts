@@ -111,11 +111,6 @@ export interface MembershipScenarioResult {
   trace: readonly string[]
 }
 
-/** The command that replays one seed of a scenario. */
-export function replayCommand (seed: number, scenario = 'membership'): string {
-  return `node scripts/sim-seeds.ts --scenario ${scenario} --seed ${seed}`
-}
-
 /**
  * How long after the faults stop (T) the network must have converged.
  *
