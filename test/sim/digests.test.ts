@@ -5,7 +5,7 @@
 // says which draw or event moved and why.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runMembershipScenario } from '../../src/sim/index.ts'
+import { runEchoScenario, runMembershipScenario } from '../../src/sim/index.ts'
 import type { ScenarioShape } from '../../src/sim/index.ts'
 
 interface Pinned {
@@ -113,6 +113,50 @@ describe('membership simulator, pinned runs', () => {
         verdicts: r.verdicts,
         membershipEvents: r.membershipEvents,
         simEvents: r.simEvents
+      }, pinned.numbers)
+    })
+  }
+})
+
+// The echo scenario, pinned from its first version: point-to-point sends, storage, restarts.
+const ECHO_PINNED = [
+  {
+    why: '9 peers, 3 crashes (2 restart), partitions, unreachable peers',
+    seed: 37,
+    traceHash: 'f22f66af7ae9f81a',
+    numbers: {
+      liveAtEnd: 8, faultsEndMs: 24219, endMs: 33489, slowestAfterTMs: 84, storageWrites: 289, simEvents: 1241,
+      pings: { sent: 289, resent: 160, completed: 218, gaveUp: 70, afterT: 77 },
+      messages: { published: 0, sent: 683, delivered: 481, lost: 7, partitioned: 140, duplicated: 29, droppedAtDownPeer: 0, unreachable: 84 }
+    }
+  },
+  {
+    why: '3 peers, loss and duplication',
+    seed: 5,
+    traceHash: '282bc9feee05f8fb',
+    numbers: {
+      liveAtEnd: 3, faultsEndMs: 26586, endMs: 30636, slowestAfterTMs: 99, storageWrites: 210, simEvents: 936,
+      pings: { sent: 210, resent: 54, completed: 204, gaveUp: 6, afterT: 30 },
+      messages: { published: 0, sent: 505, delivered: 460, lost: 55, partitioned: 0, duplicated: 19, droppedAtDownPeer: 0, unreachable: 9 }
+    }
+  }
+]
+
+describe('echo simulator, pinned runs', () => {
+  for (const pinned of ECHO_PINNED) {
+    it(`seed ${pinned.seed} (${pinned.why}) replays its pinned trace`, () => {
+      const r = runEchoScenario({ seed: pinned.seed })
+      assert.deepEqual(r.violations, [])
+      assert.equal(r.traceHash, pinned.traceHash)
+      assert.deepEqual({
+        liveAtEnd: r.liveAtEnd,
+        faultsEndMs: r.faultsEndMs,
+        endMs: r.endMs,
+        slowestAfterTMs: r.slowestAfterTMs,
+        storageWrites: r.storageWrites,
+        simEvents: r.simEvents,
+        pings: r.pings,
+        messages: r.messages
       }, pinned.numbers)
     })
   }

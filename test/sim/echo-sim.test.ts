@@ -3,6 +3,7 @@
 // that forget their numbers across a restart, skip persisting them, lose pongs or answer pings
 // they never got.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { createPinger, createRandom, decodePing, echoScenarioFromSeed, encodePing, replayCommand, runEchoScenario } from '../../src/sim/index.ts'
 import type { EchoScenarioResult, Pinger, PingerOptions, PingerOutput } from '../../src/sim/index.ts'
@@ -125,5 +126,14 @@ describe('echo simulator', () => {
 
   it('refuses a scenario whose timeout does not cover a round trip', () => {
     assert.throws(() => runEchoScenario({ ...echoScenarioFromSeed(3), timeoutMs: 100 }), /timeoutMs > 2·delayMaxMs/)
+  })
+})
+
+describe('sim-seeds replay command', () => {
+  it('names the scenario, and running it replays the seed exactly', () => {
+    const command = replayCommand(42, 'echo')
+    assert.equal(command, 'node scripts/sim-seeds.ts --scenario echo --seed 42')
+    const out = execFileSync(process.execPath, command.split(' ').slice(1), { encoding: 'utf8', timeout: 60_000, cwd: new URL('../../', import.meta.url) })
+    assert.match(out, new RegExp(`trace ${runEchoScenario({ seed: 42 }).traceHash} `))
   })
 })
