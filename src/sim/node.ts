@@ -165,6 +165,18 @@ export class SimHosts<L, M, O> {
     this.arm(node, false)
   }
 
+  /** Feed a running node's machine an input of the scenario's own (a task submitted, a capacity
+   *  change): `input` gets the machine and the local time; then poll() is drained and the timer
+   *  re-armed, as after a message. */
+  feed (index: number, input: (life: L, nowMs: number) => void): void {
+    const node = this.nodes[index]
+    const life = node.machine
+    assert(node.up && life !== undefined, 'inputs are fed to running nodes')
+    input(life, this.localMs(node))
+    this.drain(node)
+    this.arm(node, false)
+  }
+
   /** The local time to give a node's machine now (and remember it was given). */
   localMs (node: SimNode<L>): number {
     const local = this.world.nowMs + node.skewMs
@@ -177,8 +189,7 @@ export class SimHosts<L, M, O> {
     return Math.max(node.clockMs, this.world.nowMs + node.skewMs)
   }
 
-  /** Drain poll() through the adapter's output. Also for scenarios that feed a machine an input
-   *  of their own (a capacity change, a submitted task) outside a message or a timeout. */
+  /** Drain poll() through the adapter's output. */
   drain (node: SimNode<L>): void {
     const life = node.machine
     assert(life !== undefined, 'only running nodes are drained')

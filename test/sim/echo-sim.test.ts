@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { createPinger, createRandom, decodePing, echoScenarioFromSeed, encodePing, replayCommand, runEchoScenario } from '../../src/sim/index.ts'
+import { createPinger, createRandom, decodePing, echoScenarioFromSeed, encodePing, PINGS_OUTSTANDING_MAX, replayCommand, runEchoScenario } from '../../src/sim/index.ts'
 import type { EchoScenarioResult, Pinger, PingerOptions, PingerOutput } from '../../src/sim/index.ts'
 
 /** Seeds 1..SEEDS run here (about a second); `npm run test:sim -- --scenario echo` runs more. */
@@ -135,5 +135,20 @@ describe('sim-seeds replay command', () => {
     assert.equal(command, 'node scripts/sim-seeds.ts --scenario echo --seed 42')
     const out = execFileSync(process.execPath, command.split(' ').slice(1), { encoding: 'utf8', timeout: 60_000, cwd: new URL('../../', import.meta.url) })
     assert.match(out, new RegExp(`trace ${runEchoScenario({ seed: 42 }).traceHash} `))
+  })
+})
+
+describe('pinger limits', () => {
+  it(`keeps at most PINGS_OUTSTANDING_MAX (${PINGS_OUTSTANDING_MAX}) pings unanswered: the next one waits`, () => {
+    const pinger = createPinger({ self: 0, peers: 3, random: createRandom(1), firstSeq: 0, intervalMs: 1, timeoutMs: 1_000_000, attemptsMax: 1 })
+    const seqs: number[] = []
+    for (let t = 0; t <= PINGS_OUTSTANDING_MAX; t++) {
+      pinger.handleTimeout(t)
+      for (let out = pinger.poll(); out !== undefined; out = pinger.poll()) {
+        if (out.type === 'send') seqs.push(decodePing(out.bytes)!.seq)
+      }
+    }
+    // PINGS_OUTSTANDING_MAX + 1 rounds, one past the limit: the last sends nothing.
+    assert.deepEqual(seqs, Array.from({ length: PINGS_OUTSTANDING_MAX }, (_, i) => i))
   })
 })

@@ -15,7 +15,7 @@ function recorderHosts (world: SimWorld, nodes: number, options: { everyMs?: num
   const adapter: MachineAdapter<Recorder, string, never> = {
     start: (node) => ({ received: [], timeouts: [], nextMs: options.everyMs === undefined ? Infinity : world.nowMs + node.skewMs + options.everyMs, everyMs: options.everyMs ?? 0 }),
     handleMessage: (r, _node, from, message, nowMs) => { r.received.push({ from, message, nowMs }) },
-    handleTimeout: (r, _node, nowMs) => { r.timeouts.push(nowMs); r.nextMs = nowMs + r.everyMs },
+    handleTimeout: (r, _node, nowMs) => { r.timeouts.push(nowMs); r.nextMs = r.everyMs > 0 ? nowMs + r.everyMs : Infinity },
     poll: () => undefined,
     nextTimeoutMs: (r) => r.nextMs,
     output: () => {}
@@ -129,6 +129,17 @@ describe('simulated hosts and storage', () => {
     assert.deepEqual((node.machine as Recorder).timeouts, [100, 200, 300])
     assert.equal(peekedMs, 100) // local 70, but the machine was already shown 100
     assert.equal(world.nowMs, 380)
+  })
+
+  it('feeds a scenario\'s own input with the local time, then re-arms the timer', () => {
+    const world = new SimWorld()
+    const hosts = recorderHosts(world, 1, { skewsMs: [500] })
+    hosts.start(0)
+    world.at(20, () => hosts.feed(0, (r, nowMs) => { r.received.push({ from: -1, message: 'input', nowMs }); r.nextMs = nowMs + 5 }))
+    runAll(world)
+    const r = hosts.nodes[0].machine as Recorder
+    assert.deepEqual(r.received, [{ from: -1, message: 'input', nowMs: 520 }])
+    assert.deepEqual(r.timeouts, [525])
   })
 
   it('no timer while nextTimeoutMs() is Infinity', () => {
