@@ -2,14 +2,33 @@
  * The deterministic simulator: the real protocol state machines, a simulated network and clock,
  * faults drawn from a seed, and invariant checks. Pure like the protocol core (no I/O, no real
  * time, no Math.random): the same seed always replays the same run.
+ *
+ * The pieces, generic over the machines they run: `SimWorld` (clock, event queue, trace,
+ * violations), `SimNetwork` (point-to-point and broadcast with delay, loss, duplication and
+ * partitions), `SimHosts` (peers that drive any sans-I/O machine through a `MachineAdapter`, crash
+ * and restart), `SimStorage` (what a peer keeps across a crash) and the fault plans. A scenario
+ * puts them together for one machine: membership-scenario.ts, echo-scenario.ts.
  */
 export { EventQueue } from './event-queue.ts'
 export { TraceHash } from './trace.ts'
+export { checkTimes, SimWorld, VIOLATIONS_KEPT } from './world.ts'
+export type { RunOptions } from './world.ts'
+export { SimNetwork } from './network.ts'
+export type { Deliver, Endpoint, NetworkOptions, NetworkStats } from './network.ts'
+export { SimHosts, simPeerIds } from './node.ts'
+export type { MachineAdapter, SimNode } from './node.ts'
+export { SimStorage } from './storage.ts'
+export { drawFaultPlan, drawStartPlan, FAULT_SHAPE_DEFAULTS, faultPlanProblem, scheduleFaults } from './faults.ts'
+export type { ClockStep, CrashPlan, FaultPlan, FaultShape, FaultTargets, PartitionPlan, StartPlan } from './faults.ts'
 export {
-  checkScenario, convergenceBoundMs, membershipScenarioFromSeed, replayCommand, runMembershipScenario
+  checkScenario, convergenceBoundMs, membershipScenarioFromSeed, runMembershipScenario
 } from './membership-scenario.ts'
 export type {
-  CrashPlan, MembershipScenario, MembershipScenarioResult, MembershipTimings, ScenarioShape, SimulationHooks
+  MembershipScenario, MembershipScenarioResult, MembershipTimings, ScenarioShape, SimulationHooks
 } from './membership-scenario.ts'
+export { createPinger, decodePing, echoScenarioFromSeed, encodePing, PINGS_OUTSTANDING_MAX, runEchoScenario } from './echo-scenario.ts'
+export type { EchoHooks, EchoScenario, EchoScenarioResult, EchoShape, Pinger, PingerOptions, PingerOutput } from './echo-scenario.ts'
+export { replayCommand, SCENARIOS } from './scenarios.ts'
+export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'
 export type { Random } from '../protocol/random.ts'
