@@ -36,7 +36,7 @@ describe('workflow runs', () => {
     const run = await engine.openWorkflow(options(basic, 'steps', [3]))
     const steps = await drive(engine, run, basic)
     assert.deepEqual(steps.map(s => shape(s.result.commands)), [[call(0, 'C', [0])], [call(1, 'C', [1])], [call(2, 'C', [2])], []])
-    assert.equal(doneOf(steps).ok && doneOf(steps).value, 3)
+    assert.deepEqual(doneOf(steps), { ok: true, value: 3, bytes: dagCbor.encode(3) })
   })
 
   test('a dependent call takes the previous result as its argument', async () => {
@@ -94,7 +94,7 @@ describe('workflow runs', () => {
     const first = await run.activate([])
     assert.deepEqual(shape(first.commands), [{ type: 'child', seq: 0, export: 'child', args: [4] }])
     const steps = await drive(engine, await engine.openWorkflow(options(basic, 'parent', [4])), basic)
-    assert.deepEqual(doneOf(steps).ok && doneOf(steps).value, 51)
+    assert.deepEqual(doneOf(steps), { ok: true, value: 51, bytes: dagCbor.encode(51) })
     run.close()
   })
 
