@@ -96,6 +96,20 @@ describe('workflow limits', () => {
     assert.equal(engine.stats().runsOpen, 0)
   })
 
+  test('a module that spins while it loads reports SandboxTimeLimitError in the first activation', async () => {
+    const run = await engine.openWorkflow(options(new TextEncoder().encode('for (;;) {}'), 'A', [], { limits: tight }))
+    assert.equal(failed(await run.activate([])).name, 'SandboxTimeLimitError')
+  })
+
+  test(`a run's own arguments of ${WORKFLOW_CALL_ARGS_BYTES_MAX} bytes are taken; one more is TooLargeError`, async () => {
+    const engine = createWorkflowEngine()
+    const n = WORKFLOW_CALL_ARGS_BYTES_MAX - 6
+    const run = await engine.openWorkflow(options(limits, 'fanOut', [new Uint8Array(n)]))
+    run.close()
+    await assert.rejects(engine.openWorkflow(options(limits, 'fanOut', [new Uint8Array(n + 1)])), { name: 'TooLargeError' })
+    engine.close()
+  })
+
   test('a workflow that fills its heap ends with SandboxMemoryLimitError', async () => {
     const run = await engine.openWorkflow(options(hostile, 'hog', [], { limits: { ...tight, timeMs: 5_000 } }))
     assert.equal(failed(await secondActivation(run)).name, 'SandboxMemoryLimitError')
