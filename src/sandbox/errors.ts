@@ -32,8 +32,9 @@ export class SandboxMemoryLimitError extends RhizomeError {
  */
 export class SandboxTimeLimitError extends RhizomeError {
   readonly timeMs: number
-  constructor (timeMs: number, options: RhizomeErrorOptions = {}) {
-    super('ERR_SANDBOX_TIME_LIMIT', `the function ran for longer than its limit of ${timeMs} ms`, {
+  /** `what` says what ran too long: a function call, or one activation of a workflow (CPU time). */
+  constructor (timeMs: number, options: RhizomeErrorOptions = {}, what = 'the function ran for longer than its limit of') {
+    super('ERR_SANDBOX_TIME_LIMIT', `${what} ${timeMs} ms`, {
       retryable: true,
       hint: 'look for an endless loop or a promise that never settles, or raise limits.timeMs in the function manifest',
       ...options
@@ -211,5 +212,74 @@ export class SandboxCrashedError extends RhizomeError {
   constructor (message: string, options: RhizomeErrorOptions = {}) {
     super('ERR_SANDBOX_CRASHED', `the sandbox failed: ${message}`, { retryable: true, ...options })
     this.name = 'SandboxCrashedError'
+  }
+}
+
+// --- Workflows ---------------------------------------------------------------------------------
+
+/** One activation of a workflow recorded more calls than WORKFLOW_COMMANDS_PER_ACTIVATION_MAX. */
+export class WorkflowCommandsLimitError extends RhizomeError {
+  readonly commandsMax: number
+  constructor (commandsMax: number, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_COMMANDS_LIMIT', `the workflow made more than ${commandsMax} calls in one activation`, {
+      hint: 'a fan-out this wide belongs in a function that takes the whole list, or in batches awaited one after another',
+      ...options
+    })
+    this.name = 'WorkflowCommandsLimitError'
+    this.commandsMax = commandsMax
+  }
+}
+
+/** The arguments of a workflow's remote call, as dag-cbor, are larger than WORKFLOW_CALL_ARGS_BYTES_MAX. */
+export class WorkflowArgsLimitError extends RhizomeError {
+  readonly bytes: number
+  readonly bytesMax: number
+  constructor (bytes: number, bytesMax: number, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_ARGS_LIMIT', `the arguments of a remote call are at least ${bytes} bytes as dag-cbor, more than the limit of ${formatBytes(bytesMax)}`, {
+      hint: 'pass large inputs by reference: call the function that makes them with .ref(...) and pass the Ref',
+      ...options
+    })
+    this.name = 'WorkflowArgsLimitError'
+    this.bytes = bytes
+    this.bytesMax = bytesMax
+  }
+}
+
+/**
+ * The workflow uses the SDK in a way that cannot run: a child workflow that is not exported, a
+ * remote stub with a function id that is not a CID or an export that is not an identifier.
+ */
+export class WorkflowDefinitionError extends RhizomeError {
+  constructor (message: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_DEFINITION', message, {
+      hint: 'export every workflow, mark it with workflow(), and let the bundler write the remote stubs',
+      ...options
+    })
+    this.name = 'WorkflowDefinitionError'
+  }
+}
+
+/** The workflow waits, but on no remote call: nothing can ever move it on. */
+export class WorkflowDeadlockError extends RhizomeError {
+  constructor (message: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_DEADLOCK', message, {
+      hint: 'a workflow moves on only when remote calls settle: await them, not a promise of your own that nothing resolves',
+      ...options
+    })
+    this.name = 'WorkflowDeadlockError'
+  }
+}
+
+/** As many workflow runs are open as `runsOpenMax` allows. */
+export class WorkflowRunsBusyError extends RhizomeError {
+  readonly runsOpenMax: number
+  constructor (runsOpenMax: number, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_RUNS_BUSY', `${runsOpenMax} workflow runs are already open, the limit`, {
+      retryable: true,
+      hint: 'close a run (it replays from its history when it is needed again), or drive the run on another peer',
+      ...options
+    })
+    this.name = 'WorkflowRunsBusyError'
+    this.runsOpenMax = runsOpenMax
   }
 }

@@ -9,6 +9,8 @@
  *
  * Engines: JS (ES module bundles in V8 isolates, js-engine.ts) and WebAssembly (wasm-engine.ts,
  * which documents the wasm calling convention). Both pass the shared compliance suite.
+ * Workflows run in a third mode (workflow-engine.ts, contract in workflow-types.ts): a live
+ * isolate per run, driven by activations that deliver call results and return the calls made.
  * Failures are the named errors of errors.ts; `err.retryable` says whether another try can help.
  */
 
@@ -30,6 +32,12 @@ export type { ModuleExport, InspectOptions } from './inspect.ts'
 export { parseWasmModule, checkWasmModule, callableExports, RHIZOME_IMPORTS, ALLOC_EXPORT } from './wasm-module.ts'
 export type { WasmModuleInfo, WasmFuncType } from './wasm-module.ts'
 export * from './errors.ts'
+export { createWorkflowEngine, WorkflowEngine, DEFAULT_WORKFLOW_RUNS_OPEN_MAX, WORKFLOW_RUNS_OPEN_CEILING } from './workflow-engine.ts'
+export type { WorkflowEngineOptions } from './workflow-engine.ts'
+export type { ActivationResult, Resolution, ResolutionError, WorkflowCommand, WorkflowDone, WorkflowEngineStats, WorkflowOpenOptions, WorkflowRun } from './workflow-types.ts'
+export { DEFAULT_WORKFLOW_LIMITS, WORKFLOW_CALL_ARGS_BYTES_MAX, WORKFLOW_COMMANDS_PER_ACTIVATION_MAX } from './limits.ts'
+export { inspectWorkflowExports } from './workflow-inspect.ts'
+export { WORKFLOW_MODULE_SPECIFIER } from './prelude-workflow.ts'
 
 /**
  * Create a sandbox with both engines. Options: `cacheSize` (idle warm isolates kept, default

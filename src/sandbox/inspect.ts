@@ -72,7 +72,7 @@ async function list (isolate: ivm.Isolate, source: string, guard: CallGuard): Pr
   }
 }
 
-function readExports (entries: unknown): ModuleExport[] {
+export function readExports (entries: unknown): ModuleExport[] {
   if (!Array.isArray(entries)) throw new InvalidInputError('the sandbox returned no export list')
   const exports: ModuleExport[] = []
   for (const entry of entries) {

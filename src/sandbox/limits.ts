@@ -3,6 +3,8 @@
  * may ask for. Every number says why it is what it is.
  */
 
+import { TASK_ARGS_BYTES_MAX } from '../wire/task-codec.ts'
+
 const KIB = 1024
 const MIB = 1024 * KIB
 
@@ -94,3 +96,34 @@ export function limitsProblem (value: unknown): string | undefined {
   }
   return undefined
 }
+
+// --- Workflows ---------------------------------------------------------------------------------
+
+/**
+ * Limits of one workflow run (the same fields; `timeMs` is CPU time per activation, not wall time
+ * per call). The run's isolate lives as long as the run, between activations.
+ */
+export const DEFAULT_WORKFLOW_LIMITS: SandboxLimits = Object.freeze({
+  // Orchestration holds little: results by value up to 1 MiB each, and the code's own state. 64
+  // MiB keeps the default number of open runs (16) within 1 GiB even if each fills its heap.
+  memoryBytesMax: 64 * MIB,
+  // Code between two awaits takes microseconds to a few milliseconds; a second of CPU in one
+  // activation is an endless loop, or computing that belongs in a function (which runs on any
+  // peer, in parallel). CPU time, so a busy peer does not fail a run that did nothing wrong.
+  timeMs: 1_000,
+  // The run's result travels like a task's: in memo entries and the run's record.
+  outputBytesMax: 1 * MIB
+})
+
+/**
+ * Most calls (remote and child) one activation may record. A fan-out over a list of a few thousand
+ * items is real; more in one go is a runaway loop, and every command is copied out of the isolate
+ * and becomes a scheduled task.
+ */
+export const WORKFLOW_COMMANDS_PER_ACTIVATION_MAX = 4096
+
+/**
+ * Largest arguments of one remote call, as dag-cbor: they become a task request, whose frame
+ * carries at most TASK_ARGS_BYTES_MAX; larger inputs go by reference (a Ref is a CID link).
+ */
+export const WORKFLOW_CALL_ARGS_BYTES_MAX = TASK_ARGS_BYTES_MAX

@@ -7,9 +7,9 @@ import { RhizomeError } from '../model/errors.ts'
 import {
   ExportNotFoundError, FunctionThrewError, NondeterminismError, SandboxCrashedError, SandboxMemoryLimitError,
   SandboxOutputLimitError, SandboxStackOverflowError, SandboxTimeLimitError, UnsupportedValueError, WasmModuleError,
-  WasmTrapError
+  WasmTrapError, WorkflowArgsLimitError, WorkflowCommandsLimitError, WorkflowDeadlockError, WorkflowDefinitionError
 } from './errors.ts'
-import { THROWN_MESSAGE_LENGTH_MAX } from './limits.ts'
+import { THROWN_MESSAGE_LENGTH_MAX, WORKFLOW_CALL_ARGS_BYTES_MAX, WORKFLOW_COMMANDS_PER_ACTIVATION_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
 import { encodeResult, tapeToValue } from './values.ts'
 
@@ -61,6 +61,14 @@ function failureError (kind: string, message: string, r: Record<string, unknown>
       return new WasmTrapError(message)
     case 'module':
       return new WasmModuleError(`the WebAssembly module does not compile: ${message}`)
+    case 'commands':
+      return new WorkflowCommandsLimitError(WORKFLOW_COMMANDS_PER_ACTIVATION_MAX)
+    case 'args':
+      return new WorkflowArgsLimitError(typeof r.bytes === 'number' ? r.bytes : WORKFLOW_CALL_ARGS_BYTES_MAX + 1, WORKFLOW_CALL_ARGS_BYTES_MAX)
+    case 'definition':
+      return new WorkflowDefinitionError(message)
+    case 'deadlock':
+      return new WorkflowDeadlockError(message)
     default:
       return new SandboxCrashedError(`unknown failure record "${kind}"`)
   }

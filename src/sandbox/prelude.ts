@@ -14,8 +14,9 @@
  *
  * How it gets there: the functions below are turned into source with Function.prototype.toString
  * and evaluated inside the isolate within one closure (PRELUDE_SOURCE). They therefore must not
- * refer to anything outside themselves except each other, `P` (the primordials) and `RNG` (the
- * random generator's state), which that closure defines. They never run on the host.
+ * refer to anything outside themselves except each other, `P` (the primordials), `RNG` (the
+ * random generator's state), `REFS` and `WF` (the workflow mode's state, see prelude-workflow.ts),
+ * which that closure defines. They never run on the host.
  */
 
 interface Primordials {
@@ -52,6 +53,13 @@ interface Primordials {
   WeakSet: typeof WeakSet
   WeakSetHas: (self: WeakSet<object>, value: object) => boolean
   WeakSetAdd: (self: WeakSet<object>, value: object) => WeakSet<object>
+  WeakMap: typeof WeakMap
+  WeakMapGet: (self: WeakMap<object, any>, key: object) => any
+  WeakMapSet: (self: WeakMap<object, any>, key: object, value: unknown) => WeakMap<object, any>
+  ObjectFreeze: typeof Object.freeze
+  Promise: typeof Promise
+  PromisePrototypeThen: (self: Promise<unknown>, onFulfilled?: (value: any) => unknown, onRejected?: (reason: unknown) => unknown) => Promise<unknown>
+  TypeError: typeof TypeError
   Date: typeof Date
   Math: Math
   Intl: typeof Intl
@@ -68,6 +76,8 @@ interface Primordials {
 interface Failure {
   ok: false
   kind: 'threw' | 'stack' | 'memory' | 'nondeterminism' | 'unsupported' | 'output' | 'export' | 'trap' | 'module'
+  // Workflow mode only (prelude-workflow.ts).
+  | 'commands' | 'args' | 'definition' | 'deadlock'
   name?: string
   message?: string
   bytes?: number
@@ -79,8 +89,17 @@ interface TapeOut { ok: true, kinds: Uint8Array, vals: unknown[], count: number,
 
 interface Limits { outputBytesMax: number, depthMax: number, nameLengthMax: number, messageLengthMax: number }
 
+/**
+ * What the shared parts need to know of the workflow mode: whether it is on, and the failure that
+ * ends the run however the workflow code reacts to the error it was thrown (prelude-workflow.ts).
+ */
+interface WorkflowHalt { on: boolean, fatal: Failure | undefined }
+
 declare const P: Primordials
 declare const RNG: Uint32Array
+/** The CID bytes of each Ref a workflow holds (prelude-workflow.ts); empty for functions. */
+declare const REFS: WeakMap<object, Uint8Array>
+declare const WF: WorkflowHalt
 
 // Tape token kinds; the same numbers as values.ts (a test checks they agree).
 const SCALAR = 0
@@ -129,6 +148,13 @@ function capturePrimordials (): Primordials {
     WeakSet,
     WeakSetHas: uncurryThis(WeakSet.prototype.has),
     WeakSetAdd: uncurryThis(WeakSet.prototype.add),
+    WeakMap,
+    WeakMapGet: uncurryThis(WeakMap.prototype.get),
+    WeakMapSet: uncurryThis(WeakMap.prototype.set),
+    ObjectFreeze: Object.freeze,
+    Promise,
+    PromisePrototypeThen: uncurryThis(Promise.prototype.then),
+    TypeError,
     Date,
     Math,
     Intl,
@@ -215,9 +241,11 @@ function nextRandom (): number {
 // --- Determinism -------------------------------------------------------------------------------
 
 function nondeterminism (what: string): Error {
-  const err = new P.Error(`${what} is not available in a Rhizome function: it differs from run to run, so results could not be verified or replayed. Pass the value in as an argument.`)
+  const err = new P.Error(`${what} is not available in a Rhizome ${WF.on ? 'workflow' : 'function'}: it differs from run to run, so results could not be verified or replayed. Pass the value in as an argument.`)
   P.ReflectDefineProperty(err, 'name', dataProperty('NondeterminismError', false))
   P.WeakSetAdd(P.rhizomeErrors, err)
+  // A workflow that catches the error still ends: its replay could not be trusted.
+  if (WF.on && WF.fatal === undefined) WF.fatal = failure('nondeterminism', err.message)
   return err
 }
 
@@ -329,12 +357,12 @@ function emit (tape: TapeOut, kind: number, val: unknown, bytes: number, limits:
   tape.count++
 }
 
-/** Write the result as a tape, or return the failure that stopped it. */
-function resultTape (value: unknown, limits: Limits): TapeOut | Failure {
+/** Write the result (or, for a workflow's remote call, the arguments: `path`) as a tape, or return the failure that stopped it. */
+function resultTape (value: unknown, limits: Limits, path: string = 'result'): TapeOut | Failure {
   const tape = { __proto__: null, ok: true, kinds: new P.Uint8Array(64), vals: bareList(), count: 0, capacity: 64, bytes: 0 } as unknown as TapeOut
   try {
     // A function that returns nothing returns null: dag-cbor has no undefined.
-    writeResult(tape, value === undefined ? null : value, 'result', 0, new P.Set(), limits)
+    writeResult(tape, value === undefined ? null : value, path, 0, new P.Set(), limits)
     return tape
   } catch (err) {
     if (typeof err === 'object' && err !== null && P.WeakSetHas(P.rhizomeErrors, err)) return err as Failure
@@ -364,6 +392,9 @@ function writeResult (tape: TapeOut, value: unknown, path: string, depth: number
   const tag = P.TypedArrayGetToStringTag(object)
   if (tag === 'Uint8Array') return emit(tape, BYTES, copyBytes(object as Uint8Array, tape, limits), 1, limits)
   if (tag !== undefined) throw walkFailure('unsupported', `${path} is a ${tag}: use Uint8Array for bytes`)
+  // A workflow's Ref travels as the CID link of the result it stands for.
+  const ref = P.WeakMapGet(REFS, object)
+  if (ref !== undefined) return emit(tape, CID, copyBytes(ref, tape, limits), 3, limits)
   const cid = cidBytes(object)
   if (cid !== undefined) return emit(tape, CID, copyBytes(cid, tape, limits), 3, limits)
   if (P.SetHas(ancestors, object)) throw walkFailure('unsupported', `${path} contains a cycle`)
@@ -611,26 +642,39 @@ function install (mode: 'js' | 'wasm' | 'inspect', seed: Uint8Array): unknown {
   return mode === 'inspect' ? listExports : runJs
 }
 
-const PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [
+export const PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [
   capturePrimordials, dataProperty, bareList, append, failure, reseed, nextUint32, nextRandom, nondeterminism,
   makeDeterministic, describeThrown, walkFailure, emit, resultTape, writeResult, copyBytes, cidBytes,
   writeList, writeMap, readArgs, readArg, runJs, exportFailure, makeWasmRunner, wasmParams, readMemory,
   wasmFailure, listExports, install
 ]
 
+/**
+ * Script source of one closure holding `parts` (and the closure's constants `lines`) that
+ * evaluates, inside a fresh context, to the part named `entry`.
+ */
+export function preludeSource (parts: Array<(...args: any[]) => unknown>, entry: string, lines: string[] = []): string {
+  return [
+    '(function () {',
+    '"use strict";',
+    `const SCALAR = ${SCALAR}, BYTES = ${BYTES}, LIST = ${LIST}, MAP = ${MAP}, CID = ${CID}, BIGINT = ${BIGINT};`,
+    ...lines,
+    ...parts.map(part => part.toString()),
+    'const P = capturePrimordials();',
+    'const RNG = new P.Uint32Array(4);',
+    'const REFS = new P.WeakMap();',
+    'const WF = { __proto__: null, on: false, fatal: undefined };',
+    `return ${entry};`,
+    '})()'
+  ].join('\n')
+}
+
 /** Script source that evaluates (inside a fresh context) to `install`. */
-export const PRELUDE_SOURCE = [
-  '(function () {',
-  '"use strict";',
-  `const SCALAR = ${SCALAR}, BYTES = ${BYTES}, LIST = ${LIST}, MAP = ${MAP}, CID = ${CID}, BIGINT = ${BIGINT};`,
-  ...PRELUDE_PARTS.map(part => part.toString()),
-  'const P = capturePrimordials();',
-  'const RNG = new P.Uint32Array(4);',
-  'return install;',
-  '})()'
-].join('\n')
+export const PRELUDE_SOURCE = preludeSource(PRELUDE_PARTS, 'install')
 
 /** The tape kinds as the prelude numbers them (values.ts must agree). */
 export const PRELUDE_TAPE_KINDS = { SCALAR, BYTES, LIST, MAP, CID, BIGINT }
 
-export type { Failure as PreludeFailure, TapeOut as PreludeTape, Limits as PreludeLimits, WasmArg }
+export type { Failure as PreludeFailure, TapeOut as PreludeTape, Limits as PreludeLimits, Primordials, WasmArg }
+// The workflow mode's parts (prelude-workflow.ts) call these inside the same closure.
+export { append, bareList, dataProperty, describeThrown, failure, makeDeterministic, nondeterminism, readArgs, reseed, resultTape }
