@@ -28,6 +28,14 @@ export type ProgressEvent =
   | { type: 'blob:fetched', cid: string, from: string, bytes: number } & At
   /** The membership view changed: a peer joined, or changed state. */
   | { type: 'peer:state', peer: string, state: PeerState | 'joined' | 'removed' } & At
+  /** A workflow run started on this peer. */
+  | { type: 'run:started', runId: string, workflow: string, export: string } & At
+  | { type: 'run:task:scheduled', runId: string, taskId: string, fn: string, export: string } & At
+  /** A task of the run was sent to `peer` (attempt 1, 2, … on retries elsewhere). */
+  | { type: 'run:task:started', runId: string, taskId: string, peer: string, attempt: number } & At
+  | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At
+  | { type: 'run:task:failed', runId: string, taskId: string, error: FailureData } & At
+  | { type: 'run:finished', runId: string, status: 'finished' | 'failed' | 'cancelled', error?: FailureData } & At
   /** The client read too slowly and `count` events were not sent to it. */
   | { type: 'events:dropped', count: number } & At
 

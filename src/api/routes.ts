@@ -23,7 +23,12 @@ export const ROUTES = {
   blobPut: { method: 'POST', path: '/v1/blobs', write: true, summary: 'store the body as a blob' },
   blobGet: { method: 'GET', path: '/v1/blobs/:cid', write: false, summary: 'the blob\'s bytes, verified on the way out' },
   blobFetch: { method: 'POST', path: '/v1/blobs/:cid/fetch', write: true, summary: 'fetch a blob from ?from=PEER, verify and store it' },
-  events: { method: 'GET', path: '/v1/events', write: false, summary: 'every progress event of this peer, as Server-Sent Events (src/api/events.ts)' }
+  events: { method: 'GET', path: '/v1/events', write: false, summary: 'every progress event of this peer, as Server-Sent Events (src/api/events.ts)' },
+  runStart: { method: 'POST', path: '/v1/runs', write: true, summary: 'start a workflow run: JSON { workflow, export, args } → { runId }' },
+  runList: { method: 'GET', path: '/v1/runs', write: false, summary: 'the runs this peer drives, newest first (?limit=N&status=S)' },
+  runGet: { method: 'GET', path: '/v1/runs/:id', write: false, summary: 'a run: status, result or error, its tasks (which peer ran what) and critical path' },
+  runEvents: { method: 'GET', path: '/v1/runs/:id/events', write: false, summary: 'a run\'s progress as Server-Sent Events: what happened so far, then live, ending with run:finished' },
+  runCancel: { method: 'POST', path: '/v1/runs/:id/cancel', write: true, summary: 'cancel a run: its tasks in flight are cancelled on their workers' }
 } as const satisfies Record<string, Route>
 
 export type RouteName = keyof typeof ROUTES

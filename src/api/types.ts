@@ -5,7 +5,8 @@
  */
 import type { Capacity } from '../model/capacity.ts'
 
-export type { FailureData } from '../model/errors.ts'
+import type { FailureData } from '../model/errors.ts'
+export type { FailureData }
 
 /** The one Capacity type: what a worker's slots count is what membership announces and this API shows. */
 export type { Capacity }
@@ -97,4 +98,57 @@ export interface CallResult {
 export interface BlobPutResult {
   cid: string
   bytes: number
+}
+
+export type RunStatus = 'created' | 'running' | 'finished' | 'failed' | 'cancelled'
+
+/** `POST /v1/runs` takes this (JSON). */
+export interface RunRequest {
+  /** The workflow's id (the manifest CID `rhizome run` deployed), or a name known to the peer. */
+  workflow: string
+  /** The exported workflow to run. */
+  export: string
+  args: unknown[]
+}
+
+/** `POST /v1/runs` answers this as soon as the run is started (its outcome comes later). */
+export interface RunStarted {
+  runId: string
+}
+
+/** One row of `GET /v1/runs`. */
+export interface RunSummary {
+  runId: string
+  workflow: string
+  export: string
+  status: RunStatus
+  startedMs: number
+  finishedMs?: number
+  /** The peer driving the run. */
+  driver: string
+}
+
+/** One task of a run, as `GET /v1/runs/:id` reports it. */
+export interface RunTaskReport {
+  taskId: string
+  fn: string
+  export: string
+  /** The peer whose result was accepted (or that last tried). */
+  peer?: string
+  attempt: number
+  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+  queuedMs: number
+  startedMs?: number
+  finishedMs?: number
+  error?: FailureData
+}
+
+/** `GET /v1/runs/:id`: the run, its outcome when it has one, what ran where, and its critical path. */
+export interface RunReport extends RunSummary {
+  /** The workflow's return value, as dag-json-style JSON. */
+  result?: unknown
+  error?: FailureData
+  tasks: RunTaskReport[]
+  /** The chain of dependent tasks that took longest, first to last, and its span. */
+  criticalPath?: { taskIds: string[], ms: number }
 }
