@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../src/net/host.ts'
-import { FRAME_ARRIVAL_MS_MAX, RPC_DIAL_TIMEOUT_MS, RpcService } from '../../src/net/rpc.ts'
+import { FRAME_ARRIVAL_MS_ENV, FRAME_ARRIVAL_MS_MAX, RPC_DIAL_TIMEOUT_MS, RpcService, frameArrivalMsFromEnv } from '../../src/net/rpc.ts'
 import { encodeFrame } from '../../src/wire/frame.ts'
 import { encodeEnvelope } from '../../src/wire/rpc.ts'
 import { createLogger } from '../../src/node/logger.ts'
@@ -192,6 +192,19 @@ describe('RpcService between two hosts', { timeout: 120_000 }, () => {
       await assert.rejects(rpcC.request(b.peerId, echo.protocol, 'after'), { name: 'AbortedError' })
     } finally {
       await c.stop()
+    }
+  })
+})
+
+describe('lowering the frame arrival limit through the environment', () => {
+  test('RHIZOME_FRAME_ARRIVAL_MS takes 1..FRAME_ARRIVAL_MS_MAX; one past either end, or not an integer, is a ConfigError', () => {
+    assert.equal(FRAME_ARRIVAL_MS_ENV, 'RHIZOME_FRAME_ARRIVAL_MS')
+    assert.equal(frameArrivalMsFromEnv({}), undefined)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: '' }), undefined)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: '1' }), 1)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: String(FRAME_ARRIVAL_MS_MAX) }), FRAME_ARRIVAL_MS_MAX)
+    for (const bad of ['0', String(FRAME_ARRIVAL_MS_MAX + 1), '1e3', '-5', ' 100', '100ms', '0x10', '9'.repeat(400)]) {
+      assert.throws(() => frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: bad }), { name: 'ConfigError', code: 'ERR_CONFIG' }, bad)
     }
   })
 })
