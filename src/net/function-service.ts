@@ -26,7 +26,7 @@ import { AbortedError, InvalidInputError, NotFoundError, ProtocolViolationError,
 import { rendezvousOwners } from '../protocol/placement.ts'
 import { BoundedCache } from '../model/bounded-cache.ts'
 import { REPLICAS_MAX } from '../model/limits.ts'
-import { isRecord } from '../wire/rpc.ts'
+import { asCid, isRecord } from '../wire/rpc.ts'
 import { BlobHashMismatchError } from '../store/errors.ts'
 import { PeerBudget } from './slots.ts'
 import type { FunctionManifest } from '../functions/manifest.ts'
@@ -163,6 +163,12 @@ export function fnProtocol (networkId: string): string {
   return `/rhizome/${networkId}/fn/1.0.0`
 }
 
+/** A replicate request from a peer: `{ op: 'replicate', fn: CID }`. Throws ProtocolViolationError for anything else. */
+export function parseReplicateRequest (body: unknown): { fn: CID } {
+  if (!isRecord(body) || body.op !== 'replicate') throw new ProtocolViolationError('fn request must be { op: "replicate", fn }')
+  return { fn: asCid(body.fn, 'fn request fn') }
+}
+
 export class FunctionService {
   private readonly components: FunctionServiceComponents
   readonly protocol: string
@@ -190,9 +196,7 @@ export class FunctionService {
       frameBytesMax: FN_FRAME_BYTES_MAX,
       inflightMax: 4,
       handler: async (body, { peerId, signal }) => {
-        if (!isRecord(body) || body.op !== 'replicate') throw new ProtocolViolationError('fn request must be { op: "replicate", fn }')
-        const fn = CID.asCID(body.fn)
-        if (fn === null) throw new ProtocolViolationError('fn request fn must be a CID')
+        const { fn } = parseReplicateRequest(body)
         await this.load(fn, { requester: peerId, origin: 'replica', signal })
         this.provide(fn)
         return { held: true }

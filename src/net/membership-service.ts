@@ -41,7 +41,7 @@ const TICK_MS_MIN = 10
 /** Timer ceiling: re-check at least this often, so a clock jump is noticed. */
 const TICK_MS_MAX = 1000
 /** Dials to newly seen peers running at once; more would queue in libp2p anyway. */
-const DIALS_INFLIGHT_MAX = 8
+export const DIALS_INFLIGHT_MAX = 8
 /** Peers redialed from the last known view on start; the rest arrive through gossip. */
 export const REDIAL_PEERS_MAX = 8
 /**

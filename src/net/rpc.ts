@@ -14,7 +14,7 @@
  * (`stop()` aborts it) and its own dial deadline, never with one caller's signal: a caller that
  * gives up stops waiting for it, and the others keep theirs.
  */
-import { AbortedError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError, failureFromData } from '../model/errors.ts'
+import { AbortedError, ConfigError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError, failureFromData } from '../model/errors.ts'
 import { FrameDecoder, encodeFrame } from '../wire/frame.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { RPC_ID_MAX, decodeEnvelope, encodeEnvelope } from '../wire/rpc.ts'
@@ -69,6 +69,27 @@ export const RPC_DIAL_TIMEOUT_MS = 10_000
  */
 export const FRAME_ARRIVAL_MS_MAX = 30_000
 
+/**
+ * Environment variable that lowers a peer's frame arrival limit (1..FRAME_ARRIVAL_MS_MAX ms), so
+ * an integration test can watch a real peer cut off a dribbled frame in seconds rather than 30.
+ * It can only lower the limit — a peer never waits longer than FRAME_ARRIVAL_MS_MAX — and it is
+ * not a configuration option: an operator has no reason to set it.
+ */
+export const FRAME_ARRIVAL_MS_ENV = 'RHIZOME_FRAME_ARRIVAL_MS'
+
+/** The frame arrival limit `env` asks for, or undefined if it asks for none. Throws ConfigError for a bad value. */
+export function frameArrivalMsFromEnv (env: Readonly<Record<string, string | undefined>>): number | undefined {
+  const text = env[FRAME_ARRIVAL_MS_ENV]
+  if (text === undefined || text === '') return undefined
+  const ms = /^[0-9]{1,6}$/.test(text) ? Number(text) : NaN
+  if (!(ms >= 1 && ms <= FRAME_ARRIVAL_MS_MAX)) {
+    throw new ConfigError(FRAME_ARRIVAL_MS_ENV, `must be an integer from 1 to ${FRAME_ARRIVAL_MS_MAX} (ms), not ${JSON.stringify(text.slice(0, 32))}`, {
+      hint: `unset ${FRAME_ARRIVAL_MS_ENV}; it exists for tests, and can only lower the limit`
+    })
+  }
+  return ms
+}
+
 interface Pending {
   resolve: (body: unknown) => void
   reject: (err: Error) => void
@@ -106,7 +127,7 @@ export interface RpcServiceComponents {
 }
 
 export interface RpcServiceInit {
-  /** Default FRAME_ARRIVAL_MS_MAX. */
+  /** Default: FRAME_ARRIVAL_MS_ENV from the process environment if set, else FRAME_ARRIVAL_MS_MAX. */
   frameArrivalMs?: number
   /** Default RPC_DIAL_TIMEOUT_MS. */
   dialTimeoutMs?: number
@@ -136,7 +157,7 @@ export class RpcService {
     this.libp2p = components.libp2p
     this.log = components.log
     this.onViolation = components.onViolation
-    this.frameArrivalMs = init.frameArrivalMs ?? FRAME_ARRIVAL_MS_MAX
+    this.frameArrivalMs = init.frameArrivalMs ?? frameArrivalMsFromEnv(process.env) ?? FRAME_ARRIVAL_MS_MAX
     this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
     this.requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
   }

@@ -9,9 +9,10 @@
  * overwritten, so a script that read it keeps working across restarts. Remove it to make a new one.
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, link, open, readFile, stat, unlink } from 'node:fs/promises'
+import { chmod, link, open, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RhizomeError } from '../model/errors.ts'
+import { RhizomeError, TooLargeError } from '../model/errors.ts'
+import { FileNotReadableError, readRegularFile } from '../api/regular-file.ts'
 
 /** 256 bits: far beyond guessing through a local socket, at any request rate. */
 export const API_TOKEN_BYTES = 32
@@ -33,20 +34,24 @@ export function apiTokenPath (dataDir: string): string {
   return join(dataDir, API_TOKEN_FILE)
 }
 
-/** Read the token of the peer that runs from `dataDir`; undefined if it has none yet. */
+/**
+ * Read the token of the peer that runs from `dataDir`; undefined if it has none yet. Read as a
+ * regular file of at most API_TOKEN_FILE_BYTES_MAX bytes: a FIFO in its place would block a plain
+ * read (and the process's exit) until a writer came.
+ */
 export async function readApiToken (dataDir: string): Promise<string | undefined> {
   const path = apiTokenPath(dataDir)
-  let text: string
+  let bytes: Uint8Array
   try {
-    const info = await stat(path)
-    if (info.size > API_TOKEN_FILE_BYTES_MAX) throw new ApiTokenError(`${path} is ${info.size} bytes, too large to be an API token`, `remove ${path}; the peer makes a new token on its next start`)
-    text = await readFile(path, 'utf8')
+    bytes = await readRegularFile(path, API_TOKEN_FILE_BYTES_MAX, 'API token file')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    if (err instanceof ApiTokenError) throw err
-    throw new ApiTokenError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'run the command as the user who runs the peer', err)
+    if (err instanceof FileNotReadableError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined
+    if (err instanceof TooLargeError) throw new ApiTokenError(`${path} is more than ${API_TOKEN_FILE_BYTES_MAX} bytes, too large to be an API token`, `remove ${path}; the peer makes a new token on its next start`, err)
+    if (err instanceof FileNotReadableError && /not a regular file/.test(err.reason)) throw new ApiTokenError(`${path} is not an API token file: ${err.reason}`, `remove ${path}; the peer makes a new token on its next start`, err)
+    const code = err instanceof FileNotReadableError ? err.reason : (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new ApiTokenError(`cannot read ${path}: ${code}`, 'run the command as the user who runs the peer', err)
   }
-  const token = text.trim()
+  const token = new TextDecoder().decode(bytes).trim()
   if (!API_TOKEN_PATTERN.test(token)) throw new ApiTokenError(`${path} does not hold an API token`, `remove ${path}; the peer makes a new token on its next start`)
   return token
 }

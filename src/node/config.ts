@@ -16,6 +16,7 @@ import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN 
 import type { LogLevel } from '../model/log.ts'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { describeFileType, readRegularFileSync } from '../api/regular-file.ts'
+import { FRAME_ARRIVAL_MS_ENV } from '../net/rpc.ts'
 
 export interface NodeConfig {
   dataDir: string
@@ -233,7 +234,8 @@ export function resolveConfig (input: ConfigInput): NodeConfig {
 function warnUnknownEnv (env: NodeJS.ProcessEnv, onWarning: ((message: string) => void) | undefined): void {
   if (onWarning === undefined) return
   for (const name of Object.keys(env).sort()) {
-    if (name.startsWith('RHIZOME_') && !KNOWN_ENV.includes(name)) {
+    // FRAME_ARRIVAL_MS_ENV is read by the RPC layer itself (a testing knob, not a setting).
+    if (name.startsWith('RHIZOME_') && !KNOWN_ENV.includes(name) && name !== FRAME_ARRIVAL_MS_ENV) {
       onWarning(`${name} is not a Rhizome setting and is ignored; known variables: ${KNOWN_ENV.join(', ')}`)
     }
   }

@@ -10,6 +10,7 @@
  * Bodies are validated by the protocol that owns them; this file only checks the envelope.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
 import { ProtocolViolationError } from '../model/errors.ts'
 import type { FailureData } from '../model/errors.ts'
 import { nestingExceeds } from './membership-codec.ts'
@@ -98,6 +99,17 @@ function decodeFailure (value: unknown): FailureData {
 
 export function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+}
+
+/**
+ * `value` if it is a CID the dag-cbor decoder built from a peer's bytes (tag 42); otherwise a
+ * ProtocolViolationError saying `what` must be a CID. The one CID check for peer input: CID.asCID
+ * would also adopt a plain map shaped `{ '/': x, bytes: x }` as a CID from another copy of the
+ * library, and throw a TypeError or build a broken CID from it.
+ */
+export function asCid (value: unknown, what: string): CID {
+  if (!(value instanceof CID)) throw new ProtocolViolationError(`${what} must be a CID`)
+  return value
 }
 
 function stripUndefined (failure: FailureData): FailureData {

@@ -12,7 +12,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { ProtocolViolationError } from '../model/errors.ts'
 import { EXPORT_NAME, EXPORT_NAME_LENGTH_MAX } from '../model/export-name.ts'
 import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
-import { isRecord } from './rpc.ts'
+import { asCid, isRecord } from './rpc.ts'
 
 /** Arguments ride in the request frame; 1 MiB keeps frames small. Larger inputs belong in blobs. */
 export const TASK_ARGS_BYTES_MAX = 1024 * 1024
@@ -97,12 +97,4 @@ export function parseTaskReply (body: unknown): TaskReply {
     reply.result = body.result
   }
   return reply
-}
-
-function asCid (value: unknown, what: string): CID {
-  // Only a CID the decoder built (dag-cbor tag 42). CID.asCID would also adopt a plain map shaped
-  // { '/': x, bytes: x } as a CID from another library copy, and throw a TypeError or build a
-  // broken CID from it.
-  if (!(value instanceof CID)) throw new ProtocolViolationError(`${what} must be a CID`)
-  return value
 }

@@ -8,7 +8,7 @@ import { FUZZ_SEED_DEFAULT, fuzz } from './run.ts'
 import { makeTargets } from './targets.ts'
 import type { Target } from './targets.ts'
 
-/** Inputs per decoder in `npm test`: 11 decoders × 300 is a few thousand, in seconds. */
+/** Inputs per decoder in `npm test`: 15 decoders × 300 is a few thousand, in seconds. */
 const INPUTS_PER_TARGET = 300
 
 const targets = await makeTargets()

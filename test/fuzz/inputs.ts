@@ -151,9 +151,10 @@ function indexOf (haystack: Uint8Array, needle: Uint8Array): number {
   return -1
 }
 
-type ByteEdit = { op: 'flip' | 'set' | 'insert' | 'delete' | 'truncate' | 'huge', at: number, byte: number }
+export type ByteEdit = { op: 'flip' | 'set' | 'insert' | 'delete' | 'truncate' | 'huge', at: number, byte: number }
 
-function applyEdits (bytes: Uint8Array, edits: ByteEdit[]): Uint8Array {
+/** `bytes` with `edits` applied in order (flipped, set, inserted, deleted bytes; a cut; a huge CBOR header). */
+export function edit (bytes: Uint8Array, edits: ByteEdit[]): Uint8Array {
   let out = Uint8Array.from(bytes)
   for (const edit of edits) {
     const at = out.byteLength === 0 ? 0 : edit.at % (out.byteLength + 1)
@@ -169,7 +170,8 @@ function applyEdits (bytes: Uint8Array, edits: ByteEdit[]): Uint8Array {
   return out
 }
 
-const byteEdits = fc.array(fc.record({
+/** One to four byte edits for `edit`. */
+export const byteEdits: fc.Arbitrary<ByteEdit[]> = fc.array(fc.record({
   op: fc.constantFrom('flip', 'set', 'insert', 'delete', 'truncate', 'huge') as fc.Arbitrary<ByteEdit['op']>,
   at: fc.nat(),
   byte: fc.integer({ min: 0, max: 255 })
@@ -187,7 +189,7 @@ export function cborBytes (valid: fc.Arbitrary<unknown>, fieldNames: string[]): 
   return fc.oneof(
     fc.uint8Array({ maxLength: 300 }),
     validBytes,
-    fc.tuple(validBytes, byteEdits).map(([bytes, edits]) => applyEdits(bytes, edits)),
+    fc.tuple(validBytes, byteEdits).map(([bytes, edits]) => edit(bytes, edits)),
     { weight: 3, arbitrary: encodable(mutatedValue(valid, fieldNames)) },
     encodable(dagValue(fieldNames)),
     fc.tuple(nestDepth, fc.boolean()).map(([depth, maps]) => deepNesting(depth, maps)),

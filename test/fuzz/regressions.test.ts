@@ -7,6 +7,7 @@ import { describe, test } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { decodeManifest } from '../../src/functions/manifest.ts'
+import { parseReplicateRequest } from '../../src/net/function-service.ts'
 import { DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
 import { decodeEnvelope } from '../../src/wire/rpc.ts'
 import { parseTaskReply, parseTaskRequest } from '../../src/wire/task-codec.ts'
@@ -34,6 +35,18 @@ describe('fuzz regressions', () => {
       assert.throws(() => parseTaskReply(reply), { name: 'ProtocolViolationError' })
     }
     assert.equal(parseTaskRequest({ fn: SAMPLE_CID, export: 'main', args: [] }).fn, SAMPLE_CID)
+  })
+
+  // The fn protocol's replicate handler used CID.asCID too: a look-alike map as `fn` threw
+  // TypeError inside the handler, which was answered as ERR_INTERNAL with a stack trace logged,
+  // instead of being refused as the sender's protocol violation.
+  test('a CID look-alike map as a replicate request fn is a ProtocolViolationError', () => {
+    for (const lookAlike of [{ '/': false, bytes: false }, { '/': 'x', bytes: 'x' }, { '/': 1, bytes: 1 }, { '/': SAMPLE_CID.bytes, bytes: SAMPLE_CID.bytes }]) {
+      assert.throws(() => parseReplicateRequest({ op: 'replicate', fn: lookAlike }), { name: 'ProtocolViolationError', message: /fn must be a CID/ })
+    }
+    assert.equal(parseReplicateRequest({ op: 'replicate', fn: SAMPLE_CID }).fn, SAMPLE_CID)
+    // What the wire delivers: a real CID decoded from dag-cbor (tag 42) is accepted.
+    assert.ok(parseReplicateRequest(dagCbor.decode(dagCbor.encode({ op: 'replicate', fn: SAMPLE_CID }))).fn.equals(SAMPLE_CID))
   })
 
   // limitsProblem checked `key in DEFAULT_LIMITS`, which is true for "__proto__", "toString" and

@@ -5,14 +5,19 @@
  * RangeError or SyntaxError, never a crash or a hang.
  */
 import fc from 'fast-check'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
 import { decodeManifest, encodeManifest } from '../../src/functions/manifest.ts'
 import type { FunctionManifest } from '../../src/functions/manifest.ts'
+import * as dagCbor from '@ipld/dag-cbor'
 import { parseReply, parseRequest } from '../../src/net/blob-service.ts'
+import { parseReplicateRequest } from '../../src/net/function-service.ts'
+import { readApiToken } from '../../src/node/api-token.ts'
+import { readRegularFile, readRegularFileSync } from '../../src/api/regular-file.ts'
 import { resolveConfig } from '../../src/node/config.ts'
 import { loadOrCreateIdentity } from '../../src/node/identity.ts'
 import { DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
@@ -20,7 +25,8 @@ import { FrameDecoder, encodeFrame } from '../../src/wire/frame.ts'
 import { decodeAnnouncement } from '../../src/wire/membership-codec.ts'
 import { decodeEnvelope } from '../../src/wire/rpc.ts'
 import { parseTaskReply, parseTaskRequest } from '../../src/wire/task-codec.ts'
-import { SAMPLE_CID, bodyValue, cborBytes, dagValue } from './inputs.ts'
+import { decodeRemoteValue } from '../../src/wire/value.ts'
+import { SAMPLE_CID, bodyValue, byteEdits, cborBytes, dagValue, edit } from './inputs.ts'
 
 export interface Target<T = unknown> {
   name: string
@@ -205,6 +211,27 @@ const blobReplyTarget: Target<{ reply: unknown, totalSoFar: number | undefined }
   check: (value) => { if (!((value as { bytes: unknown }).bytes instanceof Uint8Array)) invalid('blob reply bytes') }
 }
 
+const replicateRequestTarget: Target<unknown> = {
+  name: 'replicate requests (parseReplicateRequest)',
+  inputs: bodyValue(fc.record({ op: fc.constant('replicate'), fn: fc.constant(SAMPLE_CID) }), ['op', 'fn']),
+  decode: parseReplicateRequest,
+  check: (value) => { if (!isCid((value as { fn: unknown }).fn)) invalid('replicate request fn') }
+}
+
+const remoteValueTarget: Target<Uint8Array> = {
+  name: 'values from other peers (decodeRemoteValue)',
+  inputs: cborBytes(dagValue(), []),
+  decode: (bytes) => decodeRemoteValue(bytes, 'a fuzz value'),
+  check: (value) => {
+    // The encoders that later meet the value (memo entries, the API's answer) must not overflow
+    // or throw on it. (Not: that it encodes back to the same bytes. The dag-cbor decoder turns
+    // invalid UTF-8 in a string into U+FFFD, so [0x61, 0xa0] decodes to a value that encodes as
+    // other bytes; results are hashed as bytes before they are decoded, so this does not let a
+    // peer pass off one value as another.)
+    dagCbor.encode(value)
+  }
+}
+
 // ---- manifests ------------------------------------------------------------------------------
 
 function manifestTarget (): Target<Uint8Array> {
@@ -324,6 +351,104 @@ async function identityTarget (): Promise<Target<Uint8Array>> {
   }
 }
 
+// ---- the API token file ---------------------------------------------------------------------
+
+type TokenInput = { kind: 'bytes', bytes: Uint8Array } | { kind: 'missing' | 'directory' | 'fifo' | 'symlink-to-token' | 'dangling-symlink' }
+
+function apiTokenTarget (): Target<TokenInput> {
+  const dir = mkdtempSync(join(tmpdir(), 'rhizome-fuzz-token-'))
+  const token = Buffer.from(new Uint8Array(32).map((_, i) => i * 37)).toString('base64url')
+  const valid = fc.constantFrom(token, token + '\n', `  ${token}\r\n`).map(text => new TextEncoder().encode(text))
+  const bytes = fc.oneof(
+    valid,
+    { weight: 3, arbitrary: fc.tuple(valid, byteEdits).map(([b, edits]) => edit(b, edits)) },
+    fc.uint8Array({ maxLength: 100 }),
+    fc.string({ maxLength: 60 }).map(text => new TextEncoder().encode(text)),
+    // Around the 1 KiB file limit: a valid token padded with whitespace.
+    fc.tuple(valid, fc.integer({ min: 1000, max: 1050 })).map(([b, n]) => Uint8Array.from([...b, ...new Uint8Array(Math.max(0, n - b.byteLength)).fill(0x0a)]))
+  )
+  const path = join(dir, 'api.token')
+  const clear = (): void => rmSync(path, { recursive: true, force: true })
+  return {
+    name: 'API token file (a damaged or odd DIR/api.token)',
+    inputs: fc.oneof(
+      { weight: 6, arbitrary: bytes.map(b => ({ kind: 'bytes' as const, bytes: b })) },
+      fc.constantFrom('missing', 'directory', 'fifo', 'symlink-to-token', 'dangling-symlink').map(kind => ({ kind }) as TokenInput)
+    ),
+    decode: async (input) => {
+      clear()
+      rmSync(join(dir, 'elsewhere'), { force: true })
+      switch (input.kind) {
+        case 'bytes': writeFileSync(path, input.bytes, { mode: 0o600 }); break
+        case 'missing': break
+        case 'directory': mkdirSync(path); break
+        case 'fifo': execFileSync('mkfifo', [path]); break
+        case 'symlink-to-token': writeFileSync(join(dir, 'elsewhere'), token); symlinkSync(join(dir, 'elsewhere'), path); break
+        case 'dangling-symlink': symlinkSync(join(dir, 'elsewhere'), path); break
+      }
+      return await readApiToken(dir)
+    },
+    check: (value, input) => {
+      if (value === undefined) {
+        if (input.kind !== 'missing' && input.kind !== 'dangling-symlink') invalid(`no token reported for a ${input.kind} token file`)
+        return
+      }
+      if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(value)) invalid(`token ${JSON.stringify(value)}`)
+      if (input.kind === 'bytes' && input.bytes.byteLength > 1024) invalid(`a token file of ${input.bytes.byteLength} bytes`)
+      if (input.kind !== 'bytes' && input.kind !== 'symlink-to-token') invalid(`a token read from a ${input.kind}`)
+    },
+    close: () => rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// ---- files a user names (config, blob put, deploy) ----------------------------------------------
+
+type FileKind = 'regular' | 'empty' | 'directory' | 'fifo' | 'missing' | 'symlink' | 'dangling-symlink' | '/dev/zero' | '/dev/null'
+
+interface FileInput { kind: FileKind, bytes: number, bytesMax: number, sync: boolean }
+
+function regularFileTarget (): Target<FileInput> {
+  const dir = mkdtempSync(join(tmpdir(), 'rhizome-fuzz-file-'))
+  const path = join(dir, 'input')
+  const other = join(dir, 'other')
+  const sizes = fc.oneof(fc.nat({ max: 1000 }), fc.integer({ min: 65_530, max: 65_540 }), fc.integer({ min: 131_060, max: 131_080 }))
+  return {
+    name: 'user-named files (readRegularFile, readRegularFileSync)',
+    inputs: fc.record({
+      kind: fc.constantFrom<FileKind>('regular', 'regular', 'regular', 'empty', 'directory', 'fifo', 'missing', 'symlink', 'dangling-symlink', '/dev/zero', '/dev/null'),
+      bytes: sizes,
+      // Around the 64 KiB read piece and small limits.
+      bytesMax: fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 65_530, max: 65_540 }), fc.constant(131_072)),
+      sync: fc.boolean()
+    }),
+    decode: async ({ kind, bytes, bytesMax, sync }) => {
+      rmSync(path, { recursive: true, force: true })
+      rmSync(other, { force: true })
+      const content = new Uint8Array(bytes).map((_, i) => i % 251)
+      let target = path
+      switch (kind) {
+        case 'regular': writeFileSync(path, content); break
+        case 'empty': writeFileSync(path, new Uint8Array(0)); break
+        case 'directory': mkdirSync(path); break
+        case 'fifo': execFileSync('mkfifo', [path]); break
+        case 'missing': break
+        case 'symlink': writeFileSync(other, content); symlinkSync(other, path); break
+        case 'dangling-symlink': symlinkSync(other, path); break
+        default: target = kind
+      }
+      const read = sync ? readRegularFileSync(target, bytesMax, 'fuzz file') : await readRegularFile(target, bytesMax, 'fuzz file')
+      return { read, content }
+    },
+    check: (value, { kind, bytesMax }) => {
+      const { read, content } = value as { read: Uint8Array, content: Uint8Array }
+      if (kind !== 'regular' && kind !== 'empty' && kind !== 'symlink') invalid(`read ${read.byteLength} bytes from a ${kind}`)
+      if (read.byteLength > bytesMax) invalid(`${read.byteLength} bytes read past the limit of ${bytesMax}`)
+      if (!equal(read, kind === 'empty' ? new Uint8Array(0) : content)) invalid('bytes other than the file\'s')
+    },
+    close: () => rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 /** All targets. Call `close()` on each when done. */
 export async function makeTargets (): Promise<Array<Target<any>>> {
   return [
@@ -335,8 +460,12 @@ export async function makeTargets (): Promise<Array<Target<any>>> {
     taskReplyTarget,
     blobRequestTarget,
     blobReplyTarget,
+    replicateRequestTarget,
+    remoteValueTarget,
     manifestTarget(),
     configTarget(),
-    await identityTarget()
+    await identityTarget(),
+    apiTokenTarget(),
+    regularFileTarget()
   ]
 }

@@ -1,15 +1,24 @@
 /**
  * The serving side of the blob protocol, against a real blob store on disk: what one range request
  * costs in bytes hashed and bytes read (STYLE.md §21: a range request must not re-hash the whole
- * blob), and the caps on concurrent range reads.
+ * blob), and the caps on concurrent range reads; and the fetching side's retries of a busy peer,
+ * between two real hosts.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BLOB_CHUNK_BYTES_MAX, BLOB_RANGE_READS_MAX, BLOB_RANGE_READS_PER_PEER_MAX, RangeReadLimiter, serveRange } from '../../src/net/blob-service.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import {
+  BLOB_BUSY_RETRIES_MAX, BLOB_BUSY_RETRY_MS, BLOB_CHUNK_BYTES_MAX, BLOB_RANGE_READS_MAX, BLOB_RANGE_READS_PER_PEER_MAX,
+  BlobService, RangeReadLimiter, blobProtocol, parseRequest, serveRange
+} from '../../src/net/blob-service.ts'
+import { createHost } from '../../src/net/host.ts'
+import { PeerBusyError, RpcService } from '../../src/net/rpc.ts'
+import { createLogger } from '../../src/node/logger.ts'
 import { createBlobStore } from '../../src/store/index.ts'
+import type { Host } from '../../src/net/host.ts'
 import type { BlobStore } from '../../src/store/index.ts'
 
 const MiB = 1024 * 1024
@@ -96,5 +105,72 @@ describe('RangeReadLimiter', () => {
     releases.pop()?.()
     limiter.acquire('a-new-peer')
     assert.equal(limiter.running, BLOB_RANGE_READS_MAX)
+  })
+})
+
+describe('fetching from a busy peer', { timeout: 60_000 }, () => {
+  // Two real libp2p hosts in this process: A fetches with BlobService; B answers the blob protocol
+  // with PeerBusyError for its first `busyAnswers` requests, then serves the range from its store.
+  let root: string
+  let a: Host
+  let b: Host
+  let rpcA: RpcService
+  let rpcB: RpcService
+  let fetcher: BlobService
+  let storeB: BlobStore
+  let requests = 0
+  let busyAnswers = 0
+  const NETWORK_ID = 'blob-busy-test'
+  const log = createLogger('rhizome:test', { level: 'silent', write: () => {} })
+  const host = async (): Promise<Host> => await createHost({
+    privateKey: await generateKeyPair('Ed25519'), networkId: NETWORK_ID, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, isBlocked: () => false
+  })
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'rhizome-blob-busy-'))
+    a = await host()
+    b = await host()
+    rpcA = new RpcService({ libp2p: a, log, onViolation: () => {} })
+    rpcB = new RpcService({ libp2p: b, log, onViolation: () => {} })
+    storeB = createBlobStore({ dir: join(root, 'b') })
+    fetcher = new BlobService({ rpc: rpcA, blobs: createBlobStore({ dir: join(root, 'a') }) }, { networkId: NETWORK_ID })
+    await fetcher.start()
+    await rpcB.handle({
+      protocol: blobProtocol(NETWORK_ID),
+      frameBytesMax: BLOB_CHUNK_BYTES_MAX + 1024,
+      inflightMax: 4,
+      handler: async (body) => {
+        requests++
+        if (requests <= busyAnswers) throw new PeerBusyError('busy, for the test')
+        return await serveRange(storeB, parseRequest(body))
+      }
+    })
+    await a.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+  })
+  after(async () => {
+    await rpcA?.stop()
+    await rpcB?.stop()
+    await a?.stop()
+    await b?.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it(`asks again ${BLOB_BUSY_RETRIES_MAX} times; busy once more, the fetch fails with PeerBusyError`, async () => {
+    const cid = await storeB.put(pattern(1000))
+    requests = 0
+    busyAnswers = BLOB_BUSY_RETRIES_MAX
+    assert.equal((await fetcher.fetch(b.peerId, cid)).byteLength, 1000)
+    assert.equal(requests, BLOB_BUSY_RETRIES_MAX + 1, 'the first ask and every retry reached the peer')
+
+    const other = await storeB.put(pattern(2000))
+    requests = 0
+    busyAnswers = BLOB_BUSY_RETRIES_MAX + 1
+    await assert.rejects(fetcher.fetch(b.peerId, other), (err: Error) => {
+      assert.equal(err.name, 'PeerBusyError')
+      assert.equal((err as { retryable?: boolean }).retryable, true)
+      return true
+    })
+    assert.equal(requests, BLOB_BUSY_RETRIES_MAX + 1, 'no ask past the retry limit')
+    assert.equal(BLOB_BUSY_RETRY_MS, 100)
   })
 })

@@ -4,14 +4,18 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { createServer } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createHost } from '../../src/net/host.ts'
-import { FRAME_ARRIVAL_MS_MAX, RPC_DIAL_TIMEOUT_MS, RpcService } from '../../src/net/rpc.ts'
+import { FRAME_ARRIVAL_MS_ENV, FRAME_ARRIVAL_MS_MAX, RPC_DIAL_TIMEOUT_MS, RpcService, frameArrivalMsFromEnv } from '../../src/net/rpc.ts'
 import { encodeFrame } from '../../src/wire/frame.ts'
 import { encodeEnvelope } from '../../src/wire/rpc.ts'
 import { createLogger } from '../../src/node/logger.ts'
 import type { Host } from '../../src/net/host.ts'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
+import type { Socket } from 'node:net'
 
 const log = createLogger('rhizome:test', { level: 'silent', write: () => {} })
 /** Short enough for a test, long enough that a loaded machine does not trip it on honest frames. */
@@ -179,6 +183,70 @@ describe('RpcService between two hosts', { timeout: 120_000 }, () => {
     assert.match(violationsA.at(-1)!.err.message, /took longer than/)
   })
 
+  test('opening the shared stream to a peer that never answers gives up at dialTimeoutMs with PeerUnavailableError', async () => {
+    // The "peer" accepts TCP and then says nothing: the connection upgrade hangs until a deadline.
+    const sockets: Socket[] = []
+    const server = createServer(socket => { sockets.push(socket); socket.on('error', () => {}) })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const c = await host()
+    const rpcC = new RpcService({ libp2p: c, log, onViolation: () => {} }, { dialTimeoutMs: 300 })
+    try {
+      await rpcC.handle(echo)
+      const stalled = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+      await c.peerStore.merge(stalled, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${(server.address() as { port: number }).port}`)] })
+      // The caller's own deadline is ten times the dial deadline: the dial deadline must be what
+      // ends the wait, so the error is PeerUnavailableError (a TimeoutError would be the caller's).
+      await assert.rejects(rpcC.request(stalled, echo.protocol, 'x', { timeoutMs: 3_000 }), (err: Error) => {
+        assert.equal(err.name, 'PeerUnavailableError', err.message)
+        assert.match(err.message, /could not open/)
+        return true
+      })
+      assert.ok(sockets.length >= 1, 'the dial reached the stalled peer')
+    } finally {
+      await rpcC.stop()
+      await c.stop()
+      for (const socket of sockets) socket.destroy()
+      server.close()
+    }
+  })
+
+  test('inbound streams of one protocol on one connection are capped: past the cap a new stream is refused', async () => {
+    const protocol = '/rhizome/rpc-test/streams/1.0.0'
+    await rpcB.handle({ protocol, frameBytesMax: 1024, inflightMax: 1, handler: async (body: unknown) => body })
+    const streams: Stream[] = []
+    let served = 0
+    let refused = 0
+    try {
+      // rpc.ts registers every protocol with maxInboundStreams 32. libp2p compares the streams
+      // already open with the limit before counting the new one, so it admits 33; the 34th is
+      // refused. Each stream is kept open and must answer one request before the next is opened.
+      for (let i = 0; i < 34; i++) {
+        let stream: Stream
+        try {
+          stream = await a.dialProtocol(b.peerId, protocol, { signal: AbortSignal.timeout(5_000) })
+          streams.push(stream)
+          stream.send(encodeFrame(encodeEnvelope({ id: 1, kind: 'req', body: i })))
+        } catch {
+          refused++
+          continue
+        }
+        const answered = await new Promise<boolean>(resolve => {
+          const timer = setTimeout(() => resolve(false), 5_000)
+          stream.addEventListener('message', () => { clearTimeout(timer); resolve(true) }, { once: true })
+          stream.addEventListener('close', () => { clearTimeout(timer); resolve(false) }, { once: true })
+        })
+        if (answered) served++
+        else refused++
+      }
+    } finally {
+      for (const stream of streams) stream.abort(new Error('test done'))
+    }
+    assert.equal(a.getConnections(b.peerId).length, 1, 'all the streams shared one connection')
+    assert.ok(served >= 32 && served <= 33, `${served} streams served`)
+    assert.equal(served + refused, 34)
+    assert.ok(refused >= 1, 'the stream past the cap was refused')
+  })
+
   test('stop() fails a request still waiting for its stream with AbortedError', async () => {
     const c = await host()
     const rpcC = service(c, [])
@@ -191,6 +259,19 @@ describe('RpcService between two hosts', { timeout: 120_000 }, () => {
       await assert.rejects(rpcC.request(b.peerId, echo.protocol, 'after'), { name: 'AbortedError' })
     } finally {
       await c.stop()
+    }
+  })
+})
+
+describe('lowering the frame arrival limit through the environment', () => {
+  test('RHIZOME_FRAME_ARRIVAL_MS takes 1..FRAME_ARRIVAL_MS_MAX; one past either end, or not an integer, is a ConfigError', () => {
+    assert.equal(FRAME_ARRIVAL_MS_ENV, 'RHIZOME_FRAME_ARRIVAL_MS')
+    assert.equal(frameArrivalMsFromEnv({}), undefined)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: '' }), undefined)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: '1' }), 1)
+    assert.equal(frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: String(FRAME_ARRIVAL_MS_MAX) }), FRAME_ARRIVAL_MS_MAX)
+    for (const bad of ['0', String(FRAME_ARRIVAL_MS_MAX + 1), '1e3', '-5', ' 100', '100ms', '0x10', '9'.repeat(400)]) {
+      assert.throws(() => frameArrivalMsFromEnv({ [FRAME_ARRIVAL_MS_ENV]: bad }), { name: 'ConfigError', code: 'ERR_CONFIG' }, bad)
     }
   })
 })

@@ -1,6 +1,7 @@
 /** The API token file: made once with mode 0600, never replaced, refused when damaged. */
 import assert from 'node:assert/strict'
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -68,5 +69,27 @@ describe('API token file', () => {
     const dir = await freshDir()
     await writeFile(apiTokenPath(dir), 'B'.repeat(43) + '\n', { mode: 0o600 })
     assert.equal(await readApiToken(dir), 'B'.repeat(43))
+  })
+
+  test('a token file of exactly 1,024 bytes is read; one byte more is refused as too large', async () => {
+    // A valid token padded with newlines, so only the size differs.
+    const token = 'C'.repeat(43)
+    const dir = await freshDir()
+    await writeFile(apiTokenPath(dir), token + '\n'.repeat(1024 - 43), { mode: 0o600 })
+    assert.equal(await readApiToken(dir), token)
+    await writeFile(apiTokenPath(dir), token + '\n'.repeat(1024 - 43 + 1), { mode: 0o600 })
+    await assert.rejects(readApiToken(dir), (err: Error & { hint?: string }) => err.name === 'ApiTokenError' && /more than 1024 bytes/.test(err.message) && /remove/.test(err.hint ?? ''))
+  })
+
+  // readApiToken used stat + readFile: a FIFO at DIR/api.token blocked the read, the peer's start
+  // and even the process's exit, until a writer came.
+  test('a FIFO or a directory in place of the token file is refused at once with ApiTokenError', { timeout: 10_000 }, async () => {
+    const fifoDir = await freshDir()
+    execFileSync('mkfifo', [apiTokenPath(fifoDir)])
+    await assert.rejects(readApiToken(fifoDir), (err: Error & { hint?: string }) => err.name === 'ApiTokenError' && /named pipe/.test(err.message) && /remove/.test(err.hint ?? ''))
+    await assert.rejects(loadOrCreateApiToken(fifoDir), { name: 'ApiTokenError' })
+    const folderDir = await freshDir()
+    await mkdir(apiTokenPath(folderDir))
+    await assert.rejects(readApiToken(folderDir), (err: Error) => err.name === 'ApiTokenError' && /directory/.test(err.message))
   })
 })

@@ -290,7 +290,7 @@ describe('resolveConfig', () => {
 
     test('an unknown RHIZOME_* variable is warned about, naming it and the known ones; others are not', () => {
       const warnings: string[] = []
-      resolveConfig({ flags: { dataDir: dir }, env: { RHIZOME_SLOT: '4', RHIZOME_API_PORT: '0', HOME: '/x', RHIZOMEX: '1' }, onWarning: w => warnings.push(w) })
+      resolveConfig({ flags: { dataDir: dir }, env: { RHIZOME_SLOT: '4', RHIZOME_API_PORT: '0', HOME: '/x', RHIZOMEX: '1', RHIZOME_FRAME_ARRIVAL_MS: '5000' }, onWarning: w => warnings.push(w) })
       assert.equal(warnings.length, 1)
       assert.match(warnings[0], /^RHIZOME_SLOT is not a Rhizome setting and is ignored; known variables: .*RHIZOME_SLOTS\b/)
     })
