@@ -136,7 +136,7 @@ export interface RunTaskReport {
   /** The peer whose result was accepted (or that last tried). */
   peer?: string
   attempt: number
-  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+  status: 'scheduled' | 'running' | 'accepted' | 'failed' | 'cancelled'
   queuedMs: number
   startedMs?: number
   finishedMs?: number

@@ -35,7 +35,6 @@ import { isIP } from 'node:net'
 import { peerIdFromString } from '@libp2p/peer-id'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import { base64 } from 'multiformats/bases/base64'
 import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
@@ -43,8 +42,10 @@ import { CALL_TIMEOUT_MS_DEFAULT, CALL_TIMEOUT_MS_MAX } from '../api/limits.ts'
 import { HTTP_OK, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
 import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
+import { toJson } from '../api/dag-json.ts'
 import type { CallStreamEvent, ProgressEvent } from '../api/events.ts'
 import type { RouteName } from '../api/routes.ts'
+import type { RunSummary } from '../api/types.ts'
 import type { ProgressBus } from './progress.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -203,6 +204,25 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     const bytes = await init.blobService.fetch(peer, cid, { signal: AbortSignal.any([closed(res), AbortSignal.timeout(BLOB_FETCH_TIMEOUT_MS)]) })
     return { json: { cid: cid.toString(), bytes: bytes.byteLength } }
   },
+  runStart: async (context) => await startRun(context),
+  runList: async ({ init, url }) => {
+    const limit = url.searchParams.get('limit')
+    const status = url.searchParams.get('status')
+    if (limit !== null && !/^[0-9]{1,6}$/.test(limit)) throw new InvalidInputError('limit must be a positive integer', { hint: 'e.g. ?limit=20' })
+    if (status !== null && !RUN_STATUSES.includes(status as RunSummary['status'])) throw new InvalidInputError(`status must be one of ${RUN_STATUSES.join(', ')}`, { hint: 'e.g. ?status=running' })
+    return { json: { runs: init.node.runs.list({ limit: limit === null ? undefined : Number(limit), status: (status ?? undefined) as RunSummary['status'] | undefined }) } }
+  },
+  runGet: async ({ init, params }) => ({ json: init.node.runs.report(params.id) }),
+  runEvents: async ({ init, req, res, params }) => {
+    await readBody(req, REQUEST_BYTES_MAX)
+    followRun(init, res, params.id)
+    return { streamed: true }
+  },
+  runCancel: async ({ init, req, params }) => {
+    await readBody(req, REQUEST_BYTES_MAX)
+    init.node.runs.cancel(params.id)
+    return { json: { runId: params.id, cancelled: true } }
+  },
   events: async ({ init, req, res }) => {
     await readBody(req, REQUEST_BYTES_MAX)
     // Subscribe before the headers go out, so a peer at its limit of streams can still answer 503.
@@ -282,6 +302,41 @@ async function call ({ init, req, res }: RequestContext): Promise<Reply> {
   }
 }
 
+const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'failed', 'cancelled']
+/** A run request carries the workflow's arguments as JSON; the same room as a call's. */
+const RUN_BYTES_MAX = CALL_BYTES_MAX
+
+async function startRun ({ init, req, res }: RequestContext): Promise<Reply> {
+  const body = parseJson(await readBody(req, RUN_BYTES_MAX))
+  if (typeof body.workflow !== 'string' || typeof body.export !== 'string' || !Array.isArray(body.args)) {
+    throw new InvalidInputError('run body must be JSON { workflow: string, export: string, args: [...] }', { hint: 'use `rhizome run FILE EXPORT ARGS...`, which deploys the workflow and builds this body' })
+  }
+  const workflow = init.node.functions.resolve(body.workflow)
+  const { runId } = await init.node.runs.startRun(workflow, body.export, body.args)
+  if (!acceptsEventStream(req)) return { json: { runId } }
+  followRun(init, res, runId)
+  return { streamed: true }
+}
+
+/** Stream a run's progress events until its `run:finished`, then end the response. */
+function followRun (init: HttpApiInit, res: ServerResponse, runId: string): void {
+  // Subscribe first (an unknown run is a 404 before any header goes out); what the run already
+  // did arrives synchronously, before the stream exists, and is sent once it does.
+  const out: { stream?: EventStream, pending: ProgressEvent[] } = { pending: [] }
+  const deliver = (stream: EventStream, event: ProgressEvent): void => {
+    if (event.type === 'run:finished') stream.end(event)
+    else stream.send(event)
+  }
+  const unsubscribe = init.node.runs.subscribe(runId, (event) => {
+    if (out.stream === undefined) out.pending.push(event)
+    else deliver(out.stream, event)
+  })
+  res.on('close', unsubscribe)
+  const stream = new EventStream(res)
+  out.stream = stream
+  for (const event of out.pending) deliver(stream, event)
+}
+
 function acceptsEventStream (req: IncomingMessage): boolean {
   return (req.headers.accept ?? '').split(',').some(type => type.trim().split(';')[0] === EVENT_STREAM_TYPE)
 }
@@ -318,7 +373,7 @@ class EventStream {
   }
 
   /** The last event of a stream is always written, backed up or not. */
-  end (event: CallStreamEvent): void {
+  end (event: CallStreamEvent | ProgressEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
     this.res.end(encodeSse(this.nextId++, event))
   }
@@ -346,16 +401,6 @@ function parseJson (bytes: Uint8Array): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
-/** dag-cbor data to JSON the way dag-json writes it: bytes as {"/":{"bytes":…}}, links as {"/":cid}. */
-export function toJson (value: unknown): unknown {
-  if (value instanceof Uint8Array) return { '/': { bytes: base64.baseEncode(value) } }
-  const cid = CID.asCID(value)
-  if (cid !== null) return { '/': cid.toString() }
-  if (Array.isArray(value)) return value.map(toJson)
-  if (typeof value === 'bigint') return value.toString()
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJson(v)]))
-  return value
-}
 
 function parseCid (text: string): CID {
   try {

@@ -22,8 +22,9 @@ import { TaskService, slotLimits } from '../net/task-service.ts'
 import { createAdmission, createBlocklist } from '../protocol/admission/index.ts'
 import { createMembership } from '../protocol/membership/index.ts'
 import { placementCandidates } from '../protocol/placement.ts'
-import { createSandbox } from '../sandbox/index.ts'
-import { createBlobStore, createFunctionRepo, createPeerRepo, openDatabase } from '../store/index.ts'
+import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
+import { RunService } from '../net/run-service.ts'
+import { createBlobStore, createFunctionRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
 import { ProgressBus, callWithProgress, peerStateEvent } from './progress.ts'
@@ -35,7 +36,7 @@ import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
 import type { Membership, PeerEntry } from '../protocol/membership/index.ts'
-import type { BlobStore, FunctionRepo, PeerRepo } from '../store/index.ts'
+import type { BlobStore, FunctionRepo, PeerRepo, RunRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -73,6 +74,8 @@ export interface RhizomeNode {
   call: (fn: CID, exportName: string, args: unknown[], options: ProgressCallOptions) => Promise<CallResult & { attempts: number }>
   /** Progress events of everything this peer does for its clients (`GET /v1/events`). */
   readonly progress: ProgressBus
+  /** The workflow runs this peer drives. */
+  readonly runs: RunService
   addrs: () => string[]
   status: () => Promise<NodeStatus>
   peers: () => PeerView[]
@@ -110,7 +113,8 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
     const progress = new ProgressBus()
     const net = await startNet(config, store, startedAt, log, teardown)
     const services = await startServices(config, store, net, progress, log, teardown)
-    const node = describeNode({ config, log, startedAt, store, net, services, progress, teardown })
+    const runs = await startRuns(store, net, services, progress, log, teardown)
+    const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, teardown })
     const api = await startApi(config, node, services.blobService, log, teardown)
     node.apiUrl = () => api.url
     log.info('started', { peerId: net.host.peerId.toString(), createdIdentity: store.createdIdentity, addrs: node.addrs(), api: api.url, startMs: Date.now() - startedAt })
@@ -127,6 +131,7 @@ interface Store {
   peers: PeerRepo
   blobs: BlobStore
   functions: FunctionRepo
+  runs: RunRepo
 }
 
 async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store> {
@@ -145,7 +150,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
     createdIdentity: created,
     peers: createPeerRepo(db),
     blobs: createBlobStore({ dir: join(config.dataDir, 'blobs'), db }),
-    functions: createFunctionRepo(db)
+    functions: createFunctionRepo(db),
+    runs: createRunRepo(db)
   }
 }
 
@@ -247,6 +253,32 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
   return { membershipService, blobService, functions, tasks }
 }
 
+/** Workflow runs driven here: the run service, its workflow sandbox, and task placement for its tasks. */
+async function startRuns (store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<RunService> {
+  const { host, membership } = net
+  const { tasks, functions } = services
+  const self = host.peerId.toString()
+  const workflows = createWorkflowEngine()
+  teardown.add(async () => { await workflows.close() })
+  return await teardown.started(new RunService({
+    runs: store.runs,
+    readBlob: async (cid) => await store.blobs.get(cid),
+    loadWorkflow: async (id, options) => await functions.load(id, options),
+    openWorkflow: async (options) => await workflows.openWorkflow(options),
+    execute: async (task, options) => {
+      const result = await callPlaced({
+        call: async (...call) => await tasks.call(...call),
+        candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
+        log: log.child('runs')
+      }, task.fn, task.export, task.args, { signal: options.signal, onAttempt: options.onAttempt })
+      return { resultCid: result.resultCid, peer: result.peer, attempts: result.attempts, timings: result.timings }
+    },
+    emit: (event) => { progress.emit(event) },
+    selfId: self,
+    log: log.child('runs')
+  }))
+}
+
 interface NodeParts {
   config: NodeConfig
   log: Logger
@@ -255,11 +287,12 @@ interface NodeParts {
   net: Net
   services: Services
   progress: ProgressBus
+  runs: RunService
   teardown: Teardown
 }
 
 /** The peer as the API and the CLI see it: its parts, `call` through placement, and read-only views. */
-function describeNode ({ config, log, startedAt, store, net, services, progress, teardown }: NodeParts): RhizomeNode {
+function describeNode ({ config, log, startedAt, store, net, services, progress, runs, teardown }: NodeParts): RhizomeNode {
   const { host, membership } = net
   const { tasks } = services
   const self = host.peerId.toString()
@@ -277,6 +310,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
       log: log.child('tasks')
     }, fn, exportName, args, options), startedAt.toString(36)),
     progress,
+    runs,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))

@@ -81,6 +81,8 @@ interface WorkflowState {
   workflows: WeakMap<object, (...args: unknown[]) => unknown>
   /** Workflow-marked function → its export name, once looked up. */
   names: WeakMap<object, string>
+  /** Errors made for failed remote calls → the failure as it came (so an uncaught one ends the run as itself). */
+  remoteErrors: WeakMap<object, ResolutionRecord['error']>
   refPrototype: object
 }
 
@@ -125,6 +127,7 @@ function installWorkflow (seed: Uint8Array, limits: WorkflowPreludeLimits): unkn
   WF.argsLimits = { __proto__: null, outputBytesMax: limits.argsBytesMax, depthMax: limits.depthMax, nameLengthMax: limits.nameLengthMax, messageLengthMax: limits.messageLengthMax, commandsMax: limits.commandsMax, argsBytesMax: limits.argsBytesMax } as unknown as WorkflowPreludeLimits
   WF.workflows = new P.WeakMap()
   WF.names = new P.WeakMap()
+  WF.remoteErrors = new P.WeakMap()
   refuseTimers()
   P.ReflectDefineProperty(globalThis, SDK_GLOBAL, { __proto__: null, value: makeSdk(), writable: false, enumerable: false, configurable: true } as PropertyDescriptor)
   return dispatch
@@ -291,7 +294,19 @@ function finishOk (value: unknown): void {
 }
 
 function finishFailed (err: unknown): void {
-  if (WF.done === undefined) WF.done = describeThrown(err, WF.limits)
+  if (WF.done !== undefined) return
+  // A remote call's failure the code let through ends the run as that failure (its name and code),
+  // not as "the workflow threw".
+  const remote = (typeof err === 'object' || typeof err === 'function') && err !== null ? P.WeakMapGet(WF.remoteErrors, err) : undefined
+  if (remote !== undefined) {
+    const f = failure('remote', remote.message)
+    f.name = remote.name
+    f.code = remote.code
+    f.retryable = remote.retryable
+    WF.done = f
+    return
+  }
+  WF.done = describeThrown(err, WF.limits)
 }
 
 /** Settle pending calls in the order given. The host checked every seq is pending. */
@@ -320,6 +335,7 @@ function remoteError (data: ResolutionRecord['error']): Error {
   P.ReflectDefineProperty(err, 'name', dataProperty(data.name, false))
   P.ReflectDefineProperty(err, 'code', dataProperty(data.code, false))
   P.ReflectDefineProperty(err, 'retryable', dataProperty(data.retryable, false))
+  P.WeakMapSet(WF.remoteErrors, err, data)
   return err
 }
 

@@ -77,7 +77,10 @@ interface Failure {
   ok: false
   kind: 'threw' | 'stack' | 'memory' | 'nondeterminism' | 'unsupported' | 'output' | 'export' | 'trap' | 'module'
   // Workflow mode only (prelude-workflow.ts).
-  | 'commands' | 'args' | 'definition' | 'deadlock'
+  | 'commands' | 'args' | 'definition' | 'deadlock' | 'remote'
+  /** kind 'remote': the named error of a remote call the workflow let through, as it came. */
+  code?: string
+  retryable?: boolean
   name?: string
   message?: string
   bytes?: number

@@ -31,6 +31,7 @@ import {
 import { CODE_BYTES_MAX, DEFAULT_WORKFLOW_LIMITS, limitsProblem, THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, WORKFLOW_CALL_ARGS_BYTES_MAX, WORKFLOW_COMMANDS_PER_ACTIVATION_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
 import { engineError, readOutcome } from './outcome.ts'
+import type { FailureData } from '../model/errors.ts'
 import { copyInto, releaseAll } from './run-call.ts'
 import { SEED_BYTES_MAX } from './validate.ts'
 import { argsToTape, encodeResult, tapeToValue } from './values.ts'
@@ -281,6 +282,8 @@ class LiveRun implements WorkflowRun {
     if (raw.length > WORKFLOW_COMMANDS_PER_ACTIVATION_MAX) throw new SandboxCrashedError('the workflow sandbox returned too many commands')
     const commands = raw.map(c => this.readCommand(c))
     if (done === null) return { commands }
+    const remote = remoteFailure(done)
+    if (remote !== undefined) return this.end({ ok: false, error: remote }, commands)
     const outcome = readOutcome(done, this.request.limits, this.exportName)
     if (outcome.error !== undefined) return this.end({ ok: false, error: outcome.error.toData() }, commands)
     const encoded = outcome.encoded as { value: unknown, bytes: Uint8Array }
@@ -393,4 +396,18 @@ function encodeArgs (args: unknown[]): { value: unknown, bytes: Uint8Array } {
 function shown (value: unknown): string {
   const text = JSON.stringify(typeof value === 'string' ? value.slice(0, CID_CHARS_MAX) : typeof value)
   return typeof value === 'string' && value.length > CID_CHARS_MAX ? `${text}…` : text
+}
+
+/** An uncaught remote failure, as the prelude recorded it (next to the code: checked field by field). */
+function remoteFailure (done: unknown): FailureData | undefined {
+  const r = (typeof done === 'object' && done !== null ? done : {}) as Record<string, unknown>
+  if (r.kind !== 'remote') return undefined
+  const text = (v: unknown, max: number): string | undefined => typeof v === 'string' && v.length <= max ? v : undefined
+  const name = text(r.name, 128)
+  const code = text(r.code, 64)
+  const message = text(r.message, 4096)
+  if (name === undefined || code === undefined || !/^ERR_[A-Z0-9_]+$/.test(code) || message === undefined || typeof r.retryable !== 'boolean') {
+    throw new SandboxCrashedError('the workflow sandbox returned a malformed failure')
+  }
+  return { name, code, message, retryable: r.retryable }
 }

@@ -1,0 +1,504 @@
+/**
+ * Workflow runs on the peer that drives them: the shell around the run driver
+ * (src/protocol/run/). For each live run it
+ *   - runs the workflow code forward in the workflow sandbox when the driver asks (`activate`),
+ *     turning what the code did into driver commands: each remote call gets its task id (the CID
+ *     of `{ fn, export, args }`, src/wire/task-codec.ts), each child workflow its run id;
+ *   - executes each task the driver `schedule`s through `execute` (placement, retries), and feeds
+ *     the outcome back; cancels what the driver cancels;
+ *   - starts child runs on this peer and reports their outcome to the parent;
+ *   - persists the run, its tasks, its memo and its events in SQLite (src/store/run-repo.ts), and
+ *     reports progress events (`run:*`, src/api/events.ts) for the CLI and the dashboard.
+ * The driver decides; this file only moves data between it, the sandbox, the network and disk.
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { RhizomeError, NotFoundError, assert } from '../model/errors.ts'
+import { createRunDriver } from '../protocol/run/index.ts'
+import { taskId as computeTaskId } from '../wire/task-codec.ts'
+import { decodeRemoteValue } from '../wire/value.ts'
+import { toJson } from '../api/dag-json.ts'
+import { Lifecycle } from './lifecycle.ts'
+import type { ProgressEvent } from '../api/events.ts'
+import type { RunReport, RunSummary, RunTaskReport } from '../api/types.ts'
+import type { FailureData } from '../model/errors.ts'
+import type { Logger } from '../model/log.ts'
+import type { ActivationResult, ChildSpec, Command, Outcome, Resolution, RunDriver, RunEvent, RunOutcome, RunOutput, TaskSpec } from '../protocol/run/index.ts'
+import type { WorkflowRun, WorkflowOpenOptions, Resolution as SandboxResolution, ActivationResult as SandboxActivation } from '../sandbox/index.ts'
+import type { RunRepo, RunRow, RunTaskRow } from '../store/index.ts'
+
+/** Runs driven at once by one peer: each holds a sandbox context and its tasks' state. */
+export const LIVE_RUNS_MAX = 64
+/** Progress events kept per live run for late subscribers (`GET /v1/runs/:id/events`). */
+export const RUN_EVENTS_KEPT = 10_000
+/** Result bytes stored inline with a finished run (larger results stay a blob, by CID). */
+const RUN_RESULT_INLINE_BYTES_MAX = 256 * 1024
+
+export interface RunTask {
+  taskId: string
+  fn: CID
+  export: string
+  args: unknown[]
+  /** CIDs of Ref arguments and the peer that made each (placement and fetching prefer it). */
+  inputs: Array<{ cid: string, peer: string }>
+  /** Only Refs to the result are wanted: its bytes need not come to this peer. */
+  ref: boolean
+}
+
+export interface TaskExecution {
+  resultCid: string
+  /** The result's dag-cbor bytes, when they came here (absent for a ref-only task). */
+  bytes?: Uint8Array
+  peer: string
+  attempts: number
+  timings: { queueMs: number, fetchMs: number, runMs: number, totalMs: number }
+}
+
+export interface RunServiceComponents {
+  runs: RunRepo
+  /** A blob this peer holds (a result fetched or verified here). */
+  readBlob: (cid: CID) => Promise<Uint8Array>
+  /** The workflow bundle deployed as `id` (fetched and verified if this peer lacks it). */
+  loadWorkflow: (id: CID, options: { signal: AbortSignal }) => Promise<{ code: Uint8Array }>
+  openWorkflow: (options: WorkflowOpenOptions) => Promise<WorkflowRun>
+  /** Run one task somewhere (placement, retries): resolves with the accepted result. */
+  execute: (task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }) => Promise<TaskExecution>
+  emit: (event: ProgressEvent) => void
+  selfId: string
+  log: Logger
+}
+
+export class RunService {
+  private readonly c: RunServiceComponents
+  private readonly lifecycle = new Lifecycle('the run service')
+  private readonly live = new Map<string, LiveRun>()
+
+  constructor (components: RunServiceComponents) {
+    this.c = components
+  }
+
+  start (): void {
+    this.lifecycle.start()
+  }
+
+  async stop (): Promise<void> {
+    this.lifecycle.stop()
+    for (const run of this.live.values()) run.close()
+    this.live.clear()
+  }
+
+  /** Start a run of `exportName` of the workflow `workflow` with `args`; resolves once it is under way. */
+  async startRun (workflow: CID, exportName: string, args: unknown[]): Promise<{ runId: string }> {
+    if (this.lifecycle.stopping) throw new RhizomeError('ERR_ABORTED', 'the peer is stopping', { retryable: true })
+    if (this.live.size >= LIVE_RUNS_MAX) throw new RhizomeError('ERR_PEER_BUSY', `this peer drives ${LIVE_RUNS_MAX} runs already`, { retryable: true, hint: 'wait for a run to finish, or start it on another peer' })
+    const nonce = crypto.getRandomValues(new Uint8Array(16))
+    const runId = (await cidOf({ workflow, export: exportName, args, nonce })).toString()
+    const { code } = await this.c.loadWorkflow(workflow, { signal: this.lifecycle.signal })
+    await this.begin({ runId, workflow: workflow.toString(), exportName, args, code, ancestors: [] })
+    return { runId }
+  }
+
+  private async begin (spec: LiveRunSpec): Promise<LiveRun> {
+    const run = new LiveRun(this, this.c, spec)
+    this.live.set(spec.runId, run)
+    this.c.runs.createRun({ runId: spec.runId, workflow: spec.workflow, export: spec.exportName, args: dagCbor.encode(spec.args), parentRunId: spec.parent?.runId, status: 'running', startedMs: Date.now(), driverPeer: this.c.selfId })
+    run.report({ type: 'run:started', runId: spec.runId, workflow: spec.workflow, export: spec.exportName, atMs: Date.now() })
+    run.driver.handleStart(Date.now())
+    run.pump()
+    return run
+  }
+
+  /** A child run the driver of `parent` asked for: same bundle, driven here too. */
+  startChild (parent: LiveRun, child: ChildSpec): void {
+    const args = dagCbor.decode(child.args) as unknown[]
+    this.begin({ runId: child.runId, workflow: child.workflow, exportName: child.export, args, code: parent.code, ancestors: child.ancestors, parent })
+      .catch((err: unknown) => { parent.childSettled(child.runId, { ok: false, error: failureOf(err) }) })
+  }
+
+  ended (run: LiveRun): void {
+    this.live.delete(run.runId)
+  }
+
+  cancel (runId: string): void {
+    const run = this.live.get(runId)
+    if (run === undefined) {
+      if (this.c.runs.getRun(runId) === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`' })
+      return // already ended: nothing to cancel
+    }
+    run.driver.handleCancel(Date.now())
+    run.pump()
+  }
+
+  list (options: { limit?: number, status?: RunSummary['status'] } = {}): RunSummary[] {
+    return this.c.runs.listRuns(options).map(summaryOf)
+  }
+
+  /** What the run did: its status, result or error, its tasks, and its critical path. */
+  report (runId: string): RunReport {
+    const row = this.c.runs.getRun(runId)
+    if (row === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`; a run is known to the peer that drives it' })
+    const tasks = this.c.runs.listTasks(runId).map(taskReportOf)
+    const report: RunReport = { ...summaryOf(row), tasks }
+    if (row.result !== undefined) report.result = toJson(dagCbor.decode(row.result))
+    if (row.error !== undefined) report.error = row.error
+    const path = this.live.get(runId)?.criticalPath() ?? criticalPathFromEvents(this.c.runs, runId)
+    if (path !== undefined) report.criticalPath = path
+    return report
+  }
+
+  /** The run's progress events so far, then live ones; `onEvent` returns false to stop. Ended runs get their `run:finished`. */
+  subscribe (runId: string, onEvent: (event: ProgressEvent) => void): () => void {
+    const run = this.live.get(runId)
+    if (run !== undefined) return run.subscribe(onEvent)
+    const row = this.c.runs.getRun(runId)
+    if (row === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`' })
+    if (row.status === 'finished' || row.status === 'failed' || row.status === 'cancelled') {
+      onEvent({ type: 'run:finished', runId, status: row.status, error: row.error, atMs: row.finishedMs ?? row.startedMs })
+    }
+    return () => {}
+  }
+
+  /** Resolves when the run has ended (at once if it has). */
+  async settled (runId: string): Promise<void> {
+    await this.live.get(runId)?.settled
+  }
+}
+
+interface LiveRunSpec {
+  runId: string
+  workflow: string
+  exportName: string
+  args: unknown[]
+  code: Uint8Array
+  ancestors: string[]
+  parent?: LiveRun
+}
+
+interface TaskState {
+  spec: TaskSpec
+  ref: boolean
+  queuedMs: number
+  startedMs?: number
+  finishedMs?: number
+  peer?: string
+  attempt: number
+  status: RunTaskRow['status']
+  /** Tasks whose results the code had received when it asked for this one: its dependencies. */
+  deps: string[]
+  controller: AbortController
+  error?: FailureData
+}
+
+/**
+ * One run being driven here: its driver, its workflow context, its tasks. `pump()` drains the
+ * driver's outputs after every input, and re-arms the driver's one timer.
+ */
+class LiveRun {
+  readonly runId: string
+  readonly code: Uint8Array
+  readonly driver: RunDriver
+  readonly settled: Promise<void>
+  private readonly service: RunService
+  private readonly c: RunServiceComponents
+  private readonly spec: LiveRunSpec
+  private context: WorkflowRun | undefined
+  private readonly tasks = new Map<string, TaskState>()
+  /** seq → the task or child id it names, and whether the code asked for a Ref. */
+  private readonly seqs = new Map<number, { id: string, ref: boolean }>()
+  /** Result CID → the peer that made it (for Ref inputs). */
+  private readonly holders = new Map<string, string>()
+  private readonly history: ProgressEvent[] = []
+  private readonly listeners = new Set<(event: ProgressEvent) => void>()
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private closed = false
+  private resolveSettled!: () => void
+
+  constructor (service: RunService, c: RunServiceComponents, spec: LiveRunSpec) {
+    this.service = service
+    this.c = c
+    this.spec = spec
+    this.runId = spec.runId
+    this.code = spec.code
+    this.driver = createRunDriver({ runId: spec.runId, ancestors: spec.ancestors })
+    this.settled = new Promise(resolve => { this.resolveSettled = resolve })
+  }
+
+  /** Drain the driver's outputs; called after every input. */
+  pump (): void {
+    for (let out = this.driver.poll(); out !== undefined; out = this.driver.poll()) this.handleOutput(out)
+    clearTimeout(this.timer)
+    const next = this.driver.nextTimeoutMs()
+    if (next !== undefined && !this.closed) {
+      this.timer = setTimeout(() => { this.driver.handleTimeout(Date.now()); this.pump() }, Math.max(0, next - Date.now()))
+      this.timer.unref?.()
+    }
+  }
+
+  private handleOutput (out: RunOutput): void {
+    switch (out.type) {
+      case 'activate':
+        this.activate(out.replay, out.resolutions).catch((err: unknown) => { this.activationFailed(err) })
+        return
+      case 'schedule':
+        this.schedule(out.task)
+        return
+      case 'start-child':
+        this.service.startChild(this, out.child)
+        return
+      case 'cancel':
+        this.tasks.get(out.taskId)?.controller.abort()
+        return
+      case 'cancel-child':
+        this.service.cancel(out.runId)
+        return
+      case 'finished':
+        this.finish(out.outcome)
+        return
+      case 'event':
+        this.record(out.event)
+    }
+  }
+
+  private async activate (replay: boolean, resolutions: Resolution[]): Promise<void> {
+    if (replay || this.context === undefined) {
+      this.context?.close()
+      this.context = await this.c.openWorkflow({ workflowId: this.spec.workflow, code: this.code, exportName: this.spec.exportName, args: this.spec.args, seed: CID.parse(this.runId).bytes })
+    }
+    const delivered = resolutions.map(r => this.seqs.get(r.seq)?.id).filter((id): id is string => id !== undefined)
+    const answer = await this.context.activate(await Promise.all(resolutions.map(async r => await this.toSandbox(r))))
+    const commands = await Promise.all(answer.commands.map(async command => await this.toDriver(command)))
+    for (const command of commands) {
+      if (command.type === 'call' && !this.tasks.has(command.taskId)) this.pendingDeps.set(command.taskId, delivered)
+    }
+    this.answer({ commands, done: doneOf(answer) })
+  }
+
+  /** Deps of a call, kept from its activation until the driver schedules it. */
+  private readonly pendingDeps = new Map<string, string[]>()
+
+  private answer (result: ActivationResult): void {
+    if (this.closed) return
+    this.driver.handleActivation(result, Date.now())
+    this.pump()
+  }
+
+  private activationFailed (err: unknown): void {
+    this.c.log.warn('workflow activation failed', { run: this.runId, error: (err as Error).message })
+    this.answer({ commands: [], done: { ok: false, error: failureOf(err) } })
+  }
+
+  private async toSandbox (r: Resolution): Promise<SandboxResolution> {
+    if (!r.ok) return { seq: r.seq, ok: false, error: r.error }
+    this.holders.set(r.result.cid, r.result.peer)
+    if (this.seqs.get(r.seq)?.ref === true) return { seq: r.seq, ok: true, ref: r.result.cid }
+    const bytes = r.result.bytes ?? await this.c.readBlob(CID.parse(r.result.cid))
+    return { seq: r.seq, ok: true, value: decodeRemoteValue(bytes, `the result ${r.result.cid}`) }
+  }
+
+  private async toDriver (command: SandboxActivation['commands'][number]): Promise<Command> {
+    if (command.type === 'call') {
+      const fn = CID.parse(command.fn)
+      const id = (await computeTaskId(fn, command.export, command.args)).toString()
+      this.seqs.set(command.seq, { id, ref: command.ref })
+      const inputs = linksIn(command.args)
+      return { type: 'call', seq: command.seq, taskId: id, fn: command.fn, export: command.export, args: command.argsBytes, ref: command.ref, inputs }
+    }
+    // Named by the root run, not the parent: a workflow that calls itself with the same
+    // arguments asks for its own id again, which the driver refuses as a cycle.
+    const root = CID.parse(this.spec.ancestors[0] ?? this.runId)
+    const runId = (await cidOf({ workflow: CID.parse(this.spec.workflow), export: command.export, args: command.args, root })).toString()
+    this.seqs.set(command.seq, { id: runId, ref: false })
+    return { type: 'child', seq: command.seq, runId, workflow: this.spec.workflow, export: command.export, args: command.argsBytes }
+  }
+
+  private schedule (spec: TaskSpec): void {
+    const ref = [...this.seqs.values()].filter(s => s.id === spec.taskId).every(s => s.ref)
+    const task: TaskState = { spec, ref, queuedMs: Date.now(), attempt: 0, status: 'scheduled', deps: this.pendingDeps.get(spec.taskId) ?? [], controller: new AbortController() }
+    this.pendingDeps.delete(spec.taskId)
+    this.tasks.set(spec.taskId, task)
+    this.saveTask(task)
+    this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
+    const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
+    const args = dagCbor.decode(spec.args) as unknown[]
+    this.c.execute({ taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref }, {
+      signal: task.controller.signal,
+      onAttempt: (attempt, peer) => {
+        Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })
+        this.saveTask(task)
+        this.report({ type: 'run:task:started', runId: this.runId, taskId: spec.taskId, peer, attempt, atMs: Date.now() })
+      }
+    }).then(
+      (done) => { this.taskSettled(task, { ok: true, result: { cid: done.resultCid, bytes: done.bytes, peer: done.peer } }, done) },
+      (err: unknown) => { this.taskSettled(task, { ok: false, error: failureOf(err) }) }
+    )
+  }
+
+  private taskSettled (task: TaskState, outcome: Outcome, done?: TaskExecution): void {
+    const now = Date.now()
+    task.finishedMs = now
+    if (done !== undefined) {
+      task.peer = done.peer
+      task.attempt = done.attempts
+      // The execution interval on the worker, on this peer's clock: it ended when the answer came.
+      task.startedMs = Math.max(task.queuedMs, now - Math.round(done.timings.runMs) - Math.round(Math.max(0, done.timings.totalMs - done.timings.runMs - done.timings.queueMs - done.timings.fetchMs) / 2))
+    }
+    task.status = outcome.ok ? 'accepted' : task.controller.signal.aborted ? 'cancelled' : 'failed'
+    if (!outcome.ok) task.error = outcome.error
+    this.saveTask(task)
+    if (this.closed) return
+    if (outcome.ok) this.report({ type: 'run:task:done', runId: this.runId, taskId: task.spec.taskId, peer: outcome.result.peer, ms: now - (task.startedMs ?? task.queuedMs), atMs: now })
+    else this.report({ type: 'run:task:failed', runId: this.runId, taskId: task.spec.taskId, error: outcome.error, atMs: now })
+    this.driver.handleTaskOutcome(task.spec.taskId, outcome, now)
+    this.pump()
+  }
+
+  /** A child run of this one ended. */
+  childSettled (childRunId: string, outcome: Outcome): void {
+    if (this.closed) return
+    this.driver.handleChildOutcome(childRunId, outcome, Date.now())
+    this.pump()
+  }
+
+  private saveTask (task: TaskState): void {
+    const { spec } = task
+    this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs })
+  }
+
+  /** Driver events: persisted, and accepted results remembered in the memo table. */
+  private record (event: RunEvent): void {
+    this.c.runs.appendEvent(this.runId, event.type, event.atMs, event)
+    if (event.type === 'run:task:accepted') {
+      const task = this.tasks.get(event.taskId)
+      this.c.runs.addMemo({ runId: this.runId, taskId: event.taskId, resultCid: event.cid, peer: event.peer })
+      if (task !== undefined) this.holders.set(event.cid, event.peer)
+    }
+  }
+
+  private finish (outcome: RunOutcome): void {
+    const now = Date.now()
+    const status = outcome.ok ? 'finished' : outcome.error.code === 'ERR_RUN_CANCELLED' ? 'cancelled' : 'failed'
+    const path = this.criticalPath()
+    if (path !== undefined) this.c.runs.appendEvent(this.runId, 'run:critical-path', now, path)
+    if (outcome.ok) {
+      this.c.runs.finishRun(this.runId, { status, finishedMs: now, result: outcome.value.byteLength <= RUN_RESULT_INLINE_BYTES_MAX ? outcome.value : undefined })
+    } else {
+      this.c.runs.finishRun(this.runId, { status, finishedMs: now, error: outcome.error })
+    }
+    this.report({ type: 'run:finished', runId: this.runId, status, error: outcome.ok ? undefined : outcome.error, atMs: now })
+    this.close()
+    this.service.ended(this)
+    const parent = this.spec.parent
+    if (parent === undefined) return
+    if (!outcome.ok) {
+      parent.childSettled(this.runId, { ok: false, error: outcome.error })
+      return
+    }
+    const value = outcome.value
+    cidOfBytes(value).then(
+      cid => { parent.childSettled(this.runId, { ok: true, result: { cid: cid.toString(), bytes: value, peer: this.c.selfId } }) },
+      (err: unknown) => { parent.childSettled(this.runId, { ok: false, error: failureOf(err) }) }
+    )
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.timer)
+    this.context?.close()
+    for (const task of this.tasks.values()) task.controller.abort()
+    this.listeners.clear()
+    this.resolveSettled()
+  }
+
+  report (event: ProgressEvent): void {
+    if (this.history.length < RUN_EVENTS_KEPT) this.history.push(event)
+    this.c.emit(event)
+    for (const listener of this.listeners) listener(event)
+  }
+
+  subscribe (onEvent: (event: ProgressEvent) => void): () => void {
+    for (const event of this.history) onEvent(event)
+    this.listeners.add(onEvent)
+    return () => { this.listeners.delete(onEvent) }
+  }
+
+  /** The chain of dependent tasks ending last, walking back through the dependency that finished last. */
+  criticalPath (): { taskIds: string[], ms: number } | undefined {
+    return criticalPathOf([...this.tasks.values()].map(t => ({ taskId: t.spec.taskId, queuedMs: t.queuedMs, finishedMs: t.finishedMs, deps: t.deps })))
+  }
+}
+
+interface PathNode { taskId: string, queuedMs: number, finishedMs?: number, deps: string[] }
+
+function criticalPathOf (nodes: PathNode[]): { taskIds: string[], ms: number } | undefined {
+  const byId = new Map(nodes.map(n => [n.taskId, n]))
+  let last: PathNode | undefined
+  for (const node of nodes) if (node.finishedMs !== undefined && (last === undefined || node.finishedMs > last.finishedMs!)) last = node
+  if (last === undefined) return undefined
+  const path: string[] = []
+  const seen = new Set<string>()
+  for (let node: PathNode | undefined = last; node !== undefined && !seen.has(node.taskId); ) {
+    seen.add(node.taskId)
+    path.unshift(node.taskId)
+    let next: PathNode | undefined
+    for (const dep of node.deps) {
+      const candidate = byId.get(dep)
+      if (candidate?.finishedMs !== undefined && (next === undefined || candidate.finishedMs > next.finishedMs!)) next = candidate
+    }
+    node = next
+  }
+  const first = byId.get(path[0])!
+  return { taskIds: path, ms: last.finishedMs! - first.queuedMs }
+}
+
+function criticalPathFromEvents (runs: RunRepo, runId: string): { taskIds: string[], ms: number } | undefined {
+  const events = runs.listEvents(runId)
+  const found = events.findLast(e => e.type === 'run:critical-path')
+  return found?.data as { taskIds: string[], ms: number } | undefined
+}
+
+function summaryOf (row: RunRow): RunSummary {
+  const summary: RunSummary = { runId: row.runId, workflow: row.workflow, export: row.export, status: row.status, startedMs: row.startedMs, driver: row.driverPeer }
+  if (row.finishedMs !== undefined) summary.finishedMs = row.finishedMs
+  return summary
+}
+
+function taskReportOf (row: RunTaskRow): RunTaskReport {
+  const report: RunTaskReport = { taskId: row.taskId, fn: row.fn, export: row.export, attempt: row.attempt, status: row.status, queuedMs: row.queuedMs }
+  if (row.peer !== undefined) report.peer = row.peer
+  if (row.startedMs !== undefined) report.startedMs = row.startedMs
+  if (row.finishedMs !== undefined) report.finishedMs = row.finishedMs
+  if (row.error !== undefined) report.error = row.error
+  return report
+}
+
+function doneOf (answer: SandboxActivation): RunOutcome | undefined {
+  if (answer.done === undefined) return undefined
+  return answer.done.ok ? { ok: true, value: answer.done.bytes } : { ok: false, error: answer.done.error }
+}
+
+/** Top-level arguments that are CID links (Refs): the task's inputs by content. */
+function linksIn (args: unknown[]): string[] {
+  const links = new Set<string>()
+  for (const arg of args) {
+    const cid = CID.asCID(arg)
+    if (cid !== null) links.add(cid.toString())
+  }
+  return [...links]
+}
+
+function failureOf (err: unknown): FailureData {
+  if (err instanceof RhizomeError) return err.toData()
+  return { name: 'InternalError', code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err), retryable: false }
+}
+
+async function cidOf (value: unknown): Promise<CID> {
+  return await cidOfBytes(dagCbor.encode(value))
+}
+
+async function cidOfBytes (bytes: Uint8Array): Promise<CID> {
+  return CID.create(1, dagCbor.code, await sha256.digest(bytes))
+}
+
+assert(RUN_EVENTS_KEPT > 0 && LIVE_RUNS_MAX > 0, 'run service limits are positive')
