@@ -15,6 +15,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
+import { VERSION } from '../model/version.ts'
 import { ADMISSION_OPTIONS_DEFAULTS } from '../protocol/admission/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -69,6 +70,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
   if (options.mdns) peerDiscovery.push(mdns({ serviceTag: `rhizome-${options.networkId}` }))
   return await createLibp2p({
     privateKey: options.privateKey,
+    // Identify tells other peers what this is: Rhizome and its version, not the libp2p underneath.
+    nodeInfo: { name: 'rhizome', version: VERSION, userAgent: userAgent() },
     addresses: { listen: options.listen },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
@@ -96,4 +99,9 @@ export async function createHost (options: HostOptions): Promise<Host> {
       })
     }
   })
+}
+
+/** What identify advertises as this peer's agent: `rhizome/<version>`. */
+export function userAgent (): string {
+  return `rhizome/${VERSION}`
 }
