@@ -17,7 +17,7 @@ describe('the route table', () => {
 
   test('routePath fills parameters and each route matches its own path only', () => {
     for (const name of Object.keys(ROUTES) as RouteName[]) {
-      const path = routePath(name, { cid: 'bafy x/y' })
+      const path = routePath(name, { cid: 'bafy x/y', id: 'bafy x/y' })
       assert.ok(!path.includes(':'), path)
       for (const other of Object.keys(ROUTES) as RouteName[]) {
         const params = matchRoute(ROUTES[other], ROUTES[name].method, path)
