@@ -88,6 +88,8 @@ export function httpStatusOf (code: string): number {
   return STATUS_BY_CODE[code] ?? 500
 }
 
-/** The success statuses the API uses. */
+/** Statuses the server treats specially (headers that go with them). */
 export const HTTP_OK = 200
-export const HTTP_NOT_FOUND = 404
+export const HTTP_UNAUTHORIZED = 401
+export const HTTP_METHOD_NOT_ALLOWED = 405
+export const HTTP_UNAVAILABLE = 503

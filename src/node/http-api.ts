@@ -39,7 +39,7 @@ import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeE
 import type { Logger } from '../model/log.ts'
 import type { BlobService } from '../net/blob-service.ts'
 import { CALL_TIMEOUT_MS_DEFAULT, CALL_TIMEOUT_MS_MAX } from '../api/limits.ts'
-import { HTTP_OK, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
+import { HTTP_METHOD_NOT_ALLOWED, HTTP_OK, HTTP_UNAUTHORIZED, HTTP_UNAVAILABLE, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
 import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
 import { toJson } from '../api/dag-json.ts'
@@ -443,9 +443,9 @@ function sendJson (res: ServerResponse, status: number, body: unknown, headers: 
 function sendFailure (res: ServerResponse, failure: RhizomeError, headers: Record<string, string | number> = {}): void {
   const status = httpStatusOf(failure.code)
   const extra: Record<string, string | number> = { ...headers }
-  if (status === 503) extra['retry-after'] = RETRY_AFTER_SECONDS
-  if (status === 401) extra['www-authenticate'] = 'Bearer realm="rhizome"'
-  if (status === 405) extra.allow = 'GET, POST'
+  if (status === HTTP_UNAVAILABLE) extra['retry-after'] = RETRY_AFTER_SECONDS
+  if (status === HTTP_UNAUTHORIZED) extra['www-authenticate'] = 'Bearer realm="rhizome"'
+  if (status === HTTP_METHOD_NOT_ALLOWED) extra.allow = 'GET, POST'
   sendJson(res, status, { error: failure.toData() }, extra)
 }
 
