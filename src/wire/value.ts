@@ -50,3 +50,22 @@ export function decodeRemoteValue (bytes: Uint8Array, what: string): unknown {
     throw new MalformedValueError(`${what} is not valid dag-cbor: ${(err as Error).message}`, { cause: err })
   }
 }
+
+/** The multicodec of raw bytes: a blob stored as-is (`rhizome blob put`). */
+export const RAW_CODE = 0x55
+
+/** Whether a CID names something `decodeLinkedValue` can turn into a value: dag-cbor, or raw bytes. */
+export function isValueCodec (code: number): boolean {
+  return code === dagCbor.code || code === RAW_CODE
+}
+
+/**
+ * The value a CID link stands for, from the blob it names (already verified against `cidCode`'s
+ * CID by whoever fetched it). A dag-cbor blob decodes under the limits above; a raw blob is its
+ * bytes, so a file stored with `rhizome blob put` can be an input as it is.
+ */
+export function decodeLinkedValue (cidCode: number, bytes: Uint8Array, what: string): unknown {
+  if (cidCode === RAW_CODE) return bytes
+  if (cidCode !== dagCbor.code) throw new MalformedValueError(`${what} has codec 0x${cidCode.toString(16)}; only dag-cbor and raw blobs are values`)
+  return decodeRemoteValue(bytes, what)
+}

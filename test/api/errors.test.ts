@@ -46,6 +46,7 @@ describe('HTTP statuses of error codes', () => {
       ERR_INTERNAL: 500,
       ERR_BLOB_CORRUPT: 500,
       ERR_PEER_UNAVAILABLE: 502,
+      ERR_INPUT_UNAVAILABLE: 502,
       ERR_ATTESTATION_INVALID: 502,
       ERR_PROTOCOL_VIOLATION: 502,
       ERR_PEER_BUSY: 503,

@@ -20,6 +20,8 @@ export interface MemoryPeer {
   dialed: Stream[]
   /** Dials that wait here until released or aborted (a peer that does not answer). */
   stallDials: boolean
+  /** Bytes that arrived at this peer on any stream, counted as the other end sends them. */
+  bytesReceived: number
 }
 
 export interface Violation { peer: string, protocol: string, error: Error }
@@ -31,7 +33,7 @@ export class MemoryNet {
     const privateKey = await generateKeyPair('Ed25519')
     const peerId = peerIdFromPrivateKey(privateKey)
     const handlers = new Map<string, StreamHandler>()
-    const peer: MemoryPeer = { peerId, privateKey, dialed: [], stallDials: false, libp2p: undefined as unknown as RpcHost }
+    const peer: MemoryPeer = { peerId, privateKey, dialed: [], stallDials: false, bytesReceived: 0, libp2p: undefined as unknown as RpcHost }
     const libp2p = {
       handle: async (protocol: string | string[], handler: StreamHandler) => {
         for (const p of [protocol].flat()) handlers.set(p, handler)
@@ -44,8 +46,10 @@ export class MemoryNet {
         const remote = this.peers.get(target.toString())
         const name = [protocol].flat()[0]
         const handler = remote?.handlers.get(name)
-        if (handler === undefined) throw new Error(`no peer ${target.toString()} serving ${name} in this memory net`)
+        if (remote === undefined || handler === undefined) throw new Error(`no peer ${target.toString()} serving ${name} in this memory net`)
         const [outbound, inbound] = await streamPair({ protocol: name })
+        countReceived(outbound, remote.peer)
+        countReceived(inbound, peer)
         peer.dialed.push(outbound)
         void handler(inbound, { remotePeer: peerId } as unknown as Connection)
         return outbound
@@ -65,6 +69,15 @@ export class MemoryNet {
     }, init)
     rpc.start()
     return rpc
+  }
+}
+
+/** Count what `sender` sends as bytes received by `receiver` (a 'message' listener would steal the data from the reader). */
+function countReceived (sender: Stream, receiver: MemoryPeer): void {
+  const send = sender.send.bind(sender)
+  sender.send = (data) => {
+    receiver.bytesReceived += data.byteLength
+    return send(data)
   }
 }
 
