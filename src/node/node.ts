@@ -266,8 +266,12 @@ async function startRuns (store: Store, net: Net, services: Services, progress: 
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),
     execute: async (task, options) => {
+      const inputs = task.inputs.map(input => ({ cid: input.cid, peers: [input.peer] }))
       const result = await callPlaced({
-        call: async (...call) => await tasks.call(...call),
+        // A ref-only task leaves its result on the worker; Ref arguments are fetched by the worker from their makers.
+        call: async (fn, exportName, args, peer, callOptions) => task.ref
+          ? { ...await tasks.call(fn, exportName, args, peer, { ...callOptions, ref: true, inputs }), value: undefined }
+          : await tasks.call(fn, exportName, args, peer, { ...callOptions, inputs }),
         candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
         log: log.child('runs')
       }, task.fn, task.export, task.args, { signal: options.signal, onAttempt: options.onAttempt })
