@@ -15,7 +15,9 @@ export {
   codeCid, createManifest, encodeManifest, decodeManifest, manifestCid, validateManifest
 } from './manifest.ts'
 export type { FunctionManifest, ManifestInput } from './manifest.ts'
-export { BundleError, NoExportsError, InvalidManifestError } from './errors.ts'
+export { BundleError, NoExportsError, NoWorkflowsError, InvalidManifestError, WorkflowNotCallableError } from './errors.ts'
 // The limits a manifest carries, for the CLI, which may not reach into the sandbox itself.
 export { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING, LIMITS_FLOOR, limitsProblem } from '../sandbox/index.ts'
 export type { SandboxLimits } from '../sandbox/index.ts'
+export { bundleWorkflow, SDK_SPECIFIERS, WORKFLOW_SDK_EXPORTS, WORKFLOW_FUNCTION_MODULES_MAX } from './workflow-bundle.ts'
+export type { DeployedFunctionModule, WorkflowBundle, WorkflowBundleOptions } from './workflow-bundle.ts'
