@@ -25,6 +25,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { AbortedError, InvalidInputError, PeerUnavailableError, ProtocolViolationError, RhizomeError, TimeoutError } from '../model/errors.ts'
 import { RESULT_INLINE_BYTES_MAX, TASK_ARGS_BYTES_MAX, attestationSigningBytes, encodeTaskReply, encodeTaskRequest, parseTaskReply, parseTaskRequest, taskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
+import { WorkflowNotCallableError } from '../functions/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { BlobStore } from '../store/index.ts'
@@ -189,6 +190,7 @@ export class TaskService {
       if (!loaded.manifest.exports.includes(exportName)) {
         throw new InvalidInputError(`function ${fn.toString()} has no export ${JSON.stringify(exportName)}; it exports ${loaded.manifest.exports.join(', ')}`, { hint: 'call one of the exports listed; `rhizome functions` shows them' })
       }
+      if (loaded.manifest.kind === 'workflow') throw new WorkflowNotCallableError(fn.toString(), exportName)
       release = await this.slots.acquire(signal)
       const t2 = performance.now()
       log.debug('task started', { task: id.toString(), fn: fn.toString(), export: exportName, caller: caller.toString() })
