@@ -7,11 +7,16 @@
  * A failure the peer reports comes back as the peer's own named error (`failureFromData`);
  * a peer that does not answer is `ApiUnreachableError`, one that answers late `ApiTimeoutError`.
  */
-import { RhizomeError, failureFromData } from '../model/errors.ts'
+import { InvalidInputError, RhizomeError, failureFromData } from '../model/errors.ts'
+import { EVENT_STREAM_TYPE, SseDecoder } from './events.ts'
+import type { ProgressEvent } from './events.ts'
 import { CALL_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
-import type { BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView } from './types.ts'
+import type {
+  BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest,
+  RunStarted, RunStatus, RunSummary
+} from './types.ts'
 
 /** The local API answers in milliseconds; a blob fetch from another peer may take a minute. */
 export const API_TIMEOUT_MS_DEFAULT = 120_000
@@ -83,6 +88,14 @@ export interface ClientOptions {
   signal?: AbortSignal
 }
 
+/** What `runs()` asks for: the newest `limit` runs (the peer's default and maximum apply), of one `status`. */
+export interface RunListQuery {
+  limit?: number
+  status?: RunStatus
+}
+
+export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'finished', 'failed', 'cancelled']
+
 export interface RequestOptions {
   signal?: AbortSignal
   /** Default `API_TIMEOUT_MS_DEFAULT`. */
@@ -139,6 +152,109 @@ export class RhizomeClient {
     return await this.json('blobFetch', { cid }, new Uint8Array(0), options, `?from=${encodeURIComponent(from)}`)
   }
 
+  /** Start a workflow run; answers as soon as the run is started (follow it with `runEvents`, read it with `run`). */
+  async startRun (request: RunRequest, options?: RequestOptions): Promise<RunStarted> {
+    return await this.json('runStart', {}, new TextEncoder().encode(JSON.stringify(request)), options)
+  }
+
+  /** The runs this peer drives, newest first. */
+  async runs (query: RunListQuery = {}, options?: RequestOptions): Promise<RunSummary[]> {
+    const params = new URLSearchParams()
+    if (query.limit !== undefined) {
+      if (!Number.isSafeInteger(query.limit) || query.limit < 1) throw new InvalidInputError(`limit must be a positive integer, not ${String(query.limit)}`, { hint: 'e.g. { limit: 20 }' })
+      params.set('limit', String(query.limit))
+    }
+    if (query.status !== undefined) {
+      if (!RUN_STATUSES.includes(query.status)) throw new InvalidInputError(`status must be one of ${RUN_STATUSES.join(', ')}, not ${JSON.stringify(query.status)}`)
+      params.set('status', query.status)
+    }
+    const search = params.size > 0 ? `?${params.toString()}` : ''
+    return (await this.json<{ runs: RunSummary[] }>('runList', {}, undefined, options, search)).runs
+  }
+
+  /** A run: its status, its result or error once it has one, which peer ran each task, its critical path. */
+  async run (runId: string, options?: RequestOptions): Promise<RunReport> {
+    return await this.json('runGet', { id: runId }, undefined, options)
+  }
+
+  /** Cancel a run; its tasks in flight are cancelled on their workers. */
+  async cancelRun (runId: string, options?: RequestOptions): Promise<void> {
+    await this.json('runCancel', { id: runId }, new Uint8Array(0), options)
+  }
+
+  /**
+   * A run's progress events: what happened so far, then live, ending after `run:finished`.
+   * `timeoutMs` bounds the wait for the peer to answer, not the stream (a run may take hours):
+   * the caller's signal ends it. Leaving the loop early closes the connection; the run goes on.
+   * A stream that ends before `run:finished` is ApiAnswerError.
+   */
+  async * runEvents (runId: string, options: RequestOptions = {}): AsyncGenerator<ProgressEvent> {
+    const request = `${ROUTES.runEvents.method} ${ROUTES.runEvents.path}`
+    const res = await this.openStream('runEvents', { id: runId }, options)
+    if (res.body === null) throw new ApiAnswerError(`the peer answered ${request} without a body`)
+    const reader = res.body.getReader()
+    const decoder = new SseDecoder()
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>
+        try {
+          chunk = await reader.read()
+        } catch (err) {
+          if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
+          throw new ApiAnswerError(`the event stream of run ${runId} from ${this.url} was cut off: ${(err as Error).message}`, { hint: `the peer may have stopped; the run's state is kept: \`rhizome run-status ${runId}\``, cause: err })
+        }
+        if (chunk.done) {
+          throw new ApiAnswerError(`the event stream of run ${runId} ended before the run finished`, { hint: `follow it again with \`rhizome run-status ${runId} --wait\`` })
+        }
+        for (const event of decoder.push(chunk.value)) {
+          if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
+            throw new ApiAnswerError(`an event of run ${runId} is not an object with a type`)
+          }
+          yield event as ProgressEvent
+          if ((event as ProgressEvent).type === 'run:finished') return
+        }
+      }
+    } finally {
+      // Closes the connection (also when the caller leaves the loop early); the run itself goes on.
+      await reader.cancel().catch(() => {})
+    }
+  }
+
+  /**
+   * Open an event stream: `timeoutMs` covers the answer's headers only, the caller's signal the
+   * whole stream.
+   */
+  private async openStream (name: RouteName, params: Record<string, string>, options: RequestOptions): Promise<Response> {
+    const route = ROUTES[name]
+    const request = `${route.method} ${route.path}`
+    const timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS_DEFAULT
+    const answered = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => { timedOut = true; answered.abort() }, timeoutMs)
+    const signals = [answered.signal]
+    if (this.signal !== undefined) signals.push(this.signal)
+    if (options.signal !== undefined) signals.push(options.signal)
+    const headers: Record<string, string> = { accept: EVENT_STREAM_TYPE }
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    let res: Response
+    try {
+      res = await fetch(this.url + routePath(name, params), { method: route.method, headers, signal: AbortSignal.any(signals) })
+    } catch (err) {
+      if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
+      if (timedOut) throw new ApiTimeoutError(this.url, request, timeoutMs)
+      throw new ApiUnreachableError(this.url, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+    if (!res.ok) throw await failureOf(res, request)
+    const type = (res.headers.get('content-type') ?? '').split(';')[0].trim()
+    if (type !== EVENT_STREAM_TYPE) {
+      await res.body?.cancel().catch(() => {})
+      throw new ApiAnswerError(`the peer answered ${request} with ${type === '' ? 'no content type' : type}, not an event stream`)
+    }
+    return res
+  }
+
   private async json<T> (name: RouteName, params: Record<string, string>, body?: Uint8Array, options?: RequestOptions, query = ''): Promise<T> {
     return await this.exchange(name, params, body, query, options, async res => {
       const declared = Number(res.headers.get('content-length') ?? 0)
@@ -177,14 +293,7 @@ export class RhizomeClient {
       if (deadline.aborted) throw new ApiTimeoutError(this.url, request, timeoutMs)
       throw new ApiUnreachableError(this.url, { cause: err })
     }
-    if (!res.ok) {
-      let failure: FailureData | undefined
-      try {
-        failure = ((await res.json()) as { error?: FailureData }).error
-      } catch {}
-      if (failure === undefined || typeof failure.code !== 'string') throw new ApiAnswerError(`the peer answered HTTP ${res.status} to ${request}`)
-      throw failureFromData(failure)
-    }
+    if (!res.ok) throw await failureOf(res, request)
     try {
       return await read(res)
     } catch (err) {
@@ -195,4 +304,14 @@ export class RhizomeClient {
       throw new ApiAnswerError(`the answer from ${this.url} to ${request} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped; see its log', cause: err })
     }
   }
+}
+
+/** The peer's own error from a failed answer, or ApiAnswerError when it sent none. */
+async function failureOf (res: Response, request: string): Promise<RhizomeError> {
+  let failure: FailureData | undefined
+  try {
+    failure = ((await res.json()) as { error?: FailureData }).error
+  } catch {}
+  if (failure === undefined || typeof failure.code !== 'string') return new ApiAnswerError(`the peer answered HTTP ${res.status} to ${request}`)
+  return failureFromData(failure)
 }

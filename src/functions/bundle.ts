@@ -64,7 +64,7 @@ function sourceFileProblem (stats: { isFile: () => boolean, isDirectory: () => b
  * The entry file, checked before esbuild reads it: opened with O_NONBLOCK so a FIFO does not block
  * the open, then its type and size taken from that handle.
  */
-async function checkEntry (entry: string, shown: string): Promise<void> {
+export async function checkEntry (entry: string, shown: string): Promise<void> {
   let handle
   try {
     handle = await open(entry, constants.O_RDONLY | constants.O_NONBLOCK)
@@ -101,7 +101,7 @@ const importGuard: esbuild.Plugin = {
 }
 
 /** Refuse source files that are not regular files, or are too large, before esbuild reads them. */
-const sourceFileGuard: esbuild.Plugin = {
+export const sourceFileGuard: esbuild.Plugin = {
   name: 'rhizome-source-files',
   setup (build) {
     // Imported files too: esbuild would read a FIFO or a device it is pointed at without end.

@@ -40,3 +40,22 @@ export class InvalidManifestError extends RhizomeError {
     this.field = field
   }
 }
+
+/** A workflow module exports no workflow (no export is marked with `workflow()`). */
+export class NoWorkflowsError extends RhizomeError {
+  constructor (what: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_NO_WORKFLOWS', `${what} exports no workflow`, { hint: 'mark and export one: `export const A = workflow(async (x) => { ... })`', ...options })
+    this.name = 'NoWorkflowsError'
+  }
+}
+
+/**
+ * A task named a deployed workflow: a workflow is driven as a run (`rhizome run`, POST /v1/runs),
+ * never called as one task on a worker.
+ */
+export class WorkflowNotCallableError extends RhizomeError {
+  constructor (fn: string, exportName: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_WORKFLOW_NOT_CALLABLE', `${fn} is a workflow, not a function: ${exportName} cannot run as a task`, { hint: `start it as a run: \`rhizome run FILE ${exportName}\`, or POST /v1/runs with { workflow, export, args }`, ...options })
+    this.name = 'WorkflowNotCallableError'
+  }
+}

@@ -5,6 +5,10 @@
  * codec, sha2-256) is the function's id. The same code, name, exports and limits always give the
  * same manifest bytes and so the same id.
  *
+ * A workflow bundle has a manifest too (kind 'workflow'; its exports are the workflow names, its
+ * limits those of one activation): the same id scheme names the workflow a run runs. A workflow
+ * is never run as a task; the task service refuses it by its kind.
+ *
  * Manifests arrive from other peers: decodeManifest caps the size before decoding, then checks
  * every field, refusing unknown fields and non-canonical encodings (so one function has one id).
  */
@@ -15,21 +19,26 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { TooLargeError } from '../model/errors.ts'
 import { EXPORT_NAME_LENGTH_MAX, HIDDEN_CHARACTERS, exportNameProblem } from '../model/export-name.ts'
-import { CODE_BYTES_MAX, DEFAULT_LIMITS, limitsProblem } from '../sandbox/index.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, DEFAULT_WORKFLOW_LIMITS, limitsProblem } from '../sandbox/index.ts'
 import type { FunctionKind, SandboxLimits } from '../sandbox/index.ts'
 import { InvalidManifestError } from './errors.ts'
 
 export const FUNCTION_MANIFEST_VERSION = 'function/1'
 
+/** What the code is: a module of functions (JS or wasm), or a workflow bundle (JS, run by a run's driver). */
+export type ManifestKind = FunctionKind | 'workflow'
+export const MANIFEST_KINDS: readonly ManifestKind[] = ['js', 'wasm', 'workflow']
+
 export interface FunctionManifest {
   rhizome: typeof FUNCTION_MANIFEST_VERSION
   name: string
-  kind: FunctionKind
+  kind: ManifestKind
   /** Raw CID of the code (the JS bundle or the wasm module). */
   code: CID
   codeBytes: number
-  /** Callable exports, sorted, unique. */
+  /** Callable exports (for a workflow: its workflows), sorted, unique. */
   exports: string[]
+  /** For a workflow: the limits of one activation (DEFAULT_WORKFLOW_LIMITS unless given). */
   limits: SandboxLimits
   /** True when equal calls give equal results (the default): results may be verified by replicas. */
   deterministic: boolean
@@ -55,7 +64,7 @@ const LIMIT_FIELDS = Object.keys(DEFAULT_LIMITS).sort()
 
 export interface ManifestInput {
   name: string
-  kind: FunctionKind
+  kind: ManifestKind
   code: Uint8Array
   exports: string[]
   limits?: SandboxLimits
@@ -76,7 +85,7 @@ export async function createManifest (input: ManifestInput): Promise<FunctionMan
     code: await codeCid(input.code),
     codeBytes: input.code.length,
     exports: [...new Set(input.exports)].sort(compareStrings),
-    limits: { ...(input.limits ?? DEFAULT_LIMITS) },
+    limits: { ...(input.limits ?? (input.kind === 'workflow' ? DEFAULT_WORKFLOW_LIMITS : DEFAULT_LIMITS)) },
     deterministic: input.deterministic ?? true
   }
   return validateManifest(manifest)
@@ -124,13 +133,14 @@ export function validateManifest (value: unknown): FunctionManifest {
   }
   if (m.rhizome !== FUNCTION_MANIFEST_VERSION) throw new InvalidManifestError('rhizome', `must be "${FUNCTION_MANIFEST_VERSION}"`)
   checkLabel('name', m.name, FUNCTION_NAME_LENGTH_MAX)
-  if (m.kind !== 'js' && m.kind !== 'wasm') throw new InvalidManifestError('kind', 'must be "js" or "wasm"')
+  if (!MANIFEST_KINDS.includes(m.kind as ManifestKind)) throw new InvalidManifestError('kind', 'must be "js", "wasm" or "workflow"')
   const code = CID.asCID(m.code)
   if (code === null) throw new InvalidManifestError('code', 'must be a CID')
   if (code.version !== 1 || code.code !== raw.code || code.multihash.code !== sha256.code || code.multihash.size !== 32) {
     throw new InvalidManifestError('code', 'must be a CIDv1 with the raw codec and a sha2-256 hash')
   }
-  const codeBytesMax = CODE_BYTES_MAX[m.kind]
+  // A workflow bundle is a JS module, and is held to the JS code limit.
+  const codeBytesMax = CODE_BYTES_MAX[m.kind === 'wasm' ? 'wasm' : 'js']
   if (typeof m.codeBytes !== 'number' || !Number.isSafeInteger(m.codeBytes) || m.codeBytes < 1 || m.codeBytes > codeBytesMax) {
     throw new InvalidManifestError('codeBytes', `must be an integer from 1 to ${codeBytesMax} for ${m.kind} code`)
   }

@@ -39,6 +39,7 @@ import type { RhizomeErrorOptions } from '../model/errors.ts'
 import { INPUT_PEERS_MAX, RESULT_INLINE_BYTES_MAX, TASK_ARGS_BYTES_MAX, TASK_INPUTS_FRAME_BYTES_MAX, TASK_INPUTS_MAX, attestationSigningBytes, encodeTaskReply, encodeTaskRequest, parseTaskReply, parseTaskRequest, taskId } from '../wire/task-codec.ts'
 import type { TaskInput } from '../wire/task-codec.ts'
 import { MalformedValueError, decodeLinkedValue, decodeRemoteValue, isValueCodec } from '../wire/value.ts'
+import { WorkflowNotCallableError } from '../functions/errors.ts'
 import type { Logger } from '../model/log.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { BlobStore } from '../store/index.ts'
@@ -273,6 +274,7 @@ export class TaskService {
       if (!loaded.manifest.exports.includes(exportName)) {
         throw new InvalidInputError(`function ${fn.toString()} has no export ${JSON.stringify(exportName)}; it exports ${loaded.manifest.exports.join(', ')}`, { hint: 'call one of the exports listed; `rhizome functions` shows them' })
       }
+      if (loaded.manifest.kind === 'workflow') throw new WorkflowNotCallableError(fn.toString(), exportName)
       // Also outside the slot: inputs are made local (fetched into the store) before we queue.
       const resolved = await this.fetchInputs(args, options.inputs ?? [], caller, signal)
       const t1 = performance.now()

@@ -4,10 +4,10 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
-  createManifest, decodeManifest, encodeManifest, EXPORTS_MAX, FUNCTION_NAME_LENGTH_MAX, manifestCid, MANIFEST_BYTES_MAX
+  createManifest, decodeManifest, encodeManifest, EXPORTS_MAX, FUNCTION_NAME_LENGTH_MAX, manifestCid, MANIFEST_BYTES_MAX, MANIFEST_KINDS
 } from '../../src/functions/index.ts'
 import type { FunctionManifest } from '../../src/functions/index.ts'
-import { CODE_BYTES_MAX, DEFAULT_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
+import { CODE_BYTES_MAX, DEFAULT_LIMITS, DEFAULT_WORKFLOW_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
 import { parseTaskRequest } from '../../src/wire/task-codec.ts'
 
 const code = new TextEncoder().encode('export function B (x) { return x * 2 }')
@@ -55,6 +55,27 @@ describe('function manifests', () => {
     assert.ok(!a.equals(other))
   })
 
+  test('kind workflow: exports are the workflow names, limits default to those of one activation, JS code limit', async () => {
+    assert.deepEqual(MANIFEST_KINDS, ['js', 'wasm', 'workflow'])
+    const m = await createManifest({ name: 'flow', kind: 'workflow', code, exports: ['A', 'Child'] })
+    assert.equal(m.kind, 'workflow')
+    assert.deepEqual(m.exports, ['A', 'Child'])
+    assert.deepEqual(m.limits, DEFAULT_WORKFLOW_LIMITS)
+    const bytes = encodeManifest(m)
+    assert.equal(decodeManifest(bytes).kind, 'workflow')
+    // The same bundle as a workflow and as functions: two different ids.
+    const asJs = await manifestCid(encodeManifest(await createManifest({ name: 'flow', kind: 'js', code, exports: ['A', 'Child'], limits: DEFAULT_WORKFLOW_LIMITS })))
+    assert.ok(!(await manifestCid(bytes)).equals(asJs))
+    // A workflow bundle is JS: held to the JS code limit, not the larger wasm one.
+    const m2 = { ...m } as Record<string, unknown>
+    m2.codeBytes = CODE_BYTES_MAX.js
+    assert.equal(decodeManifest(dagCbor.encode(m2)).codeBytes, CODE_BYTES_MAX.js)
+    m2.codeBytes = CODE_BYTES_MAX.js + 1
+    assert.throws(() => decodeManifest(dagCbor.encode(m2)), { name: 'InvalidManifestError', field: 'codeBytes' })
+    await assert.rejects(createManifest({ name: 'flow', kind: 'workflow', code, exports: ['not-a-name'] }), { name: 'InvalidManifestError', field: 'exports[0]' })
+    await assert.rejects(createManifest({ name: 'flow', kind: 'workflow', code, exports: [] }), { name: 'InvalidManifestError', field: 'exports' })
+  })
+
   // Invalid manifests, each with the field the error names.
   const invalid: Array<[string, string, unknown, string]> = [
     ['wrong version', 'rhizome', 'function/2', 'rhizome'],
@@ -63,6 +84,7 @@ describe('function manifests', () => {
     [`name of ${FUNCTION_NAME_LENGTH_MAX + 1} characters`, 'name', 'n'.repeat(FUNCTION_NAME_LENGTH_MAX + 1), 'name'],
     ['name with a control character', 'name', 'a\u001bb', 'name'],
     ['unknown kind', 'kind', 'python', 'kind'],
+    ['kind Workflow (case matters)', 'kind', 'Workflow', 'kind'],
     ['code that is not a CID', 'code', 'bafy', 'code'],
     ['code CID with the dag-cbor codec', 'code', CID.create(1, 0x71, CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy').multihash), 'code'],
     ['codeBytes zero', 'codeBytes', 0, 'codeBytes'],

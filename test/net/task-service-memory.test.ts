@@ -112,6 +112,20 @@ describe('TaskService with stub components', () => {
     }
   })
 
+  test('a deployed workflow is not a task: the worker refuses it with WorkflowNotCallableError, before the sandbox', async () => {
+    const net = new MemoryNet()
+    const workflow: LoadedFunction = { ...loaded, manifest: { ...loaded.manifest, kind: 'workflow', exports: ['add'] } }
+    const caller = await side(net)
+    const worker = await side(net, {}, { loadFunction: async () => workflow })
+    try {
+      await assert.rejects(caller.tasks.call(fn, 'add', [2, 3], worker.peer.peerId), { name: 'WorkflowNotCallableError', code: 'ERR_WORKFLOW_NOT_CALLABLE', retryable: false })
+      assert.equal(worker.sandbox.runs.length, 0)
+    } finally {
+      await caller.stop()
+      await worker.stop()
+    }
+  })
+
   test('a worker that signs with another key is reported, and the error is retryable', async () => {
     const net = new MemoryNet()
     const impostor = await generateKeyPair('Ed25519')

@@ -17,13 +17,7 @@ export const call: Command = {
     const [fn, exportName, ...rawArgs] = context.positionals
     const badExport = exportNameProblem(exportName)
     if (badExport !== undefined) throw new CliError('ERR_USAGE', `EXPORT ${badExport}`, { exitCode: EXIT_USAGE, hint: 'export names are JavaScript identifiers; `rhizome functions` lists each function\'s exports' })
-    const args = rawArgs.map((text, i) => {
-      try {
-        return JSON.parse(text) as unknown
-      } catch {
-        throw new CliError('ERR_USAGE', `argument ${i + 1} is not JSON: ${text}`, { exitCode: EXIT_USAGE, hint: 'strings need JSON quotes, e.g. \'"hello"\'' })
-      }
-    })
+    const args = jsonArgs(rawArgs)
     const timeoutMs = timeoutFromFlag(context.values['timeout-ms'])
     const on = context.values.on as string | undefined
     if (on !== undefined) await checkPeerIdFlag('--on', on)
@@ -43,6 +37,17 @@ export const call: Command = {
       ].join('\n') + '\n'
     }
   }
+}
+
+/** Arguments given on the command line, each as JSON (`5`, `'"text"'`, `'[1,2]'`); exit 2 for one that is not. */
+export function jsonArgs (rawArgs: string[]): unknown[] {
+  return rawArgs.map((text, i) => {
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      throw new CliError('ERR_USAGE', `argument ${i + 1} is not JSON: ${text}`, { exitCode: EXIT_USAGE, hint: 'strings need JSON quotes, e.g. \'"hello"\'' })
+    }
+  })
 }
 
 /** `--timeout-ms`: a whole number of ms from 1 to CALL_TIMEOUT_MS_MAX, refused here (exit 2) rather than by the peer. */

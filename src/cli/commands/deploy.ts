@@ -11,6 +11,9 @@ import type { Command } from '../command.ts'
 
 const MIB = 1024 * 1024
 
+/** Copies of a deployed module: the deploying peer and two more, so it outlives one peer going away. */
+export const DEPLOY_REPLICAS_DEFAULT = 3
+
 export const deploy: Command = {
   usage: `rhizome deploy FILE [--replicas N] [--name NAME] [--time-ms N] [--memory-mib N] [--output-bytes N]
                       [--data-dir DIR | --api URL] [--json]
@@ -25,29 +28,13 @@ export const deploy: Command = {
   positionals: [1, 1],
   async run (context) {
     const file = resolve(context.positionals[0])
-    const replicas = context.values.replicas === undefined ? 3 : Number(context.values.replicas)
+    const replicas = context.values.replicas === undefined ? DEPLOY_REPLICAS_DEFAULT : Number(context.values.replicas)
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) {
       throw new CliError('ERR_USAGE', `--replicas must be an integer from 1 to ${REPLICAS_MAX}, got ${JSON.stringify(context.values.replicas)}`, { exitCode: EXIT_USAGE, hint: 'e.g. --replicas 3 (the default)' })
     }
-    const name = (context.values.name as string | undefined) ?? file.replace(/^.*\//, '').replace(/\.([cm]?[jt]s|wasm)$/, '')
+    const name = (context.values.name as string | undefined) ?? moduleName(file)
     const limits = limitsFromFlags(context.values)
-    let manifestBytes: Uint8Array
-    let code: Uint8Array
-    try {
-      if (file.endsWith('.wasm')) {
-        const bytes = await readWasm(file)
-        const pkg = await packageWasm(bytes, { name, limits })
-        code = pkg.code
-        manifestBytes = encodeManifest(await createManifest({ name, kind: 'wasm', code, exports: pkg.exports, limits }))
-      } else {
-        const bundle = await bundleFunctions(file)
-        code = bundle.code
-        manifestBytes = encodeManifest(await createManifest({ name, kind: 'js', code, exports: bundle.exports, limits }))
-      }
-    } catch (err) {
-      if (err instanceof RhizomeError) throw new CliError(err.code, err.message, { hint: err.hint, exitCode: EXIT_USAGE })
-      throw err
-    }
+    const { manifestBytes, code } = await packageModule(file, name, limits)
     const result = await (await connectPeer(context)).deploy(dagCbor.encode({ manifest: manifestBytes, code, replicas }))
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(result, null, 2) + '\n' }
     const held = result.replicas.filter(r => r.ok).length
@@ -59,6 +46,32 @@ export const deploy: Command = {
       ...result.replicas.filter(r => !r.ok).map(r => `  ${r.peer}: ${r.error ?? 'failed'}`)
     ]
     return { exitCode: EXIT_OK, stdout: lines.join('\n') + '\n' }
+  }
+}
+
+/** The name a module is deployed under by default: its file name without the extension. */
+export function moduleName (file: string): string {
+  return file.replace(/^.*\//, '').replace(/\.([cm]?[jt]s|wasm)$/, '')
+}
+
+/**
+ * Bundle (or check) a module and write its manifest: what `rhizome deploy` sends, and what
+ * `rhizome run` sends for each function module a workflow imports, so the same file deployed
+ * either way gets the same function id (and the second deploy is no work). Packaging errors are
+ * the user's to fix: exit 2.
+ */
+export async function packageModule (file: string, name: string, limits: SandboxLimits = DEFAULT_LIMITS): Promise<{ manifestBytes: Uint8Array, code: Uint8Array }> {
+  try {
+    if (file.endsWith('.wasm')) {
+      const bytes = await readWasm(file)
+      const pkg = await packageWasm(bytes, { name, limits })
+      return { code: pkg.code, manifestBytes: encodeManifest(await createManifest({ name, kind: 'wasm', code: pkg.code, exports: pkg.exports, limits })) }
+    }
+    const bundle = await bundleFunctions(file)
+    return { code: bundle.code, manifestBytes: encodeManifest(await createManifest({ name, kind: 'js', code: bundle.code, exports: bundle.exports, limits })) }
+  } catch (err) {
+    if (err instanceof RhizomeError && !(err instanceof CliError)) throw new CliError(err.code, err.message, { hint: err.hint, exitCode: EXIT_USAGE })
+    throw err
   }
 }
 

@@ -1,0 +1,160 @@
+/**
+ * How the CLI shows workflow runs: the live progress of one run (from its events), its report
+ * at the end (result, which peer ran which task and when, the critical path), and the list of
+ * runs. Pure functions of API data, so their output is tested from canned reports.
+ */
+import { RhizomeError, failureFromData } from '../model/errors.ts'
+import type { ProgressEvent } from '../api/events.ts'
+import type { RunReport, RunSummary, RunTaskReport } from '../api/types.ts'
+
+/** A peer id shortened for tables: its start (the key type) and its end (where ids differ). */
+export function shortPeer (peer: string): string {
+  return peer.length <= 16 ? peer : `${peer.slice(0, 8)}…${peer.slice(-6)}`
+}
+
+/** A CID shortened for tables; the full one is in `--json`. */
+export function shortCid (cid: string): string {
+  return cid.length <= 20 ? cid : `${cid.slice(0, 10)}…${cid.slice(-6)}`
+}
+
+interface TaskState { export: string, state: 'scheduled' | 'running' | 'done' | 'failed', peer?: string }
+
+/**
+ * A run's progress, from its events: the counts for a progress line, and a line per task start
+ * and finish for output that is not a terminal.
+ */
+export class RunProgress {
+  private readonly tasks = new Map<string, TaskState>()
+
+  /** Feed one event; answers the lines to print for it when the output is not a terminal. */
+  handle (event: ProgressEvent): string[] {
+    switch (event.type) {
+      case 'run:task:scheduled':
+        if (!this.tasks.has(event.taskId)) this.tasks.set(event.taskId, { export: event.export, state: 'scheduled' })
+        return []
+      case 'run:task:started': {
+        const task = this.task(event.taskId)
+        task.state = 'running'
+        task.peer = event.peer
+        return [`started  ${task.export} on ${shortPeer(event.peer)}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`]
+      }
+      case 'run:task:done': {
+        const task = this.task(event.taskId)
+        task.state = 'done'
+        task.peer = event.peer
+        return [`done     ${task.export} on ${shortPeer(event.peer)} in ${Math.round(event.ms)} ms`]
+      }
+      case 'run:task:failed': {
+        const task = this.task(event.taskId)
+        task.state = 'failed'
+        return [`failed   ${task.export}: ${event.error.name}: ${event.error.message}`]
+      }
+      default:
+        return []
+    }
+  }
+
+  /** The progress line: tasks scheduled, running and done, and the peers running them. */
+  line (): string {
+    let running = 0
+    let done = 0
+    let failed = 0
+    const peers = new Set<string>()
+    for (const task of this.tasks.values()) {
+      if (task.state === 'running') running++
+      if (task.state === 'done') done++
+      if (task.state === 'failed') failed++
+      if (task.state === 'running' && task.peer !== undefined) peers.add(task.peer)
+    }
+    const shown = [...peers].sort().slice(0, 3).map(shortPeer)
+    const on = peers.size === 0 ? '' : ` on ${peers.size} peer${peers.size === 1 ? '' : 's'} (${shown.join(', ')}${peers.size > shown.length ? ', …' : ''})`
+    return `tasks: ${this.tasks.size} scheduled, ${running} running${on}, ${done} done${failed > 0 ? `, ${failed} failed` : ''}`
+  }
+
+  private task (taskId: string): TaskState {
+    let task = this.tasks.get(taskId)
+    if (task === undefined) {
+      // Events were dropped (a slow reader): the task is counted, by id, from what is known now.
+      task = { export: taskId.slice(-8), state: 'scheduled' }
+      this.tasks.set(taskId, task)
+    }
+    return task
+  }
+}
+
+/** Milliseconds from the run's start, for the task table. */
+function since (report: RunReport, ms: number | undefined): string {
+  return ms === undefined ? '-' : String(Math.max(0, Math.round(ms - report.startedMs)))
+}
+
+function table (rows: string[][], rightAligned: Set<number>): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
+  return rows.map(r => r.map((cell, i) => rightAligned.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i])).join('  ').trimEnd())
+}
+
+/** Which peer ran which task, and when: queued → started → finished, in ms since the run started. */
+export function taskTable (report: RunReport): string[] {
+  if (report.tasks.length === 0) return []
+  const tasks = [...report.tasks].sort((a, b) => a.queuedMs - b.queuedMs || (a.startedMs ?? Infinity) - (b.startedMs ?? Infinity) || (a.taskId < b.taskId ? -1 : 1))
+  const rows = [['task', 'peer', 'queued', 'started', 'finished', 'status']]
+  for (const t of tasks) rows.push([t.export, t.peer === undefined ? '-' : shortPeer(t.peer), since(report, t.queuedMs), since(report, t.startedMs), since(report, t.finishedMs), taskStatus(t)])
+  return table(rows, new Set([2, 3, 4]))
+}
+
+function taskStatus (t: RunTaskReport): string {
+  const attempt = t.attempt > 1 ? ` (attempt ${t.attempt})` : ''
+  return t.status === 'failed' && t.error !== undefined ? `failed: ${t.error.name}${attempt}` : `${t.status}${attempt}`
+}
+
+/** The critical path by export names: `B → C (40 ms)`. */
+export function criticalPathLine (report: RunReport): string | undefined {
+  const path = report.criticalPath
+  if (path === undefined || path.taskIds.length === 0) return undefined
+  const byId = new Map(report.tasks.map(t => [t.taskId, t.export]))
+  return `${path.taskIds.map(id => byId.get(id) ?? shortCid(id)).join(' → ')} (${Math.round(path.ms)} ms)`
+}
+
+/**
+ * A run's report as the CLI prints it: the result as JSON on the first line (so `| head -1`
+ * gets it), then the run, the task table and the critical path.
+ */
+export function formatRunReport (report: RunReport): string {
+  const lines: string[] = []
+  if (report.status === 'finished') lines.push(JSON.stringify(report.result ?? null))
+  const took = report.finishedMs !== undefined ? ` in ${Math.round(report.finishedMs - report.startedMs)} ms` : ''
+  const peers = new Set(report.tasks.map(t => t.peer).filter(p => p !== undefined))
+  lines.push(
+    `  run            ${report.runId}`,
+    `  status         ${report.status}${took}`,
+    `  workflow       ${report.export} of ${report.workflow}`,
+    `  driven by      ${report.driver}`,
+    `  tasks          ${report.tasks.length} on ${peers.size} peer${peers.size === 1 ? '' : 's'}`
+  )
+  const critical = criticalPathLine(report)
+  if (critical !== undefined) lines.push(`  critical path  ${critical}`)
+  if (report.error !== undefined) lines.push(`  error          ${report.error.name}: ${report.error.message}`)
+  const rows = taskTable(report)
+  if (rows.length > 0) lines.push('', ...rows.map(r => `  ${r}`))
+  return lines.join('\n') + '\n'
+}
+
+/** Why a run that ended otherwise than finished failed, as the error the CLI reports (exit 1). */
+export function runFailure (report: RunReport): RhizomeError {
+  if (report.error !== undefined) {
+    const err = failureFromData(report.error)
+    if (err.hint !== undefined) return err
+    return new RhizomeError(report.error.code, report.error.message, { hint: `\`rhizome run-status ${report.runId} --json\` shows every task and its error` })
+  }
+  if (report.status === 'cancelled') return new RhizomeError('ERR_RUN_CANCELLED', `run ${report.runId} was cancelled`, { hint: 'start it again with `rhizome run FILE EXPORT ARGS...`' })
+  return new RhizomeError('ERR_RUN_FAILED', `run ${report.runId} ended ${report.status}`, { hint: `\`rhizome run-status ${report.runId} --json\` shows every task and its error` })
+}
+
+/** `rhizome runs`: one row per run, newest first as the peer lists them. */
+export function formatRunList (runs: RunSummary[]): string {
+  if (runs.length === 0) return 'no runs on this peer yet (start one with `rhizome run FILE EXPORT ARGS...`)\n'
+  const rows = [['run', 'status', 'export', 'workflow', 'started', 'took']]
+  for (const r of runs) {
+    rows.push([r.runId, r.status, r.export, shortCid(r.workflow), new Date(r.startedMs).toISOString(), r.finishedMs === undefined ? '-' : `${Math.round(r.finishedMs - r.startedMs)} ms`])
+  }
+  return table(rows, new Set([5])).join('\n') + '\n'
+}
