@@ -558,12 +558,24 @@ export class SchedulerMachine implements Scheduler {
     const room = this.withRoom
     const usable = (p: PeerRecord): boolean => p !== busy
     const fresh = (p: PeerRecord): boolean => usable(p) && !task.failedOn.has(p.peerId)
-    const sample: PeerRecord[] = []
     const want = Math.min(this.s.candidatesSampled, room.length)
-    // Random distinct draws, avoiding peers the task failed on; a bounded number of tries.
-    for (let tries = 0; sample.length < want && tries < 4 * want + 4; tries++) {
-      const peer = room[this.random.int(0, room.length - 1)]
-      if (fresh(peer) && !sample.includes(peer)) sample.push(peer)
+    let sample: PeerRecord[] = []
+    if (room.length <= 2 * want) {
+      // Few peers with room: take a random `want` of those the task has not failed on.
+      sample = room.filter(fresh)
+      for (let i = 0; i < Math.min(want, sample.length); i++) {
+        const j = this.random.int(i, sample.length - 1)
+        const swap = sample[i]
+        sample[i] = sample[j]
+        sample[j] = swap
+      }
+      sample.length = Math.min(want, sample.length)
+    } else {
+      // Random distinct draws, avoiding peers the task failed on; a bounded number of tries.
+      for (let tries = 0; sample.length < want && tries < 4 * want + 4; tries++) {
+        const peer = room[this.random.int(0, room.length - 1)]
+        if (fresh(peer) && !sample.includes(peer)) sample.push(peer)
+      }
     }
     if (sample.length === 0) {
       // Unlucky draws, or most peers with room already failed this task: look at all of them.
