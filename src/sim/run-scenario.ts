@@ -32,7 +32,7 @@ import type { Random } from '../protocol/random.ts'
 import { createRunDriver } from '../protocol/run/index.ts'
 import type { RunDriver, RunOutput } from '../protocol/run/index.ts'
 import { createScheduler, PeerLossTracker } from '../protocol/scheduler/index.ts'
-import type { Scheduler, SchedulerOutput } from '../protocol/scheduler/index.ts'
+import type { Scheduler, SchedulerOptions, SchedulerOutput } from '../protocol/scheduler/index.ts'
 import { drawFaultPlan, drawStartPlan, faultPlanProblem, scheduleFaults } from './faults.ts'
 import type { FaultPlan, StartPlan } from './faults.ts'
 import { SimNetwork } from './network.ts'
@@ -241,7 +241,12 @@ interface RunState {
   exhaustDeadlineMs: number
 }
 
-export function runRunScenario (input: RunScenario | ({ seed: number } & RunShape)): RunScenarioResult {
+export interface RunHooks {
+  /** Build the driving peer's scheduler. Default: the real one. */
+  createScheduler?: (options: SchedulerOptions) => Scheduler
+}
+
+export function runRunScenario (input: RunScenario | ({ seed: number } & RunShape), hooks: RunHooks = {}): RunScenarioResult {
   const s = 'graph' in input ? input : runScenarioFromSeed(input.seed, input)
   const nodes = s.workers + 1
   const problem = s.workers < 1 ? 'the run scenario needs a worker' : faultPlanProblem(s, nodes)
@@ -272,7 +277,7 @@ export function runRunScenario (input: RunScenario | ({ seed: number } & RunShap
     // noticed within attemptTimeoutMs: past that, no retry is used up.
     exhaustDeadlineMs: s.faultsEndMs + s.goneAfterMs + s.announceIntervalMs + s.attemptTimeoutMs + s.retryMaxMs + 4 * s.delayMaxMs + PEERS_REFRESH_MS
   }
-  const hosts = new SimHosts<Life, Message, Output>(world, peerIds, s.initialSkewsMs, runAdapter(st, machineRng))
+  const hosts = new SimHosts<Life, Message, Output>(world, peerIds, s.initialSkewsMs, runAdapter(st, machineRng, hooks.createScheduler ?? createScheduler))
   const network = new SimNetwork<Message>(world, hosts.nodes, netRng, s, (to, from, message) => hosts.deliver(to, from, message))
   st.hosts = hosts
   st.network = network
@@ -308,9 +313,9 @@ export function livenessBoundMs (s: RunScenario): number {
   return 2 * (noticeMs + workMs)
 }
 
-function runAdapter (st: RunState, machineRng: Random): MachineAdapter<Life, Message, Output> {
+function runAdapter (st: RunState, machineRng: Random, create: (options: SchedulerOptions) => Scheduler): MachineAdapter<Life, Message, Output> {
   return {
-    start: (node, nowMs) => node.index === 0 ? startDriver(st, node, machineRng) : startWorker(st, node, nowMs, machineRng),
+    start: (node, nowMs) => node.index === 0 ? startDriver(st, node, machineRng, create) : startWorker(st, node, nowMs, machineRng),
     startNote: (life) => life.kind === 'worker' ? `inc=${life.incarnation}` : 'driver',
     handleMessage: (life, node, from, message, nowMs) => {
       if (life.kind === 'worker') workerMessage(st, life, node, from, message, nowMs)
@@ -418,7 +423,7 @@ function workerNextMs (st: RunState, life: WorkerLife): number {
 
 // --- the driving peer ------------------------------------------------------------------
 
-function startDriver (st: RunState, node: SimNode<Life>, machineRng: Random): DriverLife {
+function startDriver (st: RunState, node: SimNode<Life>, machineRng: Random, create: (options: SchedulerOptions) => Scheduler): DriverLife {
   const s = st.s
   const membership = createMembership({
     selfId: st.peerIds[0],
@@ -431,7 +436,7 @@ function startDriver (st: RunState, node: SimNode<Life>, machineRng: Random): Dr
     announceMinIntervalMs: Math.floor(s.announceIntervalMs / 4),
     peersMax: Math.max(1024, s.workers + 1)
   })
-  const scheduler = createScheduler({
+  const scheduler = create({
     random: machineRng.fork(),
     pendingMax: s.pendingMax,
     queueShare: s.queueShare,
