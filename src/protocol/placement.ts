@@ -1,5 +1,9 @@
 /**
- * Placement helpers that every peer computes the same way from the same inputs.
+ * Placement helpers that every peer computes the same way from the same inputs, and the placement
+ * of one-off calls (`rhizome call`, `POST /v1/tasks`: TaskPlacement, one task at a time). The tasks
+ * of workflow runs are placed by the scheduler (src/protocol/scheduler/), which does for many tasks
+ * at once what TaskPlacement does for one — sampling, retries elsewhere — plus capacity limits per
+ * peer, backoff, locality, lost peers and stragglers; `schedulerCandidates` below feeds it.
  *
  * Rendezvous (highest-random-weight) hashing: each candidate peer gets a weight hash(key, peer);
  * the `n` highest weights own the key. Every peer that knows the same candidates picks the same
@@ -8,6 +12,7 @@
  */
 import { assert } from '../model/errors.ts'
 import type { PeerEntry } from './membership/index.ts'
+import type { PeerCandidate } from './scheduler/index.ts'
 
 /** cyrb53: a fast, well-mixed 53-bit string hash (public domain). Not cryptographic: placement
  * only needs spread, and the inputs (CIDs, peer ids) are already hashes. */
@@ -168,4 +173,12 @@ export class TaskPlacement {
     this.state = 'done'
     this.output = { type: 'give-up', reason, attempts: this.attempts.attempts }
   }
+}
+
+/** The scheduler's live view: this peer with its own capacity, and every peer alive in its view,
+ *  with each one's slotsMax (the scheduler keeps each peer within it, plus a small queue share). */
+export function schedulerCandidates (self: { peerId: string, slotsFree: number, slotsMax: number, queueLength: number }, view: ReadonlyArray<Pick<PeerEntry, 'peerId' | 'state' | 'capacity'>>): PeerCandidate[] {
+  return [{ peerId: self.peerId, slotsFree: self.slotsFree, slotsMax: self.slotsMax, queueLength: self.queueLength }, ...view
+    .filter(p => p.state === 'alive' && p.peerId !== self.peerId)
+    .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, slotsMax: p.capacity.slotsMax, queueLength: p.capacity.queueLength }))]
 }

@@ -7,7 +7,8 @@
  * violations), `SimNetwork` (point-to-point and broadcast with delay, loss, duplication and
  * partitions), `SimHosts` (peers that drive any sans-I/O machine through a `MachineAdapter`, crash
  * and restart), `SimStorage` (what a peer keeps across a crash) and the fault plans. A scenario
- * puts them together for one machine: membership-scenario.ts, echo-scenario.ts.
+ * puts them together for one machine: membership-scenario.ts, echo-scenario.ts, run-scenario.ts
+ * (the run driver and the scheduler over simulated workers).
  */
 export { EventQueue } from './event-queue.ts'
 export { TraceHash } from './trace.ts'
@@ -28,6 +29,12 @@ export type {
 } from './membership-scenario.ts'
 export { createPinger, decodePing, echoScenarioFromSeed, encodePing, PINGS_OUTSTANDING_MAX, runEchoScenario } from './echo-scenario.ts'
 export type { EchoHooks, EchoScenario, EchoScenarioResult, EchoShape, Pinger, PingerOptions, PingerOutput } from './echo-scenario.ts'
+export {
+  drawGraph, evaluateGraph, FAN_IN_MAX, graphDepth, GraphScript, graphTaskId, work
+} from './run-graph.ts'
+export type { GraphFn, GraphNode } from './run-graph.ts'
+export { LARGE_RUN_SHAPE, livenessBoundMs, runRunScenario, runScenarioFromSeed } from './run-scenario.ts'
+export type { RunHooks, RunScenario, RunScenarioResult, RunShape } from './run-scenario.ts'
 export { replayCommand, SCENARIOS } from './scenarios.ts'
 export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'

@@ -5,6 +5,7 @@
  */
 import { runEchoScenario } from './echo-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
+import { runRunScenario } from './run-scenario.ts'
 
 export interface SeedOutcome {
   scenario: string
@@ -68,6 +69,27 @@ export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
         simEvents: r.simEvents,
         trace: r.trace,
         boundUsed: r.pings.afterT === 0 ? undefined : r.slowestAfterTMs / r.boundMs
+      }
+    }
+  },
+  run: {
+    name: 'run',
+    description: 'a workflow run: the run driver and the scheduler on one peer, simulated workers that crash; one done per task, limits kept, the direct value',
+    runSeed (seed, options = {}) {
+      const r = runRunScenario({ seed, traceLinesKept: options.traceLinesKept ?? 0 })
+      const finished = r.finishedMs === undefined ? 'never finished' : `finished at ${r.finishedMs} ms (T + ${Math.max(0, r.finishedMs - r.faultsEndMs)}, bound ${r.boundMs} ms)`
+      return {
+        scenario: 'run',
+        seed,
+        ok: r.ok,
+        violations: r.violations,
+        violationCount: r.violationCount,
+        summary: `${r.workers} workers, ${r.tasks} tasks (${r.nodes} calls), faults until ${r.faultsEndMs} ms, ${finished}, value ${String(r.value)} (expected ${r.expected})`,
+        details: [`counts ${JSON.stringify(r.counts)}`, `messages ${JSON.stringify(r.messages)}`],
+        traceHash: r.traceHash,
+        simEvents: r.simEvents,
+        trace: r.trace,
+        boundUsed: r.finishedMs === undefined ? undefined : Math.max(0, r.finishedMs - r.faultsEndMs) / r.boundMs
       }
     }
   }
