@@ -21,7 +21,12 @@ import { callPlaced } from '../net/task-placement.ts'
 import { TaskService, slotLimits } from '../net/task-service.ts'
 import { createAdmission, createBlocklist } from '../protocol/admission/index.ts'
 import { createMembership } from '../protocol/membership/index.ts'
-import { placementCandidates } from '../protocol/placement.ts'
+import { placementCandidates, schedulerCandidates } from '../protocol/placement.ts'
+import { PeerLossTracker } from '../protocol/scheduler/peer-loss.ts'
+import { createRandom } from '../protocol/random.ts'
+import { SchedulerService } from '../net/scheduler-service.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
 import { createBlobStore, createFunctionRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
@@ -35,7 +40,7 @@ import { ApiListenError, DatabaseOpenError, ListenError, listenFailures } from '
 import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
-import type { Membership, PeerEntry } from '../protocol/membership/index.ts'
+import type { Membership, MembershipEvent, PeerEntry } from '../protocol/membership/index.ts'
 import type { BlobStore, FunctionRepo, PeerRepo, RunRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
@@ -216,6 +221,8 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
 }
 
 interface Services {
+  /** Told of every membership transition after it is recorded (the scheduler's lost peers). */
+  membershipListeners: Set<(event: MembershipEvent) => void>
   membershipService: MembershipService
   blobService: BlobService
   functions: FunctionService
@@ -223,6 +230,7 @@ interface Services {
 }
 
 async function startServices (config: NodeConfig, store: Store, net: Net, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<Services> {
+  const membershipListeners = new Set<(event: MembershipEvent) => void>()
   const { host, membership, rpc, onViolation } = net
   const { networkId } = config
   const membershipService = await teardown.started(new MembershipService({
@@ -230,6 +238,7 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
     onEvent: (event) => {
       recordMembershipEvent({ peers: store.peers, membership }, event)
       progress.emit(peerStateEvent(event))
+      for (const listener of membershipListeners) listener(event)
     },
     onProven: (id) => { net.admissionService.handleProven(id) },
     knownPeers: () => redialCandidates({ peers: store.peers }, REDIAL_PEERS_MAX)
@@ -250,36 +259,55 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
     dial: async (peer, options) => await host.dial(peer, options),
     onCapacity: (capacity) => { membership.handleCapacity(capacity) }
   }, { networkId, ...net.slots }))
-  return { membershipService, blobService, functions, tasks }
+  return { membershipService, blobService, functions, tasks, membershipListeners }
 }
 
-/** Workflow runs driven here: the run service, its workflow sandbox, and task placement for its tasks. */
+/** Workflow runs driven here: the run service, its workflow sandbox, and the scheduler for its tasks. */
 async function startRuns (store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<RunService> {
-  const { host, membership } = net
-  const { tasks, functions } = services
+  const { host } = net
+  const { functions } = services
   const self = host.peerId.toString()
   const workflows = createWorkflowEngine()
   teardown.add(async () => { await workflows.close() })
+  const scheduler = await startScheduler(net, services, log, teardown)
   return await teardown.started(new RunService({
     runs: store.runs,
     readBlob: async (cid) => await store.blobs.get(cid),
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),
-    execute: async (task, options) => {
-      const inputs = task.inputs.map(input => ({ cid: input.cid, peers: [input.peer] }))
-      const result = await callPlaced({
-        // A ref-only task leaves its result on the worker; Ref arguments are fetched by the worker from their makers.
-        call: async (fn, exportName, args, peer, callOptions) => task.ref
-          ? { ...await tasks.call(fn, exportName, args, peer, { ...callOptions, ref: true, inputs }), value: undefined }
-          : await tasks.call(fn, exportName, args, peer, { ...callOptions, inputs }),
-        candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
-        log: log.child('runs')
-      }, task.fn, task.export, task.args, { signal: options.signal, onAttempt: options.onAttempt })
-      return { resultCid: result.resultCid, peer: result.peer, attempts: result.attempts, timings: result.timings }
-    },
+    execute: async (task, options) => await scheduler.run(task, options),
     emit: (event) => { progress.emit(event) },
     selfId: self,
     log: log.child('runs')
+  }))
+}
+
+/** The scheduler that places workflow tasks: the live view, lost peers from membership, tasks through the task service. */
+async function startScheduler (net: Net, services: Services, log: Logger, teardown: Teardown): Promise<SchedulerService> {
+  const { host, membership } = net
+  const { tasks } = services
+  const self = host.peerId.toString()
+  const losses = new PeerLossTracker(id => membership.get(id)?.incarnation)
+  const lossListeners = new Set<(peerId: string) => void>()
+  services.membershipListeners.add((event) => {
+    if (losses.handleEvent(event)) for (const listener of lossListeners) listener(event.peerId)
+  })
+  return await teardown.started(new SchedulerService({
+    callTask: async (fn, exportName, args, peer, options) => {
+      const inputs = (options.inputs ?? []).map(input => ({ cid: input.cid, peers: [input.peer] }))
+      const target = peerIdFromString(peer)
+      return options.ref === true
+        ? await tasks.call(fn, exportName, args, target, { signal: options.signal, ref: true, inputs })
+        : await tasks.call(fn, exportName, args, target, { signal: options.signal, inputs })
+    },
+    candidates: () => schedulerCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
+    onPeerGone: (listener) => {
+      lossListeners.add(listener)
+      return () => { lossListeners.delete(listener) }
+    },
+    now: () => performance.now(),
+    random: createRandom(randomInt(0, 2 ** 32)),
+    log: log.child('scheduler')
   }))
 }
 
