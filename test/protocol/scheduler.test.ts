@@ -4,6 +4,7 @@ import { describe, it } from 'node:test'
 import { ConfigError } from '../../src/model/errors.ts'
 import { createRandom } from '../../src/protocol/random.ts'
 import { createScheduler, PeerLossTracker, SCHEDULER_OPTIONS_DEFAULTS } from '../../src/protocol/scheduler/index.ts'
+import { SCAN_ALL_PEERS_MAX } from '../../src/protocol/scheduler/constants.ts'
 import type { PeerCandidate, Scheduler, SchedulerOptions, SchedulerOutput } from '../../src/protocol/scheduler/index.ts'
 import { schedulerCandidates } from '../../src/protocol/placement.ts'
 
@@ -99,26 +100,34 @@ describe('scheduler: placement and limits', () => {
     assert.throws(() => s.handleSubmit(task('t1'), 0), /held once/)
   })
 
-  it('samples candidatesSampled peers and takes the one with the most free capacity', () => {
-    // Ten peers, one idle and nine busy: with two samples the idle one wins whenever sampled.
-    let idleWins = 0
-    for (let seed = 1; seed <= 200; seed++) {
+  it('scores every peer while few have room, samples candidatesSampled past SCAN_ALL_PEERS_MAX, and takes the most free', () => {
+    const busy = { slotsFree: 0, queueLength: 1 }
+    // SCAN_ALL_PEERS_MAX peers, one idle: all are scored, so the idle one always wins.
+    for (let seed = 1; seed <= 50; seed++) {
       const s = make({}, seed)
-      const view = Array.from({ length: 10 }, (_, i) => peer(`P${i}`, 4, i === 0 ? {} : { slotsFree: 0, queueLength: 1 }))
-      s.handlePeers(view, 0)
+      s.handlePeers(Array.from({ length: SCAN_ALL_PEERS_MAX }, (_, i) => peer(`P${i}`, 4, i === 0 ? {} : busy)), 0)
+      s.handleSubmit(task('t'), 0)
+      assert.equal(dispatches(drain(s))[0].peerId, 'P0', `seed ${seed}`)
+    }
+    // One more peer than that, one idle: two samples, so the idle one wins only when sampled.
+    const n = SCAN_ALL_PEERS_MAX + 4
+    let idleWins = 0
+    for (let seed = 1; seed <= 400; seed++) {
+      const s = make({}, seed)
+      s.handlePeers(Array.from({ length: n }, (_, i) => peer(`P${i}`, 4, i === 0 ? {} : busy)), 0)
       s.handleSubmit(task('t'), 0)
       if (dispatches(drain(s))[0].peerId === 'P0') idleWins++
     }
-    // P(sampled) = 1 − (9/10 · 8/9) = 0.2 per seed: about 40 of 200, never all, never none.
-    assert.ok(idleWins > 20 && idleWins < 70, `idle peer chosen ${idleWins} of 200`)
+    // P(sampled) = 1 − ((n−1)/n · (n−2)/(n−1)) = 2/n = 0.1 per seed: about 40 of 400, never all, never none.
+    assert.ok(idleWins > 15 && idleWins < 80, `idle peer chosen ${idleWins} of 400`)
     let allWins = 0
     for (let seed = 1; seed <= 50; seed++) {
-      const s = make({ candidatesSampled: 10 }, seed)
-      s.handlePeers(Array.from({ length: 10 }, (_, i) => peer(`P${i}`, 4, i === 0 ? {} : { slotsFree: 0, queueLength: 1 })), 0)
+      const s = make({ candidatesSampled: 16 }, seed)
+      s.handlePeers(Array.from({ length: n }, (_, i) => peer(`P${i}`, 4, i === 0 ? {} : busy)), 0)
       s.handleSubmit(task('t'), 0)
       if (dispatches(drain(s))[0].peerId === 'P0') allWins++
     }
-    assert.equal(allWins, 50)
+    assert.ok(allWins > 35, `with 16 samples of ${n} the idle peer wins most of the time (${allWins} of 50)`)
   })
 
   it('prefers the peer holding a task\'s inputs (it joins the sample), and warm code breaks ties', () => {

@@ -77,3 +77,11 @@ export const LOCALITY_INPUTS_MAX = 16
 
 /** Time options may not exceed this: shared by every protocol, so defined in src/model/limits.ts. */
 export { DURATION_MS_LIMIT } from '../../model/limits.ts'
+
+/**
+ * While at most this many peers have room, placement scores every one of them instead of a
+ * sample: 16 scores per dispatch cost nothing, and sampling two of a handful of peers misplaces
+ * often (two of three simultaneous tasks on one of three peers, a third of the time). Past it,
+ * the power of two choices keeps a dispatch O(1) however large the network.
+ */
+export const SCAN_ALL_PEERS_MAX = 16

@@ -29,7 +29,7 @@
  *
  * PLACEMENT. A peer's limit is slotsMax + queueShare (0 for a peer with no slots); it has room
  * while our copies on it are fewer. Peers with room are kept in an array, so sampling is O(1):
- * `candidatesSampled` distinct random ones, avoiding peers the task already failed on (unless no
+ * all of them while they are at most SCAN_ALL_PEERS_MAX, else `candidatesSampled` distinct random ones, avoiding peers the task already failed on (unless no
  * other has room), plus the peers holding its inputs if they have room. Each is scored:
  *   free = slotsMax − max(our copies there, its advertised busy = slotsMax − slotsFree + queueLength)
  *   score = free + localityBonus × (share of its inputs it holds) + warmBonus × (function loaded)
@@ -55,7 +55,7 @@ import { ConfigError, assert } from '../../model/errors.ts'
 import type { Random } from '../random.ts'
 import {
   ATTEMPTS_LIMIT, CANDIDATES_SAMPLED_LIMIT, DURATION_MS_LIMIT, FACTOR_LIMIT, LOCALITY_INPUTS_MAX, SCHEDULER_COUNT_LIMIT,
-  SCHEDULER_DEFAULTS
+  SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS
 } from './constants.ts'
 import type {
   CancelVerdict, CopyOutcome, DoneReason, OutcomeVerdict, PeerCandidate, Scheduler, SchedulerCounts, SchedulerOptions,
@@ -558,7 +558,10 @@ export class SchedulerMachine implements Scheduler {
     const room = this.withRoom
     const usable = (p: PeerRecord): boolean => p !== busy
     const fresh = (p: PeerRecord): boolean => usable(p) && !task.failedOn.has(p.peerId)
-    const want = Math.min(this.s.candidatesSampled, room.length)
+    // With few peers with room, score them all: sampling exists to keep placement O(1) on big
+    // networks, and on a small one two samples of three peers put two of three simultaneous
+    // tasks on one peer a third of the time while another sits idle.
+    const want = room.length <= SCAN_ALL_PEERS_MAX ? room.length : Math.min(this.s.candidatesSampled, room.length)
     let sample: PeerRecord[] = []
     if (room.length <= 2 * want) {
       // Few peers with room: take a random `want` of those the task has not failed on.
