@@ -106,6 +106,38 @@ function taskStatus (t: RunTaskReport): string {
   return t.status === 'failed' && t.error !== undefined ? `failed: ${t.error.name}${attempt}` : `${t.status}${attempt}`
 }
 
+/** Columns of the timeline chart. */
+const TIMELINE_WIDTH = 48
+/** Peers shown in the timeline; a run on more peers shows the busiest. */
+const TIMELINE_PEERS_MAX = 16
+
+/**
+ * Each peer's tasks on one time axis (since the run started), so tasks that ran at the same
+ * moment on different peers line up:
+ *
+ *   12D3KooW…aaaaaa  |██████████████          |  B
+ *   12D3KooW…bbbbbb  |█████████████           |  C
+ */
+export function timeline (report: RunReport): string[] {
+  const ran = report.tasks.filter(t => t.peer !== undefined && t.startedMs !== undefined && t.finishedMs !== undefined)
+  if (ran.length === 0) return []
+  const start = report.startedMs
+  const end = Math.max(report.finishedMs ?? 0, ...ran.map(t => t.finishedMs!))
+  const span = Math.max(1, end - start)
+  const column = (ms: number): number => Math.min(TIMELINE_WIDTH - 1, Math.floor((ms - start) / span * TIMELINE_WIDTH))
+  const byPeer = new Map<string, typeof ran>()
+  for (const t of ran) byPeer.set(t.peer!, [...(byPeer.get(t.peer!) ?? []), t])
+  const peers = [...byPeer.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, TIMELINE_PEERS_MAX)
+  const lines = [`timeline, 0 to ${Math.round(span)} ms:`]
+  for (const [peer, tasks] of peers.sort((a, b) => a[0] < b[0] ? -1 : 1)) {
+    const cells = Array.from({ length: TIMELINE_WIDTH }, () => ' ')
+    for (const t of tasks) for (let c = column(t.startedMs!); c <= column(t.finishedMs!); c++) cells[c] = '█'
+    const names = [...new Set(tasks.map(t => t.export))]
+    lines.push(`${shortPeer(peer)}  |${cells.join('')}|  ${tasks.length === 1 ? names[0] : `${tasks.length} tasks (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`}`)
+  }
+  return lines
+}
+
 /** The critical path by export names: `B → C (40 ms)`. */
 export function criticalPathLine (report: RunReport): string | undefined {
   const path = report.criticalPath
@@ -133,6 +165,8 @@ export function formatRunReport (report: RunReport): string {
   const critical = criticalPathLine(report)
   if (critical !== undefined) lines.push(`  critical path  ${critical}`)
   if (report.error !== undefined) lines.push(`  error          ${report.error.name}: ${report.error.message}`)
+  const chart = timeline(report)
+  if (chart.length > 0) lines.push('', ...chart.map(r => `  ${r}`))
   const rows = taskTable(report)
   if (rows.length > 0) lines.push('', ...rows.map(r => `  ${r}`))
   return lines.join('\n') + '\n'

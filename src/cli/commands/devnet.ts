@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { mkdir, open, readFile, stat } from 'node:fs/promises'
-import { extname, join, resolve } from 'node:path'
+import { extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '../../api/connect.ts'
 import type { RhizomeClient } from '../../api/client.ts'
@@ -8,7 +8,7 @@ import { CliError, EXIT_OK, EXIT_USAGE } from '../command.ts'
 import { progressLine } from '../progress.ts'
 import { peerTable } from './peers.ts'
 import type { ChildProcess } from 'node:child_process'
-import type { Command } from '../command.ts'
+import type { Command, CommandContext } from '../command.ts'
 import type { Progress } from '../progress.ts'
 
 // main.ts in the repository, main.js in an installed (built) package.
@@ -21,11 +21,12 @@ const READY_TIMEOUT_MS = 60_000
 const CHILD_STOP_MS = 10_000
 
 export const devnet: Command = {
-  usage: `rhizome devnet [--peers N] [--dir DIR]
+  usage: `rhizome devnet [--peers N] [--dir DIR] [--no-example]
 
-  --peers N   how many peers (default 3, at most ${DEVNET_PEERS_MAX})
-  --dir DIR   where their data dirs go (default .rhizome/devnet); logs are in DIR/peer-N/peer.log`,
-  options: { peers: { type: 'string' }, dir: { type: 'string' } },
+  --peers N     how many peers (default 3, at most ${DEVNET_PEERS_MAX})
+  --dir DIR     where their data dirs go (default .rhizome/devnet); logs are in DIR/peer-N/peer.log
+  --no-example  do not run the seed example (examples/seed/flow.ts) once the peers have met`,
+  options: { peers: { type: 'string' }, dir: { type: 'string' }, example: { type: 'boolean', default: true } },
   positionals: [0, 0],
   async run ({ values, signal, print, isTTY }) {
     const count = values.peers === undefined ? 3 : Number(values.peers)
@@ -51,7 +52,15 @@ export const devnet: Command = {
       await waitUntilMeshed(apis, signal, progressLine(print, isTTY))
       const peers = await apis[0].peers()
       print(`\nAll ${count} peers see each other. peer-1's view:\n${peerTable(peers, Date.now())}`)
-      print(`\nTry: npx rhizome peers --data-dir ${join(dir, 'peer-2')}\nPress Ctrl-C to stop.\n`)
+      if (values.example !== false && !signal.aborted) await runSeedExample(join(dir, 'peer-1'), { values, positionals: [], env: {}, signal, print, isTTY })
+      print([
+        '',
+        'Try:',
+        `  npx rhizome run ${relative(process.cwd(), SEED_FLOW) || SEED_FLOW} A 5 --data-dir ${join(dir, 'peer-2')}`,
+        `  npx rhizome peers --data-dir ${join(dir, 'peer-2')}`,
+        'Press Ctrl-C to stop.',
+        ''
+      ].join('\n'))
       await new Promise<void>(resolve => {
         if (signal.aborted) { resolve(); return }
         signal.addEventListener('abort', () => resolve(), { once: true })
@@ -64,6 +73,25 @@ export const devnet: Command = {
     } finally {
       await Promise.all(children.map(stopChild))
     }
+  }
+}
+
+/** The seed example shipped with Rhizome (examples/seed): the same place from src/ and from dist/. */
+const SEED_FLOW = fileURLToPath(new URL('../../../examples/seed/flow.ts', import.meta.url))
+
+/**
+ * Run the seed example on the devnet, as `rhizome run examples/seed/flow.ts A 5` would: B, C and D
+ * (each ~300 ms of CPU) run at the same moment on three peers, and the report's timeline shows it.
+ */
+async function runSeedExample (dataDir: string, context: CommandContext): Promise<void> {
+  context.print(`\nRunning the seed example: A(5) = B(5) + C(5) − D(5), each task burning ~300 ms of CPU (${relative(process.cwd(), SEED_FLOW) || SEED_FLOW})\n`)
+  const { run } = await import('./run.ts')
+  try {
+    const result = await run.run({ ...context, values: { 'data-dir': dataDir }, positionals: [SEED_FLOW, 'A', '5'] })
+    if (result.stdout !== undefined) context.print(typeof result.stdout === 'string' ? result.stdout : new TextDecoder().decode(result.stdout))
+  } catch (err) {
+    // The network stays up for the user's own runs even if the example could not run.
+    context.print(`the seed example failed: ${(err as Error).message}\n`)
   }
 }
 
