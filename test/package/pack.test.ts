@@ -104,6 +104,35 @@ describe('the package installs and works outside the repository', { timeout: 420
     await rm(join(project, 'bad.ts'))
   })
 
+  test('a workflow type-checks against its function module; a wrong argument type fails tsc', async () => {
+    await writeFile(join(project, 'fns.ts'), 'export async function B (x: number): Promise<number> { return x * 2 }\nexport async function C (x: number): Promise<number> { return x + 1 }\nexport async function D (x: number): Promise<number> { return x - 3 }\n')
+    await writeFile(join(project, 'flow.ts'), [
+      "import { workflow, ref } from '@rhizome-net/rhizome'",
+      "import type { Ref } from '@rhizome-net/rhizome'",
+      "import { B, C, D } from './fns.ts'",
+      'export const A = workflow(async (x: number) => {',
+      '  const [b, c, d] = await Promise.all([B(x), C(x), D(x)])',
+      '  const handle: Ref<number> = await ref(B)(x)',
+      '  return b + c - d + (handle.cid.length > 0 ? 0 : 1)',
+      '})',
+      ''
+    ].join('\n'))
+    const tsconfig = { compilerOptions: { target: 'ES2023', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2023', 'DOM'], types: [], strict: true, noEmit: true, skipLibCheck: true, allowImportingTsExtensions: true } }
+    await writeFile(join(project, 'tsconfig.json'), JSON.stringify(tsconfig))
+    const good = await run(process.execPath, [TSC, '-p', '.'], project)
+    assert.equal(good.code, 0, good.stdout + good.stderr)
+    await writeFile(join(project, 'bad-flow.ts'), [
+      "import { workflow } from '@rhizome-net/rhizome'",
+      "import { B } from './fns.ts'",
+      "export const A = workflow(async (x: number) => await B('x'))",
+      ''
+    ].join('\n'))
+    const bad = await run(process.execPath, [TSC, '-p', '.'], project)
+    assert.notEqual(bad.code, 0, 'tsc accepted B(\'x\') where B takes a number')
+    assert.match(bad.stdout, /bad-flow\.ts.*TS2345/s, bad.stdout)
+    await rm(join(project, 'bad-flow.ts'))
+  })
+
   test('`rhizome --help` runs from the installed package', async () => {
     const help = await run(join(project, 'node_modules', '.bin', 'rhizome'), ['--help'], project)
     assert.equal(help.code, 0, help.stderr)
@@ -123,8 +152,8 @@ describe('the package installs and works outside the repository', { timeout: 420
       return peerOut.includes('listening')
     }, 60_000)
 
-    await writeFile(join(project, 'fns.ts'), 'export async function double (x: number) { return x * 2 }\n')
-    const deployed = await run(bin, ['deploy', 'fns.ts', '--replicas', '1', '--data-dir', dataDir, '--json'], project)
+    await writeFile(join(project, 'double.ts'), 'export async function double (x: number) { return x * 2 }\n')
+    const deployed = await run(bin, ['deploy', 'double.ts', '--replicas', '1', '--data-dir', dataDir, '--json'], project)
     assert.equal(deployed.code, 0, deployed.stderr)
     const fn = (JSON.parse(deployed.stdout) as { cid: string }).cid
     const called = await run(bin, ['call', fn, 'double', '21', '--data-dir', dataDir, '--json'], project)
@@ -139,6 +168,10 @@ describe('the package installs and works outside the repository', { timeout: 420
       'console.log(JSON.stringify({ peerId: status.peerId, value: result.value }))',
       ''
     ].join('\n'))
+    const flow = await run(bin, ['run', 'flow.ts', 'A', '5', '--data-dir', dataDir, '--json'], project, 120_000)
+    assert.equal(flow.code, 0, flow.stderr + flow.stdout)
+    assert.equal((JSON.parse(flow.stdout) as { result: number }).result, 14)
+
     const sdk = await run(process.execPath, ['sdk.mjs', dataDir, fn], project)
     assert.equal(sdk.code, 0, sdk.stderr)
     const answer = JSON.parse(sdk.stdout) as { peerId: string, value: number }
