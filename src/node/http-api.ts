@@ -356,7 +356,7 @@ function acceptsEventStream (req: IncomingMessage): boolean {
  * encoded), past that they are counted instead, and an `events:dropped` event tells the client
  * how many it missed once the socket drains.
  */
-class EventStream {
+export class EventStream {
   private readonly res: ServerResponse
   private readonly backlogMax: number
   private readonly backlog: ProgressEvent[] = []
