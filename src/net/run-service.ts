@@ -35,6 +35,20 @@ export const RUN_EVENTS_KEPT = 10_000
 /** Result bytes stored inline with a finished run (larger results stay a blob, by CID). */
 const RUN_RESULT_INLINE_BYTES_MAX = 256 * 1024
 
+/** A run was asked for an export its workflow bundle does not have. */
+export class WorkflowExportNotFoundError extends RhizomeError {
+  constructor (workflow: string, exportName: string, available: string[]) {
+    const list = available.length > 0 ? available.join(', ') : 'none'
+    super('ERR_EXPORT_NOT_FOUND', `workflow ${workflow} has no export ${JSON.stringify(exportName)} (it exports ${list})`, {
+      hint: `start one of the workflow's exports: ${list}`
+    })
+    this.name = 'ExportNotFoundError'
+  }
+}
+
+/** What to do when the workflow code itself threw (the sandbox's hint speaks of a function). */
+const WORKFLOW_THREW_HINT = 'the workflow code itself threw: fix the workflow or its arguments (a call that fails and is not caught ends the run with that call\'s own error)'
+
 export interface RunTask {
   taskId: string
   fn: CID
@@ -59,8 +73,8 @@ export interface RunServiceComponents {
   runs: RunRepo
   /** A blob this peer holds (a result fetched or verified here). */
   readBlob: (cid: CID) => Promise<Uint8Array>
-  /** The workflow bundle deployed as `id` (fetched and verified if this peer lacks it). */
-  loadWorkflow: (id: CID, options: { signal: AbortSignal }) => Promise<{ code: Uint8Array }>
+  /** The workflow bundle deployed as `id` (fetched and verified if this peer lacks it), and the exports its manifest lists. */
+  loadWorkflow: (id: CID, options: { signal: AbortSignal }) => Promise<{ code: Uint8Array, manifest: { exports: string[] } }>
   openWorkflow: (options: WorkflowOpenOptions) => Promise<WorkflowRun>
   /** Run one task somewhere (placement, retries): resolves with the accepted result. */
   execute: (task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }) => Promise<TaskExecution>
@@ -94,7 +108,10 @@ export class RunService {
     if (this.live.size >= LIVE_RUNS_MAX) throw new RhizomeError('ERR_PEER_BUSY', `this peer drives ${LIVE_RUNS_MAX} runs already`, { retryable: true, hint: 'wait for a run to finish, or start it on another peer' })
     const nonce = crypto.getRandomValues(new Uint8Array(16))
     const runId = (await cidOf({ workflow, export: exportName, args, nonce })).toString()
-    const { code } = await this.c.loadWorkflow(workflow, { signal: this.lifecycle.signal })
+    const { code, manifest } = await this.c.loadWorkflow(workflow, { signal: this.lifecycle.signal })
+    // Refused here, by name and with the list, rather than as a run that fails at once: the
+    // caller typed the name, and nothing has been recorded yet.
+    if (!manifest.exports.includes(exportName)) throw new WorkflowExportNotFoundError(workflow.toString(), exportName, manifest.exports)
     await this.begin({ runId, workflow: workflow.toString(), exportName, args, code, ancestors: [] })
     return { runId }
   }
@@ -271,8 +288,11 @@ class LiveRun {
     for (const command of commands) {
       if (command.type === 'call' && !this.tasks.has(command.taskId)) this.pendingDeps.set(command.taskId, delivered)
     }
-    this.answer({ commands, done: doneOf(answer) })
+    this.answer({ commands, done: this.outcomeOf(answer) })
   }
+
+  /** Failures delivered to the code (task and child outcomes), by name, code and message: at most one per call. */
+  private readonly failuresDelivered = new Map<string, FailureData>()
 
   /** Deps of a call, kept from its activation until the driver schedules it. */
   private readonly pendingDeps = new Map<string, string[]>()
@@ -289,11 +309,33 @@ class LiveRun {
   }
 
   private async toSandbox (r: Resolution): Promise<SandboxResolution> {
-    if (!r.ok) return { seq: r.seq, ok: false, error: r.error }
+    if (!r.ok) {
+      this.failuresDelivered.set(`${r.error.name}\0${r.error.code}\0${r.error.message}`, r.error)
+      return { seq: r.seq, ok: false, error: r.error }
+    }
     this.holders.set(r.result.cid, r.result.peer)
     if (this.seqs.get(r.seq)?.ref === true) return { seq: r.seq, ok: true, ref: r.result.cid }
     const bytes = r.result.bytes ?? await this.c.readBlob(CID.parse(r.result.cid))
     return { seq: r.seq, ok: true, value: decodeRemoteValue(bytes, `the result ${r.result.cid}`) }
+  }
+
+  private outcomeOf (answer: SandboxActivation): RunOutcome | undefined {
+    if (answer.done === undefined) return undefined
+    return answer.done.ok ? { ok: true, value: answer.done.bytes } : { ok: false, error: this.explained(answer.done.error) }
+  }
+
+  /**
+   * The failure a run ends with, with its hint. A remote failure the code did not catch comes
+   * back from the sandbox as itself but without its hint (hints stay outside the code, and
+   * the sandbox may cut its name and message short): it is matched to the failure delivered and
+   * ends the run as that. A throw of the code's own is the workflow's failure, not a function's.
+   */
+  private explained (error: FailureData): FailureData {
+    for (const delivered of this.failuresDelivered.values()) {
+      if (delivered.code === error.code && delivered.name.startsWith(error.name) && delivered.message.startsWith(error.message)) return delivered
+    }
+    if (error.code === 'ERR_FUNCTION_THREW') return { ...error, hint: WORKFLOW_THREW_HINT }
+    return error
   }
 
   private async toDriver (command: SandboxActivation['commands'][number]): Promise<Command> {
@@ -473,10 +515,6 @@ function taskReportOf (row: RunTaskRow): RunTaskReport {
   return report
 }
 
-function doneOf (answer: SandboxActivation): RunOutcome | undefined {
-  if (answer.done === undefined) return undefined
-  return answer.done.ok ? { ok: true, value: answer.done.bytes } : { ok: false, error: answer.done.error }
-}
 
 /** Top-level arguments that are CID links (Refs): the task's inputs by content. */
 function linksIn (args: unknown[]): string[] {

@@ -37,6 +37,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
+import { RUN_EVENTS_KEPT } from '../net/run-service.ts'
 import type { BlobService } from '../net/blob-service.ts'
 import { CALL_TIMEOUT_MS_DEFAULT, CALL_TIMEOUT_MS_MAX } from '../api/limits.ts'
 import { HTTP_METHOD_NOT_ALLOWED, HTTP_OK, HTTP_UNAUTHORIZED, HTTP_UNAVAILABLE, RETRY_AFTER_SECONDS, httpStatusOf } from '../api/errors.ts'
@@ -302,6 +303,14 @@ async function call ({ init, req, res }: RequestContext): Promise<Reply> {
   }
 }
 
+/**
+ * Events a run's stream holds back while its client's socket is backed up. A fan-out schedules
+ * hundreds of tasks in one turn, far past a socket's buffer, and a client following a run should
+ * see every task. The run keeps as many events itself (RUN_EVENTS_KEPT), so the backlog holds
+ * only references to objects already in memory: at most 10,000 pointers per stream.
+ */
+const RUN_STREAM_BACKLOG_MAX = RUN_EVENTS_KEPT
+
 const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'failed', 'cancelled']
 /** A run request carries the workflow's arguments as JSON; the same room as a call's. */
 const RUN_BYTES_MAX = CALL_BYTES_MAX
@@ -332,7 +341,7 @@ function followRun (init: HttpApiInit, res: ServerResponse, runId: string): void
     else deliver(out.stream, event)
   })
   res.on('close', unsubscribe)
-  const stream = new EventStream(res)
+  const stream = new EventStream(res, { backlogMax: RUN_STREAM_BACKLOG_MAX })
   out.stream = stream
   for (const event of out.pending) deliver(stream, event)
 }
@@ -343,39 +352,54 @@ function acceptsEventStream (req: IncomingMessage): boolean {
 
 /**
  * One client's event stream. A client that reads too slowly is not buffered for without end:
- * while the socket is backed up, events are counted instead of queued, and an
- * `events:dropped` event tells the client how many it missed once the socket drains.
+ * while the socket is backed up, up to `backlogMax` events wait (as the objects they are, not
+ * encoded), past that they are counted instead, and an `events:dropped` event tells the client
+ * how many it missed once the socket drains.
  */
-class EventStream {
+export class EventStream {
   private readonly res: ServerResponse
+  private readonly backlogMax: number
+  private readonly backlog: ProgressEvent[] = []
   private nextId = 1
   private dropped = 0
   private congested = false
 
-  constructor (res: ServerResponse) {
+  constructor (res: ServerResponse, options: { backlogMax?: number } = {}) {
     this.res = res
+    this.backlogMax = options.backlogMax ?? 0
     res.writeHead(HTTP_OK, { 'content-type': `${EVENT_STREAM_TYPE}; charset=utf-8`, 'cache-control': 'no-store', connection: 'keep-alive' })
     res.flushHeaders()
     res.on('drain', () => {
       this.congested = false
-      if (this.dropped > 0) {
+      while (this.backlog.length > 0 && !this.congested) this.write(this.backlog.shift()!)
+      if (this.dropped > 0 && !this.congested) {
         const count = this.dropped
         this.dropped = 0
-        this.send({ type: 'events:dropped', count, atMs: Date.now() })
+        this.write({ type: 'events:dropped', count, atMs: Date.now() })
       }
     })
   }
 
   send (event: ProgressEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
-    if (this.congested) { this.dropped++; return }
-    if (!this.res.write(encodeSse(this.nextId++, event))) this.congested = true
+    if (!this.congested) this.write(event)
+    else if (this.backlog.length < this.backlogMax && this.dropped === 0) this.backlog.push(event)
+    else this.dropped++
   }
 
-  /** The last event of a stream is always written, backed up or not. */
+  /** The last event of a stream is always written, backed up or not (after those waiting). */
   end (event: CallStreamEvent | ProgressEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
+    for (const waiting of this.backlog.splice(0)) this.res.write(encodeSse(this.nextId++, waiting))
+    if (this.dropped > 0) {
+      const dropped: ProgressEvent = { type: 'events:dropped', count: this.dropped, atMs: Date.now() }
+      this.res.write(encodeSse(this.nextId++, dropped))
+    }
     this.res.end(encodeSse(this.nextId++, event))
+  }
+
+  private write (event: ProgressEvent): void {
+    if (!this.res.write(encodeSse(this.nextId++, event))) this.congested = true
   }
 }
 
