@@ -264,16 +264,18 @@ export class SchedulerService implements TaskExecutor {
       const error = err instanceof Error ? err : new Error(String(err))
       entry.lastError = error
       const retryable = error instanceof RhizomeError ? error.retryable : false
-      this.components.log.info('task attempt failed', { task: task.taskId, peer: peerId, attempt, retryable, error: error.message })
-      this.outcome(entry, peerId, attempt, false, retryable)
+      // A dial that failed says the peer is gone, whatever the view says yet (scheduler UNREACHABLE_COOLDOWN_MS).
+      const unreachable = error instanceof RhizomeError && error.code === 'ERR_PEER_UNAVAILABLE'
+      this.components.log.info('task attempt failed', { task: task.taskId, peer: peerId, attempt, retryable, unreachable, error: error.message })
+      this.outcome(entry, peerId, attempt, false, retryable, unreachable)
     }).finally(() => {
       operation.release()
       if (entry.copies.get(peerId) === copy) entry.copies.delete(peerId)
     })
   }
 
-  private outcome (entry: Entry, peerId: string, attempt: number, ok: boolean, retryable: boolean): void {
-    this.scheduler.handleOutcome(entry.task.taskId, peerId, ok ? { ok: true } : { ok: false, retryable }, this.components.now(), attempt)
+  private outcome (entry: Entry, peerId: string, attempt: number, ok: boolean, retryable: boolean, unreachable = false): void {
+    this.scheduler.handleOutcome(entry.task.taskId, peerId, ok ? { ok: true } : { ok: false, retryable, unreachable }, this.components.now(), attempt)
     this.drain()
   }
 

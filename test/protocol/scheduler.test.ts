@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import { ConfigError } from '../../src/model/errors.ts'
 import { createRandom } from '../../src/protocol/random.ts'
 import { createScheduler, PeerLossTracker, SCHEDULER_OPTIONS_DEFAULTS } from '../../src/protocol/scheduler/index.ts'
-import { SCAN_ALL_PEERS_MAX } from '../../src/protocol/scheduler/constants.ts'
+import { SCAN_ALL_PEERS_MAX, UNREACHABLE_COOLDOWN_MS } from '../../src/protocol/scheduler/constants.ts'
 import type { PeerCandidate, Scheduler, SchedulerOptions, SchedulerOutput } from '../../src/protocol/scheduler/index.ts'
 import { schedulerCandidates } from '../../src/protocol/placement.ts'
 
@@ -159,6 +159,29 @@ describe('scheduler: placement and limits', () => {
 })
 
 describe('scheduler: failures, retries and lost peers', () => {
+  it('a peer whose dial failed is set aside for UNREACHABLE_COOLDOWN_MS: its tasks go elsewhere at once, none counts as a failed attempt', () => {
+    const s = make({ attemptsMax: 1 })
+    // B has the most room; everything lands there until its dial fails.
+    s.handlePeers([peer('A', 1), peer('B', 4)], 0)
+    for (const id of ['t1', 't2']) s.handleSubmit(task(id), 0)
+    const first = dispatches(drain(s))
+    assert.deepEqual(first.map(d => d.peerId), ['B', 'B'])
+    s.handleOutcome('t1', 'B', { ok: false, retryable: true, unreachable: true }, 5, 1)
+    const after = drain(s)
+    // Both copies on B are placed again (A has one slot plus its queue share), with no backoff and no failure counted (attemptsMax is 1).
+    assert.deepEqual(dispatches(after).map(d => [d.taskId, d.peerId]), [['t1', 'A'], ['t2', 'A']])
+    assert.ok(!after.some(o => o.type === 'done'), 'nothing failed')
+    // The view still lists B (membership has not noticed yet): it gets nothing until the cooldown ends.
+    s.handlePeers([peer('A', 1), peer('B', 4)], 6)
+    s.handleSubmit(task('t3'), 6)
+    assert.deepEqual(dispatches(drain(s)).map(d => d.peerId), ['A'])
+    s.handlePeers([peer('A', 1), peer('B', 4)], 5 + UNREACHABLE_COOLDOWN_MS - 1)
+    s.handleSubmit(task('t4'), 5 + UNREACHABLE_COOLDOWN_MS - 1)
+    assert.deepEqual(dispatches(drain(s)), [], 'A is full and B is still set aside one ms before the cooldown ends')
+    s.handlePeers([peer('A', 1), peer('B', 4)], 5 + UNREACHABLE_COOLDOWN_MS)
+    assert.deepEqual(dispatches(drain(s)).map(d => [d.taskId, d.peerId]), [['t4', 'B']])
+  })
+
   it('retries a retryable failure on another peer after a backoff in [base/2, base], doubling, then ends after attemptsMax', () => {
     const s = make({ attemptsMax: 3, retryBaseMs: 100, retryMaxMs: 150 })
     s.handlePeers([peer('A'), peer('B'), peer('C')], 0)

@@ -85,3 +85,12 @@ export { DURATION_MS_LIMIT } from '../../model/limits.ts'
  * the power of two choices keeps a dispatch O(1) however large the network.
  */
 export const SCAN_ALL_PEERS_MAX = 16
+
+/**
+ * A peer that could not be reached (a dial failed) gets no copies for this long, even while the
+ * live view still lists it: membership marks a dead peer suspect after 5 s and gone after 10 s
+ * (src/protocol/membership/constants.ts), and until then every task placed on it would fail at
+ * once — a dead peer has the most room of all, and would swallow every waiting task. Ten
+ * seconds covers the default gone time; a peer that was only briefly unreachable comes back after it.
+ */
+export const UNREACHABLE_COOLDOWN_MS = 10_000

@@ -41,7 +41,10 @@ export interface PeerCandidate {
 }
 
 /** How one dispatched copy ended, as the task protocol reported it. */
-export type CopyOutcome = { ok: true } | { ok: false, retryable: boolean }
+/** How one copy ended. `unreachable`: the peer could not be reached at all (a dial failed) — its
+ *  fault, not the task's: the peer is set aside for UNREACHABLE_COOLDOWN_MS and its copies are
+ *  placed again, not counted as failed attempts. */
+export type CopyOutcome = { ok: true } | { ok: false, retryable: boolean, unreachable?: boolean }
 
 /** Why a task ended without a result. */
 export type DoneReason =

@@ -55,7 +55,7 @@ import { ConfigError, assert } from '../../model/errors.ts'
 import type { Random } from '../random.ts'
 import {
   ATTEMPTS_LIMIT, CANDIDATES_SAMPLED_LIMIT, DURATION_MS_LIMIT, FACTOR_LIMIT, LOCALITY_INPUTS_MAX, SCHEDULER_COUNT_LIMIT,
-  SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS
+  SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS, UNREACHABLE_COOLDOWN_MS
 } from './constants.ts'
 import type {
   CancelVerdict, CopyOutcome, DoneReason, OutcomeVerdict, PeerCandidate, Scheduler, SchedulerCounts, SchedulerOptions,
@@ -175,6 +175,8 @@ export class SchedulerMachine implements Scheduler {
 
   private readonly tasks = new Map<string, TaskRecord>()
   private readonly peerMap = new Map<string, PeerRecord>()
+  /** Peers whose dial failed → when they may be placed on again (UNREACHABLE_COOLDOWN_MS); at most peersMax. */
+  private readonly unreachable = new Map<string, number>()
   private readonly withRoom: PeerRecord[] = []
 
   private readonly urgent = new Fifo<Queued>()
@@ -235,8 +237,11 @@ export class SchedulerMachine implements Scheduler {
     const now = this.advance(nowMs)
     assert(Array.isArray(candidates), 'candidates is an array')
     const seen = new Set<string>()
+    for (const [peerId, untilMs] of this.unreachable) if (untilMs <= now) this.unreachable.delete(peerId)
     for (const candidate of candidates.length > this.s.peersMax ? candidates.slice(0, this.s.peersMax) : candidates) {
       checkCandidate(candidate)
+      // Set aside after a failed dial: the view may list a dead peer for seconds yet.
+      if (this.unreachable.has(candidate.peerId)) continue
       seen.add(candidate.peerId)
       let peer = this.peerMap.get(candidate.peerId)
       if (peer === undefined) {
@@ -264,8 +269,16 @@ export class SchedulerMachine implements Scheduler {
 
   handlePeerGone (peerId: string, nowMs: number): void {
     const now = this.advance(nowMs)
+    if (this.dropPeer(peerId, now)) {
+      this.pump(now)
+      this.check()
+    }
+  }
+
+  /** The peer's copies are placed again (losses, not failures) and it leaves the view. False if unknown. */
+  private dropPeer (peerId: string, now: number): boolean {
     const peer = this.peerMap.get(peerId)
-    if (peer === undefined) return
+    if (peer === undefined) return false
     peer.live = false
     this.updateRoom(peer)
     for (const copy of [...peer.copies].sort((a, b) => a.key - b.key)) {
@@ -274,8 +287,7 @@ export class SchedulerMachine implements Scheduler {
       this.afterCopyEnded(copy.task, 'loss', peerId, now)
     }
     this.peerMap.delete(peerId)
-    this.pump(now)
-    this.check()
+    return true
   }
 
   handleOutcome (taskId: string, peerId: string, outcome: CopyOutcome, nowMs: number, attempt?: number): OutcomeVerdict {
@@ -287,6 +299,10 @@ export class SchedulerMachine implements Scheduler {
     if (outcome.ok) {
       this.sampleRuntime(now - copy.sinceMs)
       this.finish(task, { ok: true, peerId }, copy)
+    } else if (outcome.unreachable === true) {
+      // The peer, not the task: set it aside and place everything it held again.
+      if (this.unreachable.size < this.s.peersMax) this.unreachable.set(peerId, now + UNREACHABLE_COOLDOWN_MS)
+      this.dropPeer(peerId, now)
     } else if (!outcome.retryable) {
       this.finish(task, { ok: false, reason: 'failed', peerId }, copy)
     } else {
