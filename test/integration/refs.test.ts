@@ -63,14 +63,15 @@ describe('results by reference on real peers', { timeout: 240_000 }, () => {
       listen: ['/ip4/127.0.0.1/tcp/0'],
       mdns: false,
       networkId: net.networkId,
+      slotsMax: 1,
       announceIntervalMs: 500,
       suspectAfterMs: 2000,
       goneAfterMs: 4000
     }, createLogger('rhizome', { level: 'silent' }))
     const bootstrap = a.addrs().find(x => x.includes('/tcp/'))
     assert.ok(bootstrap !== undefined)
-    b = await net.addPeer(['--bootstrap', bootstrap])
-    c = await net.addPeer(['--bootstrap', bootstrap])
+    b = await net.addPeer(['--bootstrap', bootstrap, '--slots', '4'])
+    c = await net.addPeer(['--bootstrap', bootstrap, '--slots', '4'])
     await waitFor('the three peers to see each other', async () => {
       if (a?.peers().filter(p => p.state === 'alive').length !== 2) return false
       for (const p of [b, c]) if ((await p.peers()).filter(x => x.state === 'alive').length < 2) return false
@@ -129,5 +130,30 @@ describe('results by reference on real peers', { timeout: 240_000 }, () => {
     assert.equal((plain.value as Uint8Array).byteLength, BIG_BYTES)
     assert.ok(plainReceived > BIG_BYTES, `A received only ${plainReceived} bytes for a plain 8 MiB result`)
     t.diagnostic(`bytes A received: by reference ${refReceived}, while C sized it ${sizeReceived}, plain call ${plainReceived}`)
+  })
+
+  test('in a workflow driven by A, an 8 MiB result passed by reference to the next task never passes through A', async (t) => {
+    assert.ok(a !== undefined)
+    // A drives; placement sends the tasks to B or C (A has one slot, they have four: more room).
+    const code = new TextEncoder().encode([
+      "import { workflow, remote } from 'rhizome:workflow'",
+      `const makeBig = remote('${fn.toString()}', 'makeBig')`,
+      `const size = remote('${fn.toString()}', 'size')`,
+      'export const big = workflow(async (n) => await size(await makeBig.ref(n)))',
+      ''
+    ].join('\n'))
+    const manifest = encodeManifest(await createManifest({ name: 'big-flow', kind: 'workflow', code, exports: ['big'] }))
+    const workflow = a.functions.resolve((await a.functions.deploy(manifest, code, 1)).cid)
+    const before = bytesReceived()
+    const { runId } = await a.runs.startRun(workflow, 'big', [BIG_BYTES])
+    await a.runs.settled(runId)
+    const received = bytesReceived() - before
+    const report = a.runs.report(runId)
+    assert.equal(report.status, 'finished', JSON.stringify(report.error))
+    assert.equal(report.result, BIG_BYTES)
+    const made = report.tasks.find(task => task.export === 'makeBig')
+    assert.ok(made?.peer !== undefined && made.peer !== a.peerId.toString(), `makeBig ran on another peer (${made?.peer})`)
+    assert.ok(received < RECEIVED_BYTES_BOUND, `A received ${received} bytes while driving the run`)
+    t.diagnostic(`bytes the driver received over the whole run: ${received} (the intermediate result: ${BIG_BYTES})`)
   })
 })
