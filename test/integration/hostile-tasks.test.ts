@@ -136,7 +136,7 @@ describe('tasks against hostile and absent peers', { timeout: 300_000 }, () => {
 
     // The caller that did not serve its code is scored down.
     await waitFor('the target to report the caller that did not serve its code', () =>
-      target.stderr.split('\n').some(line => line.includes('peer broke protocol') && line.includes(host.peerId.toString()) && line.includes('did not serve its code')), 30_000)
+      target.stderr.split('\n').some(line => line.includes('peer broke protocol') && line.includes(host.peerId.toString()) && line.includes('did not serve its code')), 60_000)
   })
 
   test('a call on a peer that cannot be reached fails fast with ERR_PEER_UNAVAILABLE naming that peer', async () => {
