@@ -363,7 +363,7 @@ class LiveRun {
     this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
     const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
     const args = dagCbor.decode(spec.args) as unknown[]
-    this.c.execute({ taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref }, {
+    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref }, {
       signal: task.controller.signal,
       onAttempt: (attempt, peer) => {
         Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })
@@ -468,6 +468,29 @@ class LiveRun {
   /** The chain of dependent tasks ending last, walking back through the dependency that finished last. */
   criticalPath (): { taskIds: string[], ms: number } | undefined {
     return criticalPathOf([...this.tasks.values()].map(t => ({ taskId: t.spec.taskId, queuedMs: t.queuedMs, finishedMs: t.finishedMs, deps: t.deps })))
+  }
+}
+
+/** First wait after the scheduler refuses a task as full; doubled per refusal up to the max. */
+export const BACKPRESSURE_WAIT_MS = 50
+const BACKPRESSURE_WAIT_MS_MAX = 2000
+
+/**
+ * Backpressure from the scheduler reaches the run, not its code: a task refused because this
+ * peer already holds as many tasks as it may (ERR_SCHEDULER_QUEUE_FULL) waits and is submitted
+ * again — for as long as the run wants it (its signal) — instead of failing the workflow's call.
+ */
+async function executeWithBackpressure (execute: RunServiceComponents['execute'], task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }): Promise<TaskExecution> {
+  for (let waitMs = BACKPRESSURE_WAIT_MS; ; waitMs = Math.min(BACKPRESSURE_WAIT_MS_MAX, waitMs * 2)) {
+    try {
+      return await execute(task, options)
+    } catch (err) {
+      if (!(err instanceof RhizomeError) || err.code !== 'ERR_SCHEDULER_QUEUE_FULL' || options.signal.aborted) throw err
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs)
+      options.signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+    })
   }
 }
 

@@ -1,0 +1,136 @@
+/**
+ * The run service with its real parts — the run driver, the workflow sandbox, SQLite — and a stub
+ * for the one thing that needs a network: executing a task. The stub computes what the functions
+ * would, so the runs' results are checked, not just their shape.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { RhizomeError } from '../../src/model/errors.ts'
+import { createLogger } from '../../src/node/logger.ts'
+import { RunService } from '../../src/net/run-service.ts'
+import { createWorkflowEngine } from '../../src/sandbox/index.ts'
+import { createRunRepo, openDatabase } from '../../src/store/index.ts'
+import type { ProgressEvent } from '../../src/api/events.ts'
+import type { RunServiceComponents, RunTask, TaskExecution } from '../../src/net/run-service.ts'
+import type { WorkflowEngine } from '../../src/sandbox/index.ts'
+
+const log = createLogger('rhizome', { level: 'silent' })
+const FN = CID.create(1, dagCbor.code, await sha256.digest(dagCbor.encode({ fixture: 'run-service' })))
+const CODE = new TextEncoder().encode([
+  "import { workflow, remote } from 'rhizome:workflow'",
+  `const B = remote('${FN.toString()}', 'B')`,
+  `const C = remote('${FN.toString()}', 'C')`,
+  'export const A = workflow(async (x) => { const [b, c] = await Promise.all([B(x), C(x)]); return b + c })',
+  'export const slow = workflow(async (x) => await B(x))',
+  ''
+].join('\n'))
+const WORKFLOW = CID.create(1, dagCbor.code, await sha256.digest(CODE))
+
+async function resultOf (value: unknown): Promise<TaskExecution> {
+  const bytes = dagCbor.encode(value)
+  const cid = CID.create(1, dagCbor.code, await sha256.digest(bytes))
+  return { resultCid: cid.toString(), bytes, peer: '12D3KooWStub', attempts: 1, timings: { queueMs: 0, fetchMs: 0, runMs: 1, totalMs: 1 } }
+}
+
+/** B(x) = 2x, C(x) = x + 1, computed here as a worker would. */
+async function compute (task: RunTask): Promise<TaskExecution> {
+  const x = task.args[0] as number
+  return await resultOf(task.export === 'B' ? 2 * x : x + 1)
+}
+
+describe('the run service (real driver, sandbox and SQLite; tasks executed by a stub)', () => {
+  let dir: string
+  let db: ReturnType<typeof openDatabase>
+  let engine: WorkflowEngine
+  const events: ProgressEvent[] = []
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rhizome-run-service-'))
+    db = openDatabase(join(dir, 'rhizome.db'))
+    engine = createWorkflowEngine()
+  })
+  after(async () => {
+    await engine.close()
+    db.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  function service (execute: RunServiceComponents['execute']): RunService {
+    const runs = new RunService({
+      runs: createRunRepo(db),
+      readBlob: async () => { throw new Error('every result here is inline') },
+      loadWorkflow: async (id) => {
+        assert.equal(id.toString(), WORKFLOW.toString())
+        return { code: CODE, manifest: { exports: ['A', 'slow'] } }
+      },
+      openWorkflow: async (options) => await engine.openWorkflow(options),
+      execute,
+      emit: (event) => { events.push(event) },
+      selfId: '12D3KooWSelf',
+      log
+    })
+    runs.start()
+    return runs
+  }
+
+  test('a fan-out runs each task once and finishes with the right value, reported and persisted', async () => {
+    const calls: string[] = []
+    const runs = service(async (task) => { calls.push(task.export); return await compute(task) })
+    const { runId } = await runs.startRun(WORKFLOW, 'A', [5])
+    await runs.settled(runId)
+    const report = runs.report(runId)
+    assert.equal(report.status, 'finished', JSON.stringify(report.error))
+    assert.equal(report.result, 16)
+    assert.deepEqual(calls.sort(), ['B', 'C'])
+    assert.deepEqual(report.tasks.map(t => t.status), ['accepted', 'accepted'])
+    assert.ok(events.some(e => e.type === 'run:finished' && e.runId === runId))
+    await runs.stop()
+  })
+
+  test('backpressure: a task the scheduler refuses as full waits and is submitted again; the run does not fail', async () => {
+    let refusals = 0
+    const runs = service(async (task) => {
+      if (task.export === 'B' && refusals < 3) {
+        refusals++
+        throw new RhizomeError('ERR_SCHEDULER_QUEUE_FULL', 'full, for the test', { retryable: true })
+      }
+      return await compute(task)
+    })
+    const { runId } = await runs.startRun(WORKFLOW, 'A', [1])
+    await runs.settled(runId)
+    assert.equal(refusals, 3)
+    assert.equal(runs.report(runId).result, 4)
+    await runs.stop()
+  })
+
+  test('any other failure reaches the workflow and ends the run with that named error', async () => {
+    const runs = service(async () => { throw new RhizomeError('ERR_FUNCTION_THREW', 'B threw, for the test') })
+    const { runId } = await runs.startRun(WORKFLOW, 'slow', [1])
+    await runs.settled(runId)
+    const report = runs.report(runId)
+    assert.equal(report.status, 'failed')
+    assert.equal(report.error?.code, 'ERR_FUNCTION_THREW')
+    await runs.stop()
+  })
+
+  test('cancel aborts the task in flight and ends the run cancelled', async () => {
+    let aborted = false
+    const runs = service(async (_task, { signal }) => await new Promise<TaskExecution>((_resolve, reject) => {
+      signal.addEventListener('abort', () => { aborted = true; reject(new RhizomeError('ERR_ABORTED', 'cancelled')) }, { once: true })
+    }))
+    const { runId } = await runs.startRun(WORKFLOW, 'slow', [1])
+    const deadline = Date.now() + 10_000
+    while (runs.report(runId).tasks.length === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+    runs.cancel(runId)
+    await runs.settled(runId)
+    assert.equal(runs.report(runId).status, 'cancelled')
+    assert.ok(aborted, 'the task in flight was aborted')
+    await runs.stop()
+  })
+})
