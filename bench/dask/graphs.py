@@ -47,12 +47,13 @@ def percentile(values, p):
     return ordered[min(len(ordered) - 1, max(0, int(rank) - 1))]
 
 
-def run_graph(client, graph):
-    # Keys are tuples, so no task name (a string argument) can be mistaken for a key.
+def run_graph(client, number, graph):
+    # Keys are tuples, so no task name (a string argument) can be mistaken for a key, and carry
+    # the graph's number: the scheduler would answer a key it has seen with the old result.
     dsk = {}
     for i, (name, ms, parents) in enumerate(graph['tasks']):
-        dsk[('t', i)] = (task, name, ms, *[('t', p) for p in parents])
-    sinks = [('t', i) for i in graph['sinks']]
+        dsk[('t', number, i)] = (task, name, ms, *[('t', number, p) for p in parents])
+    sinks = [('t', number, i) for i in graph['sinks']]
     start = time.perf_counter()
     outputs = client.get(dsk, sinks)
     makespan_ms = (time.perf_counter() - start) * 1000
@@ -71,7 +72,7 @@ def run_chain(client, hops, expected):
     stops = {}
     for record in stream.data:
         key = record['key']
-        index = int(key.split(',')[1].strip(' )')) if isinstance(key, str) else key[1]
+        index = int(key.split(',')[-1].strip(' )')) if isinstance(key, str) else key[-1]
         stops[index] = max(s['stop'] for s in record['startstops'] if s['action'] == 'compute')
     hop_ms = [(stops[i] - stops[i - 1]) * 1000 for i in range(1, hops) if i in stops and i - 1 in stops]
     return {'hops': hops, 'totalMs': total_ms, 'msPerHop': total_ms / hops, 'p50': percentile(hop_ms, 50), 'p99': percentile(hop_ms, 99), 'ok': result == expected}
@@ -94,7 +95,7 @@ def main():
     client = Client(cluster)
     try:
         client.get({('w', i): (task, 'warm' + str(i), 0) for i in range(100)}, [('w', i) for i in range(100)])
-        graphs = [run_graph(client, g) for g in spec['graphs']]
+        graphs = [run_graph(client, number, g) for number, g in enumerate(spec['graphs'])]
         micro = spec['micro']
         chain = run_chain(client, micro['chainHops'], micro['chainExpected'])
         fan = run_fan(client, micro['fanTasks'])
