@@ -15,7 +15,7 @@ import { CID } from 'multiformats/cid'
 import { taskId } from '../../src/wire/task-codec.ts'
 import { TestNetwork, waitFor } from '../helpers/peers.ts'
 import {
-  GRAPH_TASKS_MAX, bounds, deployTaskFunction, deployWorkflow, evaluate, loadGraph, parseGraph, readIndex,
+  GRAPH_TASKS_MAX, TASK_NAME_LENGTH_MAX, TASK_RUNTIME_S_MAX, bounds, deployTaskFunction, deployWorkflow, evaluate, loadGraph, parseGraph, readIndex,
   runToEnd, startRun, taskValue, wfinstancesDir, workflowBundleSource
 } from '../helpers/workloads.ts'
 import type { Graph } from '../helpers/workloads.ts'
@@ -63,13 +63,17 @@ describe('recorded workflow graphs: the loader', () => {
     assert.match(a, /^[0-9a-f]{8}$/)
   })
 
-  test('refuses a cycle, an unknown parent, a missing runtime, and a graph one task past the limit', () => {
+  test('refuses a cycle, an unknown parent, a missing runtime, and one past each limit', () => {
     assert.throws(() => parseGraph(wf([['a', 1, ['c']], ['b', 1, ['a']], ['c', 1, ['b']]]), 'cycle'), { name: 'InvalidInputError', message: /cycle/ })
     assert.throws(() => parseGraph(wf([['a', 1, ['zz']]]), 'orphan'), { name: 'InvalidInputError', message: /unknown parent zz/ })
     assert.throws(() => parseGraph({ workflow: { specification: { tasks: [{ id: 'a', parents: [] }] }, execution: { tasks: [] } } }, 'no runtime'), { name: 'InvalidInputError', message: /no runtime/ })
     const chain = (n: number): Array<[string, number, string[]]> => Array.from({ length: n }, (_, i) => [`t${i}`, 0, i === 0 ? [] : [`t${i - 1}`]])
     assert.equal(parseGraph(wf(chain(GRAPH_TASKS_MAX)), 'at the limit').tasks.length, GRAPH_TASKS_MAX)
     assert.throws(() => parseGraph(wf(chain(GRAPH_TASKS_MAX + 1)), 'past the limit'), { name: 'TooLargeError' })
+    const name = 'n'.repeat(TASK_NAME_LENGTH_MAX)
+    assert.equal(parseGraph(wf([[name, TASK_RUNTIME_S_MAX, []]]), 'longest').tasks[0].name, name)
+    assert.throws(() => parseGraph(wf([[name + 'n', 1, []]]), 'name past'), { name: 'InvalidInputError', message: /task id/ })
+    assert.throws(() => parseGraph(wf([['a', TASK_RUNTIME_S_MAX + 1, []]]), 'runtime past'), { name: 'InvalidInputError', message: /no runtime/ })
   })
 })
 
