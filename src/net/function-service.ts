@@ -115,13 +115,9 @@ export interface LoadedFunction {
   fetched: boolean
 }
 
-export interface DeployResult {
-  cid: string
-  name: string
-  exports: string[]
-  alreadyDeployed: boolean
-  replicas: Array<{ peer: string, ok: boolean, error?: string }>
-}
+/** What a deploy answers: defined once, in the API contract. */
+export type { DeployResult } from '../api/types.ts'
+import type { DeployResult } from '../api/types.ts'
 
 /** What the function service needs; nothing here is another whole service. */
 export interface FunctionServiceComponents {

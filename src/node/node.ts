@@ -40,32 +40,19 @@ import { ApiListenError, DatabaseOpenError, ListenError, listenFailures } from '
 import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
-import type { Membership, MembershipEvent, PeerEntry } from '../protocol/membership/index.ts'
+import type { Membership, MembershipEvent } from '../protocol/membership/index.ts'
 import type { BlobStore, FunctionRepo, PeerRepo, RunRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
+import type { NodeStatus as ApiNodeStatus, PeerView as ApiPeerView } from '../api/types.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
 /** `stop()` gives up waiting for libp2p after this long; a stuck socket must not hang shutdown. */
 export const STOP_TIMEOUT_MS = 5000
 
-export interface PeerView extends PeerEntry {
-  connected: boolean
-}
-
-export interface NodeStatus {
-  peerId: string
-  version: string
-  networkId: string
-  dataDir: string
-  addrs: string[]
-  apiUrl: string
-  uptimeMs: number
-  connections: number
-  peers: { alive: number, suspect: number, gone: number }
-  blobs: { count: number }
-}
+// What the API answers for status and peers: defined once, in src/api/types.ts.
+export type { NodeStatus, PeerView } from '../api/types.ts'
 
 export interface RhizomeNode {
   readonly peerId: PeerId
@@ -82,8 +69,8 @@ export interface RhizomeNode {
   /** The workflow runs this peer drives. */
   readonly runs: RunService
   addrs: () => string[]
-  status: () => Promise<NodeStatus>
-  peers: () => PeerView[]
+  status: () => Promise<ApiNodeStatus>
+  peers: () => ApiPeerView[]
   apiUrl: () => string
   stop: () => Promise<void>
 }
