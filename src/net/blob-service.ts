@@ -19,7 +19,8 @@ import { CID_CHARS_MAX } from '../model/limits.ts'
 import { blobRangeBytesMax } from '../store/index.ts'
 import { isRecord } from '../wire/rpc.ts'
 import { Lifecycle } from './lifecycle.ts'
-import { PeerBusyError, REQUEST_TIMEOUT_MS_DEFAULT } from './rpc.ts'
+import { REQUEST_TIMEOUT_MS_DEFAULT } from './rpc.ts'
+import { PeerBudget } from './slots.ts'
 import type { BlobStore } from '../store/index.ts'
 import type { RpcService } from './rpc.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -76,44 +77,17 @@ export interface BlobServiceInit {
 }
 
 /**
- * Counts range reads running, per peer and in total, and refuses one past either cap. Synchronous
- * admission: nothing waits, so nothing queues without bound.
+ * Range reads run at once are capped per peer and in total (a `PeerBudget`, the same primitive as
+ * code and input fetches): a request past either cap is refused as busy at once — nothing waits,
+ * so nothing queues without bound.
  */
-export class RangeReadLimiter {
-  readonly perPeerMax: number
-  readonly totalMax: number
-  private readonly byPeer = new Map<string, number>()
-  private total = 0
-
-  constructor (perPeerMax = BLOB_RANGE_READS_PER_PEER_MAX, totalMax = BLOB_RANGE_READS_MAX) {
-    this.perPeerMax = perPeerMax
-    this.totalMax = totalMax
-  }
-
-  get running (): number { return this.total }
-
-  /** Take a read slot for `peer`, or throw PeerBusyError; returns the function that gives it back. */
-  acquire (peer: string): () => void {
-    const mine = this.byPeer.get(peer) ?? 0
-    if (mine >= this.perPeerMax) throw new PeerBusyError(`${mine} blob range reads from this peer are already running (limit ${this.perPeerMax})`)
-    if (this.total >= this.totalMax) throw new PeerBusyError(`${this.total} blob range reads are already running (limit ${this.totalMax})`)
-    this.byPeer.set(peer, mine + 1)
-    this.total++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.total--
-      const left = (this.byPeer.get(peer) ?? 1) - 1
-      if (left === 0) this.byPeer.delete(peer)
-      else this.byPeer.set(peer, left)
-    }
-  }
+export function rangeReadBudget (perPeerMax = BLOB_RANGE_READS_PER_PEER_MAX, totalMax = BLOB_RANGE_READS_MAX): PeerBudget {
+  return new PeerBudget({ perPeerMax, totalMax, what: 'blob range reads' })
 }
 
 export class BlobService {
   private readonly components: BlobServiceComponents
-  private readonly reads: RangeReadLimiter
+  private readonly reads: PeerBudget
   private readonly fetchTimeoutMs: number
   private readonly lifecycle = new Lifecycle('the blob service')
   readonly protocol: string
@@ -122,12 +96,12 @@ export class BlobService {
     this.components = components
     this.protocol = blobProtocol(init.networkId)
     this.fetchTimeoutMs = init.fetchTimeoutMs ?? BLOB_FETCH_TIMEOUT_MS_DEFAULT
-    this.reads = new RangeReadLimiter(init.rangeReadsPerPeerMax, init.rangeReadsMax)
+    this.reads = rangeReadBudget(init.rangeReadsPerPeerMax, init.rangeReadsMax)
   }
 
   /** Range reads being served now. */
   get readsRunning (): number {
-    return this.reads.running
+    return this.reads.held()
   }
 
   async start (): Promise<void> {
@@ -138,7 +112,7 @@ export class BlobService {
       inflightMax: 4,
       handler: async (body, { peerId, signal }) => {
         const request = parseRequest(body)
-        const release = this.reads.acquire(peerId.toString())
+        const release = this.reads.tryAcquire(peerId.toString())
         // One range is one bounded read: the request's own timeout bounds it on the caller's side.
         const operation = this.lifecycle.operation({ signal, timeoutMs: REQUEST_TIMEOUT_MS_DEFAULT })
         try {

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import {
   BLOB_BUSY_RETRIES_MAX, BLOB_BUSY_RETRY_MS, BLOB_CHUNK_BYTES_MAX, BLOB_RANGE_READS_MAX, BLOB_RANGE_READS_PER_PEER_MAX,
-  BlobService, RangeReadLimiter, blobProtocol, parseRequest, serveRange
+  BlobService, blobProtocol, rangeReadBudget, parseRequest, serveRange
 } from '../../src/net/blob-service.ts'
 import { createHost } from '../../src/net/host.ts'
 import { PeerBusyError, RpcService } from '../../src/net/rpc.ts'
@@ -71,7 +71,7 @@ describe('serving blob ranges', () => {
   })
 })
 
-describe('RangeReadLimiter', () => {
+describe('range reads: a PeerBudget per peer and in total', () => {
   const isBusy = (err: unknown): boolean => {
     assert.equal((err as Error).name, 'PeerBusyError')
     assert.equal((err as { code: string }).code, 'ERR_PEER_BUSY')
@@ -80,31 +80,31 @@ describe('RangeReadLimiter', () => {
   }
 
   it(`lets one peer run ${BLOB_RANGE_READS_PER_PEER_MAX} range reads at once and refuses one more as busy`, () => {
-    const limiter = new RangeReadLimiter()
+    const limiter = rangeReadBudget()
     assert.equal(limiter.perPeerMax, BLOB_RANGE_READS_PER_PEER_MAX)
-    const releases = Array.from({ length: BLOB_RANGE_READS_PER_PEER_MAX }, () => limiter.acquire('a'))
-    assert.throws(() => limiter.acquire('a'), isBusy)
+    const releases = Array.from({ length: BLOB_RANGE_READS_PER_PEER_MAX }, () => limiter.tryAcquire('a'))
+    assert.throws(() => limiter.tryAcquire('a'), isBusy)
     // Another peer is not held back by the first one's reads.
-    const other = limiter.acquire('b')
-    assert.equal(limiter.running, BLOB_RANGE_READS_PER_PEER_MAX + 1)
+    const other = limiter.tryAcquire('b')
+    assert.equal(limiter.held(), BLOB_RANGE_READS_PER_PEER_MAX + 1)
     releases[0]()
     releases[0]() // giving a slot back twice frees it once
-    assert.equal(limiter.running, BLOB_RANGE_READS_PER_PEER_MAX)
-    const again = limiter.acquire('a')
-    assert.throws(() => limiter.acquire('a'), isBusy)
+    assert.equal(limiter.held(), BLOB_RANGE_READS_PER_PEER_MAX)
+    const again = limiter.tryAcquire('a')
+    assert.throws(() => limiter.tryAcquire('a'), isBusy)
     for (const release of [...releases.slice(1), other, again]) release()
-    assert.equal(limiter.running, 0)
+    assert.equal(limiter.held(), 0)
   })
 
   it(`runs ${BLOB_RANGE_READS_MAX} range reads at once over all peers and refuses one more as busy`, () => {
-    const limiter = new RangeReadLimiter()
+    const limiter = rangeReadBudget()
     assert.equal(limiter.totalMax, BLOB_RANGE_READS_MAX)
     const releases: Array<() => void> = []
-    for (let i = 0; i < BLOB_RANGE_READS_MAX; i++) releases.push(limiter.acquire(`peer-${i % (BLOB_RANGE_READS_MAX / BLOB_RANGE_READS_PER_PEER_MAX)}`))
-    assert.throws(() => limiter.acquire('a-new-peer'), isBusy)
+    for (let i = 0; i < BLOB_RANGE_READS_MAX; i++) releases.push(limiter.tryAcquire(`peer-${i % (BLOB_RANGE_READS_MAX / BLOB_RANGE_READS_PER_PEER_MAX)}`))
+    assert.throws(() => limiter.tryAcquire('a-new-peer'), isBusy)
     releases.pop()?.()
-    limiter.acquire('a-new-peer')
-    assert.equal(limiter.running, BLOB_RANGE_READS_MAX)
+    limiter.tryAcquire('a-new-peer')
+    assert.equal(limiter.held(), BLOB_RANGE_READS_MAX)
   })
 })
 
