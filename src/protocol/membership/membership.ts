@@ -55,6 +55,7 @@
  * than running backwards, which keeps the orderings above true. A clock that steps forward makes
  * deadlines fire early; that is the caller's to avoid (use a monotonic clock).
  */
+import { OutputQueue } from '../output-queue.ts'
 import { ConfigError, assert } from '../../model/errors.ts'
 import { DURATION_MS_LIMIT, MEMBERSHIP_DEFAULTS, PEERS_MAX_LIMIT } from './constants.ts'
 import {
@@ -137,9 +138,7 @@ export class MembershipMachine implements Membership {
   /** Ids of `peers` in code-unit order (what view() returns); undefined when stale. */
   private sortedIds: string[] | undefined
 
-  private outputs: MembershipOutput[] = []
-  private outputsHead = 0
-  private readonly outputsMax: number
+  private readonly outputs: OutputQueue<MembershipOutput>
 
   constructor (options: MembershipOptions) {
     this.settings = resolveOptions(options)
@@ -147,7 +146,7 @@ export class MembershipMachine implements Membership {
     this.capacity = options.capacity === undefined
       ? { slotsFree: 0, slotsMax: 0, queueLength: 0 }
       : checkCapacity(options.capacity, 'capacity')
-    this.outputsMax = outputQueueLengthMax(this.settings.peersMax)
+    this.outputs = new OutputQueue(outputQueueLengthMax(this.settings.peersMax))
   }
 
   handleAnnouncement (announcement: Announcement, nowMs: number): AnnouncementVerdict {
@@ -212,14 +211,7 @@ export class MembershipMachine implements Membership {
   }
 
   poll (): MembershipOutput | undefined {
-    if (this.outputsHead === this.outputs.length) return undefined
-    const output = this.outputs[this.outputsHead]
-    this.outputsHead += 1
-    if (this.outputsHead === this.outputs.length) {
-      this.outputs = []
-      this.outputsHead = 0
-    }
-    return output
+    return this.outputs.poll()
   }
 
   nextTimeoutMs (): number {
@@ -319,7 +311,6 @@ export class MembershipMachine implements Membership {
   }
 
   private emit (output: MembershipOutput): void {
-    assert(this.outputs.length - this.outputsHead < this.outputsMax, 'the shell drains poll() after every call')
     this.outputs.push(output)
   }
 

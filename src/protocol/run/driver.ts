@@ -62,6 +62,7 @@
  *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
+import { OutputQueue } from '../output-queue.ts'
 import { ConfigError, assert } from '../../model/errors.ts'
 import type { FailureData } from '../../model/errors.ts'
 import { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DRIVER_DEFAULTS, RUN_DURATION_MS_LIMIT } from './constants.ts'
@@ -123,9 +124,7 @@ export class RunDriverMachine implements RunDriver {
   /** When the outstanding activation was emitted; undefined when none is. */
   private outstandingSinceMs: number | undefined
 
-  private outputs: RunOutput[] = []
-  private outputsHead = 0
-  private readonly outputsMax: number
+  private readonly outputs: OutputQueue<RunOutput>
 
   constructor (options: RunDriverOptions) {
     this.s = resolveOptions(options)
@@ -144,7 +143,7 @@ export class RunDriverMachine implements RunDriver {
     }
     // One input emits at most: per command a schedule and an event, per id in flight a cancel and
     // an event, plus a handful. More queued means the shell is not draining poll(): a bug.
-    this.outputsMax = 4 * (this.s.commandsMax + this.s.memoEntriesMax) + 1024
+    this.outputs = new OutputQueue(4 * (this.s.commandsMax + this.s.memoEntriesMax) + 1024)
   }
 
   handleStart (nowMs: number): void {
@@ -233,14 +232,7 @@ export class RunDriverMachine implements RunDriver {
   }
 
   poll (): RunOutput | undefined {
-    if (this.outputsHead === this.outputs.length) return undefined
-    const output = this.outputs[this.outputsHead]
-    this.outputsHead += 1
-    if (this.outputsHead === this.outputs.length) {
-      this.outputs = []
-      this.outputsHead = 0
-    }
-    return output
+    return this.outputs.poll()
   }
 
   nextTimeoutMs (): number | undefined {
@@ -465,7 +457,6 @@ export class RunDriverMachine implements RunDriver {
   }
 
   private emit (output: RunOutput): void {
-    assert(this.outputs.length - this.outputsHead < this.outputsMax, 'the shell drains poll() after every call')
     this.outputs.push(output)
   }
 

@@ -51,6 +51,7 @@
  *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
+import { OutputQueue } from '../output-queue.ts'
 import { ConfigError, assert } from '../../model/errors.ts'
 import type { Random } from '../random.ts'
 import {
@@ -196,16 +197,14 @@ export class SchedulerMachine implements Scheduler {
   private runtimesNext = 0
   private medianCache: number | undefined
 
-  private outputs: SchedulerOutput[] = []
-  private outputsHead = 0
-  private readonly outputsMax: number
+  private readonly outputs: OutputQueue<SchedulerOutput>
 
   constructor (options: SchedulerOptions) {
     this.s = resolveOptions(options)
     this.random = options.random
     // One input emits at most: per held task two cancels, a dispatch and a done. More queued means
     // the shell is not draining poll(): a bug.
-    this.outputsMax = 4 * this.s.pendingMax + 1024
+    this.outputs = new OutputQueue(4 * this.s.pendingMax + 1024)
   }
 
   handleSubmit (task: SchedulerTask, nowMs: number): SubmitVerdict {
@@ -344,14 +343,7 @@ export class SchedulerMachine implements Scheduler {
   }
 
   poll (): SchedulerOutput | undefined {
-    if (this.outputsHead === this.outputs.length) return undefined
-    const output = this.outputs[this.outputsHead]
-    this.outputsHead += 1
-    if (this.outputsHead === this.outputs.length) {
-      this.outputs = []
-      this.outputsHead = 0
-    }
-    return output
+    return this.outputs.poll()
   }
 
   nextTimeoutMs (): number | undefined {
@@ -652,7 +644,6 @@ export class SchedulerMachine implements Scheduler {
   // --- plumbing ----------------------------------------------------------------------------
 
   private emit (output: SchedulerOutput): void {
-    assert(this.outputs.length - this.outputsHead < this.outputsMax, 'the shell drains poll() after every call')
     this.outputs.push(output)
   }
 
