@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { createBlobStore, createRunRepo, openDatabase } from '../../src/store/index.ts'
+import { TestNetwork } from '../helpers/peers.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const WRITER = fileURLToPath(new URL('../fixtures/store-writer.ts', import.meta.url))
@@ -22,6 +23,8 @@ const ROUNDS = 5
 /** The kill comes this long after the writer is ready: under load, at no fixed point. */
 const KILL_AFTER_MS_MIN = 200
 const KILL_AFTER_MS_MAX = 1_500
+/** Blob puts a client keeps in flight against the real peer. */
+const PUTS_IN_FLIGHT = 4
 /** Bound on the writer getting its store open (Node start + TypeScript stripping on a busy machine). */
 const READY_TIMEOUT_MS = 15_000
 
@@ -94,7 +97,7 @@ describe('a store killed mid-write', { timeout: 60_000 }, () => {
     }
   })
 
-  test(`opens intact with every acknowledged write after ${ROUNDS} SIGKILLs under load`, async () => {
+  test(`opens intact with every acknowledged write after ${ROUNDS} SIGKILLs under load`, async (t) => {
     const seen = { memo: 0, events: 0, blobs: 0 }
     for (let round = 0; round < ROUNDS; round++) {
       const runId = `run-${round}`
@@ -137,7 +140,51 @@ describe('a store killed mid-write', { timeout: 60_000 }, () => {
         db.close()
       }
     }
-    // Not a vacuous pass: the rounds together checked hundreds of writes.
+    t.diagnostic(`acknowledged writes checked: ${JSON.stringify(seen)}`)
     assert.ok(seen.memo >= ROUNDS && seen.events >= ROUNDS && seen.blobs >= ROUNDS, JSON.stringify(seen))
+  })
+
+  test('a real peer killed during blob puts restarts with every blob it answered for', async (t) => {
+    const net = await TestNetwork.create()
+    try {
+      const peer = await net.addPeer()
+      const answered: Array<{ cid: string, bytes: Uint8Array }> = []
+      let killed = false
+      const killAfterMs = KILL_AFTER_MS_MIN + Math.floor(Math.random() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN))
+      // Each client loop puts blobs back to back until the peer is gone; a put cut off by the kill
+      // has no answer and is not counted.
+      const client = async (n: number): Promise<void> => {
+        for (let i = 0; !killed; i++) {
+          const bytes = new TextEncoder().encode(`client ${n} blob ${i} `.repeat(1 + ((i * 7919) % 4096)))
+          let cid: string
+          try {
+            cid = (await peer.api<{ cid: string }>('/v1/blobs', { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } })).cid
+          } catch (err) {
+            if (killed) return
+            throw err
+          }
+          answered.push({ cid, bytes })
+        }
+      }
+      const clients = Array.from({ length: PUTS_IN_FLIGHT }, async (_, n) => await client(n))
+      await new Promise(resolve => setTimeout(resolve, killAfterMs))
+      killed = true
+      await peer.stop('SIGKILL')
+      await Promise.all(clients)
+      assert.ok(answered.length > 0, `no put was answered in ${killAfterMs} ms`)
+      t.diagnostic(`blobs answered before the kill (${killAfterMs} ms): ${answered.length}`)
+
+      await peer.start()
+      for (const { cid, bytes } of answered) {
+        const res = await fetch(`${peer.apiUrl}/v1/blobs/${cid}`, { headers: peer.authorized(), signal: AbortSignal.timeout(10_000) })
+        assert.equal(res.status, 200, `blob ${cid}`)
+        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), bytes, `blob ${cid}`)
+      }
+      const after = await peer.api<{ cid: string }>('/v1/blobs', { method: 'POST', body: 'after restart', headers: { 'content-type': 'application/octet-stream' } })
+      const res = await fetch(`${peer.apiUrl}/v1/blobs/${after.cid}`, { headers: peer.authorized(), signal: AbortSignal.timeout(10_000) })
+      assert.equal(await res.text(), 'after restart')
+    } finally {
+      await net.close()
+    }
   })
 })
