@@ -37,14 +37,14 @@ describe('openDatabase', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('creates the schema and sets WAL, synchronous=NORMAL, foreign keys and the busy timeout', () => {
+  it('creates the schema and sets WAL, synchronous=FULL, foreign keys and the busy timeout', () => {
     const db = openDatabase(path)
     try {
       assert.equal(db.schemaVersion, migrations.length)
       assert.equal(pragma(db.sqlite, 'user_version'), migrations.length)
       assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'meta', 'peer_events', 'peers', 'run_events', 'run_memo', 'run_tasks', 'runs'])
       assert.equal(pragma(db.sqlite, 'journal_mode'), 'wal')
-      assert.equal(pragma(db.sqlite, 'synchronous'), 1) // NORMAL
+      assert.equal(pragma(db.sqlite, 'synchronous'), 2) // FULL: a commit is synced before it returns
       assert.equal(pragma(db.sqlite, 'foreign_keys'), 1)
       assert.equal(pragma(db.sqlite, 'busy_timeout'), busyTimeoutMsDefault)
     } finally {
