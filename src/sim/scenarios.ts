@@ -5,6 +5,7 @@
  */
 import { runEchoScenario } from './echo-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
+import { memoScenarioEntry } from './memo-scenario.ts'
 import { runRunScenario } from './run-scenario.ts'
 
 export interface SeedOutcome {
@@ -31,6 +32,7 @@ export interface ScenarioEntry {
 }
 
 export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
+  memo: memoScenarioEntry,
   membership: {
     name: 'membership',
     description: 'the membership state machine on gossip: converges within its bound after faults',
