@@ -17,7 +17,10 @@
  *   - otherwise → the promise becomes {epoch, from}, is PERSISTED (a `persist` output, before the
  *     grant in the same poll order), and the grant is sent.
  * So a grantor grants at most one driver per epoch, never an epoch below one it granted, and never
- * two live grants at once. The promise is all a grantor persists: it is written only when it
+ * two live grants at once — except that a grant to ITSELF counts only while it is the driver: the
+ * peer knows its own mind, and a candidate that has not won (or a driver that lost its lease)
+ * believes nothing that grant protects. So two candidates do not block each other: the one with
+ * the higher epoch is granted, and the other steps down. The promise is all a grantor persists: it is written only when it
  * changes (a new epoch), never on renewal. A restarted grantor reads it back and treats it as
  * granted at the restart (expiry = restart + leaseMs): it does not know when its last grant was,
  * so it waits out the longest it could still be running.
@@ -49,12 +52,14 @@
  * TAKEOVER. A follower (home-set peer, not requesting) watches its own grantor: when its grant
  * expired more than graceMs ago plus rank × staggerMs, it becomes a candidate for epoch
  * highestEpoch + 1 (self-granted and persisted first, so a restart never reuses it). The rank is
- * its distance after the last holder in rendezvous order (the holder itself comes last), so the
+ * its distance after the last holder in rendezvous order — the last OTHER peer this grantor
+ * promised to, or itself if it only ever granted itself (then it comes last) — so the
  * next peer in order tries first and the others see its requests — each grant resets their watch
  * — before their stagger runs out. A candidate gives up ('follower' again) on a stale-epoch
  * refusal, when it grants a higher epoch to someone else, or when so many grantors refuse 'held'
- * in one round that no majority is left (then it waits a full leaseMs before trying again: the
- * lease it ran into is alive). A fresh run (nothing ever granted) is started by the first peer of
+ * in one round that no majority is left. Whenever it steps down (a failed attempt, or a lost
+ * lease) it waits a full leaseMs + graceMs + rank × staggerMs from then before trying again, so
+ * two peers that failed together (a duel: both asked for the same epoch) retry staggered by rank. A fresh run (nothing ever granted) is started by the first peer of
  * the home set at once; the others wait a lease first. Safety never depends on the stagger or the
  * grace: they only make duels rare.
  *
@@ -97,11 +102,15 @@ export class LeaseMachine implements Lease {
   // grantor
   private promise: LeasePromise | undefined
   private grantExpiresMs = -Infinity
-  /** A live lease was seen (a 'held' majority) at this time: do not ask before it + leaseMs. */
-  private heldSeenMs = -Infinity
+  /** Our last attempt failed (or our lease ended, or we just joined) at this time: do not ask
+   *  before it + leaseMs, so the peers that failed together try again staggered by rank. */
+  private backoffFromMs = -Infinity
   /** When this life started: a peer that never granted waits a lease before asking. */
   private readonly startedMs: number
   private highestEpoch: number
+  /** The last OTHER peer this grantor promised a lease to: takeover ranks count from it, so two
+   *  candidates that duelled do not both rank themselves last and duel again. */
+  private rankBasis: string | undefined
 
   // requester
   private role: LeaseRole
@@ -130,6 +139,7 @@ export class LeaseMachine implements Lease {
       if (!isEpoch(restored.epoch) || !isPeerId(restored.holder)) throw new ConfigError('restored', 'must be { epoch: 1..EPOCH_MAX-1, holder: peer id } as persisted')
       this.promise = { epoch: restored.epoch, holder: restored.holder }
       this.grantExpiresMs = nowMs + this.s.leaseMs
+      if (restored.holder !== this.s.selfId) this.rankBasis = restored.holder
     }
     this.highestEpoch = this.promise?.epoch ?? 0
     this.check()
@@ -172,10 +182,10 @@ export class LeaseMachine implements Lease {
       this.outputs.push({ type: 'fenced', from, epoch: this.epoch, highestEpoch: epoch })
       // A driver keeps its lease until it runs out: the majority that granted it still refuses
       // everyone else until then. A candidate cannot win this epoch any more.
-      if (this.role === 'candidate') this.stepDown(now, false)
+      if (this.role === 'candidate') this.stepDown(now)
     } else if (reason === 'held' && round === this.latestRound && this.homeSet.includes(from)) {
       this.heldBy.add(from)
-      if (this.role === 'candidate' && this.heldBy.size > this.homeSet.length - majority(this.homeSet.length)) this.stepDown(now, true)
+      if (this.role === 'candidate' && this.heldBy.size > this.homeSet.length - majority(this.homeSet.length)) this.stepDown(now)
     }
     this.check()
     return 'accepted'
@@ -188,11 +198,11 @@ export class LeaseMachine implements Lease {
     for (const peer of [...this.grantedAt.keys()]) if (!this.homeSet.includes(peer)) this.grantedAt.delete(peer)
     if (this.selfIndex < 0) {
       if (this.role === 'driver') this.outputs.push({ type: 'lost-lease', epoch: this.epoch })
-      if (this.role !== 'outside') this.stepDown(now, false)
+      if (this.role !== 'outside') this.stepDown(now)
       this.role = 'outside'
     } else if (this.role === 'outside') {
       this.role = 'follower'
-      this.heldSeenMs = now // new to this run: watch a lease before asking for it
+      this.backoffFromMs = now // new to this run: watch a lease before asking for it
     } else if (this.role === 'driver') {
       const end = this.computeLeaseEnd()
       if (end === undefined || end <= now) this.lose(now)
@@ -255,13 +265,17 @@ export class LeaseMachine implements Lease {
       this.grantExpiresMs = now + this.s.leaseMs
       return 'grant'
     }
-    if (p !== undefined && p.holder !== from && now < this.grantExpiresMs) return 'held'
+    // A grant to ourselves protects only our own belief: once we are not the driver (a candidate
+    // that has not won, a driver that lost, a restarted life) nobody relies on it.
+    const released = p !== undefined && p.holder === this.s.selfId && this.role !== 'driver'
+    if (p !== undefined && p.holder !== from && now < this.grantExpiresMs && !released) return 'held'
     this.promise = { epoch, holder: from }
     this.grantExpiresMs = now + this.s.leaseMs
     this.outputs.push({ type: 'persist', promise: { epoch, holder: from } })
+    if (from !== this.s.selfId) this.rankBasis = from
     // Granting a higher epoch to another peer ends our own candidacy: our next self-grant would
     // be refused. (A driver keeps its lease until it runs out, as on a stale refusal.)
-    if (from !== this.s.selfId && this.role === 'candidate' && epoch > this.epoch) this.stepDown(now, false)
+    if (from !== this.s.selfId && this.role === 'candidate' && epoch > this.epoch) this.stepDown(now)
     return 'grant'
   }
 
@@ -278,7 +292,7 @@ export class LeaseMachine implements Lease {
       this.grantedAt.set(this.s.selfId, now)
     } else if (this.role === 'candidate') {
       // Our own grantor knows a higher epoch or a live lease: no point asking the others.
-      this.stepDown(now, self === 'held')
+      this.stepDown(now)
       return
     }
     for (const peer of this.homeSet) {
@@ -309,11 +323,11 @@ export class LeaseMachine implements Lease {
 
   private lose (now: number): void {
     this.outputs.push({ type: 'lost-lease', epoch: this.epoch })
-    this.stepDown(now, false)
+    this.stepDown(now)
   }
 
   /** Back to follower (requests of this epoch are forgotten; late answers are ignored). */
-  private stepDown (now: number, sawLiveLease: boolean): void {
+  private stepDown (now: number): void {
     this.role = this.selfIndex < 0 ? 'outside' : 'follower'
     this.epoch = 0
     this.rounds.clear()
@@ -321,16 +335,17 @@ export class LeaseMachine implements Lease {
     this.heldBy.clear()
     this.nextRoundAtMs = Infinity
     this.leaseEndMs = undefined
-    if (sawLiveLease) this.heldSeenMs = now
+    this.backoffFromMs = now
   }
 
   /** When a follower asks for the lease (see TAKEOVER). */
   private takeoverAtMs (): number {
     const s = this.s
     const n = this.homeSet.length
-    if (this.promise === undefined && this.highestEpoch === 0 && this.selfIndex === 0 && this.heldSeenMs === -Infinity) return this.startedMs
-    const quietUntil = Math.max(this.grantExpiresMs, this.heldSeenMs + s.leaseMs, this.promise === undefined ? this.startedMs + s.leaseMs : -Infinity)
-    const holder = this.promise === undefined ? -1 : this.homeSet.indexOf(this.promise.holder)
+    if (this.promise === undefined && this.highestEpoch === 0 && this.selfIndex === 0 && this.backoffFromMs === -Infinity) return this.startedMs
+    const quietUntil = Math.max(this.grantExpiresMs, this.backoffFromMs + s.leaseMs, this.promise === undefined ? this.startedMs + s.leaseMs : -Infinity)
+    const basis = this.rankBasis ?? this.promise?.holder
+    const holder = basis === undefined ? -1 : this.homeSet.indexOf(basis)
     const rank = holder < 0 ? this.selfIndex : (this.selfIndex - holder - 1 + n) % n
     return quietUntil + s.graceMs + rank * s.staggerMs
   }
