@@ -212,37 +212,67 @@ describe('lease: takeover', () => {
     return { b, c }
   }
 
-  it('the next peer after the holder asks first; the one after waits one stagger more', () => {
+  it('the best peer in rendezvous order asks first; each later one waits one stagger more', () => {
     const { b, c } = grantedFollowers()
-    assert.equal(b.nextTimeoutMs(), leaseMs + graceMs)
-    assert.equal(c.nextTimeoutMs(), leaseMs + graceMs + staggerMs)
-    b.handleTimeout(leaseMs + graceMs)
+    const first = leaseMs + graceMs + staggerMs
+    assert.equal(b.nextTimeoutMs(), first)
+    assert.equal(c.nextTimeoutMs(), first + staggerMs)
+    b.handleTimeout(first)
     const out = drain(b)
     assert.deepEqual(out[0], { type: 'persist', promise: { epoch: 2, holder: 'B' } })
     assert.deepEqual(requests(out).map(r => [r.to, r.epoch]), [['A', 2], ['C', 2]])
     // C grants B before its own stagger runs out, and that grant resets its watch.
-    c.handleLeaseRequest('B', 2, requests(out)[1].round, leaseMs + graceMs + 10)
+    c.handleLeaseRequest('B', 2, requests(out)[1].round, first + 10)
     assert.equal(drain(c).find(o => o.type === 'grant')?.epoch, 2)
-    b.handleLeaseGrant('C', 2, requests(out)[1].round, leaseMs + graceMs + 20)
+    b.handleLeaseGrant('C', 2, requests(out)[1].round, first + 20)
     assert.deepEqual(drain(b), [{ type: 'became-driver', epoch: 2 }])
-    // rank is now measured from B: C is next, A (the old holder) last
-    assert.equal(c.nextTimeoutMs(), leaseMs + graceMs + 10 + leaseMs + graceMs)
+    assert.equal(c.nextTimeoutMs(), first + 10 + leaseMs + graceMs + 2 * staggerMs)
+  })
+
+  it('two candidates of the same epoch both step down, and retry staggered by rank', () => {
+    const { b, c } = grantedFollowers()
+    b.handleTimeout(2000)
+    c.handleTimeout(2000)
+    const rb = requests(drain(b)).find(r => r.to === 'C')!
+    const rc = requests(drain(c)).find(r => r.to === 'B')!
+    assert.equal(rb.epoch, rc.epoch)
+    c.handleLeaseRequest('B', rb.epoch, rb.round, 2010)
+    b.handleLeaseRequest('C', rc.epoch, rc.round, 2010)
+    const refusalToB = drain(c).find(o => o.type === 'refuse')!
+    const refusalToC = drain(b).find(o => o.type === 'refuse')!
+    assert.equal(refusalToB.type === 'refuse' && refusalToB.reason, 'stale-epoch')
+    b.handleLeaseRefusal('C', refusalToB.epoch, rb.round, 'stale-epoch', 2020)
+    c.handleLeaseRefusal('B', refusalToC.epoch, rc.round, 'stale-epoch', 2020)
+    assert.equal(b.snapshot().role, 'follower')
+    assert.equal(c.snapshot().role, 'follower')
+    assert.equal(c.nextTimeoutMs() - b.nextTimeoutMs(), staggerMs)
+  })
+
+  it('a candidate that has not won releases its self-grant to a higher epoch and steps down', () => {
+    const { c } = grantedFollowers()
+    c.handleTimeout(2000)
+    drain(c)
+    assert.equal(c.snapshot().role, 'candidate')
+    c.handleLeaseRequest('B', 3, 1, 2010)
+    const out = drain(c)
+    assert.deepEqual(out.map(o => o.type), ['persist', 'grant'])
+    assert.equal(c.snapshot().role, 'follower')
   })
 
   it('a renewal seen before the watch runs out defers the takeover', () => {
     const { b } = grantedFollowers()
     b.handleLeaseRequest('A', 1, 2, 500)
     drain(b)
-    b.handleTimeout(leaseMs + graceMs)
+    b.handleTimeout(leaseMs + graceMs + staggerMs)
     assert.deepEqual(drain(b), [])
-    assert.equal(b.nextTimeoutMs(), 500 + leaseMs + graceMs)
+    assert.equal(b.nextTimeoutMs(), 500 + leaseMs + graceMs + staggerMs)
   })
 
   it('a takeover asks for one more than the highest epoch seen anywhere', () => {
     const { b } = grantedFollowers()
     b.handleLeaseRequest('C', 9, 1, 10) // refused 'held', but epoch 9 exists
     drain(b)
-    b.handleTimeout(leaseMs + graceMs)
+    b.handleTimeout(leaseMs + graceMs + staggerMs)
     assert.equal(requests(drain(b))[0].epoch, 10)
   })
 

@@ -52,16 +52,18 @@
  * TAKEOVER. A follower (home-set peer, not requesting) watches its own grantor: when its grant
  * expired more than graceMs ago plus rank × staggerMs, it becomes a candidate for epoch
  * highestEpoch + 1 (self-granted and persisted first, so a restart never reuses it). The rank is
- * its distance after the last holder in rendezvous order — the last OTHER peer this grantor
- * promised to, or itself if it only ever granted itself (then it comes last) — so the
- * next peer in order tries first and the others see its requests — each grant resets their watch
- * — before their stagger runs out. A candidate gives up ('follower' again) on a stale-epoch
- * refusal, when it grants a higher epoch to someone else, or when so many grantors refuse 'held'
- * in one round that no majority is left. Whenever it steps down (a failed attempt, or a lost
- * lease) it waits a full leaseMs + graceMs + rank × staggerMs from then before trying again, so
- * two peers that failed together (a duel: both asked for the same epoch) retry staggered by rank. A fresh run (nothing ever granted) is started by the first peer of
- * the home set at once; the others wait a lease first. Safety never depends on the stagger or the
- * grace: they only make duels rare.
+ * its place in the home set's rendezvous order, which every peer computes alike: when the driver
+ * fails, the best surviving peer in that order tries first, and the others see its requests —
+ * each grant resets their watch — before their stagger runs out. (A rank counted from the failed
+ * driver would need every peer to agree on who that was; after partitions they do not, and two
+ * peers with the same rank duel again and again — the simulator found such runs.) A candidate
+ * gives up ('follower' again) on a stale-epoch refusal, when it grants a higher epoch to someone
+ * else, or when so many grantors refuse 'held' in one round that no majority is left. Whenever
+ * it steps down (a failed attempt, or a lost lease) it waits a full leaseMs + graceMs +
+ * rank × staggerMs from then before trying again, so two peers that failed together (a duel:
+ * both asked for the same epoch) retry staggered by rank. A fresh run (nothing ever granted) is
+ * started by the first peer of the home set at once; the others wait a lease first. Safety never
+ * depends on the stagger or the grace: they only make duels rare.
  *
  * ROUNDS. Each round has a number unique in this life (epochs are never reused across lives, see
  * above), echoed in answers, so a late or duplicated grant is credited with the send time of the
@@ -108,9 +110,6 @@ export class LeaseMachine implements Lease {
   /** When this life started: a peer that never granted waits a lease before asking. */
   private readonly startedMs: number
   private highestEpoch: number
-  /** The last OTHER peer this grantor promised a lease to: takeover ranks count from it, so two
-   *  candidates that duelled do not both rank themselves last and duel again. */
-  private rankBasis: string | undefined
 
   // requester
   private role: LeaseRole
@@ -139,7 +138,6 @@ export class LeaseMachine implements Lease {
       if (!isEpoch(restored.epoch) || !isPeerId(restored.holder)) throw new ConfigError('restored', 'must be { epoch: 1..EPOCH_MAX-1, holder: peer id } as persisted')
       this.promise = { epoch: restored.epoch, holder: restored.holder }
       this.grantExpiresMs = nowMs + this.s.leaseMs
-      if (restored.holder !== this.s.selfId) this.rankBasis = restored.holder
     }
     this.highestEpoch = this.promise?.epoch ?? 0
     this.check()
@@ -272,7 +270,6 @@ export class LeaseMachine implements Lease {
     this.promise = { epoch, holder: from }
     this.grantExpiresMs = now + this.s.leaseMs
     this.outputs.push({ type: 'persist', promise: { epoch, holder: from } })
-    if (from !== this.s.selfId) this.rankBasis = from
     // Granting a higher epoch to another peer ends our own candidacy: our next self-grant would
     // be refused. (A driver keeps its lease until it runs out, as on a stale refusal.)
     if (from !== this.s.selfId && this.role === 'candidate' && epoch > this.epoch) this.stepDown(now)
@@ -341,12 +338,9 @@ export class LeaseMachine implements Lease {
   /** When a follower asks for the lease (see TAKEOVER). */
   private takeoverAtMs (): number {
     const s = this.s
-    const n = this.homeSet.length
     if (this.promise === undefined && this.highestEpoch === 0 && this.selfIndex === 0 && this.backoffFromMs === -Infinity) return this.startedMs
     const quietUntil = Math.max(this.grantExpiresMs, this.backoffFromMs + s.leaseMs, this.promise === undefined ? this.startedMs + s.leaseMs : -Infinity)
-    const basis = this.rankBasis ?? this.promise?.holder
-    const holder = basis === undefined ? -1 : this.homeSet.indexOf(basis)
-    const rank = holder < 0 ? this.selfIndex : (this.selfIndex - holder - 1 + n) % n
+    const rank = this.selfIndex
     return quietUntil + s.graceMs + rank * s.staggerMs
   }
 
