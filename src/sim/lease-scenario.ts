@@ -344,3 +344,25 @@ function send (st: LeaseRunState, from: number, toId: string, m: LeaseMessage): 
   st.world.trace.add(`${st.world.nowMs} ${m.kind} ${from}>${to} e${m.epoch} r${m.round}`)
   st.network!.send(from, to, m)
 }
+
+/** One seed as the seed sweep (src/sim/scenarios.ts) reports it. */
+export function leaseSeedOutcome (seed: number, options: { traceLinesKept?: number } = {}): {
+  scenario: string, seed: number, ok: boolean, violations: string[], violationCount: number, summary: string,
+  details: string[], traceHash: string, simEvents: number, trace: readonly string[], boundUsed?: number
+} {
+  const r = runLeaseScenario({ seed, traceLinesKept: options.traceLinesKept ?? 0 })
+  const held = !r.livenessChecked ? 'no running majority at the end' : r.heldAfterTMs === undefined ? 'never held after T' : `held T+${r.heldAfterTMs} ms (bound ${r.boundMs} ms)`
+  return {
+    scenario: 'lease',
+    seed,
+    ok: r.ok,
+    violations: r.violations,
+    violationCount: r.violationCount,
+    summary: `${r.nodes} home-set peers, ${r.liveAtEnd} running at the end, faults until ${r.faultsEndMs} ms, ${r.counts.becameDriver} drivers up to epoch ${r.counts.highestEpoch}, ${held}`,
+    details: [`counts ${JSON.stringify(r.counts)}`, `messages ${JSON.stringify(r.messages)}`],
+    traceHash: r.traceHash,
+    simEvents: r.simEvents,
+    trace: r.trace,
+    boundUsed: r.livenessChecked && r.heldAfterTMs !== undefined ? r.heldAfterTMs / r.boundMs : undefined
+  }
+}
