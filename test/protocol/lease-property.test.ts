@@ -132,7 +132,7 @@ describe('lease property', () => {
         world.checkOneHolder()
       }
       drivers += world.drivers
-    }), { numRuns: 300 })
+    }), { numRuns: 2000 })
     assert.ok(drivers > 150, `the runs elected drivers (${drivers})`)
   })
 })
