@@ -3,6 +3,7 @@
 // every invariant; a seed replays exactly; and the invariants catch a machine run outside its
 // clock bound, one that grants before persisting, and one that forgets its promise on restart.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { createLease } from '../../src/protocol/lease/index.ts'
 import type { Lease, LeaseOptions, LeaseOutput } from '../../src/protocol/lease/index.ts'
@@ -81,6 +82,8 @@ describe('lease simulator', () => {
     const outcome = SCENARIOS.lease.runSeed(42)
     assert.equal(outcome.ok, true)
     assert.equal(outcome.traceHash, a.traceHash)
+    const out = execFileSync(process.execPath, ['scripts/sim-seeds.ts', '--scenario', 'lease', '--seeds', '20'], { encoding: 'utf8', timeout: 60_000, cwd: new URL('../../', import.meta.url) })
+    assert.match(out, /lease: 20 seeds from 1: 20 ok, 0 failed/)
   })
 
   it('without faults the first peer drives from the start and never loses the lease', () => {
