@@ -4,6 +4,7 @@
  * scheduler, the run driver) is one more entry here.
  */
 import { runEchoScenario } from './echo-scenario.ts'
+import { leaseSeedOutcome } from './lease-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
 import { memoScenarioEntry } from './memo-scenario.ts'
 import { runRunScenario } from './run-scenario.ts'
@@ -74,6 +75,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
       }
     }
   },
+  lease: { name: 'lease', description: 'run leases on a home set of 3..5 peers: never two leases at once, one driver per epoch, a holder soon after faults', runSeed: leaseSeedOutcome },
   run: {
     name: 'run',
     description: 'a workflow run: the run driver and the scheduler on one peer, simulated workers that crash; one done per task, limits kept, the direct value',
