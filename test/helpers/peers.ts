@@ -2,6 +2,8 @@
  * Real peers in child processes for integration tests: each runs `rhizome node start` with its
  * own data dir on 127.0.0.1, mDNS off and a network id private to the test.
  */
+import { SseDecoder } from '../../src/api/events.ts'
+import type { ProgressEvent } from '../../src/api/events.ts'
 import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -147,4 +149,24 @@ export class TestNetwork {
     await Promise.all(this.peers.map(async p => await p.stop('SIGKILL')))
     await rm(this.root, { recursive: true, force: true })
   }
+}
+
+/**
+ * Follow a run's progress events (`GET /v1/runs/:id/events`) until the peer ends the stream
+ * after `run:finished`, or `timeoutMs` passes; each event goes to `onEvent` as it arrives.
+ */
+export async function followRunEvents (peer: TestPeer, runId: string, timeoutMs: number, onEvent: (event: ProgressEvent) => void): Promise<void> {
+  const res = await fetch(`${peer.apiUrl}/v1/runs/${runId}/events`, { headers: peer.authorized(), signal: AbortSignal.timeout(timeoutMs) })
+  if (res.status !== 200) throw new Error(`following run ${runId}: HTTP ${res.status} ${await res.text()}`)
+  const decoder = new SseDecoder()
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for (const event of decoder.push(chunk) as ProgressEvent[]) onEvent(event)
+  }
+}
+
+/** `followRunEvents`, keeping every event. */
+export async function runEvents (peer: TestPeer, runId: string, timeoutMs: number): Promise<ProgressEvent[]> {
+  const events: ProgressEvent[] = []
+  await followRunEvents(peer, runId, timeoutMs, event => { events.push(event) })
+  return events
 }

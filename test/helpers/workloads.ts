@@ -8,11 +8,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
-import { SseDecoder } from '../../src/api/events.ts'
 import { createManifest, encodeManifest } from '../../src/functions/index.ts'
 import { functionModuleSource } from '../../bench/workloads/graph.ts'
-import { runCli } from './peers.ts'
-import type { ProgressEvent } from '../../src/api/events.ts'
+import { followRunEvents, runCli } from './peers.ts'
 import type { RunReport } from '../../src/api/types.ts'
 import type { TestPeer } from './peers.ts'
 
@@ -59,13 +57,8 @@ export async function startRun (peer: TestPeer, workflow: string, exportName: st
  * report. Events are counted, not kept: a run of thousands of tasks sends tens of thousands.
  */
 export async function runToEnd (peer: TestPeer, runId: string, timeoutMs: number): Promise<{ report: RunReport, events: Map<string, number> }> {
-  const res = await fetch(`${peer.apiUrl}/v1/runs/${runId}/events`, { headers: peer.authorized(), signal: AbortSignal.timeout(timeoutMs) })
-  if (res.status !== 200) throw new Error(`following run ${runId}: HTTP ${res.status} ${await res.text()}`)
-  const decoder = new SseDecoder()
   const events = new Map<string, number>()
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    for (const event of decoder.push(chunk) as ProgressEvent[]) events.set(event.type, (events.get(event.type) ?? 0) + 1)
-  }
+  await followRunEvents(peer, runId, timeoutMs, (event) => { events.set(event.type, (events.get(event.type) ?? 0) + 1) })
   const report = await peer.api<RunReport>(`/v1/runs/${runId}`)
   return { report, events }
 }

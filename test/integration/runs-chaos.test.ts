@@ -9,9 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
-import { SseDecoder } from '../../src/api/events.ts'
 import { createManifest, encodeManifest } from '../../src/functions/index.ts'
-import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import { TestNetwork, runCli, waitFor, followRunEvents } from '../helpers/peers.ts'
 import type { ProgressEvent } from '../../src/api/events.ts'
 import type { RunReport } from '../../src/api/types.ts'
 import type { TestPeer } from '../helpers/peers.ts'
@@ -52,16 +51,8 @@ describe('a workflow run while a worker is killed', { timeout: 90_000 }, () => {
 
   /** Follow a run's events to its end, telling `onEvent` of each as it comes. */
   async function follow (runId: string, onEvent: (event: ProgressEvent) => void): Promise<ProgressEvent[]> {
-    const res = await fetch(`${driver.apiUrl}/v1/runs/${runId}/events`, { headers: driver.authorized(), signal: AbortSignal.timeout(75_000) })
-    assert.equal(res.status, 200)
-    const decoder = new SseDecoder()
     const events: ProgressEvent[] = []
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      for (const event of decoder.push(chunk) as ProgressEvent[]) {
-        events.push(event)
-        onEvent(event)
-      }
-    }
+    await followRunEvents(driver, runId, 75_000, (event) => { events.push(event); onEvent(event) })
     return events
   }
 

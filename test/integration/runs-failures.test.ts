@@ -8,9 +8,8 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
-import { SseDecoder } from '../../src/api/events.ts'
 import { createManifest, encodeManifest } from '../../src/functions/index.ts'
-import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import { TestNetwork, runCli, waitFor, runEvents } from '../helpers/peers.ts'
 import type { ProgressEvent } from '../../src/api/events.ts'
 import type { RunReport } from '../../src/api/types.ts'
 import type { TestPeer } from '../helpers/peers.ts'
@@ -59,12 +58,7 @@ describe('workflow runs that go wrong', { timeout: 120_000 }, () => {
   }
 
   async function follow (runId: string): Promise<ProgressEvent[]> {
-    const res = await fetch(`${driver.apiUrl}/v1/runs/${runId}/events`, { headers: driver.authorized(), signal: AbortSignal.timeout(60_000) })
-    assert.equal(res.status, 200)
-    const decoder = new SseDecoder()
-    const events: ProgressEvent[] = []
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) events.push(...decoder.push(chunk) as ProgressEvent[])
-    return events
+    return await runEvents(driver, runId, 60_000)
   }
 
   async function report (runId: string): Promise<RunReport> {
