@@ -281,6 +281,11 @@ class LiveRun {
     if (replay || this.context === undefined) {
       this.context?.close()
       this.context = await this.c.openWorkflow({ workflowId: this.spec.workflow, code: this.code, exportName: this.spec.exportName, args: this.spec.args, seed: CID.parse(this.runId).bytes })
+      // Ended (cancelled, stopped) while the context opened: free its isolate now, not never.
+      if (this.closed) {
+        this.context.close()
+        return
+      }
     }
     const delivered = resolutions.map(r => this.seqs.get(r.seq)?.id).filter((id): id is string => id !== undefined)
     const answer = await this.context.activate(await Promise.all(resolutions.map(async r => await this.toSandbox(r))))
