@@ -32,6 +32,8 @@ import type { RunRepo, RunRow, RunTaskRow } from '../store/index.ts'
 export const LIVE_RUNS_MAX = 64
 /** Progress events kept per live run for late subscribers (`GET /v1/runs/:id/events`). */
 export const RUN_EVENTS_KEPT = 10_000
+/** Interrupted runs closed per status when the service starts: one `listRuns` page (its maximum). */
+const INTERRUPTED_RUNS_CLOSED_MAX = 10_000
 /** Result bytes stored inline with a finished run (larger results stay a blob, by CID). */
 const RUN_RESULT_INLINE_BYTES_MAX = 256 * 1024
 
@@ -48,6 +50,16 @@ export class WorkflowExportNotFoundError extends RhizomeError {
 
 /** What to do when the workflow code itself threw (the sandbox's hint speaks of a function). */
 const WORKFLOW_THREW_HINT = 'the workflow code itself threw: fix the workflow or its arguments (a call that fails and is not caught ends the run with that call\'s own error)'
+
+/** The peer driving a run stopped before the run ended. */
+export class RunInterruptedError extends RhizomeError {
+  constructor (runId: string) {
+    super('ERR_RUN_INTERRUPTED', `run ${runId} was interrupted: the peer driving it stopped before it ended`, {
+      hint: 'start it again (`rhizome run FILE EXPORT ARGS...`); runs that survive their driver come with durable runs'
+    })
+    this.name = 'RunInterruptedError'
+  }
+}
 
 export interface RunTask {
   taskId: string
@@ -94,6 +106,21 @@ export class RunService {
 
   start (): void {
     this.lifecycle.start()
+    this.closeInterrupted()
+  }
+
+  /**
+   * Runs this peer was driving when it stopped (or died) cannot go on: their workflow context and
+   * tasks in flight are gone. Say so, instead of leaving them 'running' forever. (Durable runs —
+   * a home set that takes a run over — are the next step; until then a run lives with its driver.)
+   */
+  private closeInterrupted (): void {
+    for (const status of ['created', 'running'] as const) {
+      for (const row of this.c.runs.listRuns({ status, limit: INTERRUPTED_RUNS_CLOSED_MAX })) {
+        if (row.driverPeer !== this.c.selfId) continue
+        this.c.runs.finishRun(row.runId, { status: 'failed', finishedMs: Date.now(), error: new RunInterruptedError(row.runId).toData() })
+      }
+    }
   }
 
   async stop (): Promise<void> {

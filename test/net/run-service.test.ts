@@ -133,4 +133,17 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     assert.ok(aborted, 'the task in flight was aborted')
     await runs.stop()
   })
+
+  test('a run this peer was driving when it stopped is reported interrupted when the service starts again', async () => {
+    const repo = createRunRepo(db)
+    repo.createRun({ runId: 'bafyInterrupted', workflow: WORKFLOW.toString(), export: 'A', args: dagCbor.encode([1]), status: 'running', startedMs: 1, driverPeer: '12D3KooWSelf' })
+    repo.createRun({ runId: 'bafyOtherDriver', workflow: WORKFLOW.toString(), export: 'A', args: dagCbor.encode([1]), status: 'running', startedMs: 1, driverPeer: '12D3KooWOther' })
+    const runs = service(async (task) => await compute(task))
+    const report = runs.report('bafyInterrupted')
+    assert.equal(report.status, 'failed')
+    assert.equal(report.error?.code, 'ERR_RUN_INTERRUPTED')
+    assert.ok(report.error?.hint !== undefined)
+    assert.equal(runs.report('bafyOtherDriver').status, 'running', 'a run another peer drives is not this peer\'s to close')
+    await runs.stop()
+  })
 })
