@@ -4,6 +4,11 @@
  * `dialProtocol`), and a dial hands the callee one end of a real libp2p stream pair
  * (`streamPair` from @libp2p/utils: the same Stream class, framing and back-pressure, no network).
  */
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { BlobHashMismatchError } from '../../src/store/index.ts'
+import type { BlobServiceComponents } from '../../src/net/blob-service.ts'
+import type { TaskServiceComponents } from '../../src/net/task-service.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
@@ -104,4 +109,45 @@ export function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T
   let reject!: (err: Error) => void
   const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
   return { promise, resolve, reject }
+}
+
+/** The raw multicodec: blobs put without a codec. */
+const RAW_CODEC = 0x55
+
+/** The store operations both services use, over a Map; `gate` (if set) holds every range read until it settles. */
+export function memoryBlobStore (): TaskServiceComponents['blobs'] & BlobServiceComponents['blobs'] & { map: Map<string, Uint8Array>, rangeReads: number, gate?: Promise<void> } {
+  const blobs = {
+    map: new Map<string, Uint8Array>(),
+    rangeReads: 0,
+    gate: undefined as Promise<void> | undefined,
+    blobBytesMax: 64 * 1024 * 1024,
+    async put (bytes: Uint8Array, codec = RAW_CODEC) {
+      const cid = CID.create(1, codec, await sha256.digest(bytes))
+      blobs.map.set(cid.toString(), bytes)
+      return cid
+    },
+    async has (cid: CID | string) { return blobs.map.has(cid.toString()) },
+    async get (cid: CID | string) {
+      const bytes = blobs.map.get(cid.toString())
+      if (bytes === undefined) throw new Error('not found')
+      return bytes
+    },
+    async readRange (cid: CID | string, offset: number, length: number, options: { signal?: AbortSignal } = {}) {
+      blobs.rangeReads++
+      if (blobs.gate !== undefined) {
+        await Promise.race([blobs.gate, new Promise((_resolve, reject) => options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true }))])
+      }
+      const bytes = blobs.map.get(cid.toString())
+      if (bytes === undefined) throw new Error('not found')
+      return { total: bytes.byteLength, bytes: bytes.subarray(offset, offset + length) }
+    },
+    async putVerified (cid: CID | string, bytes: Uint8Array) {
+      const parsed = typeof cid === 'string' ? CID.parse(cid) : cid
+      const actual = CID.create(1, parsed.code, await sha256.digest(bytes))
+      if (!actual.equals(parsed)) throw new BlobHashMismatchError(parsed.toString(), actual.toString())
+      blobs.map.set(parsed.toString(), bytes)
+      return parsed
+    }
+  }
+  return blobs
 }

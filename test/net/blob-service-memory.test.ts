@@ -7,39 +7,11 @@ import { describe, test } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { BLOB_CHUNK_BYTES_MAX, BlobService } from '../../src/net/blob-service.ts'
-import { BlobHashMismatchError } from '../../src/store/index.ts'
-import { MemoryNet, deferred, waitFor } from '../helpers/memory-net.ts'
-import type { BlobServiceComponents } from '../../src/net/blob-service.ts'
+import { MemoryNet, deferred, memoryBlobStore as memoryBlobs, waitFor } from '../helpers/memory-net.ts'
 import type { MemoryPeer } from '../helpers/memory-net.ts'
 
 const RAW = 0x55
 
-/** The three store functions BlobService asks for, over a Map; `gate` (if set) holds every read until it settles. */
-function memoryBlobs (): BlobServiceComponents['blobs'] & { map: Map<string, Uint8Array>, reads: number, gate?: Promise<void> } {
-  const blobs = {
-    map: new Map<string, Uint8Array>(),
-    reads: 0,
-    gate: undefined as Promise<void> | undefined,
-    blobBytesMax: 64 * 1024 * 1024,
-    async readRange (cid: CID | string, offset: number, length: number, options: { signal?: AbortSignal } = {}) {
-      blobs.reads++
-      if (blobs.gate !== undefined) {
-        await Promise.race([blobs.gate, new Promise((_resolve, reject) => options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true }))])
-      }
-      const bytes = blobs.map.get(cid.toString())
-      if (bytes === undefined) throw new Error('not found')
-      return { total: bytes.byteLength, bytes: bytes.subarray(offset, offset + length) }
-    },
-    async putVerified (cid: CID | string, bytes: Uint8Array) {
-      const parsed = typeof cid === 'string' ? CID.parse(cid) : cid
-      const actual = CID.create(1, parsed.code, await sha256.digest(bytes))
-      if (!actual.equals(parsed)) throw new BlobHashMismatchError(parsed.toString(), actual.toString())
-      blobs.map.set(parsed.toString(), bytes)
-      return parsed
-    }
-  }
-  return blobs
-}
 
 async function rawCid (bytes: Uint8Array): Promise<CID> {
   return CID.create(1, RAW, await sha256.digest(bytes))
@@ -71,7 +43,7 @@ describe('BlobService with stub components', () => {
       serverBlobs.map.set(cid.toString(), bytes)
       const got = await fetcher.fetch(b.peerId, cid)
       assert.deepEqual(got, bytes)
-      assert.equal(serverBlobs.reads, 3)
+      assert.equal(serverBlobs.rangeReads, 3)
       assert.equal(server.readsRunning, 0)
     } finally {
       await stop()

@@ -13,12 +13,10 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { BlobService } from '../../src/net/blob-service.ts'
 import { INPUT_FETCHES_MAX, INPUT_FETCHES_PER_PEER_MAX, TASK_INPUT_BYTES_MAX, TaskService } from '../../src/net/task-service.ts'
 import { createLogger } from '../../src/node/logger.ts'
-import { BlobHashMismatchError } from '../../src/store/index.ts'
 import { INPUT_PEERS_MAX, TASK_INPUTS_MAX, taskId } from '../../src/wire/task-codec.ts'
-import { MemoryNet, deferred, waitFor } from '../helpers/memory-net.ts'
+import { MemoryNet, deferred, memoryBlobStore as memoryBlobs, waitFor } from '../helpers/memory-net.ts'
 import type { LoadedFunction } from '../../src/net/function-service.ts'
 import type { TaskServiceComponents } from '../../src/net/task-service.ts'
-import type { BlobServiceComponents } from '../../src/net/blob-service.ts'
 import type { MemoryPeer } from '../helpers/memory-net.ts'
 import type { SandboxCall } from '../../src/sandbox/index.ts'
 import type { FunctionManifest } from '../../src/functions/manifest.ts'
@@ -26,43 +24,6 @@ import type { FunctionManifest } from '../../src/functions/manifest.ts'
 const log = createLogger('test', { level: 'silent' })
 const RAW = 0x55
 
-/** The store operations both services use, over a Map; `gate` (if set) holds every range read until it settles. */
-function memoryBlobs (): TaskServiceComponents['blobs'] & BlobServiceComponents['blobs'] & { map: Map<string, Uint8Array>, rangeReads: number, gate?: Promise<void> } {
-  const blobs = {
-    map: new Map<string, Uint8Array>(),
-    rangeReads: 0,
-    gate: undefined as Promise<void> | undefined,
-    blobBytesMax: 64 * 1024 * 1024,
-    async put (bytes: Uint8Array, codec = RAW) {
-      const cid = CID.create(1, codec, await sha256.digest(bytes))
-      blobs.map.set(cid.toString(), bytes)
-      return cid
-    },
-    async has (cid: CID | string) { return blobs.map.has(cid.toString()) },
-    async get (cid: CID | string) {
-      const bytes = blobs.map.get(cid.toString())
-      if (bytes === undefined) throw new Error('not found')
-      return bytes
-    },
-    async readRange (cid: CID | string, offset: number, length: number, options: { signal?: AbortSignal } = {}) {
-      blobs.rangeReads++
-      if (blobs.gate !== undefined) {
-        await Promise.race([blobs.gate, new Promise((_resolve, reject) => options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true }))])
-      }
-      const bytes = blobs.map.get(cid.toString())
-      if (bytes === undefined) throw new Error('not found')
-      return { total: bytes.byteLength, bytes: bytes.subarray(offset, offset + length) }
-    },
-    async putVerified (cid: CID | string, bytes: Uint8Array) {
-      const parsed = typeof cid === 'string' ? CID.parse(cid) : cid
-      const actual = CID.create(1, parsed.code, await sha256.digest(bytes))
-      if (!actual.equals(parsed)) throw new BlobHashMismatchError(parsed.toString(), actual.toString())
-      blobs.map.set(parsed.toString(), bytes)
-      return parsed
-    }
-  }
-  return blobs
-}
 
 const fn = CID.parse('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
 const loaded: LoadedFunction = {
