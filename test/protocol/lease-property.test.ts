@@ -3,6 +3,7 @@
 // grants one epoch to two drivers or anything it has not persisted, and epochs of new drivers only
 // grow. Messages to a restarted peer are still delivered to its new life (a real network may).
 // fast-check prints the seed and path that replay a failure.
+import '../helpers/property.ts'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'

@@ -1,6 +1,7 @@
 // Memo replication: the driver makes entries durable on a majority of the home set, retries and
 // gives up within bounds, gathers after a takeover, repairs new members; replicas fence stale
 // epochs, persist before acking, and merge by a rule that makes order and duplicates irrelevant.
+import '../helpers/property.ts'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'

@@ -3,6 +3,7 @@
 // at most pendingMax tasks, never runs two copies of a task on one peer, and says `done` exactly
 // once per accepted submission — and, once peers stay and copies answer, every task ends.
 // fast-check prints the seed and path that replay a failure.
+import '../helpers/property.ts'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
