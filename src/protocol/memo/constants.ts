@@ -34,3 +34,11 @@ export const MEMO_STRING_CHARS_MAX = 128
 
 /** Epochs are safe integers ≥ 0; the lease part counts them up from 1. */
 export const MEMO_EPOCH_MAX = Number.MAX_SAFE_INTEGER
+
+/**
+ * Inline bytes of one entry's value. 1 KiB holds a timer deadline, a small signal value or a
+ * small task result (most results of fine-grained tasks are numbers or short records), so a new
+ * driver replays them without fetching blobs; a full append batch (256 entries) stays under
+ * 300 KiB. Larger values travel as blobs, by CID.
+ */
+export const MEMO_INLINE_BYTES_MAX = 1024

@@ -61,7 +61,7 @@ import { MEMO_DEFAULTS, MEMO_STRING_CHARS_MAX } from './constants.ts'
 import type {
   DriverMessage, DriverOutput, MemoDriver, MemoDriverOptions, MemoDriverState, MemoEntry, MemoValue, MessageVerdict, ReplicaMessage
 } from './index.ts'
-import { copyEntry, digestProblem, entryProblem, MemoFullError, MemoSet, sameDigest, sameEntry, sameValue, validEpoch } from './memo-set.ts'
+import { copyEntry, copyValue, digestProblem, entryProblem, MemoFullError, MemoSet, sameDigest, sameEntry, sameValue, validEpoch } from './memo-set.ts'
 import { resolveLimits } from './replica.ts'
 import type { ResolvedLimits } from './replica.ts'
 
@@ -151,7 +151,7 @@ export class MemoDriverMachine implements MemoDriver {
     const now = this.advance(nowMs)
     if (this.current === 'fenced') return
     assert(this.current === 'ready', 'local entries come after the gather')
-    const stamped: MemoEntry = { id: entry.id, epoch: this.epoch, value: { cid: entry.value?.cid, peer: entry.value?.peer } }
+    const stamped: MemoEntry = { id: entry.id, epoch: this.epoch, value: entry.value === undefined ? entry.value : copyValue(entry.value) }
     assert(entryProblem(stamped) === undefined, `a local entry is well formed: ${entryProblem(stamped) ?? ''}`)
     const held = this.set.get(entry.id)
     if (held !== undefined) {
@@ -379,7 +379,7 @@ export class MemoDriverMachine implements MemoDriver {
   /** A pulled entry the driver lacks: vouch for it (own epoch) and push it to every replica. */
   private adopt (e: MemoEntry, now: number): void {
     if (this.set.size >= this.s.memoEntriesMax) return // the replica holds more than a run may: keep to the limit
-    this.set.merge({ id: e.id, epoch: this.epoch, value: { ...e.value } })
+    this.set.merge({ id: e.id, epoch: this.epoch, value: copyValue(e.value) })
     for (const peer of this.homeSet) {
       const q = this.peers.get(peer)!
       q.pending.add(e.id)

@@ -26,6 +26,11 @@ import { MemoReplicaMachine } from './replica.ts'
 export interface MemoValue {
   cid: string
   peer: string
+  /** The value's bytes, when small (≤ MEMO_INLINE_BYTES_MAX): timer deadlines, signals, small
+   *  results. They travel with the entry, so a new driver needs no blob fetch to use them. The
+   *  merge rule and the digest look at `cid` only: the bytes are checked against it by the shell
+   *  before use. */
+  bytes?: Uint8Array
 }
 
 /** One memo entry: the id (task id, child run id, or the id of a timer firing or signal), its
@@ -179,6 +184,6 @@ export function createMemoReplica (options: MemoReplicaOptions = {}): MemoReplic
   return new MemoReplicaMachine(options)
 }
 
-export { MEMO_EPOCH_MAX, MEMO_STRING_CHARS_MAX } from './constants.ts'
+export { MEMO_EPOCH_MAX, MEMO_INLINE_BYTES_MAX, MEMO_STRING_CHARS_MAX } from './constants.ts'
 export { MemoFullError } from './memo-set.ts'
-export { betterEntry, entryProblem, MemoSet, sameEntry } from './memo-set.ts'
+export { betterEntry, copyEntry, entryProblem, MemoSet, sameEntry } from './memo-set.ts'

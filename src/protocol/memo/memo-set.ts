@@ -22,8 +22,8 @@
  */
 import { assert, RhizomeError } from '../../model/errors.ts'
 import type { RhizomeErrorOptions } from '../../model/errors.ts'
-import { MEMO_EPOCH_MAX, MEMO_STRING_CHARS_MAX } from './constants.ts'
-import type { MemoDigest, MemoEntry } from './index.ts'
+import { MEMO_EPOCH_MAX, MEMO_INLINE_BYTES_MAX, MEMO_STRING_CHARS_MAX } from './constants.ts'
+import type { MemoDigest, MemoEntry, MemoValue } from './index.ts'
 
 /** The driver was given one entry more than memoEntriesMax. */
 export class MemoFullError extends RhizomeError {
@@ -63,11 +63,18 @@ export function entryProblem (entry: unknown): string | undefined {
   if (!Number.isSafeInteger(e.epoch) || (e.epoch as number) < 0 || (e.epoch as number) > MEMO_EPOCH_MAX) return 'an entry epoch is a whole number ≥ 0'
   if (typeof e.value !== 'object' || e.value === null) return 'an entry has a value'
   if (!goodString(e.value.cid) || !goodString(e.value.peer)) return `a value's cid and peer are 1..${MEMO_STRING_CHARS_MAX} chars`
+  const bytes = e.value.bytes
+  if (bytes !== undefined && (!(bytes instanceof Uint8Array) || bytes.byteLength > MEMO_INLINE_BYTES_MAX)) return `a value's inline bytes are at most ${MEMO_INLINE_BYTES_MAX}`
   return undefined
 }
 
 export function copyEntry (e: MemoEntry): MemoEntry {
-  return { id: e.id, epoch: e.epoch, value: { cid: e.value.cid, peer: e.value.peer } }
+  return { id: e.id, epoch: e.epoch, value: copyValue(e.value) }
+}
+
+/** A value's inline bytes are immutable by contract (never written after creation), so they are shared, not copied. */
+export function copyValue (v: MemoValue): MemoValue {
+  return v.bytes === undefined ? { cid: v.cid, peer: v.peer } : { cid: v.cid, peer: v.peer, bytes: v.bytes }
 }
 
 function fnv1a (text: string, basis: number): number {

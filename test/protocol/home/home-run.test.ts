@@ -1,0 +1,126 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHomeRun, RESULT_ENTRY_ID } from '../../../src/protocol/home/index.ts'
+import type { HomeOutput, HomeRun, HomeMessage } from '../../../src/protocol/home/index.ts'
+
+/** Three home-set peers on a lossless in-order network with one clock; `down` peers neither send nor receive. */
+class Cluster {
+  readonly peers = ['pa', 'pb', 'pc']
+  readonly machines = new Map<string, HomeRun>()
+  readonly outputs = new Map<string, HomeOutput[]>()
+  /** Dead: no timers, no messages. */
+  readonly down = new Set<string>()
+  /** Partitioned: timers run, messages to and from it are lost. */
+  readonly cut = new Set<string>()
+  private readonly queue: Array<{ from: string, to: string, message: HomeMessage }> = []
+  now = 1000
+
+  constructor () {
+    for (const p of this.peers) {
+      this.outputs.set(p, [])
+      this.machines.set(p, createHomeRun({ selfId: p, runId: 'run-1', homeSet: this.peers }, this.now))
+      this.drain(p)
+    }
+  }
+
+  drain (peer: string): void {
+    const m = this.machines.get(peer)!
+    for (let o = m.poll(); o !== undefined; o = m.poll()) {
+      this.outputs.get(peer)!.push(o)
+      if (o.type === 'send' && !this.down.has(peer)) this.queue.push({ from: peer, to: o.to, message: o.message })
+    }
+  }
+
+  deliverAll (): void {
+    for (let i = 0; i < 10_000 && this.queue.length > 0; i++) {
+      const { from, to, message } = this.queue.shift()!
+      if (this.down.has(to) || this.down.has(from) || this.cut.has(to) || this.cut.has(from)) continue
+      this.machines.get(to)!.handleMessage(from, message, this.now)
+      this.drain(to)
+    }
+  }
+
+  /** Advance time in 10 ms steps, firing timers and delivering messages. */
+  run (ms: number): void {
+    for (const end = this.now + ms; this.now < end;) {
+      this.now += 10
+      for (const p of this.peers) {
+        if (this.down.has(p)) continue
+        const m = this.machines.get(p)!
+        if (m.nextTimeoutMs() <= this.now) { m.handleTimeout(this.now); this.drain(p) }
+      }
+      this.deliverAll()
+    }
+  }
+
+  of (peer: string, type: HomeOutput['type']): HomeOutput[] {
+    return this.outputs.get(peer)!.filter(o => o.type === type)
+  }
+
+  driver (): string | undefined {
+    return this.peers.find(p => !this.down.has(p) && !this.cut.has(p) && this.machines.get(p)!.role() === 'driving')
+  }
+}
+
+const value = (n: number) => ({ cid: `bafy-result-${n}`, peer: 'worker' })
+
+test('a new run is driven by one peer; an entry is delivered only once a majority persisted it', () => {
+  const c = new Cluster()
+  c.run(100)
+  const d = c.driver()
+  assert.ok(d !== undefined, 'someone drives within a round trip')
+  assert.deepEqual((c.of(d, 'drive')[0] as { memo: unknown[] }).memo, [])
+  assert.equal(c.machines.get(d)!.handleLocalEntry({ id: 'task-1', value: value(1) }, c.now), true)
+  c.drain(d)
+  assert.equal(c.of(d, 'deliver').length, 0, 'not delivered before the replicas answered')
+  c.deliverAll()
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id), ['task-1'])
+  const holders = c.peers.filter(p => c.machines.get(p)!.memo().some(e => e.id === 'task-1'))
+  assert.ok(holders.length >= 2)
+})
+
+test('the driver dies: another peer takes over with a higher epoch and the memo, then the outcome settles everyone', () => {
+  const c = new Cluster()
+  c.run(100)
+  const first = c.driver()!
+  c.machines.get(first)!.handleLocalEntry({ id: 'task-1', value: value(1) }, c.now)
+  c.drain(first)
+  c.deliverAll()
+  c.down.add(first)
+  c.run(3000)
+  const second = c.driver()
+  assert.ok(second !== undefined && second !== first, 'a live peer took over')
+  const drive = c.of(second, 'drive').at(-1) as { epoch: number, memo: Array<{ id: string }> }
+  assert.ok(drive.epoch > 1)
+  assert.deepEqual(drive.memo.map(e => e.id), ['task-1'], 'the new driver starts from the memo')
+  c.machines.get(second)!.handleLocalEntry({ id: RESULT_ENTRY_ID, value: value(99) }, c.now)
+  c.drain(second)
+  c.run(100)
+  assert.deepEqual(c.of(second, 'deliver').map(o => (o as { id: string }).id), [RESULT_ENTRY_ID])
+  const live = c.peers.filter(p => p !== first)
+  for (const p of live) assert.equal(c.machines.get(p)!.role(), 'settled')
+  // The old driver comes back: it learns the outcome instead of driving again.
+  c.down.delete(first)
+  c.run(5000)
+  assert.equal(c.machines.get(first)!.role(), 'settled')
+  assert.equal(c.of(first, 'drive').length, 1, 'the old driver never drove again')
+  for (const p of c.peers) assert.ok(c.machines.get(p)!.nextTimeoutMs() === Infinity || c.machines.get(p)!.role() === 'settled')
+})
+
+test('a stale driver is fenced: its entries are never delivered after a newer epoch took over', () => {
+  const c = new Cluster()
+  c.run(100)
+  const first = c.driver()!
+  // Cut the driver off (partition): it keeps its machine but nothing it sends arrives.
+  c.cut.add(first)
+  c.run(3000)
+  const second = c.driver()!
+  assert.notEqual(second, first)
+  // The old driver's lease ran out while partitioned: it stopped itself, and refuses new entries.
+  assert.ok(c.of(first, 'stop').length >= 1)
+  assert.notEqual(c.machines.get(first)!.role(), 'driving')
+  assert.equal(c.machines.get(first)!.handleLocalEntry({ id: 'late', value: value(7) }, c.now), false)
+  c.cut.delete(first)
+  c.run(500)
+  assert.equal(c.of(first, 'deliver').filter(o => (o as { id: string }).id === 'late').length, 0)
+})
