@@ -36,6 +36,11 @@ export type ProgressEvent =
   | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At
   | { type: 'run:task:failed', runId: string, taskId: string, error: FailureData } & At
   | { type: 'run:finished', runId: string, status: 'finished' | 'failed' | 'cancelled', error?: FailureData } & At
+  /** `peer` drives the run from lease epoch `epoch`, starting from `memoEntries` kept results
+   *  (epoch > 1: it took the run over, replaying the code from the memo). */
+  | { type: 'run:driver', runId: string, peer: string, epoch: number, memoEntries: number } & At
+  /** This peer stopped driving the run: its lease ran out, or a newer driver fenced it. */
+  | { type: 'run:driver:lost', runId: string, peer: string, reason: 'lost-lease' | 'fenced' } & At
   /** The client read too slowly and `count` events were not sent to it. */
   | { type: 'events:dropped', count: number } & At
 

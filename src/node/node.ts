@@ -7,7 +7,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { RhizomeError } from '../model/errors.ts'
+import { RhizomeError, assert } from '../model/errors.ts'
 import { VERSION } from '../model/version.ts'
 import { AdmissionService, remoteAddressOf } from '../net/admission-service.ts'
 import { BlobService } from '../net/blob-service.ts'
@@ -29,7 +29,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
-import { createBlobStore, createFunctionRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
+import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
+import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
 import { ProgressBus, callWithProgress, peerStateEvent } from './progress.ts'
@@ -41,7 +42,7 @@ import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
 import type { Membership, MembershipEvent } from '../protocol/membership/index.ts'
-import type { BlobStore, FunctionRepo, PeerRepo, RunRepo } from '../store/index.ts'
+import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, RunRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { NodeStatus as ApiNodeStatus, PeerView as ApiPeerView } from '../api/types.ts'
@@ -105,7 +106,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
     const progress = new ProgressBus()
     const net = await startNet(config, store, startedAt, log, teardown)
     const services = await startServices(config, store, net, progress, log, teardown)
-    const runs = await startRuns(store, net, services, progress, log, teardown)
+    const runs = await startRuns(config, store, net, services, progress, log, teardown)
     const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, teardown })
     const api = await startApi(config, node, services.blobService, log, teardown)
     node.apiUrl = () => api.url
@@ -124,6 +125,7 @@ interface Store {
   blobs: BlobStore
   functions: FunctionRepo
   runs: RunRepo
+  home: HomeRepo
 }
 
 async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store> {
@@ -143,7 +145,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
     peers: createPeerRepo(db),
     blobs: createBlobStore({ dir: join(config.dataDir, 'blobs'), db }),
     functions: createFunctionRepo(db),
-    runs: createRunRepo(db)
+    runs: createRunRepo(db),
+    home: createHomeRepo(db)
   }
 }
 
@@ -250,16 +253,41 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
 }
 
 /** Workflow runs driven here: the run service, its workflow sandbox, and the scheduler for its tasks. */
-async function startRuns (store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<RunService> {
+async function startRuns (config: NodeConfig, store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<RunService> {
   const { host } = net
   const { functions } = services
   const self = host.peerId.toString()
   const workflows = createWorkflowEngine()
   teardown.add(async () => { await workflows.close() })
   const scheduler = await startScheduler(net, services, log, teardown)
-  return await teardown.started(new RunService({
+  // The run service and the home service call each other: the home service is built first and
+  // told of the run service before it starts (it rejoins unsettled runs at start).
+  const bound: { runs?: RunService } = {}
+  const ready = (): RunService => {
+    assert(bound.runs !== undefined, 'the run service starts before the home service')
+    return bound.runs
+  }
+  const home = new HomeService({
+    repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'),
+    alivePeers: () => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId),
+    runs: {
+      drive: (runId, spec, epoch, memo) => { ready().drive(runId, spec, epoch, memo) },
+      deliver: (runId, id) => { ready().deliver(runId, id) },
+      stop: (runId, reason) => { ready().stopDriving(runId, reason) },
+      settled: (runId, spec, outcome) => { ready().runSettled(runId, spec, outcome) },
+      signal: (runId, name, value) => { ready().signalFromHome(runId, name, value) }
+    }
+  }, { networkId: config.networkId })
+  const runs = await teardown.started(new RunService({
     runs: store.runs,
-    readBlob: async (cid) => await store.blobs.get(cid),
+    readBlob: async (cid, from) => await readOrFetch(store.blobs, services.blobService, cid, from),
+    putBlob: async (bytes) => await store.blobs.put(bytes),
+    home: {
+      open: async (runId, spec) => await home.open(runId, spec),
+      localEntry: (runId, entry) => home.localEntry(runId, entry),
+      findRun: async (runId) => await home.findRun(runId),
+      keeps: (runId) => store.home.getRun(runId) !== undefined
+    },
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),
     execute: async (task, options) => await scheduler.run(task, options),
@@ -267,6 +295,15 @@ async function startRuns (store: Store, net: Net, services: Services, progress: 
     selfId: self,
     log: log.child('runs')
   }))
+  bound.runs = runs
+  await teardown.started(home)
+  return runs
+}
+
+/** A blob held here, or fetched (and verified, and kept) from the peer named. */
+async function readOrFetch (blobs: BlobStore, blobService: BlobService, cid: CID, from: string | undefined): Promise<Uint8Array> {
+  if (from === undefined || await blobs.has(cid)) return await blobs.get(cid)
+  return await blobService.fetch(peerIdFromString(from), cid)
 }
 
 /** The scheduler that places workflow tasks: the live view, lost peers from membership, tasks through the task service. */

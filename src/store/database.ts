@@ -156,6 +156,35 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (run_id, seq)
       ) STRICT;
     `
+  },
+  {
+    version: 4,
+    name: 'durable runs: home-set membership, lease promises and memo replicas',
+    sql: `
+      -- Runs whose home set includes this peer (src/store/home-repo.ts).
+      CREATE TABLE home_runs (
+        run_id TEXT PRIMARY KEY,
+        spec BLOB NOT NULL, -- dag-cbor { workflow, export, args, startedMs, opener }
+        home_set TEXT NOT NULL, -- JSON array of peer ids, rendezvous order
+        lease_epoch INTEGER, -- the lease promise: highest epoch granted, and to whom
+        lease_holder TEXT,
+        memo_epoch INTEGER NOT NULL DEFAULT 0, -- the replica's fence
+        settled INTEGER NOT NULL DEFAULT 0, -- the outcome entry is in the memo
+        opened_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX home_runs_settled ON home_runs (settled, opened_ms);
+
+      -- This peer's replica of each run's memo.
+      CREATE TABLE home_memo (
+        run_id TEXT NOT NULL REFERENCES home_runs (run_id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        cid TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        bytes BLOB,
+        PRIMARY KEY (run_id, id)
+      ) STRICT, WITHOUT ROWID;
+    `
   }
 ]
 
@@ -184,7 +213,7 @@ export interface Database {
   readonly schemaVersion: number
   /**
    * Run `fn` in a write transaction (BEGIN IMMEDIATE): commits if it returns, rolls back if it
-   * throws. Not reentrant: `fn` must be synchronous and must not open another transaction.
+   * throws. `fn` must be synchronous; a transaction opened inside it joins this one.
    */
   transaction<T>(fn: () => T): T
   /** Checkpoint the WAL into the main file, truncate it, and close. Safe to call twice. */
@@ -229,7 +258,13 @@ export function openDatabase (path: string, options: DatabaseOptions = {}): Data
 }
 
 function runTransaction<T> (sqlite: DatabaseSync, fn: () => T): T {
-  assert(!sqlite.isTransaction, 'transactions do not nest')
+  // A transaction inside another joins it (a batch of repo calls that each use one): it commits
+  // with the outer one, and a throw rolls the whole of the outer one back.
+  if (sqlite.isTransaction) {
+    const result = fn()
+    assert(!(result instanceof Promise), 'a transaction body must be synchronous')
+    return result
+  }
   sqlite.exec('BEGIN IMMEDIATE')
   try {
     const result = fn()

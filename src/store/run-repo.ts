@@ -102,10 +102,14 @@ export interface RunEventRow {
 }
 
 export interface RunRepo {
+  /** Run `fn` (calls of this repo) in one transaction: one disk sync for all of them. */
+  batch<T>(fn: () => T): T
   /** Insert a run; false (and nothing changes) if its id is already known. */
   createRun (run: RunStart): boolean
   /** Move a run to `status` (e.g. created → running). NotFoundError if unknown. */
   setRunStatus (runId: string, status: RunRowStatus): void
+  /** A durable run's new driver (after a takeover). NotFoundError if unknown. */
+  setRunDriver (runId: string, peer: string): void
   /** Record how a run ended. NotFoundError if unknown. */
   finishRun (runId: string, end: RunEnd): void
   getRun (runId: string): RunRow | undefined
@@ -171,7 +175,7 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
     throw new InvalidInputError(`eventsPerRunMax must be an integer from 1 to ${runEventsPerRunMax}, got ${eventsPerRunMax}`)
   }
   const st = prepareRunStatements(db.sqlite)
-  return { ...runMethods(st), ...taskAndMemoMethods(st), ...eventMethods(db, st, eventsPerRunMax) }
+  return { batch: fn => db.transaction(fn), ...runMethods(st), ...taskAndMemoMethods(st), ...eventMethods(db, st, eventsPerRunMax) }
 }
 
 /** Every statement the run repo uses, prepared once per database. */
@@ -179,6 +183,7 @@ function prepareRunStatements (sqlite: Database['sqlite']) {
   const insertRun = sqlite.prepare(`INSERT INTO runs (run_id, workflow, export, args, parent_run_id, status, started_ms, driver_peer)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`)
   const updateStatus = sqlite.prepare('UPDATE runs SET status = ? WHERE run_id = ?')
+  const updateDriver = sqlite.prepare('UPDATE runs SET driver_peer = ? WHERE run_id = ?')
   const updateEnd = sqlite.prepare('UPDATE runs SET status = ?, finished_ms = ?, result_cid = ?, result = ?, error = ? WHERE run_id = ?')
   const selectRun = sqlite.prepare('SELECT * FROM runs WHERE run_id = ?')
   const selectRuns = sqlite.prepare('SELECT * FROM runs ORDER BY started_ms DESC, run_id ASC LIMIT ?')
@@ -197,7 +202,7 @@ function prepareRunStatements (sqlite: Database['sqlite']) {
   const selectEvents = sqlite.prepare('SELECT * FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?')
   const deleteRunRow = sqlite.prepare('DELETE FROM runs WHERE run_id = ?')
 
-  return { insertRun, updateStatus, updateEnd, selectRun, selectRuns, selectRunsByStatus, upsertTaskRow, selectTasks, insertMemo, selectMemo, selectLastSeq, insertEvent, selectEvents, deleteRunRow }
+  return { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, upsertTaskRow, selectTasks, insertMemo, selectMemo, selectLastSeq, insertEvent, selectEvents, deleteRunRow }
 }
 
 type RunStatements = ReturnType<typeof prepareRunStatements>
@@ -206,10 +211,10 @@ function requireRun (runId: string, changes: number | bigint): void {
   if (Number(changes) === 0) throw new NotFoundError(`run ${runId} is not known`, { hint: 'create the run with createRun first' })
 }
 
-type RunMethods = Pick<RunRepo, 'createRun' | 'setRunStatus' | 'finishRun' | 'getRun' | 'listRuns' | 'deleteRun'>
+type RunMethods = Pick<RunRepo, 'createRun' | 'setRunStatus' | 'setRunDriver' | 'finishRun' | 'getRun' | 'listRuns' | 'deleteRun'>
 
 function runMethods (st: RunStatements): RunMethods {
-  const { insertRun, updateStatus, updateEnd, selectRun, selectRuns, selectRunsByStatus, deleteRunRow } = st
+  const { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, deleteRunRow } = st
   return {
     createRun (run) {
       checkId('runId', run.runId)
@@ -227,6 +232,11 @@ function runMethods (st: RunStatements): RunMethods {
     setRunStatus (runId, status) {
       checkStatus(status, RUN_STATUSES)
       requireRun(runId, updateStatus.run(status, runId).changes)
+    },
+
+    setRunDriver (runId, peer) {
+      checkId('driverPeer', peer)
+      requireRun(runId, updateDriver.run(peer, runId).changes)
     },
 
     finishRun (runId, end) {

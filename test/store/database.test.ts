@@ -42,7 +42,7 @@ describe('openDatabase', () => {
     try {
       assert.equal(db.schemaVersion, migrations.length)
       assert.equal(pragma(db.sqlite, 'user_version'), migrations.length)
-      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'meta', 'peer_events', 'peers', 'run_events', 'run_memo', 'run_tasks', 'runs'])
+      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'home_memo', 'home_runs', 'meta', 'peer_events', 'peers', 'run_events', 'run_memo', 'run_tasks', 'runs'])
       assert.equal(pragma(db.sqlite, 'journal_mode'), 'wal')
       assert.equal(pragma(db.sqlite, 'synchronous'), 2) // FULL: a commit is synced before it returns
       assert.equal(pragma(db.sqlite, 'foreign_keys'), 1)
@@ -163,7 +163,11 @@ describe('openDatabase', () => {
       assert.throws(() => db.transaction(() => { meta.set('b', '2'); throw new Error('boom') }), /boom/)
       assert.equal(meta.get('a'), '1')
       assert.equal(meta.get('b'), undefined)
-      assert.throws(() => db.transaction(() => db.transaction(() => 1)), /assertion failed: transactions do not nest/)
+      // A transaction inside another joins it: committed with it, and rolled back with it.
+      assert.equal(db.transaction(() => db.transaction(() => { meta.set('c', '3'); return 1 })), 1)
+      assert.equal(meta.get('c'), '3')
+      assert.throws(() => db.transaction(() => { db.transaction(() => { meta.set('d', '4') }); throw new Error('outer') }), /outer/)
+      assert.equal(meta.get('d'), undefined)
       assert.equal(db.sqlite.isTransaction, false)
     } finally {
       db.close()
