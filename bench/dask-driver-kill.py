@@ -162,14 +162,22 @@ def wait_until(predicate, timeout_s, what):
 
 def start_cluster(tmp, port, workers):
     address = f'tcp://127.0.0.1:{port}'
-    scheduler = start(['dask-scheduler', '--host', '127.0.0.1', '--port', str(port), '--no-dashboard'],
-                      os.path.join(tmp, 'scheduler.log'))
+    scheduler = start_scheduler(tmp, port, 'scheduler.log')
     nannies = [start_worker(tmp, address, n) for n in range(workers)]
     return address, scheduler, nannies
 
 
+# The command-line programs run with this Python, so they are the distributed that it imports.
+SCHEDULER = [sys.executable, '-m', 'distributed.cli.dask_scheduler']
+WORKER = [sys.executable, '-m', 'distributed.cli.dask_worker']
+
+
+def start_scheduler(tmp, port, log_name):
+    return start([*SCHEDULER, '--host', '127.0.0.1', '--port', str(port), '--no-dashboard'], os.path.join(tmp, log_name))
+
+
 def start_worker(tmp, address, n):
-    return start(['dask-worker', address, '--nthreads', '1', '--host', '127.0.0.1', '--no-dashboard',
+    return start([*WORKER, address, '--nthreads', '1', '--host', '127.0.0.1', '--no-dashboard',
                   '--memory-limit', '0', '--local-directory', os.path.join(tmp, f'worker-{n}'),
                   '--name', f'worker-{n}'], os.path.join(tmp, f'worker-{n}.log'))
 
@@ -233,8 +241,7 @@ def recover(client, tmp, port, nannies, workers, killed_at):
     """
     address = f'tcp://127.0.0.1:{port}'
     timeline = {}
-    scheduler = start(['dask-scheduler', '--host', '127.0.0.1', '--port', str(port), '--no-dashboard'],
-                      os.path.join(tmp, 'scheduler-2.log'))
+    scheduler = start_scheduler(tmp, port, 'scheduler-2.log')
     timeline['schedulerSpawnedMs'] = (time.monotonic() - killed_at) * 1000
     restarted = [False] * workers
     exited_ms = []
