@@ -96,10 +96,14 @@ export interface DaskKillResult {
   noticed: Summary
   /** SIGKILL → the client connected to the new scheduler. */
   clientConnected: Summary
+  /** SIGKILL → the last old worker process exited (Dask workers close when their scheduler dies); none if they rejoined. */
+  workersExited: Summary
   /** SIGKILL → all workers registered with the new scheduler. */
   workersJoined: Summary
   /** SIGKILL → the first task of the resubmitted graph started: the takeover time. */
   firstTask: Summary
+  /** SIGKILL → the resubmitted graph's result. */
+  done: Summary
   /** Tasks that had run before the kill and ran again. */
   rerun: Summary
   /** Tasks that had started before the kill. */
@@ -152,8 +156,10 @@ function summarizeRuns (runs: DaskKillRun[]): DaskKillResult {
     runs,
     noticed: summarize(runs.map(r => r.kill.noticedMs)),
     clientConnected: summarize(runs.map(r => r.afterKill.clientConnectedMs)),
+    workersExited: summarize(runs.flatMap(r => r.afterKill.workersExitedMs ?? [])),
     workersJoined: summarize(runs.map(r => r.afterKill.workersJoinedMs)),
     firstTask: summarize(runs.map(r => r.afterKill.firstTaskMs)),
+    done: summarize(runs.map(r => r.afterKill.doneMs)),
     rerun: summarize(runs.map(r => r.executions.rerun)),
     startedBeforeKill: summarize(runs.map(r => r.kill.startedAtKill)),
     allCancelled: runs.every(r => r.kill.statusesAfter.cancelled === r.tasks),
@@ -193,8 +199,10 @@ export function printDaskDriverKill (result: DaskKillResult): void {
       row('tasks started before the kill', result.startedBeforeKill, count),
       row('kill → client noticed (futures cancelled)', result.noticed, formatMs),
       row('kill → client reconnected to new scheduler', result.clientConnected, formatMs),
+      row('kill → old workers exited (then restarted)', result.workersExited, formatMs),
       row('kill → workers rejoined', result.workersJoined, formatMs),
       row('kill → first task of the resubmitted graph', result.firstTask, formatMs),
+      row('kill → resubmitted graph done', result.done, formatMs),
       row('tasks re-run (had run before the kill)', result.rerun, count)
     ], [
       `Dask ${result.distributed} on Python ${result.python}: ${result.workers} worker processes × 1 thread, each with a nanny, on 127.0.0.1.`,
