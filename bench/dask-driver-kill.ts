@@ -92,6 +92,8 @@ export interface DaskKillResult {
   tasks: number
   taskMs: number
   runs: DaskKillRun[]
+  /** The graph's makespan without faults, on the same cluster: the yardstick for the times below. */
+  faultFree: Summary
   /** SIGKILL → every future of the graph out of `pending`. */
   noticed: Summary
   /** SIGKILL → the client connected to the new scheduler. */
@@ -154,6 +156,7 @@ function summarizeRuns (runs: DaskKillRun[]): DaskKillResult {
     tasks: first.tasks,
     taskMs: first.taskMs,
     runs,
+    faultFree: summarize(runs.map(r => r.faultFreeMakespanMs)),
     noticed: summarize(runs.map(r => r.kill.noticedMs)),
     clientConnected: summarize(runs.map(r => r.afterKill.clientConnectedMs)),
     workersExited: summarize(runs.flatMap(r => r.afterKill.workersExitedMs ?? [])),
@@ -196,6 +199,7 @@ export function printDaskDriverKill (result: DaskKillResult): void {
   const count = (x: number): string => x.toFixed(0)
   printTable(`Driver loss on Dask: scheduler SIGKILLed halfway through ${result.tasks} tasks of ${result.taskMs} ms (${result.runs.length} runs)`,
     ['what', 'p50', 'min', 'max'], [
+      row('fault-free run of the graph', result.faultFree, formatMs),
       row('tasks started before the kill', result.startedBeforeKill, count),
       row('kill → client noticed (futures cancelled)', result.noticed, formatMs),
       row('kill → client reconnected to new scheduler', result.clientConnected, formatMs),
