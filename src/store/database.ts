@@ -13,7 +13,8 @@
  *   So NORMAL would survive a killed process (SIGKILL, an abort) but could forget acknowledged
  *   commits when the machine loses power; FULL syncs the WAL on each commit and survives both.
  *   Cost: one fsync per commit (about 35 µs → 130 µs per small commit on an SSD; see
- *   docs/ARCHITECTURE.md, "Durability"). The blob store already syncs every blob it writes.
+ *   docs/ARCHITECTURE.md, "Durability"). The blob store syncs every blob it writes, and the
+ *   directory it renames the blob into.
  * - foreign_keys=ON: SQLite leaves them off by default for compatibility.
  * - busy_timeout: another connection (a CLI reading the same file) may hold the lock briefly.
  *

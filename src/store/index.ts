@@ -25,9 +25,10 @@ export {
   blobVerifyChunkBytes,
   blobsVerifiedMax,
   blobListLengthMax,
-  blobListLengthDefault
+  blobListLengthDefault,
+  syncDir
 } from './blob-store.ts'
-export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions } from './blob-store.ts'
+export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions, OpenDir } from './blob-store.ts'
 
 export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'
 export { createFunctionRepo, functionListLengthMax } from './function-repo.ts'

@@ -15,10 +15,11 @@ import {
   blobRangeBytesMax,
   blobVerifyChunkBytes,
   blobListLengthMax,
-  BlobHashMismatchError
+  BlobHashMismatchError,
+  syncDir
 } from '../../src/store/index.ts'
 import { CID_CHARS_MAX } from '../../src/model/limits.ts'
-import type { BlobStore, BlobStoreOptions, Database } from '../../src/store/index.ts'
+import type { BlobStore, BlobStoreOptions, Database, OpenDir } from '../../src/store/index.ts'
 
 const encoder = new TextEncoder()
 
@@ -130,6 +131,27 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       // Every write renames a fresh temp file into place, which changes the inode.
       assert.equal((await stat(blobPath(dir, first))).ino, before.ino)
       assert.deepEqual(await store.list(), [first])
+    })
+
+    it('fsyncs a new blob before its rename and its shard (and a new shard\'s parent) after it; stored bytes sync nothing', async () => {
+      const first = await store.put(encoder.encode('durable'))
+      // The file, then the new shard directory and the store's directory that gained it.
+      assert.deepEqual({ ...store.counters, bytesHashed: 0, bytesRead: 0 }, { bytesHashed: 0, bytesRead: 0, fileSyncs: 1, dirSyncs: 2 })
+      await store.put(encoder.encode('durable'))
+      assert.equal(store.counters.fileSyncs, 1, 'bytes already stored are not written again')
+      assert.equal(store.counters.dirSyncs, 2)
+      // A second blob in the same, now existing, shard: its file and the shard only.
+      const shard = first.toString().slice(-2)
+      let other: Uint8Array | undefined
+      for (let i = 0; other === undefined && i < 100_000; i++) {
+        const candidate = encoder.encode(`durable ${i}`)
+        if ((await rawCid(candidate)).toString().slice(-2) === shard) other = candidate
+      }
+      assert.ok(other !== undefined, 'a blob in the same shard')
+      await store.put(other)
+      assert.equal(store.counters.fileSyncs, 2)
+      assert.equal(store.counters.dirSyncs, 3)
+      assert.deepEqual(await store.get(await rawCid(other)), other)
     })
 
     it('handles concurrent puts of the same bytes', async () => {
@@ -483,3 +505,43 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
     })
   })
 }
+
+describe('syncDir', () => {
+  let root: string
+  beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'rhizome-syncdir-')) })
+  afterEach(async () => { await rm(root, { recursive: true, force: true }) })
+
+  /** A directory handle whose sync fails with `code` (or succeeds), remembering whether it was closed. */
+  function refusing (code: string | undefined, at: 'open' | 'sync'): { openDir: OpenDir, closed: () => boolean } {
+    let closed = false
+    const fail = (): never => { throw Object.assign(new Error(`${code ?? ''}: refused`), { code }) }
+    const openDir: OpenDir = async () => {
+      if (at === 'open' && code !== undefined) fail()
+      return {
+        sync: async () => { if (at === 'sync' && code !== undefined) fail() },
+        close: async () => { closed = true }
+      }
+    }
+    return { openDir, closed: () => closed }
+  }
+
+  it('syncs a real directory', async () => {
+    assert.equal(await syncDir(root), true)
+  })
+
+  it('reports false, syncing nothing, where the platform cannot sync a directory', async () => {
+    for (const code of ['EINVAL', 'ENOTSUP', 'EISDIR', 'EPERM']) {
+      const onSync = refusing(code, 'sync')
+      assert.equal(await syncDir(root, onSync.openDir), false, code)
+      assert.equal(onSync.closed(), true, `${code}: the handle is closed`)
+      assert.equal(await syncDir(root, refusing(code, 'open').openDir), false, code)
+    }
+  })
+
+  it('throws a disk error, and closes the handle', async () => {
+    const eio = refusing('EIO', 'sync')
+    await assert.rejects(syncDir(root, eio.openDir), (err: NodeJS.ErrnoException) => err.code === 'EIO')
+    assert.equal(eio.closed(), true)
+    await assert.rejects(syncDir(join(root, 'missing')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT')
+  })
+})
