@@ -124,3 +124,25 @@ test('a stale driver is fenced: its entries are never delivered after a newer ep
   c.run(500)
   assert.equal(c.of(first, 'deliver').filter(o => (o as { id: string }).id === 'late').length, 0)
 })
+
+test('a minority peer that asked for the lease with ever higher epochs while cut off does not stall the driver the majority keeps', () => {
+  const c = new Cluster()
+  c.run(100)
+  const driver = c.driver()!
+  const loner = c.peers.find(p => p !== driver)!
+  // Alone, the loner's lease times out and it asks again and again, each time with a higher
+  // epoch that nobody grants. The driver keeps renewing with the third peer.
+  c.cut.add(loner)
+  c.run(5000)
+  assert.equal(c.driver(), driver, 'the majority side keeps its driver')
+  c.cut.delete(loner)
+  c.run(2000)
+  // The loner refuses the driver's renewals as stale (it has seen its own higher epoch), but the
+  // driver's lease is renewed by the majority: it must still be able to make entries durable.
+  const d = c.driver()
+  assert.ok(d !== undefined, 'someone drives after the heal')
+  assert.equal(c.machines.get(d)!.handleLocalEntry({ id: 'task-after-heal', value: value(5) }, c.now), true)
+  c.drain(d)
+  c.run(2000)
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id).filter(id => id === 'task-after-heal'), ['task-after-heal'])
+})
