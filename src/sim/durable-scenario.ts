@@ -108,7 +108,7 @@ export interface DurableScenario extends StartPlan, FaultPlan {
 export interface DurableShape {
   /** Default: drawn in 5..7. */
   nodes?: number
-  /** Graph nodes before the sink tree. Default: drawn in 3..25. */
+  /** Graph nodes before the sink tree. Default: drawn in 10..80. */
   tasks?: number
   /** false: no loss, duplication, partitions, clock skew or drawn crashes. */
   faults?: boolean
@@ -138,6 +138,15 @@ export interface DurableCounts {
   highestEpoch: number
 }
 
+/** Ways to weaken the peers, so tests can show the invariants catch what they are for. */
+export interface DurableHooks {
+  /** Build each home-set peer's machine. Default: the real one. */
+  createHomeRun?: typeof createHomeRun
+  /** Workers forget what they computed when they restart (no result store): a takeover runs
+   *  finished work again. Default false. */
+  workersForget?: boolean
+}
+
 export interface DurableScenarioResult {
   seed: number
   ok: boolean
@@ -149,6 +158,8 @@ export interface DurableScenarioResult {
   faultsEndMs: number
   /** When the outcome was first reported (deliver or settled). */
   finishedMs: number | undefined
+  /** The first drive: when, and which node. */
+  firstDrive: { atMs: number, node: number } | undefined
   boundMs: number
   value: number | undefined
   expected: number
@@ -202,7 +213,7 @@ export function durableScenarioFromSeed (seed: number, shape: DurableShape = {})
   const runId = `run-${seed}`
   const homeIds = rendezvousOwners(runId, peerIds, HOME_SET_SIZE)
   const homeSet = homeIds.map(id => peerIds.indexOf(id))
-  const graph = drawGraph(rng.fork(), shape.tasks ?? rng.int(3, 25))
+  const graph = drawGraph(rng.fork(), shape.tasks ?? rng.int(10, 80))
   const timings: LeaseTimings = { ...LEASE_TIMING_DEFAULTS }
   const faults = shape.faults ?? true
   const faultShape = {
@@ -289,13 +300,15 @@ interface State {
   runningAt: Array<Set<string>>
   /** What each node's storage holds of the memo, decoded (written together with storage). */
   disks: Array<Map<string, MemoEntry>>
+  hooks: DurableHooks
   reported: { cid: string, bytes: string } | undefined
+  firstDrive: { atMs: number, node: number } | undefined
   finishedMs: number | undefined
   value: number | undefined
   livenessReported: boolean
 }
 
-export function runDurableScenario (input: DurableScenario | ({ seed: number } & DurableShape)): DurableScenarioResult {
+export function runDurableScenario (input: DurableScenario | ({ seed: number } & DurableShape), hooks: DurableHooks = {}): DurableScenarioResult {
   const s = 'graph' in input ? input : durableScenarioFromSeed(input.seed, input)
   const problem = s.nodes < HOME_SET_SIZE ? 'the durable scenario needs a home set' : faultPlanProblem(s, s.nodes)
   if (problem !== undefined) throw new RangeError(`durable scenario (seed ${s.seed}): ${problem}`)
@@ -316,7 +329,9 @@ export function runDurableScenario (input: DurableScenario | ({ seed: number } &
     excuses: new Map(),
     runningAt: s.peerIds.map(() => new Set()),
     disks: s.peerIds.map(() => new Map()),
+    hooks,
     reported: undefined,
+    firstDrive: undefined,
     finishedMs: undefined,
     value: undefined,
     livenessReported: false
@@ -359,12 +374,13 @@ function durableAdapter (st: State, machineRng: Random): MachineAdapter<Life, Me
 function startPeer (st: State, node: SimNode<Life>, nowMs: number, machineRng: Random): Life {
   const { s, world } = st
   const life: Life = { home: undefined, drive: undefined, jobs: new Map(), out: [], rng: machineRng.fork() }
+  if (st.hooks.workersForget === true) for (const key of node.storage.keys()) if (key.startsWith(BLOB_PREFIX)) node.storage.delete(key)
   if (st.isHome[node.index]) {
     const promiseBytes = node.storage.get(PROMISE_KEY)
     const promise = promiseBytes === undefined ? undefined : JSON.parse(untext.decode(promiseBytes)) as LeasePromise
     const entries: MemoEntry[] = []
     for (const key of node.storage.keys()) if (key.startsWith(ENTRY_PREFIX)) entries.push(decodeEntry(node.storage.get(key) as Uint8Array))
-    life.home = createHomeRun({
+    life.home = (st.hooks.createHomeRun ?? createHomeRun)({
       selfId: s.peerIds[node.index],
       runId: s.runId,
       homeSet: s.homeSet.map(i => s.peerIds[i]),
@@ -483,6 +499,7 @@ function startDrive (st: State, node: SimNode<Life>, epoch: number, memo: MemoEn
   const other = st.drivers.get(epoch)
   if (other !== undefined) world.violate(`epoch ${epoch} driven by peer ${other} and again by peer ${node.index}`)
   st.drivers.set(epoch, node.index)
+  st.firstDrive ??= { atMs: world.nowMs, node: node.index }
   world.trace.add(`${world.nowMs} drive ${node.index} epoch=${epoch} memo=${memo.length}`)
   const entries = Math.max(10_000, 2 * s.graph.length)
   const results = memo.filter(e => e.value.cid !== ERROR_CID).map(e => ({ id: e.id, result: { cid: e.value.cid, peer: e.value.peer, bytes: e.value.bytes } }))
@@ -681,6 +698,7 @@ function finalResult (st: State, boundMs: number): DurableScenarioResult {
     tasks: new Set(st.executions.keys()).size,
     faultsEndMs: s.faultsEndMs,
     finishedMs: st.finishedMs,
+    firstDrive: st.firstDrive,
     boundMs,
     value: st.value,
     expected,
@@ -740,4 +758,28 @@ function decodeEntry (bytes: Uint8Array): MemoEntry {
   const p = JSON.parse(untext.decode(bytes)) as { id: string, epoch: number, cid: string, peer: string, bytes: number[] | null }
   const value: MemoValue = p.bytes === null ? { cid: p.cid, peer: p.peer } : { cid: p.cid, peer: p.peer, bytes: Uint8Array.from(p.bytes) }
   return { id: p.id, epoch: p.epoch, value }
+}
+
+/** The `durable` entry of src/sim/scenarios.ts. */
+export const durableScenarioEntry = {
+  name: 'durable',
+  description: 'a durable run: home-set lease and memo, the run driver on whoever holds the lease, workers with a result store; one result, one driver per epoch, no rerun after takeover, replicas converge',
+  runSeed (seed: number, options: { traceLinesKept?: number } = {}) {
+    const r = runDurableScenario({ seed, traceLinesKept: options.traceLinesKept ?? 0 })
+    const finished = r.finishedMs === undefined ? 'never finished' : `finished at ${r.finishedMs} ms (T + ${Math.max(0, r.finishedMs - r.faultsEndMs)}, bound ${r.boundMs} ms)`
+    const c = r.counts
+    return {
+      scenario: 'durable',
+      seed,
+      ok: r.ok,
+      violations: r.violations,
+      violationCount: r.violationCount,
+      summary: `${r.nodes} peers, ${r.tasks} tasks, faults until ${r.faultsEndMs} ms, ${c.takeovers} takeovers (epoch ${c.highestEpoch}), ${c.reExecuted} tasks re-executed, ${r.messages.sent} messages, ${finished}, value ${String(r.value)} (expected ${r.expected})`,
+      details: [`counts ${JSON.stringify(c)}`, `messages ${JSON.stringify(r.messages)}`],
+      traceHash: r.traceHash,
+      simEvents: r.simEvents,
+      trace: r.trace,
+      boundUsed: r.finishedMs === undefined ? undefined : Math.max(0, r.finishedMs - r.faultsEndMs) / r.boundMs
+    }
+  }
 }
