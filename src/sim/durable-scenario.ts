@@ -515,6 +515,7 @@ function deliver (st: State, node: SimNode<Life>, id: string, epoch: number): vo
   const driver = st.drivers.get(epoch)
   if (driver !== node.index) world.violate(`peer ${node.index} delivered ${id} in epoch ${epoch}, which peer ${String(driver)} drives`)
   const drive = life.drive
+  world.trace.add(`${world.nowMs} deliver ${node.index} ${id} epoch=${epoch}`)
   if (drive === undefined || drive.epoch !== epoch) return
   if (id === RESULT_ENTRY_ID) {
     const entry = life.home!.memo().find(e => e.id === RESULT_ENTRY_ID)
@@ -610,6 +611,7 @@ function taskAnswer (st: State, life: Life, node: SimNode<Life>, message: Extrac
     return
   }
   drive.pending.delete(message.taskId)
+  st.world.trace.add(`${st.world.nowMs} answer ${node.index} ${message.taskId} ${message.ok ? message.value : 'failed'}`)
   const value: MemoValue = message.ok
     ? { cid: `value:${message.value}`, peer: st.s.peerIds[node.index], bytes: encodeValue(message.value) }
     : { cid: ERROR_CID, peer: st.s.peerIds[node.index], bytes: text.encode('boom') }
