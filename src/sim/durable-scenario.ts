@@ -142,9 +142,9 @@ export interface DurableCounts {
 export interface DurableHooks {
   /** Build each home-set peer's machine. Default: the real one. */
   createHomeRun?: typeof createHomeRun
-  /** Workers forget what they computed when they restart (no result store): a takeover runs
-   *  finished work again. Default false. */
-  workersForget?: boolean
+  /** Workers keep no results (no store): a task asked again after it finished — by a new driver,
+   *  or a resend — runs again. Default false. */
+  workersKeepNoResults?: boolean
 }
 
 export interface DurableScenarioResult {
@@ -374,7 +374,6 @@ function durableAdapter (st: State, machineRng: Random): MachineAdapter<Life, Me
 function startPeer (st: State, node: SimNode<Life>, nowMs: number, machineRng: Random): Life {
   const { s, world } = st
   const life: Life = { home: undefined, drive: undefined, jobs: new Map(), out: [], rng: machineRng.fork() }
-  if (st.hooks.workersForget === true) for (const key of node.storage.keys()) if (key.startsWith(BLOB_PREFIX)) node.storage.delete(key)
   if (st.isHome[node.index]) {
     const promiseBytes = node.storage.get(PROMISE_KEY)
     const promise = promiseBytes === undefined ? undefined : JSON.parse(untext.decode(promiseBytes)) as LeasePromise
@@ -669,7 +668,7 @@ function finishJobs (st: State, life: Life, node: SimNode<Life>, nowMs: number):
     if (done > 1) st.world.violate(`worker ${node.index} completed ${taskId} ${done} times`)
     const r = work(job.fn, job.args)
     const answer = { ok: r.ok, value: r.ok ? r.value : 0 }
-    node.storage.put(BLOB_PREFIX + taskId, text.encode(JSON.stringify(answer)))
+    if (st.hooks.workersKeepNoResults !== true) node.storage.put(BLOB_PREFIX + taskId, text.encode(JSON.stringify(answer)))
     for (const to of job.requesters) life.out.push({ to, message: { kind: 'result', taskId, ...answer } })
   }
 }
