@@ -3,10 +3,12 @@
 // partitions, loss, duplication and clock steps. Many seeds hold every invariant; a seed replays
 // exactly; the driver crashing, being cut off, and every home-set peer restarting in turn each
 // keep one result and run no finished task again; and the invariants catch workers that keep no
-// results and home-set peers that count a majority of themselves alone.
+// results, a takeover that forgets the memo, and home-set peers that count a majority of
+// themselves alone.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createHomeRun } from '../../src/protocol/home/index.ts'
+import type { HomeRun, HomeRunOptions } from '../../src/protocol/home/index.ts'
 import { durableScenarioFromSeed, minorityCrashes, replayCommand, runDurableScenario, SCENARIOS } from '../../src/sim/index.ts'
 import type { DurableScenario, DurableScenarioResult } from '../../src/sim/index.ts'
 
@@ -137,6 +139,27 @@ describe('durable-run simulator', () => {
       if (/completed .* 2 times|executed \d+ times with/.test(r.violations.join('\n'))) caught += 1
     }
     assert.ok(caught >= 15, `caught in ${caught} of 20 seeds`)
+  })
+
+  it('catches a peer that drives a takeover from an empty memo: it schedules tasks delivered in an earlier epoch', () => {
+    const forgetful = (options: HomeRunOptions, nowMs: number): HomeRun => {
+      const real = createHomeRun(options, nowMs)
+      const poll = real.poll.bind(real)
+      real.poll = () => {
+        const o = poll()
+        return o?.type === 'drive' ? { ...o, memo: [] } : o
+      }
+      return real
+    }
+    let caught = 0
+    for (const seed of [1, 2, 3, 4]) {
+      const base = faultFree(seed, 60)
+      const atMs = Math.floor((base.driveMs + base.finishedMs) / 2)
+      const s = { ...base.s, crashes: [{ atMs, node: base.driver }], faultsEndMs: atMs + 1 }
+      const r = runDurableScenario(s, { createHomeRun: forgetful })
+      if (/scheduled .* whose result was delivered in epoch 1/.test(r.violations.join('\n'))) caught += 1
+    }
+    assert.equal(caught, 4)
   })
 
   it('catches home-set peers that each count a majority of themselves alone', () => {
