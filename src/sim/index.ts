@@ -8,7 +8,8 @@
  * partitions), `SimHosts` (peers that drive any sans-I/O machine through a `MachineAdapter`, crash
  * and restart), `SimStorage` (what a peer keeps across a crash) and the fault plans. A scenario
  * puts them together for one machine: membership-scenario.ts, echo-scenario.ts, run-scenario.ts
- * (the run driver and the scheduler over simulated workers).
+ * (the run driver and the scheduler over simulated workers), durable-scenario.ts (a durable run:
+ * the home-set machine, the run driver on whoever holds the lease, workers with a result store).
  */
 export { EventQueue } from './event-queue.ts'
 export { TraceHash } from './trace.ts'
@@ -35,6 +36,8 @@ export {
 export type { GraphFn, GraphNode } from './run-graph.ts'
 export { LARGE_RUN_SHAPE, livenessBoundMs, runRunScenario, runScenarioFromSeed } from './run-scenario.ts'
 export type { RunHooks, RunScenario, RunScenarioResult, RunShape } from './run-scenario.ts'
+export { durableBoundMs, durableScenarioFromSeed, minorityCrashes, runDurableScenario } from './durable-scenario.ts'
+export type { DurableCounts, DurableHooks, DurableScenario, DurableScenarioResult, DurableShape } from './durable-scenario.ts'
 export { replayCommand, SCENARIOS } from './scenarios.ts'
 export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'

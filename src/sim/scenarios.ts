@@ -3,6 +3,7 @@
  * needs: run one seed, say whether it held, summarize it in a line. A new scenario (the
  * scheduler, the run driver) is one more entry here.
  */
+import { durableScenarioEntry } from './durable-scenario.ts'
 import { runEchoScenario } from './echo-scenario.ts'
 import { leaseSeedOutcome } from './lease-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
@@ -33,6 +34,7 @@ export interface ScenarioEntry {
 }
 
 export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
+  durable: durableScenarioEntry,
   memo: memoScenarioEntry,
   membership: {
     name: 'membership',

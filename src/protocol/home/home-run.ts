@@ -200,8 +200,11 @@ export class HomeRunMachine implements HomeRun {
         this.stopDriving(o.epoch, 'lost-lease')
         return
       case 'fenced':
-        // Our replica refuses what the lease part already knows is stale.
-        this.replica.handleEpoch(o.highestEpoch, nowMs)
+        // Nothing for the replica: the lease's highest epoch may be a candidacy that never won (a
+        // peer cut off alone asks again and again, each time one epoch higher). Fencing our replica
+        // at it would refuse the driver a majority still renews — which keeps its lease, so nobody
+        // could take over either: the run would stall. A driver that did win a higher epoch fences
+        // the replicas itself, with its gather, before anything of its own is durable.
     }
   }
 

@@ -35,7 +35,9 @@
  *    many). An unanswered batch is resent after resendMs, doubling to resendMaxMs; after
  *    attemptsMax sends the driver gives the replica up (drops its pending) and only probes it.
  *  - IDLE: a `probe` with the memo's digest every probeIntervalMs; a reply with another digest
- *    starts a pull. A reply while pushing is ignored (the push is the repair in progress).
+ *    starts a pull — and so does a matching one while some entry is not durable yet (its acks may
+ *    have been lost until the replica was given up: the pull's compare counts what it holds). A
+ *    reply while pushing is ignored (the push is the repair in progress).
  *
  * DURABLE. An `ack` lists the ids the replica now holds exactly as sent (persisted before the ack
  * left, ./replica.ts). `durable { id }` goes out once, when the acks from current home-set members
@@ -200,7 +202,9 @@ export class MemoDriverMachine implements MemoDriver {
       case 'probe-reply': {
         if (digestProblem(message.digest) !== undefined) return 'malformed'
         if (p.pull !== undefined || p.batch !== undefined || p.pending.size > 0 || this.current !== 'ready') return 'ignored'
-        if (!sameDigest(message.digest, this.set.digest())) this.startPull(from, p, now)
+        // A matching digest says the replica holds what we hold, but acks lost until we gave it up
+        // were never counted: while anything is short of durable, pull, and the compare counts them.
+        if (!sameDigest(message.digest, this.set.digest()) || this.durable.size < this.set.size) this.startPull(from, p, now)
         return 'accepted'
       }
       default: return 'malformed'

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHomeRun, RESULT_ENTRY_ID } from '../../../src/protocol/home/index.ts'
-import type { HomeOutput, HomeRun, HomeMessage } from '../../../src/protocol/home/index.ts'
+import type { HomeOutput, HomeRun, HomeMessage, HomeRunOptions } from '../../../src/protocol/home/index.ts'
 
 /** Three home-set peers on a lossless in-order network with one clock; `down` peers neither send nor receive. */
 class Cluster {
@@ -12,13 +12,15 @@ class Cluster {
   readonly down = new Set<string>()
   /** Partitioned: timers run, messages to and from it are lost. */
   readonly cut = new Set<string>()
+  /** Messages this returns true for are lost. */
+  drop: (from: string, to: string, message: HomeMessage) => boolean = () => false
   private readonly queue: Array<{ from: string, to: string, message: HomeMessage }> = []
   now = 1000
 
-  constructor () {
+  constructor (options: Partial<HomeRunOptions> = {}) {
     for (const p of this.peers) {
       this.outputs.set(p, [])
-      this.machines.set(p, createHomeRun({ selfId: p, runId: 'run-1', homeSet: this.peers }, this.now))
+      this.machines.set(p, createHomeRun({ selfId: p, runId: 'run-1', homeSet: this.peers, ...options }, this.now))
       this.drain(p)
     }
   }
@@ -34,7 +36,7 @@ class Cluster {
   deliverAll (): void {
     for (let i = 0; i < 10_000 && this.queue.length > 0; i++) {
       const { from, to, message } = this.queue.shift()!
-      if (this.down.has(to) || this.down.has(from) || this.cut.has(to) || this.cut.has(from)) continue
+      if (this.down.has(to) || this.down.has(from) || this.cut.has(to) || this.cut.has(from) || this.drop(from, to, message)) continue
       this.machines.get(to)!.handleMessage(from, message, this.now)
       this.drain(to)
     }
@@ -123,4 +125,47 @@ test('a stale driver is fenced: its entries are never delivered after a newer ep
   c.cut.delete(first)
   c.run(500)
   assert.equal(c.of(first, 'deliver').filter(o => (o as { id: string }).id === 'late').length, 0)
+})
+
+test('a minority peer that asked for the lease with ever higher epochs while cut off does not stall the driver the majority keeps', () => {
+  const c = new Cluster()
+  c.run(100)
+  const driver = c.driver()!
+  const loner = c.peers.find(p => p !== driver)!
+  // Alone, the loner's lease times out and it asks again and again, each time with a higher
+  // epoch that nobody grants. The driver keeps renewing with the third peer.
+  c.cut.add(loner)
+  c.run(5000)
+  assert.equal(c.driver(), driver, 'the majority side keeps its driver')
+  c.cut.delete(loner)
+  c.run(2000)
+  // The loner refuses the driver's renewals as stale (it has seen its own higher epoch), but the
+  // driver's lease is renewed by the majority: it must still be able to make entries durable.
+  const d = c.driver()
+  assert.ok(d !== undefined, 'someone drives after the heal')
+  assert.equal(c.machines.get(d)!.handleLocalEntry({ id: 'task-after-heal', value: value(5) }, c.now), true)
+  c.drain(d)
+  c.run(2000)
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id).filter(id => id === 'task-after-heal'), ['task-after-heal'])
+})
+
+test('an entry a replica persisted, whose acks were all lost until the driver gave the replica up, still becomes durable', () => {
+  const c = new Cluster({ memo: { resendMs: 100, resendMaxMs: 200, attemptsMax: 3, probeIntervalMs: 500 } })
+  c.run(100)
+  const d = c.driver()!
+  const [holder, other] = c.peers.filter(p => p !== d)
+  // The third replica is away: the entry needs the holder's ack for a majority.
+  c.cut.add(other)
+  // Everything the holder's replica says is lost (its lease grants still arrive: the driver keeps its lease).
+  c.drop = (from, _to, m) => from === holder && !m.type.startsWith('lease')
+  assert.equal(c.machines.get(d)!.handleLocalEntry({ id: 'task-acks-lost', value: value(3) }, c.now), true)
+  c.drain(d)
+  c.run(1000)
+  assert.ok(c.machines.get(holder)!.memo().some(e => e.id === 'task-acks-lost'), 'the holder persisted it')
+  assert.equal(c.of(d, 'deliver').length, 0, 'no answer came back')
+  // The network is fine again; the holder's probe replies now say it holds exactly the driver's memo.
+  c.drop = () => false
+  c.run(3000)
+  assert.equal(c.driver(), d)
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id), ['task-acks-lost'])
 })
