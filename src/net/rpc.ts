@@ -147,6 +147,9 @@ export class RpcService {
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
+  /** Streams being served, with their requests in flight: on stop() each request is answered
+   *  with the stopped error and the stream reset, so callers hear at once that nobody will answer. */
+  private readonly inbound = new Map<Stream, Map<number, AbortController>>()
   /** The service's lifetime: shared streams are opened under it, every request listens to it, and stop() aborts it. */
   private readonly lifecycle = new Lifecycle('the rpc service')
   private readonly frameArrivalMs: number
@@ -235,6 +238,16 @@ export class RpcService {
   async stop (): Promise<void> {
     this.lifecycle.stop()
     for (const controller of this.serving) controller.abort()
+    const stopped = this.lifecycle.stoppedError().toData()
+    const inbound = [...this.inbound]
+    this.inbound.clear()
+    await Promise.allSettled(inbound.map(async ([stream, running]) => {
+      try {
+        if (stream.status === 'open') for (const id of running.keys()) stream.send(encodeFrame(encodeEnvelope({ id, kind: 'err', error: stopped })))
+      } finally {
+        stream.abort(new Error('rhizome peer stopping'))
+      }
+    }))
     const channels = [...this.channels.values()]
     this.channels.clear()
     await Promise.allSettled(channels.map(async promise => {
@@ -330,6 +343,7 @@ export class RpcService {
     const decoder = new FrameDecoder(spec.frameBytesMax)
     const clock = this.frameClock(peerId, spec.protocol, stream)
     const running = new Map<number, AbortController>()
+    this.inbound.set(stream, running)
     try {
       for await (const chunk of stream) {
         let frames: Uint8Array[]
@@ -372,6 +386,7 @@ export class RpcService {
         }
       }
     } finally {
+      this.inbound.delete(stream)
       clock.clear()
       for (const controller of running.values()) controller.abort()
     }

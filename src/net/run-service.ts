@@ -325,7 +325,22 @@ export class RunService {
 
   /** Resolves when the run has ended (at once if it has). */
   async settled (runId: string): Promise<void> {
-    await this.live.get(runId)?.settled
+    const live = this.live.get(runId)
+    if (live !== undefined || this.c.home === undefined) {
+      await live?.settled
+      return
+    }
+    // A durable run may not be driven here yet (its drive follows its open), or any more.
+    await new Promise<void>((resolve) => {
+      let done = false
+      const unsubscribe = this.subscribe(runId, (event) => {
+        if (event.type !== 'run:finished' || done) return
+        done = true
+        queueMicrotask(() => { unsubscribe() })
+        resolve()
+      })
+      if (done) unsubscribe()
+    })
   }
 }
 

@@ -51,6 +51,35 @@ import { PeerBudget, Slots } from './slots.ts'
 import type { Capacity } from './slots.ts'
 import type { PeerId } from '@libp2p/interface'
 
+/**
+ * Results of tasks run here that a second ask is answered from, by task id. A run that changes
+ * driver asks again for the tasks it had in flight — a few hundred at most (a driver holds that
+ * many at once) — and they may have finished a moment before; 4,096 ids (~100 bytes each) cover
+ * that many times over. The result bytes themselves stay in the blob store.
+ */
+export const TASK_RESULTS_REMEMBERED_MAX = 4096
+
+/** What one execution of a task here produced (shared by everyone who asked for it). */
+interface Executed {
+  resultCid: CID
+  bytesLength: number
+  /** The result's bytes, for the answers of this execution's own callers (not kept once remembered). */
+  bytes?: Uint8Array
+  queueMs: number
+  fetchMs: number
+  runMs: number
+}
+
+/** Wait for `promise`, or stop waiting (AbortedError) when `signal` aborts: a joiner's cancel does not cancel the shared run. */
+async function abortable<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new AbortedError('the task was cancelled', { cause: signal.reason })
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(new AbortedError('the task was cancelled', { cause: signal.reason })) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}
+
 /** Task frames carry arguments and the inputs list, or an inline result; each is capped below this. */
 const TASK_FRAME_BYTES_MAX = Math.max(TASK_ARGS_BYTES_MAX + TASK_INPUTS_FRAME_BYTES_MAX, RESULT_INLINE_BYTES_MAX) + 4096
 /** How long a caller waits for a task by default: the default sandbox time plus fetch and queue slack. */
@@ -260,11 +289,63 @@ export class TaskService {
     return this.inputFetches.held(peer?.toString())
   }
 
-  /** Run a task here: load the function and its inputs, queue for a slot, run it, attest the result. */
+  /**
+   * Run a task here: load the function and its inputs, queue for a slot, run it, attest the
+   * result. A task is named by its id (the CID of function, export and arguments) and tasks are
+   * pure, so one this peer is running already is JOINED, not run again, and one it ran lately is
+   * answered from the result it stored (TASK_RESULTS_REMEMBERED_MAX). This is how a run that
+   * changed driver gets back the tasks its old driver had sent here: the new driver asks again,
+   * and the answer costs no second execution.
+   */
   async execute (fn: CID, exportName: string, args: unknown[], caller: PeerId, signal: AbortSignal, options: ExecuteOptions = {}): Promise<TaskReply> {
-    const { sandbox, blobs, log } = this.components
     const id = await taskId(fn, exportName, args)
+    const key = id.toString()
     const t0 = performance.now()
+    const remembered = this.remembered.get(key)
+    let done: Executed
+    if (remembered !== undefined && await this.components.blobs.has(remembered.resultCid)) {
+      this.components.log.info('task answered from an earlier run', { task: key, result: remembered.resultCid.toString() })
+      done = { ...remembered, fetchMs: 0, queueMs: 0 }
+    } else {
+      const running = this.running.get(key)
+      if (running !== undefined) {
+        this.components.log.info('task joined a run in progress', { task: key })
+        done = await abortable(running, signal)
+      } else {
+        const execution = this.executeOnce(id, fn, exportName, args, caller, signal, options, t0)
+        this.running.set(key, execution)
+        try {
+          done = await execution
+        } finally {
+          this.running.delete(key)
+        }
+        this.remember(key, done)
+      }
+    }
+    const self = this.components.selfId.toString()
+    const signature = await this.components.sign(attestationSigningBytes(id, done.resultCid, self))
+    const reply: TaskReply = {
+      attestation: { task: id, result: done.resultCid, peer: self, signature },
+      timings: { queueMs: done.queueMs, fetchMs: done.fetchMs, runMs: done.runMs }
+    }
+    // By reference, the result stays here (it is in the blob store) and only its CID travels.
+    if (options.ref !== true && done.bytesLength <= RESULT_INLINE_BYTES_MAX) reply.result = done.bytes ?? await this.components.blobs.get(done.resultCid)
+    return reply
+  }
+
+  /** Tasks running here by id: a second ask for one joins it. */
+  private readonly running = new Map<string, Promise<Executed>>()
+  /** Tasks run here lately by id, oldest first (a Map keeps insertion order). */
+  private readonly remembered = new Map<string, Executed>()
+
+  private remember (key: string, done: Executed): void {
+    this.remembered.delete(key)
+    this.remembered.set(key, { resultCid: done.resultCid, bytesLength: done.bytesLength, queueMs: done.queueMs, fetchMs: done.fetchMs, runMs: done.runMs })
+    if (this.remembered.size > TASK_RESULTS_REMEMBERED_MAX) this.remembered.delete(this.remembered.keys().next().value as string)
+  }
+
+  private async executeOnce (id: CID, fn: CID, exportName: string, args: unknown[], caller: PeerId, signal: AbortSignal, options: ExecuteOptions, t0: number): Promise<Executed> {
+    const { sandbox, blobs, log } = this.components
     // Refuse at once when the queue is full, before fetching anything for a task we cannot run.
     this.slots.checkRoom()
     let release: (() => void) | undefined
@@ -293,16 +374,8 @@ export class TaskService {
       }, { signal })
       const t3 = performance.now()
       const resultCid = await blobs.put(outcome.bytes, dagCbor.code)
-      const self = this.components.selfId.toString()
-      const signature = await this.components.sign(attestationSigningBytes(id, resultCid, self))
       log.info('task done', { task: id.toString(), fn: fn.toString(), export: exportName, result: resultCid.toString(), runMs: Math.round(t3 - t2) })
-      const reply: TaskReply = {
-        attestation: { task: id, result: resultCid, peer: self, signature },
-        timings: { queueMs: t2 - t1, fetchMs: t1 - t0, runMs: t3 - t2 }
-      }
-      // By reference, the result stays here (it is in the blob store) and only its CID travels.
-      if (options.ref !== true && outcome.bytes.byteLength <= RESULT_INLINE_BYTES_MAX) reply.result = outcome.bytes
-      return reply
+      return { resultCid, bytesLength: outcome.bytes.byteLength, bytes: outcome.bytes, queueMs: t2 - t1, fetchMs: t1 - t0, runMs: t3 - t2 }
     } catch (err) {
       if (signal.aborted) log.info('task cancelled', { task: id.toString(), fn: fn.toString(), export: exportName })
       throw err
