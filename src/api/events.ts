@@ -35,6 +35,12 @@ export type ProgressEvent =
   | { type: 'run:task:started', runId: string, taskId: string, peer: string, attempt: number } & At
   | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At
   | { type: 'run:task:failed', runId: string, taskId: string, error: FailureData } & At
+  /** The run's code awaits `sleep()`: timer `timerId` (`sleep:k`) is recorded and fires at `wakeAtMs`. */
+  | { type: 'run:timer:started', runId: string, timerId: string, wakeAtMs: number } & At
+  /** Timer `timerId` fired (recorded: it never fires again, whoever drives the run). */
+  | { type: 'run:timer:fired', runId: string, timerId: string } & At
+  /** Signal `name` reached the run and was recorded (`bytes` of dag-cbor value). */
+  | { type: 'run:signal:received', runId: string, name: string, bytes: number } & At
   | { type: 'run:finished', runId: string, status: 'finished' | 'failed' | 'cancelled', error?: FailureData } & At
   /** The client read too slowly and `count` events were not sent to it. */
   | { type: 'events:dropped', count: number } & At

@@ -111,6 +111,12 @@ export interface RunRequest {
   args: unknown[]
 }
 
+/** `POST /v1/runs/:id/signals`: the signal `name` (see signalNameProblem) and its value (plain data). */
+export interface SignalRequest {
+  name: string
+  value: unknown
+}
+
 /** `POST /v1/runs` answers this as soon as the run is started (its outcome comes later). */
 export interface RunStarted {
   runId: string

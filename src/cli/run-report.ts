@@ -49,6 +49,12 @@ export class RunProgress {
         task.state = 'failed'
         return [`failed   ${task.export}: ${event.error.name}: ${event.error.message}`]
       }
+      case 'run:timer:started':
+        return [`sleeping until ${new Date(event.wakeAtMs).toISOString()} (${event.timerId})`]
+      case 'run:timer:fired':
+        return [`woke     (${event.timerId})`]
+      case 'run:signal:received':
+        return [`signal   ${event.name} (${event.bytes} bytes)`]
       default:
         return []
     }

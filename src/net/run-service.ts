@@ -203,6 +203,24 @@ export class RunService {
     return () => {}
   }
 
+  /**
+   * Send signal `name` with `value` (plain data) to run `runId`, which this peer drives: recorded
+   * in its memo, then delivered to the code's wait for it (now, or when it waits).
+   */
+  signal (runId: string, name: string, value: unknown): void {
+    const run = this.live.get(runId)
+    if (run === undefined) {
+      const known = this.c.runs.getRun(runId)
+      throw new NotFoundError(known === undefined ? `run ${runId} is not known to this peer` : `run ${runId} is not running on this peer (it is ${known.status})`, {
+        hint: known === undefined ? 'signal the peer that drives the run (see `rhizome runs` there)' : 'a signal reaches a run only while it runs; start a new run'
+      })
+    }
+    if (run.driver.handleSignal(name, dagCbor.encode(value), Date.now()) === 'late') {
+      throw new NotFoundError(`run ${runId} has ended`, { hint: 'a signal reaches a run only while it runs; start a new run' })
+    }
+    run.pump()
+  }
+
   /** Resolves when the run has ended (at once if it has). */
   async settled (runId: string): Promise<void> {
     await this.live.get(runId)?.settled
@@ -299,8 +317,11 @@ class LiveRun {
       case 'finished':
         this.finish(out.outcome)
         return
+      case 'record':
+        this.record(out.id, out.value)
+        return
       case 'event':
-        this.record(out.event)
+        this.recordEvent(out.event)
     }
   }
 
@@ -371,6 +392,8 @@ class LiveRun {
   }
 
   private async toDriver (command: SandboxActivation['commands'][number]): Promise<Command> {
+    if (command.type === 'sleep') return { type: 'sleep', seq: command.seq, ms: command.ms }
+    if (command.type === 'signal') return { type: 'signal', seq: command.seq, name: command.name }
     if (command.type === 'call') {
       const fn = CID.parse(command.fn)
       const id = (await computeTaskId(fn, command.export, command.args)).toString()
@@ -439,14 +462,37 @@ class LiveRun {
     this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs })
   }
 
+  /**
+   * Make a recorded input (a timer's deadline or firing, a signal) durable — a memo row with its
+   * bytes, as for an accepted result — and only then hand it to the driver, which acts on it.
+   */
+  private record (id: string, value: Uint8Array): void {
+    cidOfBytes(value).then((cid) => {
+      if (this.closed) return
+      const result = { cid: cid.toString(), bytes: value, peer: this.c.selfId }
+      this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: result.cid, peer: result.peer, bytes: value })
+      this.driver.handleRecorded(id, result, Date.now())
+      this.pump()
+    }, (err: unknown) => { this.activationFailed(err) })
+  }
+
   /** Driver events: persisted, and accepted results remembered in the memo table. */
-  private record (event: RunEvent): void {
+  private recordEvent (event: RunEvent): void {
     this.c.runs.appendEvent(this.runId, event.type, event.atMs, event)
+    this.reportRecorded(event)
     if (event.type === 'run:task:accepted') {
       const task = this.tasks.get(event.taskId)
       this.c.runs.addMemo({ runId: this.runId, taskId: event.taskId, resultCid: event.cid, peer: event.peer })
       if (task !== undefined) this.holders.set(event.cid, event.peer)
     }
+  }
+
+  /** Timers and signals, as progress events (the CLI's follow output shows them). */
+  private reportRecorded (event: RunEvent): void {
+    const { runId, atMs } = event
+    if (event.type === 'run:timer:started') this.report({ type: 'run:timer:started', runId, timerId: event.timerId, wakeAtMs: event.wakeAtMs, atMs })
+    else if (event.type === 'run:timer:fired') this.report({ type: 'run:timer:fired', runId, timerId: event.timerId, atMs })
+    else if (event.type === 'run:signal:received') this.report({ type: 'run:signal:received', runId, name: event.name, bytes: event.bytes, atMs })
   }
 
   private finish (outcome: RunOutcome): void {
