@@ -14,7 +14,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { RhizomeError, NotFoundError, assert } from '../model/errors.ts'
+import { InvalidInputError, RhizomeError, NotFoundError, assert } from '../model/errors.ts'
 import { createRunDriver } from '../protocol/run/index.ts'
 import { taskId as computeTaskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
@@ -205,9 +205,10 @@ export class RunService {
 
   /**
    * Send signal `name` with `value` (plain data) to run `runId`, which this peer drives: recorded
-   * in its memo, then delivered to the code's wait for it (now, or when it waits).
+   * in its memo, then delivered to the code's wait for it (now, or when it waits). Resolves once
+   * the signal is stored, so an acknowledged signal survives this peer stopping.
    */
-  signal (runId: string, name: string, value: unknown): void {
+  async signal (runId: string, name: string, value: unknown): Promise<void> {
     const run = this.live.get(runId)
     if (run === undefined) {
       const known = this.c.runs.getRun(runId)
@@ -215,10 +216,17 @@ export class RunService {
         hint: known === undefined ? 'signal the peer that drives the run (see `rhizome runs` there)' : 'a signal reaches a run only while it runs; start a new run'
       })
     }
-    if (run.driver.handleSignal(name, dagCbor.encode(value), Date.now()) === 'late') {
+    let bytes: Uint8Array
+    try {
+      bytes = dagCbor.encode(value)
+    } catch (err) {
+      throw new InvalidInputError('the signal value is not plain data', { cause: err, hint: 'send JSON: null, booleans, numbers, strings, lists and objects' })
+    }
+    if (run.driver.handleSignal(name, bytes, Date.now()) === 'late') {
       throw new NotFoundError(`run ${runId} has ended`, { hint: 'a signal reaches a run only while it runs; start a new run' })
     }
     run.pump()
+    await run.lastRecord
   }
 
   /** Resolves when the run has ended (at once if it has). */
@@ -274,6 +282,8 @@ class LiveRun {
   private readonly listeners = new Set<(event: ProgressEvent) => void>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private closed = false
+  /** The latest `record` output being stored: resolves once it is (or failed). */
+  lastRecord: Promise<void> = Promise.resolve()
   private resolveSettled!: () => void
 
   constructor (service: RunService, c: RunServiceComponents, spec: LiveRunSpec) {
@@ -467,7 +477,7 @@ class LiveRun {
    * bytes, as for an accepted result — and only then hand it to the driver, which acts on it.
    */
   private record (id: string, value: Uint8Array): void {
-    cidOfBytes(value).then((cid) => {
+    this.lastRecord = cidOfBytes(value).then((cid) => {
       if (this.closed) return
       const result = { cid: cid.toString(), bytes: value, peer: this.c.selfId }
       this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: result.cid, peer: result.peer, bytes: value })

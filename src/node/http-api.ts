@@ -340,7 +340,7 @@ async function signalRun ({ init, req, params }: RequestContext): Promise<Reply>
   const problem = signalNameProblem(body.name)
   if (problem !== undefined) throw new InvalidInputError(`signal name ${problem}`, { hint })
   if (!('value' in body)) throw new InvalidInputError('a signal needs a value (null is one)', { hint })
-  init.node.runs.signal(params.id, body.name as string, body.value)
+  await init.node.runs.signal(params.id, body.name as string, body.value)
   return { json: { runId: params.id, name: body.name, signalled: true } }
 }
 
