@@ -94,7 +94,7 @@ export interface RunListQuery {
   status?: RunStatus
 }
 
-export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'finished', 'failed', 'cancelled']
+export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'finished', 'continued', 'failed', 'cancelled']
 
 export interface RequestOptions {
   signal?: AbortSignal

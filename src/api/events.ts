@@ -41,7 +41,8 @@ export type ProgressEvent =
   | { type: 'run:timer:fired', runId: string, timerId: string } & At
   /** Signal `name` reached the run and was recorded (`bytes` of dag-cbor value). */
   | { type: 'run:signal:received', runId: string, name: string, bytes: number } & At
-  | { type: 'run:finished', runId: string, status: 'finished' | 'failed' | 'cancelled', error?: FailureData } & At
+  /** `continuedAs`: the run ended with continueAsNew and goes on as that run (status 'continued'). */
+  | { type: 'run:finished', runId: string, status: 'finished' | 'continued' | 'failed' | 'cancelled', error?: FailureData, continuedAs?: string } & At
   /** The client read too slowly and `count` events were not sent to it. */
   | { type: 'events:dropped', count: number } & At
 

@@ -55,6 +55,8 @@ export class RunProgress {
         return [`woke     (${event.timerId})`]
       case 'run:signal:received':
         return [`signal   ${event.name} (${event.bytes} bytes)`]
+      case 'run:finished':
+        return event.status === 'continued' && event.continuedAs !== undefined ? [`continued as run ${event.continuedAs}`] : []
       default:
         return []
     }
@@ -170,6 +172,7 @@ export function formatRunReport (report: RunReport): string {
   )
   const critical = criticalPathLine(report)
   if (critical !== undefined) lines.push(`  critical path  ${critical}`)
+  if (report.continuedAs !== undefined) lines.push(`  continued as   ${report.continuedAs}`)
   if (report.error !== undefined) lines.push(`  error          ${report.error.name}: ${report.error.message}`)
   const chart = timeline(report)
   if (chart.length > 0) lines.push('', ...chart.map(r => `  ${r}`))

@@ -153,6 +153,19 @@ export class RunService {
     return run
   }
 
+  /**
+   * Go on from `from` as a new run (continueAsNew): the same workflow export with `args`, a fresh
+   * history and a new run id; a child run's parent then waits on the new run. Resolves with its id.
+   */
+  async continueRun (from: LiveRunSpec, args: unknown[]): Promise<string> {
+    if (this.lifecycle.stopping) throw new RhizomeError('ERR_ABORTED', 'the peer is stopping', { retryable: true })
+    const nonce = crypto.getRandomValues(new Uint8Array(16))
+    const runId = (await cidOf({ workflow: CID.parse(from.workflow), export: from.exportName, args, nonce, previous: CID.parse(from.runId) })).toString()
+    const settleAs = from.parent === undefined ? undefined : (from.settleAs ?? from.runId)
+    await this.begin({ runId, workflow: from.workflow, exportName: from.exportName, args, code: from.code, ancestors: from.ancestors, parent: from.parent, settleAs })
+    return runId
+  }
+
   /** A child run the driver of `parent` asked for: same bundle, driven here too. */
   startChild (parent: LiveRun, child: ChildSpec): void {
     const args = dagCbor.decode(child.args) as unknown[]
@@ -165,7 +178,8 @@ export class RunService {
   }
 
   cancel (runId: string): void {
-    const run = this.live.get(runId)
+    // A child run that continued as new lives on under another id; its parent cancels the one it knows.
+    const run = this.live.get(runId) ?? [...this.live.values()].find(r => r.settlesAs === runId)
     if (run === undefined) {
       if (this.c.runs.getRun(runId) === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`' })
       return // already ended: nothing to cancel
@@ -186,6 +200,10 @@ export class RunService {
     const report: RunReport = { ...summaryOf(row), tasks }
     if (row.result !== undefined) report.result = toJson(dagCbor.decode(row.result))
     if (row.error !== undefined) report.error = row.error
+    if (row.status === 'continued') {
+      const link = this.c.runs.listEvents(runId).findLast(e => e.type === 'run:continued')?.data as { nextRunId?: string } | undefined
+      if (typeof link?.nextRunId === 'string') report.continuedAs = link.nextRunId
+    }
     const path = this.live.get(runId)?.criticalPath() ?? criticalPathFromEvents(this.c.runs, runId)
     if (path !== undefined) report.criticalPath = path
     return report
@@ -199,6 +217,8 @@ export class RunService {
     if (row === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`' })
     if (row.status === 'finished' || row.status === 'failed' || row.status === 'cancelled') {
       onEvent({ type: 'run:finished', runId, status: row.status, error: row.error, atMs: row.finishedMs ?? row.startedMs })
+    } else if (row.status === 'continued') {
+      onEvent({ type: 'run:finished', runId, status: row.status, continuedAs: this.report(runId).continuedAs, atMs: row.finishedMs ?? row.startedMs })
     }
     return () => {}
   }
@@ -243,6 +263,8 @@ interface LiveRunSpec {
   code: Uint8Array
   ancestors: string[]
   parent?: LiveRun
+  /** The child run id the parent waits on, when this run continues one (continueAsNew): its outcome settles that id. */
+  settleAs?: string
 }
 
 interface TaskState {
@@ -384,7 +406,9 @@ class LiveRun {
 
   private outcomeOf (answer: SandboxActivation): RunOutcome | undefined {
     if (answer.done === undefined) return undefined
-    return answer.done.ok ? { ok: true, value: answer.done.bytes } : { ok: false, error: this.explained(answer.done.error) }
+    if (!answer.done.ok) return { ok: false, error: this.explained(answer.done.error) }
+    const next = answer.done.continueAsNew
+    return next === undefined ? { ok: true, value: answer.done.bytes } : { ok: true, value: answer.done.bytes, continueAs: next.argsBytes }
   }
 
   /**
@@ -506,6 +530,10 @@ class LiveRun {
   }
 
   private finish (outcome: RunOutcome): void {
+    if (outcome.ok && outcome.continueAs !== undefined) {
+      this.continueAsNew(outcome.continueAs)
+      return
+    }
     const now = Date.now()
     const status = outcome.ok ? 'finished' : outcome.error.code === 'ERR_RUN_CANCELLED' ? 'cancelled' : 'failed'
     const path = this.criticalPath()
@@ -520,15 +548,39 @@ class LiveRun {
     this.service.ended(this)
     const parent = this.spec.parent
     if (parent === undefined) return
+    const settleAs = this.settlesAs
     if (!outcome.ok) {
-      parent.childSettled(this.runId, { ok: false, error: outcome.error })
+      parent.childSettled(settleAs, { ok: false, error: outcome.error })
       return
     }
     const value = outcome.value
     cidOfBytes(value).then(
-      cid => { parent.childSettled(this.runId, { ok: true, result: { cid: cid.toString(), bytes: value, peer: this.c.selfId } }) },
-      (err: unknown) => { parent.childSettled(this.runId, { ok: false, error: failureOf(err) }) }
+      cid => { parent.childSettled(settleAs, { ok: true, result: { cid: cid.toString(), bytes: value, peer: this.c.selfId } }) },
+      (err: unknown) => { parent.childSettled(settleAs, { ok: false, error: failureOf(err) }) }
     )
+  }
+
+  /** The run id this run's outcome settles in its parent's driver. */
+  get settlesAs (): string {
+    return this.spec.settleAs ?? this.runId
+  }
+
+  /**
+   * The code returned continueAsNew: start the next run, then end this one as 'continued', naming
+   * it (a `run:continued` event and `continuedAs` on `run:finished`). If the next run cannot
+   * start, this one fails with the reason instead.
+   */
+  private continueAsNew (argsBytes: Uint8Array): void {
+    const now = Date.now()
+    this.service.continueRun(this.spec, dagCbor.decode(argsBytes) as unknown[]).then((nextRunId) => {
+      this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
+      this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
+      this.report({ type: 'run:finished', runId: this.runId, status: 'continued', continuedAs: nextRunId, atMs: now })
+      this.close()
+      this.service.ended(this)
+    }, (err: unknown) => {
+      this.finish({ ok: false, error: failureOf(err) })
+    })
   }
 
   close (): void {

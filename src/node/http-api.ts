@@ -313,7 +313,7 @@ async function call ({ init, req, res }: RequestContext): Promise<Reply> {
  */
 const RUN_STREAM_BACKLOG_MAX = RUN_EVENTS_KEPT
 
-const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'failed', 'cancelled']
+const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'continued', 'failed', 'cancelled']
 /** A run request carries the workflow's arguments as JSON; the same room as a call's. */
 const RUN_BYTES_MAX = CALL_BYTES_MAX
 

@@ -87,6 +87,10 @@ interface WorkflowState {
   /** Errors made for failed remote calls → the failure as it came (so an uncaught one ends the run as itself). */
   remoteErrors: WeakMap<object, ResolutionRecord['error']>
   refPrototype: object
+  /** Markers `continueAsNew(...)` returned → the new run's arguments, as a tape. */
+  continues: WeakMap<object, TapeOut>
+  /** Set when the workflow returned a continueAsNew marker: the arguments to go on with. */
+  continued: TapeOut | undefined
 }
 
 declare const P: Primordials
@@ -113,7 +117,8 @@ export const WORKFLOW_MODULE_SOURCE = [
   'export const remote = sdk.remote;',
   'export const Ref = sdk.Ref;',
   'export const sleep = sdk.sleep;',
-  'export const signal = sdk.signal;'
+  'export const signal = sdk.signal;',
+  'export const continueAsNew = sdk.continueAsNew;'
 ].join('\n')
 
 function noop (): void {}
@@ -135,6 +140,8 @@ function installWorkflow (seed: Uint8Array, limits: WorkflowPreludeLimits): unkn
   WF.workflows = new P.WeakMap()
   WF.names = new P.WeakMap()
   WF.remoteErrors = new P.WeakMap()
+  WF.continues = new P.WeakMap()
+  WF.continued = undefined
   refuseTimers()
   P.ReflectDefineProperty(globalThis, SDK_GLOBAL, { __proto__: null, value: makeSdk(), writable: false, enumerable: false, configurable: true } as PropertyDescriptor)
   return dispatch
@@ -169,7 +176,7 @@ function makeSdk (): unknown {
   WF.refPrototype = Ref.prototype
   P.ObjectFreeze(Ref.prototype)
   P.ObjectFreeze(Ref)
-  return P.ObjectFreeze({ __proto__: null, workflow: markWorkflow, remote: makeRemote, Ref, sleep: sleepFor, signal: waitSignal })
+  return P.ObjectFreeze({ __proto__: null, workflow: markWorkflow, remote: makeRemote, Ref, sleep: sleepFor, signal: waitSignal, continueAsNew })
 }
 
 /** `workflow(fn)`: a callable that, called from a running workflow, starts a child run. */
@@ -241,6 +248,22 @@ function waitSignal (name: unknown): Promise<unknown> {
   const gate = gateCommand('signal()')
   if (gate !== undefined) return gate
   return enqueue({ __proto__: null, type: 'signal', seq: 0, export: '', name, ref: false, kinds: null, vals: null, count: 0 } as unknown as CommandRecord)
+}
+
+/**
+ * `continueAsNew(...args)`: a marker which, returned by the workflow, ends the run as 'continued';
+ * the host starts a new run of the same export with `args` and a fresh history.
+ */
+function continueAsNew (...args: unknown[]): object {
+  if (!WF.started) throw new P.TypeError('continueAsNew() can be called only from a running workflow')
+  const tape = resultTape(args, WF.argsLimits, 'arguments')
+  if (!tape.ok) {
+    if (tape.kind === 'output') throw halt('args', 'the arguments of continueAsNew() are too large', tape.bytes)
+    throw halt(tape.kind === 'unsupported' ? 'unsupported' : 'definition', tape.message ?? 'the arguments of continueAsNew() cannot be sent')
+  }
+  const marker = P.ObjectFreeze({ __proto__: null })
+  P.WeakMapSet(WF.continues, marker, tape)
+  return marker
 }
 
 /** Whether a command may be recorded now: a promise that never settles once the run has an outcome, a throw when it may not. */
@@ -329,7 +352,14 @@ function startWorkflow (exportName: string, kinds: number[], vals: unknown[]): n
 }
 
 function finishOk (value: unknown): void {
-  if (WF.done === undefined) WF.done = resultTape(value, WF.limits)
+  if (WF.done !== undefined) return
+  const continued = typeof value === 'object' && value !== null ? P.WeakMapGet(WF.continues, value) : undefined
+  if (continued !== undefined) {
+    WF.continued = continued
+    WF.done = resultTape(null, WF.limits)
+    return
+  }
+  WF.done = resultTape(value, WF.limits)
 }
 
 function finishFailed (err: unknown): void {
@@ -387,7 +417,8 @@ function collect (): unknown {
     done = failure('deadlock', 'the workflow is waiting, but on no remote call: nothing can ever move it on (a promise that never settles?)')
   }
   if (done !== undefined) WF.ended = true
-  return { __proto__: null, commands, done: done ?? null, pending: WF.pendingCount }
+  const continued = done !== undefined && done === WF.done && WF.continued !== undefined ? WF.continued : null
+  return { __proto__: null, commands, done: done ?? null, pending: WF.pendingCount, continued }
 }
 
 function workflowNames (ns: any): string[] {
@@ -420,7 +451,7 @@ function listWorkflowExports (ns: any): Array<[string, string]> {
 
 const WORKFLOW_PARTS: Array<(...args: any[]) => unknown> = [
   noop, installWorkflow, refuseTimers, dispatch, makeSdk, markWorkflow, makeRemote, callRemote, callChild, exportNameOf,
-  sleepFor, waitSignal, gateCommand, record, enqueue, halt, startWorkflow, finishOk, finishFailed, deliver, makeRef, remoteError, collect, workflowNames,
+  sleepFor, waitSignal, continueAsNew, gateCommand, record, enqueue, halt, startWorkflow, finishOk, finishFailed, deliver, makeRef, remoteError, collect, workflowNames,
   listWorkflowExports
 ]
 

@@ -280,7 +280,7 @@ class LiveRun implements WorkflowRun {
     if (typeof record !== 'object' || record === null || !Array.isArray((record as { commands?: unknown }).commands)) {
       throw new SandboxCrashedError('the workflow sandbox returned no activation record')
     }
-    const { commands: raw, done } = record as { commands: unknown[], done: unknown }
+    const { commands: raw, done, continued } = record as { commands: unknown[], done: unknown, continued: unknown }
     if (raw.length > WORKFLOW_COMMANDS_PER_ACTIVATION_MAX) throw new SandboxCrashedError('the workflow sandbox returned too many commands')
     const commands = raw.map(c => this.readCommand(c))
     if (done === null) return { commands }
@@ -289,6 +289,12 @@ class LiveRun implements WorkflowRun {
     const outcome = readOutcome(done, this.request.limits, this.exportName)
     if (outcome.error !== undefined) return this.end({ ok: false, error: outcome.error.toData() }, commands)
     const encoded = outcome.encoded as { value: unknown, bytes: Uint8Array }
+    if (continued !== null && continued !== undefined) {
+      const args = tapeToValue(continued)
+      if (!Array.isArray(args)) throw new SandboxCrashedError('the workflow sandbox returned continueAsNew arguments that are not a list')
+      const next = encodeArgs(args)
+      return this.end({ ok: true, value: encoded.value, bytes: encoded.bytes, continueAsNew: { args: next.value as unknown[], argsBytes: next.bytes } }, commands)
+    }
     return this.end({ ok: true, value: encoded.value, bytes: encoded.bytes }, commands)
   }
 

@@ -59,7 +59,8 @@ export type WorkflowCommand =
 
 /** How the run ended: its result (as dag-cbor too), or the named failure that ended it. */
 export type WorkflowDone =
-  | { ok: true, value: unknown, bytes: Uint8Array }
+  /** `continueAsNew`: the code returned continueAsNew(...args); `value` is then null. */
+  | { ok: true, value: unknown, bytes: Uint8Array, continueAsNew?: { args: unknown[], argsBytes: Uint8Array } }
   | { ok: false, error: FailureData }
 
 export interface ActivationResult {

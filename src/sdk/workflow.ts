@@ -44,10 +44,38 @@ export type Workflow<F extends AnyFunction> = F & { readonly '~workflow': true }
 
 const WORKFLOW = Symbol.for('rhizome.workflow')
 
-/** Mark an async function as a workflow. */
+/**
+ * Mark an async function as a workflow. In-process, a `return continueAsNew(...args)` calls it
+ * again with those arguments, as a run would go on as a new run.
+ */
 export function workflow<F extends (...args: never[]) => Promise<unknown>> (fn: F): Workflow<F> {
-  Object.defineProperty(fn, WORKFLOW, { value: true })
-  return fn as Workflow<F>
+  const body = fn as unknown as (...args: unknown[]) => Promise<unknown>
+  const local = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
+    let result = await body.apply(this, args)
+    while (result instanceof ContinueAsNew) result = await body.apply(this, result.args)
+    return result
+  }
+  Object.defineProperty(local, 'name', { value: fn.name })
+  Object.defineProperty(local, WORKFLOW, { value: true })
+  return local as unknown as Workflow<F>
+}
+
+/** What `continueAsNew` returns in-process: the arguments to call the workflow with again. */
+class ContinueAsNew {
+  readonly args: unknown[]
+  constructor (args: unknown[]) {
+    this.args = args
+  }
+}
+
+/**
+ * `return continueAsNew(...args)` ends this run and goes on as a new run of the same workflow with
+ * `args` and a fresh history: how a workflow that loops for ever (sleep, wait for signals, repeat)
+ * stays within its history limits. `rhizome run` follows the chain to the last run's result.
+ * Typed `never` so that `return continueAsNew(n - 1)` fits any workflow's return type.
+ */
+export function continueAsNew (...args: unknown[]): never {
+  return new ContinueAsNew(args) as never
 }
 
 /** Call `fn` remotely with arguments that may be Refs; resolves to its value. */

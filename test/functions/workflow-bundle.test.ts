@@ -169,7 +169,7 @@ describe('bundleWorkflow', () => {
     await assert.rejects(bundleWorkflow(fixture('bad/sdk-client.ts'), { deployFunctionModule: localDeployer().deploy }), (err: Error & { specifier?: string, hint?: string }) => {
       assert.equal(err.name, 'ForbiddenImportError')
       assert.match(err.message, /"connect" cannot be used inside a workflow/)
-      assert.match(err.hint ?? '', /ref, remote, signal, sleep, workflow/)
+      assert.match(err.hint ?? '', /continueAsNew, ref, remote, signal, sleep, workflow/)
       return true
     })
     // Reached through a namespace import too (esbuild only warns about that one).

@@ -11,6 +11,7 @@
  * STATES of the run:
  *
  *   created ─handleStart─► running ─done ok──────────────────────────► finished
+ *      │                     ├──── done ok with continueAs (continueAsNew) ─────────► continued
  *      │                     ├──── done failed, a history limit, a stall, a timeout ─► failed
  *      └────handleCancel─────┴──── handleCancel ─────────────────────────────────────► cancelled
  *
@@ -109,7 +110,7 @@ interface Pending {
   sinceMs: number
 }
 
-type Terminal = 'finished' | 'failed' | 'cancelled'
+type Terminal = 'finished' | 'continued' | 'failed' | 'cancelled'
 
 export class RunDriverMachine implements RunDriver {
   private readonly s: Settings
@@ -198,7 +199,12 @@ export class RunDriverMachine implements RunDriver {
       const done = result.done
       if (done.ok) {
         assert(done.value instanceof Uint8Array, 'a workflow value is dag-cbor bytes')
-        this.end('finished', { ok: true, value: done.value }, now)
+        if (done.continueAs !== undefined) {
+          assert(done.continueAs instanceof Uint8Array, 'continue-as-new arguments are dag-cbor bytes')
+          this.end('continued', { ok: true, value: done.value, continueAs: done.continueAs }, now)
+        } else {
+          this.end('finished', { ok: true, value: done.value }, now)
+        }
       } else {
         checkFailure(done.error)
         this.end('failed', { ok: false, error: done.error }, now)
@@ -634,7 +640,7 @@ export class RunDriverMachine implements RunDriver {
   }
 
   private isOver (): boolean {
-    return this.state === 'finished' || this.state === 'failed' || this.state === 'cancelled'
+    return this.state === 'finished' || this.state === 'continued' || this.state === 'failed' || this.state === 'cancelled'
   }
 
   private event (event: RunEvent): void {

@@ -49,7 +49,7 @@ export class RunHistoryLimitError extends RhizomeError {
   constructor (limit: HistoryLimit, value: number, options: RhizomeErrorOptions = {}) {
     const what = HISTORY_LIMIT_WHAT[limit]
     super('ERR_RUN_HISTORY_LIMIT', `the run issued more than ${value} ${what} (${limit})`, {
-      hint: 'split the work into child runs, each with its own history, or pass large inputs as blobs (Ref) instead of arguments',
+      hint: 'end the run with `return continueAsNew(...args)` to go on as a new run with a fresh history, split the work into child runs, or pass large inputs as blobs (Ref) instead of arguments',
       ...options
     })
     this.name = 'RunHistoryLimitError'

@@ -83,9 +83,11 @@ export interface SignalCommand {
 
 export type Command = CallCommand | ChildCommand | SleepCommand | SignalCommand
 
-/** What the workflow code ended with: its return value (dag-cbor) or what it threw. */
+/** What the workflow code ended with: its return value (dag-cbor) or what it threw. `continueAs`:
+ *  the code returned `continueAsNew(...args)` — the run ends as 'continued', and the shell starts
+ *  a new run of the same workflow export with these arguments (a dag-cbor array) and a fresh history. */
 export type RunOutcome =
-  | { ok: true, value: Uint8Array }
+  | { ok: true, value: Uint8Array, continueAs?: Uint8Array }
   | { ok: false, error: FailureData }
 
 /** What the code did in one activation: the calls it issued, in order, and `done` if it returned or threw. */
@@ -111,7 +113,7 @@ export interface ChildSpec {
   ancestors: string[]
 }
 
-export type RunStatus = 'created' | 'running' | 'finished' | 'failed' | 'cancelled'
+export type RunStatus = 'created' | 'running' | 'finished' | 'continued' | 'failed' | 'cancelled'
 
 /** Progress and history, for persistence (`run_events`) and streaming. Every event names its run
  *  and carries the driver's time; the peer that ran a task is in its `ResultRef`. */
@@ -143,7 +145,7 @@ export type RunEvent =
   | { type: 'run:signal:received', runId: string, atMs: number, name: string, signalId: string, bytes: number, seqs: number[] }
   /** The workflow code's context was dropped; the next activation replays it from the memo. */
   | { type: 'run:evicted', runId: string, atMs: number }
-  | { type: 'run:finished', runId: string, atMs: number, status: 'finished' | 'failed' | 'cancelled', error?: FailureData, activations: number, tasksScheduled: number, memoEntries: number }
+  | { type: 'run:finished', runId: string, atMs: number, status: 'finished' | 'continued' | 'failed' | 'cancelled', error?: FailureData, activations: number, tasksScheduled: number, memoEntries: number }
 
 export type RunOutput =
   /** Run the workflow code forward, delivering these settled calls (in seq order). At most one is
