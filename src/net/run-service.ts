@@ -573,8 +573,13 @@ class LiveRun {
   private continueAsNew (argsBytes: Uint8Array): void {
     const now = Date.now()
     this.service.continueRun(this.spec, dagCbor.decode(argsBytes) as unknown[]).then((nextRunId) => {
-      this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
-      this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
+      try {
+        this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
+        this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
+      } catch (err) {
+        // The next run is under way: this one's record is what suffers, not the peer.
+        this.c.log.error('recording a continued run failed', { run: this.runId, next: nextRunId, error: (err as Error).message })
+      }
       this.report({ type: 'run:finished', runId: this.runId, status: 'continued', continuedAs: nextRunId, atMs: now })
       this.close()
       this.service.ended(this)

@@ -231,7 +231,7 @@ function runMethods (st: RunStatements): RunMethods {
     },
 
     finishRun (runId, end) {
-      checkStatus(end.status, ['finished', 'failed', 'cancelled'])
+      checkStatus(end.status, ['finished', 'continued', 'failed', 'cancelled'])
       checkMs('finishedMs', end.finishedMs)
       if (end.resultCid !== undefined) checkId('resultCid', end.resultCid)
       if (end.result !== undefined) checkBytes('inline run result', end.result, runInlineBytesMax)

@@ -30,7 +30,7 @@ describe('timers and signals on a real peer', { timeout: 180_000 }, () => {
     assert.equal(deployed.code, 0, deployed.stderr)
     const fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
     const code = new TextEncoder().encode((await readFile(FLOW, 'utf8')).replaceAll('FNS', fnId))
-    const manifest = encodeManifest(await createManifest({ name: 'timers', kind: 'js', code, exports: ['napping', 'approval'] }))
+    const manifest = encodeManifest(await createManifest({ name: 'timers', kind: 'js', code, exports: ['napping', 'approval', 'countdown'] }))
     const res = await fetch(`${peer.apiUrl}/v1/functions`, { method: 'POST', headers: peer.authorized(), body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(60_000) })
     assert.equal(res.status, 200, await res.clone().text())
     workflow = (await res.json() as { cid: string }).cid
@@ -95,5 +95,25 @@ describe('timers and signals on a real peer', { timeout: 180_000 }, () => {
     const late = await runCli(['signal', runId, 'approve', 'true', '--data-dir', peer.dataDir])
     assert.equal(late.code, 1, late.stderr)
     assert.match(late.stderr, /not running/)
+  })
+
+  test('continueAsNew: each run ends continued and names the next; `rhizome run-status --wait` follows the chain to the result', async () => {
+    const runId = await start('countdown', [3, 0])
+    const waited = await runCli(['run-status', runId, '--wait', '--json', '--data-dir', peer.dataDir], { timeoutMs: 60_000 })
+    assert.equal(waited.code, 0, waited.stderr)
+    const last = JSON.parse(waited.stdout) as RunReport
+    assert.equal(last.status, 'finished')
+    assert.equal(last.result, 6 + 4 + 2 + 0)
+    assert.notEqual(last.runId, runId)
+    // Walk the chain from the first run: three runs continued, each naming the next.
+    const chain: RunReport[] = []
+    for (let id: string | undefined = runId; id !== undefined && chain.length < 10;) {
+      const report: RunReport = await peer.api<RunReport>(`/v1/runs/${id}`)
+      chain.push(report)
+      id = report.continuedAs
+    }
+    assert.deepEqual(chain.map(r => r.status), ['continued', 'continued', 'continued', 'finished'])
+    assert.equal(chain.at(-1)?.runId, last.runId)
+    assert.deepEqual(chain.map(r => r.tasks.length), [1, 1, 1, 1], 'each run has a history of its own')
   })
 })

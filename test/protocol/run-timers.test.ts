@@ -339,3 +339,33 @@ describe('run driver: recorded inputs in the memo', () => {
     assert.deepEqual(brief(drain(b)), ['finished ERR_RUN_HISTORY_LIMIT'])
   })
 })
+
+describe('run driver: continue-as-new', () => {
+  it('done with continueAs ends the run as continued, carrying the next arguments, and cancels what is in flight', () => {
+    const d = started()
+    d.handleActivation({ commands: [call(0, 't1'), call(1, 't2')] }, 0)
+    drain(d)
+    d.handleTaskOutcome('t1', { ok: true, result: { cid: 'r1', peer: 'p' } }, 1)
+    drain(d)
+    const next = dagCbor.encode([4])
+    d.handleActivation({ commands: [], done: { ok: true, value: CBOR_NULL, continueAs: next } }, 2)
+    const out = drain(d)
+    assert.deepEqual(brief(out), ['cancel t2', 'finished ok'])
+    const finished = out.find(o => o.type === 'finished')
+    assert.ok(finished?.type === 'finished' && finished.outcome.ok)
+    assert.deepEqual(finished.outcome.continueAs, next)
+    assert.equal(d.status(), 'continued')
+    const event = events(out).find(e => e.type === 'run:finished')
+    assert.ok(event?.type === 'run:finished')
+    assert.equal(event.status, 'continued')
+    assert.equal(d.handleSignal('x', dagCbor.encode(1), 3), 'late', 'a continued run has ended')
+  })
+
+  it('a history limit\'s hint names continueAsNew', () => {
+    const d = started({ commandsMax: 1 })
+    d.handleActivation({ commands: [sleep(0, 1), sleep(1, 1)] }, 0)
+    const finished = drain(d).find(o => o.type === 'finished')
+    assert.ok(finished?.type === 'finished' && !finished.outcome.ok)
+    assert.match(finished.outcome.error.hint ?? '', /continueAsNew/)
+  })
+})

@@ -72,4 +72,17 @@ describe('workflow timers and signals', () => {
       assert.match(run.done.error.message, /letters, digits/)
     }
   })
+
+  test('returning continueAsNew(...args) ends the run ok with the next run\'s arguments; a marker not returned is a plain value', async () => {
+    const run = await engine.openWorkflow(options(timers, 'countdown', [2, 0]))
+    assert.equal((await run.activate([])).done, undefined)
+    const last = await run.activate([{ seq: 0, ok: true, value: 4 }])
+    assert.deepEqual(last.done, { ok: true, value: null, bytes: dagCbor.encode(null), continueAsNew: { args: [1, 4], argsBytes: dagCbor.encode([1, 4]) } })
+    const end = await engine.openWorkflow(options(timers, 'countdown', [0, 6]))
+    await end.activate([])
+    assert.deepEqual((await end.activate([{ seq: 0, ok: true, value: 0 }])).done, { ok: true, value: 6, bytes: dagCbor.encode(6) })
+    const kept = await (await engine.openWorkflow(options(timers, 'keepsMarker'))).activate([])
+    assert.ok(kept.done?.ok === true && kept.done.continueAsNew === undefined)
+    assert.deepEqual(kept.done.value, { frozen: true })
+  })
 })
