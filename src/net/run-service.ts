@@ -501,13 +501,16 @@ class LiveRun {
    * bytes, as for an accepted result — and only then hand it to the driver, which acts on it.
    */
   private record (id: string, value: Uint8Array): void {
-    this.lastRecord = cidOfBytes(value).then((cid) => {
+    const stored = cidOfBytes(value).then((cid) => {
       if (this.closed) return
       const result = { cid: cid.toString(), bytes: value, peer: this.c.selfId }
       this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: result.cid, peer: result.peer, bytes: value })
       this.driver.handleRecorded(id, result, Date.now())
       this.pump()
-    }, (err: unknown) => { this.activationFailed(err) })
+    })
+    // Not stored: the input never reaches the code (a signal's sender hears why, through lastRecord).
+    stored.catch((err: unknown) => { this.c.log.error('recording a run input failed', { run: this.runId, id, error: (err as Error).message }) })
+    this.lastRecord = stored
   }
 
   /** Driver events: persisted, and accepted results remembered in the memo table. */
