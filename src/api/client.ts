@@ -14,7 +14,7 @@ import { CALL_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
 import type {
-  BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest,
+  BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest, SignalRequest,
   RunStarted, RunStatus, RunSummary
 } from './types.ts'
 
@@ -94,7 +94,7 @@ export interface RunListQuery {
   status?: RunStatus
 }
 
-export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'finished', 'failed', 'cancelled']
+export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'finished', 'continued', 'failed', 'cancelled']
 
 export interface RequestOptions {
   signal?: AbortSignal
@@ -180,6 +180,12 @@ export class RhizomeClient {
   /** Cancel a run; its tasks in flight are cancelled on their workers. */
   async cancelRun (runId: string, options?: RequestOptions): Promise<void> {
     await this.json('runCancel', { id: runId }, new Uint8Array(0), options)
+  }
+
+  /** Send run `runId` the signal `name` with `value` (plain data, at most SIGNAL_VALUE_BYTES_MAX as dag-cbor). */
+  async signalRun (runId: string, name: string, value: unknown, options?: RequestOptions): Promise<void> {
+    const request: SignalRequest = { name, value }
+    await this.json('runSignal', { id: runId }, new TextEncoder().encode(JSON.stringify(request)), options)
   }
 
   /**

@@ -35,7 +35,14 @@ export type ProgressEvent =
   | { type: 'run:task:started', runId: string, taskId: string, peer: string, attempt: number } & At
   | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At
   | { type: 'run:task:failed', runId: string, taskId: string, error: FailureData } & At
-  | { type: 'run:finished', runId: string, status: 'finished' | 'failed' | 'cancelled', error?: FailureData } & At
+  /** The run's code awaits `sleep()`: timer `timerId` (`sleep:k`) is recorded and fires at `wakeAtMs`. */
+  | { type: 'run:timer:started', runId: string, timerId: string, wakeAtMs: number } & At
+  /** Timer `timerId` fired (recorded: it never fires again, whoever drives the run). */
+  | { type: 'run:timer:fired', runId: string, timerId: string } & At
+  /** Signal `name` reached the run and was recorded (`bytes` of dag-cbor value). */
+  | { type: 'run:signal:received', runId: string, name: string, bytes: number } & At
+  /** `continuedAs`: the run ended with continueAsNew and goes on as that run (status 'continued'). */
+  | { type: 'run:finished', runId: string, status: 'finished' | 'continued' | 'failed' | 'cancelled', error?: FailureData, continuedAs?: string } & At
   /** `peer` drives the run from lease epoch `epoch`, starting from `memoEntries` kept results
    *  (epoch > 1: it took the run over, replaying the code from the memo). */
   | { type: 'run:driver', runId: string, peer: string, epoch: number, memoEntries: number } & At

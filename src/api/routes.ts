@@ -28,7 +28,8 @@ export const ROUTES = {
   runList: { method: 'GET', path: '/v1/runs', write: false, summary: 'the runs this peer drives, newest first (?limit=N&status=S)' },
   runGet: { method: 'GET', path: '/v1/runs/:id', write: false, summary: 'a run: status, result or error, its tasks (which peer ran what) and critical path' },
   runEvents: { method: 'GET', path: '/v1/runs/:id/events', write: false, summary: 'a run\'s progress as Server-Sent Events: what happened so far, then live, ending with run:finished' },
-  runCancel: { method: 'POST', path: '/v1/runs/:id/cancel', write: true, summary: 'cancel a run: its tasks in flight are cancelled on their workers' }
+  runCancel: { method: 'POST', path: '/v1/runs/:id/cancel', write: true, summary: 'cancel a run: its tasks in flight are cancelled on their workers' },
+  runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 
 export type RouteName = keyof typeof ROUTES

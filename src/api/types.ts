@@ -100,7 +100,8 @@ export interface BlobPutResult {
   bytes: number
 }
 
-export type RunStatus = 'created' | 'running' | 'finished' | 'failed' | 'cancelled'
+/** 'continued': the run ended with continueAsNew; `continuedAs` in its report names the next run. */
+export type RunStatus = 'created' | 'running' | 'finished' | 'continued' | 'failed' | 'cancelled'
 
 /** `POST /v1/runs` takes this (JSON). */
 export interface RunRequest {
@@ -109,6 +110,12 @@ export interface RunRequest {
   /** The exported workflow to run. */
   export: string
   args: unknown[]
+}
+
+/** `POST /v1/runs/:id/signals`: the signal `name` (see signalNameProblem) and its value (plain data). */
+export interface SignalRequest {
+  name: string
+  value: unknown
 }
 
 /** `POST /v1/runs` answers this as soon as the run is started (its outcome comes later). */
@@ -145,6 +152,8 @@ export interface RunTaskReport {
 
 /** `GET /v1/runs/:id`: the run, its outcome when it has one, what ran where, and its critical path. */
 export interface RunReport extends RunSummary {
+  /** The run this one continued as (status 'continued'): follow it for the chain's result. */
+  continuedAs?: string
   /** The workflow's return value, as dag-json-style JSON. */
   result?: unknown
   error?: FailureData

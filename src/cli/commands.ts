@@ -15,6 +15,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'run', summary: 'run a workflow: deploy it and the functions it imports, start it, show its progress and result', load: async () => (await import('./commands/run.ts')).run },
   { name: 'runs', summary: 'list the workflow runs this peer drives', load: async () => (await import('./commands/runs.ts')).runs },
   { name: 'run-status', summary: 'show a run: status, result, which peer ran which task; --wait follows it to its end', load: async () => (await import('./commands/run-status.ts')).runStatus },
+  { name: 'signal', summary: 'send a workflow run a signal: its signal(NAME) gets the JSON value', load: async () => (await import('./commands/signal.ts')).signal },
   { name: 'cancel', summary: 'cancel a workflow run and its tasks in flight', load: async () => (await import('./commands/cancel.ts')).cancel },
   { name: 'blob put', summary: 'store a file as a content-addressed blob on the local peer; prints its CID', load: async () => (await import('./commands/blob.ts')).blobPut },
   { name: 'blob get', summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)', load: async () => (await import('./commands/blob.ts')).blobGet },

@@ -11,22 +11,29 @@ import type { RhizomeClient } from '../api/client.ts'
 import type { CommandContext } from './command.ts'
 
 /**
- * Follow `runId` until it ends: true once `run:finished` arrived, false if Ctrl-C stopped the
- * following (the run goes on). `show: false` follows silently (for `--json`).
+ * Follow `runId` until it ends — and the runs it continued as (continueAsNew), to the last of the
+ * chain: that run's id once its `run:finished` arrived, undefined if Ctrl-C stopped the following
+ * (the run goes on). `show: false` follows silently (for `--json`).
  */
-export async function followRun (client: RhizomeClient, runId: string, context: CommandContext, show: boolean): Promise<boolean> {
+export async function followRun (client: RhizomeClient, runId: string, context: CommandContext, show: boolean): Promise<string | undefined> {
   const progress = new RunProgress()
   const line = progressLine(context.print, true)
   try {
-    for await (const event of client.runEvents(runId, { signal: context.signal })) {
-      const lines = progress.handle(event)
-      if (!show) continue
-      if (context.isTTY) line.update(progress.line())
-      else for (const text of lines) context.print(`${text}\n`)
+    for (let current: string | undefined = runId; current !== undefined;) {
+      const following: string = current
+      current = undefined
+      for await (const event of client.runEvents(following, { signal: context.signal })) {
+        if (event.type === 'run:finished' && event.status === 'continued' && event.continuedAs !== undefined) current = event.continuedAs
+        const lines = progress.handle(event)
+        if (!show) continue
+        if (context.isTTY) line.update(progress.line())
+        else for (const text of lines) context.print(`${text}\n`)
+      }
+      if (current === undefined) return following
     }
-    return true
+    return runId
   } catch (err) {
-    if (context.signal.aborted) return false
+    if (context.signal.aborted) return undefined
     throw err
   } finally {
     if (show && context.isTTY) line.done()

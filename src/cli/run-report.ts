@@ -49,6 +49,14 @@ export class RunProgress {
         task.state = 'failed'
         return [`failed   ${task.export}: ${event.error.name}: ${event.error.message}`]
       }
+      case 'run:timer:started':
+        return [`sleeping until ${new Date(event.wakeAtMs).toISOString()} (${event.timerId})`]
+      case 'run:timer:fired':
+        return [`woke     (${event.timerId})`]
+      case 'run:signal:received':
+        return [`signal   ${event.name} (${event.bytes} bytes)`]
+      case 'run:finished':
+        return event.status === 'continued' && event.continuedAs !== undefined ? [`continued as run ${event.continuedAs}`] : []
       default:
         return []
     }
@@ -164,6 +172,7 @@ export function formatRunReport (report: RunReport): string {
   )
   const critical = criticalPathLine(report)
   if (critical !== undefined) lines.push(`  critical path  ${critical}`)
+  if (report.continuedAs !== undefined) lines.push(`  continued as   ${report.continuedAs}`)
   if (report.error !== undefined) lines.push(`  error          ${report.error.name}: ${report.error.message}`)
   const chart = timeline(report)
   if (chart.length > 0) lines.push('', ...chart.map(r => `  ${r}`))

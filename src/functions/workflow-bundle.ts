@@ -69,7 +69,7 @@ export interface WorkflowBundle {
 export const SDK_SPECIFIERS: readonly string[] = ['@rhizome-net/rhizome', 'rhizome']
 
 /** What a workflow may import from the SDK: the rest of the SDK talks to peers, which a run cannot. */
-export const WORKFLOW_SDK_EXPORTS: readonly string[] = ['ref', 'remote', 'workflow']
+export const WORKFLOW_SDK_EXPORTS: readonly string[] = ['continueAsNew', 'ref', 'remote', 'signal', 'sleep', 'workflow']
 
 /**
  * Most function modules one workflow imports. Each is a deploy (a bundle, a manifest, replicas)
@@ -94,8 +94,11 @@ const SDK_HINT = `inside a workflow, @rhizome-net/rhizome gives ${WORKFLOW_SDK_E
  * by mistake fails with a message, not with "undefined is not a function" later.
  */
 const SDK_SHIM = [
-  `import { workflow as sandboxWorkflow } from ${JSON.stringify(WORKFLOW_MODULE_SPECIFIER)};`,
+  `import { workflow as sandboxWorkflow, sleep as sandboxSleep, signal as sandboxSignal, continueAsNew as sandboxContinueAsNew } from ${JSON.stringify(WORKFLOW_MODULE_SPECIFIER)};`,
+  'export const continueAsNew = sandboxContinueAsNew;',
   'export const workflow = sandboxWorkflow;',
+  'export const sleep = sandboxSleep;',
+  'export const signal = sandboxSignal;',
   'export function remote (f) {',
   '  if (typeof f !== "function") throw new TypeError("remote() takes a function imported from a function module");',
   '  return f;',

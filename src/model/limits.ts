@@ -27,3 +27,23 @@ export const REPLICAS_MAX = 16
 /** One hour: the longest a caller may ask to wait for one task (API `timeoutMs`, CLI
  *  `--timeout-ms`); it bounds the whole call, retries on other peers included. */
 export const CALL_TIMEOUT_MS_MAX = 3_600_000
+
+/** Longest signal name, in characters. A name says what the workflow waits for ("approved",
+ *  "order.paid"); 64 is plenty for that while keeping memo ids (`signal:NAME:n`) short. */
+export const SIGNAL_NAME_CHARS_MAX = 64
+
+/** Largest signal value, as dag-cbor bytes. A signal is a decision or a small document sent to a
+ *  waiting run, recorded in its memo and replicated with it; bulk data belongs in a blob, passed
+ *  by CID. Checked by the API, the CLI and the run driver. */
+export const SIGNAL_VALUE_BYTES_MAX = 64 * 1024
+
+/** Letters, digits and `_ . -`: no `:` (it separates the parts of a memo id), no spaces. */
+const SIGNAL_NAME = /^[A-Za-z0-9_.-]+$/
+
+/** Why `name` is not a signal name, or undefined if it is one. */
+export function signalNameProblem (name: unknown): string | undefined {
+  if (typeof name !== 'string') return `must be a string, got ${typeof name}`
+  if (name.length === 0 || name.length > SIGNAL_NAME_CHARS_MAX) return `must be 1 to ${SIGNAL_NAME_CHARS_MAX} characters, got ${name.length}`
+  if (!SIGNAL_NAME.test(name)) return `${JSON.stringify(name)} may hold only letters, digits, '_', '.' and '-'`
+  return undefined
+}

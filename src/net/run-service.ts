@@ -14,7 +14,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { RhizomeError, NotFoundError, assert } from '../model/errors.ts'
+import { InvalidInputError, RhizomeError, NotFoundError, assert } from '../model/errors.ts'
 import { createRunDriver } from '../protocol/run/index.ts'
 import { taskId as computeTaskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
@@ -97,6 +97,8 @@ export interface RunHome {
   findRun: (runId: string) => Promise<HomeStatus>
   /** True if this peer keeps the run in a home set (it is durable, not interrupted by a restart). */
   keeps: (runId: string) => boolean
+  /** Send a signal to whoever drives the run now. */
+  relaySignal: (runId: string, name: string, value: Uint8Array) => Promise<void>
 }
 
 export interface RunServiceComponents {
@@ -187,7 +189,7 @@ export class RunService {
 
   private async resume (runId: string, spec: RunSpec, epoch: number, memo: HomeMemoEntry[]): Promise<void> {
     const { code } = await this.c.loadWorkflow(CID.parse(spec.workflow), { signal: this.lifecycle.signal })
-    const driverMemo = await Promise.all(memo.filter(e => e.id !== RESULT_ENTRY_ID).map(async e => await driverEntryOf(e)))
+    const driverMemo = await Promise.all(memo.filter(e => e.id !== RESULT_ENTRY_ID).map(async e => await driverEntryOf(e, this.c.readBlob)))
     const args = dagCbor.decode(spec.args) as unknown[]
     if (!this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: this.c.selfId })) {
       this.c.runs.setRunDriver(runId, this.c.selfId)
@@ -252,7 +254,10 @@ export class RunService {
 
   /** A signal relayed by the home set for a run driven here. */
   signalFromHome (runId: string, name: string, value: Uint8Array): void {
-    throw new RhizomeError('ERR_NOT_SUPPORTED', `run ${runId} cannot take signal ${JSON.stringify(name)} (${value.byteLength} bytes): this peer's workflows have no signals`, { hint: 'upgrade the peer' })
+    const run = this.live.get(runId)
+    if (run === undefined) throw new NotFoundError(`this peer does not drive run ${runId}`, { retryable: true, hint: 'the run changed driver; send the signal again' })
+    if (run.driver.handleSignal(name, value, Date.now()) === 'late') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} has ended: it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
+    run.pump()
   }
 
   /** Followers of runs kept here but not driven here: told when the run settles. */
@@ -268,6 +273,19 @@ export class RunService {
     return run
   }
 
+  /**
+   * Go on from `from` as a new run (continueAsNew): the same workflow export with `args`, a fresh
+   * history and a new run id; a child run's parent then waits on the new run. Resolves with its id.
+   */
+  async continueRun (from: LiveRunSpec, args: unknown[]): Promise<string> {
+    if (this.lifecycle.stopping) throw new RhizomeError('ERR_ABORTED', 'the peer is stopping', { retryable: true })
+    const nonce = crypto.getRandomValues(new Uint8Array(16))
+    const runId = (await cidOf({ workflow: CID.parse(from.workflow), export: from.exportName, args, nonce, previous: CID.parse(from.runId) })).toString()
+    const settleAs = from.parent === undefined ? undefined : (from.settleAs ?? from.runId)
+    await this.begin({ runId, workflow: from.workflow, exportName: from.exportName, args, code: from.code, ancestors: from.ancestors, parent: from.parent, settleAs })
+    return runId
+  }
+
   /** A child run the driver of `parent` asked for: same bundle, driven here too. */
   startChild (parent: LiveRun, child: ChildSpec): void {
     const args = dagCbor.decode(child.args) as unknown[]
@@ -280,7 +298,8 @@ export class RunService {
   }
 
   cancel (runId: string): void {
-    const run = this.live.get(runId)
+    // A child run that continued as new lives on under another id; its parent cancels the one it knows.
+    const run = this.live.get(runId) ?? [...this.live.values()].find(r => r.settlesAs === runId)
     if (run === undefined) {
       if (this.c.runs.getRun(runId) === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`' })
       return // already ended: nothing to cancel
@@ -301,6 +320,10 @@ export class RunService {
     const report: RunReport = { ...summaryOf(row), tasks }
     if (row.result !== undefined) report.result = toJson(dagCbor.decode(row.result))
     if (row.error !== undefined) report.error = row.error
+    if (row.status === 'continued') {
+      const link = this.c.runs.listEvents(runId).findLast(e => e.type === 'run:continued')?.data as { nextRunId?: string } | undefined
+      if (typeof link?.nextRunId === 'string') report.continuedAs = link.nextRunId
+    }
     const path = this.live.get(runId)?.criticalPath() ?? criticalPathFromEvents(this.c.runs, runId)
     if (path !== undefined) report.criticalPath = path
     return report
@@ -316,11 +339,41 @@ export class RunService {
       onEvent({ type: 'run:finished', runId, status: row.status, error: row.error, atMs: row.finishedMs ?? row.startedMs })
       return () => {}
     }
+    if (row !== undefined && row.status === 'continued') {
+      onEvent({ type: 'run:finished', runId, status: row.status, continuedAs: this.report(runId).continuedAs, atMs: row.finishedMs ?? row.startedMs })
+      return () => {}
+    }
     // Kept here, driven elsewhere (or not yet): hear of it when it settles here, or when this peer takes it over.
     const listeners = this.waiters.get(runId) ?? new Set()
     this.waiters.set(runId, listeners)
     listeners.add(onEvent)
     return () => { listeners.delete(onEvent) }
+  }
+
+  /**
+   * Send signal `name` with `value` (plain data) to run `runId`, which this peer drives: recorded
+   * in its memo, then delivered to the code's wait for it (now, or when it waits). Resolves once
+   * the signal is stored, so an acknowledged signal survives this peer stopping.
+   */
+  async signal (runId: string, name: string, value: unknown): Promise<void> {
+    const run = this.live.get(runId)
+    if (run === undefined && this.c.home !== undefined) {
+      // A durable run: whoever drives it now (found through its home set) takes the signal.
+      await this.c.home.relaySignal(runId, name, encodeSignal(value))
+      return
+    }
+    if (run === undefined) {
+      const known = this.c.runs.getRun(runId)
+      throw new NotFoundError(known === undefined ? `run ${runId} is not known to this peer` : `run ${runId} is not running on this peer (it is ${known.status})`, {
+        hint: known === undefined ? 'signal the peer that drives the run (see `rhizome runs` there)' : 'a signal reaches a run only while it runs; start a new run'
+      })
+    }
+    const bytes = encodeSignal(value)
+    if (run.driver.handleSignal(name, bytes, Date.now()) === 'late') {
+      throw new NotFoundError(`run ${runId} has ended`, { hint: 'a signal reaches a run only while it runs; start a new run' })
+    }
+    run.pump()
+    await run.lastRecord
   }
 
   /** Resolves when the run has ended (at once if it has). */
@@ -354,6 +407,8 @@ interface LiveRunSpec {
   parent?: LiveRun
   /** A durable run (its home set keeps it): the lease epoch it is driven in, and the memo it resumes from. */
   durable?: { epoch: number, memo: DriverMemoEntry[], startedMs: number }
+  /** The child run id the parent waits on, when this run continues one (continueAsNew): its outcome settles that id. */
+  settleAs?: string
 }
 
 /** A durable run's outcome, as its RESULT_ENTRY_ID memo entry holds it (dag-cbor). */
@@ -403,9 +458,11 @@ class LiveRun {
   private timer: ReturnType<typeof setTimeout> | undefined
   private closed = false
   /** Durable runs: accepted outcomes waiting for a majority of the home set (`delivered`). */
-  private readonly undelivered = new Map<string, { kind: 'task' | 'child', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome }>()
+  private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome }>()
   /** The run's outcome is being made durable (or is): the end is this copy's own. */
   finishing = false
+  /** The latest `record` output being stored: resolves once it is (or failed). */
+  lastRecord: Promise<void> = Promise.resolve()
   private resolveSettled!: () => void
 
   constructor (service: RunService, c: RunServiceComponents, spec: LiveRunSpec) {
@@ -449,8 +506,11 @@ class LiveRun {
       case 'finished':
         this.finish(out.outcome)
         return
+      case 'record':
+        this.record(out.id, out.value)
+        return
       case 'event':
-        this.record(out.event)
+        this.recordEvent(out.event)
     }
   }
 
@@ -503,7 +563,9 @@ class LiveRun {
 
   private outcomeOf (answer: SandboxActivation): RunOutcome | undefined {
     if (answer.done === undefined) return undefined
-    return answer.done.ok ? { ok: true, value: answer.done.bytes } : { ok: false, error: this.explained(answer.done.error) }
+    if (!answer.done.ok) return { ok: false, error: this.explained(answer.done.error) }
+    const next = answer.done.continueAsNew
+    return next === undefined ? { ok: true, value: answer.done.bytes } : { ok: true, value: answer.done.bytes, continueAs: next.argsBytes }
   }
 
   /**
@@ -521,6 +583,8 @@ class LiveRun {
   }
 
   private async toDriver (command: SandboxActivation['commands'][number]): Promise<Command> {
+    if (command.type === 'sleep') return { type: 'sleep', seq: command.seq, ms: command.ms }
+    if (command.type === 'signal') return { type: 'signal', seq: command.seq, name: command.name }
     if (command.type === 'call') {
       const fn = CID.parse(command.fn)
       const id = (await computeTaskId(fn, command.export, command.args)).toString()
@@ -607,6 +671,7 @@ class LiveRun {
     this.undelivered.delete(id)
     const now = Date.now()
     if (waiting.kind === 'outcome') this.finished(waiting.outcome)
+    else if (waiting.kind === 'record' && waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
     else if (waiting.kind === 'task') this.driver.handleTaskOutcome(id, waiting.outcome, now)
     else this.driver.handleChildOutcome(id, waiting.outcome, now)
     this.pump()
@@ -618,9 +683,37 @@ class LiveRun {
     this.write(() => { this.c.runs.upsertTask(row) })
   }
 
+  /**
+   * Make a recorded input (a timer's deadline or firing, a signal) durable — a memo row with its
+   * bytes, as for an accepted result — and only then hand it to the driver, which acts on it.
+   */
+  private record (id: string, value: Uint8Array): void {
+    const durable = this.spec.durable !== undefined
+    // A durable run's input larger than a memo entry carries inline is kept as a blob here, and
+    // fetched from here by a driver that takes the run over.
+    const stored = (durable && value.byteLength > MEMO_INLINE_BYTES_MAX ? this.c.putBlob(value) : cidOfBytes(value)).then((cid) => {
+      if (this.closed) return
+      const result = { cid: cid.toString(), bytes: value, peer: this.c.selfId }
+      this.write(() => { this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: result.cid, peer: result.peer, bytes: value }) })
+      if (durable) {
+        // Like a result, a timer firing or a signal reaches the code only once a majority keeps it.
+        this.undelivered.set(id, { kind: 'record', outcome: { ok: true, result } })
+        const inline = value.byteLength <= MEMO_INLINE_BYTES_MAX
+        if (!this.c.home!.localEntry(this.runId, { id, value: inline ? { cid: result.cid, peer: result.peer, bytes: value } : { cid: result.cid, peer: result.peer } })) this.service.stopDriving(this.runId, 'lost-lease')
+        return
+      }
+      this.driver.handleRecorded(id, result, Date.now())
+      this.pump()
+    })
+    // Not stored: the input never reaches the code (a signal's sender hears why, through lastRecord).
+    stored.catch((err: unknown) => { this.c.log.error('recording a run input failed', { run: this.runId, id, error: (err as Error).message }) })
+    this.lastRecord = stored
+  }
+
   /** Driver events: persisted, and accepted results remembered in the memo table. */
-  private record (event: RunEvent): void {
+  private recordEvent (event: RunEvent): void {
     this.write(() => { this.c.runs.appendEvent(this.runId, event.type, event.atMs, event) })
+    this.reportRecorded(event)
     if (event.type === 'run:task:accepted') {
       const task = this.tasks.get(event.taskId)
       this.write(() => { this.c.runs.addMemo({ runId: this.runId, taskId: event.taskId, resultCid: event.cid, peer: event.peer }) })
@@ -628,7 +721,19 @@ class LiveRun {
     }
   }
 
+  /** Timers and signals, as progress events (the CLI's follow output shows them). */
+  private reportRecorded (event: RunEvent): void {
+    const { runId, atMs } = event
+    if (event.type === 'run:timer:started') this.report({ type: 'run:timer:started', runId, timerId: event.timerId, wakeAtMs: event.wakeAtMs, atMs })
+    else if (event.type === 'run:timer:fired') this.report({ type: 'run:timer:fired', runId, timerId: event.timerId, atMs })
+    else if (event.type === 'run:signal:received') this.report({ type: 'run:signal:received', runId, name: event.name, bytes: event.bytes, atMs })
+  }
+
   private finish (outcome: RunOutcome): void {
+    if (outcome.ok && outcome.continueAs !== undefined) {
+      this.continueAsNew(outcome.continueAs)
+      return
+    }
     if (this.spec.durable === undefined) {
       this.finished(outcome)
       return
@@ -690,15 +795,44 @@ class LiveRun {
     this.service.ended(this)
     const parent = this.spec.parent
     if (parent === undefined) return
+    const settleAs = this.settlesAs
     if (!outcome.ok) {
-      parent.childSettled(this.runId, { ok: false, error: outcome.error })
+      parent.childSettled(settleAs, { ok: false, error: outcome.error })
       return
     }
     const value = outcome.value
     cidOfBytes(value).then(
-      cid => { parent.childSettled(this.runId, { ok: true, result: { cid: cid.toString(), bytes: value, peer: this.c.selfId } }) },
-      (err: unknown) => { parent.childSettled(this.runId, { ok: false, error: failureOf(err) }) }
+      cid => { parent.childSettled(settleAs, { ok: true, result: { cid: cid.toString(), bytes: value, peer: this.c.selfId } }) },
+      (err: unknown) => { parent.childSettled(settleAs, { ok: false, error: failureOf(err) }) }
     )
+  }
+
+  /** The run id this run's outcome settles in its parent's driver. */
+  get settlesAs (): string {
+    return this.spec.settleAs ?? this.runId
+  }
+
+  /**
+   * The code returned continueAsNew: start the next run, then end this one as 'continued', naming
+   * it (a `run:continued` event and `continuedAs` on `run:finished`). If the next run cannot
+   * start, this one fails with the reason instead.
+   */
+  private continueAsNew (argsBytes: Uint8Array): void {
+    const now = Date.now()
+    this.service.continueRun(this.spec, dagCbor.decode(argsBytes) as unknown[]).then((nextRunId) => {
+      try {
+        this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
+        this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
+      } catch (err) {
+        // The next run is under way: this one's record is what suffers, not the peer.
+        this.c.log.error('recording a continued run failed', { run: this.runId, next: nextRunId, error: (err as Error).message })
+      }
+      this.report({ type: 'run:finished', runId: this.runId, status: 'continued', continuedAs: nextRunId, atMs: now })
+      this.close()
+      this.service.ended(this)
+    }, (err: unknown) => {
+      this.finish({ ok: false, error: failureOf(err) })
+    })
   }
 
   close (): void {
@@ -825,11 +959,22 @@ function failureOf (err: unknown): FailureData {
   return { name: 'InternalError', code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err), retryable: false }
 }
 
+function encodeSignal (value: unknown): Uint8Array {
+  try {
+    return dagCbor.encode(value)
+  } catch (err) {
+    throw new InvalidInputError('the signal value is not plain data', { cause: err, hint: 'send JSON: null, booleans, numbers, strings, lists and objects' })
+  }
+}
+
 /** A home memo entry as the run driver keeps it; inline bytes are checked against their CID (a home-set peer sent them). */
-async function driverEntryOf (e: HomeMemoEntry): Promise<DriverMemoEntry> {
-  if (e.value.bytes === undefined) return { id: e.id, result: { cid: e.value.cid, peer: e.value.peer } }
-  await checkCid(e.value.bytes, e.value.cid)
-  return { id: e.id, result: { cid: e.value.cid, peer: e.value.peer, bytes: e.value.bytes } }
+async function driverEntryOf (e: HomeMemoEntry, readBlob: RunServiceComponents['readBlob']): Promise<DriverMemoEntry> {
+  // Timers and signals must come with their bytes (the driver reads them); results may stay a CID.
+  const isRecord = /^(sleep|wake|signal):/.test(e.id)
+  const bytes = e.value.bytes ?? (isRecord ? await readBlob(CID.parse(e.value.cid), e.value.peer) : undefined)
+  if (bytes === undefined) return { id: e.id, result: { cid: e.value.cid, peer: e.value.peer } }
+  await checkCid(bytes, e.value.cid)
+  return { id: e.id, result: { cid: e.value.cid, peer: e.value.peer, bytes } }
 }
 
 async function checkCid (bytes: Uint8Array, cid: string): Promise<void> {

@@ -37,6 +37,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { InvalidInputError, NotFoundError, RhizomeError, TimeoutError, TooLargeError } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
+import { SIGNAL_VALUE_BYTES_MAX, signalNameProblem } from '../model/limits.ts'
 import { RUN_EVENTS_KEPT } from '../net/run-service.ts'
 import type { BlobService } from '../net/blob-service.ts'
 import { CALL_TIMEOUT_MS_DEFAULT, CALL_TIMEOUT_MS_MAX } from '../api/limits.ts'
@@ -219,6 +220,7 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     followRun(init, res, params.id)
     return { streamed: true }
   },
+  runSignal: async (context) => await signalRun(context),
   runCancel: async ({ init, req, params }) => {
     await readBody(req, REQUEST_BYTES_MAX)
     init.node.runs.cancel(params.id)
@@ -311,7 +313,7 @@ async function call ({ init, req, res }: RequestContext): Promise<Reply> {
  */
 const RUN_STREAM_BACKLOG_MAX = RUN_EVENTS_KEPT
 
-const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'failed', 'cancelled']
+const RUN_STATUSES: ReadonlyArray<RunSummary['status']> = ['created', 'running', 'finished', 'continued', 'failed', 'cancelled']
 /** A run request carries the workflow's arguments as JSON; the same room as a call's. */
 const RUN_BYTES_MAX = CALL_BYTES_MAX
 
@@ -325,6 +327,21 @@ async function startRun ({ init, req, res }: RequestContext): Promise<Reply> {
   if (!acceptsEventStream(req)) return { json: { runId } }
   followRun(init, res, runId)
   return { streamed: true }
+}
+
+/** A signal's JSON body: its value is at most SIGNAL_VALUE_BYTES_MAX as dag-cbor, and JSON of
+ *  the same value is larger (quotes, escapes, digits for bytes) but not four times larger but for
+ *  pathological escapes; the value's own size is checked exactly once encoded. */
+const SIGNAL_BODY_BYTES_MAX = 4 * SIGNAL_VALUE_BYTES_MAX + 1024
+
+async function signalRun ({ init, req, params }: RequestContext): Promise<Reply> {
+  const body = parseJson(await readBody(req, SIGNAL_BODY_BYTES_MAX))
+  const hint = 'send { "name": "approve", "value": <any JSON> }; `rhizome signal RUN NAME JSON` builds it'
+  const problem = signalNameProblem(body.name)
+  if (problem !== undefined) throw new InvalidInputError(`signal name ${problem}`, { hint })
+  if (!('value' in body)) throw new InvalidInputError('a signal needs a value (null is one)', { hint })
+  await init.node.runs.signal(params.id, body.name as string, body.value)
+  return { json: { runId: params.id, name: body.name, signalled: true } }
 }
 
 /** Stream a run's progress events until its `run:finished`, then end the response. */

@@ -25,6 +25,7 @@ import { placementCandidates, schedulerCandidates } from '../protocol/placement.
 import { PeerLossTracker } from '../protocol/scheduler/peer-loss.ts'
 import { createRandom } from '../protocol/random.ts'
 import { SchedulerService } from '../net/scheduler-service.ts'
+import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
@@ -281,12 +282,13 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
   const runs = await teardown.started(new RunService({
     runs: store.runs,
     readBlob: async (cid, from) => await readOrFetch(store.blobs, services.blobService, cid, from),
-    putBlob: async (bytes) => await store.blobs.put(bytes),
+    putBlob: async (bytes) => await store.blobs.put(bytes, dagCbor.code),
     home: {
       open: async (runId, spec) => await home.open(runId, spec),
       localEntry: (runId, entry) => home.localEntry(runId, entry),
       findRun: async (runId) => await home.findRun(runId),
-      keeps: (runId) => store.home.getRun(runId) !== undefined
+      keeps: (runId) => store.home.getRun(runId) !== undefined,
+      relaySignal: async (runId, name, value) => { await home.relaySignal(runId, name, value) }
     },
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),

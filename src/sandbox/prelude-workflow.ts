@@ -29,6 +29,7 @@ import {
   PRELUDE_PARTS, readArgs, reseed, resultTape
 } from './prelude.ts'
 import type { PreludeFailure as Failure, PreludeLimits, PreludeTape as TapeOut, Primordials } from './prelude.ts'
+import { DURATION_MS_LIMIT, SIGNAL_NAME_CHARS_MAX } from '../model/limits.ts'
 
 /** The limits the workflow mode enforces inside the isolate, on top of the shared ones. */
 export interface WorkflowPreludeLimits extends PreludeLimits {
@@ -38,14 +39,16 @@ export interface WorkflowPreludeLimits extends PreludeLimits {
   argsBytesMax: number
 }
 
-interface Pending { resolve: (value: unknown) => void, reject: (reason: unknown) => void, ref: boolean }
+interface Pending { resolve: (value: unknown) => void, reject: (reason: unknown) => void, ref: boolean, sleep: boolean }
 
-/** A command as recorded: the arguments as a tape (kinds, vals, count). */
+/** A command as recorded: the arguments as a tape (kinds, vals, count); a sleep's ms, a signal wait's name. */
 interface CommandRecord {
-  type: 'call' | 'child'
+  type: 'call' | 'child' | 'sleep' | 'signal'
   seq: number
   fn?: string
   export: string
+  ms?: number
+  name?: string
   ref: boolean
   kinds: Uint8Array | null
   vals: unknown[] | null
@@ -84,12 +87,18 @@ interface WorkflowState {
   /** Errors made for failed remote calls → the failure as it came (so an uncaught one ends the run as itself). */
   remoteErrors: WeakMap<object, ResolutionRecord['error']>
   refPrototype: object
+  /** Markers `continueAsNew(...)` returned → the new run's arguments, as a tape. */
+  continues: WeakMap<object, TapeOut>
+  /** Set when the workflow returned a continueAsNew marker: the arguments to go on with. */
+  continued: TapeOut | undefined
 }
 
 declare const P: Primordials
 declare const WF: WorkflowState
 declare const REFS: WeakMap<object, Uint8Array>
 declare const SDK_GLOBAL: string
+declare const SLEEP_MS_MAX: number
+declare const SIGNAL_NAME_MAX: number
 
 /** The global the SDK object waits under until the 'rhizome:workflow' module takes (and deletes) it. */
 export const WORKFLOW_SDK_GLOBAL = '__rhizomeWorkflowSdk'
@@ -106,7 +115,10 @@ export const WORKFLOW_MODULE_SOURCE = [
   `delete globalThis[${JSON.stringify(WORKFLOW_SDK_GLOBAL)}];`,
   'export const workflow = sdk.workflow;',
   'export const remote = sdk.remote;',
-  'export const Ref = sdk.Ref;'
+  'export const Ref = sdk.Ref;',
+  'export const sleep = sdk.sleep;',
+  'export const signal = sdk.signal;',
+  'export const continueAsNew = sdk.continueAsNew;'
 ].join('\n')
 
 function noop (): void {}
@@ -128,12 +140,14 @@ function installWorkflow (seed: Uint8Array, limits: WorkflowPreludeLimits): unkn
   WF.workflows = new P.WeakMap()
   WF.names = new P.WeakMap()
   WF.remoteErrors = new P.WeakMap()
+  WF.continues = new P.WeakMap()
+  WF.continued = undefined
   refuseTimers()
   P.ReflectDefineProperty(globalThis, SDK_GLOBAL, { __proto__: null, value: makeSdk(), writable: false, enumerable: false, configurable: true } as PropertyDescriptor)
   return dispatch
 }
 
-/** Timers wait on the clock; a workflow waits only on its remote calls. */
+/** Timers wait on the clock; a workflow waits on its remote calls, and on time only through sleep(), which is recorded. */
 function refuseTimers (): void {
   for (const name of ['setTimeout', 'setInterval', 'setImmediate']) {
     P.ReflectDefineProperty(globalThis, name, dataProperty(function timer () { throw nondeterminism(`${name}() (a timer waits on the clock)`) }, false))
@@ -162,7 +176,7 @@ function makeSdk (): unknown {
   WF.refPrototype = Ref.prototype
   P.ObjectFreeze(Ref.prototype)
   P.ObjectFreeze(Ref)
-  return P.ObjectFreeze({ __proto__: null, workflow: markWorkflow, remote: makeRemote, Ref })
+  return P.ObjectFreeze({ __proto__: null, workflow: markWorkflow, remote: makeRemote, Ref, sleep: sleepFor, signal: waitSignal, continueAsNew })
 }
 
 /** `workflow(fn)`: a callable that, called from a running workflow, starts a child run. */
@@ -216,26 +230,74 @@ function exportNameOf (marked: object): string | undefined {
   return undefined
 }
 
-/** Record a command and return the promise its resolution settles. */
-function record (command: CommandRecord, args: unknown[]): Promise<unknown> {
+/** `sleep(ms)`: a durable timer. The host records when it fires, so a replay waits for the same deadline. */
+function sleepFor (ms: unknown): Promise<unknown> {
+  if (typeof ms !== 'number' || !P.NumberIsSafeInteger(ms) || ms < 0 || ms > SLEEP_MS_MAX) {
+    throw new P.TypeError(`sleep(ms) takes a whole number of milliseconds from 0 to ${SLEEP_MS_MAX}`)
+  }
+  const gate = gateCommand('sleep()')
+  if (gate !== undefined) return gate
+  return enqueue({ __proto__: null, type: 'sleep', seq: 0, export: '', ms, ref: false, kinds: null, vals: null, count: 0 } as unknown as CommandRecord)
+}
+
+/** `signal(name)`: waits for the run's next signal `name` (`rhizome signal RUN NAME JSON`) and resolves with its value. */
+function waitSignal (name: unknown): Promise<unknown> {
+  if (typeof name !== 'string' || name.length === 0 || name.length > SIGNAL_NAME_MAX) {
+    throw new P.TypeError(`signal(name) takes a name of 1 to ${SIGNAL_NAME_MAX} characters`)
+  }
+  const gate = gateCommand('signal()')
+  if (gate !== undefined) return gate
+  return enqueue({ __proto__: null, type: 'signal', seq: 0, export: '', name, ref: false, kinds: null, vals: null, count: 0 } as unknown as CommandRecord)
+}
+
+/**
+ * `continueAsNew(...args)`: a marker which, returned by the workflow, ends the run as 'continued';
+ * the host starts a new run of the same export with `args` and a fresh history.
+ */
+function continueAsNew (...args: unknown[]): object {
+  if (!WF.started) throw new P.TypeError('continueAsNew() can be called only from a running workflow')
+  const tape = resultTape(args, WF.argsLimits, 'arguments')
+  if (!tape.ok) {
+    if (tape.kind === 'output') throw halt('args', 'the arguments of continueAsNew() are too large', tape.bytes)
+    throw halt(tape.kind === 'unsupported' ? 'unsupported' : 'definition', tape.message ?? 'the arguments of continueAsNew() cannot be sent')
+  }
+  const marker = P.ObjectFreeze({ __proto__: null })
+  P.WeakMapSet(WF.continues, marker, tape)
+  return marker
+}
+
+/** Whether a command may be recorded now: a promise that never settles once the run has an outcome, a throw when it may not. */
+function gateCommand (what: string): Promise<unknown> | undefined {
   // Once the run has an outcome, further calls (from branches still running) are not recorded.
   if (WF.fatal !== undefined || WF.done !== undefined || WF.ended) return new P.Promise(noop)
-  if (!WF.started) throw new P.TypeError('a remote function can be called only from a running workflow, not while the module loads')
+  if (!WF.started) throw new P.TypeError(`${what} can be called only from a running workflow, not while the module loads`)
   if (WF.commands.length >= WF.limits.commandsMax) {
     throw halt('commands', `the workflow made more than ${WF.limits.commandsMax} calls in one activation`)
   }
+  return undefined
+}
+
+/** Record a command and return the promise its resolution settles. */
+function record (command: CommandRecord, args: unknown[]): Promise<unknown> {
+  const gate = gateCommand('a remote function')
+  if (gate !== undefined) return gate
   const tape = resultTape(args, WF.argsLimits, 'arguments')
   if (!tape.ok) {
     if (tape.kind === 'output') throw halt('args', 'the arguments of a remote call are too large', tape.bytes)
     throw halt(tape.kind === 'unsupported' ? 'unsupported' : 'definition', tape.message ?? 'the arguments of a remote call cannot be sent')
   }
-  command.seq = WF.seq++
   command.kinds = tape.kinds
   command.vals = tape.vals
   command.count = tape.count
+  return enqueue(command)
+}
+
+/** Give the command its seq, hand it to the host with the next collect, and return the promise its resolution settles. */
+function enqueue (command: CommandRecord): Promise<unknown> {
+  command.seq = WF.seq++
   append(WF.commands, command)
   let entry: Pending | undefined
-  const promise = new P.Promise((resolve, reject) => { entry = { __proto__: null, resolve, reject, ref: command.ref } as unknown as Pending })
+  const promise = new P.Promise((resolve, reject) => { entry = { __proto__: null, resolve, reject, ref: command.ref, sleep: command.type === 'sleep' } as unknown as Pending })
   WF.pending[command.seq] = entry as Pending
   WF.pendingCount++
   // A failed call nobody awaits (yet) is not an unhandled rejection: awaiting it later still sees the error.
@@ -290,7 +352,14 @@ function startWorkflow (exportName: string, kinds: number[], vals: unknown[]): n
 }
 
 function finishOk (value: unknown): void {
-  if (WF.done === undefined) WF.done = resultTape(value, WF.limits)
+  if (WF.done !== undefined) return
+  const continued = typeof value === 'object' && value !== null ? P.WeakMapGet(WF.continues, value) : undefined
+  if (continued !== undefined) {
+    WF.continued = continued
+    WF.done = resultTape(null, WF.limits)
+    return
+  }
+  WF.done = resultTape(value, WF.limits)
 }
 
 function finishFailed (err: unknown): void {
@@ -317,7 +386,7 @@ function deliver (resolutions: ResolutionRecord[]): null {
     if (entry === undefined) continue
     P.ReflectDeleteProperty(WF.pending, r.seq)
     WF.pendingCount--
-    if (r.ok) entry.resolve(entry.ref ? makeRef(r.cid, r.cidBytes) : readArgs(r.kinds, r.vals)[0])
+    if (r.ok) entry.resolve(entry.ref ? makeRef(r.cid, r.cidBytes) : entry.sleep ? undefined : readArgs(r.kinds, r.vals)[0])
     else entry.reject(remoteError(r.error))
   }
   return null
@@ -348,7 +417,8 @@ function collect (): unknown {
     done = failure('deadlock', 'the workflow is waiting, but on no remote call: nothing can ever move it on (a promise that never settles?)')
   }
   if (done !== undefined) WF.ended = true
-  return { __proto__: null, commands, done: done ?? null, pending: WF.pendingCount }
+  const continued = done !== undefined && done === WF.done && WF.continued !== undefined ? WF.continued : null
+  return { __proto__: null, commands, done: done ?? null, pending: WF.pendingCount, continued }
 }
 
 function workflowNames (ns: any): string[] {
@@ -381,11 +451,12 @@ function listWorkflowExports (ns: any): Array<[string, string]> {
 
 const WORKFLOW_PARTS: Array<(...args: any[]) => unknown> = [
   noop, installWorkflow, refuseTimers, dispatch, makeSdk, markWorkflow, makeRemote, callRemote, callChild, exportNameOf,
-  record, halt, startWorkflow, finishOk, finishFailed, deliver, makeRef, remoteError, collect, workflowNames,
+  sleepFor, waitSignal, continueAsNew, gateCommand, record, enqueue, halt, startWorkflow, finishOk, finishFailed, deliver, makeRef, remoteError, collect, workflowNames,
   listWorkflowExports
 ]
 
 /** Script source that evaluates (inside a fresh context) to `installWorkflow`. */
 export const WORKFLOW_PRELUDE_SOURCE = preludeSource([...PRELUDE_PARTS, ...WORKFLOW_PARTS], 'installWorkflow', [
-  `const SDK_GLOBAL = ${JSON.stringify(WORKFLOW_SDK_GLOBAL)};`
+  `const SDK_GLOBAL = ${JSON.stringify(WORKFLOW_SDK_GLOBAL)};`,
+  `const SLEEP_MS_MAX = ${DURATION_MS_LIMIT}, SIGNAL_NAME_MAX = ${SIGNAL_NAME_CHARS_MAX};`
 ])

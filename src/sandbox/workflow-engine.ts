@@ -22,7 +22,7 @@ import ivm from 'isolated-vm'
 import { CID } from 'multiformats/cid'
 import { ConfigError, InvalidInputError, RhizomeError, TooLargeError } from '../model/errors.ts'
 import { exportNameProblem, isExportName } from '../model/export-name.ts'
-import { CID_CHARS_MAX } from '../model/limits.ts'
+import { CID_CHARS_MAX, DURATION_MS_LIMIT, signalNameProblem } from '../model/limits.ts'
 import { CpuGuard } from './cpu-guard.ts'
 import {
   SandboxClosedError, SandboxCrashedError, SandboxOutputLimitError, WorkflowArgsLimitError, WorkflowDefinitionError,
@@ -145,6 +145,8 @@ interface ResolutionRecord {
 }
 
 const NO_ERROR = { name: '', code: '', message: '', retryable: false }
+
+const COMMAND_TYPES: ReadonlySet<unknown> = new Set(['call', 'child', 'sleep', 'signal'])
 
 class LiveRun implements WorkflowRun {
   readonly workflowId: string
@@ -278,7 +280,7 @@ class LiveRun implements WorkflowRun {
     if (typeof record !== 'object' || record === null || !Array.isArray((record as { commands?: unknown }).commands)) {
       throw new SandboxCrashedError('the workflow sandbox returned no activation record')
     }
-    const { commands: raw, done } = record as { commands: unknown[], done: unknown }
+    const { commands: raw, done, continued } = record as { commands: unknown[], done: unknown, continued: unknown }
     if (raw.length > WORKFLOW_COMMANDS_PER_ACTIVATION_MAX) throw new SandboxCrashedError('the workflow sandbox returned too many commands')
     const commands = raw.map(c => this.readCommand(c))
     if (done === null) return { commands }
@@ -287,15 +289,22 @@ class LiveRun implements WorkflowRun {
     const outcome = readOutcome(done, this.request.limits, this.exportName)
     if (outcome.error !== undefined) return this.end({ ok: false, error: outcome.error.toData() }, commands)
     const encoded = outcome.encoded as { value: unknown, bytes: Uint8Array }
+    if (continued !== null && continued !== undefined) {
+      const args = tapeToValue(continued)
+      if (!Array.isArray(args)) throw new SandboxCrashedError('the workflow sandbox returned continueAsNew arguments that are not a list')
+      const next = encodeArgs(args)
+      return this.end({ ok: true, value: encoded.value, bytes: encoded.bytes, continueAsNew: { args: next.value as unknown[], argsBytes: next.bytes } }, commands)
+    }
     return this.end({ ok: true, value: encoded.value, bytes: encoded.bytes }, commands)
   }
 
   /** Check one recorded command (written next to the code, so untrusted) and note its seq as pending. */
   private readCommand (c: unknown): WorkflowCommand {
     const r = (typeof c === 'object' && c !== null ? c : {}) as Record<string, unknown>
-    if (r.seq !== this.nextSeq || (r.type !== 'call' && r.type !== 'child')) throw new SandboxCrashedError('the workflow sandbox returned a malformed command')
+    if (r.seq !== this.nextSeq || !COMMAND_TYPES.has(r.type)) throw new SandboxCrashedError('the workflow sandbox returned a malformed command')
     this.nextSeq++
     const seq = r.seq
+    if (r.type === 'sleep' || r.type === 'signal') return this.readWait(seq, r)
     const args = tapeToValue(r)
     if (!Array.isArray(args)) throw new SandboxCrashedError('the workflow sandbox returned arguments that are not a list')
     const encoded = encodeArgs(args)
@@ -309,6 +318,20 @@ class LiveRun implements WorkflowRun {
     const ref = r.ref === true
     this.pending.set(seq, ref)
     return { type: 'call', seq, fn, export: exportName, args: encoded.value as unknown[], argsBytes: encoded.bytes, ref }
+  }
+
+  /** A sleep or a signal wait: checked here too (the prelude's checks run next to the code). */
+  private readWait (seq: number, r: Record<string, unknown>): WorkflowCommand {
+    if (r.type === 'sleep') {
+      const ms = r.ms
+      if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0 || ms > DURATION_MS_LIMIT) throw new SandboxCrashedError('the workflow sandbox returned a malformed sleep')
+      this.pending.set(seq, false)
+      return { type: 'sleep', seq, ms }
+    }
+    const problem = signalNameProblem(r.name)
+    if (problem !== undefined) throw new WorkflowDefinitionError(`signal(name): the name ${problem}`)
+    this.pending.set(seq, false)
+    return { type: 'signal', seq, name: r.name as string }
   }
 
   private failure (err: unknown, guard: CpuGuard): RhizomeError {

@@ -52,10 +52,15 @@ export type Resolution =
 export type WorkflowCommand =
   | { type: 'call', seq: number, fn: string, export: string, args: unknown[], argsBytes: Uint8Array, ref: boolean }
   | { type: 'child', seq: number, export: string, args: unknown[], argsBytes: Uint8Array }
+  /** `await sleep(ms)`: resolved (with null) once the host's durable timer fired. */
+  | { type: 'sleep', seq: number, ms: number }
+  /** `await signal(name)`: resolved with the signal's value, as a call's value. */
+  | { type: 'signal', seq: number, name: string }
 
 /** How the run ended: its result (as dag-cbor too), or the named failure that ended it. */
 export type WorkflowDone =
-  | { ok: true, value: unknown, bytes: Uint8Array }
+  /** `continueAsNew`: the code returned continueAsNew(...args); `value` is then null. */
+  | { ok: true, value: unknown, bytes: Uint8Array, continueAsNew?: { args: unknown[], argsBytes: Uint8Array } }
   | { ok: false, error: FailureData }
 
 export interface ActivationResult {

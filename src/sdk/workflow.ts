@@ -23,6 +23,8 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { RhizomeError } from '../model/errors.ts'
+import { DURATION_MS_LIMIT, signalNameProblem } from '../model/limits.ts'
 
 type AnyFunction = (...args: any[]) => any
 
@@ -42,10 +44,38 @@ export type Workflow<F extends AnyFunction> = F & { readonly '~workflow': true }
 
 const WORKFLOW = Symbol.for('rhizome.workflow')
 
-/** Mark an async function as a workflow. */
+/**
+ * Mark an async function as a workflow. In-process, a `return continueAsNew(...args)` calls it
+ * again with those arguments, as a run would go on as a new run.
+ */
 export function workflow<F extends (...args: never[]) => Promise<unknown>> (fn: F): Workflow<F> {
-  Object.defineProperty(fn, WORKFLOW, { value: true })
-  return fn as Workflow<F>
+  const body = fn as unknown as (...args: unknown[]) => Promise<unknown>
+  const local = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
+    let result = await body.apply(this, args)
+    while (result instanceof ContinueAsNew) result = await body.apply(this, result.args)
+    return result
+  }
+  Object.defineProperty(local, 'name', { value: fn.name })
+  Object.defineProperty(local, WORKFLOW, { value: true })
+  return local as unknown as Workflow<F>
+}
+
+/** What `continueAsNew` returns in-process: the arguments to call the workflow with again. */
+class ContinueAsNew {
+  readonly args: unknown[]
+  constructor (args: unknown[]) {
+    this.args = args
+  }
+}
+
+/**
+ * `return continueAsNew(...args)` ends this run and goes on as a new run of the same workflow with
+ * `args` and a fresh history: how a workflow that loops for ever (sleep, wait for signals, repeat)
+ * stays within its history limits. `rhizome run` follows the chain to the last run's result.
+ * Typed `never` so that `return continueAsNew(n - 1)` fits any workflow's return type.
+ */
+export function continueAsNew (...args: unknown[]): never {
+  return new ContinueAsNew(args) as never
 }
 
 /** Call `fn` remotely with arguments that may be Refs; resolves to its value. */
@@ -72,6 +102,31 @@ class LocalRef<T> implements Ref<T> {
 
 async function resolve (arg: unknown): Promise<unknown> {
   return arg instanceof LocalRef ? arg.value : arg
+}
+
+/**
+ * Wait `ms` milliseconds (a whole number, 0 to about 24.8 days). In a run the timer is durable:
+ * its deadline and its firing are recorded, so it fires once, whichever peer drives the run then.
+ * Outside a run it is a plain timer.
+ */
+export async function sleep (ms: number): Promise<void> {
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > DURATION_MS_LIMIT) {
+    throw new TypeError(`sleep(ms) takes a whole number of milliseconds from 0 to ${DURATION_MS_LIMIT}`)
+  }
+  await new Promise<void>(resolve => setTimeout(resolve, ms))
+}
+
+/**
+ * Wait for the run's next signal `name` — `rhizome signal RUN NAME JSON`, or `client.signalRun`
+ * — and resolve with its value, recorded in the run's memo before the code sees it. Only a run
+ * can receive signals: outside one this rejects, with a hint.
+ */
+export async function signal<T = unknown> (name: string): Promise<T> {
+  const problem = signalNameProblem(name)
+  if (problem !== undefined) throw new TypeError(`signal(name): the name ${problem}`)
+  throw new RhizomeError('ERR_NOT_IN_RUN', `signal(${JSON.stringify(name)}) waits for a signal sent to a workflow run, and this code is not running as one`, {
+    hint: 'start the workflow with `rhizome run FILE EXPORT ARGS...` and send it `rhizome signal RUN NAME JSON`; in a local test, pass the value as an argument instead'
+  })
 }
 
 /** Whether `fn` was marked by `workflow()`. */

@@ -110,7 +110,7 @@ export const migrations: readonly Migration[] = [
         export TEXT NOT NULL,
         args BLOB NOT NULL, -- dag-cbor array
         parent_run_id TEXT, -- set for child runs
-        status TEXT NOT NULL, -- created, running, finished, failed, cancelled
+        status TEXT NOT NULL, -- created, running, finished, continued, failed, cancelled
         result_cid TEXT,
         result BLOB, -- inline dag-cbor when small
         error TEXT, -- JSON FailureData

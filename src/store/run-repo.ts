@@ -35,10 +35,11 @@ export const runArgsBytesMax = 1024 * 1024
  *  inline (RESULT_INLINE_BYTES_MAX); larger results are kept by CID only, in the blob store. */
 export const runInlineBytesMax = 256 * 1024
 
-export type RunRowStatus = 'created' | 'running' | 'finished' | 'failed' | 'cancelled'
+/** 'continued': the run ended with continueAsNew; its `run:continued` event names the next run. */
+export type RunRowStatus = 'created' | 'running' | 'finished' | 'continued' | 'failed' | 'cancelled'
 export type RunTaskStatus = 'scheduled' | 'running' | 'accepted' | 'failed' | 'cancelled'
 
-const RUN_STATUSES: readonly RunRowStatus[] = ['created', 'running', 'finished', 'failed', 'cancelled']
+const RUN_STATUSES: readonly RunRowStatus[] = ['created', 'running', 'finished', 'continued', 'failed', 'cancelled']
 const TASK_STATUSES: readonly RunTaskStatus[] = ['scheduled', 'running', 'accepted', 'failed', 'cancelled']
 
 export interface RunStart {
@@ -53,7 +54,7 @@ export interface RunStart {
 }
 
 export interface RunEnd {
-  status: 'finished' | 'failed' | 'cancelled'
+  status: 'finished' | 'continued' | 'failed' | 'cancelled'
   finishedMs: number
   resultCid?: string
   /** Inline dag-cbor of the result, at most runInlineBytesMax. */
@@ -240,7 +241,7 @@ function runMethods (st: RunStatements): RunMethods {
     },
 
     finishRun (runId, end) {
-      checkStatus(end.status, ['finished', 'failed', 'cancelled'])
+      checkStatus(end.status, ['finished', 'continued', 'failed', 'cancelled'])
       checkMs('finishedMs', end.finishedMs)
       if (end.resultCid !== undefined) checkId('resultCid', end.resultCid)
       if (end.result !== undefined) checkBytes('inline run result', end.result, runInlineBytesMax)

@@ -155,7 +155,7 @@ describe('rhizome run, runs, run-status, cancel', () => {
       ['run-status of something that is not a run id', ['run-status', 'nope'], /"nope" is not a run id/],
       ['cancel of something that is not a run id', ['cancel', 'bafy!'], /is not a run id/],
       ['runs --limit 0', ['runs', '--limit', '0'], /--limit must be a whole number from 1/],
-      ['runs --status done', ['runs', '--status', 'done'], /--status must be one of created, running, finished, failed, cancelled/]
+      ['runs --status done', ['runs', '--status', 'done'], /--status must be one of created, running, finished, continued, failed, cancelled/]
     ]
     for (const [label, argv, message] of cases) {
       test(label, async () => {

@@ -122,7 +122,7 @@ describe('bundleWorkflow', () => {
     assert.deepEqual(deployer.calls, [fixture('fns.ts')])
     const parent = await open(engine, bundle.code, 'Parent', [3])
     const first = await parent.activate([])
-    assert.deepEqual(first.commands.map(c => [c.type, c.export, c.args]), [['child', 'Child', [3]]])
+    assert.deepEqual(first.commands.map(c => c.type === 'call' || c.type === 'child' ? [c.type, c.export, c.args] : [c.type]), [['child', 'Child', [3]]])
     // The child run of the same bundle: C(3) = 4, times 10.
     const child = await open(engine, bundle.code, 'Child', [3])
     const childCall = (await child.activate([])).commands[0]
@@ -132,7 +132,7 @@ describe('bundleWorkflow', () => {
     assert.ok(childDone?.ok === true)
     assert.equal(childDone.value, 40)
     const second = await parent.activate([{ seq: 0, ok: true, value: childDone.value }])
-    assert.deepEqual(second.commands.map(c => [c.type, c.export, c.args]), [['call', 'B', [3]]])
+    assert.deepEqual(second.commands.map(c => c.type === 'call' || c.type === 'child' ? [c.type, c.export, c.args] : [c.type]), [['call', 'B', [3]]])
     const last = await parent.activate([{ seq: 1, ok: true, value: 6 }])
     assert.ok(last.done?.ok === true)
     assert.equal(last.done.value, 46)
@@ -169,7 +169,7 @@ describe('bundleWorkflow', () => {
     await assert.rejects(bundleWorkflow(fixture('bad/sdk-client.ts'), { deployFunctionModule: localDeployer().deploy }), (err: Error & { specifier?: string, hint?: string }) => {
       assert.equal(err.name, 'ForbiddenImportError')
       assert.match(err.message, /"connect" cannot be used inside a workflow/)
-      assert.match(err.hint ?? '', /workflow, remote|ref, remote, workflow/)
+      assert.match(err.hint ?? '', /continueAsNew, ref, remote, signal, sleep, workflow/)
       return true
     })
     // Reached through a namespace import too (esbuild only warns about that one).
@@ -185,6 +185,25 @@ describe('bundleWorkflow', () => {
     await writeFile(path.join(dir, 'flow.ts'), "import { workflow } from 'rhizome'\nimport { C } from './fns.ts'\nexport const A = workflow(async (x: number) => await C(x))\n")
     const bundle = await bundleWorkflow(path.join(dir, 'flow.ts'), { deployFunctionModule: localDeployer().deploy })
     assert.deepEqual(bundle.workflows, ['A'])
+  })
+
+  test('sleep and signal from the SDK become the sandbox\'s own: a sleep and a signal wait are recorded', async () => {
+    const dir = path.join(scratch, 'timers')
+    await mkdir(dir, { recursive: true })
+    await cp(fixture('fns.ts'), path.join(dir, 'fns.ts'))
+    await writeFile(path.join(dir, 'flow.ts'), [
+      "import { workflow, sleep, signal } from '@rhizome-net/rhizome'",
+      "import { C } from './fns.ts'",
+      'export const A = workflow(async (x: number) => { await sleep(10); return await C(x + await signal<number>(\'add\')) })'
+    ].join('\n'))
+    const bundle = await bundleWorkflow(path.join(dir, 'flow.ts'), { deployFunctionModule: localDeployer().deploy })
+    const run = await open(engine, bundle.code, 'A', [1])
+    assert.deepEqual((await run.activate([])).commands, [{ type: 'sleep', seq: 0, ms: 10 }])
+    assert.deepEqual((await run.activate([{ seq: 0, ok: true, value: null }])).commands, [{ type: 'signal', seq: 1, name: 'add' }])
+    const call = (await run.activate([{ seq: 1, ok: true, value: 2 }])).commands[0]
+    assert.ok(call.type === 'call')
+    assert.deepEqual([call.export, call.args], ['C', [3]])
+    run.close()
   })
 
   test('a name the function module does not export is a BundleError naming it', async () => {

@@ -59,6 +59,8 @@ export interface DriveOptions {
   fail?: Record<string, { name: string, code: string, message: string, retryable: boolean }>
   /** Most activations before the test gives up. */
   activationsMax?: number
+  /** Signal name → the value every wait for it receives (default null). */
+  signals?: Record<string, unknown>
 }
 
 /** Drive `run` to its end, answering every pending call at once after each activation. */
@@ -84,6 +86,9 @@ async function answer (engine: WorkflowEngine, command: WorkflowCommand, code: U
     assert.ok(done !== undefined)
     return done.ok ? { seq: command.seq, ok: true, value: done.value } : { seq: command.seq, ok: false, error: done.error }
   }
+  // A timer fires at once here; a signal answers with the value the test gave for its name.
+  if (command.type === 'sleep') return { seq: command.seq, ok: true, value: null }
+  if (command.type === 'signal') return { seq: command.seq, ok: true, value: o.signals?.[command.name] ?? null }
   const failure = o.fail?.[command.export]
   if (failure !== undefined) return { seq: command.seq, ok: false, error: failure }
   const value = compute(command, store)

@@ -60,7 +60,7 @@ describe('workflow determinism', () => {
   test('a workflow that pollutes the intrinsics still gets its calls recorded and its result reported', async () => {
     const run = await engine.openWorkflow(options(hostile, 'tamper', [21]))
     const first = await run.activate([])
-    assert.deepEqual(first.commands.map(c => [c.type, c.seq, c.export, c.args]), [['call', 0, 'B', [21]]])
+    assert.deepEqual(first.commands.map(c => c.type === 'call' || c.type === 'child' ? [c.type, c.seq, c.export, c.args] : [c.type, c.seq]), [['call', 0, 'B', [21]]])
     const second = await run.activate([{ seq: 0, ok: true, value: { n: [42] } }])
     assert.ok(second.done?.ok === true, JSON.stringify(second.done))
     assert.deepEqual(second.done.value, { b: { n: [42] }, list: [{ n: [42] }] })
@@ -130,7 +130,7 @@ describe('workflow limits', () => {
     const n = WORKFLOW_CALL_ARGS_BYTES_MAX - 6
     const at = await (await engine.openWorkflow(options(limits, 'bigArgs', [n]))).activate([])
     assert.equal(at.done, undefined, JSON.stringify(at.done))
-    assert.equal(at.commands[0].argsBytes.length, WORKFLOW_CALL_ARGS_BYTES_MAX)
+    assert.equal((at.commands[0] as { argsBytes: Uint8Array }).argsBytes.length, WORKFLOW_CALL_ARGS_BYTES_MAX)
     const past = await (await engine.openWorkflow(options(limits, 'bigArgs', [n + 1]))).activate([])
     const error = failed(past)
     assert.equal(error.name, 'WorkflowArgsLimitError')

@@ -44,7 +44,7 @@ describe('workflow replay', () => {
       assert.equal(result.commands.length, 1, 'one call per activation')
       const [command] = result.commands
       assert.equal(command.seq, activations - 1)
-      resolutions = [{ seq: command.seq, ok: true, value: (command.args[0] as number) + 1 }]
+      resolutions = [{ seq: command.seq, ok: true, value: ((command as { args: unknown[] }).args[0] as number) + 1 }]
       const started = process.cpuUsage()
       result = await run.activate(resolutions)
       const used = process.cpuUsage(started)

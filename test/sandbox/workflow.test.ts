@@ -12,7 +12,9 @@ const call = (seq: number, exportName: string, args: unknown[], ref = false): Pa
   ({ type: 'call', seq, fn: FNS, export: exportName, args, ref })
 
 /** Commands without their bytes, for deepEqual. */
-const shape = (commands: WorkflowCommand[]): unknown[] => commands.map(({ argsBytes, ...rest }) => {
+const shape = (commands: WorkflowCommand[]): unknown[] => commands.map(command => {
+  if (command.type === 'sleep' || command.type === 'signal') return command
+  const { argsBytes, ...rest } = command
   assert.deepEqual(argsBytes, dagCbor.encode(rest.args))
   return rest
 })
@@ -56,7 +58,8 @@ describe('workflow runs', () => {
     const cids = [await store.put(10), await store.put(6)]
     assert.equal(sumCall.length, 1)
     const sum = sumCall[0]
-    assert.equal(sum.type === 'call' && sum.ref, false)
+    assert.ok(sum.type === 'call')
+    assert.equal(sum.ref, false)
     const links = (sum.args[0] as unknown[]).map(link => CID.asCID(link)?.toString())
     assert.deepEqual(links, cids)
     // In the bytes too: dag-cbor tag 42, so the task id names its inputs by content.

@@ -60,8 +60,9 @@ export const run: Command = {
     if (context.values.detach === true) {
       return { exitCode: EXIT_OK, stdout: json ? JSON.stringify({ runId }) + '\n' : detachedText(runId, context).replace(/^.*\n/, `started run ${runId}\n`) }
     }
-    if (!await followRun(client, runId, context, !json)) return { exitCode: EXIT_INTERRUPTED, stdout: detachedText(runId, context) }
-    return reportResult(await client.run(runId), context, true)
+    const last = await followRun(client, runId, context, !json)
+    if (last === undefined) return { exitCode: EXIT_INTERRUPTED, stdout: detachedText(runId, context) }
+    return reportResult(await client.run(last), context, true)
   }
 }
 

@@ -55,3 +55,9 @@ export const CHILD_DEPTH_LIMIT = 256
 /** Time options may not exceed this (about 24.8 days, the largest delay Node's timers accept),
  *  so the shell can always arm the next timeout. */
 export const RUN_DURATION_MS_LIMIT = 2_147_483_647
+
+/** Bytes of recorded inputs (signal values, timer deadlines) one run's memo holds, at most. They are
+ *  kept inline whatever memoInlineBytesMax says — no blob store holds them — so they have a budget
+ *  of their own: 256 signals of the largest size (SIGNAL_VALUE_BYTES_MAX, 64 KiB), or a million
+ *  timers. A run that needs more takes its signals as blobs, or continues as a new run. */
+export const RUN_RECORD_BYTES_MAX = 16 * 1024 * 1024

@@ -11,6 +11,7 @@
  * STATES of the run:
  *
  *   created ─handleStart─► running ─done ok──────────────────────────► finished
+ *      │                     ├──── done ok with continueAs (continueAsNew) ─────────► continued
  *      │                     ├──── done failed, a history limit, a stall, a timeout ─► failed
  *      └────handleCancel─────┴──── handleCancel ─────────────────────────────────────► cancelled
  *
@@ -60,19 +61,33 @@
  * the code starts over, and every call it makes again resolves from the memo or joins the task in
  * flight. Nothing is scheduled twice.
  *
+ * TIMERS AND SIGNALS are inputs the code cannot compute: when a timer fires, what a signal says.
+ * Each is made durable before the code sees it — the driver emits `record` (id, dag-cbor value),
+ * the shell stores it as a memo entry and answers `handleRecorded`, and only then does the driver
+ * act on it — so every replay, on this peer or another, sees the same thing (ids in ./records.ts).
+ * The code's k-th `sleep(ms)` first records `sleep:k` = now + ms (the deadline, once), then the timer
+ * is armed at that deadline; when it is due (`handleTimeout`, `nextTimeoutMs` counts armed timers)
+ * the driver records `wake:k` and resolves the sleep. A replay finds `wake:k` and resolves at once,
+ * or finds `sleep:k` and re-arms the same deadline: a timer fires once, however often the run is
+ * taken over. A signal (`handleSignal`) is recorded as the n-th of its name, `signal:<name>:n`,
+ * whether or not the code waits yet; the code's n-th `signal(name)` resolves from that entry. A
+ * run waiting only on timers or signals is not stalled: something can still move it.
+ *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
 import { OutputQueue } from '../output-queue.ts'
-import { ConfigError, assert } from '../../model/errors.ts'
+import { ConfigError, InvalidInputError, TooLargeError, assert } from '../../model/errors.ts'
 import type { FailureData } from '../../model/errors.ts'
-import { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DRIVER_DEFAULTS, RUN_DURATION_MS_LIMIT } from './constants.ts'
+import { SIGNAL_VALUE_BYTES_MAX, signalNameProblem } from '../../model/limits.ts'
+import { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DRIVER_DEFAULTS, RUN_DURATION_MS_LIMIT, RUN_RECORD_BYTES_MAX } from './constants.ts'
+import { CBOR_NULL, decodeUint, encodeUint, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
 import {
   ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,
   WorkflowStalledError
 } from './errors.ts'
 import type {
   ActivationResult, ChildCommand, Command, CallCommand, MemoEntry, Outcome, OutcomeVerdict, Resolution, ResultRef, RunCounts,
-  RunDriver, RunDriverOptions, RunEvent, RunOutcome, RunOutput, RunStatus
+  RunDriver, RunDriverOptions, RunEvent, RunOutcome, RunOutput, RunStatus, SignalCommand, SleepCommand
 } from './index.ts'
 
 interface Settings {
@@ -95,7 +110,7 @@ interface Pending {
   sinceMs: number
 }
 
-type Terminal = 'finished' | 'failed' | 'cancelled'
+type Terminal = 'finished' | 'continued' | 'failed' | 'cancelled'
 
 export class RunDriverMachine implements RunDriver {
   private readonly s: Settings
@@ -112,12 +127,26 @@ export class RunDriverMachine implements RunDriver {
   /** In schedule order, so cancels go out in that order. */
   private readonly inFlight = new Map<string, Pending>()
   private scheduled = 0
+  /** Recorded inputs being stored (a `record` out, handleRecorded not yet in): id → value bytes. */
+  private readonly recording = new Map<string, number>()
+  /** Timers recorded and not yet fired: k (of `sleep:k`) → wake time. */
+  private readonly armed = new Map<number, number>()
+  /** Signals received (memo and recording), per name: the next one's n. */
+  private readonly signalsReceived = new Map<string, number>()
+  /** Bytes of recorded inputs in the memo. */
+  private recordBytes = 0
 
   // The current execution of the code (reset by eviction).
   private lastSeq = -1
   private commands = 0
   private argsBytes = 0
   private evicted = false
+  /** Sleeps of this execution so far: the next one is `sleep:<sleeps>`. */
+  private sleeps = 0
+  /** Waits of this execution per signal name so far: the next one is `signal:<name>:<n>`. */
+  private readonly signalWaits = new Map<string, number>()
+  /** Seqs of this execution waiting on a recorded input not in the memo yet: `wake:k` or `signal:<name>:n` → seqs. */
+  private readonly waits = new Map<string, number[]>()
 
   private ready: Resolution[] = []
   private activations = 0
@@ -170,7 +199,12 @@ export class RunDriverMachine implements RunDriver {
       const done = result.done
       if (done.ok) {
         assert(done.value instanceof Uint8Array, 'a workflow value is dag-cbor bytes')
-        this.end('finished', { ok: true, value: done.value }, now)
+        if (done.continueAs !== undefined) {
+          assert(done.continueAs instanceof Uint8Array, 'continue-as-new arguments are dag-cbor bytes')
+          this.end('continued', { ok: true, value: done.value, continueAs: done.continueAs }, now)
+        } else {
+          this.end('finished', { ok: true, value: done.value }, now)
+        }
       } else {
         checkFailure(done.error)
         this.end('failed', { ok: false, error: done.error }, now)
@@ -186,7 +220,7 @@ export class RunDriverMachine implements RunDriver {
       }
     }
     if (this.ready.length > 0) this.activate(now)
-    else if (this.inFlight.size === 0) this.fail(new WorkflowStalledError().toData(), now)
+    else if (this.inFlight.size === 0 && this.waits.size === 0) this.fail(new WorkflowStalledError().toData(), now)
     this.check()
   }
 
@@ -207,6 +241,9 @@ export class RunDriverMachine implements RunDriver {
     this.lastSeq = -1
     this.commands = 0
     this.argsBytes = 0
+    this.sleeps = 0
+    this.signalWaits.clear()
+    this.waits.clear()
     for (const pending of this.inFlight.values()) pending.seqs = []
     this.event({ type: 'run:evicted', runId: this.s.runId, atMs: now })
     this.check()
@@ -227,8 +264,57 @@ export class RunDriverMachine implements RunDriver {
       this.fail(new RunTimeoutError(this.s.runTimeoutMs).toData(), now)
     } else if (this.outstandingSinceMs !== undefined && now >= this.outstandingSinceMs + this.s.activationTimeoutMs) {
       this.fail(new ActivationTimeoutError(this.s.activationTimeoutMs).toData(), now)
+    } else {
+      this.fireTimers(now)
     }
     this.check()
+  }
+
+  handleRecorded (id: string, result: ResultRef, nowMs: number): OutcomeVerdict {
+    const now = this.advance(nowMs)
+    if (this.isOver()) return 'late'
+    assert(this.state === 'running' && this.recording.has(id), 'a record is answered once, for an id being recorded')
+    checkRef(result)
+    assert(result.bytes instanceof Uint8Array, 'a recorded input comes back with its bytes')
+    this.recording.delete(id)
+    const ref = copyRef(result)
+    this.remember(id, ref)
+    const record = parseRecordId(id)
+    assert(record !== undefined, 'only recorded inputs are recorded')
+    const runId = this.s.runId
+    if (record.kind === 'sleep') {
+      const wakeAtMs = decodeUint(ref.bytes!)
+      assert(wakeAtMs !== undefined, 'a sleep record holds its wake time')
+      if (!this.memoMap.has(wakeId(record.k)) && !this.recording.has(wakeId(record.k))) this.armed.set(record.k, wakeAtMs)
+      this.event({ type: 'run:timer:started', runId, atMs: now, timerId: id, wakeAtMs })
+    } else {
+      const seqs = this.resolveWaits(id, ref)
+      this.event(record.kind === 'wake'
+        ? { type: 'run:timer:fired', runId, atMs: now, timerId: sleepId(record.k), seqs }
+        : { type: 'run:signal:received', runId, atMs: now, name: record.name, signalId: id, bytes: ref.bytes!.byteLength, seqs })
+      if (this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
+    }
+    this.check()
+    return 'accepted'
+  }
+
+  handleSignal (name: string, value: Uint8Array, nowMs: number): OutcomeVerdict {
+    const problem = signalNameProblem(name)
+    if (problem !== undefined) throw new InvalidInputError(`signal name ${problem}`, { hint: 'name the signal the workflow waits for with signal(name): letters, digits, \'_\', \'.\', \'-\'' })
+    assert(value instanceof Uint8Array, 'a signal value is dag-cbor bytes')
+    if (value.byteLength > SIGNAL_VALUE_BYTES_MAX) {
+      throw new TooLargeError('the signal value', value.byteLength, SIGNAL_VALUE_BYTES_MAX, { hint: 'send a small value; put bulk data in a blob (`rhizome blob put`) and signal its CID' })
+    }
+    const now = this.advance(nowMs)
+    if (this.isOver()) return 'late'
+    assert(this.state === 'running', 'signals arrive for a started run')
+    if (this.distinctIds() >= this.s.memoEntriesMax) throw new RunHistoryLimitError('memoEntriesMax', this.s.memoEntriesMax)
+    if (!this.recordFits(value.byteLength)) throw new RunHistoryLimitError('recordBytesMax', RUN_RECORD_BYTES_MAX)
+    const n = this.signalsReceived.get(name) ?? 0
+    this.signalsReceived.set(name, n + 1)
+    this.startRecord(signalId(name, n), value, now)
+    this.check()
+    return 'accepted'
   }
 
   poll (): RunOutput | undefined {
@@ -238,9 +324,10 @@ export class RunDriverMachine implements RunDriver {
   nextTimeoutMs (): number | undefined {
     if (this.state !== 'running') return undefined
     assert(this.startedMs !== undefined, 'a running run has a start time')
-    const runDeadline = this.startedMs + this.s.runTimeoutMs
-    if (this.outstandingSinceMs === undefined) return runDeadline
-    return Math.min(runDeadline, this.outstandingSinceMs + this.s.activationTimeoutMs)
+    let next = this.startedMs + this.s.runTimeoutMs
+    if (this.outstandingSinceMs !== undefined) next = Math.min(next, this.outstandingSinceMs + this.s.activationTimeoutMs)
+    for (const wakeAtMs of this.armed.values()) next = Math.min(next, wakeAtMs)
+    return next
   }
 
   status (): RunStatus {
@@ -259,7 +346,10 @@ export class RunDriverMachine implements RunDriver {
       memoEntries: this.memoMap.size,
       inFlight: this.inFlight.size,
       argsBytes: this.argsBytes,
-      memoInlineBytes: this.memoInlineBytes
+      memoInlineBytes: this.memoInlineBytes,
+      timersArmed: this.armed.size,
+      recordsPending: this.recording.size,
+      recordBytes: this.recordBytes
     }
   }
 
@@ -298,15 +388,17 @@ export class RunDriverMachine implements RunDriver {
   /** One command of an activation. False if it ended the run (a history limit). */
   private command (command: Command, now: number): boolean {
     assert(typeof command === 'object' && command !== null, 'a command is an object')
-    assert(command.type === 'call' || command.type === 'child', 'a command is a call or a child start')
+    assert(COMMAND_TYPES.has(command.type), 'a command is a call, a child start, a sleep or a signal wait')
     assert(Number.isSafeInteger(command.seq) && command.seq > this.lastSeq, 'seqs grow within one execution of the code')
-    assert(command.args instanceof Uint8Array, 'command args are dag-cbor bytes')
     this.lastSeq = command.seq
     this.commands += 1
     if (this.commands > this.s.commandsMax) {
       this.fail(new RunHistoryLimitError('commandsMax', this.s.commandsMax).toData(), now)
       return false
     }
+    if (command.type === 'sleep') return this.sleep(command, now)
+    if (command.type === 'signal') return this.waitSignal(command)
+    assert(command.args instanceof Uint8Array, 'command args are dag-cbor bytes')
     this.argsBytes += command.args.byteLength
     if (this.argsBytes > this.s.argsBytesMax) {
       this.fail(new RunHistoryLimitError('argsBytesMax', this.s.argsBytesMax).toData(), now)
@@ -382,9 +474,89 @@ export class RunDriverMachine implements RunDriver {
     return undefined
   }
 
+  /**
+   * The code's k-th sleep: woken already (the memo has `wake:k`) → resolved now; its deadline
+   * recorded (`sleep:k`) → the timer armed at that deadline, not a new one; else the deadline
+   * now + ms is recorded first, and the timer armed when it is.
+   */
+  private sleep (command: SleepCommand, now: number): boolean {
+    assert(Number.isSafeInteger(command.ms) && command.ms >= 0 && command.ms <= RUN_DURATION_MS_LIMIT, 'a sleep is whole ms within RUN_DURATION_MS_LIMIT')
+    const k = this.sleeps++
+    const woke = this.memoMap.get(wakeId(k))
+    if (woke !== undefined) {
+      this.ready.push({ seq: command.seq, ok: true, result: woke })
+      return true
+    }
+    this.wait(wakeId(k), command.seq)
+    if (this.armed.has(k) || this.recording.has(sleepId(k)) || this.recording.has(wakeId(k))) return true
+    const started = this.memoMap.get(sleepId(k))
+    if (started !== undefined) {
+      this.armed.set(k, decodeUint(started.bytes ?? new Uint8Array(0)) ?? now)
+      return true
+    }
+    return this.startRecord(sleepId(k), encodeUint(now + command.ms), now)
+  }
+
+  /** The code's n-th wait for signal `name`: answered now if the n-th such signal is in the memo. */
+  private waitSignal (command: SignalCommand): boolean {
+    assert(signalNameProblem(command.name) === undefined, 'a signal wait names a valid signal')
+    const n = this.signalWaits.get(command.name) ?? 0
+    this.signalWaits.set(command.name, n + 1)
+    const id = signalId(command.name, n)
+    const got = this.memoMap.get(id)
+    if (got !== undefined) this.ready.push({ seq: command.seq, ok: true, result: got })
+    else this.wait(id, command.seq)
+    return true
+  }
+
+  private wait (id: string, seq: number): void {
+    const seqs = this.waits.get(id)
+    if (seqs === undefined) this.waits.set(id, [seq])
+    else seqs.push(seq)
+  }
+
+  /** A recorded input reached the memo: every seq waiting on it is ready. */
+  private resolveWaits (id: string, result: ResultRef): number[] {
+    const seqs = this.waits.get(id) ?? []
+    this.waits.delete(id)
+    for (const seq of seqs) this.ready.push({ seq, ok: true, result })
+    return [...seqs]
+  }
+
+  /** Due timers fire: each records its `wake:k`, in deadline order. */
+  private fireTimers (now: number): void {
+    const due = [...this.armed].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1] || a[0] - b[0])
+    for (const [k] of due) {
+      this.armed.delete(k)
+      if (!this.startRecord(wakeId(k), CBOR_NULL, now)) return
+    }
+  }
+
+  /** Emit `record` for a new recorded input, if the run has room for it; else the run ends. */
+  private startRecord (id: string, value: Uint8Array, now: number): boolean {
+    if (!this.admitNew(now)) return false
+    if (!this.recordFits(value.byteLength)) {
+      this.fail(new RunHistoryLimitError('recordBytesMax', RUN_RECORD_BYTES_MAX).toData(), now)
+      return false
+    }
+    this.recording.set(id, value.byteLength)
+    this.emit({ type: 'record', id, value })
+    return true
+  }
+
+  private recordFits (bytes: number): boolean {
+    let pending = 0
+    for (const b of this.recording.values()) pending += b
+    return this.recordBytes + pending + bytes <= RUN_RECORD_BYTES_MAX
+  }
+
+  private distinctIds (): number {
+    return this.memoMap.size + this.failures.size + this.inFlight.size + this.recording.size
+  }
+
   /** Room for one more distinct id, or the run ends (checked before work starts whose result could not be kept). */
   private admitNew (now: number): boolean {
-    if (this.memoMap.size + this.failures.size + this.inFlight.size < this.s.memoEntriesMax) return true
+    if (this.distinctIds() < this.s.memoEntriesMax) return true
     this.fail(new RunHistoryLimitError('memoEntriesMax', this.s.memoEntriesMax).toData(), now)
     return false
   }
@@ -392,6 +564,15 @@ export class RunDriverMachine implements RunDriver {
   private remember (id: string, result: ResultRef): void {
     assert(!this.memoMap.has(id), 'the memo is grow-only: an id is accepted once')
     const bytes = result.bytes?.byteLength ?? 0
+    const record = parseRecordId(id)
+    if (record !== undefined) {
+      // No blob store holds a recorded input: its bytes stay, on a budget of their own.
+      assert(result.bytes !== undefined, 'a recorded input keeps its bytes')
+      this.memoMap.set(id, result)
+      this.recordBytes += bytes
+      if (record.kind === 'signal') this.signalsReceived.set(record.name, Math.max(this.signalsReceived.get(record.name) ?? 0, record.n + 1))
+      return
+    }
     if (bytes > 0 && this.memoInlineBytes + bytes <= this.s.memoInlineBytesMax) {
       this.memoMap.set(id, result)
       this.memoInlineBytes += bytes
@@ -404,6 +585,13 @@ export class RunDriverMachine implements RunDriver {
     if (typeof entry !== 'object' || entry === null || !isId(entry.id)) throw new ConfigError(`memo[${i}].id`, 'must be a task or child run id string')
     if (!isRef(entry.result)) throw new ConfigError(`memo[${i}].result`, 'must be { cid, peer, bytes? } with non-empty cid and peer strings')
     if (this.memoMap.has(entry.id)) throw new ConfigError(`memo[${i}].id`, `${entry.id} appears twice`)
+    const record = parseRecordId(entry.id)
+    if (record !== undefined) {
+      if (entry.result.bytes === undefined) throw new ConfigError(`memo[${i}].result.bytes`, `${entry.id} is a recorded input: its bytes travel with it`)
+      if (record.kind === 'sleep' && decodeUint(entry.result.bytes) === undefined) throw new ConfigError(`memo[${i}].result.bytes`, `${entry.id} must hold its wake time (a dag-cbor unsigned integer)`)
+      if (record.kind === 'signal' && signalNameProblem(record.name) !== undefined) throw new ConfigError(`memo[${i}].id`, `${entry.id} names no valid signal`)
+      if (this.recordBytes + entry.result.bytes.byteLength > RUN_RECORD_BYTES_MAX) throw new ConfigError(`memo[${i}]`, `recorded inputs exceed ${RUN_RECORD_BYTES_MAX} bytes`)
+    }
     this.remember(entry.id, copyRef(entry.result))
   }
 
@@ -437,6 +625,9 @@ export class RunDriverMachine implements RunDriver {
       }
     }
     this.inFlight.clear()
+    this.armed.clear()
+    this.recording.clear()
+    this.waits.clear()
     this.ready = []
     this.outstandingSinceMs = undefined
     this.state = status
@@ -449,7 +640,7 @@ export class RunDriverMachine implements RunDriver {
   }
 
   private isOver (): boolean {
-    return this.state === 'finished' || this.state === 'failed' || this.state === 'cancelled'
+    return this.state === 'finished' || this.state === 'continued' || this.state === 'failed' || this.state === 'cancelled'
   }
 
   private event (event: RunEvent): void {
@@ -470,15 +661,19 @@ export class RunDriverMachine implements RunDriver {
     if (this.state === 'running') {
       if (this.outstandingSinceMs === undefined) {
         assert(this.ready.length === 0, 'between activations nothing settled is left undelivered')
-        assert(this.inFlight.size > 0, 'between activations the code waits on something in flight')
+        assert(this.evicted || this.inFlight.size > 0 || this.waits.size > 0, 'between activations the code waits on something in flight, a timer or a signal')
       }
     } else {
       assert(this.inFlight.size === 0 && this.ready.length === 0 && this.outstandingSinceMs === undefined, 'an ended run holds no work')
+      assert(this.armed.size === 0 && this.recording.size === 0 && this.waits.size === 0, 'an ended run holds no timers or records')
     }
-    assert(this.memoMap.size + this.failures.size + this.inFlight.size <= this.s.memoEntriesMax, 'distinct ids stay within memoEntriesMax')
+    assert(this.distinctIds() <= this.s.memoEntriesMax, 'distinct ids stay within memoEntriesMax')
+    assert(this.recordBytes <= RUN_RECORD_BYTES_MAX, 'recorded inputs stay within RUN_RECORD_BYTES_MAX')
     assert(this.memoInlineBytes <= this.s.memoInlineBytesMax, 'inline memo bytes stay within memoInlineBytesMax')
   }
 }
+
+const COMMAND_TYPES: ReadonlySet<string> = new Set(['call', 'child', 'sleep', 'signal'])
 
 function isId (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0

@@ -33,14 +33,23 @@ export class WorkflowDepthError extends RhizomeError {
   }
 }
 
+export type HistoryLimit = 'commandsMax' | 'memoEntriesMax' | 'argsBytesMax' | 'recordBytesMax'
+
+const HISTORY_LIMIT_WHAT: Record<HistoryLimit, string> = {
+  commandsMax: 'calls',
+  memoEntriesMax: 'distinct tasks, child runs, timers and signals',
+  argsBytesMax: 'bytes of call arguments',
+  recordBytesMax: 'bytes of recorded signals and timers'
+}
+
 /** The run's history outgrew one of its limits (`limit` names the option). Ends the run. */
 export class RunHistoryLimitError extends RhizomeError {
-  readonly limit: 'commandsMax' | 'memoEntriesMax' | 'argsBytesMax'
+  readonly limit: HistoryLimit
   readonly value: number
-  constructor (limit: 'commandsMax' | 'memoEntriesMax' | 'argsBytesMax', value: number, options: RhizomeErrorOptions = {}) {
-    const what = limit === 'commandsMax' ? 'calls' : limit === 'memoEntriesMax' ? 'distinct tasks and child runs' : 'bytes of call arguments'
+  constructor (limit: HistoryLimit, value: number, options: RhizomeErrorOptions = {}) {
+    const what = HISTORY_LIMIT_WHAT[limit]
     super('ERR_RUN_HISTORY_LIMIT', `the run issued more than ${value} ${what} (${limit})`, {
-      hint: 'split the work into child runs, each with its own history, or pass large inputs as blobs (Ref) instead of arguments',
+      hint: 'end the run with `return continueAsNew(...args)` to go on as a new run with a fresh history, split the work into child runs, or pass large inputs as blobs (Ref) instead of arguments',
       ...options
     })
     this.name = 'RunHistoryLimitError'

@@ -65,11 +65,29 @@ export interface ChildCommand {
   args: Uint8Array
 }
 
-export type Command = CallCommand | ChildCommand
+/** The code awaits `sleep(ms)`: its k-th sleep in this execution is timer `sleep:k` (./records.ts). */
+export interface SleepCommand {
+  type: 'sleep'
+  seq: number
+  /** Whole ms, 0..RUN_DURATION_MS_LIMIT (the sandbox checked). */
+  ms: number
+}
 
-/** What the workflow code ended with: its return value (dag-cbor) or what it threw. */
+/** The code awaits `signal(name)`: its k-th wait for `name` in this execution is `signal:<name>:k`. */
+export interface SignalCommand {
+  type: 'signal'
+  seq: number
+  /** A signal name (signalNameProblem in src/model/limits.ts is undefined for it). */
+  name: string
+}
+
+export type Command = CallCommand | ChildCommand | SleepCommand | SignalCommand
+
+/** What the workflow code ended with: its return value (dag-cbor) or what it threw. `continueAs`:
+ *  the code returned `continueAsNew(...args)` — the run ends as 'continued', and the shell starts
+ *  a new run of the same workflow export with these arguments (a dag-cbor array) and a fresh history. */
 export type RunOutcome =
-  | { ok: true, value: Uint8Array }
+  | { ok: true, value: Uint8Array, continueAs?: Uint8Array }
   | { ok: false, error: FailureData }
 
 /** What the code did in one activation: the calls it issued, in order, and `done` if it returned or threw. */
@@ -95,7 +113,7 @@ export interface ChildSpec {
   ancestors: string[]
 }
 
-export type RunStatus = 'created' | 'running' | 'finished' | 'failed' | 'cancelled'
+export type RunStatus = 'created' | 'running' | 'finished' | 'continued' | 'failed' | 'cancelled'
 
 /** Progress and history, for persistence (`run_events`) and streaming. Every event names its run
  *  and carries the driver's time; the peer that ran a task is in its `ResultRef`. */
@@ -119,9 +137,15 @@ export type RunEvent =
   | { type: 'run:child:accepted', runId: string, atMs: number, childRunId: string, cid: string, peer: string, startedAtMs: number, seqs: number[] }
   | { type: 'run:child:failed', runId: string, atMs: number, childRunId: string, error: FailureData, startedAtMs: number, seqs: number[] }
   | { type: 'run:child:cancelled', runId: string, atMs: number, childRunId: string }
+  /** Timer `timerId` (`sleep:k`) was recorded: it fires at `wakeAtMs`, on any peer that replays the run. */
+  | { type: 'run:timer:started', runId: string, atMs: number, timerId: string, wakeAtMs: number }
+  /** Timer `timerId` fired and that was recorded (`wake:k`): it never fires again, whoever replays the run. */
+  | { type: 'run:timer:fired', runId: string, atMs: number, timerId: string, seqs: number[] }
+  /** Signal `name` was recorded as `signalId` (`signal:<name>:n`); `seqs` are the waits it answered at once. */
+  | { type: 'run:signal:received', runId: string, atMs: number, name: string, signalId: string, bytes: number, seqs: number[] }
   /** The workflow code's context was dropped; the next activation replays it from the memo. */
   | { type: 'run:evicted', runId: string, atMs: number }
-  | { type: 'run:finished', runId: string, atMs: number, status: 'finished' | 'failed' | 'cancelled', error?: FailureData, activations: number, tasksScheduled: number, memoEntries: number }
+  | { type: 'run:finished', runId: string, atMs: number, status: 'finished' | 'continued' | 'failed' | 'cancelled', error?: FailureData, activations: number, tasksScheduled: number, memoEntries: number }
 
 export type RunOutput =
   /** Run the workflow code forward, delivering these settled calls (in seq order). At most one is
@@ -135,6 +159,9 @@ export type RunOutput =
   | { type: 'cancel', taskId: string }
   /** Cancel a child run still in flight. */
   | { type: 'cancel-child', runId: string }
+  /** Make this nondeterministic input durable (a timer's deadline or firing, a signal): store
+   *  `value` (dag-cbor) as memo entry `id`, then answer `handleRecorded`. Once per id per run. */
+  | { type: 'record', id: string, value: Uint8Array }
   /** The run's outcome. Exactly once, last of the run's outputs but for the events after it. */
   | { type: 'finished', outcome: RunOutcome }
   | { type: 'event', event: RunEvent }
@@ -142,7 +169,9 @@ export type RunOutput =
 /** What became of an outcome: used it; or the run had already ended ('late': ignored by rule). */
 export type OutcomeVerdict = 'accepted' | 'late'
 
-/** One memo entry: a task id (or a child run id) and its accepted result. */
+/** One memo entry: a task id (or a child run id, or a recorded input: `sleep:k`, `wake:k`,
+ *  `signal:<name>:n`, see ./records.ts) and its accepted result. A recorded input's entry always
+ *  carries its bytes. */
 export interface MemoEntry {
   id: string
   result: ResultRef
@@ -187,6 +216,12 @@ export interface RunCounts {
   argsBytes: number
   /** Inline result bytes held by the memo. */
   memoInlineBytes: number
+  /** Timers armed (recorded, not yet fired). */
+  timersArmed: number
+  /** `record` outputs not yet answered by handleRecorded. */
+  recordsPending: number
+  /** Bytes of recorded inputs held by the memo (within RUN_RECORD_BYTES_MAX). */
+  recordBytes: number
 }
 
 export interface RunDriver {
@@ -207,7 +242,16 @@ export interface RunDriver {
   /** Cancel the run: `cancel` each task and child in flight, then `finished` with RunCancelledError.
    *  Ignored once the run has ended. */
   handleCancel (nowMs: number): void
-  /** Fire due deadlines (activation, run). */
+  /** `record` output `id` was stored; `result` is its CID, bytes (the value recorded) and the peer
+   *  that stored it. Only now does the driver put it in the memo and act on it (arm the timer,
+   *  resolve the waits). 'late' once the run has ended; for an id not being recorded it throws. */
+  handleRecorded (id: string, result: ResultRef, nowMs: number): OutcomeVerdict
+  /** Signal `name` with `value` (dag-cbor) arrived: it is recorded as the run's next
+   *  `signal:<name>:n` and answers the wait for it, now or later. Throws InvalidInputError for a
+   *  bad name, TooLargeError for a value past SIGNAL_VALUE_BYTES_MAX, RunHistoryLimitError when
+   *  the run holds no more; 'late' once the run has ended. */
+  handleSignal (name: string, value: Uint8Array, nowMs: number): OutcomeVerdict
+  /** Fire due deadlines (activation, run) and due timers. */
   handleTimeout (nowMs: number): void
   /** Drain outputs in order. */
   poll (): RunOutput | undefined
@@ -228,7 +272,9 @@ export function createRunDriver (options: RunDriverOptions): RunDriver {
   return new RunDriverMachine(options)
 }
 
-export { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DURATION_MS_LIMIT } from './constants.ts'
+export { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DURATION_MS_LIMIT, RUN_RECORD_BYTES_MAX } from './constants.ts'
+export { CBOR_NULL, decodeUint, encodeUint, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
+export type { RecordId } from './records.ts'
 export {
   ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,
   WorkflowStalledError

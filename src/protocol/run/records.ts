@@ -1,0 +1,79 @@
+/**
+ * Recorded inputs: the memo ids and values of what a workflow's code waits on besides remote
+ * calls — timers and signals. Each is a memo entry like an accepted task result, so a replay (after
+ * an eviction, a restart, a takeover) sees the same thing the first execution saw:
+ *
+ *   sleep:<k>          the k-th sleep of the code started; value: its wake time (dag-cbor uint, ms)
+ *   wake:<k>           the k-th sleep's timer fired; value: dag-cbor null
+ *   signal:<name>:<n>  the n-th signal `name` the run received; value: the signal's dag-cbor value
+ *
+ * None of them can be mistaken for a task or child run id: those are CIDs, which hold no ':'.
+ * The two values the driver writes itself (a uint, a null) are encoded here by hand, so the pure
+ * core needs no codec library; they are exactly what @ipld/dag-cbor writes for the same values.
+ */
+
+export type RecordId =
+  | { kind: 'sleep', k: number }
+  | { kind: 'wake', k: number }
+  | { kind: 'signal', name: string, n: number }
+
+export function sleepId (k: number): string {
+  return `sleep:${k}`
+}
+
+export function wakeId (k: number): string {
+  return `wake:${k}`
+}
+
+export function signalId (name: string, n: number): string {
+  return `signal:${name}:${n}`
+}
+
+const INDEX = /^(?:0|[1-9][0-9]{0,14})$/
+
+/** The record an id names, or undefined for any other id (a task or child run). */
+export function parseRecordId (id: string): RecordId | undefined {
+  const parts = id.split(':')
+  if (parts.length === 2 && (parts[0] === 'sleep' || parts[0] === 'wake') && INDEX.test(parts[1])) {
+    return { kind: parts[0], k: Number(parts[1]) }
+  }
+  if (parts.length === 3 && parts[0] === 'signal' && parts[1].length > 0 && INDEX.test(parts[2])) {
+    return { kind: 'signal', name: parts[1], n: Number(parts[2]) }
+  }
+  return undefined
+}
+
+/** dag-cbor null. */
+export const CBOR_NULL = new Uint8Array([0xf6])
+
+/** dag-cbor of a non-negative safe integer, in its shortest form (as dag-cbor requires). */
+export function encodeUint (value: number): Uint8Array {
+  if (value < 24) return new Uint8Array([value])
+  if (value < 0x100) return new Uint8Array([0x18, value])
+  if (value < 0x10000) return new Uint8Array([0x19, value >>> 8, value & 0xff])
+  if (value < 0x100000000) return new Uint8Array([0x1a, value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff])
+  const out = new Uint8Array(9)
+  out[0] = 0x1b
+  const view = new DataView(out.buffer)
+  view.setUint32(1, Math.floor(value / 0x100000000))
+  view.setUint32(5, value % 0x100000000)
+  return out
+}
+
+/** The non-negative safe integer in `bytes` (dag-cbor, shortest form), or undefined if they hold anything else. */
+export function decodeUint (bytes: Uint8Array): number | undefined {
+  if (bytes.byteLength === 0) return undefined
+  const head = bytes[0]
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let value: number
+  if (head < 24 && bytes.byteLength === 1) value = head
+  else if (head === 0x18 && bytes.byteLength === 2) value = bytes[1]
+  else if (head === 0x19 && bytes.byteLength === 3) value = view.getUint16(1)
+  else if (head === 0x1a && bytes.byteLength === 5) value = view.getUint32(1)
+  else if (head === 0x1b && bytes.byteLength === 9) value = view.getUint32(1) * 0x100000000 + view.getUint32(5)
+  else return undefined
+  if (!Number.isSafeInteger(value)) return undefined
+  // Shortest form only: the same number has one encoding, so one CID.
+  const again = encodeUint(value)
+  return again.byteLength === bytes.byteLength ? value : undefined
+}
