@@ -42,6 +42,8 @@ export interface RunSpec {
 
 /** What the home service tells the run service. Called outside the machine's input handling. */
 export interface HomeRuns {
+  /** This peer now keeps the run (it can answer for it, and may take it over). */
+  opened: (runId: string, spec: RunSpec) => void
   drive: (runId: string, spec: RunSpec, epoch: number, memo: MemoEntry[]) => void
   deliver: (runId: string, id: string) => void
   stop: (runId: string, reason: 'lost-lease' | 'fenced') => void
@@ -208,7 +210,7 @@ export class HomeService {
   async relaySignal (runId: string, name: string, value: Uint8Array): Promise<void> {
     const found = await this.findRun(runId)
     if (!found.known || found.driver === undefined) throw new RhizomeError('ERR_NOT_FOUND', `run ${runId} is not known to any reachable peer`, { hint: 'check the run id (`rhizome runs` on the peer that started it)' })
-    if (found.state === 'settled') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} has ended: it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
+    if (found.state === 'settled') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} is not running any more (it has ended): it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
     if (found.driver === this.c.selfId) {
       this.c.runs.signal(runId, name, value)
       return
@@ -248,7 +250,8 @@ export class HomeService {
     this.c.repo.openRun({ runId, spec: specBytes, homeSet, openedMs: Date.now() })
     const row = this.c.repo.getRun(runId)
     assert(row !== undefined, 'an opened run is stored')
-    this.load(row)
+    const h = this.load(row)
+    this.c.runs.opened(runId, h.spec)
   }
 
   private reload (runId: string): Held | undefined {

@@ -105,6 +105,8 @@ export interface RunServiceComponents {
   runs: RunRepo
   /** A blob this peer holds, or fetches (verified) from `from`: a result, a run's outcome. */
   readBlob: (cid: CID, from?: string) => Promise<Uint8Array>
+  /** True if this peer holds the blob. */
+  hasBlob: (cid: CID) => Promise<boolean>
   /** Store bytes as a blob here (a run outcome too large to travel inline in the memo). */
   putBlob: (bytes: Uint8Array) => Promise<CID>
   /** Durable runs. Absent: runs live with the peer that drives them (unit tests of the shell). */
@@ -177,6 +179,11 @@ export class RunService {
 
   // --- durable runs: what the home set says (src/net/home-service.ts HomeRuns) ------------------
 
+  /** This peer keeps a durable run in its home set: it knows the run, and answers for it. */
+  opened (runId: string, spec: RunSpec): void {
+    this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: spec.opener })
+  }
+
   /** This peer won the run's lease and gathered its memo: drive it from there. */
   drive (runId: string, spec: RunSpec, epoch: number, memo: HomeMemoEntry[]): void {
     if (this.lifecycle.stopping) return
@@ -243,6 +250,7 @@ export class RunService {
     this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: value.peer })
     const row = this.c.runs.getRun(runId)
     if (row !== undefined && row.status !== 'running' && row.status !== 'created') return
+    this.c.runs.setRunDriver(runId, value.peer) // the peer that drove it to its end
     const finishedMs = record.atMs
     if (record.status === 'finished') this.c.runs.finishRun(runId, { status: 'finished', finishedMs, result: record.value })
     else this.c.runs.finishRun(runId, { status: record.status, finishedMs, error: record.error })
@@ -256,7 +264,7 @@ export class RunService {
   signalFromHome (runId: string, name: string, value: Uint8Array): void {
     const run = this.live.get(runId)
     if (run === undefined) throw new NotFoundError(`this peer does not drive run ${runId}`, { retryable: true, hint: 'the run changed driver; send the signal again' })
-    if (run.driver.handleSignal(name, value, Date.now()) === 'late') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} has ended: it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
+    if (run.driver.handleSignal(name, value, Date.now()) === 'late') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} is not running any more (it has ended): it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
     run.pump()
   }
 
@@ -657,11 +665,22 @@ class LiveRun {
    */
   private gate (id: string, kind: 'task' | 'child', outcome: Outcome): boolean {
     if (this.spec.durable === undefined || !outcome.ok) return false
-    const { cid, peer, bytes } = outcome.result
-    const value: MemoValue = bytes !== undefined && bytes.byteLength <= MEMO_INLINE_BYTES_MAX ? { cid, peer, bytes } : { cid, peer }
     this.undelivered.set(id, { kind, outcome })
-    if (!this.c.home!.localEntry(this.runId, { id, value })) this.service.stopDriving(this.runId, 'lost-lease')
+    this.inlineBytes(outcome.result).then((bytes) => {
+      if (this.closed) return
+      const { cid, peer } = outcome.result
+      const value: MemoValue = bytes !== undefined && bytes.byteLength <= MEMO_INLINE_BYTES_MAX ? { cid, peer, bytes } : { cid, peer }
+      if (!this.c.home!.localEntry(this.runId, { id, value })) this.service.stopDriving(this.runId, 'lost-lease')
+    }, (err: unknown) => { this.c.log.warn('could not keep a result in the memo', { run: this.runId, id, error: (err as Error).message }) })
     return true
+  }
+
+  /** A small result's bytes travel in the memo, so a later driver needs no peer to replay it:
+   *  the bytes that came with the answer, or this peer's copy (a task it ran itself). */
+  private async inlineBytes (result: { cid: string, bytes?: Uint8Array }): Promise<Uint8Array | undefined> {
+    if (result.bytes !== undefined) return result.bytes
+    const cid = CID.parse(result.cid)
+    return await this.c.hasBlob(cid) ? await this.c.readBlob(cid) : undefined
   }
 
   /** A gated entry is durable: hand it to the driver (or, for the outcome, end the run). */

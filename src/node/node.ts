@@ -272,6 +272,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'),
     alivePeers: () => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId),
     runs: {
+      opened: (runId, spec) => { ready().opened(runId, spec) },
       drive: (runId, spec, epoch, memo) => { ready().drive(runId, spec, epoch, memo) },
       deliver: (runId, id) => { ready().deliver(runId, id) },
       stop: (runId, reason) => { ready().stopDriving(runId, reason) },
@@ -283,6 +284,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     runs: store.runs,
     readBlob: async (cid, from) => await readOrFetch(store.blobs, services.blobService, cid, from),
     putBlob: async (bytes) => await store.blobs.put(bytes, dagCbor.code),
+    hasBlob: async (cid) => await store.blobs.has(cid),
     home: {
       open: async (runId, spec) => await home.open(runId, spec),
       localEntry: (runId, entry) => home.localEntry(runId, entry),

@@ -66,6 +66,7 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
       runs: createRunRepo(db),
       readBlob: async () => { throw new Error('every result here is inline') },
       putBlob: async () => { throw new Error('runs here are not durable: nothing is stored') },
+      hasBlob: async () => false,
       loadWorkflow: async (id) => {
         assert.equal(id.toString(), WORKFLOW.toString())
         return { code: CODE, manifest: { exports: ['A', 'slow'] } }
