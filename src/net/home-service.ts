@@ -70,6 +70,17 @@ export interface HomeServiceInit {
   lease?: { leaseMs?: number, renewMs?: number, graceMs?: number, staggerMs?: number }
 }
 
+/**
+ * Lease timings a real peer uses (the protocol's defaults, src/protocol/lease/constants.ts, are
+ * tuned for the simulator's LAN model). A peer's event loop also runs workflow activations,
+ * SQLite commits and hundreds of task answers at once; under load on a small machine it stalls for
+ * a few hundred ms now and then, and a driver that misses its renewals for 500 ms (the default
+ * usable lease) is deposed and its run replayed for nothing. With a 1 s lease and renewals every
+ * 250 ms the driver survives a 650 ms stall; a dead driver is replaced after about
+ * leaseMs + graceMs + one round trip, ~1.2 s. The ratios still hold: clockDriftMaxMs + 2·renewMs < leaseMs.
+ */
+export const PEER_LEASE_TIMINGS = Object.freeze({ leaseMs: 1000, renewMs: 250, graceMs: 100, staggerMs: 100 })
+
 /** How long one home message may wait for its peer: a lease round is 200 ms, so an answer later than this is useless. */
 const HOME_MESSAGE_TIMEOUT_MS = 2_000
 /** How long opening a run waits for a majority of its home set to keep it. */
@@ -267,7 +278,7 @@ export class HomeService {
       runId: row.runId,
       homeSet: row.homeSet,
       restored: { promise: row.lease, entries, epoch: row.memoEpoch },
-      lease: this.init.lease
+      lease: this.init.lease ?? PEER_LEASE_TIMINGS
     }, Date.now())
     const h: Held = { machine, spec, homeSet: row.homeSet }
     this.held.set(row.runId, h)

@@ -76,6 +76,8 @@ export interface RunTask {
   inputs: Array<{ cid: string, peer: string }>
   /** Only Refs to the result are wanted: its bytes need not come to this peer. */
   ref: boolean
+  /** The peer that is running (or ran) this task for an earlier driver of the run: ask it first. */
+  attach?: string
 }
 
 export interface TaskExecution {
@@ -114,6 +116,9 @@ export interface RunServiceComponents {
   /** The workflow bundle deployed as `id` (fetched and verified if this peer lacks it), and the exports its manifest lists. */
   loadWorkflow: (id: CID, options: { signal: AbortSignal }) => Promise<{ code: Uint8Array, manifest: { exports: string[] } }>
   openWorkflow: (options: WorkflowOpenOptions) => Promise<WorkflowRun>
+  /** Which peer holds each of these tasks (running it, or its result): after a takeover, the
+   *  tasks the old driver had in flight are asked of their worker again, not run elsewhere. */
+  locateTasks?: (taskIds: string[]) => Promise<Map<string, string>>
   /** Run one task somewhere (placement, retries): resolves with the accepted result. */
   execute: (task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }) => Promise<TaskExecution>
   emit: (event: ProgressEvent) => void
@@ -471,6 +476,9 @@ class LiveRun {
   finishing = false
   /** The latest `record` output being stored: resolves once it is (or failed). */
   lastRecord: Promise<void> = Promise.resolve()
+  /** After a takeover, the tasks of each activation wait here until their workers are located. */
+  private locating: TaskState[] | undefined
+  private locateUntilMs = 0
   private resolveSettled!: () => void
 
   constructor (service: RunService, c: RunServiceComponents, spec: LiveRunSpec) {
@@ -480,6 +488,10 @@ class LiveRun {
     this.runId = spec.runId
     this.code = spec.code
     this.driver = createRunDriver({ runId: spec.runId, ancestors: spec.ancestors, memo: spec.durable?.memo, startedMs: spec.durable?.startedMs })
+    if (spec.durable !== undefined && spec.durable.epoch > 1 && c.locateTasks !== undefined) {
+      this.locating = []
+      this.locateUntilMs = Date.now() + TAKEOVER_LOCATE_WINDOW_MS
+    }
     this.settled = new Promise(resolve => { this.resolveSettled = resolve })
   }
 
@@ -551,6 +563,27 @@ class LiveRun {
     if (this.closed) return
     this.driver.handleActivation(result, Date.now())
     this.pump()
+    if (this.locating !== undefined) this.reattach(this.locating)
+  }
+
+  /**
+   * A takeover's first activation asked again for every call not in the memo; some of those were
+   * in flight for the old driver, or finished but not yet durable. Each is sent first to the peer
+   * that holds it (which joins the running task or answers from its stored result), the rest to
+   * placement as usual.
+   */
+  private reattach (tasks: TaskState[]): void {
+    // The replay reaches the calls the old driver had in flight over a few activations (each
+    // layer resolves from the memo in turn): keep locating for a while after the takeover.
+    this.locating = Date.now() < this.locateUntilMs ? [] : undefined
+    if (tasks.length === 0) return
+    this.c.locateTasks!(tasks.map(t => t.spec.taskId)).then(
+      (holders) => { for (const task of tasks) this.dispatch(task, holders.get(task.spec.taskId)) },
+      (err: unknown) => {
+        this.c.log.debug('could not locate tasks after a takeover', { run: this.runId, error: (err as Error).message })
+        for (const task of tasks) this.dispatch(task)
+      }
+    )
   }
 
   private activationFailed (err: unknown): void {
@@ -615,9 +648,16 @@ class LiveRun {
     this.tasks.set(spec.taskId, task)
     this.saveTask(task)
     this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
+    if (this.locating !== undefined) this.locating.push(task)
+    else this.dispatch(task)
+  }
+
+  private dispatch (task: TaskState, attach?: string): void {
+    if (this.closed || task.controller.signal.aborted) return
+    const { spec, ref } = task
     const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
     const args = dagCbor.decode(spec.args) as unknown[]
-    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref }, {
+    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref, attach }, {
       signal: task.controller.signal,
       onAttempt: (attempt, peer) => {
         Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })
@@ -894,6 +934,15 @@ class LiveRun {
     return criticalPathOf([...this.tasks.values()].map(t => ({ taskId: t.spec.taskId, queuedMs: t.queuedMs, finishedMs: t.finishedMs, deps: t.deps })))
   }
 }
+
+/**
+ * How long after a takeover the tasks a run schedules are first located on the peers (one
+ * task-locate message per peer per activation). The replay reaches the old driver's calls in a
+ * few activations, within milliseconds; a task the old driver sent more than a few seconds
+ * before its death has either finished (and is in the memo, or remembered by its worker) or its
+ * worker is gone too. 10 s covers a slow replay many times over.
+ */
+export const TAKEOVER_LOCATE_WINDOW_MS = 10_000
 
 /** First wait after the scheduler refuses a task as full; doubled per refusal up to the max. */
 export const BACKPRESSURE_WAIT_MS = 50

@@ -59,6 +59,12 @@ import type { PeerId } from '@libp2p/interface'
  */
 export const TASK_RESULTS_REMEMBERED_MAX = 4096
 
+/** Task ids in one task-locate request: a driver holds at most a few hundred tasks in flight
+ *  (the scheduler's pendingMax), so 1,024 covers a takeover in one message per peer. */
+export const TASK_LOCATE_IDS_MAX = 1024
+/** A locate frame: 1,024 ids of ~60 characters, with room. */
+const TASK_LOCATE_FRAME_BYTES_MAX = 256 * 1024
+
 /** What one execution of a task here produced (shared by everyone who asked for it). */
 interface Executed {
   resultCid: CID
@@ -233,6 +239,8 @@ export function taskProtocol (networkId: string): string {
 export class TaskService {
   private readonly components: TaskServiceComponents
   readonly protocol: string
+  /** `/rhizome/<net>/task-locate/1.0.0`: which of these tasks are you running, or did you run lately? */
+  readonly locateProtocol: string
   private readonly slots: Slots
   /** Input fetches in flight per remote caller and in total. */
   private readonly inputFetches = new PeerBudget({ perPeerMax: INPUT_FETCHES_PER_PEER_MAX, totalMax: INPUT_FETCHES_MAX, what: 'task input fetches' })
@@ -245,6 +253,7 @@ export class TaskService {
   constructor (components: TaskServiceComponents, init: TaskServiceInit) {
     this.components = components
     this.protocol = taskProtocol(init.networkId)
+    this.locateProtocol = `/rhizome/${init.networkId}/task-locate/1.0.0`
     this.slots = new Slots({ slotsMax: init.slotsMax, queueLengthMax: init.queueLengthMax, onChange: components.onCapacity })
     // The queue bounds work; this only bounds one caller's share of it.
     this.inflightMax = init.slotsMax + init.queueLengthMax
@@ -276,12 +285,43 @@ export class TaskService {
         }
       }
     })
+    await this.components.rpc.handle({
+      protocol: this.locateProtocol,
+      frameBytesMax: TASK_LOCATE_FRAME_BYTES_MAX,
+      inflightMax: 4,
+      handler: async (body) => {
+        const ids = (body as { ids?: unknown })?.ids
+        if (!Array.isArray(ids) || ids.length > TASK_LOCATE_IDS_MAX || !ids.every(id => typeof id === 'string' && id.length <= 128)) {
+          throw new ProtocolViolationError(`a task-locate request is { ids: [...] } with at most ${TASK_LOCATE_IDS_MAX} task ids`)
+        }
+        return { held: this.holds(ids as string[]) }
+      }
+    })
   }
 
   /** Stop serving, and abort tasks in flight: fetching, queued, running, or called on other peers. */
   async stop (): Promise<void> {
     this.lifecycle.stop()
     await this.components.rpc.unhandle(this.protocol)
+    await this.components.rpc.unhandle(this.locateProtocol)
+  }
+
+  /** Which of `ids` this peer is running or ran lately (and would answer without running again). */
+  holds (ids: string[]): string[] {
+    return ids.filter(id => this.running.has(id) || this.remembered.has(id))
+  }
+
+  /** Ask `peer` which of `ids` it holds (see `holds`). */
+  async locate (peer: PeerId, ids: string[], options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<string[]> {
+    if (ids.length === 0) return []
+    if (peer.equals(this.components.selfId)) return this.holds(ids)
+    const reply = await this.components.rpc.request(peer, this.locateProtocol, { ids: ids.slice(0, TASK_LOCATE_IDS_MAX) }, options)
+    const held = (reply as { held?: unknown })?.held
+    if (!Array.isArray(held) || held.length > TASK_LOCATE_IDS_MAX || !held.every(id => typeof id === 'string' && id.length <= 128)) {
+      throw new ProtocolViolationError('a task-locate answer must be { held: [task id, ...] }')
+    }
+    const asked = new Set(ids)
+    return (held as string[]).filter(id => asked.has(id))
   }
 
   /** Input fetches in flight now: for `peer`'s tasks if given, else for all. */

@@ -30,6 +30,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
+import type { RunTask, TaskExecution } from '../net/run-service.ts'
 import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
 import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
@@ -268,9 +269,9 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     assert(bound.runs !== undefined, 'the run service starts before the home service')
     return bound.runs
   }
+  const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
   const home = new HomeService({
-    repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'),
-    alivePeers: () => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId),
+    repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'), alivePeers: alive,
     runs: {
       opened: (runId, spec) => { ready().opened(runId, spec) },
       drive: (runId, spec, epoch, memo) => { ready().drive(runId, spec, epoch, memo) },
@@ -294,7 +295,8 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     },
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),
-    execute: async (task, options) => await scheduler.run(task, options),
+    locateTasks: async (taskIds) => await locateTasks(services.tasks, self, alive().filter(p => p !== self), taskIds),
+    execute: async (task, options) => await executeAttached(services.tasks, scheduler, task, options, log),
     emit: (event) => { progress.emit(event) },
     selfId: self,
     log: log.child('runs')
@@ -302,6 +304,44 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
   bound.runs = runs
   await teardown.started(home)
   return runs
+}
+
+/** How long a takeover waits for peers to say which tasks they hold: a round trip, with room. */
+const LOCATE_TIMEOUT_MS = 2_000
+
+/** Which peer (this one included) holds each task: running it, or its result. First answer wins. */
+async function locateTasks (tasks: TaskService, self: string, peers: string[], taskIds: string[]): Promise<Map<string, string>> {
+  const holders = new Map<string, string>()
+  for (const id of tasks.holds(taskIds)) holders.set(id, self)
+  await Promise.allSettled(peers.map(async (peer) => {
+    for (const id of await tasks.locate(peerIdFromString(peer), taskIds, { timeoutMs: LOCATE_TIMEOUT_MS })) if (!holders.has(id)) holders.set(id, peer)
+  }))
+  return holders
+}
+
+/**
+ * A task with a peer to attach to (it holds the task for an earlier driver of the run) is asked
+ * of that peer first: it joins the running task or answers from its stored result. If that
+ * fails, the task goes to placement like any other.
+ */
+async function executeAttached (tasks: TaskService, scheduler: SchedulerService, task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }, log: Logger): Promise<TaskExecution> {
+  if (task.attach !== undefined) {
+    const t0 = performance.now()
+    try {
+      options.onAttempt(1, task.attach)
+      const inputs = task.inputs.map(input => ({ cid: input.cid, peers: [input.peer] }))
+      const peer = peerIdFromString(task.attach)
+      const done = task.ref
+        ? await tasks.call(task.fn, task.export, task.args, peer, { signal: options.signal, ref: true, inputs })
+        : await tasks.call(task.fn, task.export, task.args, peer, { signal: options.signal, inputs })
+      const bytes = 'value' in done ? dagCbor.encode(done.value) : undefined
+      return { resultCid: done.resultCid, bytes, peer: done.peer, attempts: 1, timings: { ...done.timings, totalMs: performance.now() - t0 } }
+    } catch (err) {
+      if (options.signal.aborted) throw err
+      log.debug('re-attaching a task failed; placing it anew', { task: task.taskId, peer: task.attach, error: (err as Error).message })
+    }
+  }
+  return await scheduler.run(task, options)
 }
 
 /** A blob held here, or fetched (and verified, and kept) from the peer named. */
