@@ -58,6 +58,8 @@ export interface HomeServiceComponents {
   selfId: string
   /** Alive peers other than this one (membership). */
   alivePeers: () => string[]
+  /** Peers membership holds gone (missed announcements past goneAfterMs): candidates for repair. */
+  gonePeers: () => string[]
   runs: HomeRuns
   log: Logger
 }
@@ -137,10 +139,26 @@ export class HomeService {
     })
     // Rejoin the home sets of runs not over yet: the machines take them over if their driver is gone.
     for (const row of this.c.repo.listUnsettled(HOME_RUNS_LISTED_MAX)) this.load(row)
+    this.repairTimer = setInterval(() => { this.repair() }, HOME_REPAIR_CHECK_MS)
+    this.repairTimer.unref?.()
+  }
+
+  private repairTimer: ReturnType<typeof setInterval> | undefined
+
+  /** Runs driven here whose home set lost a peer for good get a new one (the machine decides). */
+  private repair (): void {
+    const gone = this.c.gonePeers()
+    if (gone.length === 0) return
+    const alive = this.c.alivePeers().filter(p => p !== this.c.selfId)
+    for (const [runId, h] of this.held) {
+      if (h.machine.role() !== 'driving') continue
+      if (h.machine.handlePeersGone(gone, alive, Date.now())) this.drain(runId, h)
+    }
   }
 
   async stop (): Promise<void> {
     this.lifecycle.stop()
+    clearInterval(this.repairTimer)
     await this.c.rpc.unhandle(this.protocol)
     for (const h of this.held.values()) clearTimeout(h.timer)
     this.held.clear()
@@ -314,6 +332,15 @@ export class HomeService {
       case 'persist-lease':
         this.c.repo.setLease(runId, o.promise)
         return
+      case 'persist-home-set':
+        this.c.repo.setHomeSet(runId, o.homeSet)
+        h.homeSet = o.homeSet
+        return
+      case 'add-member':
+        this.c.rpc.request(peerIdFromString(o.peer), this.protocol, { op: 'open', runId, spec: dagCbor.encode(h.spec), homeSet: o.homeSet }, { timeoutMs: HOME_OPEN_TIMEOUT_MS, signal: this.lifecycle.signal })
+          .then(() => { this.c.log.info('home set repaired', { run: runId, added: o.peer }) },
+            (err: unknown) => { this.c.log.warn('a new home-set peer did not take the run', { run: runId, peer: o.peer, error: (err as Error).message }) })
+        return
       case 'persist-memo':
         this.c.repo.putMemo(runId, o.entries.map(e => ({ id: e.id, epoch: e.epoch, cid: e.value.cid, peer: e.value.peer, bytes: e.value.bytes })), o.epoch)
         return
@@ -347,6 +374,10 @@ export class HomeService {
     })
   }
 }
+
+/** How often the peer checks the home sets of the runs it drives for peers gone for good. Membership
+ *  declares a peer gone only after goneAfterMs of silence, so checking every few seconds adds little. */
+export const HOME_REPAIR_CHECK_MS = 2_000
 
 /** Peers asked, in rendezvous order, when looking for a run this peer does not keep. */
 export const HOME_FIND_PEERS_MAX = 16

@@ -272,6 +272,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
   const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
   const home = new HomeService({
     repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'), alivePeers: alive,
+    gonePeers: () => net.membership.view().filter(p => p.state === 'gone').map(p => p.peerId),
     runs: {
       opened: (runId, spec) => { ready().opened(runId, spec) },
       drive: (runId, spec, epoch, memo) => { ready().drive(runId, spec, epoch, memo) },

@@ -34,6 +34,8 @@ export interface HomeRepo {
   /** Runs not settled yet, oldest first (a restarted peer rejoins them). */
   listUnsettled (limit: number): HomeRunRow[]
   setLease (runId: string, promise: { epoch: number, holder: string }): void
+  /** The run's home set changed (a repair). */
+  setHomeSet (runId: string, homeSet: string[]): void
   /** Write entries (upsert by id) and the fence, in one transaction. */
   putMemo (runId: string, entries: HomeMemoRow[], epoch: number): void
   listMemo (runId: string): HomeMemoRow[]
@@ -50,6 +52,7 @@ export function createHomeRepo (db: Database): HomeRepo {
   const selectRun = s.prepare('SELECT * FROM home_runs WHERE run_id = ?')
   const selectUnsettled = s.prepare('SELECT * FROM home_runs WHERE settled = 0 ORDER BY opened_ms ASC, run_id ASC LIMIT ?')
   const updateLease = s.prepare('UPDATE home_runs SET lease_epoch = ?, lease_holder = ? WHERE run_id = ?')
+  const updateHomeSet = s.prepare('UPDATE home_runs SET home_set = ? WHERE run_id = ?')
   const updateFence = s.prepare('UPDATE home_runs SET memo_epoch = max(memo_epoch, ?) WHERE run_id = ?')
   const upsertMemo = s.prepare(`INSERT INTO home_memo (run_id, id, epoch, cid, peer, bytes) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, id) DO UPDATE SET epoch = excluded.epoch, cid = excluded.cid, peer = excluded.peer, bytes = excluded.bytes`)
@@ -70,6 +73,9 @@ export function createHomeRepo (db: Database): HomeRepo {
     },
     setLease (runId, promise) {
       updateLease.run(promise.epoch, promise.holder, runId)
+    },
+    setHomeSet (runId, homeSet) {
+      updateHomeSet.run(JSON.stringify(homeSet), runId)
     },
     putMemo (runId, entries, epoch) {
       db.transaction(() => {

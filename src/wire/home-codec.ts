@@ -87,6 +87,8 @@ export function parseHomeMessage (m: unknown): HomeMessage {
       return { type: 'ack', epoch: whole(m.epoch, 'epoch'), ids: list(m.ids, 'ids').map(id => text(id, 'id', MEMO_STRING_CHARS_MAX)) }
     case 'refused':
       return { type: 'refused', epoch: whole(m.epoch, 'epoch') }
+    case 'home-set':
+      return { type: 'home-set', epoch: whole(m.epoch, 'epoch'), homeSet: peers(m.homeSet) }
     case 'memo-part':
       return { type: 'memo-part', epoch: whole(m.epoch, 'epoch'), nonce: whole(m.nonce, 'nonce'), part: whole(m.part, 'part'), parts: whole(m.parts, 'parts'), entries: entries(m.entries) }
     default:

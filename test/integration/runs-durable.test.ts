@@ -113,4 +113,24 @@ describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
       if (again.status !== 'running') assert.equal(again.result, EXPECTED)
     }
   })
+
+  test('a home-set peer gone for good is replaced, the newcomer copies the memo, and the run then survives its driver', async () => {
+    const alive = peers.filter(p => p.child?.exitCode === null && p.child?.signalCode === null)
+    const driver = alive[0]
+    const { runId } = await driver.api<{ runId: string }>('/v1/runs', { method: 'POST', body: JSON.stringify({ workflow, export: 'nap', args: [15_000] }) })
+    const knows = async (peer: TestPeer): Promise<boolean> => (await fetch(`${peer.apiUrl}/v1/runs/${runId}`, { headers: peer.authorized() })).status === 200
+    await waitFor('the home set to keep the run', async () => (await Promise.all(alive.map(knows))).filter(Boolean).length >= 3, 10_000, 100)
+    const home = (await Promise.all(alive.map(async p => (await knows(p)) ? p : undefined))).filter((p): p is TestPeer => p !== undefined)
+    const outsider = alive.find(p => !home.includes(p))
+    assert.ok(outsider !== undefined, `a peer outside the home set (${home.length} of ${alive.length} keep the run)`)
+    const member = home.find(p => p !== driver)!
+    member.child?.kill('SIGKILL')
+    // Membership calls it gone after its silence; the driver then replaces it.
+    await waitFor('the home set to be repaired onto the outsider', async () => await knows(outsider), 30_000, 250)
+    driver.child?.kill('SIGKILL')
+    const survivors = home.filter(p => p !== driver && p !== member).concat(outsider)
+    const { report } = await finishedOn(runId, survivors, 60_000)
+    assert.equal(report.status, 'finished', JSON.stringify(report.error))
+    assert.equal(report.result, 6)
+  })
 })

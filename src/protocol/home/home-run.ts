@@ -39,6 +39,16 @@
  * gathered memo does not replay anything: its memo driver pushes the memo back out (repairing the
  * replicas that missed the outcome) and it settles when its own replica has it.
  *
+ * REPAIR. When membership says a home-set peer is gone for good, the DRIVER (and only it: one
+ * source of reconfiguration per epoch) replaces it in place by the best alive peer in rendezvous
+ * order on the run id (`add-member`: the shell sends it the run's spec), persists the new set,
+ * and sends it to every member as `home-set { epoch }`. A member takes it only from the holder of
+ * the newest lease it knows, for that lease's epoch: a deposed driver cannot reconfigure. The
+ * lease and the memo driver switch to the new set (src/protocol/lease handleHomeSet; the memo
+ * driver pulls the newcomer's empty memo and pushes it everything). Entries a majority of the old
+ * set acknowledged are still held by a majority of the new one, since only a gone peer left.
+ * Two members that briefly hold different sets are the case docs/LIMITS.md names as not covered.
+ *
  * TRUST. Memo messages from peers outside the home set are ignored: only a home-set peer can
  * drive, and a stranger must not raise a replica's fence. The lease refuses strangers itself.
  *
@@ -51,14 +61,16 @@ import type { Lease, LeaseOutput } from '../lease/index.ts'
 import { createMemoDriver, createMemoReplica } from '../memo/index.ts'
 import type { DriverMessage, DriverOutput, MemoDriver, MemoEntry, MemoReplica, MemoValue, ReplicaMessage, ReplicaOutput } from '../memo/index.ts'
 import { RESULT_ENTRY_ID } from './constants.ts'
-import type { HomeMessage, HomeOutput, HomeRole, HomeRun, HomeRunOptions, HomeVerdict } from './index.ts'
+import { rendezvousOwners } from '../placement.ts'
+import { HOME_SET_MAX } from '../lease/index.ts'
+import type { HomeMessage, HomeOutput, HomeRole, HomeRun, HomeRunOptions, HomeSetMessage, HomeVerdict } from './index.ts'
 
 const DRIVER_MESSAGES = new Set(['append', 'gather', 'probe'])
 const REPLICA_MESSAGES = new Set(['ack', 'refused', 'memo-part', 'probe-reply'])
 
 export class HomeRunMachine implements HomeRun {
   private readonly o: HomeRunOptions
-  private readonly homeSet: string[]
+  private members: string[]
   private readonly lease: Lease
   private readonly replica: MemoReplica
   private driver: MemoDriver | undefined
@@ -74,13 +86,13 @@ export class HomeRunMachine implements HomeRun {
     if (typeof options.runId !== 'string' || options.runId.length === 0) throw new ConfigError('runId', 'a run id is a non-empty string')
     if (!options.homeSet.includes(options.selfId)) throw new ConfigError('homeSet', 'a home-set machine runs on a peer of the home set')
     this.o = options
-    this.homeSet = [...options.homeSet]
-    this.lease = createLease({ selfId: options.selfId, homeSet: this.homeSet, restored: options.restored?.promise, ...options.lease }, nowMs)
+    this.members = [...options.homeSet]
+    this.lease = createLease({ selfId: options.selfId, homeSet: this.members, restored: options.restored?.promise, ...options.lease }, nowMs)
     this.replica = createMemoReplica({ ...options.memo, entries: options.restored?.entries, epoch: options.restored?.epoch })
     const limits = { ...options.memo }
     const entriesMax = limits.memoEntriesMax ?? 10_000
     // One input can move a whole memo (a gather answered, a takeover's push-back): room for it twice, plus the sends.
-    this.out = new OutputQueue(4 * entriesMax + 64 * this.homeSet.length + 64)
+    this.out = new OutputQueue(4 * entriesMax + 64 * this.members.length + 64)
     this.settledEntry = this.replica.memo().find(e => e.id === RESULT_ENTRY_ID)
     if (this.settledEntry !== undefined) this.out.push({ type: 'settled', entry: this.settledEntry })
     this.drain(nowMs)
@@ -100,6 +112,9 @@ export class HomeRunMachine implements HomeRun {
       case 'lease-refuse':
         verdict = leaseVerdict(this.lease.handleLeaseRefusal(from, message.epoch, message.round, message.reason, nowMs))
         break
+      case 'home-set':
+        verdict = this.handleHomeSetMessage(from, message, nowMs)
+        break
       default:
         verdict = this.handleMemoMessage(from, message, nowMs)
     }
@@ -108,7 +123,7 @@ export class HomeRunMachine implements HomeRun {
   }
 
   private handleMemoMessage (from: string, message: DriverMessage | ReplicaMessage, nowMs: number): HomeVerdict {
-    if (!this.homeSet.includes(from) || from === this.o.selfId) return 'ignored'
+    if (!this.members.includes(from) || from === this.o.selfId) return 'ignored'
     if (DRIVER_MESSAGES.has(message.type)) return this.replica.handleMessage(from, message as DriverMessage, nowMs)
     if (REPLICA_MESSAGES.has(message.type)) return this.driver?.handleMessage(from, message as ReplicaMessage, nowMs) ?? 'ignored'
     return 'malformed'
@@ -157,6 +172,46 @@ export class HomeRunMachine implements HomeRun {
 
   memo (): MemoEntry[] {
     return this.replica.memo()
+  }
+
+  homeSet (): string[] {
+    return [...this.members]
+  }
+
+  // --- home-set repair ---------------------------------------------------------------------------
+
+  handlePeersGone (gone: readonly string[], candidates: readonly string[], nowMs: number): boolean {
+    if (!this.driving || this.drivingEpoch === undefined) return false
+    const lost = this.members.filter(p => p !== this.o.selfId && gone.includes(p))
+    if (lost.length === 0) return false
+    const pool = rendezvousOwners(this.o.runId, candidates.filter(p => !this.members.includes(p) && !gone.includes(p)), lost.length)
+    if (pool.length === 0) return false
+    const next = this.members.map(p => lost.includes(p) && pool.length > 0 ? pool.shift() as string : p)
+    const added = next.filter(p => !this.members.includes(p))
+    // The newcomers learn the run (its spec) first, then everyone hears the new set; the memo
+    // driver then pulls each newcomer's (empty) memo and pushes it all it lacks.
+    for (const peer of added) this.out.push({ type: 'add-member', peer, homeSet: [...next] })
+    this.applyHomeSet(next, nowMs)
+    for (const peer of next) if (peer !== this.o.selfId) this.out.push({ type: 'send', to: peer, message: { type: 'home-set', epoch: this.drivingEpoch, homeSet: [...next] } })
+    this.drain(nowMs)
+    return true
+  }
+
+  /** A home-set change from the driver: taken only from the holder of the newest lease this peer knows. */
+  private handleHomeSetMessage (from: string, message: HomeSetMessage, nowMs: number): HomeVerdict {
+    const lease = this.lease.snapshot()
+    if (message.epoch < lease.highestEpoch || lease.promise === undefined || lease.promise.holder !== from || lease.promise.epoch !== message.epoch) return 'refused'
+    if (!message.homeSet.includes(from) || message.homeSet.length > HOME_SET_MAX) return 'malformed'
+    if (sameMembers(message.homeSet, this.members)) return 'ignored'
+    this.applyHomeSet(message.homeSet, nowMs)
+    return 'accepted'
+  }
+
+  private applyHomeSet (next: string[], nowMs: number): void {
+    this.members = [...next]
+    this.out.push({ type: 'persist-home-set', homeSet: [...next] })
+    this.lease.handleHomeSet(this.members, nowMs)
+    this.driver?.handleHomeSet(this.members, nowMs)
   }
 
   outcome (): MemoEntry | undefined {
@@ -216,7 +271,7 @@ export class HomeRunMachine implements HomeRun {
   private becameDriver (epoch: number, nowMs: number): void {
     if (this.settledEntry !== undefined) return
     assert(this.driver === undefined || (this.drivingEpoch ?? 0) < epoch, 'a lease is won once per epoch')
-    this.driver = createMemoDriver({ ...this.o.memo, self: this.o.selfId, epoch, homeSet: this.homeSet, gather: true })
+    this.driver = createMemoDriver({ ...this.o.memo, self: this.o.selfId, epoch, homeSet: this.members, gather: true })
     this.drivingEpoch = epoch
     this.driving = false
     this.replica.handleEpoch(epoch, nowMs)
@@ -295,6 +350,10 @@ export class HomeRunMachine implements HomeRun {
         this.out.push(o)
     }
   }
+}
+
+function sameMembers (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i])
 }
 
 function leaseVerdict (verdict: 'accepted' | 'ignored' | 'invalid'): HomeVerdict {

@@ -26,8 +26,11 @@ export type LeaseMessage =
   | { type: 'lease-grant', epoch: number, round: number }
   | { type: 'lease-refuse', epoch: number, round: number, reason: RefusalReason }
 
+/** The driver of `epoch` replaced a home-set peer that is gone for good: this is the run's home set now. */
+export interface HomeSetMessage { type: 'home-set', epoch: number, homeSet: string[] }
+
 /** Everything home-set peers of one run say to each other. */
-export type HomeMessage = LeaseMessage | DriverMessage | ReplicaMessage
+export type HomeMessage = LeaseMessage | DriverMessage | ReplicaMessage | HomeSetMessage
 
 export type HomeOutput =
   | { type: 'send', to: string, message: HomeMessage }
@@ -35,6 +38,10 @@ export type HomeOutput =
   | { type: 'persist-lease', promise: LeasePromise }
   /** Write these memo entries and the fencing epoch; finish before sending anything after it. */
   | { type: 'persist-memo', entries: MemoEntry[], epoch: number }
+  /** Write the run's new home set (a repair); finish before sending anything polled after it. */
+  | { type: 'persist-home-set', homeSet: string[] }
+  /** Ask `peer` to keep the run (send it the run's spec) with this home set: it replaces a gone peer. */
+  | { type: 'add-member', peer: string, homeSet: string[] }
   /** Drive the run from `memo` (the gathered memo, without the outcome: there is none yet). */
   | { type: 'drive', epoch: number, memo: MemoEntry[] }
   /** An entry of this driver is durable: the code may depend on it. Once per id. */
@@ -69,6 +76,10 @@ export interface HomeRun {
    *  this peer is not driving (any more): the entry is dropped, and the shell drops the run. A
    *  `deliver` follows once it is durable. */
   handleLocalEntry (entry: { id: string, value: MemoValue }, nowMs: number): boolean
+  /** Membership says `gone` peers are gone for good; `candidates` are alive. The driver replaces
+   *  each gone home-set peer by the best candidate in rendezvous order on the run id, tells the
+   *  home set, and repairs the newcomer's memo. Others ignore it. True if the home set changed. */
+  handlePeersGone (gone: readonly string[], candidates: readonly string[], nowMs: number): boolean
   handleTimeout (nowMs: number): void
   poll (): HomeOutput | undefined
   /** Absolute ms at which to call handleTimeout (Infinity: nothing timed). */
@@ -78,6 +89,8 @@ export interface HomeRun {
   epoch (): number | undefined
   /** This peer's replica of the memo, sorted by id. */
   memo (): MemoEntry[]
+  /** The run's home set as this peer knows it, in rendezvous order. */
+  homeSet (): string[]
   /** The outcome entry, once settled. */
   outcome (): MemoEntry | undefined
 }

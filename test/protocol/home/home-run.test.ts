@@ -30,6 +30,13 @@ class Cluster {
     for (let o = m.poll(); o !== undefined; o = m.poll()) {
       this.outputs.get(peer)!.push(o)
       if (o.type === 'send' && !this.down.has(peer)) this.queue.push({ from: peer, to: o.to, message: o.message })
+      if (o.type === 'add-member' && !this.machines.has(o.peer)) {
+        // The shell sends the newcomer the run's spec; it starts a machine with the new home set.
+        this.peers.push(o.peer)
+        this.outputs.set(o.peer, [])
+        this.machines.set(o.peer, createHomeRun({ selfId: o.peer, runId: 'run-1', homeSet: o.homeSet }, this.now))
+        this.drain(o.peer)
+      }
     }
   }
 
@@ -168,4 +175,48 @@ test('an entry a replica persisted, whose acks were all lost until the driver ga
   c.run(3000)
   assert.equal(c.driver(), d)
   assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id), ['task-acks-lost'])
+})
+
+test('a home-set peer gone for good is replaced by the driver; the newcomer gets the memo and the run survives the driver too', () => {
+  const c = new Cluster()
+  c.run(100)
+  const first = c.driver()!
+  const d = c.machines.get(first)!
+  for (let i = 0; i < 5; i++) d.handleLocalEntry({ id: `task-${i}`, value: value(i) }, c.now)
+  c.drain(first)
+  c.run(100)
+  const lost = c.peers.find(p => p !== first)!
+  c.down.add(lost)
+  c.run(200)
+  // Only the driver repairs; a follower asked to does nothing.
+  const follower = c.peers.find(p => p !== first && p !== lost)!
+  assert.equal(c.machines.get(follower)!.handlePeersGone([lost], ['pd'], c.now), false)
+  assert.equal(d.handlePeersGone([lost], ['pd', 'pe'], c.now), true)
+  c.drain(first)
+  const next = d.homeSet()
+  assert.ok(!next.includes(lost) && next.length === 3, `the gone peer was replaced: ${next.join(',')}`)
+  const added = next.find(p => p !== first && p !== follower)!
+  c.run(500)
+  assert.deepEqual(c.machines.get(follower)!.homeSet(), next, 'the follower took the new home set')
+  assert.deepEqual(c.machines.get(added)!.memo().map(e => e.id), ['task-0', 'task-1', 'task-2', 'task-3', 'task-4'], 'the newcomer copied the memo')
+  assert.ok(c.of(follower, 'persist-home-set').length === 1)
+  // Now the driver dies too: the follower and the newcomer are a majority of the new set.
+  c.down.add(first)
+  c.run(3000)
+  const second = c.driver()
+  assert.ok(second !== undefined && second !== first && second !== lost, 'a peer of the new set took over')
+  const drive = c.of(second, 'drive').at(-1) as { memo: Array<{ id: string }> }
+  assert.equal(drive.memo.length, 5, 'from the whole memo')
+})
+
+test('a home-set change from a peer that does not hold the lease is refused', () => {
+  const c = new Cluster()
+  c.run(100)
+  const driver = c.driver()!
+  const other = c.peers.find(p => p !== driver)!
+  const third = c.peers.find(p => p !== driver && p !== other)!
+  const m = c.machines.get(third)!
+  const epoch = (c.of(driver, 'drive')[0] as { epoch: number }).epoch
+  assert.equal(m.handleMessage(other, { type: 'home-set', epoch, homeSet: [other, third, 'px'] }, c.now), 'refused')
+  assert.deepEqual(m.homeSet(), c.peers.slice(0, 3))
 })
