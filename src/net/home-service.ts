@@ -222,17 +222,32 @@ export class HomeService {
   async findRun (runId: string, signal?: AbortSignal): Promise<HomeStatus> {
     const local = this.status(runId)
     if (local.known) return local
+    return await this.askOthers(runId, [], signal)
+  }
+
+  /**
+   * What the other peers know of a run this peer keeps but may have fallen behind on (it was
+   * replaced in the home set while down, or missed the outcome): its home set's members first,
+   * then the rest in rendezvous order; the first that has it settled answers.
+   */
+  async findSettled (runId: string, signal?: AbortSignal): Promise<HomeStatus> {
+    return await this.askOthers(runId, this.status(runId).homeSet ?? [], signal, true)
+  }
+
+  private async askOthers (runId: string, first: string[], signal: AbortSignal | undefined, settledOnly = false): Promise<HomeStatus> {
     const others = this.c.alivePeers().filter(p => p !== this.c.selfId)
-    const ordered = rendezvousOwners(runId, others, others.length)
+    const ordered = [...new Set([...first.filter(p => p !== this.c.selfId), ...rendezvousOwners(runId, others, others.length)])]
+    let known: HomeStatus | undefined
     for (const peer of ordered.slice(0, HOME_FIND_PEERS_MAX)) {
       try {
         const answer = parseHomeStatus(await this.c.rpc.request(peerIdFromString(peer), this.protocol, { op: 'status', runId }, { timeoutMs: HOME_MESSAGE_TIMEOUT_MS, signal }))
-        if (answer.known) return answer
+        if (answer.known && (!settledOnly || answer.state === 'settled')) return answer
+        if (answer.known) known ??= answer
       } catch (err) {
         this.c.log.debug('home status not answered', { run: runId, peer, error: (err as Error).message })
       }
     }
-    return { known: false }
+    return known ?? { known: false }
   }
 
   /** Relay a signal to the run's driver (this peer, or the holder of the lease as a home-set peer knows it). */

@@ -97,6 +97,8 @@ export interface RunHome {
   localEntry: (runId: string, entry: { id: string, value: MemoValue }) => boolean
   /** What the run's home set knows (this peer's, or the first reachable peer that keeps it). */
   findRun: (runId: string) => Promise<HomeStatus>
+  /** The first other peer that has the run settled (or any that knows it). */
+  findSettled: (runId: string) => Promise<HomeStatus>
   /** True if this peer keeps the run in a home set (it is durable, not interrupted by a restart). */
   keeps: (runId: string) => boolean
   /** Send a signal to whoever drives the run now. */
@@ -248,11 +250,11 @@ export class RunService {
     })
   }
 
-  private async recordOutcome (runId: string, spec: RunSpec, value: MemoValue): Promise<void> {
+  private async recordOutcome (runId: string, spec: RunSpec | undefined, value: MemoValue): Promise<void> {
     const bytes = value.bytes ?? await this.c.readBlob(CID.parse(value.cid), value.peer)
     await checkCid(bytes, value.cid)
     const record = dagCbor.decode(bytes) as OutcomeRecord
-    this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: value.peer })
+    if (spec !== undefined) this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: value.peer })
     const row = this.c.runs.getRun(runId)
     if (row !== undefined && row.status !== 'running' && row.status !== 'created') return
     this.c.runs.setRunDriver(runId, value.peer) // the peer that drove it to its end
@@ -356,11 +358,36 @@ export class RunService {
       onEvent({ type: 'run:finished', runId, status: row.status, continuedAs: this.report(runId).continuedAs, atMs: row.finishedMs ?? row.startedMs })
       return () => {}
     }
-    // Kept here, driven elsewhere (or not yet): hear of it when it settles here, or when this peer takes it over.
+    // Kept here, driven elsewhere (or not yet): hear of it when it settles here, or when this peer
+    // takes it over — or, if this peer fell behind (replaced in the home set while it was down),
+    // from the peers that have it settled.
     const listeners = this.waiters.get(runId) ?? new Set()
     this.waiters.set(runId, listeners)
     listeners.add(onEvent)
+    this.followElsewhere(runId)
     return () => { listeners.delete(onEvent) }
+  }
+
+  private readonly following = new Set<string>()
+
+  /** While someone here waits for a run not driven here, ask the others every second whether it ended. */
+  private followElsewhere (runId: string): void {
+    const home = this.c.home
+    if (home === undefined || this.following.has(runId)) return
+    this.following.add(runId)
+    const poll = async (): Promise<void> => {
+      while (!this.lifecycle.stopping && (this.waiters.get(runId)?.size ?? 0) > 0) {
+        await new Promise(resolve => setTimeout(resolve, FOLLOW_POLL_MS).unref?.())
+        if (this.live.has(runId)) continue // driven here now: its own events reach the waiters
+        const found = await home.findSettled(runId).catch(() => undefined)
+        if (found?.state === 'settled' && found.outcome !== undefined && this.waiters.has(runId)) {
+          await this.recordOutcome(runId, undefined, found.outcome)
+          return
+        }
+      }
+    }
+    poll().catch((err: unknown) => { this.c.log.debug('following a run elsewhere failed', { run: runId, error: (err as Error).message }) })
+      .finally(() => { this.following.delete(runId) })
   }
 
   /**
@@ -943,6 +970,9 @@ class LiveRun {
  * worker is gone too. 10 s covers a slow replay many times over.
  */
 export const TAKEOVER_LOCATE_WINDOW_MS = 10_000
+
+/** How often a peer asks the others whether a run it is asked about, but does not drive, has ended. */
+const FOLLOW_POLL_MS = 1_000
 
 /** First wait after the scheduler refuses a task as full; doubled per refusal up to the max. */
 export const BACKPRESSURE_WAIT_MS = 50

@@ -291,6 +291,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
       open: async (runId, spec) => await home.open(runId, spec),
       localEntry: (runId, entry) => home.localEntry(runId, entry),
       findRun: async (runId) => await home.findRun(runId),
+      findSettled: async (runId) => await home.findSettled(runId),
       keeps: (runId) => store.home.getRun(runId) !== undefined,
       relaySignal: async (runId, name, value) => { await home.relaySignal(runId, name, value) }
     },

@@ -187,12 +187,16 @@ export class HomeRunMachine implements HomeRun {
     const pool = rendezvousOwners(this.o.runId, candidates.filter(p => !this.members.includes(p) && !gone.includes(p)), lost.length)
     if (pool.length === 0) return false
     const next = this.members.map(p => lost.includes(p) && pool.length > 0 ? pool.shift() as string : p)
+    const removed = this.members.filter(p => !next.includes(p))
     const added = next.filter(p => !this.members.includes(p))
     // The newcomers learn the run (its spec) first, then everyone hears the new set; the memo
     // driver then pulls each newcomer's (empty) memo and pushes it all it lacks.
     for (const peer of added) this.out.push({ type: 'add-member', peer, homeSet: [...next] })
     this.applyHomeSet(next, nowMs)
-    for (const peer of next) if (peer !== this.o.selfId) this.out.push({ type: 'send', to: peer, message: { type: 'home-set', epoch: this.drivingEpoch, homeSet: [...next] } })
+    // Everyone in either set hears it: a replaced peer that comes back stops asking for the lease.
+    const told = new Set([...next, ...removed])
+    told.delete(this.o.selfId)
+    for (const peer of told) this.out.push({ type: 'send', to: peer, message: { type: 'home-set', epoch: this.drivingEpoch, homeSet: [...next] } })
     this.drain(nowMs)
     return true
   }
