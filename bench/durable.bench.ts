@@ -207,6 +207,8 @@ interface TakeoverRun {
   rerun: number
   /** Of those, the ones first executed on a survivor (whose stored result could have answered). */
   rerunSurvivor: number
+  /** Of those, the ones executed again by the same survivor (its stored result was not used). */
+  rerunSamePeer: number
   executions: number
   distinct: number
   ok: boolean
@@ -282,6 +284,7 @@ function summarizeTakeover (streams: ProgressEvent[][], killAt: number, doneBefo
     doneBeforeKill,
     rerun: again.length,
     rerunSurvivor: again.filter(peers => peers[0] !== killed).length,
+    rerunSamePeer: again.filter(peers => peers[0] !== killed && peers.indexOf(peers[0], 1) > 0).length,
     executions: [...ran.values()].reduce((s, peers) => s + peers.length, 0),
     distinct: ran.size,
     ok: false
@@ -300,7 +303,7 @@ async function measureTakeovers (peers: TestPeer[], workflow: string): Promise<T
   const runs: TakeoverRun[] = []
   for (let k = 0; k < RUNS; k++) {
     progress(`takeover ${k + 1} of ${RUNS}`)
-    const run = await takeoverOnce(peers, workflow, k).catch((err: unknown): TakeoverRun => ({ doneBeforeKill: 0, rerun: 0, rerunSurvivor: 0, executions: 0, distinct: 0, ok: false, error: (err as Error).message }))
+    const run = await takeoverOnce(peers, workflow, k).catch((err: unknown): TakeoverRun => ({ doneBeforeKill: 0, rerun: 0, rerunSurvivor: 0, rerunSamePeer: 0, executions: 0, distinct: 0, ok: false, error: (err as Error).message }))
     if (run.error !== undefined) progress(`  ${run.error}`)
     runs.push(run)
   }
@@ -352,6 +355,7 @@ function takeoverRows (runs: TakeoverRun[]): string[][] {
     row('memo entries the new driver resumed from', ok.map(r => r.memoEntries), count),
     row('tasks executed more than once (logs)', runs.map(r => r.rerun), count),
     row('  of which first executed on a survivor', runs.map(r => r.rerunSurvivor), count),
+    row('  … and executed again by that same survivor', runs.map(r => r.rerunSamePeer), count),
     row('executions of the run\'s 60 tasks (logs)', runs.map(r => r.executions), count)
   ]
 }
