@@ -52,6 +52,8 @@ const CALL_BUDGET_MS = 20_000
 const DASK_RUNS_DEFAULT = 3
 /** Longest one run (chain or takeover) may take before the benchmark gives up on it. */
 const RUN_TIMEOUT_MS = 60_000
+/** The burn loop is timed in a worker's sandbox for about this long. */
+const CALIBRATE_MS = 200
 /** Task slots per peer: the 3 tasks of a round run at once, one per peer or two on one. */
 const SLOTS = 2
 
@@ -142,6 +144,26 @@ async function startNetwork (): Promise<{ net: TestNetwork, peers: TestPeer[] }>
   const peers = [first, ...rest]
   await allAlive(peers)
   return { net, peers }
+}
+
+/**
+ * Burn-loop iterations per ms inside a worker's sandbox, so a task "of 20 ms" runs 20 ms there:
+ * the slope of `spin`'s run time between 0 and ~CALIBRATE_MS of plain-Node iterations (fixed costs
+ * cancel out), best of 3 each.
+ */
+async function calibrate (peers: TestPeer[]): Promise<number> {
+  const guess = calibrateBurn()
+  const probe = await deployTaskFunction(peers[0], guess, peers.length)
+  const runMs = async (iterations: number): Promise<number> => {
+    const times: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const res = await peers[0].api<{ timings: { runMs: number } }>('/v1/call', { method: 'POST', body: JSON.stringify({ fn: probe, export: 'spin', args: [iterations], on: peers[1].peerId }) })
+      times.push(res.timings.runMs)
+    }
+    return Math.min(...times)
+  }
+  const big = guess * CALIBRATE_MS
+  return Math.round(big / Math.max(0.001, (await runMs(big)) - (await runMs(0))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,8 +281,9 @@ async function takeoverOnce (peers: TestPeer[], workflow: string, k: number): Pr
   const followers = survivors.map(p => follow(p, runId, AbortSignal.any([controller.signal, timeout])))
   const { doneBeforeKill, killAt } = await killWhenDone(driver, runId)
   const driverLog = logOf(driver).slice(marks[peers.indexOf(driver)])
-  // The run is over once a survivor's stream says so (the new driver's does).
-  await waitFor('a survivor to finish the run', () => followers.some(f => f.events.some(e => e.type === 'run:finished')), RUN_TIMEOUT_MS, 20).catch(() => {})
+  // Each survivor's stream ends with run:finished: the new driver's when its outcome is durable,
+  // the other's when its replica has the outcome (either may come first). Bounded by `timeout`.
+  await Promise.all(followers.map(async f => await f.done))
   controller.abort()
   const logs = peers.map((p, i) => p === driver ? driverLog : logOf(p).slice(marks[i]))
   const run = summarizeTakeover(followers.map(f => f.events), killAt, doneBeforeKill, executions(peers, logs), driver.peerId)
@@ -296,6 +319,9 @@ function summarizeTakeover (streams: ProgressEvent[][], killAt: number, doneBefo
     const first = (type: ProgressEvent['type']): number | undefined => { const e = after.find(x => x.type === type); return e === undefined ? undefined : at(e) - killAt }
     Object.assign(run, { newDriver: at(driverEvent) - killAt, epoch: driverEvent.epoch, memoEntries: driverEvent.memoEntries, firstScheduled: first('run:task:scheduled'), firstStarted: first('run:task:started'), finished: first('run:finished') })
   }
+  // The end as the first home-set peer to learn of it tells it, if the new driver's stream did not.
+  const ends = streams.flatMap(events => events.filter(e => e.type === 'run:finished').map(e => at(e) - killAt))
+  if (run.finished === undefined && ends.length > 0) run.finished = Math.min(...ends)
   return run
 }
 
@@ -391,7 +417,7 @@ async function main (): Promise<void> {
   let chains: ChainResult | undefined
   let takeovers: TakeoverRun[] = []
   try {
-    const fnId = await deployTaskFunction(peers[0], calibrateBurn(), peers.length)
+    const fnId = await deployTaskFunction(peers[0], await calibrate(peers), peers.length)
     const workflow = await deployWorkflow(peers[0], 'durable-bench', bundleSource(fnId), ['chain', 'childChain', 'rounds'])
     if (CHAIN_HOPS > 0) chains = await measureChains(peers, fnId, workflow)
     takeovers = await measureTakeovers(peers, workflow)
