@@ -62,13 +62,16 @@ class HomeSetHarness {
   messages = 0
   messageBytes = 0
   private readonly t0 = performance.now()
+  /** Set: the machines' time stands still at this value (no lease renewal comes due). */
+  frozenAt: number | undefined
 
   constructor (peers: Peer[]) {
     this.peers = peers
   }
 
+  /** The machines' time: real ms since the start, unless frozen. */
   now (): number {
-    return performance.now() - this.t0
+    return this.frozenAt ?? performance.now() - this.t0
   }
 
   /** Drain one machine's outputs: write what it persists, queue what it sends (ahead of older messages). */
@@ -162,9 +165,11 @@ function openPeers (dir: string | undefined): Peer[] {
 
 /**
  * Measure `entries` durable steps on one home set whose databases are in `dir` (undefined: SQLite
- * in memory, the same path without a disk, to show what the disk costs).
+ * in memory, the same path without a disk, to show what the disk costs). `freeze`: once the
+ * driver drives, the machines' time stands still, so no lease renewal comes due and the work
+ * counted is the steps' alone (tests count it).
  */
-export async function measureMemoStep (entries: number, dir: string | undefined): Promise<MemoStepResult> {
+export async function measureMemoStep (entries: number, dir: string | undefined, freeze = false): Promise<MemoStepResult> {
   const peers = openPeers(dir)
   try {
     const h = new HomeSetHarness(peers)
@@ -173,6 +178,7 @@ export async function measureMemoStep (entries: number, dir: string | undefined)
     // A new run: the first peer in order asks for the lease at once, wins it and gathers.
     h.until('the first peer driving', () => driver.machine.role() === 'driving')
     h.settle()
+    if (freeze) h.frozenAt = h.now()
     const values = await Promise.all(Array.from({ length: WARMUP_ENTRIES + entries }, async (_, i) => await resultValue(i, peers[1 + (i % 2)].id)))
     const samples: number[] = []
     for (let i = 0; i < values.length; i++) {
