@@ -10,8 +10,9 @@
  * 2. On three real peers (`rhizome node start`, 127.0.0.1): a chain of `--chain` (300) no-op
  *    tasks, each awaiting the last, as a durable run (every top-level run is) and as a child run
  *    (child runs are not durable: no memo, no gate), next to one `POST /v1/call` at a time. From
- *    the driver's events, per hop: `run:task:done` → the next `run:task:scheduled` is the durable
- *    step plus the code's activation (1 ms resolution: events carry Date.now()).
+ *    the run's report, per hop: a task's `finishedMs` (its `run:task:done`) → the next task's
+ *    `queuedMs` (its `run:task:scheduled`) is the durable step plus the code's activation (1 ms
+ *    resolution: the run service stamps Date.now()).
  * 3. Takeover, `--runs` (20) times: a run of 60 tasks of 20 ms (20 rounds of 3) is started on a
  *    peer; when its driver has seen 20 tasks done it is SIGKILLed. From the survivors' event streams:
  *    kill → `run:driver` with epoch > 1 → the new driver's first `run:task:scheduled`/`started` →
@@ -369,7 +370,7 @@ function printStep (memo: { disk: MemoStepResult, memory: MemoStepResult } | und
     'Anchors: Restate ~3 ms per step, Temporal ~50 ms per activity; aim under 1 ms on loopback.',
     'Memo step alone: 3 HomeRun machines in one process, messages through dag-cbor and the home codec; the',
     'majority path is two commits (driver\'s replica, one other), the third peer writes outside the sample.',
-    'Chain times come from run events (Date.now(), whole ms); "done → next scheduled" is the durable step',
+    'Chain times come from the run reports (Date.now(), whole ms); "done → next scheduled" is the durable step',
     'plus the workflow code\'s activation; the child run skips the memo, so the difference is the durable step.'
   ])
 }
