@@ -160,4 +160,7 @@ export interface RunReport extends RunSummary {
   tasks: RunTaskReport[]
   /** The chain of dependent tasks that took longest, first to last, and its span. */
   criticalPath?: { taskIds: string[], ms: number }
+  /** The peers that keep the run (durable runs), as the answering peer knows them; absent when it
+   *  is not one of them (it found the run by asking). */
+  homeSet?: string[]
 }

@@ -210,6 +210,8 @@ export class HomeService {
     const stored = h === undefined ? this.c.repo.getMemo(runId, RESULT_ENTRY_ID) : undefined
     const outcome = h !== undefined ? h.machine.outcome()?.value : stored === undefined ? undefined : valueOf(stored)
     const status: HomeStatus = { known: true, homeSet: h?.homeSet ?? row!.homeSet, state: outcome === undefined ? 'running' : 'settled' }
+    const spec = row?.spec
+    if (spec !== undefined) status.spec = spec
     if (row?.lease !== undefined) { status.driver = row.lease.holder; status.epoch = row.lease.epoch }
     if (outcome !== undefined) {
       status.outcome = { cid: outcome.cid, peer: outcome.peer }

@@ -32,6 +32,7 @@ import { MEMO_INLINE_BYTES_MAX } from '../protocol/memo/index.ts'
 import type { MemoEntry as HomeMemoEntry, MemoValue } from '../protocol/memo/index.ts'
 import type { MemoEntry as DriverMemoEntry } from '../protocol/run/index.ts'
 import type { RunSpec } from './home-service.ts'
+import { parseRunSpec } from '../wire/home-codec.ts'
 import type { HomeStatus } from '../wire/home-codec.ts'
 
 /** Runs driven at once by one peer: each holds a sandbox context and its tasks' state. */
@@ -101,6 +102,8 @@ export interface RunHome {
   findSettled: (runId: string) => Promise<HomeStatus>
   /** True if this peer keeps the run in a home set (it is durable, not interrupted by a restart). */
   keeps: (runId: string) => boolean
+  /** The run's home set, if this peer keeps the run. */
+  homeSetOf: (runId: string) => string[] | undefined
   /** Send a signal to whoever drives the run now. */
   relaySignal: (runId: string, name: string, value: Uint8Array) => Promise<void>
 }
@@ -267,6 +270,22 @@ export class RunService {
     this.waiters.delete(runId)
   }
 
+  /**
+   * Make a run known here that only other peers keep: a client may ask any peer about any run.
+   * The peer finds the run's home set, records what it learns (and the outcome, if it ended), and
+   * from then on answers like a home-set peer (following the run by asking the others). A run
+   * nobody reachable knows stays unknown: `report` and `subscribe` then say so.
+   */
+  async locate (runId: string): Promise<void> {
+    const home = this.c.home
+    if (home === undefined || this.live.has(runId) || this.c.runs.getRun(runId) !== undefined || home.keeps(runId)) return
+    const found = await home.findRun(runId)
+    if (!found.known || found.spec === undefined) return
+    const spec = parseRunSpec(found.spec)
+    this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: found.driver ?? spec.opener })
+    if (found.state === 'settled' && found.outcome !== undefined) await this.recordOutcome(runId, undefined, found.outcome)
+  }
+
   /** A signal relayed by the home set for a run driven here. */
   signalFromHome (runId: string, name: string, value: Uint8Array): void {
     const run = this.live.get(runId)
@@ -341,6 +360,8 @@ export class RunService {
     }
     const path = this.live.get(runId)?.criticalPath() ?? criticalPathFromEvents(this.c.runs, runId)
     if (path !== undefined) report.criticalPath = path
+    const homeSet = this.c.home?.homeSetOf(runId)
+    if (homeSet !== undefined) report.homeSet = homeSet
     return report
   }
 

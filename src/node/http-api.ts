@@ -214,9 +214,13 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     if (status !== null && !RUN_STATUSES.includes(status as RunSummary['status'])) throw new InvalidInputError(`status must be one of ${RUN_STATUSES.join(', ')}`, { hint: 'e.g. ?status=running' })
     return { json: { runs: init.node.runs.list({ limit: limit === null ? undefined : Number(limit), status: (status ?? undefined) as RunSummary['status'] | undefined }) } }
   },
-  runGet: async ({ init, params }) => ({ json: init.node.runs.report(params.id) }),
+  runGet: async ({ init, params }) => {
+    await init.node.runs.locate(params.id)
+    return { json: init.node.runs.report(params.id) }
+  },
   runEvents: async ({ init, req, res, params }) => {
     await readBody(req, REQUEST_BYTES_MAX)
+    await init.node.runs.locate(params.id)
     followRun(init, res, params.id)
     return { streamed: true }
   },

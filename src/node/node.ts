@@ -293,6 +293,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
       findRun: async (runId) => await home.findRun(runId),
       findSettled: async (runId) => await home.findSettled(runId),
       keeps: (runId) => store.home.getRun(runId) !== undefined,
+      homeSetOf: (runId) => home.status(runId).homeSet,
       relaySignal: async (runId, name, value) => { await home.relaySignal(runId, name, value) }
     },
     loadWorkflow: async (id, options) => await functions.load(id, options),

@@ -13,6 +13,7 @@
  * memo entries are checked again (and fully) by the memo machines. Anything else is a protocol
  * violation by the sender.
  */
+import * as dagCbor from '@ipld/dag-cbor'
 import { ProtocolViolationError } from '../model/errors.ts'
 import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
 import { HOME_SET_MAX } from '../protocol/lease/index.ts'
@@ -46,6 +47,35 @@ export interface HomeStatus {
   epoch?: number
   /** The outcome entry's value bytes (dag-cbor RunResultRecord), when settled and inline. */
   outcome?: { cid: string, peer: string, bytes?: Uint8Array }
+  /** The run's spec (dag-cbor, see `parseRunSpec`), so a peer outside the home set can describe it. */
+  spec?: Uint8Array
+}
+
+/** A run's spec as the home set keeps it. */
+export interface RunSpecFields {
+  workflow: string
+  export: string
+  args: Uint8Array
+  startedMs: number
+  opener: string
+}
+
+/** Decode and check a run's spec (from another peer). */
+export function parseRunSpec (encoded: Uint8Array): RunSpecFields {
+  let value: unknown
+  try {
+    value = dagCbor.decode(encoded)
+  } catch (err) {
+    throw new ProtocolViolationError('a run spec must be dag-cbor', { cause: err })
+  }
+  if (!isRecord(value)) throw new ProtocolViolationError('a run spec must be a map')
+  return {
+    workflow: text(value.workflow, 'spec workflow', RUN_ID_CHARS_MAX),
+    export: text(value.export, 'spec export', 256),
+    args: bytes(value.args, 'spec args', RUN_SPEC_BYTES_MAX),
+    startedMs: whole(value.startedMs, 'spec startedMs'),
+    opener: text(value.opener, 'spec opener', PEER_ID_CHARS_MAX)
+  }
 }
 
 const OPS = new Set(['open', 'msg', 'status', 'signal'])
@@ -113,6 +143,7 @@ export function parseHomeStatus (body: unknown): HomeStatus {
     status.outcome = { cid: text(o.cid, 'outcome cid', MEMO_STRING_CHARS_MAX), peer: text(o.peer, 'outcome peer', PEER_ID_CHARS_MAX) }
     if (o.bytes !== undefined) status.outcome.bytes = bytes(o.bytes, 'outcome bytes', MEMO_INLINE_BYTES_MAX)
   }
+  if (body.spec !== undefined) status.spec = bytes(body.spec, 'spec', RUN_SPEC_BYTES_MAX)
   return status
 }
 

@@ -90,14 +90,14 @@ describe('a durable run whose driver is killed while it sleeps', { timeout: 120_
   })
   after(async () => { await net?.close() })
 
-  /** The peers that know `runId` (GET /v1/runs/:id answers 200): once all of its home set do. */
+  /** The peers that keep `runId` (each names itself in the run's home set): once all of its home set do. */
   async function homeSetOf (runId: string): Promise<TestPeer[]> {
     return await waitFor(`the ${HOME_SET} peers of run ${runId}'s home set to know it`, async () => {
       const known: TestPeer[] = []
       for (const peer of peers) {
         const res = await fetch(`${peer.apiUrl}/v1/runs/${runId}`, { headers: peer.authorized(), signal: AbortSignal.timeout(10_000) })
-        await res.arrayBuffer()
-        if (res.status === 200) known.push(peer)
+        const report = res.status === 200 ? await res.json() as RunReport : (await res.arrayBuffer(), undefined)
+        if (report?.homeSet?.includes(peer.peerId) === true) known.push(peer)
       }
       assert.ok(known.length <= HOME_SET, `only the home set knows the run: ${known.length} peers do`)
       return known.length === HOME_SET ? known : undefined
