@@ -38,6 +38,9 @@ export interface RunSpec {
   startedMs: number
   /** The peer that opened the run (its first home-set peer). */
   opener: string
+  /** A child run: its parent's run id, and the ids of the runs above it, root first (cycle checks). */
+  parent?: string
+  ancestors?: string[]
 }
 
 /** What the home service tells the run service. Called outside the machine's input handling. */

@@ -208,10 +208,10 @@ export class RunService {
     const { code } = await this.c.loadWorkflow(CID.parse(spec.workflow), { signal: this.lifecycle.signal })
     const driverMemo = await Promise.all(memo.filter(e => e.id !== RESULT_ENTRY_ID).map(async e => await driverEntryOf(e, this.c.readBlob)))
     const args = dagCbor.decode(spec.args) as unknown[]
-    if (!this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, status: 'running', startedMs: spec.startedMs, driverPeer: this.c.selfId })) {
+    if (!this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, parentRunId: spec.parent, status: 'running', startedMs: spec.startedMs, driverPeer: this.c.selfId })) {
       this.c.runs.setRunDriver(runId, this.c.selfId)
     }
-    const run = new LiveRun(this, this.c, { runId, workflow: spec.workflow, exportName: spec.export, args, code, ancestors: [], durable: { epoch, memo: driverMemo, startedMs: spec.startedMs } })
+    const run = new LiveRun(this, this.c, { runId, workflow: spec.workflow, exportName: spec.export, args, code, ancestors: spec.ancestors ?? [], durable: { epoch, memo: driverMemo, startedMs: spec.startedMs } })
     this.live.set(runId, run)
     for (const listener of this.waiters.get(runId) ?? []) run.listen(listener)
     this.waiters.delete(runId)
@@ -322,9 +322,54 @@ export class RunService {
 
   /** A child run the driver of `parent` asked for: same bundle, driven here too. */
   startChild (parent: LiveRun, child: ChildSpec): void {
+    if (this.c.home !== undefined && parent.durable) {
+      this.startDurableChild(parent, child).catch((err: unknown) => { parent.childSettled(child.runId, { ok: false, error: failureOf(err) }) })
+      return
+    }
     const args = dagCbor.decode(child.args) as unknown[]
     this.begin({ runId: child.runId, workflow: child.workflow, exportName: child.export, args, code: parent.code, ancestors: child.ancestors, parent })
       .catch((err: unknown) => { parent.childSettled(child.runId, { ok: false, error: failureOf(err) }) })
+  }
+
+  /**
+   * A durable run's child is durable too: it has its own home set (this peer first: it drives the
+   * child, as it drives the parent), and the parent hears its outcome like any follower of it. A
+   * parent replayed after a takeover asks for the same child id again: if some peer keeps it
+   * already, the child goes on (or has ended) where it is, and is not opened a second time.
+   */
+  private async startDurableChild (parent: LiveRun, child: ChildSpec): Promise<void> {
+    const home = this.c.home!
+    const runId = child.runId
+    await this.locate(runId)
+    if (this.c.runs.getRun(runId) === undefined && !home.keeps(runId)) {
+      const startedMs = Date.now()
+      this.c.runs.createRun({ runId, workflow: child.workflow, export: child.export, args: child.args, parentRunId: parent.runId, status: 'running', startedMs, driverPeer: this.c.selfId })
+      await home.open(runId, { workflow: child.workflow, export: child.export, args: child.args, startedMs, opener: this.c.selfId, parent: parent.runId, ancestors: child.ancestors })
+    }
+    this.awaitChild(parent, runId)
+  }
+
+  /** Tell `parent` how its durable child ended, once it has (at once if it has). */
+  private awaitChild (parent: LiveRun, runId: string): void {
+    let told = false
+    const tell = (): void => {
+      if (told) return
+      told = true
+      queueMicrotask(() => { unsubscribe() })
+      const row = this.c.runs.getRun(runId)
+      if (row?.status === 'finished' && row.result !== undefined) {
+        const bytes = row.result
+        cidOfBytes(bytes).then(
+          cid => { parent.childSettled(runId, { ok: true, result: { cid: cid.toString(), bytes, peer: row.driverPeer } }) },
+          (err: unknown) => { parent.childSettled(runId, { ok: false, error: failureOf(err) }) }
+        )
+        return
+      }
+      const error = row?.error ?? new RhizomeError('ERR_INTERNAL', `child run ${runId} ended (${row?.status ?? 'unknown'}) without a result this peer can read`).toData()
+      parent.childSettled(runId, { ok: false, error })
+    }
+    const unsubscribe = this.subscribe(runId, (event) => { if (event.type === 'run:finished') tell() })
+    if (told) unsubscribe()
   }
 
   ended (run: LiveRun): void {
@@ -522,6 +567,11 @@ class LiveRun {
   private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome }>()
   /** The run's outcome is being made durable (or is): the end is this copy's own. */
   finishing = false
+
+  /** A durable run (its home set keeps it). */
+  get durable (): boolean {
+    return this.spec.durable !== undefined
+  }
   /** The latest `record` output being stored: resolves once it is (or failed). */
   lastRecord: Promise<void> = Promise.resolve()
   /** After a takeover, the tasks of each activation wait here until their workers are located. */

@@ -58,7 +58,12 @@ export interface RunSpecFields {
   args: Uint8Array
   startedMs: number
   opener: string
+  parent?: string
+  ancestors?: string[]
 }
+
+/** Runs above a child run: the run driver's own child depth limit (16), with room. */
+const SPEC_ANCESTORS_MAX = 64
 
 /** Decode and check a run's spec (from another peer). */
 export function parseRunSpec (encoded: Uint8Array): RunSpecFields {
@@ -69,13 +74,20 @@ export function parseRunSpec (encoded: Uint8Array): RunSpecFields {
     throw new ProtocolViolationError('a run spec must be dag-cbor', { cause: err })
   }
   if (!isRecord(value)) throw new ProtocolViolationError('a run spec must be a map')
-  return {
+  const spec: RunSpecFields = {
     workflow: text(value.workflow, 'spec workflow', RUN_ID_CHARS_MAX),
     export: text(value.export, 'spec export', 256),
     args: bytes(value.args, 'spec args', RUN_SPEC_BYTES_MAX),
     startedMs: whole(value.startedMs, 'spec startedMs'),
     opener: text(value.opener, 'spec opener', PEER_ID_CHARS_MAX)
   }
+  if (value.parent !== undefined) spec.parent = text(value.parent, 'spec parent', RUN_ID_CHARS_MAX)
+  if (value.ancestors !== undefined) {
+    const ancestors = list(value.ancestors, 'spec ancestors')
+    if (ancestors.length > SPEC_ANCESTORS_MAX) throw new ProtocolViolationError(`a run spec names at most ${SPEC_ANCESTORS_MAX} ancestors`)
+    spec.ancestors = ancestors.map(a => text(a, 'spec ancestor', RUN_ID_CHARS_MAX))
+  }
+  return spec
 }
 
 const OPS = new Set(['open', 'msg', 'status', 'signal'])
