@@ -263,8 +263,11 @@ export class RunService {
     this.c.runs.setRunDriver(runId, value.peer) // the peer that drove it to its end
     const finishedMs = record.atMs
     if (record.status === 'finished') this.c.runs.finishRun(runId, { status: 'finished', finishedMs, result: record.value })
-    else this.c.runs.finishRun(runId, { status: record.status, finishedMs, error: record.error })
-    const event: ProgressEvent = { type: 'run:finished', runId, status: record.status, error: record.error, atMs: finishedMs }
+    else if (record.status === 'continued') {
+      this.c.runs.appendEvent(runId, 'run:continued', finishedMs, { nextRunId: record.continuedAs })
+      this.c.runs.finishRun(runId, { status: 'continued', finishedMs })
+    } else this.c.runs.finishRun(runId, { status: record.status, finishedMs, error: record.error })
+    const event: ProgressEvent = { type: 'run:finished', runId, status: record.status, error: record.error, continuedAs: record.continuedAs, atMs: finishedMs }
     this.c.emit(event)
     for (const listener of this.waiters.get(runId) ?? []) listener(event)
     this.waiters.delete(runId)
@@ -320,6 +323,23 @@ export class RunService {
     return runId
   }
 
+  /** A durable run continues as new: open the next run durably (once: its id is derived, and a
+   *  run some peer keeps already is not opened again). Resolves with its id. */
+  async openContinuation (from: LiveRunSpec, args: unknown[]): Promise<string> {
+    const home = this.c.home!
+    const runId = (await cidOf({ workflow: CID.parse(from.workflow), export: from.exportName, args, previous: CID.parse(from.runId) })).toString()
+    await this.locate(runId)
+    if (this.c.runs.getRun(runId) === undefined && !home.keeps(runId)) {
+      const startedMs = Date.now()
+      const argsBytes = dagCbor.encode(args)
+      this.c.runs.createRun({ runId, workflow: from.workflow, export: from.exportName, args: argsBytes, status: 'running', startedMs, driverPeer: this.c.selfId })
+      const spec: RunSpec = { workflow: from.workflow, export: from.exportName, args: argsBytes, startedMs, opener: this.c.selfId }
+      if (from.ancestors.length > 0) spec.ancestors = from.ancestors
+      await home.open(runId, spec)
+    }
+    return runId
+  }
+
   /** A child run the driver of `parent` asked for: same bundle, driven here too. */
   startChild (parent: LiveRun, child: ChildSpec): void {
     if (this.c.home !== undefined && parent.durable) {
@@ -350,23 +370,29 @@ export class RunService {
   }
 
   /** Tell `parent` how its durable child ended, once it has (at once if it has). */
-  private awaitChild (parent: LiveRun, runId: string): void {
+  private awaitChild (parent: LiveRun, runId: string, settleAs = runId): void {
     let told = false
     const tell = (): void => {
       if (told) return
       told = true
       queueMicrotask(() => { unsubscribe() })
       const row = this.c.runs.getRun(runId)
+      const next = row?.status === 'continued' ? this.report(runId).continuedAs : undefined
+      if (next !== undefined) {
+        // The child went on as another run: the parent waits for the chain's end, under the id it knows.
+        this.locate(next).then(() => { this.awaitChild(parent, next, settleAs) }, (err: unknown) => { parent.childSettled(settleAs, { ok: false, error: failureOf(err) }) })
+        return
+      }
       if (row?.status === 'finished' && row.result !== undefined) {
         const bytes = row.result
         cidOfBytes(bytes).then(
-          cid => { parent.childSettled(runId, { ok: true, result: { cid: cid.toString(), bytes, peer: row.driverPeer } }) },
-          (err: unknown) => { parent.childSettled(runId, { ok: false, error: failureOf(err) }) }
+          cid => { parent.childSettled(settleAs, { ok: true, result: { cid: cid.toString(), bytes, peer: row.driverPeer } }) },
+          (err: unknown) => { parent.childSettled(settleAs, { ok: false, error: failureOf(err) }) }
         )
         return
       }
       const error = row?.error ?? new RhizomeError('ERR_INTERNAL', `child run ${runId} ended (${row?.status ?? 'unknown'}) without a result this peer can read`).toData()
-      parent.childSettled(runId, { ok: false, error })
+      parent.childSettled(settleAs, { ok: false, error })
     }
     const unsubscribe = this.subscribe(runId, (event) => { if (event.type === 'run:finished') tell() })
     if (told) unsubscribe()
@@ -519,7 +545,9 @@ interface LiveRunSpec {
 
 /** A durable run's outcome, as its RESULT_ENTRY_ID memo entry holds it (dag-cbor). */
 interface OutcomeRecord {
-  status: 'finished' | 'failed' | 'cancelled'
+  status: 'finished' | 'failed' | 'cancelled' | 'continued'
+  /** status 'continued': the run this one goes on as. */
+  continuedAs?: string
   /** dag-cbor of the return value. */
   value?: Uint8Array
   error?: FailureData
@@ -564,7 +592,7 @@ class LiveRun {
   private timer: ReturnType<typeof setTimeout> | undefined
   private closed = false
   /** Durable runs: accepted outcomes waiting for a majority of the home set (`delivered`). */
-  private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome }>()
+  private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome, continuedAs?: string }>()
   /** The run's outcome is being made durable (or is): the end is this copy's own. */
   finishing = false
 
@@ -827,7 +855,8 @@ class LiveRun {
     if (waiting === undefined || this.closed) return
     this.undelivered.delete(id)
     const now = Date.now()
-    if (waiting.kind === 'outcome') this.finished(waiting.outcome)
+    if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
+    else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
     else if (waiting.kind === 'record' && waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
     else if (waiting.kind === 'task') this.driver.handleTaskOutcome(id, waiting.outcome, now)
     else this.driver.handleChildOutcome(id, waiting.outcome, now)
@@ -887,7 +916,7 @@ class LiveRun {
   }
 
   private finish (outcome: RunOutcome): void {
-    if (outcome.ok && outcome.continueAs !== undefined) {
+    if (outcome.ok && outcome.continueAs !== undefined && this.spec.durable === undefined) {
       this.continueAsNew(outcome.continueAs)
       return
     }
@@ -898,14 +927,29 @@ class LiveRun {
     // The outcome is a memo entry like any other: the run ends once a majority keeps it, so any
     // home-set peer can answer for it and a later driver knows the run is over.
     this.finishing = true
+    if (outcome.ok && outcome.continueAs !== undefined) {
+      // The next run is opened durably first (its id is a function of this run and the new
+      // arguments, so a driver that replays this run after a takeover finds it, not a second
+      // chain), then this run's outcome names it.
+      const args = dagCbor.decode(outcome.continueAs) as unknown[]
+      this.service.openContinuation(this.spec, args).then(
+        (next) => { this.keepOutcome({ status: 'continued', continuedAs: next, atMs: Date.now() }, outcome) },
+        (err: unknown) => { this.keepOutcome({ status: 'failed', error: failureOf(err), atMs: Date.now() }, { ok: false, error: failureOf(err) }) }
+      )
+      return
+    }
     const status = outcome.ok ? 'finished' : outcome.error.code === 'ERR_RUN_CANCELLED' ? 'cancelled' : 'failed'
-    const record: OutcomeRecord = outcome.ok ? { status, value: outcome.value, atMs: Date.now() } : { status, error: outcome.error, atMs: Date.now() }
+    this.keepOutcome(outcome.ok ? { status, value: outcome.value, atMs: Date.now() } : { status, error: outcome.error, atMs: Date.now() }, outcome)
+  }
+
+  /** Make the run's outcome a durable memo entry; the run ends (`delivered`) once a majority keeps it. */
+  private keepOutcome (record: OutcomeRecord, outcome: RunOutcome): void {
     const bytes = dagCbor.encode(record)
     const stored = bytes.byteLength <= MEMO_INLINE_BYTES_MAX ? cidOfBytes(bytes) : this.c.putBlob(bytes)
     stored.then((cid) => {
       if (this.closed) return
       const value: MemoValue = bytes.byteLength <= MEMO_INLINE_BYTES_MAX ? { cid: cid.toString(), peer: this.c.selfId, bytes } : { cid: cid.toString(), peer: this.c.selfId }
-      this.undelivered.set(RESULT_ENTRY_ID, { kind: 'outcome', outcome })
+      this.undelivered.set(RESULT_ENTRY_ID, { kind: 'outcome', outcome, continuedAs: record.continuedAs })
       if (!this.c.home!.localEntry(this.runId, { id: RESULT_ENTRY_ID, value })) this.service.stopDriving(this.runId, 'lost-lease')
     }, (err: unknown) => {
       this.c.log.warn('could not store a run outcome', { run: this.runId, error: (err as Error).message })
@@ -977,19 +1021,25 @@ class LiveRun {
   private continueAsNew (argsBytes: Uint8Array): void {
     const now = Date.now()
     this.service.continueRun(this.spec, dagCbor.decode(argsBytes) as unknown[]).then((nextRunId) => {
-      try {
-        this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
-        this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
-      } catch (err) {
-        // The next run is under way: this one's record is what suffers, not the peer.
-        this.c.log.error('recording a continued run failed', { run: this.runId, next: nextRunId, error: (err as Error).message })
-      }
-      this.report({ type: 'run:finished', runId: this.runId, status: 'continued', continuedAs: nextRunId, atMs: now })
-      this.close()
-      this.service.ended(this)
+      this.continued(nextRunId, now)
     }, (err: unknown) => {
       this.finish({ ok: false, error: failureOf(err) })
     })
+  }
+
+  /** End this run as 'continued', naming the run it goes on as. */
+  private continued (nextRunId: string, now = Date.now()): void {
+    this.flush()
+    try {
+      this.c.runs.appendEvent(this.runId, 'run:continued', now, { nextRunId })
+      this.c.runs.finishRun(this.runId, { status: 'continued', finishedMs: now })
+    } catch (err) {
+      // The next run is under way: this one's record is what suffers, not the peer.
+      this.c.log.error('recording a continued run failed', { run: this.runId, next: nextRunId, error: (err as Error).message })
+    }
+    this.report({ type: 'run:finished', runId: this.runId, status: 'continued', continuedAs: nextRunId, atMs: now })
+    this.close()
+    this.service.ended(this)
   }
 
   close (): void {

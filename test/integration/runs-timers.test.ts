@@ -100,7 +100,7 @@ describe('timers and signals on a real peer', { timeout: 180_000 }, () => {
   test('continueAsNew: each run ends continued and names the next; `rhizome run-status --wait` follows the chain to the result', async () => {
     const runId = await start('countdown', [3, 0])
     const waited = await runCli(['run-status', runId, '--wait', '--json', '--data-dir', peer.dataDir], { timeoutMs: 60_000 })
-    assert.equal(waited.code, 0, waited.stderr)
+    assert.equal(waited.code, 0, waited.stderr + waited.stdout.slice(0, 2000))
     const last = JSON.parse(waited.stdout) as RunReport
     assert.equal(last.status, 'finished')
     assert.equal(last.result, 6 + 4 + 2 + 0)
