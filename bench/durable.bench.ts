@@ -400,7 +400,7 @@ function printTakeover (runs: TakeoverRun[]): void {
   const failed = runs.filter(r => !r.ok)
   printTable(`2. Driver loss on Rhizome: driver SIGKILLed after ${KILL_AFTER_DONE} of ${TAKEOVER_TASKS} tasks of ${TAKEOVER_TASK_MS} ms (${runs.length} runs)`,
     ['what', 'p50', 'min', 'max', 'n'], takeoverRows(runs), [
-      `3 peers (${SLOTS} slots each), home set of 3, default lease (600 ms, renew 200, grace 100, stagger 100); times from the SIGKILL.`,
+      `3 peers (${SLOTS} slots each), home set of 3, the peers' lease (1 s, renew 250, grace 100, stagger 100: src/net/home-service.ts PEER_LEASE_TIMINGS); times from the SIGKILL.`,
       `Runs finished with the right result: ${runs.length - failed.length} of ${runs.length}${failed.length > 0 ? ` (${failed.map(r => r.error ?? '').join('; ')})` : ''}.`
     ])
 }
