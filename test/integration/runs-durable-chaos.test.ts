@@ -10,17 +10,12 @@
  * computes without faults, and every peer of its home set ends with that same result.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import * as dagCbor from '@ipld/dag-cbor'
-import { createManifest, encodeManifest } from '../../src/functions/index.ts'
 import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import { durableNetwork } from '../helpers/durable.ts'
 import type { RunReport } from '../../src/api/types.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 
-const FNS = fileURLToPath(new URL('../fixtures/runs/bad-fns.ts', import.meta.url))
-const FLOW = fileURLToPath(new URL('../fixtures/runs/durable-flow.template.js', import.meta.url))
 const PEERS = 5
 /** The run's home set: the peer that opens it and two more (HOME_SET_SIZE_DEFAULT). */
 const HOME_SET = 3
@@ -154,22 +149,7 @@ describe('a durable run while peers are killed and restarted', { timeout: 240_00
   let workflow: string
 
   before(async () => {
-    net = await TestNetwork.create()
-    const first = await net.addPeer(['--slots', '4'])
-    const rest = await Promise.all(Array.from({ length: PEERS - 1 }, async () => await net.addPeer(['--bootstrap', first.tcpAddr, '--slots', '4'])))
-    peers = [first, ...rest]
-    await waitFor('all peers to see each other', async () => {
-      for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length - 1) return false
-      return true
-    }, 60_000, 200)
-    const deployed = await runCli(['deploy', FNS, '--replicas', String(peers.length), '--json', '--data-dir', first.dataDir])
-    assert.equal(deployed.code, 0, deployed.stderr)
-    const fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
-    const code = new TextEncoder().encode((await readFile(FLOW, 'utf8')).replaceAll('FNS', fnId))
-    const manifest = encodeManifest(await createManifest({ name: 'durable-flow', kind: 'workflow', code, exports: ['layers', 'nap'] }))
-    const res = await fetch(`${first.apiUrl}/v1/functions`, { method: 'POST', headers: first.authorized(), body: dagCbor.encode({ manifest, code, replicas: peers.length }) as BodyInit, signal: AbortSignal.timeout(60_000) })
-    assert.equal(res.status, 200, await res.clone().text())
-    workflow = (await res.json() as { cid: string }).cid
+    ({ net, peers, workflow } = await durableNetwork(PEERS, 4))
   })
   after(async () => { await net?.close() })
 

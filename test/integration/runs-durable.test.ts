@@ -5,34 +5,16 @@
  * on a surviving peer receives. The peers' logs of the tasks they executed give how many ran again.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import * as dagCbor from '@ipld/dag-cbor'
-import { createManifest, encodeManifest } from '../../src/functions/index.ts'
 import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
+import { durableNetwork, taskExecutions } from '../helpers/durable.ts'
 import type { RunReport } from '../../src/api/types.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 
-const FNS = fileURLToPath(new URL('../fixtures/runs/bad-fns.ts', import.meta.url))
-const FLOW = fileURLToPath(new URL('../fixtures/runs/durable-flow.template.js', import.meta.url))
 /** Tasks per layer: 2 × 150 = 300 tasks of ~20 ms. */
 const WIDTH = 150
 const TASK_MS = 20
 const EXPECTED = 8 * (WIDTH - 1) * WIDTH / 2
-
-/** Task ids each peer's log says it executed ("task done"), with when, over the whole test. */
-function executions (peers: TestPeer[]): Map<string, Array<{ peer: string, atMs: number }>> {
-  const byTask = new Map<string, Array<{ peer: string, atMs: number }>>()
-  for (const peer of peers) {
-    for (const line of (peer.stdout + peer.stderr).split('\n')) {
-      if (!line.includes('"msg":"task done"')) continue
-      const { task, t } = JSON.parse(line) as { task: string, t: string }
-      byTask.set(task, [...byTask.get(task) ?? [], { peer: peer.peerId, atMs: Date.parse(t) }])
-    }
-  }
-  return byTask
-}
 
 describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
   let net: TestNetwork
@@ -40,22 +22,7 @@ describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
   let workflow: string
 
   before(async () => {
-    net = await TestNetwork.create()
-    const first = await net.addPeer(['--slots', '4'])
-    const rest = await Promise.all([1, 2, 3, 4].map(async () => await net.addPeer(['--bootstrap', first.tcpAddr, '--slots', '4'])))
-    peers = [first, ...rest]
-    await waitFor('all peers to see each other', async () => {
-      for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length - 1) return false
-      return true
-    }, 60_000, 200)
-    const deployed = await runCli(['deploy', FNS, '--replicas', String(peers.length), '--json', '--data-dir', first.dataDir])
-    assert.equal(deployed.code, 0, deployed.stderr)
-    const fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
-    const code = new TextEncoder().encode((await readFile(FLOW, 'utf8')).replaceAll('FNS', fnId))
-    const manifest = encodeManifest(await createManifest({ name: 'durable-flow', kind: 'workflow', code, exports: ['layers', 'nap'] }))
-    const res = await fetch(`${first.apiUrl}/v1/functions`, { method: 'POST', headers: first.authorized(), body: dagCbor.encode({ manifest, code, replicas: peers.length }) as BodyInit, signal: AbortSignal.timeout(60_000) })
-    assert.equal(res.status, 200, await res.clone().text())
-    workflow = (await res.json() as { cid: string }).cid
+    ({ net, peers, workflow } = await durableNetwork(5, 4))
   })
   after(async () => { await net?.close() })
 
@@ -82,7 +49,7 @@ describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
     // Mid-run: a good part of the first layer is done.
     await waitFor('a third of the tasks to be done', async () => {
       let done = 0
-      for (const [, who] of executions(peers)) done += who.length
+      for (const [, who] of taskExecutions(peers)) done += who.length
       return done >= WIDTH / 2
     }, 60_000, 20)
     driver.child?.kill('SIGKILL')
@@ -99,7 +66,7 @@ describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
     // it before it was durable). Every other task — finished on a survivor before or after the
     // kill, or in flight there — is answered by that survivor: the new driver locates the tasks
     // it replays and asks their worker again, which joins or answers from its stored result.
-    const runs = [...executions(peers)]
+    const runs = [...taskExecutions(peers)]
     const again = runs.filter(([, done]) => done.length > 1)
     const unexplained = again.filter(([, done]) => done.filter(e => e.peer !== driver.peerId).length > 1)
     t.diagnostic(`tasks executed: ${runs.length} distinct; ${again.length} more than once, all first run by the dead driver`)
