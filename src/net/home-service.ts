@@ -239,20 +239,26 @@ export class HomeService {
     return await this.askOthers(runId, this.status(runId).homeSet ?? [], signal, true)
   }
 
+  /**
+   * Ask peers about a run, all at once (each answer within HOME_MESSAGE_TIMEOUT_MS, so a run id
+   * nobody knows costs one timeout, not one per peer): `first` (the run's home set, when known),
+   * then the run id's rendezvous owners — at most HOME_FIND_PEERS_MAX peers, and for a follower's
+   * once-a-second poll (`settledOnly`) only the home set and FOLLOW_EXTRA_PEERS more. A settled
+   * answer is preferred; then any that knows the run.
+   */
   private async askOthers (runId: string, first: string[], signal: AbortSignal | undefined, settledOnly = false): Promise<HomeStatus> {
     const others = this.c.alivePeers().filter(p => p !== this.c.selfId)
     const ordered = [...new Set([...first.filter(p => p !== this.c.selfId), ...rendezvousOwners(runId, others, others.length)])]
-    let known: HomeStatus | undefined
-    for (const peer of ordered.slice(0, HOME_FIND_PEERS_MAX)) {
+    const asked = ordered.slice(0, settledOnly ? first.length + FOLLOW_EXTRA_PEERS : HOME_FIND_PEERS_MAX)
+    const answers = await Promise.all(asked.map(async (peer) => {
       try {
-        const answer = parseHomeStatus(await this.c.rpc.request(peerIdFromString(peer), this.protocol, { op: 'status', runId }, { timeoutMs: HOME_MESSAGE_TIMEOUT_MS, signal }))
-        if (answer.known && (!settledOnly || answer.state === 'settled')) return answer
-        if (answer.known) known ??= answer
+        return parseHomeStatus(await this.c.rpc.request(peerIdFromString(peer), this.protocol, { op: 'status', runId }, { timeoutMs: HOME_MESSAGE_TIMEOUT_MS, signal }))
       } catch (err) {
         this.c.log.debug('home status not answered', { run: runId, peer, error: (err as Error).message })
+        return undefined
       }
-    }
-    return known ?? { known: false }
+    }))
+    return answers.find(a => a?.known === true && a.state === 'settled') ?? (settledOnly ? undefined : answers.find(a => a?.known === true)) ?? { known: false }
   }
 
   /** Relay a signal to the run's driver (this peer, or the holder of the lease as a home-set peer knows it). */
@@ -398,6 +404,9 @@ export class HomeService {
 /** How often the peer checks the home sets of the runs it drives for peers gone for good. Membership
  *  declares a peer gone only after goneAfterMs of silence, so checking every few seconds adds little. */
 export const HOME_REPAIR_CHECK_MS = 2_000
+
+/** Peers beyond a run's home set asked by a follower's poll (the run may have moved by a repair). */
+const FOLLOW_EXTRA_PEERS = 3
 
 /** Peers asked, in rendezvous order, when looking for a run this peer does not keep. */
 export const HOME_FIND_PEERS_MAX = 16
