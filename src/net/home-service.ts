@@ -196,6 +196,15 @@ export class HomeService {
     return homeSet
   }
 
+  /** A run whose open did not reach a majority: it was never started. Stop its machine here and
+   *  mark it over in the store, so a restart does not rejoin it. */
+  forget (runId: string): void {
+    const h = this.held.get(runId)
+    if (h !== undefined) clearTimeout(h.timer)
+    this.held.delete(runId)
+    this.c.repo.setSettled(runId)
+  }
+
   /** The driver's code produced an entry: replicate it; `deliver` follows once durable. False if no longer driving. */
   localEntry (runId: string, entry: { id: string, value: MemoValue }): boolean {
     const h = this.held.get(runId)

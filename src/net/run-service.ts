@@ -106,6 +106,8 @@ export interface RunHome {
   homeSetOf: (runId: string) => string[] | undefined
   /** Send a signal to whoever drives the run now. */
   relaySignal: (runId: string, name: string, value: Uint8Array) => Promise<void>
+  /** A run whose open failed: stop its machine here. */
+  forget: (runId: string) => void
 }
 
 export interface RunServiceComponents {
@@ -183,7 +185,14 @@ export class RunService {
     // the home set, wins the lease at once and drives (`drive`, below).
     const startedMs = Date.now()
     this.c.runs.createRun({ runId, workflow: workflow.toString(), export: exportName, args: dagCbor.encode(args), status: 'running', startedMs, driverPeer: this.c.selfId })
-    await this.c.home.open(runId, { workflow: workflow.toString(), export: exportName, args: dagCbor.encode(args), startedMs, opener: this.c.selfId })
+    try {
+      await this.c.home.open(runId, { workflow: workflow.toString(), export: exportName, args: dagCbor.encode(args), startedMs, opener: this.c.selfId })
+    } catch (err) {
+      // Not started: too few peers keep it. Said so here too, not left 'running' forever.
+      this.c.home.forget(runId)
+      this.c.runs.finishRun(runId, { status: 'failed', finishedMs: Date.now(), error: failureOf(err) })
+      throw err
+    }
     return { runId }
   }
 
@@ -199,6 +208,7 @@ export class RunService {
     if (this.lifecycle.stopping) return
     this.live.get(runId)?.close()
     this.live.delete(runId)
+    this.drivingEpochs.set(runId, epoch)
     this.resume(runId, spec, epoch, memo).catch((err: unknown) => {
       this.c.log.warn('could not drive a durable run', { run: runId, epoch, error: (err as Error).message })
     })
@@ -211,6 +221,8 @@ export class RunService {
     if (!this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, parentRunId: spec.parent, status: 'running', startedMs: spec.startedMs, driverPeer: this.c.selfId })) {
       this.c.runs.setRunDriver(runId, this.c.selfId)
     }
+    // Stopped, or driving a newer epoch, while the code loaded: this drive is stale.
+    if (this.drivingEpochs.get(runId) !== epoch || this.lifecycle.stopping) return
     const run = new LiveRun(this, this.c, { runId, workflow: spec.workflow, exportName: spec.export, args, code, ancestors: spec.ancestors ?? [], durable: { epoch, memo: driverMemo, startedMs: spec.startedMs } })
     this.live.set(runId, run)
     for (const listener of this.waiters.get(runId) ?? []) run.listen(listener)
@@ -228,6 +240,7 @@ export class RunService {
 
   /** This peer lost the run's lease (or was fenced): stop driving at once; the run goes on elsewhere. */
   stopDriving (runId: string, reason: 'lost-lease' | 'fenced'): void {
+    this.drivingEpochs.delete(runId)
     const run = this.live.get(runId)
     if (run === undefined) return
     run.report({ type: 'run:driver:lost', runId, peer: this.c.selfId, reason, atMs: Date.now() })
@@ -296,6 +309,10 @@ export class RunService {
     if (run.driver.handleSignal(name, value, Date.now()) === 'late') throw new RhizomeError('ERR_RUN_ENDED', `run ${runId} is not running any more (it has ended): it takes no more signals`, { hint: 'see its result with `rhizome run-status`' })
     run.pump()
   }
+
+  /** The lease epoch each durable run is (about to be) driven in here: a drive whose code is still
+   *  loading when a newer one (or a stop) comes is dropped. */
+  private readonly drivingEpochs = new Map<string, number>()
 
   /** Followers of runs kept here but not driven here: told when the run settles. */
   private readonly waiters = new Map<string, Set<(event: ProgressEvent) => void>>()
@@ -400,6 +417,7 @@ export class RunService {
 
   ended (run: LiveRun): void {
     this.live.delete(run.runId)
+    this.drivingEpochs.delete(run.runId)
   }
 
   cancel (runId: string): void {

@@ -294,7 +294,8 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
       findSettled: async (runId) => await home.findSettled(runId),
       keeps: (runId) => store.home.getRun(runId) !== undefined,
       homeSetOf: (runId) => home.status(runId).homeSet,
-      relaySignal: async (runId, name, value) => { await home.relaySignal(runId, name, value) }
+      relaySignal: async (runId, name, value) => { await home.relaySignal(runId, name, value) },
+      forget: (runId) => { home.forget(runId) }
     },
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),

@@ -13,6 +13,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { RhizomeError } from '../../src/model/errors.ts'
 import { createLogger } from '../../src/node/logger.ts'
+import { HomeSetUnavailableError } from '../../src/net/home-service.ts'
 import { RunService } from '../../src/net/run-service.ts'
 import { createWorkflowEngine } from '../../src/sandbox/index.ts'
 import { createRunRepo, openDatabase } from '../../src/store/index.ts'
@@ -61,8 +62,9 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await rm(dir, { recursive: true, force: true })
   })
 
-  function service (execute: RunServiceComponents['execute']): RunService {
+  function service (execute: RunServiceComponents['execute'], home?: RunServiceComponents['home']): RunService {
     const runs = new RunService({
+      home,
       runs: createRunRepo(db),
       readBlob: async () => { throw new Error('every result here is inline') },
       putBlob: async () => { throw new Error('runs here are not durable: nothing is stored') },
@@ -80,6 +82,27 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     runs.start()
     return runs
   }
+
+  test('a durable run whose home set cannot keep it is refused with that error and recorded failed, not left running', async () => {
+    const forgotten: string[] = []
+    // The home set as the run service sees it: here, one whose majority is out of reach.
+    const home: RunServiceComponents['home'] = {
+      open: async (runId) => { throw new HomeSetUnavailableError(runId, 1, 2) },
+      forget: (runId) => { forgotten.push(runId) },
+      localEntry: () => false,
+      findRun: async () => ({ known: false }),
+      findSettled: async () => ({ known: false }),
+      keeps: () => false,
+      homeSetOf: () => undefined,
+      relaySignal: async () => {}
+    }
+    const runs = service(async (task) => await compute(task), home)
+    await assert.rejects(runs.startRun(WORKFLOW, 'A', [5]), { code: 'ERR_HOME_SET_UNAVAILABLE' })
+    const [row] = runs.list()
+    assert.equal(row.status, 'failed')
+    assert.deepEqual(forgotten, [row.runId], 'the machine of the run that never started is stopped')
+    await runs.stop()
+  })
 
   test('a fan-out runs each task once and finishes with the right value, reported and persisted', async () => {
     const calls: string[] = []
