@@ -3,6 +3,8 @@
  * with SIGKILL mid-run; another peer of the run's home set takes it over, replays the code from
  * the memo it gathered, and finishes it with the right result, which a client following the run
  * on a surviving peer receives. The peers' logs of the tasks they executed give how many ran again.
+ * On a second network, the peer driving a run and its child run is killed mid-child: the child's
+ * own home set finishes the child, the parent's finishes the parent with the child's result.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
@@ -104,5 +106,37 @@ describe('a durable run whose driver is killed', { timeout: 240_000 }, () => {
     const { report } = await finishedOn(runId, survivors, 60_000)
     assert.equal(report.status, 'finished', JSON.stringify(report.error))
     assert.equal(report.result, 6)
+  })
+})
+
+describe('a durable run whose child run loses its driver', { timeout: 240_000 }, () => {
+  let net: TestNetwork
+  let peers: TestPeer[]
+  let workflow: string
+
+  before(async () => {
+    ({ net, peers, workflow } = await durableNetwork(5, 4))
+  })
+  after(async () => { await net?.close() })
+
+  test('the driver of a parent and its child is killed mid-child: both finish on survivors with the right result', async (t) => {
+    const driver = peers[0]
+    const { runId } = await driver.api<{ runId: string }>('/v1/runs', { method: 'POST', body: JSON.stringify({ workflow, export: 'outer', args: [WIDTH, TASK_MS] }) })
+    await waitFor('a part of the child\'s tasks to be done', async () => {
+      let done = 0
+      for (const [, who] of taskExecutions(peers)) done += who.length
+      return done >= WIDTH / 2
+    }, 60_000, 20)
+    driver.child?.kill('SIGKILL')
+    const survivors = peers.slice(1)
+    const follow = await runCli(['run-status', runId, '--wait', '--json', '--data-dir', survivors[0].dataDir], { timeoutMs: 150_000 })
+    assert.equal(follow.code, 0, follow.stderr)
+    const report = JSON.parse(follow.stdout) as RunReport
+    assert.equal(report.status, 'finished', JSON.stringify(report.error))
+    assert.equal(report.result, EXPECTED + 1)
+    const runs = [...taskExecutions(peers)]
+    const again = runs.filter(([, done]) => done.filter(e => e.peer !== driver.peerId).length > 1)
+    t.diagnostic(`tasks executed: ${runs.length} distinct; ${runs.filter(([, d]) => d.length > 1).length} more than once`)
+    assert.deepEqual(again.map(([task, done]) => ({ task, done })), [], 'no task ran twice on the survivors')
   })
 })
