@@ -10,6 +10,12 @@
  * `frameArrivalMs` to arrive once its first byte is in: the decoder (src/wire/frame.ts) has no
  * clock, so each read loop here arms one timer while a frame is partly in.
  *
+ * Frames are coalesced: every frame written to a stream during one turn of the event loop goes
+ * out in one `send` after it (setImmediate), so one muxer frame, one Noise message and one socket
+ * write carry them all. With many tasks in flight, a driver's requests and a worker's answers
+ * each cost a fraction of a send; a lone frame waits only for the rest of the turn it was made in,
+ * never for a timer. Past RPC_COALESCE_BYTES_MAX the batch goes at once.
+ *
  * The outbound stream is shared by every caller, so it is opened with the service's lifetime
  * (`stop()` aborts it) and its own dial deadline, never with one caller's signal: a caller that
  * gives up stops waiting for it, and the others keep theirs.
@@ -52,6 +58,27 @@ export class PeerBusyError extends RhizomeError {
 
 /** Default 30 s: long enough for a blob range of the maximum size on a slow link. */
 export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000
+
+/**
+ * Bytes of frames one stream gathers in a turn before sending them at once: 64 KiB is four of
+ * Noise's largest messages, so a batch costs a few encryptions, and a large frame (a blob range
+ * of 1 MiB) goes straight out instead of being copied into a batch.
+ */
+export const RPC_COALESCE_BYTES_MAX = 64 * 1024
+
+/** Frames waiting to go out on one stream this turn, and the writers waiting for them to be sent. */
+interface Outgoing {
+  frames: Uint8Array[]
+  bytes: number
+  sent: Promise<void>
+  settle: (err?: unknown) => void
+}
+
+/** What the RPC layer has sent: frames, and the sends that carried them (fewer, when coalesced). */
+export interface RpcCounters {
+  framesSent: number
+  sends: number
+}
 
 /**
  * Longest wait to open the shared outbound stream (connect if needed, then negotiate the
@@ -152,6 +179,9 @@ export class RpcService {
   private readonly inbound = new Map<Stream, Map<number, AbortController>>()
   /** The service's lifetime: shared streams are opened under it, every request listens to it, and stop() aborts it. */
   private readonly lifecycle = new Lifecycle('the rpc service')
+  /** Frames gathered per stream this turn (see write). */
+  private readonly outgoing = new Map<Stream, Outgoing>()
+  readonly counters: RpcCounters = { framesSent: 0, sends: 0 }
   private readonly frameArrivalMs: number
   private readonly dialTimeoutMs: number
   private readonly requestTimeoutMs: number
@@ -243,6 +273,7 @@ export class RpcService {
     this.inbound.clear()
     await Promise.allSettled(inbound.map(async ([stream, running]) => {
       try {
+        this.flushNow(stream)
         if (stream.status === 'open') for (const id of running.keys()) stream.send(encodeFrame(encodeEnvelope({ id, kind: 'err', error: stopped })))
       } finally {
         stream.abort(new Error('rhizome peer stopping'))
@@ -430,9 +461,55 @@ export class RpcService {
     this.onViolation(peerId, protocol, err)
   }
 
+  /** Queue a frame on `stream`; resolves once it is handed to the stream (after its drain, if full). */
   private async write (stream: Stream, bytes: Uint8Array): Promise<void> {
-    if (!stream.send(bytes)) await stream.onDrain()
+    let out = this.outgoing.get(stream)
+    if (out === undefined) {
+      let settle!: (err?: unknown) => void
+      const sent = new Promise<void>((resolve, reject) => { settle = (err) => { if (err === undefined) resolve(); else reject(err) } })
+      out = { frames: [], bytes: 0, sent, settle }
+      this.outgoing.set(stream, out)
+      const queued = out
+      setImmediate(() => { this.flush(stream, queued) })
+    }
+    out.frames.push(bytes)
+    out.bytes += bytes.byteLength
+    this.counters.framesSent++
+    const { sent } = out
+    if (out.bytes >= RPC_COALESCE_BYTES_MAX) this.flush(stream, out)
+    await sent
   }
+
+  /** Send the frames gathered on `stream` in one piece, unless they went already. */
+  private flush (stream: Stream, out: Outgoing): void {
+    if (this.outgoing.get(stream) !== out) return
+    this.outgoing.delete(stream)
+    try {
+      this.counters.sends++
+      const payload = out.frames.length === 1 ? out.frames[0] : concatFrames(out.frames, out.bytes)
+      if (stream.send(payload)) out.settle()
+      else stream.onDrain().then(() => { out.settle() }, (err: unknown) => { out.settle(err ?? new Error('stream closed')) })
+    } catch (err) {
+      out.settle(err ?? new Error('stream closed'))
+    }
+  }
+
+  /** Send what `stream` has gathered now (before the frames that must follow it, or a reset). */
+  private flushNow (stream: Stream): void {
+    const out = this.outgoing.get(stream)
+    if (out !== undefined) this.flush(stream, out)
+  }
+}
+
+/** Frames laid end to end in one buffer: a stream of frames reads the same however it is cut. */
+function concatFrames (frames: Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes)
+  let at = 0
+  for (const frame of frames) {
+    out.set(frame, at)
+    at += frame.byteLength
+  }
+  return out
 }
 
 /**

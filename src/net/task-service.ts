@@ -45,6 +45,7 @@ import type { Sandbox } from '../sandbox/index.ts'
 import type { BlobStore } from '../store/index.ts'
 import type { TaskReply, TaskTimings } from '../wire/task-codec.ts'
 import type { LoadedFunction } from './function-service.ts'
+import { Ed25519Verifier } from './ed25519.ts'
 import { Lifecycle } from './lifecycle.ts'
 import type { RpcService } from './rpc.ts'
 import { PeerBudget, Slots } from './slots.ts'
@@ -177,7 +178,7 @@ export interface TaskServiceComponents {
   /** Load a function's manifest and code, fetching and verifying it if needed (FunctionService.load). */
   loadFunction: (fn: CID, options: { requester: PeerId, signal: AbortSignal }) => Promise<LoadedFunction>
   sandbox: Pick<Sandbox, 'run'>
-  blobs: Pick<BlobStore, 'put' | 'has' | 'get'>
+  blobs: Pick<BlobStore, 'put' | 'putCached' | 'has' | 'get'>
   /** Fetch a blob from a peer, verify and store it (BlobService.fetch). */
   fetchBlob: (peer: PeerId, cid: CID, options: { signal: AbortSignal }) => Promise<Uint8Array>
   /** Sign with this peer's key (PrivateKey.sign). */
@@ -249,6 +250,8 @@ export class TaskService {
   private readonly dialTimeoutMs: number
   private readonly serveTimeoutMs: number
   private readonly lifecycle = new Lifecycle('the task service')
+  /** Workers' public keys, imported once each, for checking their attestations. */
+  private readonly verifier = new Ed25519Verifier()
 
   constructor (components: TaskServiceComponents, init: TaskServiceInit) {
     this.components = components
@@ -413,7 +416,8 @@ export class TaskService {
         limits: loaded.manifest.limits
       }, { signal })
       const t3 = performance.now()
-      const resultCid = await blobs.put(outcome.bytes, dagCbor.code)
+      // Re-computable (the function gives it again), so no disk sync waits on it: see putCached.
+      const resultCid = await blobs.putCached(outcome.bytes, dagCbor.code)
       log.info('task done', { task: id.toString(), fn: fn.toString(), export: exportName, result: resultCid.toString(), runMs: Math.round(t3 - t2) })
       return { resultCid, bytesLength: outcome.bytes.byteLength, bytes: outcome.bytes, queueMs: t2 - t1, fetchMs: t1 - t0, runMs: t3 - t2 }
     } catch (err) {
@@ -585,7 +589,7 @@ export class TaskService {
         decodeRemoteValue(reply.result, `the result of task ${id.toString()} from ${peer.toString()}`)
       }
       // Kept only once it decodes: a blob store is no place for a hostile worker's garbage.
-      if (reply.result !== undefined) await this.components.blobs.put(reply.result, dagCbor.code)
+      if (reply.result !== undefined) await this.components.blobs.putCached(reply.result, dagCbor.code)
     } catch (err) {
       if (!local && (err instanceof AttestationInvalidError || err instanceof ProtocolViolationError)) this.components.onViolation(peer, this.protocol, err)
       throw err
@@ -623,9 +627,12 @@ export class TaskService {
     const { attestation } = reply
     if (!attestation.task.equals(id)) throw new AttestationInvalidError(`the worker attested task ${String(attestation.task)}, not ${String(id)}`)
     if (attestation.peer !== peer.toString()) throw new AttestationInvalidError(`the attestation names ${attestation.peer}, not the worker ${peer.toString()}`)
-    const key = peerIdFromString(attestation.peer).publicKey
+    // The worker is `peer`, whose id embeds its key: the id we dialled, not one the reply names.
+    const key = peer.publicKey
     if (key === undefined) throw new AttestationInvalidError(`peer id ${attestation.peer} does not embed its public key`)
-    const valid = await key.verify(attestationSigningBytes(attestation.task, attestation.result, attestation.peer), attestation.signature)
+    const valid = key.type === 'Ed25519'
+      ? this.verifier.verify(attestation.peer, key.raw, attestationSigningBytes(attestation.task, attestation.result, attestation.peer), attestation.signature)
+      : await key.verify(attestationSigningBytes(attestation.task, attestation.result, attestation.peer), attestation.signature)
     if (!valid) throw new AttestationInvalidError(`the attestation signature does not verify against ${attestation.peer}`)
     if (attestation.result.code !== dagCbor.code) throw new ProtocolViolationError('attested result must be a dag-cbor CID')
   }

@@ -18,6 +18,7 @@ import { MembershipService, REDIAL_PEERS_MAX, announceMinIntervalMs, announcedAd
 import { PeerScoring } from '../net/peer-scoring.ts'
 import { RpcService } from '../net/rpc.ts'
 import { callPlaced } from '../net/task-placement.ts'
+import { ed25519Signer } from '../net/ed25519.ts'
 import { TaskService, slotLimits } from '../net/task-service.ts'
 import { createAdmission, createBlocklist } from '../protocol/admission/index.ts'
 import { createMembership } from '../protocol/membership/index.ts'
@@ -141,11 +142,14 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
     throw new DatabaseOpenError(dbPath, (err as Error).message, { cause: err })
   }
   teardown.add(() => db.close())
+  const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
+  // Before the database closes (teardown runs last-added first): task results still in memory go to disk.
+  teardown.add(async () => { await blobs.flush() })
   return {
     privateKey,
     createdIdentity: created,
     peers: createPeerRepo(db),
-    blobs: createBlobStore({ dir: join(config.dataDir, 'blobs'), db }),
+    blobs,
     functions: createFunctionRepo(db),
     runs: createRunRepo(db),
     home: createHomeRepo(db)
@@ -247,7 +251,7 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
   const tasks = await teardown.started(new TaskService({
     rpc, sandbox, fetchBlob, blobs: store.blobs, selfId: host.peerId, log: log.child('tasks'), onViolation,
     loadFunction: async (fn, options) => await functions.load(fn, options),
-    sign: async (bytes) => await store.privateKey.sign(bytes),
+    sign: ed25519Signer(store.privateKey),
     dial: async (peer, options) => await host.dial(peer, options),
     onCapacity: (capacity) => { membership.handleCapacity(capacity) }
   }, { networkId, ...net.slots }))

@@ -36,6 +36,18 @@
  *
  * With a database, the `blobs` table mirrors the files (written after the file, removed with it)
  * so SQL can see what a peer holds. The files stay the truth: `has`, `stat` and `get` look at disk.
+ *
+ * Re-computable blobs — a task's result, which its function gives again from the same inputs —
+ * take `putCached`: the bytes are hashed and held in memory, visible at once to `has`, `get`,
+ * `stat` and `readRange`, and written to their files in the background, a batch per turn of the
+ * event loop, without fsyncs, their index rows in one transaction per batch. A task's answer then
+ * waits on no file-system call: before, every result cost a stat, a file write, two fsyncs, a rename
+ * and a commit on the worker and again on the caller, and those fsyncs queued every other file
+ * operation of the peer behind them. What this gives up: a result put this way is not on disk when
+ * `putCached` returns, so a crash (or a power cut, before the OS writes the file) can lose it; the
+ * tasks that need it run again. Memory stays bounded (blobPendingBytesMax); past it, and for
+ * blobs over blobCachedBytesMax, `putCached` writes through (still without syncing). `flush()`
+ * waits for the background writes; a stopping peer calls it before closing its database.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
@@ -85,6 +97,21 @@ export const blobVerifyChunkBytes = blobRangeBytesMax
  * at once re-verifies the least recently served; that costs a hash, never correctness.
  */
 export const blobsVerifiedMax = 8192
+/**
+ * Bytes of re-computable blobs (`putCached`) held in memory until the background writer has put
+ * them in files. 16 MiB is a few thousand small task results, several seconds of them at the task
+ * rates a peer reaches; past it a put writes through, so a disk slower than the tasks costs speed,
+ * never memory.
+ */
+export const blobPendingBytesMax = 16 * 1024 * 1024
+/**
+ * Largest blob `putCached` holds in memory; larger ones are written through at once. The size of
+ * a task result that travels inline in the task reply (RESULT_INLINE_BYTES_MAX): bigger results
+ * are fetched as blobs, which wants them in a file anyway.
+ */
+export const blobCachedBytesMax = 256 * 1024
+/** Files the background writer writes at once: enough to overlap, few enough to leave the thread pool to others. */
+const BACKGROUND_WRITES_CONCURRENT = 4
 
 const sha256DigestBytes = 32
 const shardDirChars = 2
@@ -137,13 +164,30 @@ export interface BlobStoreCounters {
   dirSyncs: number
 }
 
+/** What `putCached` has done since the store was opened. */
+export interface BlobCacheCounters {
+  /** Blobs `putCached` kept in memory and wrote in the background. */
+  puts: number
+  /** Background writes that failed: the blob was dropped (it is re-computable). */
+  writeFailures: number
+}
+
 export interface BlobStore {
   readonly dir: string
   readonly blobBytesMax: number
   /** Running totals of bytes hashed and read, and of fsyncs; never reset. */
   readonly counters: Readonly<BlobStoreCounters>
+  /** Running totals of `putCached`'s in-memory puts and failed background writes. */
+  readonly cacheCounters: Readonly<BlobCacheCounters>
   /** Store bytes; returns their CIDv1 (sha2-256, `codec`, default raw). Storing the same bytes again is a no-op. */
   put(bytes: Uint8Array, codec?: number, options?: AbortOptions): Promise<CID>
+  /**
+   * Store re-computable bytes (a task's result): visible at once, written to disk in the background
+   * without syncing. `bytes` is copied. See the file's comment for what a crash may lose.
+   */
+  putCached(bytes: Uint8Array, codec?: number): Promise<CID>
+  /** Wait until every `putCached` blob is in its file (or dropped after a failed write). */
+  flush(): Promise<void>
   /** Store bytes that a peer says have CID `cid`. Throws BlobHashMismatchError, storing nothing, if they do not. */
   putVerified(cid: CID | string, bytes: Uint8Array, options?: AbortOptions): Promise<CID>
   /** The blob's bytes, verified against its CID. NotFoundError if absent, BlobCorruptError if damaged. */
@@ -209,6 +253,13 @@ interface BlobIndex {
   count: StatementSync
 }
 
+/** How a blob's file is written: synced (durable) or not (re-computable), with its index row or without (a batch adds them). */
+interface WriteMode {
+  sync: boolean
+  index: boolean
+}
+const DURABLE: WriteMode = { sync: true, index: true }
+
 /**
  * The blob store on disk: one file per blob under a two-character shard directory, written to
  * tmp/ and renamed into place, moved to corrupt/ when it no longer matches its CID.
@@ -217,6 +268,7 @@ class DiskBlobStore implements BlobStore {
   readonly dir: string
   readonly blobBytesMax: number
   readonly counters: BlobStoreCounters = { bytesHashed: 0, bytesRead: 0, fileSyncs: 0, dirSyncs: 0 }
+  readonly cacheCounters: BlobCacheCounters = { puts: 0, writeFailures: 0 }
   private readonly now: () => number
   private readonly tmpDir: string
   private readonly corruptDir: string
@@ -225,10 +277,18 @@ class DiskBlobStore implements BlobStore {
   private readonly verified: BoundedCache<string, Verified>
   /** Verifications running, by key and signature: concurrent ranges of one file share one hash. */
   private readonly verifying = new Map<string, Promise<Verified>>()
+  /** `putCached` blobs not yet in their files, by key. */
+  private readonly pending = new Map<string, Uint8Array>()
+  private pendingBytes = 0
+  /** The background writer's current batch, while one runs. */
+  private writing: Promise<void> | undefined
+  private writeScheduled = false
+  private readonly db: Database | undefined
 
   constructor (options: BlobStoreOptions) {
     const { dir, db } = options
     this.dir = dir
+    this.db = db
     this.now = options.now ?? Date.now
     this.blobBytesMax = options.blobBytesMax ?? blobBytesMaxDefault
     if (!Number.isSafeInteger(this.blobBytesMax) || this.blobBytesMax < 0) {
@@ -263,6 +323,85 @@ class DiskBlobStore implements BlobStore {
     return cid
   }
 
+  async putCached (bytes: Uint8Array, codec = raw.code): Promise<CID> {
+    if (!Number.isSafeInteger(codec) || codec < 0) throw new InvalidInputError(`codec must be a multicodec code, got ${codec}`)
+    this.checkSize('blob', bytes)
+    this.counters.bytesHashed += bytes.byteLength
+    const cid = CID.createV1(codec, await sha256.digest(bytes))
+    const key = blobKey(cid)
+    if (this.pending.has(key)) return cid
+    if (bytes.byteLength > blobCachedBytesMax || this.pendingBytes + bytes.byteLength > blobPendingBytesMax) {
+      await this.write(cid, bytes, undefined, { sync: false, index: true })
+      return cid
+    }
+    // A copy of its own: the caller's bytes may be a view on a bigger buffer (a received frame).
+    this.pending.set(key, bytes.slice())
+    this.pendingBytes += bytes.byteLength
+    this.cacheCounters.puts++
+    this.scheduleWrites()
+    return cid
+  }
+
+  async flush (): Promise<void> {
+    while (this.writing !== undefined || this.pending.size > 0) await (this.writing ?? this.startBatch())
+  }
+
+  private scheduleWrites (): void {
+    if (this.writeScheduled || this.writing !== undefined) return
+    this.writeScheduled = true
+    // After the current turn: the results of every task that finished in it go in one batch.
+    setImmediate(() => {
+      this.writeScheduled = false
+      if (this.writing === undefined) void this.startBatch()
+    })
+  }
+
+  /** Start a batch; `writing` holds it until it ends, then the next one is scheduled if more came. */
+  private async startBatch (): Promise<void> {
+    const running = this.writeBatch().finally(() => {
+      this.writing = undefined
+      if (this.pending.size > 0) this.scheduleWrites()
+    })
+    this.writing = running
+    await running
+  }
+
+  /** Write every pending blob to its file, their index rows in one transaction, then drop them from memory. */
+  private async writeBatch (): Promise<void> {
+    const batch = [...this.pending]
+    const written: Array<[string, number]> = []
+    for (let at = 0; at < batch.length; at += BACKGROUND_WRITES_CONCURRENT) {
+      await Promise.all(batch.slice(at, at + BACKGROUND_WRITES_CONCURRENT).map(async ([key, bytes]) => {
+        try {
+          await this.write(CID.parse(key), bytes, undefined, { sync: false, index: false })
+          written.push([key, bytes.byteLength])
+        } catch {
+          this.cacheCounters.writeFailures++
+        }
+      }))
+    }
+    if (this.index !== undefined && written.length > 0) {
+      const { insert } = this.index
+      const at = this.now()
+      const rows = (): void => { for (const [key, bytes] of written) if (this.pending.has(key)) insert.run(key, bytes, at) }
+      try {
+        if (this.db !== undefined) this.db.transaction(rows)
+        else rows()
+      } catch {
+        // The database closed under us (a peer stopping without flush): the files are the truth.
+        this.cacheCounters.writeFailures++
+      }
+    }
+    for (const [key, bytes] of batch) {
+      // Deleted while its file was being written: the delete found no file, so remove it now.
+      if (this.pending.get(key) !== bytes) await unlink(this.pathOf(key)).catch(() => {})
+      else {
+        this.pending.delete(key)
+        this.pendingBytes -= bytes.byteLength
+      }
+    }
+  }
+
   async putVerified (cidClaimed: CID | string, bytes: Uint8Array, { signal }: AbortOptions = {}): Promise<CID> {
     throwIfAborted(signal)
     const cid = parseBlobCid(cidClaimed)
@@ -280,6 +419,9 @@ class DiskBlobStore implements BlobStore {
     throwIfAborted(signal)
     const cid = parseBlobCid(cidIn)
     const key = blobKey(cid)
+    // Hashed when it was put, and never out of this process since: a copy is the blob.
+    const cached = this.pending.get(key)
+    if (cached !== undefined) return cached.slice()
     const path = this.pathOf(key)
     const file = await this.openBlob(cid, key, path)
     let bytes: Uint8Array
@@ -314,6 +456,11 @@ class DiskBlobStore implements BlobStore {
       })
     }
     const key = blobKey(cid)
+    const cached = this.pending.get(key)
+    if (cached !== undefined) {
+      const start = Math.min(offset, cached.byteLength)
+      return { total: cached.byteLength, bytes: cached.slice(start, Math.min(start + length, cached.byteLength)) }
+    }
     const path = this.pathOf(key)
     const file = await this.openBlob(cid, key, path)
     try {
@@ -349,25 +496,34 @@ class DiskBlobStore implements BlobStore {
   }
 
   async has (cid: CID | string): Promise<boolean> {
-    return (await statFile(this.pathOf(blobKey(parseBlobCid(cid))))) !== undefined
+    const key = blobKey(parseBlobCid(cid))
+    return this.pending.has(key) || (await statFile(this.pathOf(key))) !== undefined
   }
 
   async delete (cid: CID | string): Promise<boolean> {
     const key = blobKey(parseBlobCid(cid))
+    const cached = this.pending.get(key)
+    if (cached !== undefined) {
+      this.pending.delete(key)
+      this.pendingBytes -= cached.byteLength
+    }
     let existed = true
     this.verified.delete(key)
     try {
       await unlink(this.pathOf(key))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      existed = false
+      existed = cached !== undefined
     }
     this.index?.remove.run(key)
     return existed
   }
 
   async stat (cid: CID | string): Promise<BlobStat | undefined> {
-    return await statFile(this.pathOf(blobKey(parseBlobCid(cid))))
+    const key = blobKey(parseBlobCid(cid))
+    const cached = this.pending.get(key)
+    if (cached !== undefined) return { bytes: cached.byteLength }
+    return await statFile(this.pathOf(key))
   }
 
   count (): number | undefined {
@@ -399,7 +555,8 @@ class DiskBlobStore implements BlobStore {
     }
   }
 
-  private async write (cid: CID, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  /** Write a blob's file unless it is there; `sync: false` (re-computable blobs) skips the fsyncs. */
+  private async write (cid: CID, bytes: Uint8Array, signal: AbortSignal | undefined, { sync, index }: WriteMode = DURABLE): Promise<void> {
     const key = blobKey(cid)
     const path = this.pathOf(key)
     const existing = await statFile(path)
@@ -409,23 +566,25 @@ class DiskBlobStore implements BlobStore {
       const shardDir = join(this.dir, key.slice(-shardDirChars))
       // The first directory it created, if any: then the store's directory holds a new entry too.
       const shardCreated = await mkdir(shardDir, { recursive: true }) !== undefined
-      await this.writeFile(path, key, bytes, signal)
+      await this.writeFile(path, key, bytes, signal, sync)
       // The new name is durable once the shard is synced; a new shard's, once the store's dir is.
-      if (await syncDir(shardDir)) this.counters.dirSyncs++
-      if (shardCreated && await syncDir(this.dir)) this.counters.dirSyncs++
+      if (sync && await syncDir(shardDir)) this.counters.dirSyncs++
+      if (sync && shardCreated && await syncDir(this.dir)) this.counters.dirSyncs++
     }
-    this.index?.insert.run(key, bytes.length, this.now())
+    if (index) this.index?.insert.run(key, bytes.length, this.now())
   }
 
-  /** Write `bytes` to a temp file, fsync it (its data must be on disk before its name) and rename it to `path`. */
-  private async writeFile (path: string, key: string, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  /** Write `bytes` to a temp file, fsync it if asked (its data must be on disk before its name) and rename it to `path`. */
+  private async writeFile (path: string, key: string, bytes: Uint8Array, signal: AbortSignal | undefined, sync: boolean): Promise<void> {
     const tmpPath = join(this.tmpDir, `${key}.${randomUUID()}`)
     try {
       const file = await open(tmpPath, 'wx')
       try {
         await file.writeFile(bytes)
-        await file.sync()
-        this.counters.fileSyncs++
+        if (sync) {
+          await file.sync()
+          this.counters.fileSyncs++
+        }
       } finally {
         await file.close()
       }

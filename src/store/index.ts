@@ -24,11 +24,13 @@ export {
   blobRangeBytesMax,
   blobVerifyChunkBytes,
   blobsVerifiedMax,
+  blobPendingBytesMax,
+  blobCachedBytesMax,
   blobListLengthMax,
   blobListLengthDefault,
   syncDir
 } from './blob-store.ts'
-export type { BlobStore, BlobRange, BlobStoreCounters, BlobStoreOptions, BlobStat, AbortOptions, OpenDir } from './blob-store.ts'
+export type { BlobStore, BlobRange, BlobStoreCounters, BlobCacheCounters, BlobStoreOptions, BlobStat, AbortOptions, OpenDir } from './blob-store.ts'
 
 export { SchemaTooNewError, BlobHashMismatchError } from './errors.ts'
 export { createFunctionRepo, functionListLengthMax } from './function-repo.ts'

@@ -126,6 +126,8 @@ export function memoryBlobStore (): TaskServiceComponents['blobs'] & BlobService
       blobs.map.set(cid.toString(), bytes)
       return cid
     },
+    // In memory, a cached put is a put.
+    async putCached (bytes: Uint8Array, codec = RAW_CODEC) { return await blobs.put(bytes, codec) },
     async has (cid: CID | string) { return blobs.map.has(cid.toString()) },
     async get (cid: CID | string) {
       const bytes = blobs.map.get(cid.toString())

@@ -23,13 +23,16 @@ const log = createLogger('test', { level: 'silent' })
 
 function memoryBlobs (): TaskServiceComponents['blobs'] & { map: Map<string, Uint8Array> } {
   const map = new Map<string, Uint8Array>()
+  const put = async (bytes: Uint8Array, codec = 0x55): Promise<CID> => {
+    const cid = CID.create(1, codec, await sha256.digest(bytes))
+    map.set(cid.toString(), bytes)
+    return cid
+  }
   return {
     map,
-    async put (bytes: Uint8Array, codec = 0x55) {
-      const cid = CID.create(1, codec, await sha256.digest(bytes))
-      map.set(cid.toString(), bytes)
-      return cid
-    },
+    put,
+    // In memory, a cached put is a put.
+    putCached: put,
     async has (cid: CID | string) { return map.has(cid.toString()) },
     async get (cid: CID | string) {
       const bytes = map.get(cid.toString())
