@@ -135,18 +135,22 @@ export class IsolatePool {
     return { entry, warm: false }
   }
 
-  /** Return a leased isolate after a clean call: it stays warm, unless it has served isolateCallsMax calls. */
-  release (entry: PoolEntry<unknown>): void {
+  /**
+   * Return a leased isolate after a clean call: it stays warm, unless it has served isolateCallsMax
+   * calls. Returns whether it was kept (idle, leasable again).
+   */
+  release (entry: PoolEntry<unknown>): boolean {
     this.active.delete(entry)
     entry.interrupt = undefined
     if (this.closed || entry.isolate.isDisposed || this.cacheSize === 0 || entry.calls >= this.isolateCallsMax) {
       this.dispose(entry)
-      return
+      return false
     }
     const entries = this.idle.get(entry.key)
     if (entries === undefined) this.idle.set(entry.key, [entry])
     else entries.push(entry)
     this.recency.set(entry, entry)
+    return true
   }
 
   /** Dispose a leased isolate: it hit a limit, crashed, or cannot be trusted. */

@@ -22,9 +22,10 @@
 import type ivm from 'isolated-vm'
 import { BoundedCache } from '../model/bounded-cache.ts'
 import { InvalidInputError } from '../model/errors.ts'
-import type { CallGuard } from './call-guard.ts'
+import { plainBudget } from './call-guard.ts'
+import type { Budget, CallGuard } from './call-guard.ts'
 import { SandboxAbortedError } from './errors.ts'
-import type { IsolatePoolOptions, Lease } from './isolate-pool.ts'
+import type { IsolatePoolOptions, Lease, PoolEntry } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
 import { PRELUDE_SOURCE } from './prelude.ts'
 import { copyInto, exactCopy, linkAndEvaluate, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
@@ -34,34 +35,88 @@ import { argsToTape } from './values.ts'
 import type { Tape } from './values.ts'
 
 interface JsState {
+  functionId: string
   code: Uint8Array
   source: string
   prelude: ivm.Script | undefined
   cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined
+  /**
+   * The next call's context, being built or built (theory of operation above); taken by the call
+   * that leases the isolate, so no context serves two calls. Settles, never rejects.
+   */
+  next: Promise<Preparation> | undefined
+  /** Set once a preparation failed on this isolate: it is not tried again here (see prepare()). */
+  prepareOff: boolean
 }
+
+/** A context built ahead of its call: the module evaluated, the runner installed. */
+interface Prepared {
+  ok: true
+  runner: ivm.Reference
+  namespace: ivm.Reference
+  /** Every handle to release once the call is done, the context included. */
+  references: Array<{ release: () => void }>
+  /** When the module's top-level code ran (performance.now()): the call is charged for it. */
+  evaluatedFromMs: number
+  evaluatedToMs: number
+}
+
+/** A preparation that failed: the call builds its own context (or, if the isolate died, reports why). */
+interface Unprepared { ok: false, error: unknown }
+
+type Preparation = Prepared | Unprepared
+
+/** The handles a call needs of a loaded context. */
+interface Loaded { runner: ivm.Reference, namespace: ivm.Reference, evaluatedFromMs: number, evaluatedToMs: number }
 
 export interface JsEngineOptions extends IsolatePoolOptions {
   /** Share a pool with other engines (createSandbox does); otherwise the engine owns one. */
   pool?: IsolatePool
+  /**
+   * Most time a context built ahead of its call may take (PREPARE_TIME_MS_MAX by default; the
+   * call's own timeMs when smaller). A lower value only means fewer calls find a context ready.
+   */
+  prepareTimeMsMax?: number
 }
 
 /**
- * Most functions whose compiled code is kept for new isolates. V8's code cache for a bundle is
+ * Most code caches kept for new isolates. V8's code cache for a bundle is
  * about the size of its source; 64 bundles of ~100 KiB stay under 10 MiB and cover more
  * functions than the warm pool holds.
  */
 export const CODE_CACHE_ENTRIES_MAX = 64
 
+/**
+ * Most time building a context ahead of its call may take, top-level code included. The work is
+ * speculative (the next call may never come), so it is bounded well below a call's own budget:
+ * real module initialisation takes microseconds to a few milliseconds; a module whose top-level
+ * code runs longer than this simply builds its context inside each call, as it always did.
+ */
+export const PREPARE_TIME_MS_MAX = 1_000
+
+/** What preparations did, for tests and benchmarks. */
+export interface PreparationStats {
+  /** Preparations started (one after each clean call whose isolate stayed warm). */
+  started: number
+  /** Calls that ran in a context built ahead of them. */
+  used: number
+  /** Preparations that failed or were dropped (their isolate disposed, a limit hit, top-level code threw). */
+  failed: number
+}
+
 export class JsEngine implements SandboxEngine {
   readonly kind = 'js' as const
   readonly pool: IsolatePool
   private readonly ownsPool: boolean
+  private readonly prepareTimeMsMax: number
+  private readonly preparations: PreparationStats = { started: 0, used: 0, failed: 0 }
   /** V8 code caches by function id, shared by that function's isolates, and the code each was made from. */
   private readonly codeCache = new BoundedCache<string, { code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer> }>({ entriesMax: CODE_CACHE_ENTRIES_MAX })
 
   constructor (options: JsEngineOptions = {}) {
     this.ownsPool = options.pool === undefined
     this.pool = options.pool ?? new IsolatePool(options)
+    this.prepareTimeMsMax = options.prepareTimeMsMax ?? PREPARE_TIME_MS_MAX
   }
 
   async run (call: SandboxCall, options: RunOptions = {}): Promise<SandboxResult> {
@@ -74,15 +129,20 @@ export class JsEngine implements SandboxEngine {
       call,
       signal: options.signal,
       startedMs,
-      newState: () => newState(call.code, this.cachedCode(call)),
+      newState: () => newState(call.functionId, call.code, this.cachedCode(call)),
       accepts: state => sameBytes(state.code, call.code),
       work: async (lease, guard) => {
-        const record = await callInContext(lease, call, args, guard)
+        const record = await this.callInContext(lease, call, args, guard)
         const { cachedData } = lease.entry.state
         if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, { code: call.code, data: cachedData })
         return record
-      }
+      },
+      prepare: lease => { this.prepare(lease.entry, call.limits.timeMs) }
     })
+  }
+
+  preparationStats (): PreparationStats {
+    return { ...this.preparations }
   }
 
   /** The V8 code cache made from exactly this call's code, if one is kept. */
@@ -91,59 +151,113 @@ export class JsEngine implements SandboxEngine {
     return entry !== undefined && sameBytes(entry.code, call.code) ? entry.data : undefined
   }
 
+  /**
+   * Build the next call's context in an idle isolate, in the background. Nothing waits for it
+   * but the call that leases the isolate next; disposing the isolate (LRU, close, a limit) makes
+   * every step reject, which ends it. After one failure the isolate prepares no more: the reason
+   * (slow or failing top-level code) would most likely repeat, and each try costs CPU.
+   */
+  private prepare (entry: PoolEntry<JsState>, callTimeMs: number): void {
+    const { state } = entry
+    if (state.prepareOff || state.next !== undefined) return
+    this.preparations.started++
+    state.next = prepareContext(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))).then(preparation => {
+      if (!preparation.ok) {
+        state.prepareOff = true
+        this.preparations.failed++
+      }
+      return preparation
+    })
+  }
+
+  /**
+   * Run the call in the context prepared for it, or build one as a cold call does. A call that
+   * leases its isolate while the preparation still runs waits for it (within its own budget).
+   */
+  private async callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+    const { isolate, state } = lease.entry
+    const next = state.next
+    state.next = undefined
+    const preparation = next === undefined ? undefined : await next
+    // The preparation died with its isolate (isolated-vm disposes it at the memory limit): the
+    // module's top-level code hit the limit, as it would have in this call.
+    if (preparation !== undefined && !preparation.ok && isolate.isDisposed) throw preparation.error
+    const references: Array<{ release: () => void }> = preparation?.ok === true ? preparation.references : []
+    try {
+      let loaded: Loaded
+      if (preparation?.ok === true) {
+        this.preparations.used++
+        loaded = preparation
+      } else {
+        loaded = await loadContext(isolate, state, guard, references)
+      }
+      guard.chargeAhead(loaded.evaluatedFromMs, loaded.evaluatedToMs)
+      return await loaded.runner.apply(undefined, [
+        loaded.namespace.derefInto(),
+        call.exportName,
+        copyInto(args.kinds),
+        copyInto(args.vals),
+        copyInto(exactCopy(call.seed)),
+        copyInto(preludeLimits(call.limits))
+      ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
+    } finally {
+      releaseAll(references)
+    }
+  }
+
   async close (): Promise<void> {
     this.codeCache.clear()
     if (this.ownsPool) this.pool.close()
   }
 }
 
-/** Build a fresh context, load the module into it, and call the export. Returns the prelude's record. */
-async function callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
-  const { isolate, state } = lease.entry
-  state.prelude ??= await isolate.compileScript(PRELUDE_SOURCE, { filename: 'rhizome:prelude' })
-  const context = await isolate.createContext()
-  const references: Array<{ release: () => void }> = [context]
+/** Build a context ahead of its call. Settles with what happened; never rejects. */
+async function prepareContext (isolate: ivm.Isolate, state: JsState, budget: Budget): Promise<Preparation> {
+  const references: Array<{ release: () => void }> = []
   try {
-    const install = await state.prelude.run(context, { reference: true, timeout: guard.remainingMs() }) as ivm.Reference
-    references.push(install)
-    const runner = await install.apply(undefined, ['js', copyInto(new TextEncoder().encode(call.functionId))], {
-      result: { reference: true },
-      timeout: guard.remainingMs()
-    }) as ivm.Reference
-    references.push(runner)
-    const namespace = await loadModule(isolate, context, state, call, guard, references)
-    return await runner.apply(undefined, [
-      namespace.derefInto(),
-      call.exportName,
-      copyInto(args.kinds),
-      copyInto(args.vals),
-      copyInto(exactCopy(call.seed)),
-      copyInto(preludeLimits(call.limits))
-    ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
-  } finally {
+    const loaded = await loadContext(isolate, state, budget, references)
+    return { ok: true, references, ...loaded }
+  } catch (error) {
     releaseAll(references)
+    return { ok: false, error }
   }
 }
 
-async function loadModule (isolate: ivm.Isolate, context: ivm.Context, state: JsState, call: SandboxCall, guard: CallGuard, references: Array<{ release: () => void }>): Promise<ivm.Reference> {
+/**
+ * A fresh context with the prelude installed and the module loaded into it. Nothing of a call
+ * reaches it: the runner is installed seeded by the function id, and top-level code sees only
+ * that; the call's seed, limits and arguments go to the runner when it is called.
+ */
+async function loadContext (isolate: ivm.Isolate, state: JsState, budget: Budget, references: Array<{ release: () => void }>): Promise<Loaded> {
+  state.prelude ??= await isolate.compileScript(PRELUDE_SOURCE, { filename: 'rhizome:prelude' })
+  const context = await isolate.createContext()
+  references.push(context)
+  const install = await state.prelude.run(context, { reference: true, timeout: budget.remainingMs() }) as ivm.Reference
+  references.push(install)
+  const runner = await install.apply(undefined, ['js', copyInto(new TextEncoder().encode(state.functionId))], {
+    result: { reference: true },
+    timeout: budget.remainingMs()
+  }) as ivm.Reference
+  references.push(runner)
   const module = await isolate.compileModule(state.source, {
-    filename: `rhizome:function/${call.functionId}`,
+    filename: `rhizome:function/${state.functionId}`,
     ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
   })
   references.push(module)
   state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
-  await linkAndEvaluate(module, context, guard)
-  return module.namespace
+  const evaluatedFromMs = performance.now()
+  await linkAndEvaluate(module, context, budget)
+  return { runner, namespace: module.namespace, evaluatedFromMs, evaluatedToMs: performance.now() }
 }
 
-function newState (code: Uint8Array, cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined): JsState {
+function newState (functionId: string, code: Uint8Array, cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined): JsState {
   let source: string
   try {
     source = new TextDecoder('utf-8', { fatal: true }).decode(code)
   } catch (err) {
     throw new InvalidInputError('js function code is not valid UTF-8', { cause: err })
   }
-  return { code, source, prelude: undefined, cachedData }
+  return { functionId, code, source, prelude: undefined, cachedData, next: undefined, prepareOff: false }
 }
 
 export function createJsEngine (options: JsEngineOptions = {}): JsEngine {

@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer'
 import ivm from 'isolated-vm'
 import { CallGuard } from './call-guard.ts'
+import type { Budget } from './call-guard.ts'
 import type { IsolatePool, Lease } from './isolate-pool.ts'
 import { THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, VALUE_DEPTH_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
@@ -28,6 +29,11 @@ export interface LeasedCall<S> {
   accepts: (state: S) => boolean
   /** The engine's part: run the call in the leased isolate; returns the prelude's record. */
   work: (lease: Lease<S>, guard: CallGuard) => Promise<unknown>
+  /**
+   * Called once the isolate went back to the idle set after a clean call, to get it ready for its
+   * next call in the background (the js engine builds the next call's context).
+   */
+  prepare?: (lease: Lease<S>) => void
 }
 
 export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
@@ -55,8 +61,11 @@ export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
     throw guard.reason !== undefined ? guard.error(guard.reason) : engineError(err, call.limits)
   } finally {
     guard.clear()
-    if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) pool.release(lease.entry)
-    else pool.discard(lease.entry)
+    if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) {
+      if (pool.release(lease.entry)) c.prepare?.(lease)
+    } else {
+      pool.discard(lease.entry)
+    }
   }
 }
 
@@ -103,7 +112,7 @@ export function releaseAll (references: Array<{ release: () => void }>): void {
  * call's remaining time. A top-level throw is the function's error; a limit or abort is the
  * engine's.
  */
-export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: CallGuard): Promise<void> {
+export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: Budget): Promise<void> {
   if (module.dependencySpecifiers.length > 0) {
     throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
   }
