@@ -113,10 +113,20 @@ export function releaseAll (references: Array<{ release: () => void }>): void {
  * engine's.
  */
 export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: Budget): Promise<void> {
+  checkImports(module)
+  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+  await evaluateModule(module, guard)
+}
+
+/** Refuse a module that imports anything, before it is linked. */
+export function checkImports (module: ivm.Module): void {
   if (module.dependencySpecifiers.length > 0) {
     throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
   }
-  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+}
+
+/** Run a linked module's top-level code within the budget; a throw there is the function's error. */
+export async function evaluateModule (module: ivm.Module, guard: Budget): Promise<void> {
   try {
     await module.evaluate({ timeout: guard.remainingMs() })
   } catch (err) {
