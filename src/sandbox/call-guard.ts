@@ -58,7 +58,8 @@ export class CallGuard {
 
   /**
    * Charge the call for work done for it before it started: the part of [fromMs, toMs]
-   * (performance.now() times) before the call's start comes off its budget. The timer is re-armed
+   * (performance.now() times) before the call's start comes off its budget; a budget it used up
+   * stops the call at once, as running out of time does. The timer is re-armed
    * only for a charge of a millisecond or more, below the resolution of setTimeout; the
    * per-operation timeouts (remainingMs) see every charge.
    */
@@ -66,6 +67,10 @@ export class CallGuard {
     const chargedMs = Math.max(0, Math.min(toMs, this.startedMs) - fromMs)
     if (chargedMs === 0 || this.reason !== undefined) return
     this.deadlineMs -= chargedMs
+    if (performance.now() >= this.deadlineMs) {
+      this.kill('time')
+      return
+    }
     if (chargedMs < 1) return
     clearTimeout(this.timer)
     this.timer = setTimeout(() => this.kill('time'), Math.max(0, this.deadlineMs - performance.now()))

@@ -135,6 +135,11 @@ export class IsolatePool {
     return { entry, warm: false }
   }
 
+  /** Whether close() was called: no isolate will be leased again. */
+  get isClosed (): boolean {
+    return this.closed
+  }
+
   /**
    * Return a leased isolate after a clean call: it stays warm, unless it has served isolateCallsMax
    * calls. Returns whether it was kept (idle, leasable again).

@@ -100,6 +100,8 @@ export interface PreparationStats {
   started: number
   /** Calls that ran in a context built ahead of them. */
   used: number
+  /** Calls that leased their isolate while its preparation still ran, and waited for it. */
+  waited: number
   /** Preparations that failed or were dropped (their isolate disposed, a limit hit, top-level code threw). */
   failed: number
 }
@@ -109,7 +111,9 @@ export class JsEngine implements SandboxEngine {
   readonly pool: IsolatePool
   private readonly ownsPool: boolean
   private readonly prepareTimeMsMax: number
-  private readonly preparations: PreparationStats = { started: 0, used: 0, failed: 0 }
+  private readonly preparations: PreparationStats = { started: 0, used: 0, waited: 0, failed: 0 }
+  /** Preparations not settled yet. */
+  private readonly inFlight = new Set<Promise<Preparation>>()
   /** V8 code caches by function id, shared by that function's isolates, and the code each was made from. */
   private readonly codeCache = new BoundedCache<string, { code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer> }>({ entriesMax: CODE_CACHE_ENTRIES_MAX })
 
@@ -161,13 +165,24 @@ export class JsEngine implements SandboxEngine {
     const { state } = entry
     if (state.prepareOff || state.next !== undefined) return
     this.preparations.started++
-    state.next = prepareContext(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))).then(preparation => {
+    const next = prepareContext(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))).then(preparation => {
+      this.inFlight.delete(next)
       if (!preparation.ok) {
         state.prepareOff = true
         this.preparations.failed++
       }
       return preparation
     })
+    state.next = next
+    this.inFlight.add(next)
+  }
+
+  /**
+   * Resolves once every preparation started so far has settled. Each settles on its own (it is
+   * bounded by its time limit, and disposing its isolate ends it); close() does not wait for them.
+   */
+  async preparationsSettled (): Promise<void> {
+    await Promise.all([...this.inFlight])
   }
 
   /**
@@ -178,6 +193,7 @@ export class JsEngine implements SandboxEngine {
     const { isolate, state } = lease.entry
     const next = state.next
     state.next = undefined
+    if (next !== undefined && this.inFlight.has(next)) this.preparations.waited++
     const preparation = next === undefined ? undefined : await next
     // The preparation died with its isolate (isolated-vm disposes it at the memory limit): the
     // module's top-level code hit the limit, as it would have in this call.

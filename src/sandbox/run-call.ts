@@ -11,7 +11,7 @@ import type { Budget } from './call-guard.ts'
 import type { IsolatePool, Lease } from './isolate-pool.ts'
 import { THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, VALUE_DEPTH_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
-import { ForbiddenImportError } from './errors.ts'
+import { ForbiddenImportError, SandboxClosedError } from './errors.ts'
 import { engineError, isEngineFailure, readOutcome, topLevelError } from './outcome.ts'
 import type { PreludeLimits } from './prelude.ts'
 import type { SandboxCall, SandboxResult } from './types.ts'
@@ -47,6 +47,12 @@ export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
       return { isolate: new ivm.Isolate({ memoryLimit: memoryMiB }), state }
     }
   )
+  // The pool closed between the lease and now (it disposed the isolate, having nothing to
+  // interrupt yet): the call fails as every call running at close() does.
+  if (pool.isClosed) {
+    pool.discard(lease.entry)
+    throw new SandboxClosedError()
+  }
   const guard = new CallGuard(lease.entry.isolate, call.limits.timeMs, c.startedMs, c.signal)
   lease.entry.interrupt = reason => guard.kill(reason)
   let reusable = false
