@@ -151,11 +151,35 @@ export class IsolatePool {
       this.dispose(entry)
       return false
     }
+    this.keepIdle(entry)
+    return true
+  }
+
+  private keepIdle (entry: PoolEntry<unknown>): void {
     const entries = this.idle.get(entry.key)
     if (entries === undefined) this.idle.set(entry.key, [entry])
     else entries.push(entry)
     this.recency.set(entry, entry)
-    return true
+  }
+
+  /**
+   * Put a new isolate for `key` straight into the idle set, made ahead of the call that will lease
+   * it (a replacement for one retired after isolateCallsMax calls). Returns its entry, or
+   * undefined when the pool closed or keeps nothing warm (the isolate is then disposed).
+   */
+  adopt<S> (key: string, created: { isolate: ivm.Isolate, state: S }): PoolEntry<S> | undefined {
+    const entry: PoolEntry<S> = { key, isolate: created.isolate, state: created.state, calls: 0, interrupt: undefined }
+    if (this.closed || this.cacheSize === 0) {
+      this.dispose(entry)
+      return undefined
+    }
+    this.keepIdle(entry)
+    return entry
+  }
+
+  /** Idle isolates kept for `key`. */
+  idleCount (key: string): number {
+    return this.idle.get(key)?.length ?? 0
   }
 
   /** Dispose a leased isolate: it hit a limit, crashed, or cannot be trusted. */

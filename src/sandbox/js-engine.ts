@@ -141,7 +141,7 @@ export class JsEngine implements SandboxEngine {
         if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, { code: call.code, data: cachedData })
         return record
       },
-      prepare: lease => { this.prepare(lease.entry, call.limits.timeMs) }
+      prepare: entry => { this.prepare(entry, call.limits.timeMs) }
     })
   }
 

@@ -206,4 +206,33 @@ describe('prepared contexts', () => {
       pool.close()
     }
   })
+
+  test('an isolate retired after isolateCallsMax calls is replaced ahead of the next call, with its context prepared', async () => {
+    const engine = createJsEngine({ isolateCallsMax: 2 })
+    try {
+      const counter = call(COUNTER, 'count')
+      const results = []
+      for (let i = 0; i < 5; i++) {
+        results.push(await engine.run(counter))
+        await new Promise(resolve => setImmediate(resolve))
+        await engine.preparationsSettled()
+      }
+      assert.deepEqual(results.map(r => r.value), Array(5).fill([1, 1]))
+      // Only the first call started cold; the third and fifth ran in replacements made ahead.
+      assert.deepEqual(results.map(r => r.warm), [false, true, true, true, true])
+      assert.deepEqual(engine.pool.stats(), { warmHits: 4, coldStarts: 1, isolatesAlive: 1, isolatesIdle: 1, isolatesDisposed: 2, callsActive: 0 })
+      assert.deepEqual(engine.preparationStats(), { started: 5, used: 4, waited: 0, failed: 0 })
+    } finally {
+      await engine.close()
+    }
+  })
+
+  test('no replacement is made for a pool closed right after the retiring call', async () => {
+    const engine = createJsEngine({ isolateCallsMax: 1 })
+    await engine.run(call(COUNTER, 'count'))
+    await engine.close()
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(engine.pool.stats().isolatesAlive, 0)
+    assert.equal(engine.preparationStats().started, 0)
+  })
 })
