@@ -2,21 +2,48 @@
  * The JS engine: one ES module per function, run in V8 isolates (isolated-vm) under a heap
  * limit, a wall-clock deadline and an output cap.
  *
- * Theory of operation. A call leases an isolate from the pool (warm if one is idle for the same
- * function and code), then builds a *fresh context* in it: the prelude makes the context
- * deterministic, the module is compiled (from V8's code cache after the first time), linked with
- * no imports allowed, and evaluated; then the prelude calls the export and writes the result as a
- * tape. The context is thrown away after the call, so nothing a call does to its globals, the
- * intrinsics or the module's own top-level state reaches the next call. Measured on a 2-core
- * peer: a fresh context costs about 0.5 ms per call against 0.05 ms for reusing one; frozen
- * intrinsics would be cheaper but would still leak module state between calls, so each call
- * gets its own context. The isolate (heap, compiled code) is what stays warm; it is replaced
- * after isolateCallsMax calls because dead contexts make V8's full GCs long (see isolate-pool.ts),
- * and the V8 code cache of each function outlives its isolates so a replacement compiles fast.
+ * Theory of operation. Every call runs in a *fresh context* that no other call ran in: the
+ * prelude makes it deterministic, the module is compiled (from V8's code cache after the first
+ * time), linked with no imports allowed, and evaluated; then the prelude calls the export and
+ * writes the result as a tape. The context is thrown away after the call, so nothing a call does
+ * to its globals, the intrinsics or the module's own top-level state reaches the next call. The
+ * isolate (heap, compiled code) is what stays warm; it is replaced after isolateCallsMax calls
+ * because dead contexts make V8's full GCs long (see isolate-pool.ts), and the V8 code cache of
+ * each function outlives its isolates so a replacement compiles fast.
  *
- * Top-level code sees Math.random seeded by the function id (the same for every call); the
- * export sees it seeded by the call's seed. Dynamic import() rejects with Error "Not supported"
- * (reported as FunctionThrewError); static imports are refused with ForbiddenImportError.
+ * Prepared contexts. Nothing of a call reaches its context before the export is called: top-level
+ * code sees Math.random seeded by the function id (the same for every call) and the prelude's
+ * deterministic globals; the call's seed, limits and arguments go to the runner. So the context is
+ * built *ahead* of its call: when a clean call gives its isolate back to the pool, the isolate
+ * builds the next call's context in the background (prepare()), and the call that leases it next
+ * only calls the export: one round trip to the isolate's thread on its path instead of seven.
+ * Each prepared context serves exactly one call (the call takes it out of the state). A call that
+ * leases the isolate while the preparation still runs waits for it, within its own budget. A
+ * preparation that fails (top-level code that throws, a time limit of PREPARE_TIME_MS_MAX, the
+ * isolate disposed under it) is dropped and the call builds its context itself as before, so it
+ * reports the same error; an isolate that died preparing (isolated-vm disposes it at the memory
+ * limit) fails the waiting call with that error, as the same top-level code would have. The
+ * call's time budget is charged for top-level code that ran before the call started
+ * (CallGuard.chargeAhead), so a module that loads slower than a call may run still fails that
+ * call with SandboxTimeLimitError. An isolate retired after isolateCallsMax calls is replaced
+ * ahead of time the same way (run-call.ts replaceAhead).
+ * Cost: each warm isolate holds one prepared context, about 200 KiB of heap (measured) plus what
+ * the module's top-level code keeps, so at most cacheSize of them; the CPU of building it is the
+ * same as before, spent between calls (and wasted if no call comes before the isolate is evicted).
+ *
+ * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of
+ * interleaved runs): a warm no-op call with 1 ms between calls went from 1.15 ms to 0.50 ms p50
+ * (p99 ~7 → ~4 ms with isolates replaced ahead); back-to-back calls, which wait for the
+ * preparation, stay at ~1.0 ms. Main-thread and process CPU per call are unchanged (~0.35 / ~1.2
+ * ms): the work moved, it did not shrink. The alternative of a frozen realm (SES-style lockdown)
+ * reused across calls costs far less (one frozen context reused, the module re-evaluated per call:
+ * 0.21 ms p50, 0.23 ms process CPU per call, measured with raw isolated-vm), but it changes what
+ * functions see: writes to intrinsics that succeed in their own call today (the hostile suite's
+ * pollution fixtures return 1, and the next call sees a clean realm) would throw, and globalThis
+ * would still be shared between calls. So each call keeps a context of its own.
+ *
+ * Dynamic import() rejects with Error "Not supported" (reported as FunctionThrewError); static
+ * imports are refused with ForbiddenImportError.
  */
 
 import type ivm from 'isolated-vm'
