@@ -177,6 +177,11 @@ export class IsolatePool {
     return entry
   }
 
+  /** Whether `entry` is idle in the pool: kept warm, not leased, not disposed. */
+  isIdle (entry: PoolEntry<unknown>): boolean {
+    return !entry.isolate.isDisposed && this.idle.get(entry.key)?.includes(entry) === true
+  }
+
   /** Idle isolates kept for `key`. */
   idleCount (key: string): number {
     return this.idle.get(key)?.length ?? 0

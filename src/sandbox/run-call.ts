@@ -30,8 +30,9 @@ export interface LeasedCall<S> {
   /** The engine's part: run the call in the leased isolate; returns the prelude's record. */
   work: (lease: Lease<S>, guard: CallGuard) => Promise<unknown>
   /**
-   * Called once the isolate went back to the idle set after a clean call, to get it ready for its
-   * next call in the background (the js engine builds the next call's context).
+   * Gets an idle isolate ready for its next call, in the background (the js engine builds the next
+   * call's context): called soon after a clean call gave the isolate back, if it is still idle,
+   * and for an isolate made to replace one retired after isolateCallsMax calls.
    */
   prepare?: (entry: PoolEntry<S>) => void
 }
@@ -66,12 +67,26 @@ export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
   } finally {
     guard.clear()
     if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) {
-      if (pool.release(lease.entry)) c.prepare?.(lease.entry)
+      if (pool.release(lease.entry)) prepareSoon(c, lease.entry)
       else if (lease.entry.calls >= pool.isolateCallsMax) replaceAhead(c, key, create)
     } else {
       pool.discard(lease.entry)
     }
   }
+}
+
+/**
+ * Have the engine get an idle isolate ready for its next call, once this call's result has gone
+ * on its way: issuing isolated-vm operations costs the main thread tens of µs each, which the
+ * caller should not wait for. By then a new call may have leased the isolate (it then builds its
+ * own context) or the pool may have disposed it: nothing to do.
+ */
+function prepareSoon<S> (c: LeasedCall<S>, entry: PoolEntry<S>): void {
+  const { pool, prepare } = c
+  if (prepare === undefined) return
+  setImmediate(() => {
+    if (pool.isIdle(entry)) prepare(entry)
+  }).unref()
 }
 
 /**

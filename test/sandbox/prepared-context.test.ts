@@ -11,6 +11,7 @@ import { RhizomeError } from '../../src/model/errors.ts'
 import { createJsEngine, DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
 import type { SandboxCall } from '../../src/sandbox/index.ts'
 import { IsolatePool } from '../../src/sandbox/isolate-pool.ts'
+import { HOSTILE_FIXTURES } from '../fixtures/functions/hostile.ts'
 import type { PoolEntry } from '../../src/sandbox/isolate-pool.ts'
 
 const js = (source: string): Uint8Array => new TextEncoder().encode(source)
@@ -24,6 +25,17 @@ const COUNTER = 'let calls = 0\nexport function count () { globalThis.total = (g
  * or is cut by a small preparation time limit.
  */
 const SLOW_TOP_LEVEL = 'let x = 0\nfor (let i = 0; i < 20_000_000; i++) x = (x + i * 7) % 1000003\nexport function value () { return x }'
+
+/** Let the engine start preparing (it does once the call's result is on its way), then let that finish. */
+async function settle (engine: { preparationsSettled: () => Promise<void> }): Promise<void> {
+  await nextTurn()
+  await engine.preparationsSettled()
+}
+
+/** One turn of the event loop: preparations start in it. */
+async function nextTurn (): Promise<void> {
+  await new Promise(resolve => setImmediate(resolve))
+}
 
 let ids = 0
 function call (source: string, exportName: string, over: Partial<SandboxCall> = {}): SandboxCall {
@@ -48,13 +60,33 @@ describe('prepared contexts', () => {
       const results = []
       for (let i = 0; i < 3; i++) {
         results.push(await engine.run(counter))
-        await engine.preparationsSettled()
+        await settle(engine)
       }
       assert.deepEqual(results.map(r => r.value), [[1, 1], [1, 1], [1, 1]])
       assert.deepEqual(results.map(r => r.warm), [false, true, true])
       assert.equal((await engine.run({ ...counter, exportName: 'clean' })).value, null)
       // The second, third and fourth calls ran in contexts built for them, each one new.
-      assert.deepEqual(engine.preparationStats(), { started: 4, used: 3, waited: 0, failed: 0 })
+      assert.deepEqual(engine.preparationStats(), { started: 3, used: 3, waited: 0, failed: 0 })
+    } finally {
+      await engine.close()
+    }
+  })
+
+  test('every hostile fixture with a follow-up: the follow-up runs in a context prepared after the hostile call and sees a clean realm', async () => {
+    const engine = createJsEngine()
+    try {
+      const fixtures = HOSTILE_FIXTURES.filter(f => f.kind === 'js' && f.followUp !== undefined)
+      assert.ok(fixtures.length >= 5)
+      for (const fixture of fixtures) {
+        const followUp = fixture.followUp as NonNullable<typeof fixture.followUp>
+        const hostile = call(fixture.source ?? '', fixture.exportName, { args: fixture.args, limits: { ...DEFAULT_LIMITS, ...fixture.limits } })
+        await engine.run(hostile)
+        await settle(engine)
+        const usedBefore = engine.preparationStats().used
+        const result = await engine.run({ ...hostile, exportName: followUp.exportName, args: followUp.args })
+        assert.deepEqual(result.value, followUp.expectedValue, fixture.name)
+        assert.equal(engine.preparationStats().used, usedBefore + 1, fixture.name)
+      }
     } finally {
       await engine.close()
     }
@@ -65,7 +97,8 @@ describe('prepared contexts', () => {
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       const first = await engine.run(slow)
-      // The preparation started when the first call released its isolate and is still running.
+      await nextTurn()
+      // The preparation started once the first call had returned, and is still running.
       const [second, third] = await Promise.all([engine.run(slow), engine.run(slow)])
       assert.equal(second.value, first.value)
       assert.equal(third.value, first.value)
@@ -79,12 +112,31 @@ describe('prepared contexts', () => {
     }
   })
 
+  test('a call that comes before the preparation started builds its own context, and no preparation starts in the isolate it holds', async () => {
+    const engine = createJsEngine()
+    try {
+      const counter = call(COUNTER, 'count')
+      await engine.run(counter)
+      // Issued while the first call's result is still on its way: the isolate is leased again at once.
+      const second = await engine.run(counter)
+      assert.deepEqual([second.value, second.warm], [[1, 1], true])
+      await settle(engine)
+      assert.deepEqual(engine.preparationStats(), { started: 1, used: 0, waited: 0, failed: 0 })
+      assert.deepEqual((await engine.run(counter)).value, [1, 1])
+      assert.equal(engine.preparationStats().used, 1)
+    } finally {
+      await engine.close()
+    }
+  })
+
   test('a preparation past its time limit is dropped: the waiting call builds its own context, and the isolate prepares no more', async () => {
     const engine = createJsEngine({ prepareTimeMsMax: 1 })
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       const first = await engine.run(slow)
+      await nextTurn()
       const second = await engine.run(slow)
+      await nextTurn()
       const third = await engine.run(slow)
       assert.deepEqual([second.value, third.value], [first.value, first.value])
       assert.deepEqual([second.warm, third.warm], [true, true])
@@ -119,7 +171,7 @@ describe('prepared contexts', () => {
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       await engine.run(slow)
-      await engine.preparationsSettled()
+      await settle(engine)
       assert.equal(engine.preparationStats().failed, 0)
       // The context is ready, but loading the module took longer than this call may: the call
       // is charged for it, as it would be had it loaded the module itself.
@@ -135,6 +187,7 @@ describe('prepared contexts', () => {
     const engine = createJsEngine()
     const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
     await engine.run(slow)
+    await nextTurn()
     const waiting = engine.run(slow)
     await engine.close()
     await assert.rejects(waiting, { name: 'SandboxClosedError' })
@@ -147,6 +200,7 @@ describe('prepared contexts', () => {
     const engine = createJsEngine()
     const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
     await engine.run(slow)
+    await nextTurn()
     await engine.close()
     await engine.preparationsSettled()
     assert.deepEqual(engine.preparationStats(), { started: 1, used: 0, waited: 0, failed: 1 })
@@ -158,6 +212,7 @@ describe('prepared contexts', () => {
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       const first = await engine.run(slow)
+      await nextTurn()
       // Another function's isolate takes the only warm place.
       await engine.run(call('export function f () { return 2 }', 'f'))
       await engine.preparationsSettled()
@@ -176,6 +231,7 @@ describe('prepared contexts', () => {
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       const first = await engine.run(slow)
+      await nextTurn()
       const waiting = engine.run(slow)
       pool.kept[0].isolate.dispose()
       await assert.rejects(waiting, (err: Error) => err instanceof RhizomeError)
@@ -196,11 +252,12 @@ describe('prepared contexts', () => {
     try {
       const slow = call(SLOW_TOP_LEVEL, 'value', { limits: { ...DEFAULT_LIMITS, timeMs: 60_000 } })
       const first = await engine.run(slow)
+      await nextTurn()
       pool.kept[0].isolate.dispose()
       await engine.preparationsSettled()
       const again = await engine.run(slow)
       assert.deepEqual([again.value, again.warm], [first.value, false])
-      assert.deepEqual(engine.preparationStats(), { started: 2, used: 0, waited: 0, failed: 1 })
+      assert.deepEqual(engine.preparationStats(), { started: 1, used: 0, waited: 0, failed: 1 })
     } finally {
       await engine.close()
       pool.close()
@@ -214,8 +271,7 @@ describe('prepared contexts', () => {
       const results = []
       for (let i = 0; i < 5; i++) {
         results.push(await engine.run(counter))
-        await new Promise(resolve => setImmediate(resolve))
-        await engine.preparationsSettled()
+        await settle(engine)
       }
       assert.deepEqual(results.map(r => r.value), Array(5).fill([1, 1]))
       // Only the first call started cold; the third and fifth ran in replacements made ahead.
@@ -231,7 +287,7 @@ describe('prepared contexts', () => {
     const engine = createJsEngine({ isolateCallsMax: 1 })
     await engine.run(call(COUNTER, 'count'))
     await engine.close()
-    await new Promise(resolve => setImmediate(resolve))
+    await nextTurn()
     assert.equal(engine.pool.stats().isolatesAlive, 0)
     assert.equal(engine.preparationStats().started, 0)
   })
