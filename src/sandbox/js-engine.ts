@@ -17,8 +17,10 @@
  * built *ahead* of its call: when a clean call gives its isolate back to the pool, the isolate
  * builds the next call's context in the background (prepare()), and the call that leases it next
  * only calls the export: one round trip to the isolate's thread on its path instead of seven.
- * Each prepared context serves exactly one call (the call takes it out of the state). A call that
- * leases the isolate while the preparation still runs waits for it, within its own budget. A
+ * Preparing starts once the call's result is on its way (run-call.ts prepareSoon), and only if
+ * the isolate is still idle then. Each prepared context serves exactly one call (the call takes
+ * it out of the state). A call that leases the isolate while the preparation still runs waits for
+ * it, within its own budget. A
  * preparation that fails (top-level code that throws, a time limit of PREPARE_TIME_MS_MAX, the
  * isolate disposed under it) is dropped and the call builds its context itself as before, so it
  * reports the same error; an isolate that died preparing (isolated-vm disposes it at the memory
@@ -31,16 +33,26 @@
  * the module's top-level code keeps, so at most cacheSize of them; the CPU of building it is the
  * same as before, spent between calls (and wasted if no call comes before the isolate is evicted).
  *
- * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of
- * interleaved runs): a warm no-op call with 1 ms between calls went from 1.15 ms to 0.50 ms p50
- * (p99 ~7 → ~4 ms with isolates replaced ahead); back-to-back calls, which wait for the
- * preparation, stay at ~1.0 ms. Main-thread and process CPU per call are unchanged (~0.35 / ~1.2
- * ms): the work moved, it did not shrink. The alternative of a frozen realm (SES-style lockdown)
- * reused across calls costs far less (one frozen context reused, the module re-evaluated per call:
- * 0.21 ms p50, 0.23 ms process CPU per call, measured with raw isolated-vm), but it changes what
- * functions see: writes to intrinsics that succeed in their own call today (the hostile suite's
- * pollution fixtures return 1, and the next call sees a clean realm) would throw, and globalThis
- * would still be shared between calls. So each call keeps a context of its own.
+ * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of four
+ * interleaved runs of 2,000 calls, before → after): a warm no-op call with 1 ms between calls
+ * went from 1.32 to 0.49 ms p50 and 13.5 to 5.4 ms p99 (the p99 is mostly the isolate replaced
+ * every isolateCallsMax calls; making it ahead took the p99 of prepared calls from 6.7 to 3.9 ms,
+ * medians of three runs); back to back, where the next call comes before the
+ * preparation could start and builds its context itself, 1.10 → 1.00 ms p50. CPU per call (main
+ * thread / whole process) went from 0.51 / 1.58 to 0.38 / 1.28 ms with gaps and 0.39 / 1.34 to
+ * 0.33 / 1.21 ms back to back: the context costs what it did, the saving is in round trips to the
+ * isolate's thread (~40 µs of main-thread CPU each): a call used to make seven in a row (context,
+ * prelude, runner, compile, link, evaluate, call), a prepared context takes five in three rounds
+ * (context ‖ compile, prelude-with-runner ‖ link, evaluate) and the call one.
+ *
+ * Why not a frozen realm (SES-style lockdown) reused across calls: it costs far less (one frozen
+ * context reused, the module re-evaluated per call: 0.21 ms p50 and 0.23 ms of process CPU per
+ * call, measured with isolated-vm alone), but it changes what functions see: writes to intrinsics
+ * that succeed within their own call today (the hostile suite's pollution fixtures return 1, and
+ * the next call sees a clean realm) would throw, and globalThis would be shared between calls
+ * unless each call got a global object of its own, which takes rewriting the module's source (as
+ * SES compartments do). So each
+ * call keeps a context of its own, and the context is what gets built ahead.
  *
  * Dynamic import() rejects with Error "Not supported" (reported as FunctionThrewError); static
  * imports are refused with ForbiddenImportError.
