@@ -59,9 +59,9 @@ export class CallGuard {
   /**
    * Charge the call for work done for it before it started: the part of [fromMs, toMs]
    * (performance.now() times) before the call's start comes off its budget; a budget it used up
-   * stops the call at once, as running out of time does. The timer is re-armed
-   * only for a charge of a millisecond or more, below the resolution of setTimeout; the
-   * per-operation timeouts (remainingMs) see every charge.
+   * stops the call at once, as running out of time does. The timer is re-armed only for a charge
+   * of a millisecond or more (setTimeout's resolution); the per-operation timeouts (remainingMs)
+   * see every charge.
    */
   chargeAhead (fromMs: number, toMs: number): void {
     const chargedMs = Math.max(0, Math.min(toMs, this.startedMs) - fromMs)

@@ -60,12 +60,13 @@
 
 import type ivm from 'isolated-vm'
 import { BoundedCache } from '../model/bounded-cache.ts'
-import { InvalidInputError } from '../model/errors.ts'
+import { ConfigError, InvalidInputError } from '../model/errors.ts'
 import { plainBudget } from './call-guard.ts'
 import type { Budget, CallGuard } from './call-guard.ts'
 import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
 import type { IsolatePoolOptions, Lease, PoolEntry } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
+import { LIMITS_CEILING } from './limits.ts'
 import { PRELUDE_PARTS, preludeSource } from './prelude.ts'
 import { checkImports, copyInto, evaluateModule, exactCopy, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
 import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
@@ -160,6 +161,9 @@ export class JsEngine implements SandboxEngine {
     this.ownsPool = options.pool === undefined
     this.pool = options.pool ?? new IsolatePool(options)
     this.prepareTimeMsMax = options.prepareTimeMsMax ?? PREPARE_TIME_MS_MAX
+    if (!Number.isSafeInteger(this.prepareTimeMsMax) || this.prepareTimeMsMax < 1 || this.prepareTimeMsMax > LIMITS_CEILING.timeMs) {
+      throw new ConfigError('prepareTimeMsMax', `must be an integer from 1 to ${LIMITS_CEILING.timeMs}, not ${this.prepareTimeMsMax}`)
+    }
   }
 
   async run (call: SandboxCall, options: RunOptions = {}): Promise<SandboxResult> {
@@ -247,6 +251,7 @@ export class JsEngine implements SandboxEngine {
         loaded = await loadContext(isolate, state, guard, references)
       }
       guard.chargeAhead(loaded.evaluatedFromMs, loaded.evaluatedToMs)
+      if (guard.reason !== undefined) throw guard.error(guard.reason)
       return await loaded.runner.apply(undefined, [
         loaded.namespace.derefInto(),
         call.exportName,

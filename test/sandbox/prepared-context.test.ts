@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { RhizomeError } from '../../src/model/errors.ts'
-import { createJsEngine, DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
+import { createJsEngine, DEFAULT_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
 import type { SandboxCall } from '../../src/sandbox/index.ts'
 import { IsolatePool } from '../../src/sandbox/isolate-pool.ts'
 import { HOSTILE_FIXTURES } from '../fixtures/functions/hostile.ts'
@@ -127,6 +127,11 @@ describe('prepared contexts', () => {
     } finally {
       await engine.close()
     }
+  })
+
+  test(`prepareTimeMsMax from 1 to ${LIMITS_CEILING.timeMs} ms is accepted; one past either end is a ConfigError`, async () => {
+    for (const ok of [1, LIMITS_CEILING.timeMs]) await createJsEngine({ prepareTimeMsMax: ok }).close()
+    for (const bad of [0, LIMITS_CEILING.timeMs + 1, 1.5]) assert.throws(() => createJsEngine({ prepareTimeMsMax: bad }), { name: 'ConfigError' })
   })
 
   test('a preparation past its time limit is dropped: the waiting call builds its own context, and the isolate prepares no more', async () => {
