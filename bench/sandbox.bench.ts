@@ -7,6 +7,12 @@
  * 1. CPU-bound: fib(27) and fib(32) in the sandbox vs in-process; the slowdown factor.
  * 2. Warm no-op call latency, p50/p99: through the sandbox (JS and wasm) vs a plain call.
  * 3. Cold start: the first call of a new ~100 KB function (new isolate, compile, run).
+ *
+ *   node bench/sandbox.bench.ts warm
+ *
+ * Only the warm no-op JS call, sequential and with back-to-back calls: p50/p99 and the CPU each
+ * call costs on the main thread (process.threadCpuUsage) and in the whole process (the isolate
+ * threads included). Short, for before/after comparisons on a noisy machine.
  */
 
 import { createSandbox, DEFAULT_LIMITS } from '../src/sandbox/index.ts'
@@ -44,6 +50,38 @@ function bigSource (salt: number): string {
     source += `function helper${i} (x) { const o = { a: x, b: [x, x + ${i}], c: 'label-${i}' }; return o.a + o.b.length + ${i} }\n`
   }
   return source + 'export function run (x) { return helper0(x) + helper1(x) }\n'
+}
+
+/** Warm no-op JS calls: latency and CPU per call; `gapMs` idles between calls (0: back to back). */
+async function warmOnly (): Promise<void> {
+  const sandbox = createSandbox()
+  const noop: SandboxCall = { functionId: 'bench-noop', kind: 'js', code: encoder.encode(FIB_SOURCE), exportName: 'noop', args: [], seed: new Uint8Array(8), limits }
+  for (let i = 0; i < 200; i++) await sandbox.run(noop)
+  for (const gapMs of [0, 1]) {
+    const latency: number[] = []
+    const mainBefore = process.threadCpuUsage()
+    const allBefore = process.cpuUsage()
+    let idleMs = 0
+    for (let i = 0; i < WARM_CALLS; i++) {
+      const t = performance.now()
+      await sandbox.run(noop)
+      latency.push(performance.now() - t)
+      if (gapMs > 0) {
+        const g = performance.now()
+        await new Promise(resolve => setTimeout(resolve, gapMs))
+        idleMs += performance.now() - g
+      }
+    }
+    const main = process.threadCpuUsage(mainBefore)
+    const all = process.cpuUsage(allBefore)
+    const perCallUs = (u: { user: number, system: number }): string => `${((u.user + u.system) / WARM_CALLS).toFixed(1)} µs`
+    console.log(`\nWarm no-op js call, ${WARM_CALLS} calls, ${gapMs === 0 ? 'back to back' : `${gapMs} ms idle between calls`}`)
+    row('latency p50 / p99', `${ms(quantile(latency, 0.5))} / ${ms(quantile(latency, 0.99))}`)
+    row('CPU per call: main thread / whole process', `${perCallUs(main)} / ${perCallUs(all)}`)
+    if (gapMs > 0) row('mean idle gap', ms(idleMs / WARM_CALLS))
+  }
+  console.log(`\nsandbox stats: ${JSON.stringify(sandbox.stats())}`)
+  await sandbox.close()
 }
 
 async function main (): Promise<void> {
@@ -117,4 +155,5 @@ async function main (): Promise<void> {
   await sandbox.close()
 }
 
-await main()
+if (process.argv[2] === 'warm') await warmOnly()
+else await main()

@@ -11,13 +11,26 @@ import { SandboxAbortedError, SandboxClosedError, SandboxTimeLimitError } from '
 
 export type KillReason = 'time' | 'abort' | 'closed'
 
+/** What running code in an isolate needs of a time budget: the time left, and whether it already ran out. */
+export interface Budget {
+  readonly reason: unknown
+  remainingMs: () => number
+}
+
+/** A budget of `timeMs` from now that nothing kills early; isolated-vm's own timeouts enforce it. */
+export function plainBudget (timeMs: number): Budget {
+  const deadlineMs = performance.now() + timeMs
+  return { reason: undefined, remainingMs: () => Math.max(1, Math.ceil(deadlineMs - performance.now())) }
+}
+
 export class CallGuard {
   reason: KillReason | undefined
   private readonly isolate: ivm.Isolate
-  private readonly deadlineMs: number
+  private deadlineMs: number
+  private readonly startedMs: number
   private readonly timeMs: number
   private readonly signal: AbortSignal | undefined
-  private readonly timer: ReturnType<typeof setTimeout>
+  private timer: ReturnType<typeof setTimeout>
   private readonly onAbort: () => void
   private readonly killed: Promise<never>
   private rejectKilled: (err: RhizomeError) => void = () => {}
@@ -26,6 +39,7 @@ export class CallGuard {
   constructor (isolate: ivm.Isolate, timeMs: number, startedMs: number, signal: AbortSignal | undefined) {
     this.isolate = isolate
     this.timeMs = timeMs
+    this.startedMs = startedMs
     this.deadlineMs = startedMs + timeMs
     this.signal = signal
     this.killed = new Promise<never>((_resolve, reject) => { this.rejectKilled = reject })
@@ -40,6 +54,26 @@ export class CallGuard {
   /** Milliseconds left, for isolated-vm's own per-operation timeouts (at least 1: 0 means none). */
   remainingMs (): number {
     return Math.max(1, Math.ceil(this.deadlineMs - performance.now()))
+  }
+
+  /**
+   * Charge the call for work done for it before it started: the part of [fromMs, toMs]
+   * (performance.now() times) before the call's start comes off its budget; a budget it used up
+   * stops the call at once, as running out of time does. The timer is re-armed only for a charge
+   * of a millisecond or more (setTimeout's resolution); the per-operation timeouts (remainingMs)
+   * see every charge.
+   */
+  chargeAhead (fromMs: number, toMs: number): void {
+    const chargedMs = Math.max(0, Math.min(toMs, this.startedMs) - fromMs)
+    if (chargedMs === 0 || this.reason !== undefined) return
+    this.deadlineMs -= chargedMs
+    if (performance.now() >= this.deadlineMs) {
+      this.kill('time')
+      return
+    }
+    if (chargedMs < 1) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.kill('time'), Math.max(0, this.deadlineMs - performance.now()))
   }
 
   kill (reason: KillReason): void {

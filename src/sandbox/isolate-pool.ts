@@ -135,18 +135,56 @@ export class IsolatePool {
     return { entry, warm: false }
   }
 
-  /** Return a leased isolate after a clean call: it stays warm, unless it has served isolateCallsMax calls. */
-  release (entry: PoolEntry<unknown>): void {
+  /** Whether close() was called: no isolate will be leased again. */
+  get isClosed (): boolean {
+    return this.closed
+  }
+
+  /**
+   * Return a leased isolate after a clean call: it stays warm, unless it has served isolateCallsMax
+   * calls. Returns whether it was kept (idle, leasable again).
+   */
+  release (entry: PoolEntry<unknown>): boolean {
     this.active.delete(entry)
     entry.interrupt = undefined
     if (this.closed || entry.isolate.isDisposed || this.cacheSize === 0 || entry.calls >= this.isolateCallsMax) {
       this.dispose(entry)
-      return
+      return false
     }
+    this.keepIdle(entry)
+    return true
+  }
+
+  private keepIdle (entry: PoolEntry<unknown>): void {
     const entries = this.idle.get(entry.key)
     if (entries === undefined) this.idle.set(entry.key, [entry])
     else entries.push(entry)
     this.recency.set(entry, entry)
+  }
+
+  /**
+   * Put a new isolate for `key` straight into the idle set, made ahead of the call that will lease
+   * it (a replacement for one retired after isolateCallsMax calls). Returns its entry, or
+   * undefined when the pool closed or keeps nothing warm (the isolate is then disposed).
+   */
+  adopt<S> (key: string, created: { isolate: ivm.Isolate, state: S }): PoolEntry<S> | undefined {
+    const entry: PoolEntry<S> = { key, isolate: created.isolate, state: created.state, calls: 0, interrupt: undefined }
+    if (this.closed || this.cacheSize === 0) {
+      this.dispose(entry)
+      return undefined
+    }
+    this.keepIdle(entry)
+    return entry
+  }
+
+  /** Whether `entry` is idle in the pool: kept warm, not leased, not disposed. */
+  isIdle (entry: PoolEntry<unknown>): boolean {
+    return !entry.isolate.isDisposed && this.idle.get(entry.key)?.includes(entry) === true
+  }
+
+  /** Idle isolates kept for `key`. */
+  idleCount (key: string): number {
+    return this.idle.get(key)?.length ?? 0
   }
 
   /** Dispose a leased isolate: it hit a limit, crashed, or cannot be trusted. */

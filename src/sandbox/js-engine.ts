@@ -2,66 +2,168 @@
  * The JS engine: one ES module per function, run in V8 isolates (isolated-vm) under a heap
  * limit, a wall-clock deadline and an output cap.
  *
- * Theory of operation. A call leases an isolate from the pool (warm if one is idle for the same
- * function and code), then builds a *fresh context* in it: the prelude makes the context
- * deterministic, the module is compiled (from V8's code cache after the first time), linked with
- * no imports allowed, and evaluated; then the prelude calls the export and writes the result as a
- * tape. The context is thrown away after the call, so nothing a call does to its globals, the
- * intrinsics or the module's own top-level state reaches the next call. Measured on a 2-core
- * peer: a fresh context costs about 0.5 ms per call against 0.05 ms for reusing one; frozen
- * intrinsics would be cheaper but would still leak module state between calls, so each call
- * gets its own context. The isolate (heap, compiled code) is what stays warm; it is replaced
- * after isolateCallsMax calls because dead contexts make V8's full GCs long (see isolate-pool.ts),
- * and the V8 code cache of each function outlives its isolates so a replacement compiles fast.
+ * Theory of operation. Every call runs in a *fresh context* that no other call ran in: the
+ * prelude makes it deterministic, the module is compiled (from V8's code cache after the first
+ * time), linked with no imports allowed, and evaluated; then the prelude calls the export and
+ * writes the result as a tape. The context is thrown away after the call, so nothing a call does
+ * to its globals, the intrinsics or the module's own top-level state reaches the next call. The
+ * isolate (heap, compiled code) is what stays warm; it is replaced after isolateCallsMax calls
+ * because dead contexts make V8's full GCs long (see isolate-pool.ts), and the V8 code cache of
+ * each function outlives its isolates so a replacement compiles fast.
  *
- * Top-level code sees Math.random seeded by the function id (the same for every call); the
- * export sees it seeded by the call's seed. Dynamic import() rejects with Error "Not supported"
- * (reported as FunctionThrewError); static imports are refused with ForbiddenImportError.
+ * Prepared contexts. Nothing of a call reaches its context before the export is called: top-level
+ * code sees Math.random seeded by the function id (the same for every call) and the prelude's
+ * deterministic globals; the call's seed, limits and arguments go to the runner. So the context is
+ * built *ahead* of its call: when a clean call gives its isolate back to the pool, the isolate
+ * builds the next call's context in the background (prepare()), and the call that leases it next
+ * only calls the export: one round trip to the isolate's thread on its path instead of seven.
+ * Preparing starts once the call's result is on its way (run-call.ts prepareSoon), and only if
+ * the isolate is still idle then. Each prepared context serves exactly one call (the call takes
+ * it out of the state). A call that leases the isolate while the preparation still runs waits for
+ * it, within its own budget. A
+ * preparation that fails (top-level code that throws, a time limit of PREPARE_TIME_MS_MAX, the
+ * isolate disposed under it) is dropped and the call builds its context itself as before, so it
+ * reports the same error; an isolate that died preparing (isolated-vm disposes it at the memory
+ * limit) fails the waiting call with that error, as the same top-level code would have. The
+ * call's time budget is charged for top-level code that ran before the call started
+ * (CallGuard.chargeAhead), so a module that loads slower than a call may run still fails that
+ * call with SandboxTimeLimitError. An isolate retired after isolateCallsMax calls is replaced
+ * ahead of time the same way (run-call.ts replaceAhead).
+ * Cost: each warm isolate holds one prepared context, about 200 KiB of heap (measured) plus what
+ * the module's top-level code keeps, so at most cacheSize of them; the CPU of building it is the
+ * same as before, spent between calls (and wasted if no call comes before the isolate is evicted).
+ *
+ * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of four
+ * interleaved runs of 2,000 calls, before → after): a warm no-op call with 1 ms between calls
+ * went from 1.32 to 0.49 ms p50 and 13.5 to 5.4 ms p99 (the p99 is mostly the isolate replaced
+ * every isolateCallsMax calls; making it ahead took the p99 of prepared calls from 6.7 to 3.9 ms,
+ * medians of three runs); back to back, where the next call comes before the
+ * preparation could start and builds its context itself, 1.10 → 1.00 ms p50. CPU per call (main
+ * thread / whole process) went from 0.51 / 1.58 to 0.38 / 1.28 ms with gaps and 0.39 / 1.34 to
+ * 0.33 / 1.21 ms back to back: the context costs what it did, the saving is in round trips to the
+ * isolate's thread (~40 µs of main-thread CPU each): a call used to make seven in a row (context,
+ * prelude, runner, compile, link, evaluate, call), a prepared context takes five in three rounds
+ * (context ‖ compile, prelude-with-runner ‖ link, evaluate) and the call one.
+ *
+ * Why not a frozen realm (SES-style lockdown) reused across calls: it costs far less (one frozen
+ * context reused, the module re-evaluated per call: 0.21 ms p50 and 0.23 ms of process CPU per
+ * call, measured with isolated-vm alone), but it changes what functions see: writes to intrinsics
+ * that succeed within their own call today (the hostile suite's pollution fixtures return 1, and
+ * the next call sees a clean realm) would throw, and globalThis would be shared between calls
+ * unless each call got a global object of its own, which takes rewriting the module's source (as
+ * SES compartments do). So each
+ * call keeps a context of its own, and the context is what gets built ahead.
+ *
+ * Dynamic import() rejects with Error "Not supported" (reported as FunctionThrewError); static
+ * imports are refused with ForbiddenImportError.
  */
 
 import type ivm from 'isolated-vm'
 import { BoundedCache } from '../model/bounded-cache.ts'
-import { InvalidInputError } from '../model/errors.ts'
-import type { CallGuard } from './call-guard.ts'
-import { SandboxAbortedError } from './errors.ts'
-import type { IsolatePoolOptions, Lease } from './isolate-pool.ts'
+import { ConfigError, InvalidInputError } from '../model/errors.ts'
+import { plainBudget } from './call-guard.ts'
+import type { Budget, CallGuard } from './call-guard.ts'
+import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
+import type { IsolatePoolOptions, Lease, PoolEntry } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
-import { PRELUDE_SOURCE } from './prelude.ts'
-import { copyInto, exactCopy, linkAndEvaluate, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
+import { LIMITS_CEILING } from './limits.ts'
+import { PRELUDE_PARTS, preludeSource } from './prelude.ts'
+import { checkImports, copyInto, evaluateModule, exactCopy, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
 import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
 import { validateCall } from './validate.ts'
 import { argsToTape } from './values.ts'
 import type { Tape } from './values.ts'
 
 interface JsState {
+  functionId: string
   code: Uint8Array
   source: string
   prelude: ivm.Script | undefined
   cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined
+  /**
+   * The next call's context, being built or built (theory of operation above); taken by the call
+   * that leases the isolate, so no context serves two calls. Settles, never rejects.
+   */
+  next: Promise<Preparation> | undefined
+  /** Set once a preparation failed on this isolate: it is not tried again here (see prepare()). */
+  prepareOff: boolean
 }
+
+/** A context built ahead of its call: the module evaluated, the runner installed. */
+interface Prepared {
+  ok: true
+  runner: ivm.Reference
+  namespace: ivm.Reference
+  /** Every handle to release once the call is done, the context included. */
+  references: Array<{ release: () => void }>
+  /** When the module's top-level code ran (performance.now()): the call is charged for it. */
+  evaluatedFromMs: number
+  evaluatedToMs: number
+}
+
+/** A preparation that failed: the call builds its own context (or, if the isolate died, reports why). */
+interface Unprepared { ok: false, error: unknown }
+
+type Preparation = Prepared | Unprepared
+
+/** The handles a call needs of a loaded context. */
+interface Loaded { runner: ivm.Reference, namespace: ivm.Reference, evaluatedFromMs: number, evaluatedToMs: number }
 
 export interface JsEngineOptions extends IsolatePoolOptions {
   /** Share a pool with other engines (createSandbox does); otherwise the engine owns one. */
   pool?: IsolatePool
+  /**
+   * Most time a context built ahead of its call may take (PREPARE_TIME_MS_MAX by default; the
+   * call's own timeMs when smaller). A lower value only means fewer calls find a context ready.
+   */
+  prepareTimeMsMax?: number
 }
 
 /**
- * Most functions whose compiled code is kept for new isolates. V8's code cache for a bundle is
+ * Most code caches kept for new isolates. V8's code cache for a bundle is
  * about the size of its source; 64 bundles of ~100 KiB stay under 10 MiB and cover more
  * functions than the warm pool holds.
  */
 export const CODE_CACHE_ENTRIES_MAX = 64
 
+/**
+ * Most time building a context ahead of its call may take, top-level code included. The work is
+ * speculative (the next call may never come), so it is bounded well below a call's own budget:
+ * real module initialisation takes microseconds to a few milliseconds; a module whose top-level
+ * code runs longer than this simply builds its context inside each call, as it always did.
+ */
+export const PREPARE_TIME_MS_MAX = 1_000
+
+/** What preparations did, for tests and benchmarks. */
+export interface PreparationStats {
+  /** Preparations started (one after each clean call whose isolate stayed warm). */
+  started: number
+  /** Calls that ran in a context built ahead of them. */
+  used: number
+  /** Calls that leased their isolate while its preparation still ran, and waited for it. */
+  waited: number
+  /** Preparations that failed or were dropped (their isolate disposed, a limit hit, top-level code threw). */
+  failed: number
+}
+
 export class JsEngine implements SandboxEngine {
   readonly kind = 'js' as const
   readonly pool: IsolatePool
   private readonly ownsPool: boolean
+  private readonly prepareTimeMsMax: number
+  private readonly preparations: PreparationStats = { started: 0, used: 0, waited: 0, failed: 0 }
+  /** Preparations not settled yet. */
+  private readonly inFlight = new Set<Promise<Preparation>>()
   /** V8 code caches by function id, shared by that function's isolates, and the code each was made from. */
   private readonly codeCache = new BoundedCache<string, { code: Uint8Array, data: ivm.ExternalCopy<ArrayBuffer> }>({ entriesMax: CODE_CACHE_ENTRIES_MAX })
 
   constructor (options: JsEngineOptions = {}) {
     this.ownsPool = options.pool === undefined
     this.pool = options.pool ?? new IsolatePool(options)
+    this.prepareTimeMsMax = options.prepareTimeMsMax ?? PREPARE_TIME_MS_MAX
+    if (!Number.isSafeInteger(this.prepareTimeMsMax) || this.prepareTimeMsMax < 1 || this.prepareTimeMsMax > LIMITS_CEILING.timeMs) {
+      throw new ConfigError('prepareTimeMsMax', `must be an integer from 1 to ${LIMITS_CEILING.timeMs}, not ${this.prepareTimeMsMax}`)
+    }
   }
 
   async run (call: SandboxCall, options: RunOptions = {}): Promise<SandboxResult> {
@@ -74,15 +176,20 @@ export class JsEngine implements SandboxEngine {
       call,
       signal: options.signal,
       startedMs,
-      newState: () => newState(call.code, this.cachedCode(call)),
+      newState: () => newState(call.functionId, call.code, this.cachedCode(call)),
       accepts: state => sameBytes(state.code, call.code),
       work: async (lease, guard) => {
-        const record = await callInContext(lease, call, args, guard)
+        const record = await this.callInContext(lease, call, args, guard)
         const { cachedData } = lease.entry.state
         if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, { code: call.code, data: cachedData })
         return record
-      }
+      },
+      prepare: entry => { this.prepare(entry, call.limits.timeMs) }
     })
+  }
+
+  preparationStats (): PreparationStats {
+    return { ...this.preparations }
   }
 
   /** The V8 code cache made from exactly this call's code, if one is kept. */
@@ -91,59 +198,155 @@ export class JsEngine implements SandboxEngine {
     return entry !== undefined && sameBytes(entry.code, call.code) ? entry.data : undefined
   }
 
+  /**
+   * Build the next call's context in an idle isolate, in the background. Nothing waits for it
+   * but the call that leases the isolate next; disposing the isolate (LRU, close, a limit) makes
+   * every step reject, which ends it. After one failure the isolate prepares no more: the reason
+   * (slow or failing top-level code) would most likely repeat, and each try costs CPU.
+   */
+  private prepare (entry: PoolEntry<JsState>, callTimeMs: number): void {
+    const { state } = entry
+    if (state.prepareOff || state.next !== undefined) return
+    this.preparations.started++
+    const next = prepareContext(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))).then(preparation => {
+      this.inFlight.delete(next)
+      if (!preparation.ok) {
+        state.prepareOff = true
+        this.preparations.failed++
+      }
+      return preparation
+    })
+    state.next = next
+    this.inFlight.add(next)
+  }
+
+  /**
+   * Resolves once every preparation started so far has settled. Each settles on its own (it is
+   * bounded by its time limit, and disposing its isolate ends it); close() does not wait for them.
+   */
+  async preparationsSettled (): Promise<void> {
+    await Promise.all([...this.inFlight])
+  }
+
+  /**
+   * Run the call in the context prepared for it, or build one as a cold call does. A call that
+   * leases its isolate while the preparation still runs waits for it (within its own budget).
+   */
+  private async callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+    const { isolate, state } = lease.entry
+    const next = state.next
+    state.next = undefined
+    if (next !== undefined && this.inFlight.has(next)) this.preparations.waited++
+    const preparation = next === undefined ? undefined : await next
+    // The preparation died with its isolate (isolated-vm disposes it at the memory limit): the
+    // module's top-level code hit the limit, as it would have in this call.
+    if (preparation !== undefined && !preparation.ok && isolate.isDisposed) throw preparation.error
+    const references: Array<{ release: () => void }> = preparation?.ok === true ? preparation.references : []
+    try {
+      let loaded: Loaded
+      if (preparation?.ok === true) {
+        this.preparations.used++
+        loaded = preparation
+      } else {
+        loaded = await loadContext(isolate, state, guard, references)
+      }
+      guard.chargeAhead(loaded.evaluatedFromMs, loaded.evaluatedToMs)
+      if (guard.reason !== undefined) throw guard.error(guard.reason)
+      return await loaded.runner.apply(undefined, [
+        loaded.namespace.derefInto(),
+        call.exportName,
+        copyInto(args.kinds),
+        copyInto(args.vals),
+        copyInto(exactCopy(call.seed)),
+        copyInto(preludeLimits(call.limits))
+      ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
+    } finally {
+      releaseAll(references)
+    }
+  }
+
   async close (): Promise<void> {
     this.codeCache.clear()
     if (this.ownsPool) this.pool.close()
   }
 }
 
-/** Build a fresh context, load the module into it, and call the export. Returns the prelude's record. */
-async function callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
-  const { isolate, state } = lease.entry
-  state.prelude ??= await isolate.compileScript(PRELUDE_SOURCE, { filename: 'rhizome:prelude' })
-  const context = await isolate.createContext()
-  const references: Array<{ release: () => void }> = [context]
+/** Build a context ahead of its call. Settles with what happened; never rejects. */
+async function prepareContext (isolate: ivm.Isolate, state: JsState, budget: Budget): Promise<Preparation> {
+  const references: Array<{ release: () => void }> = []
   try {
-    const install = await state.prelude.run(context, { reference: true, timeout: guard.remainingMs() }) as ivm.Reference
-    references.push(install)
-    const runner = await install.apply(undefined, ['js', copyInto(new TextEncoder().encode(call.functionId))], {
-      result: { reference: true },
-      timeout: guard.remainingMs()
-    }) as ivm.Reference
-    references.push(runner)
-    const namespace = await loadModule(isolate, context, state, call, guard, references)
-    return await runner.apply(undefined, [
-      namespace.derefInto(),
-      call.exportName,
-      copyInto(args.kinds),
-      copyInto(args.vals),
-      copyInto(exactCopy(call.seed)),
-      copyInto(preludeLimits(call.limits))
-    ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
-  } finally {
+    const loaded = await loadContext(isolate, state, budget, references)
+    return { ok: true, references, ...loaded }
+  } catch (error) {
     releaseAll(references)
+    return { ok: false, error }
   }
 }
 
-async function loadModule (isolate: ivm.Isolate, context: ivm.Context, state: JsState, call: SandboxCall, guard: CallGuard, references: Array<{ release: () => void }>): Promise<ivm.Reference> {
-  const module = await isolate.compileModule(state.source, {
-    filename: `rhizome:function/${call.functionId}`,
-    ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
-  })
-  references.push(module)
+/**
+ * A fresh context with the prelude installed and the module loaded into it. Nothing of a call
+ * reaches it: the runner is installed seeded by the function id, and top-level code sees only
+ * that; the call's seed, limits and arguments go to the runner when it is called.
+ *
+ * Each isolated-vm operation is a round trip to the isolate's thread (~40 µs of main-thread CPU
+ * each, measured), so independent steps are issued together: the context and the module compile
+ * at once, then the prelude runs while the module is linked (isolated-vm runs one isolate's tasks
+ * in order, so the prelude is installed before top-level code runs), then top-level code runs.
+ */
+async function loadContext (isolate: ivm.Isolate, state: JsState, budget: Budget, references: Array<{ release: () => void }>): Promise<Loaded> {
+  // The prelude is compiled once per isolate and kept: wrapped, so it is not released with the context.
+  const [{ prelude }, context, module] = await settleAll(references, [
+    state.prelude !== undefined ? { prelude: state.prelude } : isolate.compileScript(preludeFor(state.functionId), { filename: 'rhizome:prelude' }).then(prelude => ({ prelude })),
+    isolate.createContext(),
+    isolate.compileModule(state.source, {
+      filename: `rhizome:function/${state.functionId}`,
+      ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
+    })
+  ] as const)
+  state.prelude ??= prelude
   state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
-  await linkAndEvaluate(module, context, guard)
-  return module.namespace
+  checkImports(module)
+  const [runner] = await settleAll(references, [
+    prelude.run(context, { reference: true, timeout: budget.remainingMs() }) as Promise<ivm.Reference>,
+    module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+  ] as const)
+  const evaluatedFromMs = performance.now()
+  await evaluateModule(module, budget)
+  return { runner, namespace: module.namespace, evaluatedFromMs, evaluatedToMs: performance.now() }
 }
 
-function newState (code: Uint8Array, cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined): JsState {
+/** The prelude for one function's isolate: installs the js runner, seeded by the function id. */
+function preludeFor (functionId: string): string {
+  return preludeSource(PRELUDE_PARTS, `install("js", new P.Uint8Array([${new TextEncoder().encode(functionId).join(',')}]))`)
+}
+
+/**
+ * Await isolated-vm operations issued together. Every handle one of them made goes to
+ * `references` (to be released), even when another failed; then the first failure is thrown.
+ */
+async function settleAll<T extends readonly unknown[]> (references: Array<{ release: () => void }>, operations: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(operations)
+  for (const outcome of settled) {
+    if (outcome.status === 'fulfilled' && isReleasable(outcome.value)) references.push(outcome.value)
+  }
+  for (const outcome of settled) {
+    if (outcome.status === 'rejected') throw outcome.reason
+  }
+  return settled.map(outcome => (outcome as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> }
+}
+
+function isReleasable (value: unknown): value is { release: () => void } {
+  return typeof value === 'object' && value !== null && typeof (value as { release?: unknown }).release === 'function'
+}
+
+function newState (functionId: string, code: Uint8Array, cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined): JsState {
   let source: string
   try {
     source = new TextDecoder('utf-8', { fatal: true }).decode(code)
   } catch (err) {
     throw new InvalidInputError('js function code is not valid UTF-8', { cause: err })
   }
-  return { code, source, prelude: undefined, cachedData }
+  return { functionId, code, source, prelude: undefined, cachedData, next: undefined, prepareOff: false }
 }
 
 export function createJsEngine (options: JsEngineOptions = {}): JsEngine {

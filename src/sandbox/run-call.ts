@@ -7,10 +7,11 @@
 import { Buffer } from 'node:buffer'
 import ivm from 'isolated-vm'
 import { CallGuard } from './call-guard.ts'
-import type { IsolatePool, Lease } from './isolate-pool.ts'
+import type { Budget } from './call-guard.ts'
+import type { IsolatePool, Lease, PoolEntry } from './isolate-pool.ts'
 import { THROWN_MESSAGE_LENGTH_MAX, THROWN_NAME_LENGTH_MAX, VALUE_DEPTH_MAX } from './limits.ts'
 import type { SandboxLimits } from './limits.ts'
-import { ForbiddenImportError } from './errors.ts'
+import { ForbiddenImportError, SandboxClosedError } from './errors.ts'
 import { engineError, isEngineFailure, readOutcome, topLevelError } from './outcome.ts'
 import type { PreludeLimits } from './prelude.ts'
 import type { SandboxCall, SandboxResult } from './types.ts'
@@ -28,19 +29,29 @@ export interface LeasedCall<S> {
   accepts: (state: S) => boolean
   /** The engine's part: run the call in the leased isolate; returns the prelude's record. */
   work: (lease: Lease<S>, guard: CallGuard) => Promise<unknown>
+  /**
+   * Gets an idle isolate ready for its next call, in the background (the js engine builds the next
+   * call's context): called soon after a clean call gave the isolate back, if it is still idle,
+   * and for an isolate made to replace one retired after isolateCallsMax calls.
+   */
+  prepare?: (entry: PoolEntry<S>) => void
 }
 
 export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
   const { call, pool } = c
   const memoryMiB = Math.ceil(call.limits.memoryBytesMax / MIB)
-  const lease = await pool.acquire<S>(
-    `${call.kind}:${memoryMiB}:${call.functionId}`,
-    c.accepts,
-    async () => {
-      const state = c.newState()
-      return { isolate: new ivm.Isolate({ memoryLimit: memoryMiB }), state }
-    }
-  )
+  const key = `${call.kind}:${memoryMiB}:${call.functionId}`
+  const create = (): { isolate: ivm.Isolate, state: S } => {
+    const state = c.newState()
+    return { isolate: new ivm.Isolate({ memoryLimit: memoryMiB }), state }
+  }
+  const lease = await pool.acquire<S>(key, c.accepts, async () => create())
+  // The pool closed between the lease and now (it disposed the isolate, having nothing to
+  // interrupt yet): the call fails as every call running at close() does.
+  if (pool.isClosed) {
+    pool.discard(lease.entry)
+    throw new SandboxClosedError()
+  }
   const guard = new CallGuard(lease.entry.isolate, call.limits.timeMs, c.startedMs, c.signal)
   lease.entry.interrupt = reason => guard.kill(reason)
   let reusable = false
@@ -55,9 +66,51 @@ export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
     throw guard.reason !== undefined ? guard.error(guard.reason) : engineError(err, call.limits)
   } finally {
     guard.clear()
-    if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) pool.release(lease.entry)
-    else pool.discard(lease.entry)
+    if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) {
+      if (pool.release(lease.entry)) prepareSoon(c, lease.entry)
+      else if (lease.entry.calls >= pool.isolateCallsMax) replaceAhead(c, key, create)
+    } else {
+      pool.discard(lease.entry)
+    }
   }
+}
+
+/**
+ * Have the engine get an idle isolate ready for its next call, once this call's result has gone
+ * on its way: issuing isolated-vm operations costs the main thread tens of µs each, which the
+ * caller should not wait for. By then a new call may have leased the isolate (it then builds its
+ * own context) or the pool may have disposed it: nothing to do.
+ */
+function prepareSoon<S> (c: LeasedCall<S>, entry: PoolEntry<S>): void {
+  const { pool, prepare } = c
+  if (prepare === undefined) return
+  setImmediate(() => {
+    if (pool.isIdle(entry)) prepare(entry)
+  }).unref()
+}
+
+/**
+ * An isolate retired after isolateCallsMax calls is replaced ahead of the next call, when the
+ * engine prepares isolates: the new isolate (about 2.5 ms of main-thread time to create, measured)
+ * and its first context are made after this call has returned, instead of inside the next call.
+ * Nothing is made if the pool closed, cannot keep isolates, or already has an idle one for the key
+ * (a call that came in between made its own).
+ */
+function replaceAhead<S> (c: LeasedCall<S>, key: string, create: () => { isolate: ivm.Isolate, state: S }): void {
+  const { pool, prepare } = c
+  if (prepare === undefined || pool.isClosed || pool.cacheSize === 0) return
+  setImmediate(() => {
+    if (pool.isClosed || pool.idleCount(key) > 0) return
+    let created: { isolate: ivm.Isolate, state: S }
+    try {
+      created = create()
+    } catch {
+      // The state could not be made (it was made once for this code already): leave it to the next call.
+      return
+    }
+    const entry = pool.adopt(key, created)
+    if (entry !== undefined) prepare(entry)
+  }).unref()
 }
 
 /** The limits the prelude enforces inside the isolate. */
@@ -103,11 +156,21 @@ export function releaseAll (references: Array<{ release: () => void }>): void {
  * call's remaining time. A top-level throw is the function's error; a limit or abort is the
  * engine's.
  */
-export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: CallGuard): Promise<void> {
+export async function linkAndEvaluate (module: ivm.Module, context: ivm.Context, guard: Budget): Promise<void> {
+  checkImports(module)
+  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+  await evaluateModule(module, guard)
+}
+
+/** Refuse a module that imports anything, before it is linked. */
+export function checkImports (module: ivm.Module): void {
   if (module.dependencySpecifiers.length > 0) {
     throw new ForbiddenImportError(module.dependencySpecifiers[0], undefined, 'a Rhizome function is one self-contained module and may import nothing')
   }
-  await module.instantiate(context, specifier => { throw new ForbiddenImportError(specifier) })
+}
+
+/** Run a linked module's top-level code within the budget; a throw there is the function's error. */
+export async function evaluateModule (module: ivm.Module, guard: Budget): Promise<void> {
   try {
     await module.evaluate({ timeout: guard.remainingMs() })
   } catch (err) {
