@@ -50,9 +50,9 @@
  * waits for the background writes; a stopping peer calls it before closing its database.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { crc32 } from 'node:zlib'
-import { mkdir, open, opendir, rename, stat as fsStat, unlink } from 'node:fs/promises'
+import { mkdir, open, opendir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { equals } from 'multiformats/bytes'
@@ -690,14 +690,16 @@ export function createBlobStore (options: BlobStoreOptions): BlobStore {
   return new DiskBlobStore(options)
 }
 
+/**
+ * A blob file's size, or undefined if there is none. Synchronous on purpose: a stat of a local
+ * file is a metadata lookup the kernel answers from its caches, ~2 µs here, where the promise form
+ * costs ~20 µs of CPU and ~100 µs of waiting on the thread pool (behind any fsync queued there),
+ * and a missing file — the usual case for a new blob — also builds an ENOENT error with its stack.
+ * Every task result asks it once or twice.
+ */
 async function statFile (path: string): Promise<BlobStat | undefined> {
-  try {
-    const stats = await fsStat(path)
-    return stats.isFile() ? { bytes: stats.size } : undefined
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
+  const stats = statSync(path, { throwIfNoEntry: false })
+  return stats?.isFile() === true ? { bytes: stats.size } : undefined
 }
 
 /** Walk the shard directories until `limit` CIDs are found. Skips tmp/, corrupt/ and stray files. */
