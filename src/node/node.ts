@@ -253,6 +253,7 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
     loadFunction: async (fn, options) => await functions.load(fn, options),
     sign: ed25519Signer(store.privateKey),
     dial: async (peer, options) => await host.dial(peer, options),
+    connected: (peer) => host.getConnections(peer).some(connection => connection.status === 'open'),
     onCapacity: (capacity) => { membership.handleCapacity(capacity) }
   }, { networkId, ...net.slots }))
   return { membershipService, blobService, functions, tasks, membershipListeners }

@@ -115,6 +115,28 @@ describe('TaskService with stub components', () => {
     }
   })
 
+  test('a call to a connected peer does not dial it; one to a peer not connected does, first', async () => {
+    const net = new MemoryNet()
+    const dialled: string[] = []
+    let connected = false
+    const caller = await side(net, {}, {
+      dial: async (peer) => { dialled.push(peer.toString()) },
+      connected: () => connected
+    })
+    const worker = await side(net)
+    try {
+      assert.equal((await caller.tasks.call(fn, 'add', [1, 1], worker.peer.peerId)).value, 2)
+      assert.deepEqual(dialled, [worker.peer.peerId.toString()])
+      connected = true
+      assert.equal((await caller.tasks.call(fn, 'add', [1, 2], worker.peer.peerId)).value, 3)
+      assert.equal((await caller.tasks.call(fn, 'add', [1, 3], worker.peer.peerId)).value, 4)
+      assert.equal(dialled.length, 1, 'connected: no dial per call')
+    } finally {
+      await caller.stop()
+      await worker.stop()
+    }
+  })
+
   test('a deployed workflow is not a task: the worker refuses it with WorkflowNotCallableError, before the sandbox', async () => {
     const net = new MemoryNet()
     const workflow: LoadedFunction = { ...loaded, manifest: { ...loaded.manifest, kind: 'workflow', exports: ['add'] } }
