@@ -14,6 +14,16 @@ import type { Graph } from '../test/helpers/workloads.ts'
 import type { RunReport, RunSummary } from '../src/api/types.ts'
 import type { TestPeer } from '../test/helpers/peers.ts'
 
+/** The graphs: 10 to 1,738 tasks, chain-like to 1,000-wide; Nextflow ones (no machines recorded) left out. */
+export const WFINSTANCES_GRAPHS = [
+  'helloworld/helloworld-forkjoin-10-chameleon.json',
+  'pegasus/montage/montage-chameleon-2mass-005d-001.json',
+  'pegasus/cycles/cycles-chameleon-2l-1c-9p-001.json',
+  'pegasus/epigenomics/epigenomics-chameleon-hep-4seq-100k-001.json',
+  'pegasus/seismology/seismology-chameleon-1000p-001.json',
+  'pegasus/montage/montage-chameleon-2mass-05d-001.json'
+]
+
 /** Calibration: the burn loop is timed in a worker's sandbox for about this long. */
 const CALIBRATE_MS = 200
 

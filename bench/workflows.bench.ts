@@ -21,19 +21,12 @@ import { join } from 'node:path'
 import { REPO_ROOT, bounds, deployTaskFunction, deployWorkflow, evaluateChain, loadGraph, microBundleSource } from '../test/helpers/workloads.ts'
 import { daskPython } from './dask-driver-kill.ts'
 import { formatRate, printTable, progress, summarize } from './helpers.ts'
-import { calibrateSandboxBurn, callSequentially, daskGraphSpec, runChain, runFan, runGraph, short, startWorkflowNetwork } from './workflow-runs.ts'
+import {
+  WFINSTANCES_GRAPHS, calibrateSandboxBurn, callSequentially, daskGraphSpec, runChain, runFan, runGraph, short, startWorkflowNetwork
+} from './workflow-runs.ts'
 import type { Graph } from '../test/helpers/workloads.ts'
 import type { TestNetwork } from '../test/helpers/peers.ts'
 
-/** The graphs: 10 to 1,738 tasks, chain-like to 1,000-wide; Nextflow ones (no machines recorded) left out. */
-const GRAPHS = [
-  'helloworld/helloworld-forkjoin-10-chameleon.json',
-  'pegasus/montage/montage-chameleon-2mass-005d-001.json',
-  'pegasus/cycles/cycles-chameleon-2l-1c-9p-001.json',
-  'pegasus/epigenomics/epigenomics-chameleon-hep-4seq-100k-001.json',
-  'pegasus/seismology/seismology-chameleon-1000p-001.json',
-  'pegasus/montage/montage-chameleon-2mass-05d-001.json'
-]
 /** 1 s of recorded runtime → 1 ms of CPU. */
 const MS_PER_SECOND = 1
 /** Workers in the bound and in Dask: the machine's cores, at most 2 (two worker peers, one slot each). */
@@ -98,7 +91,7 @@ const msText = (ms: number | undefined): string => ms === undefined ? '—' : ms
 const dir = await mkdtemp(join(tmpdir(), 'rhizome-workflows-bench-'))
 let net: TestNetwork | undefined
 try {
-  const graphs = await Promise.all(GRAPHS.filter(g => ONLY === undefined || g.includes(ONLY)).map(async g => await loadGraph(g)))
+  const graphs = await Promise.all(WFINSTANCES_GRAPHS.filter(g => ONLY === undefined || g.includes(ONLY)).map(async g => await loadGraph(g)))
   const rows: GraphRow[] = graphs.map(g => ({ label: g.label, tasks: g.tasks.length, ...bounds(g, MS_PER_SECOND, WORKERS) }))
   progress('starting a driver and 2 workers')
   const started = await startWorkflowNetwork()

@@ -1,0 +1,502 @@
+/**
+ * Performance summary: the performance issue's table — Rhizome next to Dask distributed measured in
+ * the same run on the same machine, Ray's published figures, and the raw libp2p floor. Prints
+ * numbers, asserts nothing but results' correctness (STYLE.md §17).
+ *
+ *   node bench/perf.bench.ts [--no-dask]        (or: npm run bench perf)
+ *
+ * Everything runs on 127.0.0.1. Rhizome: a driver and two workers, each a `rhizome node start`
+ * child process (its own event loop) with one task slot, plus a caller: a peer started in this
+ * process (`startNode`, as bench/task.bench.ts does) that joins them after the workflow rows. Dask:
+ * Debian's python3-distributed, a LocalCluster of 2 worker processes × 1 thread (bench/dask/perf.py),
+ * once with message batching off (bench/dask/no_batching.py) and once as installed.
+ *
+ * Definitions (one line under the table says each again):
+ * - Remote no-op task, p50: the caller calls `node.call(fn, 'task', [name, 0], { on: worker })`
+ *   one at a time after a warm-up; each call has distinct arguments, so the worker runs it rather
+ *   than answering from a stored result. Dask: `client.submit(noop, i, pure=False).result()`, one at
+ *   a time, batching off and default (2022.12 has no setting for the batched streams' intervals:
+ *   no_batching.py sets them to 0 in the scheduler, client and workers, and the output shows them).
+ * - Independent no-op tasks/s, 1 driver + 2 workers: (a) a workflow run on the driver (the user's
+ *   path) issuing FAN_TASKS no-op calls (child runs of FAN_BATCH, INFLIGHT in flight: the fan of
+ *   bench/workflows.bench.ts); (b) the caller calling directly, keeping TASK_QUEUE_PER_SLOT calls in
+ *   flight on each worker. Dask: `client.map(noop, range(N), pure=False)`, waiting for all.
+ * - Dependent chain, per hop: a workflow run of CHAIN_HOPS no-op tasks each awaiting the last: run
+ *   time ÷ hops. Dask: CHAIN_HOPS tasks each consuming the previous one's output (one graph).
+ * - Makespan ÷ lower bound: the WfInstances graphs of bench/workflows.bench.ts, 1 s recorded → 1 ms
+ *   of CPU, lower bound = max(critical path, work ÷ 2); median and worst over the graphs.
+ * - CPU-bound efficiency, 2 peers on 2 cores: CPU_TASKS tasks of a fixed amount of loop work
+ *   calibrated to ~CPU_TASK_MS inside each runtime's worker (Rhizome's sandbox, Dask's Python: the
+ *   code speeds differ, the ratios compare). Single-task time = CPU_ALONE_TASKS tasks one after
+ *   another on one worker alone ÷ their number; efficiency = tasks × single ÷ (2 × makespan of all
+ *   tasks on both workers). Rhizome: the caller keeps 2 calls in flight per worker (each worker
+ *   pulls the next task from one list); Dask: `client.map`.
+ * - libp2p floor: between the caller and a worker, on the worker's libp2p ping protocol (an echo
+ *   of whatever it reads, on an open stream): the round trip of 16 B, p50; and 16 B messages echoed
+ *   per second on one stream with PIPELINE_WINDOW in flight.
+ *
+ * Processes: the peers are killed at the end and on SIGTERM (bench/run.ts sends it past its time
+ * limit); Python runs in its own process group, killed as a group.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
+import { TASK_QUEUE_PER_SLOT } from '../src/net/task-service.ts'
+import { createLogger, defaultConfig, startNode } from '../src/node/index.ts'
+import { REPO_ROOT, bounds, deployTaskFunction, deployWorkflow, evaluateChain, loadGraph, microBundleSource } from '../test/helpers/workloads.ts'
+import { waitFor } from '../test/helpers/peers.ts'
+import { daskPython } from './dask-driver-kill.ts'
+import { formatMs, formatRate, printTable, progress, sample, summarize } from './helpers.ts'
+import { WFINSTANCES_GRAPHS, calibrateSandboxBurn, daskGraphSpec, runChain, runFan, runGraph, short, startWorkflowNetwork } from './workflow-runs.ts'
+import type { RhizomeNode } from '../src/node/index.ts'
+import type { Graph } from '../test/helpers/workloads.ts'
+import type { TestNetwork, TestPeer } from '../test/helpers/peers.ts'
+import type { ChainRun, FanRun, GraphRun } from './workflow-runs.ts'
+import type { ChildProcess } from 'node:child_process'
+import type { PeerId } from '@libp2p/interface'
+
+/** Workers in the bound and in Dask: two worker peers with one slot each, or Dask's 2 × 1 thread. */
+const WORKERS = Math.min(2, availableParallelism())
+/** 1 s of recorded runtime → 1 ms of CPU, as in bench/workflows.bench.ts. */
+const MS_PER_SECOND = 1
+/** Calls a workflow run keeps in flight: bench/workflows.bench.ts's default (it cannot overflow a queue). */
+const INFLIGHT = 16
+/** Sequential no-op calls: enough for a stable p50; warm-up calls first, not counted. */
+const NOOP_CALLS = 1000
+const NOOP_WARMUP = 50
+const NOOP_BUDGET_MS = 15_000
+/** Echo round trips; libp2p's ping handler ends a stream after 10 s, so a row stays under that. */
+const ECHO_SAMPLES = 3000
+const ECHO_BUDGET_MS = 5_000
+const ECHO_BYTES = 16
+/** Pipelined echo: messages in flight on the one stream, and how long it is measured. */
+const PIPELINE_WINDOW = 256
+const PIPELINE_MS = 3_000
+/** Independent tasks, direct calls: how many and for how long at most. */
+const DIRECT_TASKS = 10_000
+const DIRECT_BUDGET_MS = 20_000
+/** The fan through a workflow: 10,000 tasks as child runs of 4,000 (one activation issues at most 4,096 calls). */
+const FAN_TASKS = 10_000
+const FAN_BATCH = 4_000
+const FAN_BUDGET_MS = 45_000
+/** The chain: enough hops for a stable mean, a few seconds at today's hop cost. */
+const CHAIN_HOPS = 1000
+const CHAIN_TIMEOUT_MS = 60_000
+const GRAPH_TIMEOUT_MS = 60_000
+/** CPU-bound batch: 200 × ~20 ms = ~2 s on two workers; the single-task time from 50 on one worker. */
+const CPU_TASKS = 200
+const CPU_TASK_MS = 20
+const CPU_ALONE_TASKS = 50
+/** Calls kept in flight per worker for the CPU batch: one running, one waiting, so a slot never idles. */
+const CPU_INFLIGHT_PER_WORKER = 2
+/** Dask: independent tasks for `client.map`, and the time its sequential no-op calls may take. */
+const DASK_MAP_TASKS = 5_000
+const DASK_NOOP_BUDGET_S = 8
+/**
+ * bench/run.ts stops a file at 5 minutes; Dask gets what is left of it minus this margin, so a slow
+ * Dask is stopped (and said so) by this file, and the table still prints.
+ */
+const FILE_BUDGET_MS = 5 * 60_000
+const END_MARGIN_MS = 15_000
+/** A stopping peer started in this process may take this long; then it is left to the process exit. */
+const STOP_TIMEOUT_MS = 5_000
+
+const SKIP_DASK = process.argv.slice(2).includes('--no-dask')
+const STARTED = performance.now()
+
+// ---------------------------------------------------------------------------------------------
+// Everything this file starts, so that it can be stopped at the end or on SIGTERM
+
+const dir = await mkdtemp(join(tmpdir(), 'rhizome-perf-bench-'))
+let network: TestNetwork | undefined
+let caller: RhizomeNode | undefined
+let python: ChildProcess | undefined
+
+function killPython (): void {
+  if (python?.pid === undefined || python.exitCode !== null || python.signalCode !== null) return
+  try {
+    process.kill(-python.pid, 'SIGKILL')
+  } catch {
+    // The group is gone already.
+  }
+}
+
+async function stopCaller (): Promise<void> {
+  const node = caller
+  caller = undefined
+  if (node === undefined) return
+  await Promise.race([node.stop().catch(() => {}), new Promise(resolve => setTimeout(resolve, STOP_TIMEOUT_MS).unref())])
+}
+
+async function cleanUp (): Promise<void> {
+  killPython()
+  await stopCaller()
+  await network?.close().catch(() => {})
+  network = undefined
+  await rm(dir, { recursive: true, force: true }).catch(() => {})
+}
+
+// A crash or exit that skips the clean-up still takes the Dask cluster down (its own process group).
+process.once('exit', killPython)
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    process.stdout.write(`\nperf.bench.ts: ${signal}; stopping the peers and Dask\n`)
+    void cleanUp().finally(() => process.exit(1))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rhizome: workflow rows (driver + 2 workers)
+
+interface WorkflowRows {
+  iterationsPerMs: number
+  chain: ChainRun
+  fan: FanRun
+  graphs: Array<{ graph: Graph, lowerBoundMs: number, run: GraphRun }>
+}
+
+async function workflowRows (driver: TestPeer, fnId: string, graphs: Graph[]): Promise<Omit<WorkflowRows, 'iterationsPerMs'>> {
+  const micro = await deployWorkflow(driver, 'perf-micro', microBundleSource(fnId), ['chain', 'batch', 'fan'])
+  progress(`a chain of ${CHAIN_HOPS} no-op tasks through a workflow`)
+  const chain = await runChain(driver, fnId, micro, CHAIN_HOPS, CHAIN_TIMEOUT_MS)
+  progress(`  ${(chain.ms / CHAIN_HOPS).toFixed(2)} ms per hop${chain.ok ? '' : ' (WRONG result)'}`)
+  progress(`${FAN_TASKS.toLocaleString('en-US')} independent no-op tasks through a workflow`)
+  const fan = await runFan(driver, micro, { tasks: FAN_TASKS, batch: FAN_BATCH, inflight: INFLIGHT, budgetMs: FAN_BUDGET_MS })
+  progress(`  ${formatRate(fan.tasks / (fan.ms / 1000), 'tasks')}${fan.complete ? '' : ` (${fan.error ?? 'incomplete'})`}`)
+  const rows: WorkflowRows['graphs'] = []
+  for (const graph of graphs) {
+    const { lowerBoundMs } = bounds(graph, MS_PER_SECOND, WORKERS)
+    const run = await runGraph(driver, fnId, graph, { msPerSecond: MS_PER_SECOND, inflight: INFLIGHT, timeoutMs: GRAPH_TIMEOUT_MS })
+      .catch((err: unknown): GraphRun => ({ ms: Number.NaN, ok: false, onDriver: 0, error: (err as Error).message }))
+    progress(`${short(graph.label)}: ${graph.tasks.length} tasks, ${run.ms.toFixed(0)} ms, ${(run.ms / lowerBoundMs).toFixed(2)}× the bound${run.ok ? '' : ` WRONG (${run.error ?? 'result differs'})`}`)
+    rows.push({ graph, lowerBoundMs, run })
+  }
+  return { chain, fan, graphs: rows }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rhizome: the caller (a peer in this process) and the libp2p floor
+
+const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+
+async function startCaller (net: TestNetwork, driver: TestPeer, workers: TestPeer[]): Promise<RhizomeNode> {
+  const config = {
+    ...defaultConfig(join(dir, 'caller')),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [driver.tcpAddr],
+    mdns: false,
+    networkId: net.networkId,
+    slotsMax: 1,
+    announceIntervalMs: 500,
+    suspectAfterMs: 2000,
+    goneAfterMs: 4000
+  }
+  const node = await startNode(config, createLogger('rhizome', { level: 'silent' }))
+  caller = node
+  const self = node.peerId.toString()
+  await waitFor('the caller and the workers to meet', async () => {
+    const seen = new Set(node.peers().filter(p => p.state === 'alive').map(p => p.peerId))
+    if (!workers.every(w => seen.has(w.peerId))) return false
+    for (const w of workers) if (!(await w.peers()).some(p => p.peerId === self && p.state === 'alive')) return false
+    return true
+  }, 60_000, 100)
+  return node
+}
+
+interface Floor { rtt: number[], messages: number, seconds: number }
+
+async function echoRtt (node: RhizomeNode, worker: PeerId): Promise<number[]> {
+  const stream = await node.host.dialProtocol(worker, PING_PROTOCOL)
+  const reader = stream[Symbol.asyncIterator]()
+  const ping = new Uint8Array(ECHO_BYTES).fill(7)
+  try {
+    return await sample(ECHO_SAMPLES, ECHO_BUDGET_MS, async () => {
+      stream.send(ping)
+      let got = 0
+      while (got < ping.byteLength) {
+        const next = await reader.next()
+        if (next.done === true) throw new Error('the echo stream ended')
+        got += next.value.byteLength
+      }
+    }, 100)
+  } finally {
+    stream.abort(new Error('done'))
+  }
+}
+
+/** 16 B messages echoed per second on one stream, PIPELINE_WINDOW in flight. */
+async function echoPipelined (node: RhizomeNode, worker: PeerId): Promise<{ messages: number, seconds: number }> {
+  const stream = await node.host.dialProtocol(worker, PING_PROTOCOL)
+  const message = new Uint8Array(ECHO_BYTES).fill(9)
+  let sent = 0
+  let receivedBytes = 0
+  const send = async (): Promise<void> => {
+    sent++
+    if (!stream.send(message)) await stream.onDrain()
+  }
+  const start = performance.now()
+  const end = start + PIPELINE_MS
+  try {
+    for (let i = 0; i < PIPELINE_WINDOW; i++) await send()
+    for await (const chunk of stream) {
+      receivedBytes += chunk.byteLength
+      const echoed = Math.floor(receivedBytes / ECHO_BYTES)
+      if (performance.now() >= end) {
+        if (echoed >= sent) break
+        continue
+      }
+      while (sent - echoed < PIPELINE_WINDOW) await send()
+    }
+  } finally {
+    stream.abort(new Error('done'))
+  }
+  return { messages: Math.floor(receivedBytes / ECHO_BYTES), seconds: (performance.now() - start) / 1000 }
+}
+
+async function measureFloor (node: RhizomeNode, worker: PeerId): Promise<Floor> {
+  progress('libp2p floor: 16 B echo on an open stream, caller → worker')
+  const rtt = await echoRtt(node, worker)
+  progress(`  p50 ${formatMs(summarize(rtt).p50)}; pipelined, ${PIPELINE_WINDOW} in flight`)
+  const { messages, seconds } = await echoPipelined(node, worker)
+  progress(`  ${formatRate(messages / seconds, 'messages')}`)
+  return { rtt, messages, seconds }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rhizome: direct calls from the caller
+
+interface Lanes { done: number, errors: number, ms: number, firstError?: string }
+
+/**
+ * `total` calls, `perWorker` kept in flight on each worker, each worker taking the next call from
+ * one shared list as one of its calls ends; stops issuing at `budgetMs`. `args(i)` makes call i's arguments.
+ */
+async function lanes (node: RhizomeNode, fn: CID, workers: string[], perWorker: number, total: number, budgetMs: number, args: (i: number) => unknown[]): Promise<Lanes> {
+  let next = 0
+  const result: Lanes = { done: 0, errors: 0, ms: 0 }
+  const start = performance.now()
+  const deadline = start + budgetMs
+  const lane = async (on: string): Promise<void> => {
+    while (next < total && performance.now() < deadline) {
+      const i = next++
+      try {
+        await node.call(fn, 'task', args(i), { on })
+        result.done++
+      } catch (err) {
+        result.errors++
+        result.firstError ??= (err as Error).message
+      }
+    }
+  }
+  await Promise.all(workers.flatMap(on => Array.from({ length: perWorker }, async () => await lane(on))))
+  result.ms = performance.now() - start
+  return result
+}
+
+interface DirectRows { noop: number[], direct: Lanes, cpu: { alone: Lanes, both: Lanes, singleMs: number, efficiency: number } }
+
+async function directRows (node: RhizomeNode, fnId: string, workers: TestPeer[]): Promise<DirectRows> {
+  const fn = CID.parse(fnId)
+  const [w1, w2] = workers.map(w => w.peerId)
+  const tag = `${process.pid}`
+  progress(`remote no-op task, one at a time: caller → worker (${NOOP_CALLS} calls after ${NOOP_WARMUP})`)
+  const noop = await sample(NOOP_CALLS, NOOP_BUDGET_MS, async i => await node.call(fn, 'task', [`n${tag}:${i}`, 0], { on: w1 }), NOOP_WARMUP)
+  progress(`  p50 ${formatMs(summarize(noop).p50)}`)
+  progress(`${DIRECT_TASKS.toLocaleString('en-US')} independent no-op tasks called directly, ${TASK_QUEUE_PER_SLOT} in flight per worker`)
+  const direct = await lanes(node, fn, [w1, w2], TASK_QUEUE_PER_SLOT, DIRECT_TASKS, DIRECT_BUDGET_MS, i => [`d${tag}:${i}`, 0])
+  progress(`  ${formatRate(direct.done / (direct.ms / 1000), 'tasks')}${direct.errors > 0 ? `, ${direct.errors} failed: ${direct.firstError ?? ''}` : ''}`)
+  progress(`CPU-bound: ${CPU_ALONE_TASKS} tasks of ~${CPU_TASK_MS} ms on one worker, then ${CPU_TASKS} on both`)
+  await node.call(fn, 'task', [`cw${tag}`, CPU_TASK_MS], { on: w1 })
+  const alone = await lanes(node, fn, [w1], CPU_INFLIGHT_PER_WORKER, CPU_ALONE_TASKS, GRAPH_TIMEOUT_MS, i => [`ca${tag}:${i}`, CPU_TASK_MS])
+  const both = await lanes(node, fn, [w1, w2], CPU_INFLIGHT_PER_WORKER, CPU_TASKS, GRAPH_TIMEOUT_MS, i => [`cb${tag}:${i}`, CPU_TASK_MS])
+  const singleMs = alone.ms / alone.done
+  const efficiency = (both.done * singleMs) / (WORKERS * both.ms)
+  progress(`  single ${singleMs.toFixed(1)} ms, ${CPU_TASKS} on both in ${both.ms.toFixed(0)} ms: efficiency ${efficiency.toFixed(2)}`)
+  return { noop, direct, cpu: { alone, both, singleMs, efficiency } }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dask
+
+interface DaskSummary { n: number, p50: number, p99: number }
+interface DaskMode {
+  mode: 'unbatched' | 'default'
+  intervalsMs: { workers: number[], scheduler: number[] }
+  noop: DaskSummary
+  map: { tasks: number, seconds: number, tasksPerSecond: number }
+  chain: { hops: number, totalMs: number, msPerHop: number, p50: number, p99: number, ok: boolean }
+  graphs?: Array<{ label: string, tasks: number, makespanMs: number, ok: boolean }>
+  cpu?: { iterationsPerMs: number, tasks: number, aloneTasks: number, singleMs: number, makespanMs: number, efficiency: number }
+}
+interface DaskResult { dask: string, distributed: string, python: string, workers: number, modes: DaskMode[] }
+
+function daskVersion (pythonPath: string): string {
+  const probe = spawnSync(pythonPath, ['-c', 'import distributed; print(distributed.__version__)'], { encoding: 'utf8', timeout: 30_000 })
+  return probe.status === 0 ? probe.stdout.trim() : 'unknown'
+}
+
+async function runDask (pythonPath: string, graphs: Graph[], timeoutMs: number): Promise<DaskResult> {
+  const spec = {
+    workers: WORKERS,
+    modes: ['unbatched', 'default'],
+    noopCalls: NOOP_CALLS,
+    noopBudgetS: DASK_NOOP_BUDGET_S,
+    mapTasks: DASK_MAP_TASKS,
+    chainHops: CHAIN_HOPS,
+    chainExpected: evaluateChain(CHAIN_HOPS),
+    graphs: graphs.map(g => daskGraphSpec(g, MS_PER_SECOND)),
+    cpuTasks: CPU_TASKS,
+    cpuTaskMs: CPU_TASK_MS,
+    cpuAloneTasks: CPU_ALONE_TASKS
+  }
+  const file = join(dir, 'dask-perf-spec.json')
+  await writeFile(file, JSON.stringify(spec))
+  // Its own process group: the cluster's processes go with it.
+  const child = spawn(pythonPath, [join(REPO_ROOT, 'bench', 'dask', 'perf.py'), file], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  python = child
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000) })
+  const timer = setTimeout(killPython, timeoutMs)
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(resolve => child.once('exit', (c, s) => resolve([c, s])))
+  clearTimeout(timer)
+  killPython()
+  python = undefined
+  if (signal !== null) throw new Error(`stopped after ${(timeoutMs / 1000).toFixed(0)} s (what is left of this file's ${FILE_BUDGET_MS / 60_000} minutes)`)
+  if (code !== 0) throw new Error(`bench/dask/perf.py exited with ${String(code)}: ${stderr.slice(-1500)}`)
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as DaskResult
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const ms = (x: number | undefined): string => x === undefined || !Number.isFinite(x) ? '—' : formatMs(x)
+const rate = (x: number | undefined): string => x === undefined || !Number.isFinite(x) ? '—' : formatRate(x, '')
+const ratios = (values: number[]): { median: number, worst: number } => {
+  const s = summarize(values)
+  const sorted = [...values].sort((a, b) => a - b)
+  const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
+  return { median, worst: s.max }
+}
+const ratioText = (r: { median: number, worst: number } | undefined): string =>
+  r === undefined || !Number.isFinite(r.median) ? '—' : `${r.median.toFixed(2)}×, ${r.worst.toFixed(2)}×`
+
+interface Measured { workflow?: WorkflowRows, direct?: DirectRows, floor?: Floor, dask?: DaskResult, daskNote: string }
+
+function tableRows (m: Measured): string[][] {
+  const off = m.dask?.modes.find(x => x.mode === 'unbatched')
+  const def = m.dask?.modes.find(x => x.mode === 'default')
+  const w = m.workflow
+  const d = m.direct
+  const echo = m.floor === undefined ? undefined : summarize(m.floor.rtt).p50
+  const rhizomeRatios = w === undefined ? undefined : ratios(w.graphs.map(g => g.run.ms / g.lowerBoundMs))
+  const daskRatios = def?.graphs === undefined || w === undefined ? undefined : ratios(def.graphs.map((g, i) => g.makespanMs / w.graphs[i].lowerBoundMs))
+  const wrong = (ok: boolean | undefined): string => ok === false ? ' (WRONG)' : ''
+  return [
+    ['remote no-op task, p50', `${ms(off?.noop.p50)} off / ${ms(def?.noop.p50)} default`, '~1 ms',
+      ms(d === undefined ? undefined : summarize(d.noop).p50), `echo ${ms(echo)}`, '≤ 0.4 ms'],
+    ['independent no-op tasks/s, 1 driver + 2 workers', `${rate(def?.map.tasksPerSecond)} (${rate(off?.map.tasksPerSecond)} off)`, '~8k per node',
+      `workflow ${rate(w === undefined ? undefined : w.fan.tasks / (w.fan.ms / 1000))}${w?.fan.complete === false ? '*' : ''}; direct ${rate(d === undefined ? undefined : d.direct.done / (d.direct.ms / 1000))}`,
+      `${rate(m.floor === undefined ? undefined : m.floor.messages / m.floor.seconds)} msgs`, '≥ 10,000'],
+    ['dependent chain, per hop', `${ms(def?.chain.msPerHop)}${wrong(def?.chain.ok)} (${ms(off?.chain.msPerHop)} off)`, '~1 ms',
+      `${ms(w === undefined ? undefined : w.chain.ms / CHAIN_HOPS)}${wrong(w?.chain.ok)}`, `echo ${ms(echo)}`, '≤ 0.5 ms'],
+    [`makespan ÷ lower bound (median, worst), ${w?.graphs.length ?? 0} WfInstances, 1 s → 1 ms, 2 workers`,
+      `${ratioText(daskRatios)}${def?.graphs?.some(g => !g.ok) === true ? ' (WRONG)' : ''}`, '—',
+      `${ratioText(rhizomeRatios)}${w?.graphs.some(g => !g.run.ok) === true ? ' (WRONG)' : ''}`, '—', '≤ 1.10, ≤ 1.5'],
+    ['CPU-bound efficiency, 2 peers on 2 cores', def?.cpu === undefined ? '—' : def.cpu.efficiency.toFixed(2), '—',
+      d === undefined ? '—' : d.cpu.efficiency.toFixed(2), '—', '≥ 0.9']
+  ]
+}
+
+function tableNotes (m: Measured): string[] {
+  const w = m.workflow
+  const d = m.direct
+  const off = m.dask?.modes.find(x => x.mode === 'unbatched')
+  const def = m.dask?.modes.find(x => x.mode === 'default')
+  const onDriver = w === undefined ? 0 : w.graphs.reduce((s, g) => s + g.run.onDriver, 0)
+  const graphTasks = w === undefined ? 0 : w.graphs.reduce((s, g) => s + g.graph.tasks.length, 0)
+  return [
+    `no-op p50: in-process caller peer → a \`rhizome node start\` worker, one call at a time, distinct args (n=${d?.noop.length ?? 0}); Dask submit(noop, pure=False).result() (n=${off?.noop.n ?? 0} off, ${def?.noop.n ?? 0} default); floor: 16 B echo, open stream, caller → worker.`,
+    `tasks/s: workflow = a run on the driver process, ${FAN_TASKS.toLocaleString('en-US')} no-op calls in child runs of ${FAN_BATCH}, ${INFLIGHT} in flight (${w?.fan.onDriver ?? 0} ran on the driver${w?.fan.complete === false ? `; *${w.fan.error ?? 'incomplete'}: ${w.fan.tasks} done` : ''}); direct = the caller, ${TASK_QUEUE_PER_SLOT} in flight per worker (${d?.direct.done ?? 0} done, ${d?.direct.errors ?? 0} failed); Dask client.map over ${DASK_MAP_TASKS.toLocaleString('en-US')}; floor: 16 B messages, ${PIPELINE_WINDOW} in flight, one stream.`,
+    `chain: a durable run of ${CHAIN_HOPS} no-op tasks, each awaiting the last: run time ÷ hops (p50 of hop gaps ${ms(w === undefined ? undefined : summarize(w.chain.hops).p50)}, whole ms); Dask: ${CHAIN_HOPS} tasks each on the previous one's output, one graph (p50 ${ms(def?.chain.p50)}).`,
+    `makespan: ${w?.graphs.map(g => short(g.graph.label)).join(', ') ?? '—'}; bound = max(critical path, work ÷ ${WORKERS}); Rhizome ${INFLIGHT} in flight, ${onDriver} of ${graphTasks} tasks ran on the driver; Dask LocalCluster ${WORKERS} × 1 thread.`,
+    `CPU: ${CPU_TASKS} × ~${CPU_TASK_MS} ms of fixed loop work; single = ${CPU_ALONE_TASKS} on one worker alone ÷ ${CPU_ALONE_TASKS} (Rhizome ${ms(d?.cpu.singleMs)}, Dask ${ms(def?.cpu?.singleMs)}); makespan on both (Rhizome ${ms(d?.cpu.both.ms)}, Dask ${ms(def?.cpu?.makespanMs)}); efficiency = tasks × single ÷ (2 × makespan).`,
+    'Ray (published): the figures the performance issue quotes, not measured here.',
+    off === undefined ? '' : `Dask "off": batched-send intervals workers ${off.intervalsMs.workers.join('/')} ms, scheduler ${off.intervalsMs.scheduler.join('/')} ms; default ${def?.intervalsMs.workers.join('/') ?? '?'} / ${def?.intervalsMs.scheduler.join('/') ?? '?'} ms.`,
+    m.daskNote
+  ].filter(line => line !== '')
+}
+
+function printSummary (m: Measured): void {
+  printTable('Performance summary (same machine, same run)', ['metric', 'Dask distributed (same machine)', 'Ray (published)', 'Rhizome', 'libp2p floor', 'target'], tableRows(m), tableNotes(m))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function describeMachine (when: string): void {
+  const load = loadavg().map(x => x.toFixed(2)).join(' ')
+  process.stdout.write(`  ${when}: ${new Date().toISOString()}, load average ${load}\n`)
+}
+
+async function measureRhizome (graphs: Graph[]): Promise<Pick<Measured, 'workflow' | 'direct' | 'floor'>> {
+  progress('starting a driver and 2 workers (rhizome node start, 1 slot each)')
+  const { net, driver, workers } = await startWorkflowNetwork()
+  network = net
+  const { iterationsPerMs, plainNode } = await calibrateSandboxBurn(driver, workers[0], 3)
+  progress(`burn loop: ${iterationsPerMs.toLocaleString('en-US')} iterations/ms in a worker's sandbox (${plainNode.toLocaleString('en-US')} in plain Node)`)
+  const fnId = await deployTaskFunction(driver, iterationsPerMs, 3)
+  const workflow = { iterationsPerMs, ...await workflowRows(driver, fnId, graphs) }
+  progress('starting the caller: a peer in this process')
+  const node = await startCaller(net, driver, workers)
+  const floor = await measureFloor(node, peerIdFromString(workers[0].peerId))
+  const direct = await directRows(node, fnId, workers)
+  await stopCaller()
+  await net.close()
+  network = undefined
+  return { workflow, direct, floor }
+}
+
+async function measureDask (graphs: Graph[]): Promise<Pick<Measured, 'dask' | 'daskNote'>> {
+  if (SKIP_DASK) return { daskNote: 'Dask: skipped (--no-dask).' }
+  const pythonPath = daskPython()
+  if (pythonPath === undefined) return { daskNote: 'Dask not installed: `sudo sh bench/install-dask.sh` (Debian\'s python3-distributed) puts it beside Rhizome here.' }
+  const timeoutMs = FILE_BUDGET_MS - END_MARGIN_MS - (performance.now() - STARTED)
+  progress(`Dask (${pythonPath}): batching off, then default; at most ${(timeoutMs / 1000).toFixed(0)} s`)
+  try {
+    const dask = await runDask(pythonPath, graphs, Math.max(1000, timeoutMs))
+    return { dask, daskNote: `Dask ${dask.distributed} (dask ${dask.dask}) on Python ${dask.python}: LocalCluster, ${dask.workers} worker processes × 1 thread, 127.0.0.1.` }
+  } catch (err) {
+    return { daskNote: `Dask failed: ${(err as Error).message}` }
+  }
+}
+
+async function main (): Promise<void> {
+  const pythonPath = SKIP_DASK ? undefined : daskPython()
+  process.stdout.write(`  Node ${process.version}, ${availableParallelism()} CPUs, Dask distributed ${pythonPath === undefined ? 'not installed (sudo sh bench/install-dask.sh)' : `${daskVersion(pythonPath)} (${pythonPath})`}\n`)
+  describeMachine('start')
+  const graphs = await Promise.all(WFINSTANCES_GRAPHS.map(async g => await loadGraph(g)))
+  let measured: Measured = { daskNote: '' }
+  try {
+    measured = { ...measured, ...await measureRhizome(graphs) }
+  } catch (err) {
+    process.stdout.write(`  Rhizome failed: ${(err as Error).stack ?? String(err)}\n`)
+  } finally {
+    await stopCaller()
+    await network?.close().catch(() => {})
+    network = undefined
+  }
+  measured = { ...measured, ...await measureDask(graphs) }
+  printSummary(measured)
+  describeMachine('end')
+}
+
+try {
+  await main()
+} finally {
+  await cleanUp()
+}
