@@ -68,7 +68,7 @@ const INFLIGHT = 16
 /** Sequential no-op calls: enough for a stable p50; warm-up calls first, not counted. */
 const NOOP_CALLS = 1000
 const NOOP_WARMUP = 50
-const NOOP_BUDGET_MS = 15_000
+const NOOP_BUDGET_MS = 10_000
 /** Echo round trips; libp2p's ping handler ends a stream after 10 s, so a row stays under that. */
 const ECHO_SAMPLES = 3000
 const ECHO_BUDGET_MS = 5_000
@@ -78,14 +78,18 @@ const PIPELINE_WINDOW = 256
 const PIPELINE_MS = 3_000
 /** Independent tasks, direct calls: how many and for how long at most. */
 const DIRECT_TASKS = 10_000
-const DIRECT_BUDGET_MS = 20_000
-/** The fan through a workflow: 10,000 tasks as child runs of 4,000 (one activation issues at most 4,096 calls). */
+const DIRECT_BUDGET_MS = 15_000
+/**
+ * The fan through a workflow: 10,000 tasks as child runs of 4,000 (one activation issues at most
+ * 4,096 calls); a fan still running after FAN_BUDGET_MS is cancelled and its rate is what it did.
+ */
 const FAN_TASKS = 10_000
 const FAN_BATCH = 4_000
-const FAN_BUDGET_MS = 45_000
-/** The chain: enough hops for a stable mean, a few seconds at today's hop cost. */
-const CHAIN_HOPS = 1000
+const FAN_BUDGET_MS = 20_000
+/** The chain: as bench/durable.bench.ts, enough hops for a stable mean, seconds even at ~40 ms a hop. */
+const CHAIN_HOPS = 300
 const CHAIN_TIMEOUT_MS = 60_000
+/** Longest one graph may run (and the CPU batches); the graphs together get what the budget leaves. */
 const GRAPH_TIMEOUT_MS = 60_000
 /** CPU-bound batch: 200 × ~20 ms = ~2 s on two workers; the single-task time from 50 on one worker. */
 const CPU_TASKS = 200
@@ -94,14 +98,20 @@ const CPU_ALONE_TASKS = 50
 /** Calls kept in flight per worker for the CPU batch: one running, one waiting, so a slot never idles. */
 const CPU_INFLIGHT_PER_WORKER = 2
 /** Dask: independent tasks for `client.map`, and the time its sequential no-op calls may take. */
-const DASK_MAP_TASKS = 5_000
-const DASK_NOOP_BUDGET_S = 8
+const DASK_MAP_TASKS = 3_000
+const DASK_NOOP_BUDGET_S = 6
 /**
- * bench/run.ts stops a file at 5 minutes; Dask gets what is left of it minus this margin, so a slow
- * Dask is stopped (and said so) by this file, and the table still prints.
+ * bench/run.ts stops a file at 5 minutes. The graphs run last on Rhizome, and only while more than
+ * DASK_RESERVE_MS + END_MARGIN_MS is left (the rest are left out for both, and the table says
+ * which); Dask then gets what is left minus END_MARGIN_MS, so a slow Dask is stopped by this file
+ * and the table still prints. On a quiet 2-core machine everything fits in about 3 minutes.
  */
 const FILE_BUDGET_MS = 5 * 60_000
 const END_MARGIN_MS = 15_000
+/** Dask's share: two cluster start-ups, the micro rows twice, the graphs, the CPU batch (~90 s under load). */
+const DASK_RESERVE_MS = 100_000
+/** Under this, Dask is not started at all. */
+const DASK_MIN_MS = 30_000
 /** A stopping peer started in this process may take this long; then it is left to the process exit. */
 const STOP_TIMEOUT_MS = 5_000
 
@@ -115,6 +125,8 @@ const dir = await mkdtemp(join(tmpdir(), 'rhizome-perf-bench-'))
 let network: TestNetwork | undefined
 let caller: RhizomeNode | undefined
 let python: ChildProcess | undefined
+/** What is measured so far: printed at the end, or at a SIGTERM with what there is. */
+const measured: Measured = { daskNote: '' }
 
 function killPython (): void {
   if (python?.pid === undefined || python.exitCode !== null || python.signalCode !== null) return
@@ -145,6 +157,9 @@ process.once('exit', killPython)
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     process.stdout.write(`\nperf.bench.ts: ${signal}; stopping the peers and Dask\n`)
+    killPython()
+    measured.daskNote ||= `stopped by ${signal} before Dask was done`
+    printSummary(measured)
     void cleanUp().finally(() => process.exit(1))
   })
 }
@@ -152,14 +167,17 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 // ---------------------------------------------------------------------------------------------
 // Rhizome: workflow rows (driver + 2 workers)
 
+interface GraphRow { graph: Graph, lowerBoundMs: number, run: GraphRun }
+
 interface WorkflowRows {
-  iterationsPerMs: number
   chain: ChainRun
   fan: FanRun
-  graphs: Array<{ graph: Graph, lowerBoundMs: number, run: GraphRun }>
+  /** The graphs run to their end (or failed), in order; `left` the ones there was no time for. */
+  graphs: GraphRow[]
+  left: Graph[]
 }
 
-async function workflowRows (driver: TestPeer, fnId: string, graphs: Graph[]): Promise<Omit<WorkflowRows, 'iterationsPerMs'>> {
+async function microRows (driver: TestPeer, fnId: string): Promise<Pick<WorkflowRows, 'chain' | 'fan'>> {
   const micro = await deployWorkflow(driver, 'perf-micro', microBundleSource(fnId), ['chain', 'batch', 'fan'])
   progress(`a chain of ${CHAIN_HOPS} no-op tasks through a workflow`)
   const chain = await runChain(driver, fnId, micro, CHAIN_HOPS, CHAIN_TIMEOUT_MS)
@@ -167,15 +185,30 @@ async function workflowRows (driver: TestPeer, fnId: string, graphs: Graph[]): P
   progress(`${FAN_TASKS.toLocaleString('en-US')} independent no-op tasks through a workflow`)
   const fan = await runFan(driver, micro, { tasks: FAN_TASKS, batch: FAN_BATCH, inflight: INFLIGHT, budgetMs: FAN_BUDGET_MS })
   progress(`  ${formatRate(fan.tasks / (fan.ms / 1000), 'tasks')}${fan.complete ? '' : ` (${fan.error ?? 'incomplete'})`}`)
-  const rows: WorkflowRows['graphs'] = []
-  for (const graph of graphs) {
+  return { chain, fan }
+}
+
+/** The graphs in order while time is left before `deadline`; one cut off by it is left out (for Dask too). */
+async function graphRows (driver: TestPeer, fnId: string, graphs: Graph[], deadline: number): Promise<Pick<WorkflowRows, 'graphs' | 'left'>> {
+  const rows: GraphRow[] = []
+  for (const [i, graph] of graphs.entries()) {
+    const timeoutMs = Math.min(GRAPH_TIMEOUT_MS, deadline - performance.now())
+    if (timeoutMs < 1000) return { graphs: rows, left: graphs.slice(i) }
     const { lowerBoundMs } = bounds(graph, MS_PER_SECOND, WORKERS)
-    const run = await runGraph(driver, fnId, graph, { msPerSecond: MS_PER_SECOND, inflight: INFLIGHT, timeoutMs: GRAPH_TIMEOUT_MS })
-      .catch((err: unknown): GraphRun => ({ ms: Number.NaN, ok: false, onDriver: 0, error: (err as Error).message }))
+    let run: GraphRun
+    try {
+      run = await runGraph(driver, fnId, graph, { msPerSecond: MS_PER_SECOND, inflight: INFLIGHT, timeoutMs })
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError' && timeoutMs < GRAPH_TIMEOUT_MS) {
+        progress(`${short(graph.label)}: cut off by the time budget; left out`)
+        return { graphs: rows, left: graphs.slice(i) }
+      }
+      run = { ms: Number.NaN, ok: false, onDriver: 0, error: (err as Error).message }
+    }
     progress(`${short(graph.label)}: ${graph.tasks.length} tasks, ${run.ms.toFixed(0)} ms, ${(run.ms / lowerBoundMs).toFixed(2)}× the bound${run.ok ? '' : ` WRONG (${run.error ?? 'result differs'})`}`)
     rows.push({ graph, lowerBoundMs, run })
   }
-  return { chain, fan, graphs: rows }
+  return { graphs: rows, left: [] }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,7 +457,7 @@ function tableNotes (m: Measured): string[] {
     `no-op p50: in-process caller peer → a \`rhizome node start\` worker, one call at a time, distinct args (n=${d?.noop.length ?? 0}); Dask submit(noop, pure=False).result() (n=${off?.noop.n ?? 0} off, ${def?.noop.n ?? 0} default); floor: 16 B echo, open stream, caller → worker.`,
     `tasks/s: workflow = a run on the driver process, ${FAN_TASKS.toLocaleString('en-US')} no-op calls in child runs of ${FAN_BATCH}, ${INFLIGHT} in flight (${w?.fan.onDriver ?? 0} ran on the driver${w?.fan.complete === false ? `; *${w.fan.error ?? 'incomplete'}: ${w.fan.tasks} done` : ''}); direct = the caller, ${TASK_QUEUE_PER_SLOT} in flight per worker (${d?.direct.done ?? 0} done, ${d?.direct.errors ?? 0} failed); Dask client.map over ${DASK_MAP_TASKS.toLocaleString('en-US')}; floor: 16 B messages, ${PIPELINE_WINDOW} in flight, one stream.`,
     `chain: a durable run of ${CHAIN_HOPS} no-op tasks, each awaiting the last: run time ÷ hops (p50 of hop gaps ${ms(w === undefined ? undefined : summarize(w.chain.hops).p50)}, whole ms); Dask: ${CHAIN_HOPS} tasks each on the previous one's output, one graph (p50 ${ms(def?.chain.p50)}).`,
-    `makespan: ${w?.graphs.map(g => short(g.graph.label)).join(', ') ?? '—'}; bound = max(critical path, work ÷ ${WORKERS}); Rhizome ${INFLIGHT} in flight, ${onDriver} of ${graphTasks} tasks ran on the driver; Dask LocalCluster ${WORKERS} × 1 thread.`,
+    `makespan: ${w?.graphs.map(g => short(g.graph.label)).join(', ') ?? '—'}; bound = max(critical path, work ÷ ${WORKERS}); Rhizome ${INFLIGHT} in flight, ${onDriver} of ${graphTasks} tasks ran on the driver; Dask LocalCluster ${WORKERS} × 1 thread.${w !== undefined && w.left.length > 0 ? ` Left out for both (no time left): ${w.left.map(g => short(g.label)).join(', ')}.` : ''}`,
     `CPU: ${CPU_TASKS} × ~${CPU_TASK_MS} ms of fixed loop work; single = ${CPU_ALONE_TASKS} on one worker alone ÷ ${CPU_ALONE_TASKS} (Rhizome ${ms(d?.cpu.singleMs)}, Dask ${ms(def?.cpu?.singleMs)}); makespan on both (Rhizome ${ms(d?.cpu.both.ms)}, Dask ${ms(def?.cpu?.makespanMs)}); efficiency = tasks × single ÷ (2 × makespan).`,
     'Ray (published): the figures the performance issue quotes, not measured here.',
     off === undefined ? '' : `Dask "off": batched-send intervals workers ${off.intervalsMs.workers.join('/')} ms, scheduler ${off.intervalsMs.scheduler.join('/')} ms; default ${def?.intervalsMs.workers.join('/') ?? '?'} / ${def?.intervalsMs.scheduler.join('/') ?? '?'} ms.`,
@@ -443,22 +476,30 @@ function describeMachine (when: string): void {
   process.stdout.write(`  ${when}: ${new Date().toISOString()}, load average ${load}\n`)
 }
 
-async function measureRhizome (graphs: Graph[]): Promise<Pick<Measured, 'workflow' | 'direct' | 'floor'>> {
+async function measureRhizome (graphs: Graph[]): Promise<void> {
   progress('starting a driver and 2 workers (rhizome node start, 1 slot each)')
   const { net, driver, workers } = await startWorkflowNetwork()
   network = net
   const { iterationsPerMs, plainNode } = await calibrateSandboxBurn(driver, workers[0], 3)
   progress(`burn loop: ${iterationsPerMs.toLocaleString('en-US')} iterations/ms in a worker's sandbox (${plainNode.toLocaleString('en-US')} in plain Node)`)
   const fnId = await deployTaskFunction(driver, iterationsPerMs, 3)
-  const workflow = { iterationsPerMs, ...await workflowRows(driver, fnId, graphs) }
+  // The caller first: once it has stopped and nobody sees it alive, it is no candidate for the runs.
   progress('starting the caller: a peer in this process')
   const node = await startCaller(net, driver, workers)
-  const floor = await measureFloor(node, peerIdFromString(workers[0].peerId))
-  const direct = await directRows(node, fnId, workers)
+  measured.floor = await measureFloor(node, peerIdFromString(workers[0].peerId))
+  measured.direct = await directRows(node, fnId, workers)
+  const self = node.peerId.toString()
   await stopCaller()
+  await waitFor('the caller to be gone from every view', async () => {
+    for (const p of [driver, ...workers]) if ((await p.peers()).some(x => x.peerId === self && x.state === 'alive')) return false
+    return true
+  }, 30_000, 100)
+  const micro = await microRows(driver, fnId)
+  const deadline = STARTED + FILE_BUDGET_MS - END_MARGIN_MS - (SKIP_DASK ? 0 : DASK_RESERVE_MS)
+  measured.workflow = { ...micro, graphs: [], left: graphs }
+  measured.workflow = { ...micro, ...await graphRows(driver, fnId, graphs, deadline) }
   await net.close()
   network = undefined
-  return { workflow, direct, floor }
 }
 
 async function measureDask (graphs: Graph[]): Promise<Pick<Measured, 'dask' | 'daskNote'>> {
@@ -466,9 +507,10 @@ async function measureDask (graphs: Graph[]): Promise<Pick<Measured, 'dask' | 'd
   const pythonPath = daskPython()
   if (pythonPath === undefined) return { daskNote: 'Dask not installed: `sudo sh bench/install-dask.sh` (Debian\'s python3-distributed) puts it beside Rhizome here.' }
   const timeoutMs = FILE_BUDGET_MS - END_MARGIN_MS - (performance.now() - STARTED)
+  if (timeoutMs < DASK_MIN_MS) return { daskNote: `Dask: not run, ${(timeoutMs / 1000).toFixed(0)} s left of this file's ${FILE_BUDGET_MS / 60_000} minutes.` }
   progress(`Dask (${pythonPath}): batching off, then default; at most ${(timeoutMs / 1000).toFixed(0)} s`)
   try {
-    const dask = await runDask(pythonPath, graphs, Math.max(1000, timeoutMs))
+    const dask = await runDask(pythonPath, graphs, timeoutMs)
     return { dask, daskNote: `Dask ${dask.distributed} (dask ${dask.dask}) on Python ${dask.python}: LocalCluster, ${dask.workers} worker processes × 1 thread, 127.0.0.1.` }
   } catch (err) {
     return { daskNote: `Dask failed: ${(err as Error).message}` }
@@ -480,9 +522,8 @@ async function main (): Promise<void> {
   process.stdout.write(`  Node ${process.version}, ${availableParallelism()} CPUs, Dask distributed ${pythonPath === undefined ? 'not installed (sudo sh bench/install-dask.sh)' : `${daskVersion(pythonPath)} (${pythonPath})`}\n`)
   describeMachine('start')
   const graphs = await Promise.all(WFINSTANCES_GRAPHS.map(async g => await loadGraph(g)))
-  let measured: Measured = { daskNote: '' }
   try {
-    measured = { ...measured, ...await measureRhizome(graphs) }
+    await measureRhizome(graphs)
   } catch (err) {
     process.stdout.write(`  Rhizome failed: ${(err as Error).stack ?? String(err)}\n`)
   } finally {
@@ -490,7 +531,8 @@ async function main (): Promise<void> {
     await network?.close().catch(() => {})
     network = undefined
   }
-  measured = { ...measured, ...await measureDask(graphs) }
+  // The same graphs on Dask as on Rhizome: those it ran (all of them when there was time).
+  Object.assign(measured, await measureDask(measured.workflow?.graphs.map(g => g.graph) ?? graphs))
   printSummary(measured)
   describeMachine('end')
 }

@@ -70,11 +70,15 @@ export async function calibrateSandboxBurn (caller: TestPeer, worker: TestPeer, 
 
 export interface GraphRun { ms: number, ok: boolean, onDriver: number, error?: string }
 
-/** One recorded graph as a workflow run on `driver`, at most `inflight` calls in flight (0: no bound). */
+/** One recorded graph as a workflow run on `driver`, at most `inflight` calls in flight (0: no bound); cancelled past `timeoutMs`. */
 export async function runGraph (driver: TestPeer, fnId: string, graph: Graph, options: { msPerSecond: number, inflight: number, timeoutMs: number }): Promise<GraphRun> {
   const workflow = await deployWorkflow(driver, short(graph.label), workflowBundleSource(fnId, graph, options.msPerSecond), ['dag'])
   const runId = await startRun(driver, workflow, 'dag', [options.inflight])
-  const { report } = await runToEnd(driver, runId, options.timeoutMs)
+  const { report } = await runToEnd(driver, runId, options.timeoutMs).catch(async (err: unknown) => {
+    // Out of time: stop the run, so it does not load the peers under whatever is measured next.
+    if ((err as Error).name === 'TimeoutError') await driver.api(`/v1/runs/${runId}/cancel`, { method: 'POST' }).catch(() => {})
+    throw err
+  })
   return {
     ms: report.finishedMs! - report.startedMs,
     ok: report.status === 'finished' && report.result === evaluate(graph),
