@@ -28,12 +28,13 @@
  * - CPU-bound efficiency, 2 peers on 2 cores: CPU_TASKS tasks of a fixed amount of loop work
  *   calibrated to ~CPU_TASK_MS inside each runtime's worker (Rhizome's sandbox, Dask's Python: the
  *   code speeds differ, the ratios compare). Single-task time = CPU_ALONE_TASKS tasks one after
- *   another on one worker alone ÷ their number; efficiency = tasks × single ÷ (2 × makespan of all
+ *   another on one worker alone (half before the batch, half after) ÷ their number; efficiency = tasks × single ÷ (2 × makespan of all
  *   tasks on both workers). Rhizome: the caller keeps 2 calls in flight per worker (each worker
  *   pulls the next task from one list); Dask: `client.map`.
  * - libp2p floor: between the caller and a worker, on the worker's libp2p ping protocol (an echo
  *   of whatever it reads, on an open stream): the round trip of 16 B, p50; and 16 B messages echoed
- *   per second on one stream with PIPELINE_WINDOW in flight.
+ *   per second on one stream with PIPELINE_WINDOW in flight, one write (frame) each — and, in the
+ *   note, PIPELINE_BATCH per write, what batching writes would buy.
  *
  * Processes: the peers are killed at the end and on SIGTERM (bench/run.ts sends it past its time
  * limit); Python runs in its own process group, killed as a group.
@@ -76,6 +77,8 @@ const ECHO_BYTES = 16
 /** Pipelined echo: messages in flight on the one stream, and how long it is measured. */
 const PIPELINE_WINDOW = 256
 const PIPELINE_MS = 3_000
+/** Messages per write in the second pipelined measurement (a 1 KiB frame). */
+const PIPELINE_BATCH = 64
 /** Independent tasks, direct calls: how many and for how long at most. */
 const DIRECT_TASKS = 10_000
 const DIRECT_BUDGET_MS = 15_000
@@ -192,7 +195,7 @@ async function microRows (driver: TestPeer, fnId: string): Promise<Pick<Workflow
 async function graphRows (driver: TestPeer, fnId: string, graphs: Graph[], deadline: number): Promise<Pick<WorkflowRows, 'graphs' | 'left'>> {
   const rows: GraphRow[] = []
   for (const [i, graph] of graphs.entries()) {
-    const timeoutMs = Math.min(GRAPH_TIMEOUT_MS, deadline - performance.now())
+    const timeoutMs = Math.floor(Math.min(GRAPH_TIMEOUT_MS, deadline - performance.now()))
     if (timeoutMs < 1000) return { graphs: rows, left: graphs.slice(i) }
     const { lowerBoundMs } = bounds(graph, MS_PER_SECOND, WORKERS)
     let run: GraphRun
@@ -240,7 +243,7 @@ async function startCaller (net: TestNetwork, driver: TestPeer, workers: TestPee
   return node
 }
 
-interface Floor { rtt: number[], messages: number, seconds: number }
+interface Floor { rtt: number[], messages: number, seconds: number, batched: { messages: number, seconds: number } }
 
 async function echoRtt (node: RhizomeNode, worker: PeerId): Promise<number[]> {
   const stream = await node.host.dialProtocol(worker, PING_PROTOCOL)
@@ -261,20 +264,23 @@ async function echoRtt (node: RhizomeNode, worker: PeerId): Promise<number[]> {
   }
 }
 
-/** 16 B messages echoed per second on one stream, PIPELINE_WINDOW in flight. */
-async function echoPipelined (node: RhizomeNode, worker: PeerId): Promise<{ messages: number, seconds: number }> {
+/**
+ * 16 B messages echoed per second on one stream, PIPELINE_WINDOW in flight, `perFrame` of them in
+ * each write (1: a frame per message, as one task message each; more: what batching writes buys).
+ */
+async function echoPipelined (node: RhizomeNode, worker: PeerId, perFrame: number): Promise<{ messages: number, seconds: number }> {
   const stream = await node.host.dialProtocol(worker, PING_PROTOCOL)
-  const message = new Uint8Array(ECHO_BYTES).fill(9)
+  const frame = new Uint8Array(ECHO_BYTES * perFrame).fill(9)
   let sent = 0
   let receivedBytes = 0
   const send = async (): Promise<void> => {
-    sent++
-    if (!stream.send(message)) await stream.onDrain()
+    sent += perFrame
+    if (!stream.send(frame)) await stream.onDrain()
   }
   const start = performance.now()
   const end = start + PIPELINE_MS
   try {
-    for (let i = 0; i < PIPELINE_WINDOW; i++) await send()
+    while (sent < PIPELINE_WINDOW) await send()
     for await (const chunk of stream) {
       receivedBytes += chunk.byteLength
       const echoed = Math.floor(receivedBytes / ECHO_BYTES)
@@ -282,7 +288,7 @@ async function echoPipelined (node: RhizomeNode, worker: PeerId): Promise<{ mess
         if (echoed >= sent) break
         continue
       }
-      while (sent - echoed < PIPELINE_WINDOW) await send()
+      while (sent - echoed + perFrame <= PIPELINE_WINDOW) await send()
     }
   } finally {
     stream.abort(new Error('done'))
@@ -294,9 +300,10 @@ async function measureFloor (node: RhizomeNode, worker: PeerId): Promise<Floor> 
   progress('libp2p floor: 16 B echo on an open stream, caller → worker')
   const rtt = await echoRtt(node, worker)
   progress(`  p50 ${formatMs(summarize(rtt).p50)}; pipelined, ${PIPELINE_WINDOW} in flight`)
-  const { messages, seconds } = await echoPipelined(node, worker)
-  progress(`  ${formatRate(messages / seconds, 'messages')}`)
-  return { rtt, messages, seconds }
+  const { messages, seconds } = await echoPipelined(node, worker, 1)
+  const batched = await echoPipelined(node, worker, PIPELINE_BATCH)
+  progress(`  ${formatRate(messages / seconds, 'messages')} one per frame, ${formatRate(batched.messages / batched.seconds, 'messages')} ${PIPELINE_BATCH} per frame`)
+  return { rtt, messages, seconds, batched }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,7 +337,7 @@ async function lanes (node: RhizomeNode, fn: CID, workers: string[], perWorker: 
   return result
 }
 
-interface DirectRows { noop: number[], direct: Lanes, cpu: { alone: Lanes, both: Lanes, singleMs: number, efficiency: number } }
+interface DirectRows { noop: number[], direct: Lanes, cpu: { alone: Lanes[], both: Lanes, singleMs: number, efficiency: number } }
 
 async function directRows (node: RhizomeNode, fnId: string, workers: TestPeer[]): Promise<DirectRows> {
   const fn = CID.parse(fnId)
@@ -344,9 +351,13 @@ async function directRows (node: RhizomeNode, fnId: string, workers: TestPeer[])
   progress(`  ${formatRate(direct.done / (direct.ms / 1000), 'tasks')}${direct.errors > 0 ? `, ${direct.errors} failed: ${direct.firstError ?? ''}` : ''}`)
   progress(`CPU-bound: ${CPU_ALONE_TASKS} tasks of ~${CPU_TASK_MS} ms on one worker, then ${CPU_TASKS} on both`)
   await node.call(fn, 'task', [`cw${tag}`, CPU_TASK_MS], { on: w1 })
-  const alone = await lanes(node, fn, [w1], CPU_INFLIGHT_PER_WORKER, CPU_ALONE_TASKS, GRAPH_TIMEOUT_MS, i => [`ca${tag}:${i}`, CPU_TASK_MS])
+  // Half the single-worker tasks before the batch, half after: a change in the machine's load
+  // during the measurement weighs on both sides alike.
+  const half = Math.floor(CPU_ALONE_TASKS / 2)
+  const alone = [await lanes(node, fn, [w1], CPU_INFLIGHT_PER_WORKER, half, GRAPH_TIMEOUT_MS, i => [`ca${tag}:${i}`, CPU_TASK_MS])]
   const both = await lanes(node, fn, [w1, w2], CPU_INFLIGHT_PER_WORKER, CPU_TASKS, GRAPH_TIMEOUT_MS, i => [`cb${tag}:${i}`, CPU_TASK_MS])
-  const singleMs = alone.ms / alone.done
+  alone.push(await lanes(node, fn, [w1], CPU_INFLIGHT_PER_WORKER, CPU_ALONE_TASKS - half, GRAPH_TIMEOUT_MS, i => [`cc${tag}:${i}`, CPU_TASK_MS]))
+  const singleMs = (alone[0].ms + alone[1].ms) / (alone[0].done + alone[1].done)
   const efficiency = (both.done * singleMs) / (WORKERS * both.ms)
   progress(`  single ${singleMs.toFixed(1)} ms, ${CPU_TASKS} on both in ${both.ms.toFixed(0)} ms: efficiency ${efficiency.toFixed(2)}`)
   return { noop, direct, cpu: { alone, both, singleMs, efficiency } }
@@ -455,10 +466,10 @@ function tableNotes (m: Measured): string[] {
   const graphTasks = w === undefined ? 0 : w.graphs.reduce((s, g) => s + g.graph.tasks.length, 0)
   return [
     `no-op p50: in-process caller peer → a \`rhizome node start\` worker, one call at a time, distinct args (n=${d?.noop.length ?? 0}); Dask submit(noop, pure=False).result() (n=${off?.noop.n ?? 0} off, ${def?.noop.n ?? 0} default); floor: 16 B echo, open stream, caller → worker.`,
-    `tasks/s: workflow = a run on the driver process, ${FAN_TASKS.toLocaleString('en-US')} no-op calls in child runs of ${FAN_BATCH}, ${INFLIGHT} in flight (${w?.fan.onDriver ?? 0} ran on the driver${w?.fan.complete === false ? `; *${w.fan.error ?? 'incomplete'}: ${w.fan.tasks} done` : ''}); direct = the caller, ${TASK_QUEUE_PER_SLOT} in flight per worker (${d?.direct.done ?? 0} done, ${d?.direct.errors ?? 0} failed); Dask client.map over ${DASK_MAP_TASKS.toLocaleString('en-US')}; floor: 16 B messages, ${PIPELINE_WINDOW} in flight, one stream.`,
+    `tasks/s: workflow = a run on the driver process, ${FAN_TASKS.toLocaleString('en-US')} no-op calls in child runs of ${FAN_BATCH}, ${INFLIGHT} in flight (${w?.fan.onDriver ?? 0} ran on the driver${w?.fan.complete === false ? `; *${w.fan.error ?? 'incomplete'}: ${w.fan.tasks} done` : ''}); direct = the caller, ${TASK_QUEUE_PER_SLOT} in flight per worker (${d?.direct.done ?? 0} done, ${d?.direct.errors ?? 0} failed); Dask client.map over ${DASK_MAP_TASKS.toLocaleString('en-US')}; floor: 16 B messages, one frame each, ${PIPELINE_WINDOW} in flight, one stream (${PIPELINE_BATCH} per frame: ${rate(m.floor === undefined ? undefined : m.floor.batched.messages / m.floor.batched.seconds)}).`,
     `chain: a durable run of ${CHAIN_HOPS} no-op tasks, each awaiting the last: run time ÷ hops (p50 of hop gaps ${ms(w === undefined ? undefined : summarize(w.chain.hops).p50)}, whole ms); Dask: ${CHAIN_HOPS} tasks each on the previous one's output, one graph (p50 ${ms(def?.chain.p50)}).`,
     `makespan: ${w?.graphs.map(g => short(g.graph.label)).join(', ') ?? '—'}; bound = max(critical path, work ÷ ${WORKERS}); Rhizome ${INFLIGHT} in flight, ${onDriver} of ${graphTasks} tasks ran on the driver; Dask LocalCluster ${WORKERS} × 1 thread.${w !== undefined && w.left.length > 0 ? ` Left out for both (no time left): ${w.left.map(g => short(g.label)).join(', ')}.` : ''}`,
-    `CPU: ${CPU_TASKS} × ~${CPU_TASK_MS} ms of fixed loop work; single = ${CPU_ALONE_TASKS} on one worker alone ÷ ${CPU_ALONE_TASKS} (Rhizome ${ms(d?.cpu.singleMs)}, Dask ${ms(def?.cpu?.singleMs)}); makespan on both (Rhizome ${ms(d?.cpu.both.ms)}, Dask ${ms(def?.cpu?.makespanMs)}); efficiency = tasks × single ÷ (2 × makespan).`,
+    `CPU: ${CPU_TASKS} × ~${CPU_TASK_MS} ms of fixed loop work; single = ${CPU_ALONE_TASKS} on one worker alone (half before, half after) ÷ ${CPU_ALONE_TASKS} (Rhizome ${ms(d?.cpu.singleMs)}, Dask ${ms(def?.cpu?.singleMs)}); makespan on both (Rhizome ${ms(d?.cpu.both.ms)}, Dask ${ms(def?.cpu?.makespanMs)}); efficiency = tasks × single ÷ (2 × makespan).`,
     'Ray (published): the figures the performance issue quotes, not measured here.',
     off === undefined ? '' : `Dask "off": batched-send intervals workers ${off.intervalsMs.workers.join('/')} ms, scheduler ${off.intervalsMs.scheduler.join('/')} ms; default ${def?.intervalsMs.workers.join('/') ?? '?'} / ${def?.intervalsMs.scheduler.join('/') ?? '?'} ms.`,
     m.daskNote
@@ -506,7 +517,7 @@ async function measureDask (graphs: Graph[]): Promise<Pick<Measured, 'dask' | 'd
   if (SKIP_DASK) return { daskNote: 'Dask: skipped (--no-dask).' }
   const pythonPath = daskPython()
   if (pythonPath === undefined) return { daskNote: 'Dask not installed: `sudo sh bench/install-dask.sh` (Debian\'s python3-distributed) puts it beside Rhizome here.' }
-  const timeoutMs = FILE_BUDGET_MS - END_MARGIN_MS - (performance.now() - STARTED)
+  const timeoutMs = Math.floor(FILE_BUDGET_MS - END_MARGIN_MS - (performance.now() - STARTED))
   if (timeoutMs < DASK_MIN_MS) return { daskNote: `Dask: not run, ${(timeoutMs / 1000).toFixed(0)} s left of this file's ${FILE_BUDGET_MS / 60_000} minutes.` }
   progress(`Dask (${pythonPath}): batching off, then default; at most ${(timeoutMs / 1000).toFixed(0)} s`)
   try {

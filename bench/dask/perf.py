@@ -13,8 +13,9 @@ batching off, see no_batching.py; "default": Dask as installed) this starts a Lo
 In the "default" mode only, also:
 - graphs: the recorded graphs of the spec (graphs.py run_graph), makespan and result check.
 - cpu: a fixed amount of Python loop work calibrated in a worker to `cpuTaskMs`. Single-task time:
-  `cpuAloneTasks` such tasks on one worker alone (the other idle), their makespan ÷ their number;
-  then `cpuTasks` of them on all workers at once: efficiency = tasks × single ÷ (workers × makespan).
+  `cpuAloneTasks` such tasks on one worker alone (the other idle; half before the batch, half
+  after), their makespans ÷ their number; the batch: `cpuTasks` of them on all workers at once.
+  Efficiency = tasks × single ÷ (workers × batch makespan).
 
 Prints one JSON line (the last line of its output) that the benchmark reads. Each part stops
 early when the spec's `budgetS` for it has passed; counts say what was done.
@@ -48,16 +49,20 @@ def spin(n):
 
 
 def spin_rate(sample_ms):
-    """Iterations of `spin` per ms in this process, over at least `sample_ms` (runs in a worker)."""
+    """Iterations of `spin` per ms in this process (runs in a worker): the best of 3 samples of at
+    least `sample_ms` each, so a moment of contention from other processes does not shrink the task."""
     spin(100000)
     n = 100000
-    while True:
+    rates = []
+    while len(rates) < 3:
         start = time.perf_counter()
         spin(n)
         ms = (time.perf_counter() - start) * 1000
         if ms >= sample_ms:
-            return n / ms
-        n = int(n * min(10, 1.5 * sample_ms / max(ms, 0.1)))
+            rates.append(n / ms)
+        else:
+            n = int(n * min(10, 1.5 * sample_ms / max(ms, 0.1)))
+    return max(rates)
 
 
 def cpu_task(i, n):
@@ -92,20 +97,26 @@ def measure_map(client, tasks):
     return {'tasks': tasks, 'seconds': seconds, 'tasksPerSecond': tasks / seconds}
 
 
+def run_batch(client, tasks, n, first, workers=None):
+    """`tasks` CPU tasks at once (on `workers` only, if given); their makespan in ms."""
+    start = time.perf_counter()
+    futures = client.map(cpu_task, range(first, first + tasks), [n] * tasks, workers=workers, pure=False)
+    wait(futures)
+    return (time.perf_counter() - start) * 1000
+
+
 def measure_cpu(client, workers, tasks, task_ms, alone_tasks):
-    rate = client.submit(spin_rate, 200, pure=False).result()
+    rate = client.submit(spin_rate, 100, pure=False).result()
     n = round(task_ms * rate)
     client.submit(cpu_task, -1, n, pure=False).result()
-    # One worker alone, the other idle: `alone_tasks` tasks one after another on it.
-    first = sorted(client.scheduler_info()['workers'])[0]
-    start = time.perf_counter()
-    futures = client.map(cpu_task, range(-1 - alone_tasks, -1), [n] * alone_tasks, workers=[first], pure=False)
-    wait(futures)
-    single_ms = (time.perf_counter() - start) * 1000 / alone_tasks
-    start = time.perf_counter()
-    futures = client.map(cpu_task, range(tasks), [n] * tasks, pure=False)
-    wait(futures)
-    makespan = (time.perf_counter() - start) * 1000
+    # One worker alone, the other idle: half the single-worker tasks before the batch, half after,
+    # so a change in the machine's load during the measurement weighs on both sides alike.
+    first = [sorted(client.scheduler_info()['workers'])[0]]
+    half = alone_tasks // 2
+    alone_ms = run_batch(client, half, n, 1_000_000, first)
+    makespan = run_batch(client, tasks, n, 0)
+    alone_ms += run_batch(client, alone_tasks - half, n, 2_000_000, first)
+    single_ms = alone_ms / alone_tasks
     return {'iterationsPerMs': rate, 'iterations': n, 'tasks': tasks, 'aloneTasks': alone_tasks, 'singleMs': single_ms,
             'makespanMs': makespan, 'efficiency': tasks * single_ms / (workers * makespan)}
 
