@@ -3,7 +3,7 @@
  * the same run on the same machine, Ray's published figures, and the raw libp2p floor. Prints
  * numbers, asserts nothing but results' correctness (STYLE.md §17).
  *
- *   node bench/perf.bench.ts [--no-dask]        (or: npm run bench perf)
+ *   node bench/perf.bench.ts [--no-dask | --no-rhizome]        (or: npm run bench perf)
  *
  * Everything runs on 127.0.0.1. Rhizome: a driver and two workers, each a `rhizome node start`
  * child process (its own event loop) with one task slot, plus a caller: a peer started in this
@@ -119,6 +119,7 @@ const DASK_MIN_MS = 30_000
 const STOP_TIMEOUT_MS = 5_000
 
 const SKIP_DASK = process.argv.slice(2).includes('--no-dask')
+const SKIP_RHIZOME = process.argv.slice(2).includes('--no-rhizome')
 const STARTED = performance.now()
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +129,8 @@ const dir = await mkdtemp(join(tmpdir(), 'rhizome-perf-bench-'))
 let network: TestNetwork | undefined
 let caller: RhizomeNode | undefined
 let python: ChildProcess | undefined
+/** Set by SIGTERM/SIGINT: nothing new is started, and the summary is printed once, by the handler. */
+let stopping = false
 /** What is measured so far: printed at the end, or at a SIGTERM with what there is. */
 const measured: Measured = { daskNote: '' }
 
@@ -160,6 +163,7 @@ process.once('exit', killPython)
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     process.stdout.write(`\nperf.bench.ts: ${signal}; stopping the peers and Dask\n`)
+    stopping = true
     killPython()
     measured.daskNote ||= `stopped by ${signal} before Dask was done`
     printSummary(measured)
@@ -502,6 +506,19 @@ function tableNotes (m: Measured): string[] {
   ].filter(line => line !== '')
 }
 
+/** Each graph's makespan beside its bound, Rhizome and Dask: what the summary's median and worst come from. */
+function printGraphs (m: Measured): void {
+  const w = m.workflow
+  if (w === undefined || w.graphs.length === 0) return
+  const def = m.dask?.modes.find(x => x.mode === 'default')
+  const cell = (msValue: number | undefined, bound: number, ok: boolean | undefined): string =>
+    msValue === undefined || !Number.isFinite(msValue) ? '—' : `${msValue.toFixed(0)} (${(msValue / bound).toFixed(2)}×)${ok === false ? ' WRONG' : ''}`
+  printTable('Makespans, ms (÷ lower bound)', ['graph', 'tasks', 'bound', 'Rhizome', 'on driver', 'Dask'], w.graphs.map((g, i) => [
+    short(g.graph.label), String(g.graph.tasks.length), g.lowerBoundMs.toFixed(0),
+    cell(g.run.ms, g.lowerBoundMs, g.run.ok), String(g.run.onDriver), cell(def?.graphs?.[i]?.makespanMs, g.lowerBoundMs, def?.graphs?.[i]?.ok)
+  ]), w.graphs.filter(g => g.run.error !== undefined).map(g => `${short(g.graph.label)}: ${g.run.error ?? ''}`))
+}
+
 function printSummary (m: Measured): void {
   printTable('Performance summary (same machine, same run)', ['metric', 'Dask distributed (same machine)', 'Ray (published)', 'Rhizome', 'libp2p floor', 'target'], tableRows(m), tableNotes(m))
 }
@@ -539,8 +556,9 @@ async function measureRhizome (graphs: Graph[]): Promise<void> {
   network = undefined
 }
 
-async function measureDask (graphs: Graph[]): Promise<Pick<Measured, 'dask' | 'daskNote'>> {
+async function measureDask (graphs: Graph[]): Promise<Partial<Pick<Measured, 'dask' | 'daskNote'>>> {
   if (SKIP_DASK) return { daskNote: 'Dask: skipped (--no-dask).' }
+  if (stopping) return {}
   const pythonPath = daskPython()
   if (pythonPath === undefined) return { daskNote: 'Dask not installed: `sudo sh bench/install-dask.sh` (Debian\'s python3-distributed) puts it beside Rhizome here.' }
   const timeoutMs = Math.floor(FILE_BUDGET_MS - END_MARGIN_MS - (performance.now() - STARTED))
@@ -560,7 +578,7 @@ async function main (): Promise<void> {
   describeMachine('start')
   const graphs = await Promise.all(WFINSTANCES_GRAPHS.map(async g => await loadGraph(g)))
   try {
-    await measureRhizome(graphs)
+    if (!SKIP_RHIZOME) await measureRhizome(graphs)
   } catch (err) {
     process.stdout.write(`  Rhizome failed: ${(err as Error).stack ?? String(err)}\n`)
   } finally {
@@ -570,6 +588,8 @@ async function main (): Promise<void> {
   }
   // The same graphs on Dask as on Rhizome: those it ran (all of them when there was time).
   Object.assign(measured, await measureDask(measured.workflow?.graphs.map(g => g.graph) ?? graphs))
+  if (stopping) return
+  printGraphs(measured)
   printSummary(measured)
   describeMachine('end')
 }
