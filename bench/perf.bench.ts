@@ -51,7 +51,7 @@ import { createLogger, defaultConfig, startNode } from '../src/node/index.ts'
 import { REPO_ROOT, bounds, deployTaskFunction, deployWorkflow, evaluateChain, loadGraph, microBundleSource } from '../test/helpers/workloads.ts'
 import { waitFor } from '../test/helpers/peers.ts'
 import { daskPython } from './dask-driver-kill.ts'
-import { formatMs, formatRate, printTable, progress, sample, sleep, summarize } from './helpers.ts'
+import { formatMs, formatRate, printTable, processCpuMs, progress, sample, sleep, summarize } from './helpers.ts'
 import { WFINSTANCES_GRAPHS, calibrateSandboxBurn, daskGraphSpec, runChain, runFan, runGraph, short, startWorkflowNetwork } from './workflow-runs.ts'
 import type { RhizomeNode } from '../src/node/index.ts'
 import type { Graph } from '../test/helpers/workloads.ts'
@@ -178,21 +178,30 @@ interface GraphRow { graph: Graph, lowerBoundMs: number, run: GraphRun }
 
 interface WorkflowRows {
   chain: ChainRun
+  chainCpu: CpuPerTask
   fan: FanRun
+  fanCpu: CpuPerTask
   /** The graphs run to their end (or failed), in order; `left` the ones there was no time for. */
   graphs: GraphRow[]
   left: Graph[]
 }
 
-async function microRows (driver: TestPeer, fnId: string): Promise<Pick<WorkflowRows, 'chain' | 'fan'>> {
+async function microRows (driver: TestPeer, workers: TestPeer[], fnId: string): Promise<Pick<WorkflowRows, 'chain' | 'chainCpu' | 'fan' | 'fanCpu'>> {
   const micro = await deployWorkflow(driver, 'perf-micro', microBundleSource(fnId), ['chain', 'batch', 'fan'])
   progress(`a chain of ${CHAIN_HOPS} no-op tasks through a workflow`)
+  let meter = cpuMeter(driver, workers)
   const chain = await runChain(driver, fnId, micro, CHAIN_HOPS, CHAIN_TIMEOUT_MS)
-  progress(`  ${(chain.ms / CHAIN_HOPS).toFixed(2)} ms per hop${chain.ok ? '' : ' (WRONG result)'}`)
+  const chainCpu = meter(CHAIN_HOPS)
+  progress(`  ${(chain.ms / CHAIN_HOPS).toFixed(2)} ms per hop${chain.ok ? '' : ' (WRONG result)'}; CPU per task: driver + workers ${cpuText(chainCpu)}`)
   progress(`${FAN_TASKS.toLocaleString('en-US')} independent no-op tasks through a workflow`)
-  const fan = await runFan(driver, micro, { tasks: FAN_TASKS, batch: FAN_BATCH, inflight: INFLIGHT, budgetMs: FAN_BUDGET_MS })
-  progress(`  ${formatRate(fan.tasks / (fan.ms / 1000), 'tasks')}${fan.complete ? '' : ` (${fan.error ?? 'incomplete'})`}`)
-  return { chain, fan }
+  meter = cpuMeter(driver, workers)
+  // Counted up to the fan's end (or cancellation), not the reading of its child runs' reports after.
+  let atEnd: CpuPerTask | undefined
+  const fan = await runFan(driver, micro, { tasks: FAN_TASKS, batch: FAN_BATCH, inflight: INFLIGHT, budgetMs: FAN_BUDGET_MS, onEnd: () => { atEnd = meter(1) } })
+  const total = atEnd ?? meter(1)
+  const fanCpu = { client: total.client / fan.tasks, workers: total.workers / fan.tasks }
+  progress(`  ${formatRate(fan.tasks / (fan.ms / 1000), 'tasks')}${fan.complete ? '' : ` (${fan.error ?? 'incomplete'})`}; CPU per task: driver + workers ${cpuText(fanCpu)}`)
+  return { chain, chainCpu, fan, fanCpu }
 }
 
 /** The graphs in order while time is left before `deadline`; one cut off by it is left out (for Dask too). */
@@ -339,6 +348,21 @@ async function measureFloor (node: RhizomeNode, worker: PeerId): Promise<Floor> 
 // ---------------------------------------------------------------------------------------------
 // Rhizome: direct calls from the caller
 
+/** CPU time per task, ms: the calling peer's (this process, or the driver) and the workers' together. */
+interface CpuPerTask { client: number, workers: number }
+
+/** Starts counting CPU time; the function it returns divides what was used since by `tasks`. */
+function cpuMeter (client: TestPeer | 'this process', workers: TestPeer[]): (tasks: number) => CpuPerTask {
+  const clientMs = (): number => client === 'this process'
+    ? (process.cpuUsage().user + process.cpuUsage().system) / 1000
+    : processCpuMs(client.child?.pid) ?? Number.NaN
+  const workersMs = (): number => workers.reduce((sum, w) => sum + (processCpuMs(w.child?.pid) ?? Number.NaN), 0)
+  const [c0, w0] = [clientMs(), workersMs()]
+  return (tasks) => ({ client: (clientMs() - c0) / tasks, workers: (workersMs() - w0) / tasks })
+}
+
+const cpuText = (c: CpuPerTask | undefined): string => c === undefined ? '—' : `${c.client.toFixed(2)} + ${c.workers.toFixed(2)} ms`
+
 interface Lanes { done: number, errors: number, ms: number, firstError?: string }
 
 /**
@@ -367,18 +391,25 @@ async function lanes (node: RhizomeNode, fn: CID, workers: string[], perWorker: 
   return result
 }
 
-interface DirectRows { noop: number[], direct: Lanes, cpu: { alone: Lanes[], both: Lanes, singleMs: number, efficiency: number } }
+interface DirectRows { noop: number[], noopCpu: CpuPerTask, direct: Lanes, directCpu: CpuPerTask, cpu: { alone: Lanes[], both: Lanes, singleMs: number, efficiency: number } }
 
 async function directRows (node: RhizomeNode, fnId: string, workers: TestPeer[]): Promise<DirectRows> {
   const fn = CID.parse(fnId)
   const [w1, w2] = workers.map(w => w.peerId)
   const tag = `${process.pid}`
   progress(`remote no-op task, one at a time: caller → worker (${NOOP_CALLS} calls after ${NOOP_WARMUP})`)
-  const noop = await sample(NOOP_CALLS, NOOP_BUDGET_MS, async i => await node.call(fn, 'task', [`n${tag}:${i}`, 0], { on: w1 }), NOOP_WARMUP)
-  progress(`  p50 ${formatMs(summarize(noop).p50)}`)
+  let meter = cpuMeter('this process', workers)
+  const noop = await sample(NOOP_CALLS, NOOP_BUDGET_MS, async i => {
+    if (i === 0) meter = cpuMeter('this process', workers)
+    return await node.call(fn, 'task', [`n${tag}:${i}`, 0], { on: w1 })
+  }, NOOP_WARMUP)
+  const noopCpu = meter(noop.length)
+  progress(`  p50 ${formatMs(summarize(noop).p50)}; CPU per task: caller + workers ${cpuText(noopCpu)}`)
   progress(`${DIRECT_TASKS.toLocaleString('en-US')} independent no-op tasks called directly, ${TASK_QUEUE_PER_SLOT} in flight per worker`)
+  meter = cpuMeter('this process', workers)
   const direct = await lanes(node, fn, [w1, w2], TASK_QUEUE_PER_SLOT, DIRECT_TASKS, DIRECT_BUDGET_MS, i => [`d${tag}:${i}`, 0])
-  progress(`  ${formatRate(direct.done / (direct.ms / 1000), 'tasks')}${direct.errors > 0 ? `, ${direct.errors} failed: ${direct.firstError ?? ''}` : ''}`)
+  const directCpu = meter(direct.done)
+  progress(`  ${formatRate(direct.done / (direct.ms / 1000), 'tasks')}${direct.errors > 0 ? `, ${direct.errors} failed: ${direct.firstError ?? ''}` : ''}; CPU per task: caller + workers ${cpuText(directCpu)}`)
   progress(`CPU-bound: ${CPU_ALONE_TASKS} tasks of ~${CPU_TASK_MS} ms on one worker, then ${CPU_TASKS} on both`)
   await node.call(fn, 'task', [`cw${tag}`, CPU_TASK_MS], { on: w1 })
   // Half the single-worker tasks before the batch, half after: a change in the machine's load
@@ -390,7 +421,7 @@ async function directRows (node: RhizomeNode, fnId: string, workers: TestPeer[])
   const singleMs = (alone[0].ms + alone[1].ms) / (alone[0].done + alone[1].done)
   const efficiency = (both.done * singleMs) / (WORKERS * both.ms)
   progress(`  single ${singleMs.toFixed(1)} ms, ${CPU_TASKS} on both in ${both.ms.toFixed(0)} ms: efficiency ${efficiency.toFixed(2)}`)
-  return { noop, direct, cpu: { alone, both, singleMs, efficiency } }
+  return { noop, noopCpu, direct, directCpu, cpu: { alone, both, singleMs, efficiency } }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,6 +531,7 @@ function tableNotes (m: Measured): string[] {
     `chain: a durable run of ${CHAIN_HOPS} no-op tasks, each awaiting the last: run time ÷ hops (p50 of hop gaps ${ms(w === undefined ? undefined : summarize(w.chain.hops).p50)}, whole ms); Dask: ${CHAIN_HOPS} tasks each on the previous one's output, one graph (p50 ${ms(def?.chain.p50)}).`,
     `makespan: ${w?.graphs.map(g => short(g.graph.label)).join(', ') ?? '—'}; bound = max(critical path, work ÷ ${WORKERS}); Rhizome ${INFLIGHT} in flight, ${onDriver} of ${graphTasks} tasks ran on the driver; Dask LocalCluster ${WORKERS} × 1 thread.${w !== undefined && w.left.length > 0 ? ` Left out for both (no time left): ${w.left.map(g => short(g.label)).join(', ')}.` : ''}`,
     `CPU: ${CPU_TASKS} × ~${CPU_TASK_MS} ms of fixed loop work; single = ${CPU_ALONE_TASKS} on one worker alone (half before, half after) ÷ ${CPU_ALONE_TASKS} (Rhizome ${ms(d?.cpu.singleMs)}, Dask ${ms(def?.cpu?.singleMs)}); makespan on both (Rhizome ${ms(d?.cpu.both.ms)}, Dask ${ms(def?.cpu?.makespanMs)}); efficiency = tasks × single ÷ (2 × makespan).`,
+    `CPU per task, calling peer + both workers (/proc, 10 ms steps; under 2 cores it bounds tasks/s): no-op one at a time ${cpuText(d?.noopCpu)}, direct ${cpuText(d?.directCpu)}, workflow chain ${cpuText(w?.chainCpu)}, workflow fan ${cpuText(w?.fanCpu)}.`,
     'Ray (published): the figures the performance issue quotes, not measured here.',
     off === undefined ? '' : `Dask "off": batched-send intervals workers ${off.intervalsMs.workers.join('/')} ms, scheduler ${off.intervalsMs.scheduler.join('/')} ms; default ${def?.intervalsMs.workers.join('/') ?? '?'} / ${def?.intervalsMs.scheduler.join('/') ?? '?'} ms.`,
     m.daskNote
@@ -548,7 +580,7 @@ async function measureRhizome (graphs: Graph[]): Promise<void> {
     for (const p of [driver, ...workers]) if ((await p.peers()).some(x => x.peerId === self && x.state === 'alive')) return false
     return true
   }, 30_000, 100)
-  const micro = await microRows(driver, fnId)
+  const micro = await microRows(driver, workers, fnId)
   const deadline = STARTED + FILE_BUDGET_MS - END_MARGIN_MS - (SKIP_DASK ? 0 : DASK_RESERVE_MS)
   measured.workflow = { ...micro, graphs: [], left: graphs }
   measured.workflow = { ...micro, ...await graphRows(driver, fnId, graphs, deadline) }

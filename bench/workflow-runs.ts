@@ -118,8 +118,9 @@ export interface FanRun { ms: number, tasks: number, complete: boolean, onDriver
  * `micro`'s fan of `tasks` independent no-op tasks as child runs of `batch` (one run issues at most
  * 10,000 calls, one activation 4,096), sharing `inflight` calls in flight. Bounded by `budgetMs`: a
  * fan still running then is cancelled, and its rate is the tasks its child runs had finished.
+ * `onEnd` is called when the run has ended or been cancelled, before its child runs' reports are read.
  */
-export async function runFan (driver: TestPeer, micro: string, options: { tasks: number, batch: number, inflight: number, budgetMs: number }): Promise<FanRun> {
+export async function runFan (driver: TestPeer, micro: string, options: { tasks: number, batch: number, inflight: number, budgetMs: number, onEnd?: () => void }): Promise<FanRun> {
   const parts = Math.ceil(options.tasks / options.batch)
   const runId = await startRun(driver, micro, 'fan', [options.tasks, options.batch, Math.max(1, Math.floor(options.inflight / parts))])
   const children = async (): Promise<{ tasks: number, onDriver: number, lastMs: number }> => {
@@ -139,12 +140,14 @@ export async function runFan (driver: TestPeer, micro: string, options: { tasks:
   }
   try {
     const { report } = await runToEnd(driver, runId, options.budgetMs)
+    options.onEnd?.()
     const complete = report.status === 'finished'
     const { onDriver } = await children()
     return { ms: report.finishedMs! - report.startedMs, tasks: complete ? options.tasks : 0, complete, onDriver, error: report.error?.message }
   } catch (err) {
     if ((err as Error).name !== 'TimeoutError') throw err
     await driver.api(`/v1/runs/${runId}/cancel`, { method: 'POST' })
+    options.onEnd?.()
     const { tasks, onDriver, lastMs } = await children()
     const started = (await driver.api<RunReport>(`/v1/runs/${runId}`)).startedMs
     return { ms: lastMs - started, tasks, complete: false, onDriver, error: `stopped after ${options.budgetMs / 1000} s` }
