@@ -7,7 +7,9 @@
  *
  * Everything runs on 127.0.0.1. Rhizome: a driver and two workers, each a `rhizome node start`
  * child process (its own event loop) with one task slot, plus a caller: a peer started in this
- * process (`startNode`, as bench/task.bench.ts does) that joins them after the workflow rows. Dask:
+ * process (`startNode`, as bench/task.bench.ts does). The caller's rows come first; it then stops,
+ * and once no peer sees it alive (so it is no candidate for placement) the workflow rows run on the
+ * driver, the recorded graphs last, while the time budget lasts (see FILE_BUDGET_MS). Dask:
  * Debian's python3-distributed, a LocalCluster of 2 worker processes × 1 thread (bench/dask/perf.py),
  * once with message batching off (bench/dask/no_batching.py) and once as installed.
  *
@@ -28,13 +30,16 @@
  * - CPU-bound efficiency, 2 peers on 2 cores: CPU_TASKS tasks of a fixed amount of loop work
  *   calibrated to ~CPU_TASK_MS inside each runtime's worker (Rhizome's sandbox, Dask's Python: the
  *   code speeds differ, the ratios compare). Single-task time = CPU_ALONE_TASKS tasks one after
- *   another on one worker alone (half before the batch, half after) ÷ their number; efficiency = tasks × single ÷ (2 × makespan of all
- *   tasks on both workers). Rhizome: the caller keeps 2 calls in flight per worker (each worker
- *   pulls the next task from one list); Dask: `client.map`.
+ *   another on one worker alone (half before the batch, half after) ÷ their number; efficiency =
+ *   tasks × single ÷ (2 × makespan of all tasks on both workers). Rhizome: the caller keeps 2 calls
+ *   in flight per worker (each worker pulls the next task from one list); Dask: `client.map`.
  * - libp2p floor: between the caller and a worker, on the worker's libp2p ping protocol (an echo
  *   of whatever it reads, on an open stream): the round trip of 16 B, p50; and 16 B messages echoed
  *   per second on one stream with PIPELINE_WINDOW in flight, one write (frame) each — and, in the
- *   note, PIPELINE_BATCH per write, what batching writes would buy.
+ *   note, PIPELINE_BATCH per write, what batching writes would buy. (The caller lets two outbound
+ *   ping streams share a connection, so libp2p's 10 s connection heartbeat does not collide with it.)
+ * Also printed: CPU time per task of the calling peer and of the workers (/proc), since on 2 cores
+ * the CPU a task costs bounds the tasks per second more than any latency does.
  *
  * Processes: the peers are killed at the end and on SIGTERM (bench/run.ts sends it past its time
  * limit); Python runs in its own process group, killed as a group.
