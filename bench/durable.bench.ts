@@ -26,13 +26,14 @@ import type { ProgressEvent } from '../src/api/events.ts'
 import type { RunReport, RunSummary } from '../src/api/types.ts'
 import { TestNetwork, waitFor } from '../test/helpers/peers.ts'
 import type { TestPeer } from '../test/helpers/peers.ts'
-import { calibrateBurn, deployTaskFunction, deployWorkflow, startRun } from '../test/helpers/workloads.ts'
+import { deployTaskFunction, deployWorkflow, startRun } from '../test/helpers/workloads.ts'
 import { printDaskDriverKill, runDaskDriverKill } from './dask-driver-kill.ts'
 import type { DaskKillResult } from './dask-driver-kill.ts'
 import { MEMO_ENTRIES_DEFAULT, measureMemoSteps } from './durable-memo.ts'
 import type { MemoStepResult } from './durable-memo.ts'
 import { formatMs, printTable, progress, sleep, summarize } from './helpers.ts'
 import type { Summary } from './helpers.ts'
+import { calibrateSandboxBurn } from './workflow-runs.ts'
 
 /** Takeover runs: p50 over 20, as the issue asks; each takes ~4 s (a run, a takeover, a peer restart). */
 const TAKEOVER_RUNS_DEFAULT = 20
@@ -53,8 +54,6 @@ const CALL_BUDGET_MS = 20_000
 const DASK_RUNS_DEFAULT = 3
 /** Longest one run (chain or takeover) may take before the benchmark gives up on it. */
 const RUN_TIMEOUT_MS = 60_000
-/** The burn loop is timed in a worker's sandbox for about this long. */
-const CALIBRATE_MS = 200
 /** Asking a home-set peer for a run's events until it knows the run: 5 s in all. */
 const FOLLOW_RETRIES = 250
 const FOLLOW_RETRY_MS = 20
@@ -154,26 +153,6 @@ async function startNetwork (): Promise<{ net: TestNetwork, peers: TestPeer[] }>
   const peers = [first, ...rest]
   await allAlive(peers)
   return { net, peers }
-}
-
-/**
- * Burn-loop iterations per ms inside a worker's sandbox, so a task "of 20 ms" runs 20 ms there:
- * the slope of `spin`'s run time between 0 and ~CALIBRATE_MS of plain-Node iterations (fixed costs
- * cancel out), best of 3 each.
- */
-async function calibrate (peers: TestPeer[]): Promise<number> {
-  const guess = calibrateBurn()
-  const probe = await deployTaskFunction(peers[0], guess, peers.length)
-  const runMs = async (iterations: number): Promise<number> => {
-    const times: number[] = []
-    for (let i = 0; i < 3; i++) {
-      const res = await peers[0].api<{ timings: { runMs: number } }>('/v1/call', { method: 'POST', body: JSON.stringify({ fn: probe, export: 'spin', args: [iterations], on: peers[1].peerId }) })
-      times.push(res.timings.runMs)
-    }
-    return Math.min(...times)
-  }
-  const big = guess * CALIBRATE_MS
-  return Math.round(big / Math.max(0.001, (await runMs(big)) - (await runMs(0))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,7 +404,8 @@ async function main (): Promise<void> {
   const { net, peers } = await startNetwork()
   let takeovers: TakeoverRun[] = []
   try {
-    const fnId = await deployTaskFunction(peers[0], await calibrate(peers), peers.length)
+    const { iterationsPerMs } = await calibrateSandboxBurn(peers[0], peers[1], peers.length)
+    const fnId = await deployTaskFunction(peers[0], iterationsPerMs, peers.length)
     const workflow = await deployWorkflow(peers[0], 'durable-bench', bundleSource(fnId), ['chain', 'childChain', 'rounds'])
     // Each table is printed as soon as its numbers are in: a file stopped at bench/run.ts's time limit keeps them.
     printStep(memo, CHAIN_HOPS > 0 ? await measureChains(peers, fnId, workflow) : undefined)

@@ -170,6 +170,23 @@ export function rssBytes (pid: number | undefined): number | undefined {
   }
 }
 
+/** Clock ticks per second in /proc/PID/stat (USER_HZ): 100 on Linux for every architecture in use. */
+const PROC_TICKS_PER_SECOND = 100
+
+/** CPU time (user + system) a process has used, in ms, from /proc (Linux, 10 ms steps); undefined elsewhere. */
+export function processCpuMs (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    // Fields after the command (which may hold spaces, so split after its closing parenthesis):
+    // state is field 3, utime 14 and stime 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / PROC_TICKS_PER_SECOND
+  } catch {
+    return undefined
+  }
+}
+
 /** Run `node <args>` to completion and parse the last line of its stdout as JSON. */
 export async function runJsonChild<T> (args: string[], execArgv: string[] = [], timeoutMs = 60_000): Promise<T> {
   const child = track(spawn(process.execPath, [...execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))

@@ -18,27 +18,15 @@ import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CID } from 'multiformats/cid'
-import { taskId } from '../src/wire/task-codec.ts'
-import { TestNetwork, waitFor } from '../test/helpers/peers.ts'
-import {
-  REPO_ROOT, bounds, calibrateBurn, deployTaskFunction, deployWorkflow, evaluate, evaluateChain, loadGraph,
-  microBundleSource, runToEnd, scaledMs, startRun, taskValue, workflowBundleSource
-} from '../test/helpers/workloads.ts'
+import { REPO_ROOT, bounds, deployTaskFunction, deployWorkflow, evaluateChain, loadGraph, microBundleSource } from '../test/helpers/workloads.ts'
+import { daskPython } from './dask-driver-kill.ts'
 import { formatRate, printTable, progress, summarize } from './helpers.ts'
+import {
+  WFINSTANCES_GRAPHS, calibrateSandboxBurn, callSequentially, daskGraphSpec, runChain, runFan, runGraph, short, startWorkflowNetwork
+} from './workflow-runs.ts'
 import type { Graph } from '../test/helpers/workloads.ts'
-import type { RunReport, RunSummary } from '../src/api/types.ts'
-import type { TestPeer } from '../test/helpers/peers.ts'
+import type { TestNetwork } from '../test/helpers/peers.ts'
 
-/** The graphs: 10 to 1,738 tasks, chain-like to 1,000-wide; Nextflow ones (no machines recorded) left out. */
-const GRAPHS = [
-  'helloworld/helloworld-forkjoin-10-chameleon.json',
-  'pegasus/montage/montage-chameleon-2mass-005d-001.json',
-  'pegasus/cycles/cycles-chameleon-2l-1c-9p-001.json',
-  'pegasus/epigenomics/epigenomics-chameleon-hep-4seq-100k-001.json',
-  'pegasus/seismology/seismology-chameleon-1000p-001.json',
-  'pegasus/montage/montage-chameleon-2mass-05d-001.json'
-]
 /** 1 s of recorded runtime → 1 ms of CPU. */
 const MS_PER_SECOND = 1
 /** Workers in the bound and in Dask: the machine's cores, at most 2 (two worker peers, one slot each). */
@@ -64,8 +52,6 @@ const MICRO_TIMEOUT_MS = 120_000
 /** The fan's time: on a busy 2-core machine 20,000 calls can take minutes; the rate is counted within it. */
 const FAN_BUDGET_MS = 60_000
 const DASK_TIMEOUT_MS = 240_000
-/** Calibration: the burn loop is timed on a worker for this long. */
-const CALIBRATE_MS = 200
 
 const args = process.argv.slice(2)
 const inflightAt = args.indexOf('--inflight')
@@ -76,115 +62,6 @@ const SKIP_DASK = args.includes('--no-dask')
 const SKIP_MICRO = args.includes('--no-micro')
 
 interface GraphRow { label: string, tasks: number, lowerBoundMs: number, criticalPathMs: number, workMs: number, rhizome?: { ms: number, ok: boolean, onDriver: number, error?: string } }
-
-function short (label: string): string {
-  return label.replace(/^.*\//, '').replace(/-chameleon|\.json$|-001/g, '')
-}
-
-async function startNetwork (): Promise<{ net: TestNetwork, driver: TestPeer, workers: TestPeer[] }> {
-  const net = await TestNetwork.create()
-  const quiet = ['--slots', '1', '--log-level', 'warn']
-  const driver = await net.addPeer(quiet)
-  const workers = await Promise.all([1, 2].map(async () => await net.addPeer(['--bootstrap', driver.tcpAddr, ...quiet])))
-  const peers = [driver, ...workers]
-  await waitFor('the peers to meet', async () => {
-    for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length - 1) return false
-    return true
-  }, 60_000, 200)
-  return { net, driver, workers }
-}
-
-/** Loop iterations per ms inside a worker's sandbox: the slope of `spin`'s run time (fixed costs cancel out). */
-async function calibrate (driver: TestPeer, worker: TestPeer, fn: string, guess: number): Promise<number> {
-  const runMs = async (iterations: number): Promise<number> => {
-    const times: number[] = []
-    for (let i = 0; i < 3; i++) {
-      const res = await driver.api<{ timings: { runMs: number } }>('/v1/call', { method: 'POST', body: JSON.stringify({ fn, export: 'spin', args: [iterations], on: worker.peerId }) })
-      times.push(res.timings.runMs)
-    }
-    return Math.min(...times)
-  }
-  const big = guess * CALIBRATE_MS
-  return Math.round(big / Math.max(0.001, (await runMs(big)) - (await runMs(0))))
-}
-
-async function runGraph (driver: TestPeer, fnId: string, graph: Graph): Promise<NonNullable<GraphRow['rhizome']>> {
-  const workflow = await deployWorkflow(driver, short(graph.label), workflowBundleSource(fnId, graph, MS_PER_SECOND), ['dag'])
-  const runId = await startRun(driver, workflow, 'dag', [INFLIGHT])
-  const { report } = await runToEnd(driver, runId, GRAPH_TIMEOUT_MS)
-  return {
-    ms: report.finishedMs! - report.startedMs,
-    ok: report.status === 'finished' && report.result === evaluate(graph),
-    onDriver: report.tasks.filter(t => t.peer === driver.peerId).length,
-    error: report.error?.message
-  }
-}
-
-/** The same no-op task called directly, one at a time, through the API (what `rhizome call` does): the chain's baseline. */
-async function callBaseline (driver: TestPeer, worker: TestPeer, fn: string): Promise<number[]> {
-  const times: number[] = []
-  const deadline = performance.now() + CALL_BUDGET_MS
-  for (let i = 0; i < CALLS && performance.now() < deadline; i++) {
-    const start = performance.now()
-    await driver.api('/v1/call', { method: 'POST', body: JSON.stringify({ fn, export: 'task', args: [`call${i}`, 0], on: worker.peerId }) })
-    times.push(performance.now() - start)
-  }
-  return times
-}
-
-async function runChain (driver: TestPeer, fnId: string, micro: string): Promise<{ ms: number, ok: boolean, hops: number[] }> {
-  const runId = await startRun(driver, micro, 'chain', [CHAIN_HOPS])
-  const { report } = await runToEnd(driver, runId, MICRO_TIMEOUT_MS)
-  // Hop i's time: from hop i-1's answer to hop i's (each waits for the last), in chain order.
-  const fn = CID.parse(fnId)
-  const byId = new Map(report.tasks.map(t => [t.taskId, t]))
-  const finished: number[] = []
-  let x = 'start'
-  for (let i = 0; i < CHAIN_HOPS; i++) {
-    const t = byId.get((await taskId(fn, 'task', [`hop${i}`, 0, x])).toString())
-    if (t?.finishedMs !== undefined) finished.push(t.finishedMs)
-    x = taskValue(`hop${i}`, [x])
-  }
-  const hops = finished.slice(1).map((f, i) => f - finished[i])
-  return { ms: report.finishedMs! - report.startedMs, ok: report.status === 'finished' && report.result === evaluateChain(CHAIN_HOPS), hops }
-}
-
-/**
- * The fan, bounded by FAN_BUDGET_MS: a fan still running then is cancelled, and its rate is the
- * tasks its child runs had finished by then.
- */
-async function runFan (driver: TestPeer, micro: string): Promise<{ ms: number, tasks: number, complete: boolean, error?: string }> {
-  // The children share the run's in-flight budget.
-  const runId = await startRun(driver, micro, 'fan', [FAN_TASKS, FAN_BATCH, Math.max(1, Math.floor(INFLIGHT / Math.ceil(FAN_TASKS / FAN_BATCH)))])
-  try {
-    const { report } = await runToEnd(driver, runId, FAN_BUDGET_MS)
-    return { ms: report.finishedMs! - report.startedMs, tasks: report.status === 'finished' ? FAN_TASKS : 0, complete: report.status === 'finished', error: report.error?.message }
-  } catch (err) {
-    if ((err as Error).name !== 'TimeoutError') throw err
-    await driver.api(`/v1/runs/${runId}/cancel`, { method: 'POST' })
-    const { runs } = await driver.api<{ runs: RunSummary[] }>('/v1/runs?limit=1000')
-    let tasks = 0
-    let lastMs = 0
-    for (const child of runs.filter(r => r.export === 'batch')) {
-      for (const t of (await driver.api<RunReport>(`/v1/runs/${child.runId}`)).tasks) {
-        if (t.status !== 'accepted') continue
-        tasks++
-        lastMs = Math.max(lastMs, t.finishedMs ?? 0)
-      }
-    }
-    const started = (await driver.api<RunReport>(`/v1/runs/${runId}`)).startedMs
-    return { ms: lastMs - started, tasks, complete: false, error: `stopped after ${FAN_BUDGET_MS / 1000} s` }
-  }
-}
-
-/** The Python with Dask distributed: Debian's package installs for /usr/bin/python3. */
-function daskPython (): string | undefined {
-  for (const python of ['/usr/bin/python3', 'python3']) {
-    const probe = spawnSync(python, ['-c', 'import distributed'], { stdio: 'ignore', timeout: 30_000 })
-    if (probe.status === 0) return python
-  }
-  return undefined
-}
 
 interface DaskResult {
   dask: string
@@ -198,10 +75,7 @@ interface DaskResult {
 async function runDask (python: string, graphs: Graph[], dir: string): Promise<DaskResult> {
   const spec = {
     workers: WORKERS,
-    graphs: graphs.map(g => {
-      const index = new Map(g.tasks.map((t, i) => [t.name, i]))
-      return { label: g.label, tasks: g.tasks.map(t => [t.name, scaledMs(t.runtimeS, MS_PER_SECOND), t.parents.map(p => index.get(p))]), sinks: g.sinks.map(s => index.get(s)), expected: evaluate(g) }
-    }),
+    graphs: graphs.map(g => daskGraphSpec(g, MS_PER_SECOND)),
     micro: { chainHops: CHAIN_HOPS, chainExpected: evaluateChain(CHAIN_HOPS), fanTasks: FAN_TASKS }
   }
   const file = join(dir, 'dask-spec.json')
@@ -217,21 +91,19 @@ const msText = (ms: number | undefined): string => ms === undefined ? '—' : ms
 const dir = await mkdtemp(join(tmpdir(), 'rhizome-workflows-bench-'))
 let net: TestNetwork | undefined
 try {
-  const graphs = await Promise.all(GRAPHS.filter(g => ONLY === undefined || g.includes(ONLY)).map(async g => await loadGraph(g)))
+  const graphs = await Promise.all(WFINSTANCES_GRAPHS.filter(g => ONLY === undefined || g.includes(ONLY)).map(async g => await loadGraph(g)))
   const rows: GraphRow[] = graphs.map(g => ({ label: g.label, tasks: g.tasks.length, ...bounds(g, MS_PER_SECOND, WORKERS) }))
   progress('starting a driver and 2 workers')
-  const started = await startNetwork()
+  const started = await startWorkflowNetwork()
   net = started.net
   const { driver, workers } = started
-  const guess = calibrateBurn()
-  const probe = await deployTaskFunction(driver, guess, 3)
-  const iterationsPerMs = await calibrate(driver, workers[0], probe, guess)
-  progress(`burn loop: ${iterationsPerMs.toLocaleString('en-US')} iterations/ms in a worker's sandbox (${guess.toLocaleString('en-US')} in plain Node)`)
+  const { iterationsPerMs, plainNode } = await calibrateSandboxBurn(driver, workers[0], 3)
+  progress(`burn loop: ${iterationsPerMs.toLocaleString('en-US')} iterations/ms in a worker's sandbox (${plainNode.toLocaleString('en-US')} in plain Node)`)
   const fnId = await deployTaskFunction(driver, iterationsPerMs, 3)
 
   for (const [i, graph] of graphs.entries()) {
     progress(`${short(graph.label)}: ${graph.tasks.length} tasks`)
-    const result = await runGraph(driver, fnId, graph).catch((err: unknown) => ({ ms: Number.NaN, ok: false, onDriver: 0, error: (err as Error).message }))
+    const result = await runGraph(driver, fnId, graph, { msPerSecond: MS_PER_SECOND, inflight: INFLIGHT, timeoutMs: GRAPH_TIMEOUT_MS }).catch((err: unknown) => ({ ms: Number.NaN, ok: false, onDriver: 0, error: (err as Error).message }))
     rows[i].rhizome = result
     progress(`  ${result.ms.toFixed(0)} ms, ${ratio(result.ms, rows[i].lowerBoundMs)} the bound${result.ok ? '' : `: WRONG (${result.error ?? 'result differs'})`}`)
   }
@@ -241,13 +113,13 @@ try {
   let calls: number[] = []
   if (!SKIP_MICRO) {
     progress('direct no-op calls through the API')
-    calls = await callBaseline(driver, workers[1], fnId)
+    calls = await callSequentially(driver, workers[1], fnId, CALLS, CALL_BUDGET_MS)
     const micro = await deployWorkflow(driver, 'micro', microBundleSource(fnId), ['chain', 'batch', 'fan'])
     progress(`a chain of ${CHAIN_HOPS} no-op tasks`)
-    chain = await runChain(driver, fnId, micro)
+    chain = await runChain(driver, fnId, micro, CHAIN_HOPS, MICRO_TIMEOUT_MS)
     progress(`  ${(chain.ms / CHAIN_HOPS).toFixed(2)} ms per hop`)
     progress(`${FAN_TASKS.toLocaleString('en-US')} independent no-op tasks`)
-    fan = await runFan(driver, micro)
+    fan = await runFan(driver, micro, { tasks: FAN_TASKS, batch: FAN_BATCH, inflight: INFLIGHT, budgetMs: FAN_BUDGET_MS })
   }
   await net.close()
   net = undefined
