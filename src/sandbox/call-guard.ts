@@ -76,6 +76,18 @@ export class CallGuard {
     this.timer = setTimeout(() => this.kill('time'), Math.max(0, this.deadlineMs - performance.now()))
   }
 
+  /**
+   * Give the call its whole budget again, from now: the js engine reruns a call that failed in its
+   * frozen realm exactly (js-engine.ts), and the rerun gets the time the call was given, as the
+   * call would have had without the first try. Nothing happens once the guard has fired.
+   */
+  restart (): void {
+    if (this.reason !== undefined) return
+    this.deadlineMs = performance.now() + this.timeMs
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.kill('time'), this.timeMs)
+  }
+
   kill (reason: KillReason): void {
     if (this.reason !== undefined) return
     this.reason = reason

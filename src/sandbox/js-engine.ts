@@ -60,61 +60,89 @@
 
 import type ivm from 'isolated-vm'
 import { BoundedCache } from '../model/bounded-cache.ts'
-import { ConfigError, InvalidInputError } from '../model/errors.ts'
+import { ConfigError, InvalidInputError, RhizomeError } from '../model/errors.ts'
 import { plainBudget } from './call-guard.ts'
 import type { Budget, CallGuard } from './call-guard.ts'
-import { ForbiddenImportError, SandboxAbortedError } from './errors.ts'
+import {
+  ForbiddenImportError, SandboxAbortedError, SandboxBusyError, SandboxClosedError, SandboxCrashedError,
+  SandboxMemoryLimitError, SandboxOutputLimitError, SandboxStackOverflowError, SandboxTimeLimitError
+} from './errors.ts'
 import type { IsolatePoolOptions, Lease, PoolEntry } from './isolate-pool.ts'
 import { IsolatePool } from './isolate-pool.ts'
 import { LIMITS_CEILING } from './limits.ts'
-import { PRELUDE_PARTS, preludeSource } from './prelude.ts'
+import { FROZEN_PRELUDE_PARTS, PRELUDE_PARTS, preludeSource } from './prelude.ts'
 import { checkImports, copyInto, evaluateModule, exactCopy, preludeLimits, releaseAll, runLeased, sameBytes } from './run-call.ts'
 import type { RunOptions, SandboxCall, SandboxEngine, SandboxResult } from './types.ts'
 import { validateCall } from './validate.ts'
 import { argsToTape } from './values.ts'
 import type { Tape } from './values.ts'
 
+type Releasable = { release: () => void }
+
+/** The frozen realm of one isolate: a context locked down after the prelude ran, shared by its calls. */
+interface Realm {
+  context: ivm.Context
+  /** The js runner (runJs), installed seeded by the function id. */
+  runner: ivm.Reference
+  /** Reseeds Math.random by the function id, before a module's top-level code runs. */
+  reset: ivm.Reference
+  /** Every handle of the realm, the context included, released when the realm is dropped. */
+  references: Releasable[]
+}
+
 interface JsState {
   functionId: string
   code: Uint8Array
   source: string
+  /** The exact path's prelude (a fresh context per call), compiled once per isolate. */
   prelude: ivm.Script | undefined
+  /** The frozen realm's prelude, compiled once per isolate. */
+  frozenPrelude: ivm.Script | undefined
   cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined
+  /** The frozen realm, once built; dropped after any call or preparation that failed in it. */
+  realm: Realm | undefined
   /**
-   * The next call's context, being built or built (theory of operation above); taken by the call
-   * that leases the isolate, so no context serves two calls. Settles, never rejects.
+   * Set once the module's top-level code failed in the frozen realm with the function's own error:
+   * top-level code sees no input of a call, so it would fail the same way every time; every call
+   * of this isolate then runs exactly, skipping a try that cannot succeed.
+   */
+  frozenOff: boolean
+  /**
+   * The next call's module instance in the frozen realm, being built or built (theory of
+   * operation above); taken by the call that leases the isolate, so no instance serves two
+   * calls. Settles, never rejects.
    */
   next: Promise<Preparation> | undefined
   /** Set once a preparation failed on this isolate: it is not tried again here (see prepare()). */
   prepareOff: boolean
 }
 
-/** A context built ahead of its call: the module evaluated, the runner installed. */
+/** A module instance evaluated in the frozen realm ahead of its call. */
 interface Prepared {
   ok: true
   runner: ivm.Reference
   namespace: ivm.Reference
-  /** Every handle to release once the call is done, the context included. */
-  references: Array<{ release: () => void }>
+  /** Every handle to release once the call is done (the module's; the realm outlives the call). */
+  references: Releasable[]
   /** When the module's top-level code ran (performance.now()): the call is charged for it. */
   evaluatedFromMs: number
   evaluatedToMs: number
 }
 
-/** A preparation that failed: the call builds its own context (or, if the isolate died, reports why). */
+/** A preparation that failed: the call loads the module itself (or, if the isolate died, reports why). */
 interface Unprepared { ok: false, error: unknown }
 
 type Preparation = Prepared | Unprepared
 
-/** The handles a call needs of a loaded context. */
+/** The handles a call needs of a loaded module. */
 interface Loaded { runner: ivm.Reference, namespace: ivm.Reference, evaluatedFromMs: number, evaluatedToMs: number }
 
 export interface JsEngineOptions extends IsolatePoolOptions {
   /** Share a pool with other engines (createSandbox does); otherwise the engine owns one. */
   pool?: IsolatePool
   /**
-   * Most time a context built ahead of its call may take (PREPARE_TIME_MS_MAX by default; the
-   * call's own timeMs when smaller). A lower value only means fewer calls find a context ready.
+   * Most time a module instance built ahead of its call may take (PREPARE_TIME_MS_MAX by default;
+   * the call's own timeMs when smaller). A lower value only means fewer calls find one ready.
    */
   prepareTimeMsMax?: number
 }
@@ -127,10 +155,11 @@ export interface JsEngineOptions extends IsolatePoolOptions {
 export const CODE_CACHE_ENTRIES_MAX = 64
 
 /**
- * Most time building a context ahead of its call may take, top-level code included. The work is
- * speculative (the next call may never come), so it is bounded well below a call's own budget:
- * real module initialisation takes microseconds to a few milliseconds; a module whose top-level
- * code runs longer than this simply builds its context inside each call, as it always did.
+ * Most time building a module instance ahead of its call may take, top-level code included (and
+ * the frozen realm, when the isolate has none yet). The work is speculative (the next call may
+ * never come), so it is bounded well below a call's own budget: real module initialisation takes
+ * microseconds to a few milliseconds; a module whose top-level code runs longer than this simply
+ * loads inside each call, as it always did.
  */
 export const PREPARE_TIME_MS_MAX = 1_000
 
@@ -138,7 +167,7 @@ export const PREPARE_TIME_MS_MAX = 1_000
 export interface PreparationStats {
   /** Preparations started (one after each clean call whose isolate stayed warm). */
   started: number
-  /** Calls that ran in a context built ahead of them. */
+  /** Calls that ran in a module instance built ahead of them. */
   used: number
   /** Calls that leased their isolate while its preparation still ran, and waited for it. */
   waited: number
@@ -146,12 +175,38 @@ export interface PreparationStats {
   failed: number
 }
 
+/** Which path calls took, for tests and benchmarks. */
+export interface FastPathStats {
+  /** Calls whose outcome came from the frozen realm. */
+  fast: number
+  /** Calls that failed in the frozen realm and were run again exactly; their outcome is the rerun's. */
+  fallbacks: number
+  /** Calls that ran exactly without trying the frozen realm (top-level code failed there before). */
+  exact: number
+  /** Frozen realms built (one per isolate, another after each drop). */
+  realms: number
+}
+
+/**
+ * Errors of the frozen realm that are the call's own outcome: limits and the engine's or pool's
+ * conditions. Any other failure there (the function threw, its result is not data, it read the
+ * clock, ...) reruns the call exactly.
+ */
+const NO_FALLBACK: Array<new (...args: any[]) => RhizomeError> = [
+  SandboxTimeLimitError, SandboxMemoryLimitError, SandboxOutputLimitError, SandboxStackOverflowError,
+  SandboxAbortedError, SandboxClosedError, SandboxBusyError, SandboxCrashedError
+]
+
+/** Failure records of the prelude that rerun the call exactly (the rest are limits: stack, memory, output). */
+const FALLBACK_KINDS = new Set(['threw', 'unsupported', 'export', 'nondeterminism'])
+
 export class JsEngine implements SandboxEngine {
   readonly kind = 'js' as const
   readonly pool: IsolatePool
   private readonly ownsPool: boolean
   private readonly prepareTimeMsMax: number
   private readonly preparations: PreparationStats = { started: 0, used: 0, waited: 0, failed: 0 }
+  private readonly paths: FastPathStats = { fast: 0, fallbacks: 0, exact: 0, realms: 0 }
   /** Preparations not settled yet. */
   private readonly inFlight = new Set<Promise<Preparation>>()
   /** V8 code caches by function id, shared by that function's isolates, and the code each was made from. */
@@ -179,7 +234,7 @@ export class JsEngine implements SandboxEngine {
       newState: () => newState(call.functionId, call.code, this.cachedCode(call)),
       accepts: state => sameBytes(state.code, call.code),
       work: async (lease, guard) => {
-        const record = await this.callInContext(lease, call, args, guard)
+        const record = await this.callInIsolate(lease, call, args, guard)
         const { cachedData } = lease.entry.state
         if (!lease.warm && cachedData !== undefined) this.codeCache.set(call.functionId, { code: call.code, data: cachedData })
         return record
@@ -192,6 +247,10 @@ export class JsEngine implements SandboxEngine {
     return { ...this.preparations }
   }
 
+  fastPathStats (): FastPathStats {
+    return { ...this.paths }
+  }
+
   /** The V8 code cache made from exactly this call's code, if one is kept. */
   private cachedCode (call: SandboxCall): ivm.ExternalCopy<ArrayBuffer> | undefined {
     const entry = this.codeCache.get(call.functionId)
@@ -199,20 +258,22 @@ export class JsEngine implements SandboxEngine {
   }
 
   /**
-   * Build the next call's context in an idle isolate, in the background. Nothing waits for it
-   * but the call that leases the isolate next; disposing the isolate (LRU, close, a limit) makes
-   * every step reject, which ends it. After one failure the isolate prepares no more: the reason
-   * (slow or failing top-level code) would most likely repeat, and each try costs CPU.
+   * Build the next call's module instance (and the frozen realm, if the isolate has none yet) in
+   * an idle isolate, in the background. Nothing waits for it but the call that leases the isolate
+   * next; disposing the isolate (LRU, close, a limit) makes every step reject, which ends it.
+   * After one failure the isolate prepares no more: the reason (slow or failing top-level code)
+   * would most likely repeat, and each try costs CPU.
    */
   private prepare (entry: PoolEntry<JsState>, callTimeMs: number): void {
     const { state } = entry
-    if (state.prepareOff || state.next !== undefined) return
+    if (state.prepareOff || state.frozenOff || state.next !== undefined) return
     this.preparations.started++
-    const next = prepareContext(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))).then(preparation => {
+    const next = prepareModule(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax)), this.paths).then(preparation => {
       this.inFlight.delete(next)
       if (!preparation.ok) {
         state.prepareOff = true
         this.preparations.failed++
+        dropRealm(state)
       }
       return preparation
     })
@@ -229,10 +290,10 @@ export class JsEngine implements SandboxEngine {
   }
 
   /**
-   * Run the call in the context prepared for it, or build one as a cold call does. A call that
-   * leases its isolate while the preparation still runs waits for it (within its own budget).
+   * Run the call in the frozen realm; if it fails there with anything but a limit or the engine's
+   * condition, drop the realm and run it again exactly, in a fresh context, with its whole budget.
    */
-  private async callInContext (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+  private async callInIsolate (lease: Lease<JsState>, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
     const { isolate, state } = lease.entry
     const next = state.next
     state.next = undefined
@@ -241,25 +302,48 @@ export class JsEngine implements SandboxEngine {
     // The preparation died with its isolate (isolated-vm disposes it at the memory limit): the
     // module's top-level code hit the limit, as it would have in this call.
     if (preparation !== undefined && !preparation.ok && isolate.isDisposed) throw preparation.error
-    const references: Array<{ release: () => void }> = preparation?.ok === true ? preparation.references : []
+    if (state.frozenOff) {
+      this.paths.exact++
+      return await callExactly(isolate, state, call, args, guard)
+    }
+    const fast = await this.callFrozen(isolate, state, preparation, call, args, guard)
+    if (fast.done) {
+      this.paths.fast++
+      return fast.record
+    }
+    dropRealm(state)
+    this.paths.fallbacks++
+    guard.restart()
+    return await callExactly(isolate, state, call, args, guard)
+  }
+
+  /**
+   * The fast path: the call's module instance in the frozen realm (built ahead, or now), then the
+   * export. Returns the outcome, or done: false when the call must run again exactly.
+   */
+  private async callFrozen (isolate: ivm.Isolate, state: JsState, preparation: Preparation | undefined, call: SandboxCall, args: Tape, guard: CallGuard): Promise<{ done: true, record: unknown } | { done: false }> {
+    const references: Releasable[] = preparation?.ok === true ? preparation.references : []
+    let loaded: Loaded
     try {
-      let loaded: Loaded
       if (preparation?.ok === true) {
         this.preparations.used++
         loaded = preparation
       } else {
-        loaded = await loadContext(isolate, state, guard, references)
+        loaded = await loadFrozen(isolate, state, guard, references, this.paths)
       }
-      guard.chargeAhead(loaded.evaluatedFromMs, loaded.evaluatedToMs)
-      if (guard.reason !== undefined) throw guard.error(guard.reason)
-      return await loaded.runner.apply(undefined, [
-        loaded.namespace.derefInto(),
-        call.exportName,
-        copyInto(args.kinds),
-        copyInto(args.vals),
-        copyInto(exactCopy(call.seed)),
-        copyInto(preludeLimits(call.limits))
-      ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
+    } catch (err) {
+      releaseAll(references)
+      if (!fallsBack(err, guard, isolate)) throw err
+      // Top-level code (or linking) failed with the function's own error: it would every time.
+      state.frozenOff = true
+      return { done: false }
+    }
+    try {
+      const record = await callExport(loaded, call, args, guard)
+      return isFallbackRecord(record) ? { done: false } : { done: true, record }
+    } catch (err) {
+      if (!fallsBack(err, guard, isolate)) throw err
+      return { done: false }
     } finally {
       releaseAll(references)
     }
@@ -271,37 +355,134 @@ export class JsEngine implements SandboxEngine {
   }
 }
 
-/** Build a context ahead of its call. Settles with what happened; never rejects. */
-async function prepareContext (isolate: ivm.Isolate, state: JsState, budget: Budget): Promise<Preparation> {
-  const references: Array<{ release: () => void }> = []
+/** Call the export of a loaded module, charging the call for top-level code run before it started. */
+async function callExport (loaded: Loaded, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+  guard.chargeAhead(loaded.evaluatedFromMs, loaded.evaluatedToMs)
+  if (guard.reason !== undefined) throw guard.error(guard.reason)
+  return await loaded.runner.apply(undefined, [
+    loaded.namespace.derefInto(),
+    call.exportName,
+    copyInto(args.kinds),
+    copyInto(args.vals),
+    copyInto(exactCopy(call.seed)),
+    copyInto(preludeLimits(call.limits))
+  ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
+}
+
+/** The exact path: a fresh context of the call's own, thrown away after it. */
+async function callExactly (isolate: ivm.Isolate, state: JsState, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+  const references: Releasable[] = []
   try {
-    const loaded = await loadContext(isolate, state, budget, references)
+    return await callExport(await loadContext(isolate, state, guard, references), call, args, guard)
+  } finally {
+    releaseAll(references)
+  }
+}
+
+/** Whether a failure in the frozen realm reruns the call exactly: not a limit, an abort, or the engine's condition. */
+function fallsBack (err: unknown, guard: Budget, isolate: ivm.Isolate): boolean {
+  if (guard.reason !== undefined || isolate.isDisposed) return false
+  if (!(err instanceof RhizomeError)) return false
+  return !NO_FALLBACK.some(type => err instanceof type)
+}
+
+function isFallbackRecord (record: unknown): boolean {
+  if (typeof record !== 'object' || record === null) return false
+  const r = record as { ok?: unknown, kind?: unknown }
+  return r.ok === false && typeof r.kind === 'string' && FALLBACK_KINDS.has(r.kind)
+}
+
+/** Build a module instance in the frozen realm ahead of its call. Settles with what happened; never rejects. */
+async function prepareModule (isolate: ivm.Isolate, state: JsState, budget: Budget, paths: FastPathStats): Promise<Preparation> {
+  const references: Releasable[] = []
+  try {
+    const loaded = await loadFrozen(isolate, state, budget, references, paths)
     return { ok: true, references, ...loaded }
   } catch (error) {
     releaseAll(references)
+    // Top-level code failed with the function's own error: it would in every call.
+    if (fallsBack(error, budget, isolate)) state.frozenOff = true
     return { ok: false, error }
   }
 }
 
 /**
- * A fresh context with the prelude installed and the module loaded into it. Nothing of a call
- * reaches it: the runner is installed seeded by the function id, and top-level code sees only
- * that; the call's seed, limits and arguments go to the runner when it is called.
+ * A fresh instance of the module in the isolate's frozen realm (built first if there is none):
+ * compiled from V8's code cache, linked, Math.random reseeded by the function id, top-level code
+ * run. The module's handles go to `references`; the realm's stay with the realm.
+ */
+async function loadFrozen (isolate: ivm.Isolate, state: JsState, budget: Budget, references: Releasable[], paths: FastPathStats): Promise<Loaded> {
+  const [realm, module] = await settleAll(references, [
+    state.realm !== undefined ? Promise.resolve(state.realm) : buildRealm(isolate, state, budget, paths),
+    compileFunction(isolate, state)
+  ] as const)
+  state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
+  checkImports(module)
+  // isolated-vm runs one isolate's tasks in order and drains the microtask queue after each: the
+  // reseed runs after everything of the previous call and before this module's top-level code.
+  realm.reset.applyIgnored(undefined, [])
+  await module.instantiate(realm.context, specifier => { throw new ForbiddenImportError(specifier) })
+  const evaluatedFromMs = performance.now()
+  await evaluateModule(module, budget)
+  return { runner: realm.runner, namespace: module.namespace, evaluatedFromMs, evaluatedToMs: performance.now() }
+}
+
+/**
+ * The isolate's frozen realm: a fresh context, the prelude installed in it (seeded by the
+ * function id) and the context locked down (prelude.ts lockdown). Kept in the state until a call
+ * fails in it; its handles are not the caller's to release.
+ */
+async function buildRealm (isolate: ivm.Isolate, state: JsState, budget: Budget, paths: FastPathStats): Promise<Realm> {
+  const references: Releasable[] = []
+  try {
+    const [{ prelude }, context] = await settleAll(references, [
+      state.frozenPrelude !== undefined ? { prelude: state.frozenPrelude } : isolate.compileScript(frozenPreludeFor(state.functionId), { filename: 'rhizome:prelude' }).then(prelude => ({ prelude })),
+      isolate.createContext()
+    ] as const)
+    // The compiled prelude is kept by the state (wrapped above, so it is not released with the realm).
+    state.frozenPrelude ??= prelude
+    const entry = await prelude.run(context, { reference: true, timeout: budget.remainingMs() }) as ivm.Reference
+    references.push(entry)
+    const [runner, reset] = await settleAll(references, [entry.get(0, { reference: true }), entry.get(1, { reference: true })] as const) as [ivm.Reference, ivm.Reference]
+    paths.realms++
+    state.realm = { context, runner, reset, references }
+    return state.realm
+  } catch (err) {
+    releaseAll(references)
+    throw err
+  }
+}
+
+/** Drop the isolate's frozen realm (a call or preparation failed in it): the next call builds another. */
+function dropRealm (state: JsState): void {
+  if (state.realm === undefined) return
+  releaseAll(state.realm.references)
+  state.realm = undefined
+}
+
+function compileFunction (isolate: ivm.Isolate, state: JsState): Promise<ivm.Module> {
+  return isolate.compileModule(state.source, {
+    filename: `rhizome:function/${state.functionId}`,
+    ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
+  })
+}
+
+/**
+ * The exact path: a fresh context with the prelude installed and the module loaded into it.
+ * Nothing of a call reaches it: the runner is installed seeded by the function id, and top-level
+ * code sees only that; the call's seed, limits and arguments go to the runner when it is called.
  *
  * Each isolated-vm operation is a round trip to the isolate's thread (~40 µs of main-thread CPU
  * each, measured), so independent steps are issued together: the context and the module compile
  * at once, then the prelude runs while the module is linked (isolated-vm runs one isolate's tasks
  * in order, so the prelude is installed before top-level code runs), then top-level code runs.
  */
-async function loadContext (isolate: ivm.Isolate, state: JsState, budget: Budget, references: Array<{ release: () => void }>): Promise<Loaded> {
+async function loadContext (isolate: ivm.Isolate, state: JsState, budget: Budget, references: Releasable[]): Promise<Loaded> {
   // The prelude is compiled once per isolate and kept: wrapped, so it is not released with the context.
   const [{ prelude }, context, module] = await settleAll(references, [
     state.prelude !== undefined ? { prelude: state.prelude } : isolate.compileScript(preludeFor(state.functionId), { filename: 'rhizome:prelude' }).then(prelude => ({ prelude })),
     isolate.createContext(),
-    isolate.compileModule(state.source, {
-      filename: `rhizome:function/${state.functionId}`,
-      ...(state.cachedData !== undefined ? { cachedData: state.cachedData } : { produceCachedData: true })
-    })
+    compileFunction(isolate, state)
   ] as const)
   state.prelude ??= prelude
   state.cachedData ??= (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData
@@ -315,16 +496,26 @@ async function loadContext (isolate: ivm.Isolate, state: JsState, budget: Budget
   return { runner, namespace: module.namespace, evaluatedFromMs, evaluatedToMs: performance.now() }
 }
 
+/** The function id as the source of a Uint8Array, made inside the prelude's closure. */
+function seedSource (functionId: string): string {
+  return `new P.Uint8Array([${new TextEncoder().encode(functionId).join(',')}])`
+}
+
 /** The prelude for one function's isolate: installs the js runner, seeded by the function id. */
 function preludeFor (functionId: string): string {
-  return preludeSource(PRELUDE_PARTS, `install("js", new P.Uint8Array([${new TextEncoder().encode(functionId).join(',')}]))`)
+  return preludeSource(PRELUDE_PARTS, `install("js", ${seedSource(functionId)})`)
+}
+
+/** The frozen realm's prelude: the same runner, then the lockdown; evaluates to [runner, reset]. */
+function frozenPreludeFor (functionId: string): string {
+  return preludeSource(FROZEN_PRELUDE_PARTS, `installFrozen(${seedSource(functionId)})`)
 }
 
 /**
  * Await isolated-vm operations issued together. Every handle one of them made goes to
  * `references` (to be released), even when another failed; then the first failure is thrown.
  */
-async function settleAll<T extends readonly unknown[]> (references: Array<{ release: () => void }>, operations: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+async function settleAll<T extends readonly unknown[]> (references: Releasable[], operations: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
   const settled = await Promise.allSettled(operations)
   for (const outcome of settled) {
     if (outcome.status === 'fulfilled' && isReleasable(outcome.value)) references.push(outcome.value)
@@ -335,7 +526,7 @@ async function settleAll<T extends readonly unknown[]> (references: Array<{ rele
   return settled.map(outcome => (outcome as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> }
 }
 
-function isReleasable (value: unknown): value is { release: () => void } {
+function isReleasable (value: unknown): value is Releasable {
   return typeof value === 'object' && value !== null && typeof (value as { release?: unknown }).release === 'function'
 }
 
@@ -346,7 +537,7 @@ function newState (functionId: string, code: Uint8Array, cachedData: ivm.Externa
   } catch (err) {
     throw new InvalidInputError('js function code is not valid UTF-8', { cause: err })
   }
-  return { functionId, code, source, prelude: undefined, cachedData, next: undefined, prepareOff: false }
+  return { functionId, code, source, prelude: undefined, frozenPrelude: undefined, cachedData, realm: undefined, frozenOff: false, next: undefined, prepareOff: false }
 }
 
 export function createJsEngine (options: JsEngineOptions = {}): JsEngine {

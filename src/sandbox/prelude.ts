@@ -645,12 +645,106 @@ function install (mode: 'js' | 'wasm' | 'inspect', seed: Uint8Array): unknown {
   return mode === 'inspect' ? listExports : runJs
 }
 
+// --- Frozen realm (js fast path, see js-engine.ts) ------------------------------------------
+
+/**
+ * Lock the context down so that calls can share it: nothing one call does to what existed before
+ * its module was evaluated can reach a later call. Runs after install(), before any function code.
+ *
+ * What was checked, channel by channel (V8 13, Node 24, isolated-vm 7):
+ *   - every object reachable from globalThis through own property values, accessor get/set
+ *     functions and [[Prototype]]s: frozen, globalThis included (so `var`/function declarations
+ *     of an indirect eval, and new globals, throw; the global lexical scope only grows through
+ *     classic scripts, which function code cannot run);
+ *   - intrinsics reachable only through syntax or results: the prototypes of generator, async,
+ *     async generator functions and of their instances, %IteratorPrototype%,
+ *     %AsyncIteratorPrototype%, the Array/Map/Set/String/RegExp-string iterator prototypes, the
+ *     iterator helper and Iterator.from wrapper prototypes, Intl.Segmenter's segments and their
+ *     iterator, %ThrowTypeError% (strict arguments.callee), the shared get/set of an error's
+ *     `stack`: frozen (roots below);
+ *   - RegExp legacy statics: deleted (below);
+ *   - Error.captureStackTrace, Error.stackTraceLimit: frozen with Error (the limit cannot be
+ *     changed, Error.prepareStackTrace cannot be added);
+ *   - Math.random: the prelude's, over RNG, which js-engine.ts reseeds by the function id before
+ *     every module's top-level code runs and the runner reseeds with the call's seed;
+ *   - Symbol.for's registry: shared, but a symbol carries nothing a later call can tell apart;
+ *   - the prelude's own state (RNG, rhizomeErrors, REFS, WF): in this closure, out of reach;
+ *   - pending jobs: isolated-vm drains the microtask queue at the end of each task, and there are
+ *     no timers, so no code of a call runs after its task.
+ */
+function lockdown (): void {
+  const g = globalThis as any
+  // The RegExp "legacy static" accessors (RegExp.$1, RegExp.lastMatch, ...) read the last match
+  // made anywhere in the context, so one call would see the previous call's matches. Freezing
+  // cannot stop that (they are accessors over engine state): deleted, as SES does.
+  const REGEXP_LEGACY_STATICS = ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', '$9', 'input', '$_', 'lastMatch', '$&', 'lastParen', '$+', 'leftContext', '$`', 'rightContext', "$'"]
+  for (let i = 0; i < REGEXP_LEGACY_STATICS.length; i++) P.ReflectDeleteProperty(g.RegExp, REGEXP_LEGACY_STATICS[i])
+  const strictArguments = (function (..._args: unknown[]) { return arguments })()
+  const stack = P.ObjectGetOwnPropertyDescriptor(new P.Error('x'), 'stack')
+  const roots: unknown[] = [
+    g,
+    function * () {},
+    async function () {},
+    async function * () {},
+    [][Symbol.iterator](),
+    new Map().entries(),
+    new Set().values(),
+    ''[Symbol.iterator](),
+    'a'.matchAll(/a/g),
+    strictArguments,
+    stack?.get,
+    stack?.set
+  ]
+  if (typeof g.Iterator === 'function') {
+    roots.push(([] as any).values().map((x: unknown) => x))
+    roots.push(g.Iterator.from({ next () { return { done: true, value: undefined } } }))
+  }
+  if (typeof g.Intl?.Segmenter === 'function') {
+    const segments = new g.Intl.Segmenter().segment('')
+    roots.push(segments, segments[Symbol.iterator]())
+  }
+  deepFreeze(roots)
+}
+
+/** Freeze everything reachable from `roots` through own properties (values, getters, setters) and prototypes. */
+function deepFreeze (roots: unknown[]): void {
+  const seen = new P.Set()
+  const pending = roots
+  while (pending.length > 0) {
+    const value = pending.pop()
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function') || P.SetHas(seen, value)) continue
+    P.SetAdd(seen, value)
+    P.ObjectFreeze(value)
+    pending.push(P.ObjectGetPrototypeOf(value))
+    const keys = P.ReflectOwnKeys(value as object)
+    for (let i = 0; i < keys.length; i++) {
+      const d = P.ObjectGetOwnPropertyDescriptor(value, keys[i]) as PropertyDescriptor
+      if (P.ObjectHasOwn(d, 'value')) pending.push(d.value)
+      else pending.push(d.get, d.set)
+    }
+  }
+}
+
+/**
+ * Entry point of the frozen realm: installs the js runner seeded by `seed` (the function id),
+ * locks the context down, and returns [runner, reset]; reset() reseeds Math.random by the
+ * function id, so every module's top-level code sees what it would see in a fresh context.
+ */
+function installFrozen (seed: Uint8Array): unknown {
+  const runner = install('js', seed)
+  lockdown()
+  return [runner, function reset () { reseed(seed) }]
+}
+
 export const PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [
   capturePrimordials, dataProperty, bareList, append, failure, reseed, nextUint32, nextRandom, nondeterminism,
   makeDeterministic, describeThrown, walkFailure, emit, resultTape, writeResult, copyBytes, cidBytes,
   writeList, writeMap, readArgs, readArg, runJs, exportFailure, makeWasmRunner, wasmParams, readMemory,
   wasmFailure, listExports, install
 ]
+
+/** The parts of the frozen realm's prelude (js fast path): the shared parts and the lockdown. */
+export const FROZEN_PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [...PRELUDE_PARTS, lockdown, deepFreeze, installFrozen]
 
 /**
  * Script source of one closure holding `parts` (and the closure's constants `lines`) that
