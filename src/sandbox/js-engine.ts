@@ -117,20 +117,28 @@ interface JsState {
   prepareOff: boolean
 }
 
-/** A module instance evaluated in the frozen realm ahead of its call. */
+/**
+ * A module instance evaluated ahead of its call: in the frozen realm, or (exact: true, for an
+ * isolate whose function's top-level code fails there) in a fresh context of its own.
+ */
 interface Prepared {
   ok: true
+  exact: boolean
   runner: ivm.Reference
   namespace: ivm.Reference
-  /** Every handle to release once the call is done (the module's; the realm outlives the call). */
+  /** Every handle to release once the call is done (the module's, and an exact context; a realm outlives the call). */
   references: Releasable[]
   /** When the module's top-level code ran (performance.now()): the call is charged for it. */
   evaluatedFromMs: number
   evaluatedToMs: number
 }
 
-/** A preparation that failed: the call loads the module itself (or, if the isolate died, reports why). */
-interface Unprepared { ok: false, error: unknown }
+/**
+ * A preparation that failed: the call loads the module itself (or, if the isolate died, reports
+ * why). `frozenFailed`: top-level code failed in the frozen realm with its own error; the isolate
+ * goes on preparing exact contexts.
+ */
+interface Unprepared { ok: false, error: unknown, frozenFailed: boolean }
 
 type Preparation = Prepared | Unprepared
 
@@ -266,12 +274,13 @@ export class JsEngine implements SandboxEngine {
    */
   private prepare (entry: PoolEntry<JsState>, callTimeMs: number): void {
     const { state } = entry
-    if (state.prepareOff || state.frozenOff || state.next !== undefined) return
+    if (state.prepareOff || state.next !== undefined) return
     this.preparations.started++
-    const next = prepareModule(entry.isolate, state, plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax)), this.paths).then(preparation => {
+    const budget = plainBudget(Math.min(callTimeMs, this.prepareTimeMsMax))
+    const next = (state.frozenOff ? prepareContext(entry.isolate, state, budget) : prepareModule(entry.isolate, state, budget, this.paths)).then(preparation => {
       this.inFlight.delete(next)
       if (!preparation.ok) {
-        state.prepareOff = true
+        if (!preparation.frozenFailed) state.prepareOff = true
         this.preparations.failed++
         dropRealm(state)
       }
@@ -304,7 +313,7 @@ export class JsEngine implements SandboxEngine {
     if (preparation !== undefined && !preparation.ok && isolate.isDisposed) throw preparation.error
     if (state.frozenOff) {
       this.paths.exact++
-      return await callExactly(isolate, state, call, args, guard)
+      return await this.callExactly(isolate, state, preparation, call, args, guard)
     }
     const fast = await this.callFrozen(isolate, state, preparation, call, args, guard)
     if (fast.done) {
@@ -314,7 +323,20 @@ export class JsEngine implements SandboxEngine {
     dropRealm(state)
     this.paths.fallbacks++
     guard.restart()
-    return await callExactly(isolate, state, call, args, guard)
+    return await this.callExactly(isolate, state, undefined, call, args, guard)
+  }
+
+  /** The exact path: a fresh context of the call's own (built ahead, or now), thrown away after it. */
+  private async callExactly (isolate: ivm.Isolate, state: JsState, preparation: Preparation | undefined, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
+    const prepared = preparation?.ok === true && preparation.exact ? preparation : undefined
+    if (preparation?.ok === true && prepared === undefined) releaseAll(preparation.references)
+    const references: Releasable[] = prepared !== undefined ? prepared.references : []
+    try {
+      if (prepared !== undefined) this.preparations.used++
+      return await callExport(prepared ?? await loadContext(isolate, state, guard, references), call, args, guard)
+    } finally {
+      releaseAll(references)
+    }
   }
 
   /**
@@ -322,12 +344,14 @@ export class JsEngine implements SandboxEngine {
    * export. Returns the outcome, or done: false when the call must run again exactly.
    */
   private async callFrozen (isolate: ivm.Isolate, state: JsState, preparation: Preparation | undefined, call: SandboxCall, args: Tape, guard: CallGuard): Promise<{ done: true, record: unknown } | { done: false }> {
-    const references: Releasable[] = preparation?.ok === true ? preparation.references : []
+    const prepared = preparation?.ok === true && !preparation.exact ? preparation : undefined
+    if (preparation?.ok === true && prepared === undefined) releaseAll(preparation.references)
+    const references: Releasable[] = prepared !== undefined ? prepared.references : []
     let loaded: Loaded
     try {
-      if (preparation?.ok === true) {
+      if (prepared !== undefined) {
         this.preparations.used++
-        loaded = preparation
+        loaded = prepared
       } else {
         loaded = await loadFrozen(isolate, state, guard, references, this.paths)
       }
@@ -369,16 +393,6 @@ async function callExport (loaded: Loaded, call: SandboxCall, args: Tape, guard:
   ], { result: { promise: true, copy: true }, timeout: guard.remainingMs() })
 }
 
-/** The exact path: a fresh context of the call's own, thrown away after it. */
-async function callExactly (isolate: ivm.Isolate, state: JsState, call: SandboxCall, args: Tape, guard: CallGuard): Promise<unknown> {
-  const references: Releasable[] = []
-  try {
-    return await callExport(await loadContext(isolate, state, guard, references), call, args, guard)
-  } finally {
-    releaseAll(references)
-  }
-}
-
 /** Whether a failure in the frozen realm reruns the call exactly: not a limit, an abort, or the engine's condition. */
 function fallsBack (err: unknown, guard: Budget, isolate: ivm.Isolate): boolean {
   if (guard.reason !== undefined || isolate.isDisposed) return false
@@ -397,12 +411,25 @@ async function prepareModule (isolate: ivm.Isolate, state: JsState, budget: Budg
   const references: Releasable[] = []
   try {
     const loaded = await loadFrozen(isolate, state, budget, references, paths)
-    return { ok: true, references, ...loaded }
+    return { ok: true, exact: false, references, ...loaded }
   } catch (error) {
     releaseAll(references)
     // Top-level code failed with the function's own error: it would in every call.
-    if (fallsBack(error, budget, isolate)) state.frozenOff = true
-    return { ok: false, error }
+    const frozenFailed = fallsBack(error, budget, isolate)
+    if (frozenFailed) state.frozenOff = true
+    return { ok: false, error, frozenFailed }
+  }
+}
+
+/** Build an exact context ahead of its call. Settles with what happened; never rejects. */
+async function prepareContext (isolate: ivm.Isolate, state: JsState, budget: Budget): Promise<Preparation> {
+  const references: Releasable[] = []
+  try {
+    const loaded = await loadContext(isolate, state, budget, references)
+    return { ok: true, exact: true, references, ...loaded }
+  } catch (error) {
+    releaseAll(references)
+    return { ok: false, error, frozenFailed: false }
   }
 }
 

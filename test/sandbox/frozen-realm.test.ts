@@ -147,6 +147,8 @@ describe('frozen realm', () => {
         await settle(engine)
       }
       assert.deepEqual(engine.fastPathStats(), { fast: 0, fallbacks: 1, exact: 2, realms: 1 })
+      // The second and third calls ran in exact contexts built ahead of them.
+      assert.equal(engine.preparationStats().used, 2)
     })
   })
 
