@@ -2,57 +2,71 @@
  * The JS engine: one ES module per function, run in V8 isolates (isolated-vm) under a heap
  * limit, a wall-clock deadline and an output cap.
  *
- * Theory of operation. Every call runs in a *fresh context* that no other call ran in: the
- * prelude makes it deterministic, the module is compiled (from V8's code cache after the first
- * time), linked with no imports allowed, and evaluated; then the prelude calls the export and
- * writes the result as a tape. The context is thrown away after the call, so nothing a call does
- * to its globals, the intrinsics or the module's own top-level state reaches the next call. The
- * isolate (heap, compiled code) is what stays warm; it is replaced after isolateCallsMax calls
- * because dead contexts make V8's full GCs long (see isolate-pool.ts), and the V8 code cache of
- * each function outlives its isolates so a replacement compiles fast.
+ * Theory of operation. A call's biggest cost used to be its V8 context: every call ran in a fresh
+ * one (~1 ms of the isolate thread's CPU on a 2-core peer), so that nothing a call did to globals
+ * or intrinsics reached the next. Now every call first runs on a *fast path*, in its isolate's
+ * *frozen realm*, and falls back to that exact path only when it fails there:
  *
- * Prepared contexts. Nothing of a call reaches its context before the export is called: top-level
- * code sees Math.random seeded by the function id (the same for every call) and the prelude's
- * deterministic globals; the call's seed, limits and arguments go to the runner. So the context is
- * built *ahead* of its call: when a clean call gives its isolate back to the pool, the isolate
- * builds the next call's context in the background (prepare()), and the call that leases it next
- * only calls the export: one round trip to the isolate's thread on its path instead of seven.
- * Preparing starts once the call's result is on its way (run-call.ts prepareSoon), and only if
- * the isolate is still idle then. Each prepared context serves exactly one call (the call takes
- * it out of the state). A call that leases the isolate while the preparation still runs waits for
- * it, within its own budget. A
- * preparation that fails (top-level code that throws, a time limit of PREPARE_TIME_MS_MAX, the
- * isolate disposed under it) is dropped and the call builds its context itself as before, so it
- * reports the same error; an isolate that died preparing (isolated-vm disposes it at the memory
- * limit) fails the waiting call with that error, as the same top-level code would have. The
- * call's time budget is charged for top-level code that ran before the call started
- * (CallGuard.chargeAhead), so a module that loads slower than a call may run still fails that
- * call with SandboxTimeLimitError. An isolate retired after isolateCallsMax calls is replaced
- * ahead of time the same way (run-call.ts replaceAhead).
- * Cost: each warm isolate holds one prepared context, about 200 KiB of heap (measured) plus what
- * the module's top-level code keeps, so at most cacheSize of them; the CPU of building it is the
- * same as before, spent between calls (and wasted if no call comes before the isolate is evicted).
+ *   - The frozen realm: one context per warm isolate, made once, the prelude run in it (seeded by
+ *     the function id, as before), then locked down (prelude.ts lockdown(), which lists every
+ *     channel checked): everything reachable from globalThis and the intrinsics reachable only
+ *     through syntax deep-frozen, globalThis itself frozen, the RegExp legacy statics deleted.
+ *   - Each call gets a *fresh module instance* in that realm: compiled from V8's code cache,
+ *     linked (no imports allowed), Math.random reseeded by the function id, top-level code run;
+ *     then the runner calls the export with the call's seed, limits and arguments, as before. So
+ *     module state is new for every call, everything older is frozen, and the prelude's own state
+ *     is out of reach or reset: nothing a call does can reach a later call.
+ *   - A call that fails on the fast path with anything but a limit or the engine's or pool's own
+ *     condition (NO_FALLBACK below: the function threw, its result is not data, it read the clock,
+ *     top-level code threw, ...) is run again exactly as before: in a fresh, unfrozen context of
+ *     its own, with its whole time budget again (CallGuard.restart), and the rerun's outcome is
+ *     the call's. The realm it failed in is dropped (the next call builds another). A limit or
+ *     abort on the fast path is the call's outcome, and disposes the isolate as ever.
+ *   - Top-level code sees nothing of a call, so if it fails in the frozen realm with its own error
+ *     it would every time (typically legacy code assigning to a frozen intrinsic's property, such
+ *     as F.prototype.toString = ...): the isolate then runs every call exactly (frozenOff).
+ *
+ * What a function sees differ between the paths, and why that stays deterministic: functions are
+ * deterministic (the prelude enforces it), so any function that does not catch the TypeError of a
+ * write to a frozen intrinsic gives the same outcome both ways: it either never writes (same code,
+ * same result) or writes, fails, and is rerun exactly. What differs: code that catches that
+ * TypeError, or inspects Object.isFrozen/isExtensible of an intrinsic or globalThis, or reads
+ * RegExp.$1 and the other legacy statics (undefined on the fast path), sees the frozen realm when
+ * its call succeeds there. That is still the same on every peer and every run, because every peer
+ * follows the same rule: every call (cold, warm, prepared or not) tries the frozen realm first,
+ * and falls back only on a failure, which does not depend on the pool's state. (Only the limits
+ * depend on it, as they always did.) The cost of the rule: a call that fails (throws, or writes
+ * to an intrinsic, e.g. `this.name = ...` in an Error subclass) runs twice, and can take up to
+ * twice its timeMs of wall-clock time before its outcome is known.
+ *
+ * Prepared module instances. Nothing of a call reaches its module instance before the export is
+ * called, so it is built *ahead* of its call: when a clean call gives its isolate back to the pool,
+ * the isolate builds the next call's module instance in the background (prepare()), and the call
+ * that leases it next only calls the export. Preparing starts once the call's result is on its
+ * way (run-call.ts prepareSoon), and only if the isolate is still idle then. Each prepared
+ * instance serves exactly one call (the call takes it out of the state). A call that leases the
+ * isolate while the preparation still runs waits for it, within its own budget. A preparation that
+ * fails (top-level code that throws, a time limit of PREPARE_TIME_MS_MAX, the isolate disposed
+ * under it) is dropped and the call loads the module itself as before, so it reports the same
+ * error; an isolate that died preparing (isolated-vm disposes it at the memory limit) fails the
+ * waiting call with that error, as the same top-level code would have. The call's time budget is
+ * charged for top-level code that ran before the call started (CallGuard.chargeAhead), so a module
+ * that loads slower than a call may run still fails that call with SandboxTimeLimitError. An
+ * isolate whose function runs exactly (frozenOff) prepares exact contexts ahead the same way. An
+ * isolate retired after isolateCallsMax calls is replaced ahead of time (run-call.ts replaceAhead),
+ * its realm and first module instance built then. The isolate is still replaced after
+ * isolateCallsMax calls: each call's module instance is garbage in a long-lived heap, and
+ * measured with a module that keeps 1,000 objects, isolates kept for 1,024 calls gave a worse p99
+ * (7.8 ms) than 64 (5.6 ms) at the same CPU per call.
  *
  * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of four
- * interleaved runs of 2,000 calls, before → after): a warm no-op call with 1 ms between calls
- * went from 1.32 to 0.49 ms p50 and 13.5 to 5.4 ms p99 (the p99 is mostly the isolate replaced
- * every isolateCallsMax calls; making it ahead took the p99 of prepared calls from 6.7 to 3.9 ms,
- * medians of three runs); back to back, where the next call comes before the
- * preparation could start and builds its context itself, 1.10 → 1.00 ms p50. CPU per call (main
- * thread / whole process) went from 0.51 / 1.58 to 0.38 / 1.28 ms with gaps and 0.39 / 1.34 to
- * 0.33 / 1.21 ms back to back: the context costs what it did, the saving is in round trips to the
- * isolate's thread (~40 µs of main-thread CPU each): a call used to make seven in a row (context,
- * prelude, runner, compile, link, evaluate, call), a prepared context takes five in three rounds
- * (context ‖ compile, prelude-with-runner ‖ link, evaluate) and the call one.
- *
- * Why not a frozen realm (SES-style lockdown) reused across calls: it costs far less (one frozen
- * context reused, the module re-evaluated per call: 0.21 ms p50 and 0.23 ms of process CPU per
- * call, measured with isolated-vm alone), but it changes what functions see: writes to intrinsics
- * that succeed within their own call today (the hostile suite's pollution fixtures return 1, and
- * the next call sees a clean realm) would throw, and globalThis would be shared between calls
- * unless each call got a global object of its own, which takes rewriting the module's source (as
- * SES compartments do). So each
- * call keeps a context of its own, and the context is what gets built ahead.
+ * interleaved runs of 2,000 no-op calls, a fresh context per call → frozen realm): back to back,
+ * p50 1.51 → 0.46 ms, p99 3.5 → 3.8 ms, CPU per call (main thread / whole process) 0.54 / 1.82 →
+ * 0.38 / 0.80 ms; with 1 ms between calls, p50 0.65 → 0.35 ms, CPU 0.57 / 1.85 → 0.53 / 1.01 ms,
+ * but p99 3.9 → 7.0 ms: the p99 is the call after an isolate's replacement, which waits for the
+ * replacement's realm (the lockdown walks ~800 objects and reads ~8,000 property descriptors:
+ * 3–8 ms, measured) where it used to wait for a context (~1 ms). A module that builds a
+ * 1,000-object table at top level: p50 1.37 → 0.58 ms, p99 17.0 → 5.6 ms, CPU 2.03 → 0.91 ms.
  *
  * Dynamic import() rejects with Error "Not supported" (reported as FunctionThrewError); static
  * imports are refused with ForbiddenImportError.
