@@ -155,9 +155,11 @@ export class IsolatePool {
     return true
   }
 
-  private keepIdle (entry: PoolEntry<unknown>): void {
+  /** `behind`: leased only once the key's other idle entries are (acquire takes the last one). */
+  private keepIdle (entry: PoolEntry<unknown>, behind = false): void {
     const entries = this.idle.get(entry.key)
     if (entries === undefined) this.idle.set(entry.key, [entry])
+    else if (behind) entries.unshift(entry)
     else entries.push(entry)
     this.recency.set(entry, entry)
   }
@@ -166,14 +168,16 @@ export class IsolatePool {
    * Put a new isolate for `key` straight into the idle set, made ahead of the call that will lease
    * it (a replacement for one retired after isolateCallsMax calls). Returns its entry, or
    * undefined when the pool closed or keeps nothing warm (the isolate is then disposed).
+   * `behind`: the key's idle isolates are leased before it (a replacement made before the
+   * isolate it replaces has retired).
    */
-  adopt<S> (key: string, created: { isolate: ivm.Isolate, state: S }): PoolEntry<S> | undefined {
+  adopt<S> (key: string, created: { isolate: ivm.Isolate, state: S }, behind = false): PoolEntry<S> | undefined {
     const entry: PoolEntry<S> = { key, isolate: created.isolate, state: created.state, calls: 0, interrupt: undefined }
     if (this.closed || this.cacheSize === 0) {
       this.dispose(entry)
       return undefined
     }
-    this.keepIdle(entry)
+    this.keepIdle(entry, behind)
     return entry
   }
 

@@ -18,6 +18,16 @@ import type { SandboxCall, SandboxResult } from './types.ts'
 
 const MIB = 1024 * 1024
 
+/**
+ * Calls before an isolate retires (isolateCallsMax) at which its replacement is made, when the
+ * engine prepares isolates: the replacement waits behind the retiring isolate, which goes on
+ * serving, so the call after the retirement finds it ready instead of waiting for it. The js
+ * engine's replacement needs its frozen realm built (3–8 ms of the isolate's thread, measured on a
+ * 2-core peer); 8 calls leave that time even at a call every millisecond. Costs one more isolate
+ * alive per hot function for those calls.
+ */
+export const REPLACE_AHEAD_CALLS = 8
+
 export interface LeasedCall<S> {
   pool: IsolatePool
   call: SandboxCall
@@ -67,8 +77,12 @@ export async function runLeased<S> (c: LeasedCall<S>): Promise<SandboxResult> {
   } finally {
     guard.clear()
     if (reusable && guard.reason === undefined && !lease.entry.isolate.isDisposed) {
-      if (pool.release(lease.entry)) prepareSoon(c, lease.entry)
-      else if (lease.entry.calls >= pool.isolateCallsMax) replaceAhead(c, key, create)
+      if (pool.release(lease.entry)) {
+        prepareSoon(c, lease.entry)
+        if (lease.entry.calls === pool.isolateCallsMax - REPLACE_AHEAD_CALLS) replaceAhead(c, key, create, true)
+      } else if (lease.entry.calls >= pool.isolateCallsMax) {
+        replaceAhead(c, key, create, false)
+      }
     } else {
       pool.discard(lease.entry)
     }
@@ -93,14 +107,15 @@ function prepareSoon<S> (c: LeasedCall<S>, entry: PoolEntry<S>): void {
  * An isolate retired after isolateCallsMax calls is replaced ahead of the next call, when the
  * engine prepares isolates: the new isolate (about 2.5 ms of main-thread time to create, measured)
  * and its first context are made after this call has returned, instead of inside the next call.
- * Nothing is made if the pool closed, cannot keep isolates, or already has an idle one for the key
- * (a call that came in between made its own).
+ * `early`: made REPLACE_AHEAD_CALLS calls before the retirement, kept behind the retiring isolate
+ * (which is still idle for the key). Nothing is made if the pool closed, cannot keep isolates, or
+ * already has another idle one for the key (a call that came in between made its own).
  */
-function replaceAhead<S> (c: LeasedCall<S>, key: string, create: () => { isolate: ivm.Isolate, state: S }): void {
+function replaceAhead<S> (c: LeasedCall<S>, key: string, create: () => { isolate: ivm.Isolate, state: S }, early: boolean): void {
   const { pool, prepare } = c
   if (prepare === undefined || pool.isClosed || pool.cacheSize === 0) return
   setImmediate(() => {
-    if (pool.isClosed || pool.idleCount(key) > 0) return
+    if (pool.isClosed || pool.idleCount(key) > (early ? 1 : 0)) return
     let created: { isolate: ivm.Isolate, state: S }
     try {
       created = create()
@@ -108,7 +123,7 @@ function replaceAhead<S> (c: LeasedCall<S>, key: string, create: () => { isolate
       // The state could not be made (it was made once for this code already): leave it to the next call.
       return
     }
-    const entry = pool.adopt(key, created)
+    const entry = pool.adopt(key, created, early)
     if (entry !== undefined) prepare(entry)
   }).unref()
 }

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { createJsEngine, DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
 import type { SandboxCall } from '../../src/sandbox/index.ts'
 import type { JsEngine } from '../../src/sandbox/js-engine.ts'
+import { REPLACE_AHEAD_CALLS } from '../../src/sandbox/run-call.ts'
 
 const js = (source: string): Uint8Array => new TextEncoder().encode(source)
 
@@ -163,5 +164,29 @@ describe('frozen realm', () => {
       for (const value of values) assert.deepEqual(value, values[0])
       assert.equal(engine.fastPathStats().fast, 4)
     })
+  })
+})
+
+describe('replacing a retiring isolate', () => {
+  test(`the replacement is made ${REPLACE_AHEAD_CALLS} calls before the retirement, behind the retiring isolate, so the call after the retirement finds it ready`, async () => {
+    const isolateCallsMax = REPLACE_AHEAD_CALLS + 2
+    const engine = createJsEngine({ isolateCallsMax })
+    try {
+      const noop = call('export function f () { return 7 }', 'f', { functionId: 'frozen-replace' })
+      const results = []
+      for (let i = 1; i <= isolateCallsMax - REPLACE_AHEAD_CALLS; i++) results.push(await engine.run(noop))
+      await settle(engine)
+      // Made ahead, kept behind: both alive, the old one still serving.
+      assert.equal(engine.pool.stats().isolatesAlive, 2)
+      for (let i = isolateCallsMax - REPLACE_AHEAD_CALLS + 1; i <= isolateCallsMax; i++) results.push(await engine.run(noop))
+      assert.equal(engine.pool.stats().isolatesDisposed, 1)
+      // Right after the retirement, no turn of the event loop in between.
+      results.push(await engine.run(noop))
+      assert.deepEqual(results.map(r => r.value), new Array(isolateCallsMax + 1).fill(7))
+      assert.deepEqual(results.map(r => r.warm), [false, ...new Array(isolateCallsMax).fill(true)])
+      assert.deepEqual({ coldStarts: engine.pool.stats().coldStarts, waited: engine.preparationStats().waited }, { coldStarts: 1, waited: 0 })
+    } finally {
+      await engine.close()
+    }
   })
 })
