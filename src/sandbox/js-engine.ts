@@ -62,12 +62,15 @@
  *
  * Measured on a 2-core peer shared with other work (bench/sandbox.bench.ts warm, medians of four
  * interleaved runs of 2,000 no-op calls, a fresh context per call → frozen realm): back to back,
- * p50 1.51 → 0.46 ms, p99 3.5 → 3.8 ms, CPU per call (main thread / whole process) 0.54 / 1.82 →
- * 0.38 / 0.80 ms; with 1 ms between calls, p50 0.65 → 0.35 ms, CPU 0.57 / 1.85 → 0.53 / 1.01 ms,
- * but p99 3.9 → 7.0 ms: the p99 is the call after an isolate's replacement, which waits for the
- * replacement's realm (the lockdown walks ~800 objects and reads ~8,000 property descriptors:
- * 3–8 ms, measured) where it used to wait for a context (~1 ms). A module that builds a
- * 1,000-object table at top level: p50 1.37 → 0.58 ms, p99 17.0 → 5.6 ms, CPU 2.03 → 0.91 ms.
+ * p50 1.37 → 0.49 ms, p99 5.0 → 6.0 ms (the runs spread 4.0–6.6 ms both ways), CPU per call (main
+ * thread / whole process) 0.46 / 1.61 → 0.35 / 0.73 ms; with 1 ms between calls, p50 0.61 →
+ * 0.32 ms, p99 3.8 → 2.5 ms, CPU 0.49 / 1.67 → 0.48 / 0.93 ms. The p99 is the calls around an
+ * isolate's replacement: its frozen realm takes 3–8 ms of the isolate thread to build (the
+ * lockdown walks ~800 objects and reads ~8,000 property descriptors, where a plain context took
+ * ~1 ms); made REPLACE_AHEAD_CALLS early it is ready when needed (without that, the p99 with gaps
+ * was 7.0 ms), but back to back it competes for the two cores with the calls still running. A
+ * module that builds a 1,000-object table at top level, back to back: p50 1.37 → 0.58 ms, p99
+ * 17.0 → 5.6 ms, CPU 2.03 → 0.91 ms per call (whole process).
  *
  * Dynamic import() rejects with Error "Not supported" (reported as FunctionThrewError); static
  * imports are refused with ForbiddenImportError.
