@@ -1,8 +1,9 @@
 /**
- * Contexts built ahead of their call (js-engine.ts, theory of operation): after a clean call the
- * warm isolate builds the next call's context in the background. Every call still runs in a
- * context no other call ran in; a preparation that fails or is cut short leaves the call to build
- * its own, as a cold call does, and reports the same error.
+ * Module instances built ahead of their call (js-engine.ts, theory of operation): after a clean
+ * call the warm isolate builds the next call's module instance (in its frozen realm, or in an
+ * exact context of its own) in the background. Every call still sees fresh module state and a
+ * clean realm; a preparation that fails or is cut short leaves the call to load the module
+ * itself, as a cold call does, and reports the same error.
  */
 
 import { describe, test } from 'node:test'
