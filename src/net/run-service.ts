@@ -979,7 +979,8 @@ class LiveRun {
    * turn of the event loop in one transaction: with synchronous=FULL a commit costs a disk sync
    * (~0.8 ms here), and a fan-out of 200 tasks would otherwise block the peer for a third of a
    * second — long enough to miss its lease renewals. The history is a record, not what makes the
-   * run durable (that is the home set's memo, written before each ack).
+   * run durable (that is the home set's memo, written before each ack): so it is committed without
+   * a disk sync at all (`batchHistory`, synchronous=NORMAL; the memo and the lease stay FULL).
    */
   private write (op: () => void): void {
     this.writes.push(op)
@@ -992,7 +993,7 @@ class LiveRun {
     if (this.writes.length === 0) return
     const ops = this.writes.splice(0)
     try {
-      this.c.runs.batch(() => { for (const op of ops) op() })
+      this.c.runs.batchHistory(() => { for (const op of ops) op() })
     } catch (err) {
       this.c.log.warn('could not record run history', { run: this.runId, error: (err as Error).message })
     }
