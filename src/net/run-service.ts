@@ -233,9 +233,9 @@ export class RunService {
     run.pump()
   }
 
-  /** An entry of a run driven here is durable: the code may see it. */
-  deliver (runId: string, id: string): void {
-    this.live.get(runId)?.delivered(id)
+  /** Entries of a run driven here are durable: the code may see them (in one activation). */
+  deliver (runId: string, ids: string[]): void {
+    this.live.get(runId)?.delivered(ids)
   }
 
   /** This peer lost the run's lease (or was fenced): stop driving at once; the run goes on elsewhere. */
@@ -867,17 +867,27 @@ class LiveRun {
     return await this.c.hasBlob(cid) ? await this.c.readBlob(cid) : undefined
   }
 
-  /** A gated entry is durable: hand it to the driver (or, for the outcome, end the run). */
-  delivered (id: string): void {
-    const waiting = this.undelivered.get(id)
-    if (waiting === undefined || this.closed) return
-    this.undelivered.delete(id)
+  /**
+   * Gated entries are durable: hand them to the driver (or, for the outcome, end the run). Task
+   * and child outcomes go in together, so the code gets all of them in one activation.
+   */
+  delivered (ids: string[]): void {
+    if (this.closed) return
+    const outcomes: Array<{ kind: 'task' | 'child', id: string, outcome: Outcome }> = []
     const now = Date.now()
-    if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
-    else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
-    else if (waiting.kind === 'record' && waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
-    else if (waiting.kind === 'task') this.driver.handleTaskOutcome(id, waiting.outcome, now)
-    else this.driver.handleChildOutcome(id, waiting.outcome, now)
+    for (const id of ids) {
+      const waiting = this.undelivered.get(id)
+      if (waiting === undefined || this.closed) continue
+      this.undelivered.delete(id)
+      if (waiting.kind === 'task' || waiting.kind === 'child') {
+        outcomes.push({ kind: waiting.kind, id, outcome: waiting.outcome })
+        continue
+      }
+      if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
+      else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
+      else if (waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
+    }
+    if (outcomes.length > 0 && !this.closed) this.driver.handleOutcomes(outcomes, now)
     this.pump()
   }
 
