@@ -603,6 +603,9 @@ class LiveRun {
   private readonly tasks = new Map<string, TaskState>()
   /** seq → the task or child id it names, and whether the code asked for a Ref. */
   private readonly seqs = new Map<number, { id: string, ref: boolean }>()
+  /** Task id → whether every call of it asked only for a Ref (its bytes need not come here).
+   *  Kept as the calls come, so scheduling a task does not scan every seq of the run. */
+  private readonly refOnly = new Map<string, boolean>()
   /** Result CID → the peer that made it (for Ref inputs). */
   private readonly holders = new Map<string, string>()
   private readonly history: ProgressEvent[] = []
@@ -774,6 +777,7 @@ class LiveRun {
       const fn = CID.parse(command.fn)
       const id = (await computeTaskId(fn, command.export, command.args)).toString()
       this.seqs.set(command.seq, { id, ref: command.ref })
+      this.refOnly.set(id, (this.refOnly.get(id) ?? true) && command.ref)
       const inputs = linksIn(command.args)
       return { type: 'call', seq: command.seq, taskId: id, fn: command.fn, export: command.export, args: command.argsBytes, ref: command.ref, inputs }
     }
@@ -786,7 +790,7 @@ class LiveRun {
   }
 
   private schedule (spec: TaskSpec): void {
-    const ref = [...this.seqs.values()].filter(s => s.id === spec.taskId).every(s => s.ref)
+    const ref = this.refOnly.get(spec.taskId) ?? true
     const task: TaskState = { spec, ref, queuedMs: Date.now(), attempt: 0, status: 'scheduled', deps: this.pendingDeps.get(spec.taskId) ?? [], controller: new AbortController() }
     this.pendingDeps.delete(spec.taskId)
     this.tasks.set(spec.taskId, task)
