@@ -895,11 +895,20 @@ class LiveRun {
     this.pump()
   }
 
+  /** A task's row is written once per flush, as the task is then: a task scheduled, started and
+   *  done within one turn costs one upsert, not three. */
   private saveTask (task: TaskState): void {
-    const { spec } = task
-    const row = { runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs }
-    this.write(() => { this.c.runs.upsertTask(row) })
+    if (this.unsaved.has(task)) return
+    this.unsaved.add(task)
+    this.write(() => {
+      this.unsaved.delete(task)
+      const { spec } = task
+      this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs })
+    })
   }
+
+  /** Tasks whose row waits in `writes`. */
+  private readonly unsaved = new Set<TaskState>()
 
   /**
    * Make a recorded input (a timer's deadline or firing, a signal) durable — a memo row with its
@@ -1010,6 +1019,9 @@ class LiveRun {
       this.c.runs.batchHistory(() => { for (const op of ops) op() })
     } catch (err) {
       this.c.log.warn('could not record run history', { run: this.runId, error: (err as Error).message })
+    } finally {
+      // Every queued op was taken (run, or rolled back with the batch): the next change writes again.
+      this.unsaved.clear()
     }
   }
 
