@@ -693,7 +693,14 @@ class LiveRun {
     }
     const delivered = resolutions.map(r => this.seqs.get(r.seq)?.id).filter((id): id is string => id !== undefined)
     const answer = await this.context.activate(await Promise.all(resolutions.map(async r => await this.toSandbox(r))))
-    const commands = await Promise.all(answer.commands.map(async command => await this.toDriver(command)))
+    const commands: Command[] = []
+    for (let at = 0; at < answer.commands.length; at += COMMANDS_PER_TURN_MAX) {
+      // A big fan-out is thousands of calls, each hashed to its task id: a turn of the event loop
+      // at a time, so lease renewals and answers are not held up behind them.
+      if (at > 0) await nextTurn()
+      if (this.closed) return
+      commands.push(...await Promise.all(answer.commands.slice(at, at + COMMANDS_PER_TURN_MAX).map(async command => await this.toDriver(command))))
+    }
     for (const command of commands) {
       if (command.type === 'call' && !this.tasks.has(command.taskId)) this.pendingDeps.set(command.taskId, delivered)
     }
@@ -797,7 +804,47 @@ class LiveRun {
     this.saveTask(task)
     this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
     if (this.locating !== undefined) this.locating.push(task)
-    else this.dispatch(task)
+    else this.dispatchSoon(task)
+  }
+
+  /** Tasks scheduled past this turn's DISPATCHES_PER_TURN_MAX, in schedule order (from `backlogHead`). */
+  private backlog: TaskState[] = []
+  private backlogHead = 0
+  /** Dispatches left in this turn of the event loop; refilled by the turn armed in `spend`. */
+  private dispatchBudget = DISPATCHES_PER_TURN_MAX
+  private turnArmed = false
+
+  /** Dispatch now if this turn has room (a chain's next call goes at once), else in a later turn. */
+  private dispatchSoon (task: TaskState): void {
+    if (this.backlogHead === this.backlog.length && this.dispatchBudget > 0) {
+      this.spend()
+      this.dispatch(task)
+      return
+    }
+    this.backlog.push(task)
+    this.armTurn()
+  }
+
+  private spend (): void {
+    this.dispatchBudget -= 1
+    this.armTurn()
+  }
+
+  private armTurn (): void {
+    if (this.turnArmed || this.closed) return
+    this.turnArmed = true
+    setImmediate(() => {
+      this.turnArmed = false
+      this.dispatchBudget = DISPATCHES_PER_TURN_MAX
+      while (this.backlogHead < this.backlog.length && this.dispatchBudget > 0 && !this.closed) {
+        this.spend()
+        this.dispatch(this.backlog[this.backlogHead++])
+      }
+      if (this.backlogHead === this.backlog.length) {
+        this.backlog = []
+        this.backlogHead = 0
+      }
+    })
   }
 
   private dispatch (task: TaskState, attach?: string): void {
@@ -1007,20 +1054,22 @@ class LiveRun {
    */
   private write (op: () => void): void {
     this.writes.push(op)
-    if (this.writes.length === 1) setImmediate(() => { this.flush() })
+    if (this.writes.length === 1) setImmediate(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) })
   }
 
-  private readonly writes: Array<() => void> = []
+  private writes: Array<() => void> = []
 
-  flush (): void {
+  /** Write the queued history: at most `max` writes now (the rest in the next turn), all of it by default. */
+  flush (max = Infinity): void {
     if (this.writes.length === 0) return
-    const ops = this.writes.splice(0)
+    const ops = this.writes.length <= max ? this.writes : this.writes.slice(0, max)
+    this.writes = this.writes.length <= max ? [] : this.writes.slice(max)
+    if (this.writes.length > 0) setImmediate(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) })
     try {
       this.c.runs.batchHistory(() => { for (const op of ops) op() })
     } catch (err) {
       this.c.log.warn('could not record run history', { run: this.runId, error: (err as Error).message })
-    } finally {
-      // Every queued op was taken (run, or rolled back with the batch): the next change writes again.
+      // Rolled back: a task changed later writes its row again.
       this.unsaved.clear()
     }
   }
@@ -1136,6 +1185,26 @@ class LiveRun {
  * worker is gone too. 10 s covers a slow replay many times over.
  */
 export const TAKEOVER_LOCATE_WINDOW_MS = 10_000
+
+/**
+ * Calls of one activation hashed to task ids per turn of the event loop, and tasks dispatched per
+ * turn. A fan-out of 3,000 calls done in one turn held the peer up to ~0.9 s here (hashing,
+ * scheduling, placing each) — about what a durable run's lease survives without a renewal (650 ms,
+ * home-service.ts PEER_LEASE_TIMINGS): 2,000-task fan-outs on a loaded 2-core machine lost their
+ * lease to another home-set peer, which replayed the run for nothing.
+ * At ~0.1–0.3 ms per call, 256 is a turn of well under 100 ms; a chain (one call per activation)
+ * never waits for a turn.
+ */
+export const COMMANDS_PER_TURN_MAX = 256
+export const DISPATCHES_PER_TURN_MAX = 256
+/** History writes per commit (each a row or an event, ~20–40 µs): the history of a 3,000-task fan-out
+ *  written in one transaction held the peer ~0.1 s; 2,048 bounds a commit to ~80 ms. */
+export const HISTORY_WRITES_PER_COMMIT_MAX = 2048
+
+/** A later turn of the event loop (setImmediate): timers and I/O waiting meanwhile get to run in between. */
+async function nextTurn (): Promise<void> {
+  await new Promise<void>(resolve => { setImmediate(resolve) })
+}
 
 /** How often a peer asks the others whether a run it is asked about, but does not drive, has ended. */
 const FOLLOW_POLL_MS = 1_000
