@@ -603,6 +603,20 @@ class LiveRun {
   private readonly tasks = new Map<string, TaskState>()
   /** seq → the task or child id it names, and whether the code asked for a Ref. */
   private readonly seqs = new Map<number, { id: string, ref: boolean }>()
+  /** The arguments of calls not dispatched yet, as the sandbox gave them (dispatch need not decode them again). */
+  private readonly callArgs = new Map<string, unknown[]>()
+  /** Function ids parsed once per run: a fan-out calls the same few functions thousands of times. */
+  private readonly fnCids = new Map<string, CID>()
+
+  private fnCid (fn: string): CID {
+    let cid = this.fnCids.get(fn)
+    if (cid === undefined) {
+      cid = CID.parse(fn)
+      this.fnCids.set(fn, cid)
+    }
+    return cid
+  }
+
   /** Task id → whether every call of it asked only for a Ref (its bytes need not come here).
    *  Kept as the calls come, so scheduling a task does not scan every seq of the run. */
   private readonly refOnly = new Map<string, boolean>()
@@ -705,6 +719,8 @@ class LiveRun {
       if (command.type === 'call' && !this.tasks.has(command.taskId)) this.pendingDeps.set(command.taskId, delivered)
     }
     this.answer({ commands, done: this.outcomeOf(answer) })
+    // Calls answered from the memo, or joined to a task in flight, are never dispatched.
+    for (const command of commands) if (command.type === 'call' && !this.tasks.has(command.taskId)) this.callArgs.delete(command.taskId)
   }
 
   /** Failures delivered to the code (task and child outcomes), by name, code and message: at most one per call. */
@@ -781,10 +797,11 @@ class LiveRun {
     if (command.type === 'sleep') return { type: 'sleep', seq: command.seq, ms: command.ms }
     if (command.type === 'signal') return { type: 'signal', seq: command.seq, name: command.name }
     if (command.type === 'call') {
-      const fn = CID.parse(command.fn)
+      const fn = this.fnCid(command.fn)
       const id = (await computeTaskId(fn, command.export, command.args)).toString()
       this.seqs.set(command.seq, { id, ref: command.ref })
       this.refOnly.set(id, (this.refOnly.get(id) ?? true) && command.ref)
+      if (!this.tasks.has(id)) this.callArgs.set(id, command.args)
       const inputs = linksIn(command.args)
       return { type: 'call', seq: command.seq, taskId: id, fn: command.fn, export: command.export, args: command.argsBytes, ref: command.ref, inputs }
     }
@@ -848,11 +865,13 @@ class LiveRun {
   }
 
   private dispatch (task: TaskState, attach?: string): void {
-    if (this.closed || task.controller.signal.aborted) return
     const { spec, ref } = task
+    const decoded = this.callArgs.get(spec.taskId)
+    this.callArgs.delete(spec.taskId)
+    if (this.closed || task.controller.signal.aborted) return
     const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
-    const args = dagCbor.decode(spec.args) as unknown[]
-    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref, attach }, {
+    const args = decoded ?? dagCbor.decode(spec.args) as unknown[]
+    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: this.fnCid(spec.fn), export: spec.export, args, inputs, ref, attach }, {
       signal: task.controller.signal,
       onAttempt: (attempt, peer) => {
         Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })
