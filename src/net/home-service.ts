@@ -237,7 +237,9 @@ export class HomeService {
       const h = this.held.get(runId)
       if (h === undefined) continue
       if (!h.machine.handleLocalEntries(entries, Date.now())) {
-        this.later(() => { this.c.runs.stop(runId, 'lost-lease') })
+        // No longer driving since they were queued: as `localEntry` answering false would say
+        // (a run that ended meanwhile has nothing to stop).
+        if (h.machine.role() !== 'settled') this.later(() => { this.c.runs.stop(runId, 'lost-lease') })
         continue
       }
       this.drain(runId, h)
