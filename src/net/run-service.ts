@@ -1064,22 +1064,29 @@ class LiveRun {
   }
 
   /**
-   * The run's history (tasks, events, the local memo table) is written behind, all writes of one
-   * turn of the event loop in one transaction: with synchronous=FULL a commit costs a disk sync
+   * The run's history (tasks, events, the local memo table) is written behind, all writes of
+   * HISTORY_FLUSH_MS in one transaction: with synchronous=FULL a commit costs a disk sync
    * (~0.8 ms here), and a fan-out of 200 tasks would otherwise block the peer for a third of a
    * second — long enough to miss its lease renewals. The history is a record, not what makes the
    * run durable (that is the home set's memo, written before each ack): so it is committed without
-   * a disk sync at all (`batchHistory`, synchronous=NORMAL; the memo and the lease stay FULL).
+   * a disk sync at all (`batchHistory`, synchronous=NORMAL; the memo and the lease stay FULL), and
+   * it may lag the run by HISTORY_FLUSH_MS (the run's end writes all of it at once).
    */
   private write (op: () => void): void {
     this.writes.push(op)
-    if (this.writes.length === 1) setImmediate(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) })
+    if (this.writes.length === 1) {
+      this.flushTimer = setTimeout(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) }, HISTORY_FLUSH_MS)
+      this.flushTimer.unref?.()
+    }
   }
+
+  private flushTimer: ReturnType<typeof setTimeout> | undefined
 
   private writes: Array<() => void> = []
 
   /** Write the queued history: at most `max` writes now (the rest in the next turn), all of it by default. */
   flush (max = Infinity): void {
+    clearTimeout(this.flushTimer)
     if (this.writes.length === 0) return
     const ops = this.writes.length <= max ? this.writes : this.writes.slice(0, max)
     this.writes = this.writes.length <= max ? [] : this.writes.slice(max)
@@ -1219,6 +1226,13 @@ export const DISPATCHES_PER_TURN_MAX = 256
 /** History writes per commit (each a row or an event, ~20–40 µs): the history of a 3,000-task fan-out
  *  written in one transaction held the peer ~0.1 s; 2,048 bounds a commit to ~80 ms. */
 export const HISTORY_WRITES_PER_COMMIT_MAX = 2048
+/**
+ * How long history writes gather before they are committed. Each commit, even without a disk
+ * sync, appends to the WAL (~0.1–0.3 ms here); a chain's hop spans three turns of the event loop
+ * (scheduled, answered, delivered), so a commit per turn was three per hop. 20 ms makes it one per
+ * 20 ms, and a follower of `run-status` sees rows at most that late (the events stream is live).
+ */
+export const HISTORY_FLUSH_MS = 20
 
 /** A later turn of the event loop (setImmediate): timers and I/O waiting meanwhile get to run in between. */
 async function nextTurn (): Promise<void> {
