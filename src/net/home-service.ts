@@ -48,7 +48,8 @@ export interface HomeRuns {
   /** This peer now keeps the run (it can answer for it, and may take it over). */
   opened: (runId: string, spec: RunSpec) => void
   drive: (runId: string, spec: RunSpec, epoch: number, memo: MemoEntry[]) => void
-  deliver: (runId: string, id: string) => void
+  /** Entries of the run driven here that a majority now keeps (those of one drain together). */
+  deliver: (runId: string, ids: string[]) => void
   stop: (runId: string, reason: 'lost-lease' | 'fenced') => void
   settled: (runId: string, spec: RunSpec, outcome: MemoEntry) => void
   /** A signal relayed to this peer for a run it drives. */
@@ -205,13 +206,44 @@ export class HomeService {
     this.c.repo.setSettled(runId)
   }
 
-  /** The driver's code produced an entry: replicate it; `deliver` follows once durable. False if no longer driving. */
+  /**
+   * The driver's code produced an entry: replicate it; `deliver` follows once durable. False if no
+   * longer driving. The entries of one turn of the event loop go to the machine together, at the
+   * end of the turn (setImmediate): each replica then commits and acks them in one append, instead
+   * of one commit (a disk sync) and one message each. An entry queued while the lease is lost in
+   * the same turn is dropped with the run: the code never saw it, so nothing depends on it.
+   */
   localEntry (runId: string, entry: { id: string, value: MemoValue }): boolean {
     const h = this.held.get(runId)
-    if (h === undefined) return false
-    const ok = h.machine.handleLocalEntry(entry, Date.now())
-    this.drain(runId, h)
-    return ok
+    if (h === undefined || !h.machine.takesEntries()) return false
+    const queued = this.entriesQueued.get(runId)
+    if (queued !== undefined) {
+      queued.push(entry)
+      return true
+    }
+    this.entriesQueued.set(runId, [entry])
+    if (this.entriesQueued.size === 1) setImmediate(() => { this.flushEntries() })
+    return true
+  }
+
+  /** Local entries of this turn, per run, in the order the run service made them. */
+  private readonly entriesQueued = new Map<string, Array<{ id: string, value: MemoValue }>>()
+
+  private flushEntries (): void {
+    const queued = [...this.entriesQueued]
+    this.entriesQueued.clear()
+    if (this.lifecycle.stopping) return
+    for (const [runId, entries] of queued) {
+      const h = this.held.get(runId)
+      if (h === undefined) continue
+      if (!h.machine.handleLocalEntries(entries, Date.now())) {
+        // No longer driving since they were queued: as `localEntry` answering false would say
+        // (a run that ended meanwhile has nothing to stop).
+        if (h.machine.role() !== 'settled') this.later(() => { this.c.runs.stop(runId, 'lost-lease') })
+        continue
+      }
+      this.drain(runId, h)
+    }
   }
 
   /** What this peer knows of a run (for the API, and for peers asking over the home protocol). */
@@ -340,7 +372,24 @@ export class HomeService {
   }
 
   private drain (runId: string, h: Held): void {
-    for (let o = h.machine.poll(); o !== undefined; o = h.machine.poll()) this.output(runId, h, o)
+    // Deliveries of one drain go in one call (the run service hands them to the code in one
+    // activation), still in order with what else the run service is told.
+    let delivered: string[] = []
+    const tell = (): void => {
+      if (delivered.length === 0) return
+      const ids = delivered
+      delivered = []
+      this.later(() => { this.c.runs.deliver(runId, ids) })
+    }
+    for (let o = h.machine.poll(); o !== undefined; o = h.machine.poll()) {
+      if (o.type === 'deliver') {
+        delivered.push(o.id)
+        continue
+      }
+      if (o.type === 'drive' || o.type === 'stop' || o.type === 'settled') tell()
+      this.output(runId, h, o)
+    }
+    tell()
     clearTimeout(h.timer)
     h.timer = undefined
     if (this.lifecycle.stopping) return
@@ -382,8 +431,7 @@ export class HomeService {
       case 'drive':
         this.later(() => { this.c.runs.drive(runId, h.spec, o.epoch, o.memo) })
         return
-      case 'deliver':
-        this.later(() => { this.c.runs.deliver(runId, o.id) })
+      case 'deliver': // gathered by `drain`
         return
       case 'stop':
         this.later(() => { this.c.runs.stop(runId, o.reason) })

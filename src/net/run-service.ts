@@ -233,9 +233,9 @@ export class RunService {
     run.pump()
   }
 
-  /** An entry of a run driven here is durable: the code may see it. */
-  deliver (runId: string, id: string): void {
-    this.live.get(runId)?.delivered(id)
+  /** Entries of a run driven here are durable: the code may see them (in one activation). */
+  deliver (runId: string, ids: string[]): void {
+    this.live.get(runId)?.delivered(ids)
   }
 
   /** This peer lost the run's lease (or was fenced): stop driving at once; the run goes on elsewhere. */
@@ -603,6 +603,23 @@ class LiveRun {
   private readonly tasks = new Map<string, TaskState>()
   /** seq → the task or child id it names, and whether the code asked for a Ref. */
   private readonly seqs = new Map<number, { id: string, ref: boolean }>()
+  /** The arguments of calls not dispatched yet, as the sandbox gave them (dispatch need not decode them again). */
+  private readonly callArgs = new Map<string, unknown[]>()
+  /** Function ids parsed once per run: a fan-out calls the same few functions thousands of times. */
+  private readonly fnCids = new Map<string, CID>()
+
+  private fnCid (fn: string): CID {
+    let cid = this.fnCids.get(fn)
+    if (cid === undefined) {
+      cid = CID.parse(fn)
+      this.fnCids.set(fn, cid)
+    }
+    return cid
+  }
+
+  /** Task id → whether every call of it asked only for a Ref (its bytes need not come here).
+   *  Kept as the calls come, so scheduling a task does not scan every seq of the run. */
+  private readonly refOnly = new Map<string, boolean>()
   /** Result CID → the peer that made it (for Ref inputs). */
   private readonly holders = new Map<string, string>()
   private readonly history: ProgressEvent[] = []
@@ -690,11 +707,20 @@ class LiveRun {
     }
     const delivered = resolutions.map(r => this.seqs.get(r.seq)?.id).filter((id): id is string => id !== undefined)
     const answer = await this.context.activate(await Promise.all(resolutions.map(async r => await this.toSandbox(r))))
-    const commands = await Promise.all(answer.commands.map(async command => await this.toDriver(command)))
+    const commands: Command[] = []
+    for (let at = 0; at < answer.commands.length; at += COMMANDS_PER_TURN_MAX) {
+      // A big fan-out is thousands of calls, each hashed to its task id: a turn of the event loop
+      // at a time, so lease renewals and answers are not held up behind them.
+      if (at > 0) await nextTurn()
+      if (this.closed) return
+      commands.push(...await Promise.all(answer.commands.slice(at, at + COMMANDS_PER_TURN_MAX).map(async command => await this.toDriver(command))))
+    }
     for (const command of commands) {
       if (command.type === 'call' && !this.tasks.has(command.taskId)) this.pendingDeps.set(command.taskId, delivered)
     }
     this.answer({ commands, done: this.outcomeOf(answer) })
+    // Calls answered from the memo, or joined to a task in flight, are never dispatched.
+    for (const command of commands) if (command.type === 'call' && !this.tasks.has(command.taskId)) this.callArgs.delete(command.taskId)
   }
 
   /** Failures delivered to the code (task and child outcomes), by name, code and message: at most one per call. */
@@ -771,9 +797,11 @@ class LiveRun {
     if (command.type === 'sleep') return { type: 'sleep', seq: command.seq, ms: command.ms }
     if (command.type === 'signal') return { type: 'signal', seq: command.seq, name: command.name }
     if (command.type === 'call') {
-      const fn = CID.parse(command.fn)
+      const fn = this.fnCid(command.fn)
       const id = (await computeTaskId(fn, command.export, command.args)).toString()
       this.seqs.set(command.seq, { id, ref: command.ref })
+      this.refOnly.set(id, (this.refOnly.get(id) ?? true) && command.ref)
+      if (!this.tasks.has(id)) this.callArgs.set(id, command.args)
       const inputs = linksIn(command.args)
       return { type: 'call', seq: command.seq, taskId: id, fn: command.fn, export: command.export, args: command.argsBytes, ref: command.ref, inputs }
     }
@@ -786,22 +814,64 @@ class LiveRun {
   }
 
   private schedule (spec: TaskSpec): void {
-    const ref = [...this.seqs.values()].filter(s => s.id === spec.taskId).every(s => s.ref)
+    const ref = this.refOnly.get(spec.taskId) ?? true
     const task: TaskState = { spec, ref, queuedMs: Date.now(), attempt: 0, status: 'scheduled', deps: this.pendingDeps.get(spec.taskId) ?? [], controller: new AbortController() }
     this.pendingDeps.delete(spec.taskId)
     this.tasks.set(spec.taskId, task)
     this.saveTask(task)
     this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
     if (this.locating !== undefined) this.locating.push(task)
-    else this.dispatch(task)
+    else this.dispatchSoon(task)
+  }
+
+  /** Tasks scheduled past this turn's DISPATCHES_PER_TURN_MAX, in schedule order (from `backlogHead`). */
+  private backlog: TaskState[] = []
+  private backlogHead = 0
+  /** Dispatches left in this turn of the event loop; refilled by the turn armed in `spend`. */
+  private dispatchBudget = DISPATCHES_PER_TURN_MAX
+  private turnArmed = false
+
+  /** Dispatch now if this turn has room (a chain's next call goes at once), else in a later turn. */
+  private dispatchSoon (task: TaskState): void {
+    if (this.backlogHead === this.backlog.length && this.dispatchBudget > 0) {
+      this.spend()
+      this.dispatch(task)
+      return
+    }
+    this.backlog.push(task)
+    this.armTurn()
+  }
+
+  private spend (): void {
+    this.dispatchBudget -= 1
+    this.armTurn()
+  }
+
+  private armTurn (): void {
+    if (this.turnArmed || this.closed) return
+    this.turnArmed = true
+    setImmediate(() => {
+      this.turnArmed = false
+      this.dispatchBudget = DISPATCHES_PER_TURN_MAX
+      while (this.backlogHead < this.backlog.length && this.dispatchBudget > 0 && !this.closed) {
+        this.spend()
+        this.dispatch(this.backlog[this.backlogHead++])
+      }
+      if (this.backlogHead === this.backlog.length) {
+        this.backlog = []
+        this.backlogHead = 0
+      }
+    })
   }
 
   private dispatch (task: TaskState, attach?: string): void {
-    if (this.closed || task.controller.signal.aborted) return
     const { spec, ref } = task
+    const decoded = this.callArgs.get(spec.taskId)
+    this.callArgs.delete(spec.taskId)
+    if (this.closed || task.controller.signal.aborted) return
     const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
-    const args = dagCbor.decode(spec.args) as unknown[]
-    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: CID.parse(spec.fn), export: spec.export, args, inputs, ref, attach }, {
+    const args = decoded ?? dagCbor.decode(spec.args) as unknown[]
+    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: this.fnCid(spec.fn), export: spec.export, args, inputs, ref, attach }, {
       signal: task.controller.signal,
       onAttempt: (attempt, peer) => {
         Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })
@@ -867,25 +937,44 @@ class LiveRun {
     return await this.c.hasBlob(cid) ? await this.c.readBlob(cid) : undefined
   }
 
-  /** A gated entry is durable: hand it to the driver (or, for the outcome, end the run). */
-  delivered (id: string): void {
-    const waiting = this.undelivered.get(id)
-    if (waiting === undefined || this.closed) return
-    this.undelivered.delete(id)
+  /**
+   * Gated entries are durable: hand them to the driver (or, for the outcome, end the run). Task
+   * and child outcomes go in together, so the code gets all of them in one activation.
+   */
+  delivered (ids: string[]): void {
+    if (this.closed) return
+    const outcomes: Array<{ kind: 'task' | 'child', id: string, outcome: Outcome }> = []
     const now = Date.now()
-    if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
-    else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
-    else if (waiting.kind === 'record' && waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
-    else if (waiting.kind === 'task') this.driver.handleTaskOutcome(id, waiting.outcome, now)
-    else this.driver.handleChildOutcome(id, waiting.outcome, now)
+    for (const id of ids) {
+      const waiting = this.undelivered.get(id)
+      if (waiting === undefined || this.closed) continue
+      this.undelivered.delete(id)
+      if (waiting.kind === 'task' || waiting.kind === 'child') {
+        outcomes.push({ kind: waiting.kind, id, outcome: waiting.outcome })
+        continue
+      }
+      if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
+      else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
+      else if (waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
+    }
+    if (outcomes.length > 0 && !this.closed) this.driver.handleOutcomes(outcomes, now)
     this.pump()
   }
 
+  /** A task's row is written once per flush, as the task is then: a task scheduled, started and
+   *  done within one turn costs one upsert, not three. */
   private saveTask (task: TaskState): void {
-    const { spec } = task
-    const row = { runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs }
-    this.write(() => { this.c.runs.upsertTask(row) })
+    if (this.unsaved.has(task)) return
+    this.unsaved.add(task)
+    this.write(() => {
+      this.unsaved.delete(task)
+      const { spec } = task
+      this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs })
+    })
   }
+
+  /** Tasks whose row waits in `writes`. */
+  private readonly unsaved = new Set<TaskState>()
 
   /**
    * Make a recorded input (a timer's deadline or firing, a signal) durable — a memo row with its
@@ -975,26 +1064,39 @@ class LiveRun {
   }
 
   /**
-   * The run's history (tasks, events, the local memo table) is written behind, all writes of one
-   * turn of the event loop in one transaction: with synchronous=FULL a commit costs a disk sync
+   * The run's history (tasks, events, the local memo table) is written behind, all writes of
+   * HISTORY_FLUSH_MS in one transaction: with synchronous=FULL a commit costs a disk sync
    * (~0.8 ms here), and a fan-out of 200 tasks would otherwise block the peer for a third of a
    * second — long enough to miss its lease renewals. The history is a record, not what makes the
-   * run durable (that is the home set's memo, written before each ack).
+   * run durable (that is the home set's memo, written before each ack): so it is committed without
+   * a disk sync at all (`batchHistory`, synchronous=NORMAL; the memo and the lease stay FULL), and
+   * it may lag the run by HISTORY_FLUSH_MS (the run's end writes all of it at once).
    */
   private write (op: () => void): void {
     this.writes.push(op)
-    if (this.writes.length === 1) setImmediate(() => { this.flush() })
+    if (this.writes.length === 1) {
+      this.flushTimer = setTimeout(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) }, HISTORY_FLUSH_MS)
+      this.flushTimer.unref?.()
+    }
   }
 
-  private readonly writes: Array<() => void> = []
+  private flushTimer: ReturnType<typeof setTimeout> | undefined
 
-  flush (): void {
+  private writes: Array<() => void> = []
+
+  /** Write the queued history: at most `max` writes now (the rest in the next turn), all of it by default. */
+  flush (max = Infinity): void {
+    clearTimeout(this.flushTimer)
     if (this.writes.length === 0) return
-    const ops = this.writes.splice(0)
+    const ops = this.writes.length <= max ? this.writes : this.writes.slice(0, max)
+    this.writes = this.writes.length <= max ? [] : this.writes.slice(max)
+    if (this.writes.length > 0) setImmediate(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) })
     try {
-      this.c.runs.batch(() => { for (const op of ops) op() })
+      this.c.runs.batchHistory(() => { for (const op of ops) op() })
     } catch (err) {
       this.c.log.warn('could not record run history', { run: this.runId, error: (err as Error).message })
+      // Rolled back: a task changed later writes its row again.
+      this.unsaved.clear()
     }
   }
 
@@ -1109,6 +1211,33 @@ class LiveRun {
  * worker is gone too. 10 s covers a slow replay many times over.
  */
 export const TAKEOVER_LOCATE_WINDOW_MS = 10_000
+
+/**
+ * Calls of one activation hashed to task ids per turn of the event loop, and tasks dispatched per
+ * turn. A fan-out of 3,000 calls done in one turn held the peer up to ~0.9 s here (hashing,
+ * scheduling, placing each) — about what a durable run's lease survives without a renewal (650 ms,
+ * home-service.ts PEER_LEASE_TIMINGS): 2,000-task fan-outs on a loaded 2-core machine lost their
+ * lease to another home-set peer, which replayed the run for nothing.
+ * At ~0.1–0.3 ms per call, 256 is a turn of well under 100 ms; a chain (one call per activation)
+ * never waits for a turn.
+ */
+export const COMMANDS_PER_TURN_MAX = 256
+export const DISPATCHES_PER_TURN_MAX = 256
+/** History writes per commit (each a row or an event, ~20–40 µs): the history of a 3,000-task fan-out
+ *  written in one transaction held the peer ~0.1 s; 2,048 bounds a commit to ~80 ms. */
+export const HISTORY_WRITES_PER_COMMIT_MAX = 2048
+/**
+ * How long history writes gather before they are committed. Each commit, even without a disk
+ * sync, appends to the WAL (~0.1–0.3 ms here); a chain's hop spans three turns of the event loop
+ * (scheduled, answered, delivered), so a commit per turn was three per hop. 20 ms makes it one per
+ * 20 ms, and a follower of `run-status` sees rows at most that late (the events stream is live).
+ */
+export const HISTORY_FLUSH_MS = 20
+
+/** A later turn of the event loop (setImmediate): timers and I/O waiting meanwhile get to run in between. */
+async function nextTurn (): Promise<void> {
+  await new Promise<void>(resolve => { setImmediate(resolve) })
+}
 
 /** How often a peer asks the others whether a run it is asked about, but does not drive, has ended. */
 const FOLLOW_POLL_MS = 1_000

@@ -314,10 +314,21 @@ class LiveRun implements WorkflowRun {
       this.pending.set(seq, false)
       return { type: 'child', seq, export: exportName, args: encoded.value as unknown[], argsBytes: encoded.bytes }
     }
-    const fn = checkFunctionId(r.fn)
+    const fn = this.checkedFn(r.fn)
     const ref = r.ref === true
     this.pending.set(seq, ref)
     return { type: 'call', seq, fn, export: exportName, args: encoded.value as unknown[], argsBytes: encoded.bytes, ref }
+  }
+
+  /** Function ids this run's calls named that were checked already: a fan-out names the same few
+   *  thousands of times, and parsing each again was a tenth of reading its commands. */
+  private readonly fnsChecked = new Set<string>()
+
+  private checkedFn (fn: unknown): string {
+    if (typeof fn === 'string' && this.fnsChecked.has(fn)) return fn
+    const checked = checkFunctionId(fn)
+    if (this.fnsChecked.size < FNS_CHECKED_MAX) this.fnsChecked.add(checked)
+    return checked
   }
 
   /** A sleep or a signal wait: checked here too (the prelude's checks run next to the code). */
@@ -387,6 +398,10 @@ function resolutionError (seq: number, error: unknown): ResolutionRecord['error'
     retryable: e.retryable
   }
 }
+
+/** Function ids remembered as checked per run: a workflow calls a handful of functions; past this
+ *  many distinct ones each is simply checked again (the set never grows with the calls). */
+const FNS_CHECKED_MAX = 1024
 
 function parseCid (text: unknown): CID | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > CID_CHARS_MAX) return undefined

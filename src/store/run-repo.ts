@@ -105,6 +105,18 @@ export interface RunEventRow {
 export interface RunRepo {
   /** Run `fn` (calls of this repo) in one transaction: one disk sync for all of them. */
   batch<T>(fn: () => T): T
+  /**
+   * Like `batch`, but committed with synchronous=NORMAL: no disk sync. For the run's history
+   * (tasks, events, the local memo table) written behind by the run service — a record for people
+   * and the dashboard, not what recovery reads. In WAL mode such a commit survives a crash of the
+   * process; only a power loss or OS crash may roll back the last ones (SQLite, pragma.html
+   * #pragma_synchronous). That is safe only because what makes a durable run durable — the home
+   * set's memo replica (home_memo, src/store/home-repo.ts) and the lease promise — is still
+   * committed with synchronous=FULL on the same connection: a FULL commit syncs the WAL up to its
+   * own frames, so it also hardens every NORMAL commit before it, and a lost NORMAL commit can
+   * never take a FULL one with it. Never write home_memo inside this.
+   */
+  batchHistory<T>(fn: () => T): T
   /** Insert a run; false (and nothing changes) if its id is already known. */
   createRun (run: RunStart): boolean
   /** Move a run to `status` (e.g. created → running). NotFoundError if unknown. */
@@ -131,6 +143,18 @@ export interface RunRepo {
   listEvents (runId: string, options?: { limit?: number, afterSeq?: number }): RunEventRow[]
   /** Delete a run with its tasks, memo and events. False if unknown. */
   deleteRun (runId: string): boolean
+}
+
+/** `fn` in one transaction committed with synchronous=NORMAL, then FULL again (see `batchHistory`). */
+function withoutSync<T> (db: Database, fn: () => T): T {
+  // Inside another transaction the pragma cannot change what that one's commit does: just join it.
+  if (db.sqlite.isTransaction) return db.transaction(fn)
+  db.sqlite.exec('PRAGMA synchronous = NORMAL')
+  try {
+    return db.transaction(fn)
+  } finally {
+    db.sqlite.exec('PRAGMA synchronous = FULL')
+  }
 }
 
 interface RunSqlRow {
@@ -176,7 +200,7 @@ export function createRunRepo (db: Database, options: RunRepoOptions = {}): RunR
     throw new InvalidInputError(`eventsPerRunMax must be an integer from 1 to ${runEventsPerRunMax}, got ${eventsPerRunMax}`)
   }
   const st = prepareRunStatements(db.sqlite)
-  return { batch: fn => db.transaction(fn), ...runMethods(st), ...taskAndMemoMethods(st), ...eventMethods(db, st, eventsPerRunMax) }
+  return { batch: fn => db.transaction(fn), batchHistory: fn => withoutSync(db, fn), ...runMethods(st), ...taskAndMemoMethods(st), ...eventMethods(db, st, eventsPerRunMax) }
 }
 
 /** Every statement the run repo uses, prepared once per database. */

@@ -14,7 +14,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { RhizomeError } from '../../src/model/errors.ts'
 import { createLogger } from '../../src/node/logger.ts'
 import { HomeSetUnavailableError } from '../../src/net/home-service.ts'
-import { RunService } from '../../src/net/run-service.ts'
+import { COMMANDS_PER_TURN_MAX, DISPATCHES_PER_TURN_MAX, HISTORY_WRITES_PER_COMMIT_MAX, RunService } from '../../src/net/run-service.ts'
 import { createWorkflowEngine } from '../../src/sandbox/index.ts'
 import { createRunRepo, openDatabase } from '../../src/store/index.ts'
 import type { ProgressEvent } from '../../src/api/events.ts'
@@ -29,6 +29,7 @@ const CODE = new TextEncoder().encode([
   `const C = remote('${FN.toString()}', 'C')`,
   'export const A = workflow(async (x) => { const [b, c] = await Promise.all([B(x), C(x)]); return b + c })',
   'export const slow = workflow(async (x) => await B(x))',
+  'export const fan = workflow(async (n) => (await Promise.all(Array.from({ length: n }, (_, i) => B(i)))).length)',
   ''
 ].join('\n'))
 const WORKFLOW = CID.create(1, dagCbor.code, await sha256.digest(CODE))
@@ -62,16 +63,16 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await rm(dir, { recursive: true, force: true })
   })
 
-  function service (execute: RunServiceComponents['execute'], home?: RunServiceComponents['home']): RunService {
+  function service (execute: RunServiceComponents['execute'], home?: RunServiceComponents['home'], repo = createRunRepo(db)): RunService {
     const runs = new RunService({
       home,
-      runs: createRunRepo(db),
+      runs: repo,
       readBlob: async () => { throw new Error('every result here is inline') },
       putBlob: async () => { throw new Error('runs here are not durable: nothing is stored') },
       hasBlob: async () => false,
       loadWorkflow: async (id) => {
         assert.equal(id.toString(), WORKFLOW.toString())
-        return { code: CODE, manifest: { exports: ['A', 'slow'] } }
+        return { code: CODE, manifest: { exports: ['A', 'slow', 'fan'] } }
       },
       openWorkflow: async (options) => await engine.openWorkflow(options),
       execute,
@@ -156,6 +157,53 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await runs.settled(runId)
     assert.equal(runs.report(runId).status, 'cancelled')
     assert.ok(aborted, 'the task in flight was aborted')
+    await runs.stop()
+  })
+
+  test('a fan-out one past a turn\'s dispatches is sent over two turns of the event loop, each task once, and its history in bounded commits', async () => {
+    // Turns counted by a setImmediate chain: the service paces itself by the same clock.
+    let turn = 0
+    let counting = true
+    const count = (): void => { turn += 1; if (counting) setImmediate(count) }
+    setImmediate(count)
+    const turns: number[] = []
+    const n = DISPATCHES_PER_TURN_MAX + 1
+    const runs = service(async (task) => { turns.push(turn); return await compute(task) })
+    const { runId } = await runs.startRun(WORKFLOW, 'fan', [n])
+    await runs.settled(runId)
+    counting = false
+    assert.equal(runs.report(runId).status, 'finished')
+    assert.equal(runs.report(runId).result, n)
+    assert.equal(turns.length, n, 'each task dispatched once')
+    const perTurn = new Map<number, number>()
+    for (const t of turns) perTurn.set(t, (perTurn.get(t) ?? 0) + 1)
+    assert.equal(Math.max(...perTurn.values()), DISPATCHES_PER_TURN_MAX, 'a full turn, then the one past it later')
+    assert.equal(perTurn.size, 2)
+    await runs.stop()
+  })
+
+  test('a fan-out whose history is one write past a commit\'s bound is written in more than one commit, all of it', async () => {
+    const repo = createRunRepo(db)
+    const batches: number[] = []
+    let writes = 0
+    const realBatch = repo.batchHistory.bind(repo)
+    repo.batchHistory = (fn) => {
+      writes = 0
+      try { return realBatch(fn) } finally { batches.push(writes) }
+    }
+    for (const name of ['upsertTask', 'appendEvent', 'addMemo'] as const) {
+      const real = (repo[name] as (...args: unknown[]) => unknown).bind(repo)
+      ;(repo as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => { writes += 1; return real(...args) }
+    }
+    const n = HISTORY_WRITES_PER_COMMIT_MAX + 1
+    const runs = service(async (task) => await compute(task), undefined, repo)
+    const { runId } = await runs.startRun(WORKFLOW, 'fan', [n])
+    await runs.settled(runId)
+    assert.equal(runs.report(runId).result, n)
+    assert.equal(runs.report(runId).tasks.length, n, 'every task\'s row is written')
+    assert.ok(Math.max(...batches) <= HISTORY_WRITES_PER_COMMIT_MAX, `largest commit ${Math.max(...batches)} writes`)
+    assert.ok(batches.some(b => b === HISTORY_WRITES_PER_COMMIT_MAX), 'the turn that scheduled them all filled one commit and spilled')
+    assert.ok(COMMANDS_PER_TURN_MAX > 0)
     await runs.stop()
   })
 

@@ -129,6 +129,30 @@ describe('memo driver: durability', () => {
     assert.deepEqual(sizes, [1, 4, 4, 1])
   })
 
+  it('sends entries handed over together in one append per replica (one commit, one ack), up to batchEntriesMax', () => {
+    const rig = new Rig({ batchEntriesMax: 4 })
+    rig.driver.handleLocalEntries(Array.from({ length: 6 }, (_, i) => ({ id: `t${i}`, value: v(`c${i}`) })), rig.now)
+    rig.drainDriver()
+    const appends = rig.toReplicas.filter(m => m.message.type === 'append')
+    assert.equal(appends.length, 3, 'one append per replica')
+    for (const m of appends) assert.equal((m.message as { entries: unknown[] }).entries.length, 4, 'as many entries as a batch holds')
+    rig.settle()
+    assert.equal(rig.durable().length, 6, 'the rest follow the ack')
+    assert.equal(rig.driver.isDurable('t5'), true)
+    // Entries the memo holds already (a replay) add nothing: no append goes out.
+    rig.driver.handleLocalEntries([{ id: 't0', value: v('c0') }], rig.now)
+    rig.drainDriver()
+    assert.equal(rig.toReplicas.length, 0)
+  })
+
+  it('still sends what it added when a batch runs past memoEntriesMax', () => {
+    const rig = new Rig({ memoEntriesMax: 2 })
+    assert.throws(() => { rig.driver.handleLocalEntries([{ id: 'a', value: v('ca') }, { id: 'b', value: v('cb') }, { id: 'c', value: v('cc') }], rig.now) }, MemoFullError)
+    rig.drainDriver()
+    rig.settle()
+    assert.deepEqual(rig.durable().sort(), ['a', 'b'])
+  })
+
   it('resends with doubling backoff, then gives a silent replica up after attemptsMax sends, and repairs it by probe later', () => {
     const rig = new Rig()
     rig.local('t1', 'c1')

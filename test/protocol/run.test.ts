@@ -116,6 +116,25 @@ describe('run driver: activations', () => {
     assert.deepEqual(brief(drain(d)), ['activate 3 [0:ERR_FUNCTION_THREW,1:r2]'])
   })
 
+  it('outcomes handed over together reach the code in one activation, in seq order; a late batch is late', () => {
+    const d = started()
+    d.handleActivation({ commands: [call(0, 't1'), call(1, 't2'), child(2, 'bafyChild'), call(3, 't4')] }, 1)
+    drain(d)
+    const verdicts = d.handleOutcomes([
+      { kind: 'task', id: 't2', outcome: ok('r2') },
+      { kind: 'child', id: 'bafyChild', outcome: ok('rc') },
+      { kind: 'task', id: 't1', outcome: failed }
+    ], 2)
+    assert.deepEqual(verdicts, ['accepted', 'accepted', 'accepted'])
+    assert.deepEqual(brief(drain(d)), ['activate 2 [0:ERR_FUNCTION_THREW,1:r2,2:rc]'])
+    // While an activation is outstanding they wait for the next one, as single outcomes do.
+    d.handleOutcomes([{ kind: 'task', id: 't4', outcome: ok('r4') }], 3)
+    assert.deepEqual(brief(drain(d)), [])
+    d.handleActivation({ commands: [], done: { ok: true, value: enc('1') } }, 4)
+    drain(d)
+    assert.deepEqual(d.handleOutcomes([{ kind: 'task', id: 't4', outcome: ok('r4') }], 5), ['late'])
+  })
+
   it('a joined seq is reported as reused from the task in flight', () => {
     const d = started()
     d.handleActivation({ commands: [call(0, 't1')] }, 1)

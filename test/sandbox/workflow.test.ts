@@ -2,6 +2,7 @@ import { describe, test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import { base58btc } from 'multiformats/bases/base58'
 import { createWorkflowEngine, inspectWorkflowExports } from '../../src/sandbox/index.ts'
 import type { WorkflowCommand } from '../../src/sandbox/index.ts'
 import { doneOf, drive, fixture, FNS, options, source, Store } from './workflow-harness.ts'
@@ -32,6 +33,21 @@ describe('workflow runs', () => {
     const second = await run.activate([{ seq: 2, ok: true, value: 2 }, { seq: 0, ok: true, value: 10 }, { seq: 1, ok: true, value: 6 }])
     assert.deepEqual(second.commands, [])
     assert.deepEqual(second.done, { ok: true, value: 14, bytes: dagCbor.encode(14) })
+  })
+
+  test('a function id is checked on every call: a non-canonical spelling after many canonical calls still ends the run', async () => {
+    const other = CID.parse(FNS).toV1().toString(base58btc)
+    const code = source([
+      "import { workflow, remote } from 'rhizome:workflow'",
+      `const good = remote('${FNS}', 'B')`,
+      `const bad = remote('${other}', 'B')`,
+      'export const W = workflow(async () => { await Promise.all(Array.from({ length: 50 }, (_, i) => good(i))); return await bad(0) })'
+    ].join('\n'))
+    const run = await engine.openWorkflow(options(code, 'W'))
+    const first = await run.activate([])
+    assert.equal(first.commands.length, 50)
+    const second = await run.activate(first.commands.map(c => ({ seq: c.seq, ok: true as const, value: 1 })))
+    assert.equal(second.done?.ok === false && second.done.error.name, 'WorkflowDefinitionError')
   })
 
   test('sequential awaits record one command per activation', async () => {

@@ -56,6 +56,30 @@ describe('RunRepo', () => {
     assert.equal(repo.getRun('missing'), undefined)
   })
 
+  it('writes history without a disk sync (synchronous=NORMAL), and every other write with one again after', () => {
+    const repo = createRunRepo(db)
+    const sync = (): number => Number((db.sqlite.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous)
+    const FULL = 2
+    const NORMAL = 1
+    assert.equal(sync(), FULL)
+    repo.createRun(run('r1', 100))
+    const seen = repo.batchHistory(() => {
+      repo.upsertTask(task('r1', 't1', 101))
+      repo.appendEvent('r1', 'run:task:scheduled', 101, { taskId: 't1' })
+      return sync()
+    })
+    assert.equal(seen, NORMAL, 'the history batch commits without a sync')
+    assert.equal(sync(), FULL, 'and the connection is back to FULL for the memo and the lease')
+    assert.equal(repo.listTasks('r1').length, 1)
+    assert.throws(() => repo.batchHistory(() => { repo.upsertTask(task('r1', 't2', 102)); throw new Error('boom') }), /boom/)
+    assert.equal(sync(), FULL, 'a failed batch restores FULL too')
+    assert.equal(repo.listTasks('r1').length, 1, 'and rolls back')
+    // Inside a transaction already: joins it (its commit decides).
+    repo.batch(() => repo.batchHistory(() => { repo.upsertTask(task('r1', 't3', 103)) }))
+    assert.equal(sync(), FULL)
+    assert.equal(repo.listTasks('r1').length, 2)
+  })
+
   it('refuses to update an unknown run, and bad input, with named errors', () => {
     const repo = createRunRepo(db)
     assert.throws(() => repo.setRunStatus('ghost', 'running'), { name: 'NotFoundError' })

@@ -130,16 +130,29 @@ export class HomeRunMachine implements HomeRun {
   }
 
   handleLocalEntry (entry: { id: string, value: MemoValue }, nowMs: number): boolean {
-    if (!this.driving || this.driver === undefined) return false
-    if (this.driver.isDurable(entry.id)) {
-      // Already durable with the memo's value (a replay asking again): nothing to wait for.
-      this.out.push({ type: 'deliver', id: entry.id, epoch: this.drivingEpoch as number })
-      return true
+    return this.handleLocalEntries([entry], nowMs)
+  }
+
+  handleLocalEntries (entries: ReadonlyArray<{ id: string, value: MemoValue }>, nowMs: number): boolean {
+    const driver = this.driver
+    if (!this.driving || driver === undefined) return false
+    const fresh: Array<{ id: string, value: MemoValue }> = []
+    for (const entry of entries) {
+      if (driver.isDurable(entry.id)) {
+        // Already durable with the memo's value (a replay asking again): nothing to wait for.
+        this.out.push({ type: 'deliver', id: entry.id, epoch: this.drivingEpoch as number })
+        continue
+      }
+      this.undelivered.add(entry.id)
+      fresh.push(entry)
     }
-    this.undelivered.add(entry.id)
-    this.driver.handleLocalEntry(entry, nowMs)
+    if (fresh.length > 0) driver.handleLocalEntries(fresh, nowMs)
     this.drain(nowMs)
     return true
+  }
+
+  takesEntries (): boolean {
+    return this.driving && this.driver !== undefined
   }
 
   handleTimeout (nowMs: number): void {

@@ -76,6 +76,11 @@ export interface HomeRun {
    *  this peer is not driving (any more): the entry is dropped, and the shell drops the run. A
    *  `deliver` follows once it is durable. */
   handleLocalEntry (entry: { id: string, value: MemoValue }, nowMs: number): boolean
+  /** Several local entries at once (one turn of the shell's event loop): each replica gets those
+   *  not yet durable in one append — one commit and one ack for all, not one each. */
+  handleLocalEntries (entries: ReadonlyArray<{ id: string, value: MemoValue }>, nowMs: number): boolean
+  /** True while this peer drives the run and takes local entries. */
+  takesEntries (): boolean
   /** Membership says `gone` peers are gone for good; `candidates` are alive. The driver replaces
    *  each gone home-set peer by the best candidate in rendezvous order on the run id, tells the
    *  home set, and repairs the newcomer's memo. Others ignore it. True if the home set changed. */

@@ -150,23 +150,40 @@ export class MemoDriverMachine implements MemoDriver {
   // --- inputs ----------------------------------------------------------------------------------
 
   handleLocalEntry (entry: { id: string, value: MemoValue }, nowMs: number): void {
+    this.handleLocalEntries([entry], nowMs)
+  }
+
+  handleLocalEntries (entries: ReadonlyArray<{ id: string, value: MemoValue }>, nowMs: number): void {
     const now = this.advance(nowMs)
     if (this.current === 'fenced') return
     assert(this.current === 'ready', 'local entries come after the gather')
+    let added = false
+    try {
+      for (const entry of entries) added = this.addLocal(entry) || added
+    } finally {
+      // Those added before a MemoFullError go out all the same.
+      if (added) {
+        for (const peer of this.homeSet) {
+          const p = this.peers.get(peer)!
+          if (p.batch === undefined && p.pull === undefined && p.pending.size > 0) this.sendBatch(peer, p, now)
+        }
+      }
+    }
+  }
+
+  /** Merge one local entry and mark it pending for every replica; false if it was not new. */
+  private addLocal (entry: { id: string, value: MemoValue }): boolean {
     const stamped: MemoEntry = { id: entry.id, epoch: this.epoch, value: entry.value === undefined ? entry.value : copyValue(entry.value) }
     assert(entryProblem(stamped) === undefined, `a local entry is well formed: ${entryProblem(stamped) ?? ''}`)
     const held = this.set.get(entry.id)
     if (held !== undefined) {
       if (!sameValue(held, stamped)) this.outputs.push({ type: 'conflict', id: entry.id, kept: copyEntry(held), dropped: stamped })
-      return
+      return false
     }
     if (this.set.size >= this.s.memoEntriesMax) throw new MemoFullError(this.s.memoEntriesMax)
     this.set.merge(stamped)
-    for (const peer of this.homeSet) {
-      const p = this.peers.get(peer)!
-      p.pending.add(entry.id)
-      if (p.batch === undefined && p.pull === undefined) this.sendBatch(peer, p, now)
-    }
+    for (const peer of this.homeSet) this.peers.get(peer)!.pending.add(entry.id)
+    return true
   }
 
   handleHomeSet (peers: string[], nowMs: number): void {

@@ -136,6 +136,10 @@ export interface MemoDriver {
    *  value is a no-op; with another value it is a `conflict`, and the memo's value stands: the
    *  code must be given that one. */
   handleLocalEntry (entry: { id: string, value: MemoValue }, nowMs: number): void
+  /** Several local entries at once (those of one turn of the shell's event loop): as many
+   *  `handleLocalEntry` calls, but an idle replica gets them in one append (one commit, one ack)
+   *  instead of the first alone and the rest after its ack. */
+  handleLocalEntries (entries: ReadonlyArray<{ id: string, value: MemoValue }>, nowMs: number): void
   /** The home set changed (a peer gone for good was replaced). New members are repaired: their
    *  memo is gathered, compared, and what they lack is pushed. */
   handleHomeSet (peers: string[], nowMs: number): void

@@ -232,6 +232,22 @@ export class RunDriverMachine implements RunDriver {
     return this.handleOutcome('child', runId, outcome, nowMs)
   }
 
+  handleOutcomes (outcomes: ReadonlyArray<{ kind: 'task' | 'child', id: string, outcome: Outcome }>, nowMs: number): OutcomeVerdict[] {
+    this.holding = true
+    let verdicts: OutcomeVerdict[]
+    try {
+      verdicts = outcomes.map(o => this.handleOutcome(o.kind, o.id, o.outcome, nowMs))
+    } finally {
+      this.holding = false
+    }
+    if (this.state === 'running' && this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(this.advance(nowMs))
+    this.check()
+    return verdicts
+  }
+
+  /** Inside handleOutcomes: outcomes collect, the one activation comes after the last. */
+  private holding = false
+
   handleEvict (nowMs: number): void {
     const now = this.advance(nowMs)
     if (this.isOver()) return
@@ -380,6 +396,7 @@ export class RunDriverMachine implements RunDriver {
         ? { type: 'run:task:failed', runId, atMs: now, taskId: id, error, scheduledAtMs: pending.sinceMs, seqs }
         : { type: 'run:child:failed', runId, atMs: now, childRunId: id, error, startedAtMs: pending.sinceMs, seqs })
     }
+    if (this.holding) return 'accepted'
     if (this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
     this.check()
     return 'accepted'

@@ -235,6 +235,10 @@ export interface RunDriver {
   handleTaskOutcome (taskId: string, outcome: Outcome, nowMs: number): OutcomeVerdict
   /** A started child run settled. 'late' once the run has ended; for a child not in flight it throws. */
   handleChildOutcome (runId: string, outcome: Outcome, nowMs: number): OutcomeVerdict
+  /** Several tasks and child runs settled at once (delivered together): as many
+   *  handleTaskOutcome / handleChildOutcome calls, but one activation hands the code all of them
+   *  (with no activation outstanding) instead of the first alone and the rest after it. */
+  handleOutcomes (outcomes: ReadonlyArray<{ kind: 'task' | 'child', id: string, outcome: Outcome }>, nowMs: number): OutcomeVerdict[]
   /** The workflow code's context was dropped (to make room). Keeps the memo and the tasks in
    *  flight; the next activation (when something settles) replays the code from the start. No
    *  activation may be outstanding. Ignored once the run has ended. */

@@ -88,6 +88,32 @@ test('a new run is driven by one peer; an entry is delivered only once a majorit
   assert.ok(holders.length >= 2)
 })
 
+test('entries handed over together cost one persist on each peer and one append and one ack per other peer', () => {
+  const c = new Cluster()
+  c.run(100)
+  const d = c.driver()!
+  const m = c.machines.get(d)!
+  for (const p of c.peers) c.outputs.set(p, [])
+  assert.equal(m.takesEntries(), true)
+  assert.equal(m.handleLocalEntries([1, 2, 3, 4].map(n => ({ id: `task-${n}`, value: value(n) })), c.now), true)
+  c.drain(d)
+  c.deliverAll()
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id), ['task-1', 'task-2', 'task-3', 'task-4'])
+  for (const p of c.peers) assert.equal(c.of(p, 'persist-memo').length, 1, `${p} persists the four in one write`)
+  const memoSends = c.peers.flatMap(p => c.outputs.get(p)!).filter(o => o.type === 'send' && (o.message.type === 'append' || o.message.type === 'ack'))
+  assert.equal(memoSends.length, 4, 'one append to and one ack from each other peer')
+  // A replay asking again for durable entries: delivered at once, nothing sent.
+  c.outputs.set(d, [])
+  m.handleLocalEntries([{ id: 'task-2', value: value(2) }], c.now)
+  c.drain(d)
+  assert.deepEqual(c.of(d, 'deliver').map(o => (o as { id: string }).id), ['task-2'])
+  assert.equal(c.of(d, 'send').length, 0)
+  // A peer that does not drive takes none.
+  const other = c.peers.find(p => p !== d)!
+  assert.equal(c.machines.get(other)!.takesEntries(), false)
+  assert.equal(c.machines.get(other)!.handleLocalEntries([{ id: 'x', value: value(9) }], c.now), false)
+})
+
 test('the driver dies: another peer takes over with a higher epoch and the memo, then the outcome settles everyone', () => {
   const c = new Cluster()
   c.run(100)
