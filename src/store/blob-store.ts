@@ -283,6 +283,8 @@ class DiskBlobStore implements BlobStore {
   /** The background writer's current batch, while one runs. */
   private writing: Promise<void> | undefined
   private writeScheduled = false
+  /** Keys deleted while a batch was being written, whose files that batch may have just made. */
+  private readonly deletedWhileWriting = new Set<string>()
   private readonly db: Database | undefined
 
   constructor (options: BlobStoreOptions) {
@@ -329,7 +331,9 @@ class DiskBlobStore implements BlobStore {
     this.counters.bytesHashed += bytes.byteLength
     const cid = CID.createV1(codec, await sha256.digest(bytes))
     const key = blobKey(cid)
-    if (this.pending.has(key)) return cid
+    // Held already, or already a file (a repeated result): nothing to do. So what is pending is
+    // new, and `count` and `list` can add it to the index's rows without counting anything twice.
+    if (this.pending.has(key) || (await statFile(this.pathOf(key)))?.bytes === bytes.byteLength) return cid
     if (bytes.byteLength > blobCachedBytesMax || this.pendingBytes + bytes.byteLength > blobPendingBytesMax) {
       await this.write(cid, bytes, undefined, { sync: false, index: true })
       return cid
@@ -393,13 +397,16 @@ class DiskBlobStore implements BlobStore {
       }
     }
     for (const [key, bytes] of batch) {
-      // Deleted while its file was being written: the delete found no file, so remove it now.
-      if (this.pending.get(key) !== bytes) await unlink(this.pathOf(key)).catch(() => {})
-      else {
+      if (this.pending.get(key) === bytes) {
         this.pending.delete(key)
         this.pendingBytes -= bytes.byteLength
+      } else if (this.deletedWhileWriting.has(key)) {
+        // Deleted while its file was being written: the delete found no file, so remove it now.
+        await unlink(this.pathOf(key)).catch(() => {})
       }
+      // Otherwise a durable put took it over meanwhile: its file stays.
     }
+    this.deletedWhileWriting.clear()
   }
 
   async putVerified (cidClaimed: CID | string, bytes: Uint8Array, { signal }: AbortOptions = {}): Promise<CID> {
@@ -506,6 +513,7 @@ class DiskBlobStore implements BlobStore {
     if (cached !== undefined) {
       this.pending.delete(key)
       this.pendingBytes -= cached.byteLength
+      if (this.writing !== undefined) this.deletedWhileWriting.add(key)
     }
     let existed = true
     this.verified.delete(key)
@@ -527,7 +535,8 @@ class DiskBlobStore implements BlobStore {
   }
 
   count (): number | undefined {
-    return this.index === undefined ? undefined : Number((this.index.count.get() as { n: number | bigint }).n)
+    // Blobs waiting for the background writer are the store's too; their rows come with their files.
+    return this.index === undefined ? undefined : Number((this.index.count.get() as { n: number | bigint }).n) + this.pending.size
   }
 
   async list ({ limit = blobListLengthDefault }: { limit?: number } = {}): Promise<CID[]> {
@@ -536,10 +545,14 @@ class DiskBlobStore implements BlobStore {
         hint: 'list fewer CIDs per call'
       })
     }
-    if (this.index !== undefined) {
-      return (this.index.list.all(limit) as Array<{ cid: string }>).map(row => CID.parse(row.cid))
-    }
-    return await listFiles(this.dir, limit)
+    // Blobs waiting for the background writer first: they have neither a row nor a file yet.
+    const waiting = [...this.pending.keys()].slice(0, limit).map(key => CID.parse(key))
+    if (waiting.length === limit) return waiting
+    const stored = this.index !== undefined
+      ? (this.index.list.all(limit) as Array<{ cid: string }>).map(row => CID.parse(row.cid))
+      : await listFiles(this.dir, limit)
+    const seen = new Set(waiting.map(cid => cid.toString()))
+    return [...waiting, ...stored.filter(cid => !seen.has(cid.toString()))].slice(0, limit)
   }
 
   private pathOf (key: string): string {
@@ -571,7 +584,15 @@ class DiskBlobStore implements BlobStore {
       if (sync && await syncDir(shardDir)) this.counters.dirSyncs++
       if (sync && shardCreated && await syncDir(this.dir)) this.counters.dirSyncs++
     }
-    if (index) this.index?.insert.run(key, bytes.length, this.now())
+    if (index) {
+      this.index?.insert.run(key, bytes.length, this.now())
+      // A durable put of bytes that were waiting in memory: they are a file with a row now.
+      const waiting = this.pending.get(key)
+      if (waiting !== undefined) {
+        this.pending.delete(key)
+        this.pendingBytes -= waiting.byteLength
+      }
+    }
   }
 
   /** Write `bytes` to a temp file, fsync it if asked (its data must be on disk before its name) and rename it to `path`. */

@@ -1,6 +1,6 @@
 /**
  * Durable runs under churn, on real peers: the run of runs-durable.test.ts (two dependent layers
- * of 150 tasks of ~20 ms) while a chaos loop kills a peer with SIGKILL every 2 s and restarts it
+ * of 150 tasks, here of ~50 ms) while a chaos loop kills a peer with SIGKILL every 2 s and restarts it
  * on the same data dir, so it comes back with its identity and its home-set state. One peer is
  * down at a time, and the next is killed only once the restarted one is back in the network: at
  * most one of the run's home set of 3 is ever down, a minority. Peers are picked at random (the
@@ -19,9 +19,13 @@ import type { TestPeer } from '../helpers/peers.ts'
 const PEERS = 5
 /** The run's home set: the peer that opens it and two more (HOME_SET_SIZE_DEFAULT). */
 const HOME_SET = 3
-/** Tasks per layer: 2 × 150 = 300 tasks of ~20 ms, as in runs-durable.test.ts. */
+/**
+ * Tasks per layer: 2 × 150 = 300 tasks of ~50 ms. Long enough that the run outlasts several kills
+ * on 2 cores (~8 s of CPU at the least): with tasks of 20 ms, once tasks got cheaper, the run
+ * could end after a single kill and the churn this test is about would not happen.
+ */
 const WIDTH = 150
-const TASK_MS = 20
+const TASK_MS = 50
 /** A kill every 2 s (or as soon as the last one is back, if that takes longer): several takeovers while the run lasts. */
 const CHAOS_INTERVAL_MS = 2_000
 /** Bound on the whole run under churn; a run that does not finish within it fails the test. */

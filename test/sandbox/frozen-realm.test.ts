@@ -117,11 +117,21 @@ describe('frozen realm', () => {
       const probe = 10_000_000
       // The first call also makes the isolate and the realm: the second measures the loop alone.
       await engine.run(call(spin, 'spin', { functionId: id, args: [probe], limits }))
-      const probeRun = await engine.run(call(spin, 'spin', { functionId: id, args: [probe], limits }))
-      const perIterationMs = probeRun.runMs / probe
-      const n = Math.floor(limits.timeMs * 0.6 / Math.max(perIterationMs, 1e-7))
-      await assert.rejects(engine.run(call(spin, 'late', { functionId: id, args: [n], limits })), { name: 'FunctionThrewError' })
-      assert.deepEqual(engine.fastPathStats(), { fast: 2, fallbacks: 1, exact: 0, realms: 1 })
+      // A loaded machine can slow the loop between calibration and the call past the whole
+      // budget: calibrate again and retry, up to 3 times. Without the fresh budget no try can
+      // pass (60% in the frozen realm leaves 40% for a rerun that needs 60%).
+      const outcomes: string[] = []
+      for (let attempt = 0; attempt < 3 && outcomes.at(-1) !== 'FunctionThrewError'; attempt++) {
+        const probeRun = await engine.run(call(spin, 'spin', { functionId: id, args: [probe], limits }))
+        const perIterationMs = probeRun.runMs / probe
+        const n = Math.floor(limits.timeMs * 0.6 / Math.max(perIterationMs, 1e-7))
+        const failure = await engine.run(call(spin, 'late', { functionId: id, args: [n], limits })).then(() => undefined, (err: Error) => err)
+        outcomes.push(failure?.name ?? 'no error')
+      }
+      assert.equal(outcomes.at(-1), 'FunctionThrewError', `outcomes: ${outcomes.join(', ')}`)
+      const stats = engine.fastPathStats()
+      assert.equal(stats.fallbacks, outcomes.length, 'each late call failed in the frozen realm first and was rerun exactly')
+      assert.equal(stats.exact, 0)
     })
   })
 

@@ -115,6 +115,33 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       for (const cid of cids) assert.equal(await exists(blobPath(dir, cid)), true)
     })
 
+    it('counts and lists blobs waiting in memory, once each, before and after they are written', async () => {
+      const before = store.count()
+      const a = await store.putCached(dagCbor.encode('count me'), dagCbor.code)
+      await store.putCached(dagCbor.encode('count me'), dagCbor.code)
+      if (db !== undefined) assert.equal(store.count(), (before ?? 0) + 1)
+      assert.deepEqual((await store.list()).map(String), [a.toString()])
+      await store.flush()
+      if (db !== undefined) assert.equal(store.count(), (before ?? 0) + 1)
+      assert.deepEqual((await store.list()).map(String), [a.toString()])
+      // A result already on disk is not held again, so it is not counted twice.
+      await store.putCached(dagCbor.encode('count me'), dagCbor.code)
+      assert.equal(store.cacheCounters.puts, 1)
+      if (db !== undefined) assert.equal(store.count(), (before ?? 0) + 1)
+    })
+
+    it('a durable put while the background writer writes the same blob keeps its file', async () => {
+      const bytes = dagCbor.encode('kept')
+      const cid = await store.putCached(bytes, dagCbor.code)
+      const flushing = store.flush()
+      await store.put(bytes, dagCbor.code)
+      await flushing
+      await store.flush()
+      assert.equal(await exists(blobPath(dir, cid)), true)
+      assert.deepEqual(await store.get(cid), bytes)
+      if (db !== undefined) assert.deepEqual(indexed(), [cid.toString()])
+    })
+
     it('a durable put of bytes waiting in memory writes them synced', async () => {
       const bytes = dagCbor.encode('both ways')
       const cid = await store.putCached(bytes, dagCbor.code)
