@@ -186,6 +186,15 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (run_id, id)
       ) STRICT, WITHOUT ROWID;
     `
+  },
+  {
+    version: 5,
+    name: 'small re-computable blobs kept in the blob index row',
+    sql: `
+      -- The bytes of a small task result (src/store/blob-store.ts, putCached), in its index row
+      -- instead of a file of its own; NULL for blobs kept as files.
+      ALTER TABLE blobs ADD COLUMN data BLOB;
+    `
   }
 ]
 
@@ -309,4 +318,22 @@ function migrate (sqlite: DatabaseSync, path: string, schema: readonly Migration
     })
   }
   return userVersion(sqlite)
+}
+
+/**
+ * `fn` in one transaction committed with synchronous=NORMAL, then FULL again: no disk sync on the
+ * commit. For what a crash of the machine may lose and nothing needs back — the run history (the
+ * memo and the lease are what recovery reads), the blob index rows of re-computable results (the
+ * files are the truth). The next FULL commit syncs the WAL up to its own frames, so it also hardens
+ * every NORMAL commit before it.
+ */
+export function withoutSync<T> (db: Database, fn: () => T): T {
+  // Inside another transaction the pragma cannot change what that one's commit does: just join it.
+  if (db.sqlite.isTransaction) return db.transaction(fn)
+  db.sqlite.exec('PRAGMA synchronous = NORMAL')
+  try {
+    return db.transaction(fn)
+  } finally {
+    db.sqlite.exec('PRAGMA synchronous = FULL')
+  }
 }

@@ -26,6 +26,7 @@ export {
   blobsVerifiedMax,
   blobPendingBytesMax,
   blobCachedBytesMax,
+  blobInlineBytesMax,
   blobListLengthMax,
   blobListLengthDefault,
   syncDir

@@ -8,6 +8,7 @@
  */
 import { InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
 import type { FailureData } from '../model/errors.ts'
+import { withoutSync } from './database.ts'
 import type { Database } from './database.ts'
 
 /** `listRuns` answers at most this many rows: a listing is for people and the CLI (as functions). */
@@ -143,18 +144,6 @@ export interface RunRepo {
   listEvents (runId: string, options?: { limit?: number, afterSeq?: number }): RunEventRow[]
   /** Delete a run with its tasks, memo and events. False if unknown. */
   deleteRun (runId: string): boolean
-}
-
-/** `fn` in one transaction committed with synchronous=NORMAL, then FULL again (see `batchHistory`). */
-function withoutSync<T> (db: Database, fn: () => T): T {
-  // Inside another transaction the pragma cannot change what that one's commit does: just join it.
-  if (db.sqlite.isTransaction) return db.transaction(fn)
-  db.sqlite.exec('PRAGMA synchronous = NORMAL')
-  try {
-    return db.transaction(fn)
-  } finally {
-    db.sqlite.exec('PRAGMA synchronous = FULL')
-  }
 }
 
 interface RunSqlRow {

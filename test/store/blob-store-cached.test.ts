@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
-import { blobCachedBytesMax, blobPendingBytesMax, createBlobStore, openDatabase } from '../../src/store/index.ts'
+import { blobCachedBytesMax, blobInlineBytesMax, blobPendingBytesMax, createBlobStore, openDatabase } from '../../src/store/index.ts'
 import type { BlobStore, Database } from '../../src/store/index.ts'
 import type { CID } from 'multiformats/cid'
 
@@ -26,6 +26,15 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
     let db: Database | undefined
     let store: BlobStore
     const indexed = (): string[] | undefined => db?.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid').all().map(row => row.cid as string)
+    /** Where the background writer put a small blob: its index row with a database, else a file. */
+    const written = async (cid: CID): Promise<Uint8Array | undefined> => {
+      if (db !== undefined) {
+        const row = db.sqlite.prepare('SELECT data FROM blobs WHERE cid = ?').get(cid.toString()) as { data: Uint8Array | null } | undefined
+        assert.equal(await exists(blobPath(dir, cid)), false, 'a small result in the database has no file of its own')
+        return row?.data ?? undefined
+      }
+      return await exists(blobPath(dir, cid)) ? new Uint8Array(await readFile(blobPath(dir, cid))) : undefined
+    }
 
     beforeEach(async () => {
       root = await mkdtemp(join(tmpdir(), 'rhizome-blobs-cached-'))
@@ -49,7 +58,7 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       assert.deepEqual(await store.stat(cid), { bytes: bytes.byteLength })
       assert.deepEqual(await store.readRange(cid, 2, 5), { total: bytes.byteLength, bytes: bytes.subarray(2, 7) })
       await store.flush()
-      assert.deepEqual(new Uint8Array(await readFile(blobPath(dir, cid))), bytes)
+      assert.deepEqual(await written(cid), bytes)
       assert.equal(store.counters.fileSyncs, 0)
       assert.equal(store.counters.dirSyncs, 0)
       assert.equal(store.cacheCounters.puts, 1)
@@ -69,7 +78,7 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
     it('writes many puts of one turn as one batch, their index rows in one transaction', async () => {
       const cids = await Promise.all(Array.from({ length: 50 }, async (_, i) => await store.putCached(dagCbor.encode({ i }), dagCbor.code)))
       await store.flush()
-      for (const cid of cids) assert.equal(await exists(blobPath(dir, cid)), true)
+      for (const cid of cids) assert.ok(await written(cid) !== undefined)
       if (db !== undefined) assert.equal(indexed()?.length, 50)
       assert.equal(store.counters.fileSyncs, 0)
       assert.equal(store.cacheCounters.writeFailures, 0)
@@ -140,6 +149,33 @@ for (const variant of [{ name: 'files only', withDb: false }, { name: 'files wit
       assert.equal(await exists(blobPath(dir, cid)), true)
       assert.deepEqual(await store.get(cid), bytes)
       if (db !== undefined) assert.deepEqual(indexed(), [cid.toString()])
+    })
+
+    it(`keeps a result of at most blobInlineBytesMax (${blobInlineBytesMax} bytes) in its index row when there is a database, larger ones in files`, async () => {
+      const small = await store.putCached(new Uint8Array(blobInlineBytesMax).fill(3))
+      const large = await store.putCached(new Uint8Array(blobInlineBytesMax + 1).fill(4))
+      await store.flush()
+      assert.equal(await exists(blobPath(dir, small)), db === undefined, 'the small one is a file only without a database')
+      assert.equal(await exists(blobPath(dir, large)), true)
+      for (const [cid, fill, size] of [[small, 3, blobInlineBytesMax], [large, 4, blobInlineBytesMax + 1]] as const) {
+        assert.equal(await store.has(cid), true)
+        assert.deepEqual(await store.stat(cid), { bytes: size })
+        assert.deepEqual(await store.get(cid), new Uint8Array(size).fill(fill))
+        assert.deepEqual((await store.readRange(cid, 1, 2)).bytes, new Uint8Array(2).fill(fill))
+      }
+      assert.equal(await store.delete(small), true)
+      assert.equal(await store.has(small), false)
+      assert.equal(await store.delete(small), false)
+      await assert.rejects(store.get(small), { name: 'NotFoundError' })
+    })
+
+    it('a small result kept in the database that no longer matches its CID is refused and dropped', async (t) => {
+      if (db === undefined) { t.skip('no database'); return }
+      const cid = await store.putCached(dagCbor.encode('tampered'), dagCbor.code)
+      await store.flush()
+      db.sqlite.prepare('UPDATE blobs SET data = ? WHERE cid = ?').run(dagCbor.encode('something else'), cid.toString())
+      await assert.rejects(store.get(cid), { name: 'BlobCorruptError' })
+      assert.equal(await store.has(cid), false)
     })
 
     it('a durable put of bytes waiting in memory writes them synced', async () => {
