@@ -47,15 +47,15 @@ export class Ed25519Verifier {
   /** Whether `signature` over `bytes` verifies against `publicKey` (raw 32 bytes), known as `peer`. */
   verify (peer: string, publicKey: Uint8Array, bytes: Uint8Array, signature: Uint8Array): boolean {
     if (publicKey.byteLength !== ED25519_PUBLIC_BYTES) return false
-    let key = this.keys.get(peer)
-    if (key === undefined) {
-      key = createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: base64url(publicKey) } })
-      this.keys.set(peer, key)
-    }
     try {
+      let key = this.keys.get(peer)
+      if (key === undefined) {
+        key = createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: base64url(publicKey) } })
+        this.keys.set(peer, key)
+      }
       return verify(null, bytes, key, signature)
     } catch {
-      // A signature of the wrong length or shape is not a valid one.
+      // A key OpenSSL refuses, or a signature of the wrong length or shape: not a valid signature.
       return false
     }
   }
