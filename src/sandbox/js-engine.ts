@@ -23,8 +23,11 @@
  *     the call's. The realm it failed in is dropped (the next call builds another). A limit or
  *     abort on the fast path is the call's outcome, and disposes the isolate as ever.
  *   - Top-level code sees nothing of a call, so if it fails in the frozen realm with its own error
- *     it would every time (typically legacy code assigning to a frozen intrinsic's property, such
- *     as F.prototype.toString = ...): the isolate then runs every call exactly (frozenOff).
+ *     it would every time (typically a polyfill adding to a built-in prototype): the isolate then
+ *     runs every call exactly (frozenOff). Assigning an inherited property that code commonly
+ *     overrides (F.prototype.toString = ..., this.name = ... in an Error subclass) does NOT fail:
+ *     prelude.ts tameOverrides makes those properties accessors that define the property on the
+ *     inheriting object, as SES does against the "override mistake".
  *
  * What a function sees differs between the paths, and why that stays deterministic: functions are
  * deterministic (the prelude enforces it), so any function that does not catch the TypeError of a
@@ -36,8 +39,9 @@
  * follows the same rule: every call (cold, warm, prepared or not) tries the frozen realm first,
  * and falls back only on a failure, which does not depend on the pool's state. (Only the limits
  * depend on it, as they always did.) The cost of the rule: a call that fails (throws, or writes
- * to an intrinsic, e.g. `this.name = ...` in an Error subclass) runs twice, and can take up to
- * twice its timeMs of wall-clock time before its outcome is known.
+ * to an intrinsic itself) runs twice, and can take up to twice its timeMs of wall-clock time
+ * before its outcome is known. A getOwnPropertyDescriptor of the tamed properties (see
+ * tameOverrides) shows an accessor on the fast path and a data property on the exact one.
  *
  * Prepared module instances. Nothing of a call reaches its module instance before the export is
  * called, so it is built *ahead* of its call: when a clean call gives its isolate back to the pool,

@@ -703,7 +703,51 @@ function lockdown (): void {
     const segments = new g.Intl.Segmenter().segment('')
     roots.push(segments, segments[Symbol.iterator]())
   }
+  tameOverrides()
   deepFreeze(roots)
+}
+
+/**
+ * The "override mistake": once a prototype is frozen, assigning a property of the same name on an
+ * object that inherits from it throws in strict code — `this.name = 'ParseError'` in an Error
+ * subclass, `Foo.prototype.toString = ...` in a bundled library — so such calls would always take
+ * the exact rerun, and such modules lose the frozen path for good. As SES does for the properties
+ * code commonly overrides, each becomes an accessor: reading gives the original value; writing
+ * through an inheriting object defines the property on that object, as an assignment would in an
+ * unfrozen realm; writing on the intrinsic itself still throws, so pollution still fails here and
+ * reruns exactly. (Observable difference: getOwnPropertyDescriptor of these shows an accessor.)
+ */
+function tameOverrides (): void {
+  const g = globalThis as any
+  const TypeErrorOfRealm = g.TypeError
+  const targets: Array<[object, string[]]> = [
+    [g.Object.prototype, ['constructor', 'toString', 'toLocaleString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable']],
+    [g.Function.prototype, ['constructor', 'toString']],
+    [g.Array.prototype, ['constructor', 'toString']],
+    [g.Promise.prototype, ['constructor']]
+  ]
+  const errors = [g.Error, g.TypeError, g.RangeError, g.SyntaxError, g.ReferenceError, g.EvalError, g.URIError, g.AggregateError]
+  for (let i = 0; i < errors.length; i++) if (typeof errors[i] === 'function') targets.push([errors[i].prototype, ['constructor', 'message', 'name', 'toString']])
+  for (let t = 0; t < targets.length; t++) {
+    const [proto, keys] = targets[t]
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]
+      const d = P.ObjectGetOwnPropertyDescriptor(proto, key)
+      if (d === undefined || !P.ObjectHasOwn(d, 'value') || d.writable !== true) continue
+      const value = d.value
+      P.ReflectDefineProperty(proto, key, {
+        get: function () { return value },
+        set: function (this: unknown, replacement: unknown) {
+          if (this === proto) throw new TypeErrorOfRealm(`Cannot assign to read only property '${key}' of a frozen built-in`)
+          if (!P.ReflectDefineProperty(this as object, key, { value: replacement, writable: true, enumerable: true, configurable: true })) {
+            throw new TypeErrorOfRealm(`Cannot assign to property '${key}' of a frozen or non-extensible object`)
+          }
+        },
+        enumerable: d.enumerable,
+        configurable: false
+      })
+    }
+  }
 }
 
 /** Freeze everything reachable from `roots` through own properties (values, getters, setters) and prototypes. */
@@ -744,7 +788,7 @@ export const PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [
 ]
 
 /** The parts of the frozen realm's prelude (js fast path): the shared parts and the lockdown. */
-export const FROZEN_PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [...PRELUDE_PARTS, lockdown, deepFreeze, installFrozen]
+export const FROZEN_PRELUDE_PARTS: Array<(...args: any[]) => unknown> = [...PRELUDE_PARTS, lockdown, tameOverrides, deepFreeze, installFrozen]
 
 /**
  * Script source of one closure holding `parts` (and the closure's constants `lines`) that

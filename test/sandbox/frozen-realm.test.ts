@@ -48,6 +48,34 @@ describe('frozen realm', () => {
     })
   })
 
+  test('the override mistake is tamed: an Error subclass that sets this.name and a prototype that overrides toString stay on the fast path', async () => {
+    await withEngine(async engine => {
+      const source = [
+        'function Point (x) { this.x = x }',
+        'Point.prototype.toString = function () { return "P(" + this.x + ")" }',
+        'Point.prototype.constructor = Point',
+        'class ParseError extends Error { constructor (m) { super(m); this.name = "ParseError" } }',
+        'export function f (x) {',
+        '  const e = new ParseError("bad " + x)',
+        '  const o = { valueOf () { return 7 } }',
+        '  o.toString = () => "own"',
+        '  return [String(new Point(x)), e.name, e.message, e instanceof Error, String(o), o.hasOwnProperty("toString"), ({}).toString === Object.prototype.toString]',
+        '}'
+      ].join('\n')
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual((await engine.run(call(source, 'f', { functionId: 'frozen-override', args: [i] }))).value, [`P(${i})`, 'ParseError', `bad ${i}`, true, 'own', true, true])
+        await settle(engine)
+      }
+      assert.deepEqual(engine.fastPathStats(), { fast: 3, fallbacks: 0, exact: 0, realms: 1 })
+      // Writing on the built-in itself still fails here and reruns exactly, as pollution must.
+      const pollute = 'export function p () { Object.prototype.toString = () => "evil"; return String({}) }\nexport function check () { return String({}) }'
+      assert.equal((await engine.run(call(pollute, 'p', { functionId: 'frozen-override-pollute' }))).value, 'evil')
+      await settle(engine)
+      assert.equal((await engine.run(call(pollute, 'check', { functionId: 'frozen-override-pollute' }))).value, '[object Object]')
+      assert.equal(engine.fastPathStats().fallbacks, 1)
+    })
+  })
+
   test('a call that adds to globalThis falls back and gets its result as in a fresh context; the next call sees no trace of it', async () => {
     await withEngine(async engine => {
       const source = 'export function add () { globalThis.leak = 42; return globalThis.leak }\nexport function read () { return [typeof globalThis.leak, Object.hasOwn(globalThis, "leak")] }'
@@ -152,7 +180,8 @@ describe('frozen realm', () => {
 
   test('top-level code that fails in the frozen realm runs exactly from then on, with the result of a fresh context', async () => {
     await withEngine(async engine => {
-      const source = 'function Legacy () {}\nLegacy.prototype.toString = function () { return "legacy" }\nexport function f () { return String(new Legacy()) }'
+      // A polyfill: it adds to a built-in prototype at load, which the frozen realm refuses.
+      const source = 'if (!Array.prototype.last) Array.prototype.last = function () { return this[this.length - 1] }\nexport function f () { return [1, 2, "legacy"].last() }'
       for (let i = 0; i < 3; i++) {
         assert.equal((await engine.run(call(source, 'f', { functionId: 'frozen-top-level' }))).value, 'legacy')
         await settle(engine)
