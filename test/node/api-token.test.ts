@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { API_TOKEN_BYTES, apiTokenPath, loadOrCreateApiToken, readApiToken } from '../../src/node/api-token.ts'
+import { API_TOKEN_BYTES, apiTokenPath, loadOrCreateApiToken, newApiToken, readApiToken } from '../../src/node/api-token.ts'
 
 describe('API token file', () => {
   let root: string
@@ -91,5 +91,18 @@ describe('API token file', () => {
     const folderDir = await freshDir()
     await mkdir(apiTokenPath(folderDir))
     await assert.rejects(readApiToken(folderDir), (err: Error) => err.name === 'ApiTokenError' && /directory/.test(err.message))
+  })
+})
+
+describe('newApiToken', () => {
+  // Regression: a token starting with '-' made `--api-token TOKEN` an ambiguous option (1 run in 64 failed).
+  test('never starts with a dash: such a draw is drawn again', () => {
+    const draws = [Buffer.alloc(API_TOKEN_BYTES, 0xf8), Buffer.alloc(API_TOKEN_BYTES, 0xf8), Buffer.alloc(API_TOKEN_BYTES, 7)]
+    assert.equal(draws[0].toString('base64url')[0], '-', 'the first draws start with a dash')
+    let calls = 0
+    const token = newApiToken(() => draws[calls++])
+    assert.equal(calls, 3)
+    assert.equal(token, draws[2].toString('base64url'))
+    assert.match(token, /^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/)
   })
 })
