@@ -38,6 +38,10 @@
  * - `runtimeSamplesMax` 128: the median is of the most recent 128 runtimes, so it follows a run
  *   whose tasks change size, and sorting it costs nothing.
  * - `peersMax` 1,024 peers considered, as membership's table: a longer candidate list is cut.
+ * - `reputationBonus` 2 free slots' worth between a peer whose results were never borne out
+ *   (reputation 0) and one always borne out (1): a peer with a record of agreement wins over an
+ *   unknown one (0.5) unless the unknown one is clearly idler, so work flows to peers that earned
+ *   it while new peers still get some and can build a record.
  */
 export const SCHEDULER_DEFAULTS = {
   pendingMax: 10_000,
@@ -54,7 +58,8 @@ export const SCHEDULER_DEFAULTS = {
   stragglerFactor: 3,
   stragglerSamplesMin: 8,
   runtimeSamplesMax: 128,
-  peersMax: 1024
+  peersMax: 1024,
+  reputationBonus: 2
 } as const satisfies Record<string, number>
 
 /** Count options may not exceed this: a million held tasks is hundreds of MiB of state — a typo,
@@ -94,3 +99,15 @@ export const SCAN_ALL_PEERS_MAX = 16
  * seconds covers the default gone time; a peer that was only briefly unreachable comes back after it.
  */
 export const UNREACHABLE_COOLDOWN_MS = 10_000
+
+/**
+ * A task whose `avoid` set and group cover every live peer ends with reason 'unplaceable' after
+ * this long: long enough for a peer that is joining to appear in the view (announcements every
+ * 2 s) or a briefly suspect one to come back, short enough that a run asking for three distinct
+ * peers on a two-peer network hears why within seconds rather than at its deadline.
+ */
+export const UNPLACEABLE_AFTER_MS = 10_000
+
+/** A task's `avoid` list holds at most this many peers: the replicas of one verified task, extra
+ *  replicas included (REPLICAS_MAX in src/model/verification.ts is 16), with room to spare. */
+export const AVOID_PEERS_MAX = 64

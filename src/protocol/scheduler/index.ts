@@ -26,6 +26,12 @@ export interface SchedulerTask {
   /** The function's id (its manifest CID): matched against a peer's `warm` list. */
   fn: string
   inputs: Array<{ cid: string, peer: string }>
+  /** Peers never to place it on (e.g. those that already ran another replica of the same work). */
+  avoid?: string[]
+  /** Tasks of one group never run on one peer: while a task of the group is held, a peer that runs
+   *  a copy of one of them, or gave one a result, takes no copy of another (replicas of a verified
+   *  task: src/protocol/verify). */
+  group?: string
 }
 
 /** One peer of the live view, as membership last heard it (and what else the shell knows of it). */
@@ -38,6 +44,9 @@ export interface PeerCandidate {
   holds?: string[]
   /** Function ids the peer has loaded. */
   warm?: string[]
+  /** 0..1: how far this peer's results have been borne out (src/protocol/reputation `score`);
+   *  absent: 0.5, the prior of a peer with no record. */
+  reputation?: number
 }
 
 /** How one dispatched copy ended, as the task protocol reported it. */
@@ -54,6 +63,9 @@ export type DoneReason =
   | 'attempts'
   /** `lossesMax` peers vanished under it. */
   | 'lost'
+  /** Every live peer is in its `avoid` set or its group's, for UNPLACEABLE_AFTER_MS: the network
+   *  has too few distinct peers for it. */
+  | 'unplaceable'
   | 'cancelled'
 
 export type SchedulerOutput =
@@ -107,6 +119,8 @@ export interface SchedulerOptions {
   runtimeSamplesMax?: number
   /** Default 1,024: candidates considered from one view (the rest are ignored). */
   peersMax?: number
+  /** Default 2: score for a reputation of 1 over one of 0, in free slots. */
+  reputationBonus?: number
 }
 
 /** A peer as the scheduler sees it (copies; for tests, the simulator and status pages). */
@@ -125,6 +139,8 @@ export interface SchedulerCounts {
   pending: number
   /** Waiting for a peer with room. */
   waiting: number
+  /** Waiting for a peer outside its `avoid` set and group (every peer with room is in them). */
+  parked: number
   backoff: number
   /** Copies running (speculative included). */
   running: number

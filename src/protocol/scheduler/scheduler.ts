@@ -49,6 +49,15 @@
  * different lengths and sit in a binary heap. Waiting queues and the heap are cleaned lazily (an
  * entry whose task moved on is skipped). So `nextTimeoutMs()` is the minimum of three numbers.
  *
+ * AVOID AND GROUPS. A task may name peers it must never run on (`avoid`) and a group: while any
+ * task of a group is held, a peer running a copy of one of them, or that gave one its result,
+ * takes no copy of another — replicas of one verified task land on distinct peers even when they
+ * are placed at once. A waiting task that no peer with room may take is *parked* (so it does not
+ * block the queue behind it) and tried again, before the queues, whenever something could have
+ * changed; one that every live peer is excluded from for UNPLACEABLE_AFTER_MS ends 'unplaceable'.
+ * The check is O(|avoid| + |group's peers|) per parked task per input: parking happens only when
+ * there are fewer peers than replicas wanting them, so the parked set is small.
+ *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
 import { OutputQueue } from '../output-queue.ts'
@@ -56,7 +65,7 @@ import { ConfigError, assert } from '../../model/errors.ts'
 import type { Random } from '../random.ts'
 import {
   ATTEMPTS_LIMIT, CANDIDATES_SAMPLED_LIMIT, DURATION_MS_LIMIT, FACTOR_LIMIT, LOCALITY_INPUTS_MAX, SCHEDULER_COUNT_LIMIT,
-  SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS, UNREACHABLE_COOLDOWN_MS
+  AVOID_PEERS_MAX, SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS, UNPLACEABLE_AFTER_MS, UNREACHABLE_COOLDOWN_MS
 } from './constants.ts'
 import type {
   CancelVerdict, CopyOutcome, DoneReason, OutcomeVerdict, PeerCandidate, Scheduler, SchedulerCounts, SchedulerOptions,
@@ -72,6 +81,7 @@ interface PeerRecord {
   queueLength: number
   holds: Set<string> | undefined
   warm: Set<string> | undefined
+  reputation: number
   /** In the latest view. */
   live: boolean
   limit: number
@@ -89,7 +99,17 @@ interface Copy {
   speculative: boolean
 }
 
-type TaskState = 'waiting' | 'backoff' | 'running' | 'done'
+type TaskState = 'waiting' | 'parked' | 'backoff' | 'running' | 'done'
+
+/** Tasks that must run on distinct peers (SchedulerTask.group), while any of them is held. */
+interface GroupRecord {
+  key: string
+  held: number
+  /** Peer id → copies of the group's tasks running there. */
+  running: Map<string, number>
+  /** Peers that gave one of the group's tasks its result. */
+  answered: Set<string>
+}
 
 interface TaskRecord {
   taskId: string
@@ -101,6 +121,10 @@ interface TaskRecord {
   failures: number
   losses: number
   failedOn: Set<string>
+  avoid: Set<string> | undefined
+  group: GroupRecord | undefined
+  /** While parked and every live peer is excluded: since when (else undefined). */
+  hopelessSinceMs: number | undefined
   speculated: boolean
   /** Bumped on every enqueue: a queue or heap entry with another token is stale. */
   token: number
@@ -183,6 +207,10 @@ export class SchedulerMachine implements Scheduler {
   private readonly urgent = new Fifo<Queued>()
   private readonly fresh = new Fifo<Queued>()
   private waiting = 0
+  /** Waiting tasks no peer with room may take (avoid, group), in the order they were parked. */
+  private readonly parked = new Set<TaskRecord>()
+  private readonly groups = new Map<string, GroupRecord>()
+  private liveCount = 0
   private readonly backoffs = new TimedHeap()
   private backingOff = 0
 
@@ -222,6 +250,9 @@ export class SchedulerMachine implements Scheduler {
       failures: 0,
       losses: 0,
       failedOn: new Set(),
+      avoid: task.avoid === undefined || task.avoid.length === 0 ? undefined : new Set(task.avoid),
+      group: task.group === undefined ? undefined : this.joinGroup(task.group),
+      hopelessSinceMs: undefined,
       speculated: false,
       token: 0
     }
@@ -244,7 +275,7 @@ export class SchedulerMachine implements Scheduler {
       seen.add(candidate.peerId)
       let peer = this.peerMap.get(candidate.peerId)
       if (peer === undefined) {
-        peer = { peerId: candidate.peerId, slotsMax: 0, slotsFree: 0, queueLength: 0, holds: undefined, warm: undefined, live: true, limit: 0, copies: new Set(), roomIndex: -1 }
+        peer = { peerId: candidate.peerId, slotsMax: 0, slotsFree: 0, queueLength: 0, holds: undefined, warm: undefined, reputation: 0.5, live: true, limit: 0, copies: new Set(), roomIndex: -1 }
         this.peerMap.set(peer.peerId, peer)
       }
       peer.live = true
@@ -253,6 +284,7 @@ export class SchedulerMachine implements Scheduler {
       peer.queueLength = candidate.queueLength
       peer.holds = candidate.holds === undefined || candidate.holds.length === 0 ? undefined : new Set(candidate.holds)
       peer.warm = candidate.warm === undefined || candidate.warm.length === 0 ? undefined : new Set(candidate.warm)
+      peer.reputation = candidate.reputation ?? 0.5
       peer.limit = candidate.slotsMax === 0 ? 0 : candidate.slotsMax + this.s.queueShare
       this.updateRoom(peer)
     }
@@ -262,6 +294,7 @@ export class SchedulerMachine implements Scheduler {
       this.updateRoom(peer)
       if (peer.copies.size === 0) this.peerMap.delete(peer.peerId)
     }
+    this.liveCount = seen.size
     this.pump(now)
     this.check()
   }
@@ -278,6 +311,7 @@ export class SchedulerMachine implements Scheduler {
   private dropPeer (peerId: string, now: number): boolean {
     const peer = this.peerMap.get(peerId)
     if (peer === undefined) return false
+    if (peer.live) this.liveCount -= 1
     peer.live = false
     this.updateRoom(peer)
     for (const copy of [...peer.copies].sort((a, b) => a.key - b.key)) {
@@ -357,6 +391,11 @@ export class SchedulerMachine implements Scheduler {
       const due = straggler.sinceMs + this.stragglerAfterMs()
       if (next === undefined || due < next) next = due
     }
+    for (const task of this.parked) {
+      if (task.hopelessSinceMs === undefined) continue
+      const due = task.hopelessSinceMs + UNPLACEABLE_AFTER_MS
+      if (next === undefined || due < next) next = due
+    }
     return next
   }
 
@@ -364,6 +403,7 @@ export class SchedulerMachine implements Scheduler {
     return {
       pending: this.tasks.size,
       waiting: this.waiting,
+      parked: this.parked.size,
       backoff: this.backingOff,
       running: this.running.size,
       speculative: this.speculative,
@@ -380,6 +420,7 @@ export class SchedulerMachine implements Scheduler {
 
   checkInvariants (): void {
     let waiting = 0
+    let parked = 0
     let backoff = 0
     let copies = 0
     let speculative = 0
@@ -387,6 +428,9 @@ export class SchedulerMachine implements Scheduler {
       assert(task.state !== 'done', 'a done task is not held')
       if (task.state === 'waiting') waiting += 1
       if (task.state === 'backoff') backoff += 1
+      if (task.state === 'parked') parked += 1
+      assert((task.state === 'parked') === this.parked.has(task), 'a task is parked exactly when it is in the parked set')
+      for (const copy of task.copies) assert(!this.excluded(task, copy.peer, copy), 'no copy runs on a peer its task avoids or its group holds')
       assert((task.state === 'running') === (task.copies.length > 0), 'a task runs exactly when it has copies')
       assert(task.copies.length <= 2, 'at most two copies of a task run')
       assert(new Set(task.copies.map(c => c.peer)).size === task.copies.length, 'copies of a task run on different peers')
@@ -397,7 +441,14 @@ export class SchedulerMachine implements Scheduler {
       copies += task.copies.length
       assert(task.failures <= this.s.attemptsMax && task.losses <= this.s.lossesMax, 'failures and losses stay within their limits')
     }
-    assert(waiting === this.waiting && backoff === this.backingOff, 'waiting and backoff counts are exact')
+    assert(waiting === this.waiting && backoff === this.backingOff && parked === this.parked.size, 'waiting, parked and backoff counts are exact')
+    let held = 0
+    for (const group of this.groups.values()) {
+      assert(group.held > 0, 'a group is kept only while a task of it is held')
+      held += group.held
+    }
+    assert(held === [...this.tasks.values()].filter(t => t.group !== undefined).length, 'group counts are exact')
+    assert(this.liveCount === [...this.peerMap.values()].filter(p => p.live).length, 'the live count is exact')
     assert(copies === this.running.size && speculative === this.speculative, 'running counts are exact')
     for (const copy of this.stragglers.values()) assert(!copy.task.speculated && this.running.get(copy.key) === copy, 'straggler candidates are running primaries')
     for (const peer of this.peerMap.values()) {
@@ -426,14 +477,15 @@ export class SchedulerMachine implements Scheduler {
       this.backingOff -= 1
       this.enqueue(top.task, this.urgent)
     }
+    this.unpark(now)
     while (this.waiting > 0 && this.withRoom.length > 0) {
       const entry = this.urgent.shift() ?? this.fresh.shift()
       assert(entry !== undefined, 'a waiting task is in a queue')
       if (!this.isCurrent(entry, 'waiting')) continue
       this.waiting -= 1
       const peer = this.choose(entry.task, undefined)
-      assert(peer !== undefined, 'a waiting task has no copies, so any peer with room takes it')
-      this.dispatch(entry.task, peer, now, false)
+      if (peer === undefined) this.park(entry.task, now)
+      else this.dispatch(entry.task, peer, now, false)
     }
     this.dropStaleQueueHeads()
     this.speculate(now)
@@ -445,6 +497,73 @@ export class SchedulerMachine implements Scheduler {
       for (let head = queue.peek(); head !== undefined && !this.isCurrent(head, 'waiting'); head = queue.peek()) queue.shift()
     }
     for (let top = this.backoffs.peek(); top !== undefined && !this.isCurrent(top, 'backoff'); top = this.backoffs.peek()) this.backoffs.pop()
+  }
+
+  /** Parked tasks first (they waited longest): place those some peer with room may now take; end
+   *  those every live peer has been excluded from for UNPLACEABLE_AFTER_MS. */
+  private unpark (now: number): void {
+    for (const task of [...this.parked]) {
+      if (this.withRoom.length > 0) {
+        const peer = this.choose(task, undefined)
+        if (peer !== undefined) {
+          this.parked.delete(task)
+          this.dispatch(task, peer, now, false)
+          continue
+        }
+      }
+      this.updateHopeless(task, now)
+      if (task.hopelessSinceMs !== undefined && now >= task.hopelessSinceMs + UNPLACEABLE_AFTER_MS) {
+        this.finish(task, { ok: false, reason: 'unplaceable' }, undefined)
+      }
+    }
+  }
+
+  private park (task: TaskRecord, now: number): void {
+    task.state = 'parked'
+    task.token += 1
+    task.hopelessSinceMs = undefined
+    this.parked.add(task)
+    this.updateHopeless(task, now)
+  }
+
+  /** Hopeless: every live peer is excluded for it (not merely busy). */
+  private updateHopeless (task: TaskRecord, now: number): void {
+    let excludedLive = 0
+    const counted = new Set<string>()
+    const count = (peerId: string): void => {
+      if (counted.has(peerId)) return
+      counted.add(peerId)
+      if (this.peerMap.get(peerId)?.live === true) excludedLive += 1
+    }
+    if (task.avoid !== undefined) for (const peerId of task.avoid) count(peerId)
+    if (task.group !== undefined) {
+      for (const peerId of task.group.running.keys()) count(peerId)
+      for (const peerId of task.group.answered) count(peerId)
+    }
+    const hopeless = excludedLive >= this.liveCount
+    if (!hopeless) task.hopelessSinceMs = undefined
+    else if (task.hopelessSinceMs === undefined) task.hopelessSinceMs = now
+  }
+
+  /** Never place `task` on `peer`: it avoids it, or its group runs or ran there (`own`: a copy of
+   *  the task itself, which does not count against it). */
+  private excluded (task: TaskRecord, peer: PeerRecord, own?: Copy): boolean {
+    if (task.avoid?.has(peer.peerId) === true) return true
+    const group = task.group
+    if (group === undefined) return false
+    if (group.answered.has(peer.peerId)) return true
+    const running = group.running.get(peer.peerId) ?? 0
+    return running > (own !== undefined && own.peer === peer ? 1 : 0)
+  }
+
+  private joinGroup (key: string): GroupRecord {
+    let group = this.groups.get(key)
+    if (group === undefined) {
+      group = { key, held: 0, running: new Map(), answered: new Set() }
+      this.groups.set(key, group)
+    }
+    group.held += 1
+    return group
   }
 
   private isCurrent (entry: Queued, state: TaskState): boolean {
@@ -470,6 +589,8 @@ export class SchedulerMachine implements Scheduler {
   private dispatch (task: TaskRecord, peer: PeerRecord, now: number, speculative: boolean): void {
     assert(peer.live && peer.copies.size < peer.limit, 'a copy goes only to a peer with room')
     assert(!task.copies.some(c => c.peer === peer), 'two copies of a task never run on one peer')
+    assert(!this.excluded(task, peer), 'a copy never goes to a peer its task avoids or its group holds')
+    if (task.group !== undefined) task.group.running.set(peer.peerId, (task.group.running.get(peer.peerId) ?? 0) + 1)
     task.dispatches += 1
     // Every copy ends in a success, a failure, a loss or a cancel; each of those is bounded.
     assert(task.dispatches <= this.s.attemptsMax + this.s.lossesMax + 1, 'dispatches are bounded by attempts, losses and one speculation')
@@ -491,6 +612,12 @@ export class SchedulerMachine implements Scheduler {
     assert(at >= 0, 'a copy ends once')
     task.copies.splice(at, 1)
     peer.copies.delete(copy)
+    const group = task.group
+    if (group !== undefined) {
+      const left = (group.running.get(peer.peerId) ?? 0) - 1
+      if (left > 0) group.running.set(peer.peerId, left)
+      else group.running.delete(peer.peerId)
+    }
     this.running.delete(copy.key)
     this.stragglers.delete(copy.key)
     if (copy.speculative) this.speculative -= 1
@@ -519,9 +646,16 @@ export class SchedulerMachine implements Scheduler {
 
   /** End a task: cancel its copies (but `winner`), then `done`. */
   private finish (task: TaskRecord, end: { ok: true, peerId: string } | { ok: false, reason: DoneReason, peerId?: string }, winner: Copy | undefined): void {
+    if (end.ok && winner !== undefined) task.group?.answered.add(winner.peer.peerId)
     for (const copy of [...task.copies]) {
       if (copy !== winner) this.emit({ type: 'cancel', taskId: task.taskId, peerId: copy.peer.peerId, attempt: copy.attempt })
       this.endCopy(copy)
+    }
+    if (task.state === 'parked') this.parked.delete(task)
+    const group = task.group
+    if (group !== undefined) {
+      group.held -= 1
+      if (group.held === 0) this.groups.delete(group.key)
     }
     if (task.state === 'waiting') this.waiting -= 1
     if (task.state === 'backoff') this.backingOff -= 1
@@ -564,7 +698,7 @@ export class SchedulerMachine implements Scheduler {
   /** The best of a sample of peers with room, other than `busy` (the peer running the other copy). */
   private choose (task: TaskRecord, busy: PeerRecord | undefined): PeerRecord | undefined {
     const room = this.withRoom
-    const usable = (p: PeerRecord): boolean => p !== busy
+    const usable = (p: PeerRecord): boolean => p !== busy && !this.excluded(task, p)
     const fresh = (p: PeerRecord): boolean => usable(p) && !task.failedOn.has(p.peerId)
     // With few peers with room, score them all: sampling exists to keep placement O(1) on big
     // networks, and on a small one two samples of three peers put two of three simultaneous
@@ -620,7 +754,7 @@ export class SchedulerMachine implements Scheduler {
       score += this.s.localityBonus * held / task.inputs.length
     }
     if (peer.warm?.has(task.fn) === true) score += this.s.warmBonus
-    return score
+    return score + this.s.reputationBonus * peer.reputation
   }
 
   // --- runtimes ----------------------------------------------------------------------------
@@ -678,6 +812,8 @@ function isCount (value: unknown): value is number {
 function checkTask (task: SchedulerTask): void {
   assert(typeof task === 'object' && task !== null && isId(task.taskId) && isId(task.fn), 'a task names itself and its function')
   assert(Array.isArray(task.inputs) && task.inputs.every(i => typeof i === 'object' && i !== null && isId(i.cid) && typeof i.peer === 'string'), 'task inputs are { cid, peer }')
+  assert(task.avoid === undefined || (Array.isArray(task.avoid) && task.avoid.length <= AVOID_PEERS_MAX && task.avoid.every(isId)), 'avoid is at most AVOID_PEERS_MAX peer ids')
+  assert(task.group === undefined || isId(task.group), 'a group is a non-empty id')
 }
 
 function checkCandidate (c: PeerCandidate): void {
@@ -685,6 +821,7 @@ function checkCandidate (c: PeerCandidate): void {
   assert(isCount(c.slotsMax) && isCount(c.slotsFree) && isCount(c.queueLength), 'candidate capacity is counts')
   assert(c.holds === undefined || Array.isArray(c.holds), 'holds is an array of CIDs')
   assert(c.warm === undefined || Array.isArray(c.warm), 'warm is an array of function ids')
+  assert(c.reputation === undefined || (typeof c.reputation === 'number' && c.reputation >= 0 && c.reputation <= 1), 'reputation is in 0..1')
 }
 
 function resolveOptions (options: SchedulerOptions): Settings {
@@ -706,7 +843,8 @@ function resolveOptions (options: SchedulerOptions): Settings {
     stragglerFactor: bounded(options, 'stragglerFactor', 1, FACTOR_LIMIT),
     stragglerSamplesMin: bounded(options, 'stragglerSamplesMin', 1, SCHEDULER_COUNT_LIMIT),
     runtimeSamplesMax: bounded(options, 'runtimeSamplesMax', 1, SCHEDULER_COUNT_LIMIT),
-    peersMax: bounded(options, 'peersMax', 1, SCHEDULER_COUNT_LIMIT)
+    peersMax: bounded(options, 'peersMax', 1, SCHEDULER_COUNT_LIMIT),
+    reputationBonus: bounded(options, 'reputationBonus', 0, FACTOR_LIMIT)
   }
   if (settings.retryBaseMs > settings.retryMaxMs) {
     throw new ConfigError('retryBaseMs', `must be <= retryMaxMs (${settings.retryBaseMs} > ${settings.retryMaxMs})`)
