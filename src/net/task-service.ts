@@ -215,6 +215,8 @@ export interface RefResult {
   taskId: string
   resultCid: string
   peer: string
+  /** The worker's signature over (task, result, peer): kept as provenance and lie proofs. */
+  signature: Uint8Array
   timings: TaskTimings & { totalMs: number }
 }
 
@@ -603,6 +605,7 @@ export class TaskService {
       taskId: id.toString(),
       resultCid: reply.attestation.result.toString(),
       peer: peer.toString(),
+      signature: reply.attestation.signature,
       timings: { ...reply.timings, totalMs: performance.now() - t0 }
     }
     return options.ref === true ? result : { ...result, value }

@@ -30,7 +30,7 @@ function components (ids: string[], outcome: (peer: string, attempt: number) => 
       tried.push(peer.toString())
       const err = outcome(peer.toString(), tried.length)
       if (err !== undefined) throw err
-      return { taskId: 't', resultCid: 'r', value: 42, peer: peer.toString(), timings: { queueMs: 0, fetchMs: 0, runMs: 0, totalMs: 0 } }
+      return { taskId: 't', resultCid: 'r', value: 42, peer: peer.toString(), signature: new Uint8Array(64), timings: { queueMs: 0, fetchMs: 0, runMs: 0, totalMs: 0 } }
     }
   }
 }
