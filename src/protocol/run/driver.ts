@@ -73,6 +73,22 @@
  * whether or not the code waits yet; the code's n-th `signal(name)` resolves from that entry. A
  * run waiting only on timers or signals is not stalled: something can still move it.
  *
+ * CHECKS. Verification may accept a task's result before it is sure of it (a spot check, a re-check
+ * once its peer was proven to lie), and say so (`handleVerdict`). 'open' puts the id in `checks`;
+ * the code goes on using the result, but the run may not end on it: when the code returns while a
+ * check is open, its outcome is *held* — the code is done, the run stays running (its deadline and
+ * cancel still apply, tasks in flight carry on unawaited), and it ends with that outcome when the
+ * last check closes ('confirmed'). 'disproven' means the accepted result was wrong and names the
+ * right one, which the shell has already stored as memo entry `fix:<id>` (./records.ts): the driver
+ * puts it in the memo in place of the wrong one (a driver created from a memo with `fix:<id>` does
+ * the same), drops a held outcome, and replays the code like after an eviction — everything it
+ * computed may rest on the wrong value. The replay resolves the id with the fix; calls the code
+ * made from the wrong value are not asked again (their arguments, hence their ids, differ) and
+ * calls it makes from the fix are new ids, scheduled once like any. Tasks in flight carry on, and
+ * the replay joins those it still wants. With an activation outstanding the code cannot be
+ * evicted: the replay waits for its answer, which is discarded (it too may rest on the wrong
+ * value). However many disproofs come before the replay starts, it is one replay.
+ *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
 import { OutputQueue } from '../output-queue.ts'
@@ -80,13 +96,13 @@ import { ConfigError, InvalidInputError, TooLargeError, assert } from '../../mod
 import type { FailureData } from '../../model/errors.ts'
 import { SIGNAL_VALUE_BYTES_MAX, signalNameProblem } from '../../model/limits.ts'
 import { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DRIVER_DEFAULTS, RUN_DURATION_MS_LIMIT, RUN_RECORD_BYTES_MAX } from './constants.ts'
-import { CBOR_NULL, decodeUint, encodeUint, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
+import { CBOR_NULL, decodeUint, encodeUint, parseFixEntryId, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
 import {
   ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,
   WorkflowStalledError
 } from './errors.ts'
 import type {
-  ActivationResult, ChildCommand, Command, CallCommand, MemoEntry, Outcome, OutcomeVerdict, Resolution, ResultRef, RunCounts,
+  ActivationResult, CheckVerdict, ChildCommand, Command, CallCommand, MemoEntry, Outcome, OutcomeVerdict, Resolution, ResultRef, RunCounts,
   RunDriver, RunDriverOptions, RunEvent, RunOutcome, RunOutput, RunStatus, SignalCommand, SleepCommand
 } from './index.ts'
 
@@ -148,6 +164,13 @@ export class RunDriverMachine implements RunDriver {
   /** Seqs of this execution waiting on a recorded input not in the memo yet: `wake:k` or `signal:<name>:n` → seqs. */
   private readonly waits = new Map<string, number[]>()
 
+  /** Ids whose accepted result is being checked (each in the memo). */
+  private readonly checks = new Set<string>()
+  /** The code returned while checks were open: how the run ends when they close. */
+  private held: { status: Terminal, outcome: RunOutcome } | undefined
+  /** A disproof came with an activation outstanding: replay when it is answered (discarding the answer). */
+  private replayPending = false
+
   private ready: Resolution[] = []
   private activations = 0
   /** When the outstanding activation was emitted; undefined when none is. */
@@ -164,7 +187,10 @@ export class RunDriverMachine implements RunDriver {
       }
       this.startedMs = options.startedMs
     }
-    for (const [i, entry] of (options.memo ?? []).entries()) this.restore(entry, i)
+    const fixes: Array<[string, ResultRef]> = []
+    for (const [i, entry] of (options.memo ?? []).entries()) this.restore(entry, i, fixes)
+    // After every entry: a fix may come before the entry it replaces.
+    for (const [taskId, fix] of fixes) this.putFix(taskId, fix)
     if (this.memoMap.size > this.s.memoEntriesMax) {
       throw new ConfigError('memo', `holds ${this.memoMap.size} entries, more than memoEntriesMax (${this.s.memoEntriesMax})`, {
         hint: 'resume the run with the memoEntriesMax it was started with'
@@ -194,34 +220,54 @@ export class RunDriverMachine implements RunDriver {
     this.outstandingSinceMs = undefined
     const activation = this.activations
     this.event({ type: 'run:activation:done', runId: this.s.runId, atMs: now, activation, commands: result.commands.length, done: result.done !== undefined })
+    if (this.replayPending) {
+      // A disproof came while the code ran: what it answered may rest on the wrong value.
+      this.replayPending = false
+      this.replay(now)
+      this.activate(now)
+    } else if (result.done !== undefined) {
+      this.settle(result.done, now)
+    } else {
+      this.runCommands(result.commands, now)
+    }
+    this.check()
+  }
 
-    if (result.done !== undefined) {
-      const done = result.done
-      if (done.ok) {
-        assert(done.value instanceof Uint8Array, 'a workflow value is dag-cbor bytes')
-        if (done.continueAs !== undefined) {
-          assert(done.continueAs instanceof Uint8Array, 'continue-as-new arguments are dag-cbor bytes')
-          this.end('continued', { ok: true, value: done.value, continueAs: done.continueAs }, now)
-        } else {
-          this.end('finished', { ok: true, value: done.value }, now)
-        }
+  /** The code returned (or threw): the run ends so — or, while checks are open, holds that end. */
+  private settle (done: RunOutcome, now: number): void {
+    let status: Terminal
+    let outcome: RunOutcome
+    if (done.ok) {
+      assert(done.value instanceof Uint8Array, 'a workflow value is dag-cbor bytes')
+      if (done.continueAs !== undefined) {
+        assert(done.continueAs instanceof Uint8Array, 'continue-as-new arguments are dag-cbor bytes')
+        status = 'continued'
+        outcome = { ok: true, value: done.value, continueAs: done.continueAs }
       } else {
-        checkFailure(done.error)
-        this.end('failed', { ok: false, error: done.error }, now)
+        status = 'finished'
+        outcome = { ok: true, value: done.value }
       }
-      this.check()
+    } else {
+      checkFailure(done.error)
+      status = 'failed'
+      outcome = { ok: false, error: done.error }
+    }
+    if (this.checks.size === 0) {
+      this.end(status, outcome, now)
       return
     }
+    // The code is done with this execution; timers it did not await need not fire (a replay re-arms them).
+    this.held = { status, outcome }
+    this.resetExecution()
+    this.armed.clear()
+  }
 
-    for (const command of result.commands) {
-      if (!this.command(command, now)) {
-        this.check()
-        return
-      }
+  private runCommands (commands: Command[], now: number): void {
+    for (const command of commands) {
+      if (!this.command(command, now)) return
     }
     if (this.ready.length > 0) this.activate(now)
     else if (this.inFlight.size === 0 && this.waits.size === 0) this.fail(new WorkflowStalledError().toData(), now)
-    this.check()
   }
 
   handleTaskOutcome (taskId: string, outcome: Outcome, nowMs: number): OutcomeVerdict {
@@ -240,7 +286,7 @@ export class RunDriverMachine implements RunDriver {
     } finally {
       this.holding = false
     }
-    if (this.state === 'running' && this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(this.advance(nowMs))
+    this.maybeActivate(this.advance(nowMs))
     this.check()
     return verdicts
   }
@@ -253,16 +299,112 @@ export class RunDriverMachine implements RunDriver {
     if (this.isOver()) return
     assert(this.state === 'running', 'only a started run has code to evict')
     assert(this.outstandingSinceMs === undefined, 'the code is evicted between activations, never during one')
+    this.replay(now)
+    this.check()
+  }
+
+  /** Drop the code's execution (keeping the memo, failures and tasks in flight): the next activation replays it. */
+  private replay (now: number): void {
+    this.resetExecution()
     this.evicted = true
+    this.event({ type: 'run:evicted', runId: this.s.runId, atMs: now })
+  }
+
+  private resetExecution (): void {
     this.lastSeq = -1
     this.commands = 0
     this.argsBytes = 0
     this.sleeps = 0
     this.signalWaits.clear()
     this.waits.clear()
+    this.ready = []
     for (const pending of this.inFlight.values()) pending.seqs = []
-    this.event({ type: 'run:evicted', runId: this.s.runId, atMs: now })
+  }
+
+  /** Between activations, with something to deliver (or a replay due) and the code not done: activate. */
+  private maybeActivate (now: number): void {
+    if (this.state === 'running' && this.held === undefined && this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
+  }
+
+  handleVerdict (taskId: string, verdict: CheckVerdict, nowMs: number): OutcomeVerdict {
+    const now = this.advance(nowMs)
+    assert(typeof verdict === 'object' && verdict !== null && VERDICT_TYPES.has(verdict.type), 'a verdict is open, confirmed or disproven')
+    if (this.isOver() || !this.holdsResult(taskId)) return 'late'
+    const runId = this.s.runId
+    if (verdict.type === 'open') {
+      if (!this.checks.has(taskId)) {
+        this.checks.add(taskId)
+        this.event({ type: 'run:task:checking', runId, atMs: now, taskId })
+      }
+    } else if (verdict.type === 'confirmed') {
+      this.checks.delete(taskId)
+      this.event({ type: 'run:task:confirmed', runId, atMs: now, taskId })
+      this.release(now)
+    } else {
+      checkRef(verdict.result)
+      this.checks.delete(taskId)
+      this.event({ type: 'run:task:disproven', runId, atMs: now, taskId, resultCid: verdict.result.cid })
+      // The same result again (a repeated disproof) changes nothing the code saw.
+      if (this.putFix(taskId, copyRef(verdict.result))) this.disprove(now)
+      else this.release(now)
+    }
+    if (this.holding) return 'accepted'
+    this.maybeActivate(now)
     this.check()
+    return 'accepted'
+  }
+
+  handleVerdicts (verdicts: ReadonlyArray<{ taskId: string, verdict: CheckVerdict }>, nowMs: number): OutcomeVerdict[] {
+    this.holding = true
+    let answers: OutcomeVerdict[]
+    try {
+      answers = verdicts.map(v => this.handleVerdict(v.taskId, v.verdict, nowMs))
+    } finally {
+      this.holding = false
+    }
+    this.maybeActivate(this.advance(nowMs))
+    this.check()
+    return answers
+  }
+
+  /** A task or child result the memo holds (not a recorded input). */
+  private holdsResult (id: unknown): id is string {
+    return typeof id === 'string' && this.memoMap.has(id) && parseRecordId(id) === undefined
+  }
+
+  /** A result the code may have used was wrong: a held end is void, and the code replays (now, or after the outstanding activation). */
+  private disprove (now: number): void {
+    this.held = undefined
+    if (this.state !== 'running') return // not started yet: its first activation sees the fix
+    if (this.outstandingSinceMs !== undefined) this.replayPending = true
+    else this.replay(now)
+  }
+
+  /** The last open check closed on a held end: the run ends with it. */
+  private release (now: number): void {
+    if (this.held === undefined || this.checks.size > 0) return
+    const { status, outcome } = this.held
+    this.held = undefined
+    this.end(status, outcome, now)
+  }
+
+  /** The memo's result for `taskId` becomes `fix`. False if it already was that result. */
+  private putFix (taskId: string, fix: ResultRef): boolean {
+    const old = this.memoMap.get(taskId)
+    if (old === undefined) {
+      this.remember(taskId, fix)
+      return true
+    }
+    if (old.cid === fix.cid) return false
+    this.memoInlineBytes -= old.bytes?.byteLength ?? 0
+    const bytes = fix.bytes?.byteLength ?? 0
+    if (bytes > 0 && this.memoInlineBytes + bytes <= this.s.memoInlineBytesMax) {
+      this.memoMap.set(taskId, fix)
+      this.memoInlineBytes += bytes
+    } else {
+      this.memoMap.set(taskId, { cid: fix.cid, peer: fix.peer })
+    }
+    return true
   }
 
   handleCancel (nowMs: number): void {
@@ -301,14 +443,14 @@ export class RunDriverMachine implements RunDriver {
     if (record.kind === 'sleep') {
       const wakeAtMs = decodeUint(ref.bytes!)
       assert(wakeAtMs !== undefined, 'a sleep record holds its wake time')
-      if (!this.memoMap.has(wakeId(record.k)) && !this.recording.has(wakeId(record.k))) this.armed.set(record.k, wakeAtMs)
+      if (this.held === undefined && !this.memoMap.has(wakeId(record.k)) && !this.recording.has(wakeId(record.k))) this.armed.set(record.k, wakeAtMs)
       this.event({ type: 'run:timer:started', runId, atMs: now, timerId: id, wakeAtMs })
     } else {
       const seqs = this.resolveWaits(id, ref)
       this.event(record.kind === 'wake'
         ? { type: 'run:timer:fired', runId, atMs: now, timerId: sleepId(record.k), seqs }
         : { type: 'run:signal:received', runId, atMs: now, name: record.name, signalId: id, bytes: ref.bytes!.byteLength, seqs })
-      if (this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
+      this.maybeActivate(now)
     }
     this.check()
     return 'accepted'
@@ -365,7 +507,8 @@ export class RunDriverMachine implements RunDriver {
       memoInlineBytes: this.memoInlineBytes,
       timersArmed: this.armed.size,
       recordsPending: this.recording.size,
-      recordBytes: this.recordBytes
+      recordBytes: this.recordBytes,
+      checksOpen: this.checks.size
     }
   }
 
@@ -397,7 +540,7 @@ export class RunDriverMachine implements RunDriver {
         : { type: 'run:child:failed', runId, atMs: now, childRunId: id, error, startedAtMs: pending.sinceMs, seqs })
     }
     if (this.holding) return 'accepted'
-    if (this.outstandingSinceMs === undefined && (this.ready.length > 0 || this.evicted)) this.activate(now)
+    this.maybeActivate(now)
     this.check()
     return 'accepted'
   }
@@ -598,9 +741,15 @@ export class RunDriverMachine implements RunDriver {
     }
   }
 
-  private restore (entry: MemoEntry, i: number): void {
+  private restore (entry: MemoEntry, i: number, fixes: Array<[string, ResultRef]>): void {
     if (typeof entry !== 'object' || entry === null || !isId(entry.id)) throw new ConfigError(`memo[${i}].id`, 'must be a task or child run id string')
     if (!isRef(entry.result)) throw new ConfigError(`memo[${i}].result`, 'must be { cid, peer, bytes? } with non-empty cid and peer strings')
+    const fixed = parseFixEntryId(entry.id)
+    if (fixed !== undefined) {
+      if (fixes.some(([taskId]) => taskId === fixed)) throw new ConfigError(`memo[${i}].id`, `${entry.id} appears twice`)
+      fixes.push([fixed, copyRef(entry.result)])
+      return
+    }
     if (this.memoMap.has(entry.id)) throw new ConfigError(`memo[${i}].id`, `${entry.id} appears twice`)
     const record = parseRecordId(entry.id)
     if (record !== undefined) {
@@ -642,6 +791,9 @@ export class RunDriverMachine implements RunDriver {
       }
     }
     this.inFlight.clear()
+    this.checks.clear()
+    this.held = undefined
+    this.replayPending = false
     this.armed.clear()
     this.recording.clear()
     this.waits.clear()
@@ -678,19 +830,26 @@ export class RunDriverMachine implements RunDriver {
     if (this.state === 'running') {
       if (this.outstandingSinceMs === undefined) {
         assert(this.ready.length === 0, 'between activations nothing settled is left undelivered')
-        assert(this.evicted || this.inFlight.size > 0 || this.waits.size > 0, 'between activations the code waits on something in flight, a timer or a signal')
+        assert(this.evicted || this.held !== undefined || this.inFlight.size > 0 || this.waits.size > 0, 'between activations the code waits on something in flight, a timer or a signal')
+        assert(!this.replayPending, 'a replay waits only on an outstanding activation')
       }
+      assert(this.held === undefined || (this.checks.size > 0 && this.outstandingSinceMs === undefined && this.armed.size === 0), 'an end is held only while checks are open, with the code done')
     } else {
+      // Not started (checks may be told already) or ended (none left).
+      assert(this.held === undefined && !this.replayPending, 'only a running run holds an end or a replay')
+      assert(this.state === 'created' || this.checks.size === 0, 'an ended run holds no checks')
       assert(this.inFlight.size === 0 && this.ready.length === 0 && this.outstandingSinceMs === undefined, 'an ended run holds no work')
       assert(this.armed.size === 0 && this.recording.size === 0 && this.waits.size === 0, 'an ended run holds no timers or records')
     }
     assert(this.distinctIds() <= this.s.memoEntriesMax, 'distinct ids stay within memoEntriesMax')
+    assert(this.checks.size <= this.memoMap.size, 'every open check names a memo entry')
     assert(this.recordBytes <= RUN_RECORD_BYTES_MAX, 'recorded inputs stay within RUN_RECORD_BYTES_MAX')
     assert(this.memoInlineBytes <= this.s.memoInlineBytesMax, 'inline memo bytes stay within memoInlineBytesMax')
   }
 }
 
 const COMMAND_TYPES: ReadonlySet<string> = new Set(['call', 'child', 'sleep', 'signal'])
+const VERDICT_TYPES: ReadonlySet<string> = new Set(['open', 'confirmed', 'disproven'])
 
 function isId (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0

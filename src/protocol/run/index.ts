@@ -143,6 +143,12 @@ export type RunEvent =
   | { type: 'run:timer:fired', runId: string, atMs: number, timerId: string, seqs: number[] }
   /** Signal `name` was recorded as `signalId` (`signal:<name>:n`); `seqs` are the waits it answered at once. */
   | { type: 'run:signal:received', runId: string, atMs: number, name: string, signalId: string, bytes: number, seqs: number[] }
+  /** A check of task `taskId`'s accepted result is under way: the run does not end before it closes. */
+  | { type: 'run:task:checking', runId: string, atMs: number, taskId: string }
+  /** The check found the accepted result right. */
+  | { type: 'run:task:confirmed', runId: string, atMs: number, taskId: string }
+  /** The check found it wrong: `resultCid` (memo entry `fix:<taskId>`) replaces it, and the code replays. */
+  | { type: 'run:task:disproven', runId: string, atMs: number, taskId: string, resultCid: string }
   /** The workflow code's context was dropped; the next activation replays it from the memo. */
   | { type: 'run:evicted', runId: string, atMs: number }
   | { type: 'run:finished', runId: string, atMs: number, status: 'finished' | 'continued' | 'failed' | 'cancelled', error?: FailureData, activations: number, tasksScheduled: number, memoEntries: number }
@@ -169,6 +175,14 @@ export type RunOutput =
 /** What became of an outcome: used it; or the run had already ended ('late': ignored by rule). */
 export type OutcomeVerdict = 'accepted' | 'late'
 
+/** What verification says of a task's accepted result (the verifier's `accepted` with `checking`,
+ *  `reopened`, then its `verdict`). 'open': a check is under way; 'confirmed': the result stands;
+ *  'disproven': `result` is the correct one — already stored as memo entry `fix:<taskId>`. */
+export type CheckVerdict =
+  | { type: 'open' }
+  | { type: 'confirmed' }
+  | { type: 'disproven', result: ResultRef }
+
 /** One memo entry: a task id (or a child run id, or a recorded input: `sleep:k`, `wake:k`,
  *  `signal:<name>:n`, see ./records.ts) and its accepted result. A recorded input's entry always
  *  carries its bytes. */
@@ -182,7 +196,8 @@ export interface RunDriverOptions {
   /** Ids of the runs above this one, root first (not this run). Default []. A child whose id is in
    *  here, or is `runId`, fails with WorkflowCycleError instead of starting. */
   ancestors?: string[]
-  /** The memo of an earlier life of this run (restart): these ids resolve at once, never scheduled again. */
+  /** The memo of an earlier life of this run (restart): these ids resolve at once, never scheduled
+   *  again; an id with a `fix:<id>` entry resolves with the fix. */
   memo?: MemoEntry[]
   /** When the run first started, if it is resuming (ms, the shell's clock): the run deadline counts
    *  from it. Default: the `handleStart` time. */
@@ -222,6 +237,8 @@ export interface RunCounts {
   recordsPending: number
   /** Bytes of recorded inputs held by the memo (within RUN_RECORD_BYTES_MAX). */
   recordBytes: number
+  /** Checks open on accepted results (each names a memo entry, so at most memoEntries). */
+  checksOpen: number
 }
 
 export interface RunDriver {
@@ -255,6 +272,22 @@ export interface RunDriver {
    *  bad name, TooLargeError for a value past SIGNAL_VALUE_BYTES_MAX, RunHistoryLimitError when
    *  the run holds no more; 'late' once the run has ended. */
   handleSignal (name: string, value: Uint8Array, nowMs: number): OutcomeVerdict
+  /**
+   * Verification's word on task `taskId`'s accepted result (call it after handleTaskOutcome
+   * accepted it). 'open': the run's end waits for the check — if the code returns meanwhile, its
+   * outcome is held, and the run ends with it when the last open check closes (run timeout and
+   * cancel still end it). 'confirmed' closes the check. 'disproven' (the shell has ALREADY stored
+   * memo entry `fix:<taskId>` = `result`): the memo's result for `taskId` becomes `result`, the
+   * check closes, a held outcome is dropped, and the code is evicted and replayed (at once, or when
+   * the outstanding activation is answered — that answer is then discarded); tasks in flight carry
+   * on, nothing is scheduled twice. 'late' (ignored) for an id the memo does not hold as a task or
+   * child result, or once the run has ended. Before handleStart it still records (a resumed run
+   * told of checks its former driver had open).
+   */
+  handleVerdict (taskId: string, verdict: CheckVerdict, nowMs: number): OutcomeVerdict
+  /** Several verdicts at once: as many handleVerdict calls, but any number of disproofs among them
+   *  cost one replay of the code, not one each. */
+  handleVerdicts (verdicts: ReadonlyArray<{ taskId: string, verdict: CheckVerdict }>, nowMs: number): OutcomeVerdict[]
   /** Fire due deadlines (activation, run) and due timers. */
   handleTimeout (nowMs: number): void
   /** Drain outputs in order. */
@@ -263,7 +296,7 @@ export interface RunDriver {
    *  timed (not started, or ended). */
   nextTimeoutMs (): number | undefined
   status (): RunStatus
-  /** A copy of the memo, in the order entries were accepted. */
+  /** A copy of the memo, in the order entries were accepted; a disproven task's entry holds its fix. */
   memo (): MemoEntry[]
   counts (): RunCounts
 }
@@ -277,7 +310,7 @@ export function createRunDriver (options: RunDriverOptions): RunDriver {
 }
 
 export { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DURATION_MS_LIMIT, RUN_RECORD_BYTES_MAX } from './constants.ts'
-export { CBOR_NULL, decodeUint, encodeUint, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
+export { CBOR_NULL, FIX_ENTRY_PREFIX, decodeUint, encodeUint, fixEntryId, parseFixEntryId, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
 export type { RecordId } from './records.ts'
 export {
   ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,

@@ -7,10 +7,18 @@
  *   wake:<k>           the k-th sleep's timer fired; value: dag-cbor null
  *   signal:<name>:<n>  the n-th signal `name` the run received; value: the signal's dag-cbor value
  *
- * None of them can be mistaken for a task or child run id: those are CIDs, which hold no ':'.
+ * One more kind of entry is not an input but a correction: `fix:<taskId>` is the result of task
+ * `taskId` that verification proved correct after a different one was accepted (its value: that
+ * ResultRef). The run service stores it before telling the driver (handleVerdict 'disproven'), and a
+ * driver given a memo holding it resolves calls of `taskId` with it, not with the entry for `taskId`.
+ *
+ * None of them can be mistaken for a task or child run id: those are CIDs, which hold no ':'. Nor
+ * for each other: each kind has its own first word (`sleep`, `wake`, `signal`, `fix`; the home set's
+ * `run:result` another), and a fix names a task id, never a record or another fix.
  * The two values the driver writes itself (a uint, a null) are encoded here by hand, so the pure
  * core needs no codec library; they are exactly what @ipld/dag-cbor writes for the same values.
  */
+import { assert } from '../../model/errors.ts'
 
 export type RecordId =
   | { kind: 'sleep', k: number }
@@ -27,6 +35,22 @@ export function wakeId (k: number): string {
 
 export function signalId (name: string, n: number): string {
   return `signal:${name}:${n}`
+}
+
+/** What every fix entry's id starts with. */
+export const FIX_ENTRY_PREFIX = 'fix:'
+
+/** The memo id of task `taskId`'s corrected result. `taskId` is a task id (a CID: no ':'). */
+export function fixEntryId (taskId: string): string {
+  assert(taskId.length > 0 && !taskId.includes(':'), 'a fix names a task id, never a record or another fix')
+  return FIX_ENTRY_PREFIX + taskId
+}
+
+/** The task id a fix entry id names, or undefined for any other id. */
+export function parseFixEntryId (id: string): string | undefined {
+  if (!id.startsWith(FIX_ENTRY_PREFIX)) return undefined
+  const taskId = id.slice(FIX_ENTRY_PREFIX.length)
+  return taskId.length > 0 && !taskId.includes(':') ? taskId : undefined
 }
 
 const INDEX = /^(?:0|[1-9][0-9]{0,14})$/
