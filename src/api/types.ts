@@ -4,6 +4,7 @@
  * this file may import the peer's internals: a client must not need libp2p to know the shapes.
  */
 import type { Capacity } from '../model/capacity.ts'
+import type { VerificationMode } from '../model/verification.ts'
 
 import type { FailureData } from '../model/errors.ts'
 export type { FailureData }
@@ -18,6 +19,8 @@ export interface NodeStatus {
   peerId: string
   version: string
   networkId: string
+  /** How results of functions without their own policy are verified: 'trusted' or 'open'. */
+  verification: VerificationMode
   dataDir: string
   addrs: string[]
   apiUrl: string

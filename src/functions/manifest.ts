@@ -9,6 +9,11 @@
  * limits those of one activation): the same id scheme names the workflow a run runs. A workflow
  * is never run as a task; the task service refuses it by its kind.
  *
+ * A manifest may carry a verification policy (src/model/verification.ts): how many peers run each
+ * call and must agree on its result. A manifest without one has no `verification` key at all, so
+ * the bytes (and the ids) of functions deployed before policies existed are unchanged. A workflow
+ * manifest never has one: a workflow is never run as a task.
+ *
  * Manifests arrive from other peers: decodeManifest caps the size before decoding, then checks
  * every field, refusing unknown fields and non-canonical encodings (so one function has one id).
  */
@@ -21,6 +26,8 @@ import { TooLargeError } from '../model/errors.ts'
 import { EXPORT_NAME_LENGTH_MAX, HIDDEN_CHARACTERS, exportNameProblem } from '../model/export-name.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, DEFAULT_WORKFLOW_LIMITS, limitsProblem } from '../sandbox/index.ts'
 import type { FunctionKind, SandboxLimits } from '../sandbox/index.ts'
+import { policyProblem } from '../model/verification.ts'
+import type { VerificationPolicy } from '../model/verification.ts'
 import { InvalidManifestError } from './errors.ts'
 
 export const FUNCTION_MANIFEST_VERSION = 'function/1'
@@ -42,6 +49,8 @@ export interface FunctionManifest {
   limits: SandboxLimits
   /** True when equal calls give equal results (the default): results may be verified by replicas. */
   deterministic: boolean
+  /** How many peers run each call and must agree (absent: the driving peer's default). Never on a workflow. */
+  verification?: VerificationPolicy
 }
 
 /**
@@ -57,6 +66,8 @@ export const EXPORTS_MAX = 256
 export { EXPORT_NAME_LENGTH_MAX }
 
 const FIELDS = ['code', 'codeBytes', 'deterministic', 'exports', 'kind', 'limits', 'name', 'rhizome']
+/** Fields a manifest may leave out; when absent they are not in the bytes at all. */
+const OPTIONAL_FIELDS = ['verification']
 /** The limits a manifest carries, each exactly once (own keys; "toString" or "__proto__" are not limits). */
 /** A UTF-16 surrogate without its pair: not a character, and not encodable as UTF-8. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
@@ -69,6 +80,7 @@ export interface ManifestInput {
   exports: string[]
   limits?: SandboxLimits
   deterministic?: boolean
+  verification?: VerificationPolicy
 }
 
 /** The raw CID (CIDv1, codec 0x55, sha2-256) of function code. */
@@ -87,6 +99,11 @@ export async function createManifest (input: ManifestInput): Promise<FunctionMan
     exports: [...new Set(input.exports)].sort(compareStrings),
     limits: { ...(input.limits ?? (input.kind === 'workflow' ? DEFAULT_WORKFLOW_LIMITS : DEFAULT_LIMITS)) },
     deterministic: input.deterministic ?? true
+  }
+  // Only when given: an absent policy leaves the bytes (and the id) as they were before policies.
+  if (input.verification !== undefined) {
+    const { replicas, quorum, spotCheckRate } = input.verification
+    manifest.verification = { replicas, quorum, spotCheckRate }
   }
   return validateManifest(manifest)
 }
@@ -124,7 +141,7 @@ export function validateManifest (value: unknown): FunctionManifest {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidManifestError('(root)', 'must be a map')
   const m = value as Record<string, unknown>
   for (const key of Object.keys(m)) {
-    if (!FIELDS.includes(key)) throw new InvalidManifestError(/^[A-Za-z0-9_]{1,64}$/.test(key) ? key : JSON.stringify(key), 'is not a manifest field')
+    if (!FIELDS.includes(key) && !OPTIONAL_FIELDS.includes(key)) throw new InvalidManifestError(/^[A-Za-z0-9_]{1,64}$/.test(key) ? key : JSON.stringify(key), 'is not a manifest field')
   }
   // A decoded map may carry a "__proto__" key as an own property (Object.keys skips nothing, but
   // code reading m.limits must not reach Object.prototype): every field read below is own.
@@ -149,7 +166,15 @@ export function validateManifest (value: unknown): FunctionManifest {
   const problem = limitsProblem(m.limits)
   if (problem !== undefined) throw new InvalidManifestError('limits', problem)
   if (typeof m.deterministic !== 'boolean') throw new InvalidManifestError('deterministic', 'must be a boolean')
+  if (Object.hasOwn(m, 'verification')) checkVerification(m.kind as ManifestKind, m.verification)
   return m as unknown as FunctionManifest
+}
+
+/** A policy is checked field by field (src/model/verification.ts); a workflow may not have one. */
+function checkVerification (kind: ManifestKind, policy: unknown): void {
+  if (kind === 'workflow') throw new InvalidManifestError('verification', 'is not allowed on a workflow: a workflow is never run as a task', { hint: 'give the policy to the function modules the workflow calls, e.g. `rhizome run FILE EXPORT --verify-replicas 3`' })
+  const problem = policyProblem(policy)
+  if (problem !== undefined) throw new InvalidManifestError('verification', problem, { hint: 'e.g. { replicas: 3, quorum: 2, spotCheckRate: 0.05 }, or `rhizome deploy FILE --verify-replicas 3 --quorum 2`' })
 }
 
 function checkLabel (field: string, value: unknown, lengthMax: number): void {

@@ -14,6 +14,8 @@ import { ConfigError, RhizomeError } from '../model/errors.ts'
 import { LOG_LEVELS } from '../model/log.ts'
 import { ADMISSION_OPTIONS_DEFAULTS, CONNECTIONS_MAX_LIMIT, CONNECTIONS_MAX_MIN } from '../protocol/admission/index.ts'
 import type { LogLevel } from '../model/log.ts'
+import { VERIFICATION_MODES } from '../model/verification.ts'
+import type { VerificationMode } from '../model/verification.ts'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { describeFileType, readRegularFileSync } from '../api/regular-file.ts'
 import { FRAME_ARRIVAL_MS_ENV } from '../net/rpc.ts'
@@ -34,6 +36,8 @@ export interface NodeConfig {
   connectionsMax: number
   connectionsPerAddressMax: number
   connectionsLimitLoopback: boolean
+  /** How results of functions without their own policy are verified (src/model/verification.ts). */
+  verification: VerificationMode
 }
 
 /** A config file is a few hundred bytes; 64 KiB leaves room and stops a mistaken huge file. */
@@ -79,7 +83,8 @@ const FIELDS: Field[] = [
   { key: 'goneAfterMs', flag: '--gone-after-ms', env: 'RHIZOME_GONE_AFTER_MS', kind: 'int', min: 300, max: 3_600_000, help: 'silence after which a peer is gone' },
   { key: 'connectionsMax', flag: '--connections-max', env: 'RHIZOME_CONNECTIONS_MAX', kind: 'int', min: CONNECTIONS_MAX_MIN, max: CONNECTIONS_MAX_LIMIT, help: 'connections kept open; half are reserved for peers that completed hello' },
   { key: 'connectionsPerAddressMax', flag: '--connections-per-address-max', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', kind: 'int', min: 1, max: CONNECTIONS_MAX_LIMIT, help: 'connections from one remote IP address (loopback is exempt unless --connections-limit-loopback)' },
-  { key: 'connectionsLimitLoopback', flag: '--connections-limit-loopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply the per-address connection limit to loopback connections too' }
+  { key: 'connectionsLimitLoopback', flag: '--connections-limit-loopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply the per-address connection limit to loopback connections too' },
+  { key: 'verification', flag: '--verification', env: 'RHIZOME_VERIFICATION', kind: 'string', arg: 'MODE', help: 'trusted (every peer is yours: a result is taken from one peer) or open (anyone may join: results are replicated, 2 of 3 must agree); for functions deployed without their own policy', check: (v: string) => (VERIFICATION_MODES as readonly string[]).includes(v) ? undefined : `must be one of ${VERIFICATION_MODES.join(', ')}`, hint: 'use --verification open on a network anyone may join, trusted (the default) on your own machines' }
 ]
 
 /** `--data-dir` is not a field of the table (it says where the table's config.json is), but is set the same ways. */
@@ -168,7 +173,11 @@ export function defaultConfig (dataDir: string): NodeConfig {
     goneAfterMs: 10000,
     connectionsMax: ADMISSION_OPTIONS_DEFAULTS.connectionsMax,
     connectionsPerAddressMax: ADMISSION_OPTIONS_DEFAULTS.connectionsPerAddressMax,
-    connectionsLimitLoopback: ADMISSION_OPTIONS_DEFAULTS.limitLoopback
+    connectionsLimitLoopback: ADMISSION_OPTIONS_DEFAULTS.limitLoopback,
+    // Trusted by default: until permissioned networks exist, a peer cannot tell an open network
+    // from a private devnet, and replicating every task three times on one's own machines would
+    // triple the cost for nothing. Operators of networks anyone may join set open.
+    verification: 'trusted'
   }
 }
 

@@ -32,7 +32,7 @@ import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
 import type { RunTask, TaskExecution } from '../net/run-service.ts'
-import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, openDatabase } from '../store/index.ts'
+import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, createVerifyRepo, openDatabase } from '../store/index.ts'
 import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
@@ -45,7 +45,7 @@ import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
 import type { Membership, MembershipEvent } from '../protocol/membership/index.ts'
-import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, RunRepo } from '../store/index.ts'
+import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, RunRepo, VerifyRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { NodeStatus as ApiNodeStatus, PeerView as ApiPeerView } from '../api/types.ts'
@@ -72,6 +72,8 @@ export interface RhizomeNode {
   readonly progress: ProgressBus
   /** The workflow runs this peer drives. */
   readonly runs: RunService
+  /** Reputation records, lie proofs and task attestations on disk (`config.verification` is the mode). */
+  readonly verify: VerifyRepo
   addrs: () => string[]
   status: () => Promise<ApiNodeStatus>
   peers: () => ApiPeerView[]
@@ -129,6 +131,7 @@ interface Store {
   functions: FunctionRepo
   runs: RunRepo
   home: HomeRepo
+  verify: VerifyRepo
 }
 
 async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store> {
@@ -145,6 +148,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
   const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
   // Before the database closes (teardown runs last-added first): task results still in memory go to disk.
   teardown.add(async () => { await blobs.flush() })
+  const verify = createVerifyRepo(db)
+  verify.prune(Date.now())
   return {
     privateKey,
     createdIdentity: created,
@@ -152,7 +157,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
     blobs,
     functions: createFunctionRepo(db),
     runs: createRunRepo(db),
-    home: createHomeRepo(db)
+    home: createHomeRepo(db),
+    verify
   }
 }
 
@@ -420,6 +426,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     }, fn, exportName, args, options), startedAt.toString(36)),
     progress,
     runs,
+    verify: store.verify,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
@@ -432,6 +439,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
         peerId: self,
         version: VERSION,
         networkId: config.networkId,
+        verification: config.verification,
         dataDir: config.dataDir,
         addrs: node.addrs(),
         apiUrl: node.apiUrl(),

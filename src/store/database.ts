@@ -195,6 +195,47 @@ export const migrations: readonly Migration[] = [
       -- instead of a file of its own; NULL for blobs kept as files.
       ALTER TABLE blobs ADD COLUMN data BLOB;
     `
+  },
+  {
+    version: 6,
+    name: 'verified results: reputation, lie proofs and task attestations',
+    sql: `
+      -- What this peer has seen of each other peer's results (src/store/verify-repo.ts).
+      CREATE TABLE reputation (
+        peer_id TEXT PRIMARY KEY,
+        agreements INTEGER NOT NULL,
+        disagreements INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        lies INTEGER NOT NULL,
+        banned_until_ms INTEGER NOT NULL, -- 0: not banned
+        updated_ms INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX reputation_updated ON reputation (updated_ms);
+
+      -- Proofs that a peer lied (its signed attestation against a quorum of others), made here
+      -- or received by gossip; one per task and liar.
+      CREATE TABLE lie_proofs (
+        task_id TEXT NOT NULL,
+        liar TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        proof BLOB NOT NULL,
+        PRIMARY KEY (task_id, liar)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX lie_proofs_received ON lie_proofs (received_ms);
+
+      -- Who computed a task's result and who agreed or disagreed, with their signatures.
+      CREATE TABLE task_attestations (
+        task_id TEXT NOT NULL,
+        peer_id TEXT NOT NULL,
+        result_cid TEXT NOT NULL,
+        signature BLOB NOT NULL,
+        role TEXT NOT NULL, -- accepted | agreed | disagreed | checked
+        run_id TEXT, -- NULL for a task called outside a run
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (task_id, peer_id, result_cid)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX task_attestations_at ON task_attestations (at_ms);
+    `
   }
 ]
 

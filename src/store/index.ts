@@ -39,3 +39,16 @@ export type { FunctionRepo, FunctionRow, FunctionOrigin } from './function-repo.
 export * from './run-repo.ts'
 export { createHomeRepo, HOME_RUNS_LISTED_MAX } from './home-repo.ts'
 export type { HomeRepo, HomeRunRow, HomeMemoRow } from './home-repo.ts'
+export {
+  createVerifyRepo,
+  ATTESTATIONS_PER_TASK_MAX,
+  ATTESTATION_RETENTION_MS,
+  ATTESTATION_ROWS_MAX,
+  ATTESTATION_ROLES,
+  LIE_PROOF_BYTES_MAX,
+  LIE_PROOF_RETENTION_MS,
+  REPUTATION_ROWS_MAX,
+  SIGNATURE_BYTES_MAX,
+  VERIFY_ID_CHARS_MAX
+} from './verify-repo.ts'
+export type { VerifyRepo, VerifyRepoOptions, ReputationRow, AttestationRole, AttestationRow, StoredAttestation, PruneCounts } from './verify-repo.ts'

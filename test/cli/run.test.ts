@@ -21,6 +21,7 @@ import type { RunReport, RunSummary } from '../../src/api/types.ts'
 import { main } from '../../src/cli/main.ts'
 import { RunProgress, criticalPathLine, formatRunList, formatRunReport, taskTable } from '../../src/cli/run-report.ts'
 import { decodeManifest } from '../../src/functions/index.ts'
+import { REPLICAS_MAX as VERIFY_REPLICAS_MAX } from '../../src/model/verification.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/workflows/src')
@@ -194,6 +195,59 @@ describe('rhizome run, runs, run-status, cancel', () => {
     assert.equal(report.split('\n')[1], '14')
     assert.match(r.stdout, /critical path {2}B \(37 ms\)/)
     assert.match(r.stdout, /tasks {10}3 on 3 peers/)
+  })
+
+  test('run --verify-replicas 3: every function module deployed carries the policy (quorum a majority); the workflow none', async () => {
+    const r = await cli(['run', path.join(fixtures, 'flow.ts'), 'A', '5', '--verify-replicas', '3', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const fns = decodeManifest((dagCbor.decode(seen[0].body) as { manifest: Uint8Array }).manifest)
+    assert.deepEqual(fns.verification, { replicas: 3, quorum: 2, spotCheckRate: 0 })
+    const flow = decodeManifest((dagCbor.decode(seen[1].body) as { manifest: Uint8Array }).manifest)
+    assert.equal(flow.kind, 'workflow')
+    assert.equal(Object.hasOwn(flow, 'verification'), false)
+  })
+
+  test('deploy --verify-replicas 5 --quorum 4 --spot-check-rate 0.1 sends that policy and prints it; without the flags, none', async () => {
+    const file = path.join(fixtures, 'fns.ts')
+    const r = await cli(['deploy', file, '--verify-replicas', '5', '--quorum', '4', '--spot-check-rate', '0.1'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(decodeManifest((dagCbor.decode(seen[0].body) as { manifest: Uint8Array }).manifest).verification, { replicas: 5, quorum: 4, spotCheckRate: 0.1 })
+    assert.match(r.stdout, /verification 5 peers, 4 must agree, 10% spot checks\n/)
+    const spot = await cli(['deploy', file, '--spot-check-rate', '.5'])
+    assert.equal(spot.code, 0, spot.stderr)
+    assert.deepEqual(decodeManifest((dagCbor.decode(seen[1].body) as { manifest: Uint8Array }).manifest).verification, { replicas: 1, quorum: 1, spotCheckRate: 0.5 })
+    const plain = await cli(['deploy', file, '--replicas', '2'])
+    assert.equal(plain.code, 0, plain.stderr)
+    const body = dagCbor.decode(seen[2].body) as { manifest: Uint8Array, replicas: number }
+    assert.equal(body.replicas, 2)
+    assert.equal(Object.hasOwn(decodeManifest(body.manifest), 'verification'), false)
+    assert.doesNotMatch(plain.stdout, /verification/)
+  })
+
+  describe('verification flags: bad values exit 2 with a hint, before any request', () => {
+    const flow = path.join(fixtures, 'flow.ts')
+    const fns = path.join(fixtures, 'fns.ts')
+    const cases: Array<[string, string[], RegExp]> = [
+      ['--verify-replicas 0', ['deploy', fns, '--verify-replicas', '0'], /--verify-replicas must be an integer from 1 to 16, got 0/],
+      [`--verify-replicas ${VERIFY_REPLICAS_MAX + 1}`, ['deploy', fns, '--verify-replicas', String(VERIFY_REPLICAS_MAX + 1)], /--verify-replicas must be an integer from 1 to 16, got 17/],
+      ['--verify-replicas three', ['deploy', fns, '--verify-replicas', 'three'], /--verify-replicas must be a whole number, got "three"/],
+      ['--quorum without --verify-replicas', ['deploy', fns, '--quorum', '2'], /--quorum needs --verify-replicas N/],
+      ['--quorum 1 of 3', ['deploy', fns, '--verify-replicas', '3', '--quorum', '1'], /--quorum must be from 2 to replicas \(3\), got 1/],
+      ['--quorum 4 of 3', ['run', flow, 'A', '--verify-replicas', '3', '--quorum', '4'], /--quorum must be from 2 to replicas \(3\), got 4/],
+      ['--quorum=-1', ['deploy', fns, '--verify-replicas', '3', '--quorum=-1'], /--quorum must be a whole number/],
+      ['--spot-check-rate 1.5', ['deploy', fns, '--spot-check-rate', '1.5'], /--spot-check-rate must be a number from 0 to 1, got 1.5/],
+      ['--spot-check-rate 5%', ['run', flow, 'A', '--spot-check-rate', '5%'], /--spot-check-rate must be a number from 0 to 1, got "5%"/],
+      ['--spot-check-rate NaN', ['deploy', fns, '--spot-check-rate', 'NaN'], /--spot-check-rate must be a number/]
+    ]
+    for (const [label, argv, message] of cases) {
+      test(label, async () => {
+        const r = await cli(argv)
+        assert.equal(r.code, 2, r.stderr)
+        assert.match(r.stderr, message)
+        assert.match(r.stderr, /hint: e\.g\. --verify-replicas 3 --quorum 2/)
+        assert.deepEqual(seen, [])
+      })
+    }
   })
 
   test('run on a terminal: one progress line redrawn with \\r, counting tasks and the peers running them', async () => {

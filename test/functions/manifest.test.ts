@@ -9,6 +9,7 @@ import {
 import type { FunctionManifest } from '../../src/functions/index.ts'
 import { CODE_BYTES_MAX, DEFAULT_LIMITS, DEFAULT_WORKFLOW_LIMITS, LIMITS_CEILING } from '../../src/sandbox/index.ts'
 import { parseTaskRequest } from '../../src/wire/task-codec.ts'
+import { REPLICAS_MAX } from '../../src/model/verification.ts'
 
 const code = new TextEncoder().encode('export function B (x) { return x * 2 }')
 
@@ -185,4 +186,70 @@ describe('function manifests', () => {
     await assert.rejects(createManifest({ name: 'x', kind: 'js', code, exports: [] }), { name: 'InvalidManifestError', field: 'exports' })
     await assert.rejects(createManifest({ name: 'x', kind: 'js', code: new Uint8Array(0), exports: ['B'] }), { name: 'InvalidManifestError', field: 'codeBytes' })
   })
+
+  test('a manifest without a verification policy has the bytes and id it had before policies existed', async () => {
+    // Pinned: a change to these ids would give every deployed function a new id.
+    const m = await manifest()
+    assert.equal(Object.hasOwn(m, 'verification'), false)
+    assert.equal((await manifestCid(encodeManifest(m))).toString(), 'bafyreidkqg2uk7dtjzxxishfmtzidslw56xuntbmkfoz7va7akncr3j2iu')
+    const flow = await createManifest({ name: 'flow', kind: 'workflow', code, exports: ['A'] })
+    assert.equal((await manifestCid(encodeManifest(flow))).toString(), 'bafyreicaswie54jybyy6tm3tiekb6ybn5wne34ixywefyiceqm6dd2i5yy')
+  })
+
+  test('a verification policy is carried, round-trips, and gives another id', async () => {
+    const policy = { replicas: 3, quorum: 2, spotCheckRate: 0.05 }
+    const m = await createManifest({ name: 'fns', kind: 'js', code, exports: ['B'], verification: policy })
+    const bytes = encodeManifest(m)
+    assert.deepEqual(decodeManifest(bytes).verification, policy)
+    const plain = encodeManifest(await createManifest({ name: 'fns', kind: 'js', code, exports: ['B'] }))
+    assert.ok(!(await manifestCid(bytes)).equals(await manifestCid(plain)))
+    const wasm = await createManifest({ name: 'w', kind: 'wasm', code, exports: ['B'], verification: { replicas: REPLICAS_MAX, quorum: REPLICAS_MAX, spotCheckRate: 1 } })
+    assert.equal(decodeManifest(encodeManifest(wasm)).verification?.replicas, REPLICAS_MAX)
+  })
+
+  const badPolicies: Array<[string, unknown, RegExp]> = [
+    ['not a map', 3, /must be a map/],
+    ['a list', [3, 2, 0], /must be a map/],
+    ['an unknown key', { replicas: 3, quorum: 2, spotCheckRate: 0, trust: 1 }, /unknown field "trust"/],
+    ['a missing key', { replicas: 3, quorum: 2 }, /missing spotCheckRate/],
+    ['replicas 0', { replicas: 0, quorum: 1, spotCheckRate: 0 }, /replicas must be an integer from 1/],
+    [`replicas ${REPLICAS_MAX + 1}`, { replicas: REPLICAS_MAX + 1, quorum: 2, spotCheckRate: 0 }, new RegExp(`from 1 to ${REPLICAS_MAX}`)],
+    ['replicas 1 with quorum 2', { replicas: 1, quorum: 2, spotCheckRate: 0 }, /quorum must be 1 when replicas is 1/],
+    ['quorum 1 of 3', { replicas: 3, quorum: 1, spotCheckRate: 0 }, /quorum must be from 2 to replicas \(3\)/],
+    ['quorum above replicas', { replicas: 3, quorum: 4, spotCheckRate: 0 }, /quorum must be from 2/],
+    ['a spot-check rate above 1', { replicas: 1, quorum: 1, spotCheckRate: 1.5 }, /spotCheckRate must be a number from 0 to 1/],
+    ['a negative spot-check rate', { replicas: 1, quorum: 1, spotCheckRate: -0.1 }, /spotCheckRate/]
+  ]
+  for (const [label, policy, message] of badPolicies) {
+    test(`refuses a verification policy with ${label}: InvalidManifestError on verification`, async () => {
+      await assert.rejects(async () => decodeManifest(await tampered('verification', policy)), { name: 'InvalidManifestError', field: 'verification', message })
+    })
+  }
+
+  test('a workflow manifest may not carry a verification policy', async () => {
+    const policy = { replicas: 3, quorum: 2, spotCheckRate: 0 }
+    await assert.rejects(createManifest({ name: 'flow', kind: 'workflow', code, exports: ['A'], verification: policy }), { name: 'InvalidManifestError', field: 'verification', message: /never run as a task/ })
+    const flow = { ...(await createManifest({ name: 'flow', kind: 'workflow', code, exports: ['A'] })), verification: policy }
+    assert.throws(() => decodeManifest(dagCbor.encode(flow)), { name: 'InvalidManifestError', field: 'verification' })
+  })
+
+  test('a policy spot-check rate written as a float where an integer belongs is not canonical', async () => {
+    // 1.0 as a float64 decodes to 1, which encodes as an integer: a second encoding of one policy.
+    const m = await createManifest({ name: 'fns', kind: 'js', code, exports: ['B'], verification: { replicas: 1, quorum: 1, spotCheckRate: 1 } })
+    const bytes = encodeManifest(m)
+    const at = findSequence(bytes, new TextEncoder().encode('spotCheckRate'))
+    assert.ok(at > 0)
+    const end = at + 'spotCheckRate'.length
+    assert.equal(bytes[end], 0x01) // the integer 1
+    const floatOne = Uint8Array.from([...bytes.subarray(0, end), 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, ...bytes.subarray(end + 1)])
+    assert.throws(() => decodeManifest(floatOne), { name: 'InvalidManifestError', field: 'bytes' })
+  })
 })
+
+function findSequence (haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
+    return i
+  }
+  return -1
+}

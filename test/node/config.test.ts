@@ -22,7 +22,8 @@ type Flags = Partial<Record<keyof NodeConfig, unknown>>
 const FLAG: Record<string, string> = {
   listen: '--listen', bootstrap: '--bootstrap', apiHost: '--api-host', apiPort: '--api-port', mdns: '--mdns', logLevel: '--log-level', networkId: '--network-id',
   slotsMax: '--slots', announceIntervalMs: '--announce-interval-ms', suspectAfterMs: '--suspect-after-ms', goneAfterMs: '--gone-after-ms',
-  connectionsMax: '--connections-max', connectionsPerAddressMax: '--connections-per-address-max', connectionsLimitLoopback: '--connections-limit-loopback'
+  connectionsMax: '--connections-max', connectionsPerAddressMax: '--connections-per-address-max', connectionsLimitLoopback: '--connections-limit-loopback',
+  verification: '--verification'
 }
 
 /** Passes when `fn` throws a ConfigError naming `field` as the user wrote it (flag, variable or file key). */
@@ -71,7 +72,8 @@ describe('resolveConfig', () => {
       { key: 'goneAfterMs', env: 'RHIZOME_GONE_AFTER_MS', file: 20000, envValue: '21000', flag: '22000', expected: [20000, 21000, 22000] },
       { key: 'connectionsMax', env: 'RHIZOME_CONNECTIONS_MAX', file: 50, envValue: '60', flag: '70', expected: [50, 60, 70] },
       { key: 'connectionsPerAddressMax', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', file: 4, envValue: '5', flag: '6', expected: [4, 5, 6] },
-      { key: 'connectionsLimitLoopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', file: true, envValue: 'false', flag: true, expected: [true, false, true] }
+      { key: 'connectionsLimitLoopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', file: true, envValue: 'false', flag: true, expected: [true, false, true] },
+      { key: 'verification', env: 'RHIZOME_VERIFICATION', file: 'open', envValue: 'trusted', flag: 'open', expected: ['open', 'trusted', 'open'] }
     ]
     for (const f of fields) {
       test(f.key, async () => {
@@ -171,6 +173,16 @@ describe('resolveConfig', () => {
       for (const raw of ['verbose', 'INFO', '']) throwsConfigError(() => configWith({ logLevel: raw }), '--log-level')
       await writeConfigFile({ logLevel: 20 })
       throwsConfigError(() => configWith(), 'logLevel', 'must be a string')
+    })
+
+    test('verification: trusted (the default) or open; anything else is refused with a hint', async () => {
+      assert.equal(defaultConfig(dir).verification, 'trusted')
+      for (const mode of ['trusted', 'open']) assert.equal(configWith({ verification: mode }).verification, mode)
+      for (const raw of ['Open', 'public', '', 'trusted ']) throwsConfigError(() => configWith({ verification: raw }), '--verification', 'must be one of trusted, open')
+      throwsConfigError(() => configWith({}, { RHIZOME_VERIFICATION: 'closed' }), 'RHIZOME_VERIFICATION')
+      await writeConfigFile({ verification: true })
+      throwsConfigError(() => configWith(), 'verification', 'must be a string')
+      assert.throws(() => configWith({ verification: 'x' }), { hint: /--verification open on a network anyone may join/ })
     })
 
     test('networkId: 1-64 characters of a-z 0-9 . _ -, starting with a letter or digit', () => {

@@ -10,7 +10,8 @@ import { connectPeer } from '../connect.ts'
 import { detachedText, followRun } from '../run-follow.ts'
 import { formatRunReport, runFailure } from '../run-report.ts'
 import { jsonArgs } from './call.ts'
-import { DEPLOY_REPLICAS_DEFAULT, moduleName, packageModule } from './deploy.ts'
+import { DEPLOY_REPLICAS_DEFAULT, VERIFY_USAGE, moduleName, packageModule, policyFromFlags, verifyOptions } from './deploy.ts'
+import type { VerificationPolicy } from '../../model/verification.ts'
 import type { RhizomeClient } from '../../api/client.ts'
 import type { DeployResult, RunReport } from '../../api/types.ts'
 import type { Command, CommandContext, CommandResult } from '../command.ts'
@@ -19,7 +20,8 @@ import type { Command, CommandContext, CommandResult } from '../command.ts'
 export const WORKFLOW_REPLICAS_DEFAULT = 1
 
 export const run: Command = {
-  usage: `rhizome run FILE EXPORT [ARG...] [--detach] [--replicas N] [--data-dir DIR | --api URL] [--json]
+  usage: `rhizome run FILE EXPORT [ARG...] [--detach] [--replicas N] [--verify-replicas N] [--quorum K]
+                   [--spot-check-rate P] [--data-dir DIR | --api URL] [--json]
 
   FILE          a workflow module (TypeScript/JavaScript) that imports @rhizome-net/rhizome
   EXPORT        the workflow to run: an export marked with workflow()
@@ -27,6 +29,9 @@ export const run: Command = {
   --detach      start the run and return at once, printing its id
   --replicas N  peers that keep the workflow bundle (default ${WORKFLOW_REPLICAS_DEFAULT}, the peer driving the run; at most ${REPLICAS_MAX})
   --json        print the report as JSON (with --detach: {"runId": ...})
+${VERIFY_USAGE}
+                 (each applies to every function module the workflow imports; a workflow itself
+                 always runs on the peer that drives it)
 
   Each module of functions the workflow imports is deployed first, as \`rhizome deploy\` would
   (${DEPLOY_REPLICAS_DEFAULT} replicas): the same file gets the same id, and deploying it again is no work.
@@ -34,7 +39,7 @@ export const run: Command = {
   it ends, then its result, which peer ran which task, and the critical path.
   Ctrl-C stops following, not the run: the peer drives it to its end. Follow it again with
   \`rhizome run-status ID --wait\`, or stop it with \`rhizome cancel ID\`.`,
-  options: { ...dataDirOption, ...jsonOption, detach: { type: 'boolean' }, replicas: { type: 'string' } },
+  options: { ...dataDirOption, ...jsonOption, ...verifyOptions, detach: { type: 'boolean' }, replicas: { type: 'string' } },
   positionals: [2, 66],
   async run (context) {
     const [file, exportName, ...rawArgs] = context.positionals
@@ -42,10 +47,11 @@ export const run: Command = {
     if (badExport !== undefined) throw new CliError('ERR_USAGE', `EXPORT ${badExport}`, { exitCode: EXIT_USAGE, hint: 'EXPORT is the name of an exported workflow, e.g. `rhizome run flow.ts A 5`' })
     const args = jsonArgs(rawArgs)
     const replicas = replicasFromFlag(context.values.replicas)
+    const verification = policyFromFlags(context.values)
     const json = context.values.json === true
     const client = await connectPeer(context)
     const deployed: Array<{ file: string, result: DeployResult }> = []
-    const bundle = await bundleForRun(resolve(file), client, context, deployed)
+    const bundle = await bundleForRun(resolve(file), client, context, deployed, verification)
     if (!bundle.workflows.includes(exportName)) {
       throw new CliError('ERR_USAGE', `${file} has no workflow ${JSON.stringify(exportName)}; its workflows are ${bundle.workflows.join(', ')}`, { exitCode: EXIT_USAGE, hint: 'name one of them, or mark the export with workflow(): `export const A = workflow(async (x) => ...)`' })
     }
@@ -71,13 +77,13 @@ export const run: Command = {
  * user's mistakes in the sources (a forbidden import, a syntax error, no workflow) exit 2; what the
  * peer answers (unreachable, refused) is reported as the peer's error.
  */
-async function bundleForRun (file: string, client: RhizomeClient, context: CommandContext, deployed: Array<{ file: string, result: DeployResult }>): Promise<WorkflowBundle> {
+async function bundleForRun (file: string, client: RhizomeClient, context: CommandContext, deployed: Array<{ file: string, result: DeployResult }>, verification: VerificationPolicy | undefined): Promise<WorkflowBundle> {
   const fromPeer = new WeakSet<object>()
   try {
     return await bundleWorkflow(file, {
       signal: context.signal,
       deployFunctionModule: async (absPath) => {
-        const { manifestBytes, code } = await packageModule(absPath, moduleName(absPath))
+        const { manifestBytes, code } = await packageModule(absPath, moduleName(absPath), undefined, verification)
         try {
           const result = await client.deploy(dagCbor.encode({ manifest: manifestBytes, code, replicas: DEPLOY_REPLICAS_DEFAULT }))
           deployed.push({ file: absPath, result })

@@ -13,6 +13,7 @@ export const status: Command = {
       `peer       ${s.peerId}`,
       `version    ${s.version}`,
       `network    ${s.networkId}`,
+      `verification: ${s.verification}`,
       `data dir   ${s.dataDir}`,
       `api        ${s.apiUrl}`,
       `uptime     ${formatDuration(s.uptimeMs)}`,
