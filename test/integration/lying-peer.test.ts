@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { TestNetwork, runCli, waitFor } from '../helpers/peers.ts'
 import { startLyingPeer } from '../helpers/lying-peer.ts'
+import { falsify, liesAbout } from '../helpers/lying-peer-main.ts'
 import type { TestPeer } from '../helpers/peers.ts'
 import type { LyingPeer } from '../helpers/lying-peer.ts'
 
@@ -87,5 +88,33 @@ describe('a lying peer', { timeout: 90_000 }, () => {
     const lie = liar.lies().find(l => l.taskId === truth.taskId)
     assert.ok(lie !== undefined, 'the liar answered the same task')
     assert.notEqual(lie.resultCid, truth.resultCid, 'the same task, a different result: what a quorum would catch')
+  })
+})
+
+describe('which tasks the lying peer lies about, and how', () => {
+  const ids = Array.from({ length: 2000 }, (_, i) => `task-${i}`)
+
+  test('a seeded fraction of tasks, the same each time', async () => {
+    const picked = async (rate: number, seed: string): Promise<string[]> => {
+      const out: string[] = []
+      for (const id of ids) if (await liesAbout(id, seed, rate)) out.push(id)
+      return out
+    }
+    assert.equal((await picked(0, '0')).length, 0)
+    assert.equal((await picked(1, '0')).length, ids.length)
+    const third = await picked(0.3, '0')
+    // 2,000 draws at p = 0.3: the mean is 600 and the standard deviation ~20.5; ±100 is ~5 of them.
+    assert.ok(third.length > 500 && third.length < 700, `${third.length} of ${ids.length}`)
+    assert.deepEqual(await picked(0.3, '0'), third, 'the same seed picks the same tasks')
+    assert.notDeepEqual(await picked(0.3, '1'), third, 'another seed picks other tasks')
+  })
+
+  test('a lie is a valid value other than the truth', () => {
+    assert.equal(falsify(42), 43)
+    assert.equal(falsify(-0.5), 0.5)
+    assert.equal(falsify(5n), 6n)
+    assert.deepEqual(falsify(2 ** 60), { lie: 2 ** 60 }, 'n + 1 === n for a large float')
+    assert.deepEqual(falsify('x'), { lie: 'x' })
+    assert.deepEqual(falsify(null), { lie: null })
   })
 })
