@@ -15,7 +15,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidInputError, RhizomeError, NotFoundError, assert } from '../model/errors.ts'
-import { createRunDriver } from '../protocol/run/index.ts'
+import { createRunDriver, fixEntryId } from '../protocol/run/index.ts'
 import { taskId as computeTaskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
 import { toJson } from '../api/dag-json.ts'
@@ -24,7 +24,7 @@ import type { ProgressEvent } from '../api/events.ts'
 import type { RunReport, RunSummary, RunTaskReport } from '../api/types.ts'
 import type { FailureData } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
-import type { ActivationResult, ChildSpec, Command, Outcome, Resolution, RunDriver, RunEvent, RunOutcome, RunOutput, TaskSpec } from '../protocol/run/index.ts'
+import type { ActivationResult, ChildSpec, Command, Outcome, Resolution, ResultRef, RunDriver, RunEvent, RunOutcome, RunOutput, TaskSpec } from '../protocol/run/index.ts'
 import type { WorkflowRun, WorkflowOpenOptions, Resolution as SandboxResolution, ActivationResult as SandboxActivation } from '../sandbox/index.ts'
 import type { RunRepo, RunRow, RunTaskRow } from '../store/index.ts'
 import { RESULT_ENTRY_ID } from '../protocol/home/index.ts'
@@ -88,7 +88,15 @@ export interface TaskExecution {
   peer: string
   attempts: number
   timings: { queueMs: number, fetchMs: number, runMs: number, totalMs: number }
+  /** A spot check of this result is under way: a verdict follows (`RunService.verdict`). */
+  checking?: boolean
 }
+
+/** What became of an accepted result once checked (src/net/scheduler-service.ts TaskVerdict). */
+export type ResultVerdict =
+  | { type: 'open' }
+  | { type: 'confirmed' }
+  | { type: 'disproven', result: { resultCid: string, bytes?: Uint8Array, peer: string } }
 
 /** The home sets of durable runs (src/net/home-service.ts), as the run service uses them. */
 export interface RunHome {
@@ -145,6 +153,11 @@ export class RunService {
   start (): void {
     this.lifecycle.start()
     this.closeInterrupted()
+  }
+
+  /** A verdict on an accepted task result (verification): every run driven here that used it hears it. */
+  verdict (taskId: string, verdict: ResultVerdict): void {
+    for (const run of this.live.values()) run.verdict(taskId, verdict)
   }
 
   /**
@@ -627,7 +640,12 @@ class LiveRun {
   private timer: ReturnType<typeof setTimeout> | undefined
   private closed = false
   /** Durable runs: accepted outcomes waiting for a majority of the home set (`delivered`). */
-  private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome, continuedAs?: string }>()
+  private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome, continuedAs?: string } | { kind: 'fix', taskId: string, result: ResultRef }>()
+  /** Accepted task results of this run (their ids): verdicts on others are not this run's. */
+  private readonly acceptedIds = new Set<string>()
+  /** Results accepted with a check under way whose outcome has not reached the driver yet: the
+   *  check opens in the driver once it has; a verdict that comes first replaces it. */
+  private readonly checksBeforeDelivery = new Map<string, ResultVerdict>()
   /** The run's outcome is being made durable (or is): the end is this copy's own. */
   finishing = false
 
@@ -899,9 +917,54 @@ class LiveRun {
     if (this.closed) return
     if (outcome.ok) this.report({ type: 'run:task:done', runId: this.runId, taskId: task.spec.taskId, peer: outcome.result.peer, ms: now - (task.startedMs ?? task.queuedMs), atMs: now })
     else this.report({ type: 'run:task:failed', runId: this.runId, taskId: task.spec.taskId, error: outcome.error, atMs: now })
+    if (outcome.ok) this.acceptedIds.add(task.spec.taskId)
+    if (done?.checking === true) this.checksBeforeDelivery.set(task.spec.taskId, { type: 'open' })
     if (this.gate(task.spec.taskId, 'task', outcome)) return
     this.driver.handleTaskOutcome(task.spec.taskId, outcome, now)
+    this.afterDelivery(task.spec.taskId, now)
     this.pump()
+  }
+
+  /** The driver holds the task's result now: open its check, or apply the verdict that came first. */
+  private afterDelivery (taskId: string, now: number): void {
+    const early = this.checksBeforeDelivery.get(taskId)
+    if (early === undefined) return
+    this.checksBeforeDelivery.delete(taskId)
+    if (early.type === 'confirmed') return
+    if (early.type === 'open') this.driver.handleVerdict(taskId, { type: 'open' }, now)
+    else this.verdict(taskId, early)
+  }
+
+  /**
+   * A verdict on a result this run may have used. Open and confirmed go to the driver as they
+   * are. A disproof first makes the right result memo entry `fix:<taskId>` durable (as a task
+   * result is: this peer's memo, and a majority of the home set for a durable run); only then does
+   * the driver replay the code on it.
+   */
+  verdict (taskId: string, verdict: ResultVerdict): void {
+    if (this.closed || !this.acceptedIds.has(taskId)) return
+    if (this.checksBeforeDelivery.has(taskId)) {
+      this.checksBeforeDelivery.set(taskId, verdict)
+      return
+    }
+    const now = Date.now()
+    if (verdict.type !== 'disproven') {
+      this.driver.handleVerdict(taskId, verdict, now)
+      this.pump()
+      return
+    }
+    const id = fixEntryId(taskId)
+    const { resultCid: cid, peer, bytes } = verdict.result
+    const result: ResultRef = bytes === undefined ? { cid, peer } : { cid, peer, bytes }
+    this.write(() => { this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: cid, peer, bytes }) })
+    if (this.spec.durable === undefined) {
+      this.driver.handleVerdict(taskId, { type: 'disproven', result }, now)
+      this.pump()
+      return
+    }
+    this.undelivered.set(id, { kind: 'fix', taskId, result })
+    const value: MemoValue = bytes !== undefined && bytes.byteLength <= MEMO_INLINE_BYTES_MAX ? { cid, peer, bytes } : { cid, peer }
+    if (!this.c.home!.localEntry(this.runId, { id, value })) this.service.stopDriving(this.runId, 'lost-lease')
   }
 
   /** A child run of this one ended. */
@@ -953,11 +1016,18 @@ class LiveRun {
         outcomes.push({ kind: waiting.kind, id, outcome: waiting.outcome })
         continue
       }
+      if (waiting.kind === 'fix') {
+        this.driver.handleVerdict(waiting.taskId, { type: 'disproven', result: waiting.result }, now)
+        continue
+      }
       if (waiting.kind === 'outcome' && waiting.continuedAs !== undefined) this.continued(waiting.continuedAs)
       else if (waiting.kind === 'outcome') this.finished(waiting.outcome)
       else if (waiting.outcome.ok) this.driver.handleRecorded(id, waiting.outcome.result, now)
     }
-    if (outcomes.length > 0 && !this.closed) this.driver.handleOutcomes(outcomes, now)
+    if (outcomes.length > 0 && !this.closed) {
+      this.driver.handleOutcomes(outcomes, now)
+      for (const o of outcomes) if (o.kind === 'task') this.afterDelivery(o.id, now)
+    }
     this.pump()
   }
 

@@ -276,7 +276,7 @@ export class SchedulerService implements TaskExecutor {
     this.components = components
     this.scheduler = createScheduler({ ...init, random: components.random })
     const trust = components.trust
-    this.verifier = createVerifier({ random: components.random.fork(), standing: (peerId) => trust?.standing(peerId) ?? 'unknown' })
+    this.verifier = createVerifier({ random: components.random.fork(), standing: (peerId) => trust?.standing(peerId) ?? 'unknown', retainMax: RETAINED_TASKS_MAX })
     this.pendingMax = init.pendingMax ?? SCHEDULER_OPTIONS_DEFAULTS.pendingMax
     this.attemptTimeoutMs = init.attemptTimeoutMs ?? SCHEDULER_OPTIONS_DEFAULTS.attemptTimeoutMs
   }
@@ -344,7 +344,11 @@ export class SchedulerService implements TaskExecutor {
       this.refreshPeers(now, false)
       entry = { task, policy, submittedMs: now, waiters: new Set(), replicas: new Map(), attempts: 0, accepted: undefined, settled: false, retainedBytes: 0 }
       this.entries.set(task.taskId, entry)
-      this.verifier.handleSubmit(task.taskId, policy, now)
+      if (this.verifier.handleSubmit(task.taskId, policy, now) === 'duplicate') {
+        // The verifier still keeps it for re-checks, but this shell let its result go: start afresh.
+        this.verifier.handleCancel(task.taskId, now)
+        this.verifier.handleSubmit(task.taskId, policy, now)
+      }
     }
     const joined = entry
     const promise = new Promise<ExecutorResult>((resolve, reject) => {
@@ -370,8 +374,8 @@ export class SchedulerService implements TaskExecutor {
     waiter.reject(new AbortedError('the task was cancelled by its caller'))
     if (entry.waiters.size > 0 || entry.settled || this.entries.get(entry.task.taskId) !== entry) return
     this.verifier.handleCancel(entry.task.taskId, this.components.now())
+    this.drain() // its replicas' copies are aborted here, while the entry still names them
     this.forget(entry)
-    this.drain()
   }
 
   /** Carry out both machines' outputs until neither has more; the one place the timer is re-armed. */
@@ -569,7 +573,8 @@ export class SchedulerService implements TaskExecutor {
   private verdict (out: Extract<VerifierOutput, { type: 'verdict' }>): void {
     this.checking.delete(out.taskId)
     const entry = this.entries.get(out.taskId)
-    if (out.verdict === 'confirmed') {
+    if (out.verdict !== 'disproven') {
+      // 'undecided': no answer reached a quorum; nothing better is known, so the result stands.
       this.components.recordAttestations?.(out.taskId, out.attestations.map(a => ({ peer: a.peerId, resultCid: a.resultCid, signature: a.signature, role: 'checked' as const })))
       this.tell(out.taskId, { type: 'confirmed' })
       return
@@ -628,7 +633,9 @@ export class SchedulerService implements TaskExecutor {
     for (const entry of [...this.entries.values()]) {
       if (this.retainedCount <= RETAINED_TASKS_MAX && this.retainedBytes <= RETAINED_BYTES_MAX) return
       const busy = !entry.settled || this.checking.has(entry.task.taskId) || [...entry.replicas.values()].some(r => r.scheduled)
-      if (!busy) this.forget(entry)
+      if (busy) continue
+      this.forget(entry)
+      this.verifier.handleCancel(entry.task.taskId, this.components.now())
     }
   }
 
