@@ -15,7 +15,7 @@ import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
 import type {
   BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest, SignalRequest,
-  RunStarted, RunStatus, RunSummary
+  RunStarted, RunStatus, RunSummary, ReputationView, TaskAttestations
 } from './types.ts'
 
 /** The local API answers in milliseconds; a blob fetch from another peer may take a minute. */
@@ -170,6 +170,16 @@ export class RhizomeClient {
     }
     const search = params.size > 0 ? `?${params.toString()}` : ''
     return (await this.json<{ runs: RunSummary[] }>('runList', {}, undefined, options, search)).runs
+  }
+
+  /** The signed answers behind a verified task: who computed it, who agreed, who disagreed. */
+  async attestations (taskId: string, options?: RequestOptions): Promise<TaskAttestations> {
+    return await this.json('taskAttestations', { id: taskId }, undefined, options)
+  }
+
+  /** This peer's record of each other peer it has sent verified work to. */
+  async reputation (options?: RequestOptions): Promise<ReputationView[]> {
+    return (await this.json<{ peers: ReputationView[] }>('reputation', {}, undefined, options)).peers
   }
 
   /** A run: its status, its result or error once it has one, which peer ran each task, its critical path. */

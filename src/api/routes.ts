@@ -29,6 +29,8 @@ export const ROUTES = {
   runGet: { method: 'GET', path: '/v1/runs/:id', write: false, summary: 'a run: status, result or error, its tasks (which peer ran what) and critical path' },
   runEvents: { method: 'GET', path: '/v1/runs/:id/events', write: false, summary: 'a run\'s progress as Server-Sent Events: what happened so far, then live, ending with run:finished' },
   runCancel: { method: 'POST', path: '/v1/runs/:id/cancel', write: true, summary: 'cancel a run: its tasks in flight are cancelled on their workers' },
+  taskAttestations: { method: 'GET', path: '/v1/tasks/:id/attestations', write: false, summary: 'the signed answers behind a verified task: who computed it, who agreed, who disagreed' },
+  reputation: { method: 'GET', path: '/v1/reputation', write: false, summary: 'this peer\'s record of each other peer: agreements, disagreements, failures, lies, score, ban' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -167,3 +167,38 @@ export interface RunReport extends RunSummary {
    *  is not one of them (it found the run by asking). */
   homeSet?: string[]
 }
+
+/** One signed answer behind a verified task, in `GET /v1/tasks/:id/attestations`. */
+export interface AttestationView {
+  peer: string
+  resultCid: string
+  /** accepted: its result was used; agreed / disagreed: with the accepted result; checked: a spot check's answer. */
+  role: 'accepted' | 'agreed' | 'disagreed' | 'checked'
+  runId?: string
+  atMs: number
+  /** The peer's Ed25519 signature over its attestation, base64. */
+  signature: string
+}
+
+/** `GET /v1/tasks/:id/attestations` */
+export interface TaskAttestations {
+  taskId: string
+  attestations: AttestationView[]
+}
+
+/** One peer's record in `GET /v1/reputation`, as this peer last stored it. */
+export interface ReputationView {
+  peerId: string
+  agreements: number
+  disagreements: number
+  failures: number
+  lies: number
+  /** 0 when never banned. */
+  bannedUntilMs: number
+  updatedMs: number
+  /** For display: the Beta posterior mean (1 + agreements) / (2 + agreements + disagreements + failures). */
+  score: number
+  /** bannedUntilMs is in the future. */
+  banned: boolean
+}
+

@@ -11,6 +11,8 @@
  *   GET  /v1/functions         functions this peer holds
  *   POST /v1/functions         body = dag-cbor { manifest, code, replicas } → deploy result
  *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
+ *   GET  /v1/tasks/:id/attestations  who computed a verified task, who agreed, who disagreed
+ *   GET  /v1/reputation        this peer's record of each other peer
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -47,7 +49,9 @@ import { ROUTES, matchRoute } from '../api/routes.ts'
 import { toJson } from '../api/dag-json.ts'
 import type { CallStreamEvent, ProgressEvent } from '../api/events.ts'
 import type { RouteName } from '../api/routes.ts'
-import type { RunSummary } from '../api/types.ts'
+import type { ReputationView, RunSummary, TaskAttestations } from '../api/types.ts'
+import { VERIFY_ID_CHARS_MAX } from '../store/verify-repo.ts'
+import type { ReputationRow } from '../store/verify-repo.ts'
 import type { ProgressBus } from './progress.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -224,6 +228,8 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     followRun(init, res, params.id)
     return { streamed: true }
   },
+  taskAttestations: async ({ init, params }) => ({ json: taskAttestations(init, params.id) }),
+  reputation: async ({ init }) => ({ json: { peers: init.node.verify.loadReputation().map(r => reputationView(r, Date.now())) } }),
   runSignal: async (context) => await signalRun(context),
   runCancel: async ({ init, req, params }) => {
     await readBody(req, REQUEST_BYTES_MAX)
@@ -257,6 +263,34 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
   }
   await readBody(req, REQUEST_BYTES_MAX).catch(() => {})
   throw new NotFoundError(`no such API route: ${method} ${url.pathname}`, { hint: 'see docs/ARCHITECTURE.md for the API routes' })
+}
+
+function taskAttestations (init: HttpApiInit, taskId: string): TaskAttestations {
+  if (taskId.length > VERIFY_ID_CHARS_MAX) throw new InvalidInputError(`a task id is at most ${VERIFY_ID_CHARS_MAX} characters`, { hint: 'task ids are shown by `rhizome run-status RUN`' })
+  const rows = init.node.verify.attestationsOf(taskId)
+  if (rows.length === 0) {
+    throw new NotFoundError(`no attestations of task ${JSON.stringify(taskId)} on this peer`, { hint: 'ask the peer that drove the task (attestations are kept where a result was verified, for 7 days); task ids are shown by `rhizome run-status RUN`' })
+  }
+  return {
+    taskId,
+    attestations: rows.map(r => ({
+      peer: r.peerId,
+      resultCid: r.resultCid,
+      role: r.role,
+      ...(r.runId === undefined ? {} : { runId: r.runId }),
+      atMs: r.atMs,
+      signature: Buffer.from(r.signature).toString('base64')
+    }))
+  }
+}
+
+/**
+ * A stored record with a score for display: the mean of the Beta(1 + agreements, 1 + disagreements
+ * + failures) posterior, i.e. Laplace's rule of succession: 0.5 for a peer never seen, moving
+ * towards the share of its answers that agreed. The reputation machine decides standing.
+ */
+export function reputationView (r: ReputationRow, nowMs: number): ReputationView {
+  return { ...r, score: (1 + r.agreements) / (2 + r.agreements + r.disagreements + r.failures), banned: r.bannedUntilMs > nowMs }
 }
 
 /** Aborted when the client goes away before the answer is sent (Ctrl-C on the CLI): cancel its work. */

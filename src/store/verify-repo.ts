@@ -8,6 +8,7 @@
  * reputation, and how long attestations and proofs are kept (`prune`).
  */
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+import type { StatementSync } from 'node:sqlite'
 import type { Database } from './database.ts'
 
 /** A peer's record, as the reputation machine keeps it. `bannedUntilMs` 0: not banned. */
@@ -123,27 +124,7 @@ export interface VerifyRepoOptions {
 export function createVerifyRepo (db: Database, options: VerifyRepoOptions = {}): VerifyRepo {
   const attestationRowsMax = options.attestationRowsMax ?? ATTESTATION_ROWS_MAX
   if (!Number.isSafeInteger(attestationRowsMax) || attestationRowsMax < 1 || attestationRowsMax > ATTESTATION_ROWS_MAX) throw new InvalidInputError(`attestationRowsMax must be 1..${ATTESTATION_ROWS_MAX}`)
-  const s = db.sqlite
-  const sql = {
-    loadReputation: s.prepare('SELECT * FROM reputation ORDER BY updated_ms DESC, peer_id ASC LIMIT ?'),
-    saveReputation: s.prepare(`INSERT INTO reputation (peer_id, agreements, disagreements, failures, lies, banned_until_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (peer_id) DO UPDATE SET agreements = excluded.agreements, disagreements = excluded.disagreements, failures = excluded.failures,
-        lies = excluded.lies, banned_until_ms = excluded.banned_until_ms, updated_ms = excluded.updated_ms`),
-    addProof: s.prepare('INSERT INTO lie_proofs (task_id, liar, received_ms, proof) VALUES (?, ?, ?, ?) ON CONFLICT (task_id, liar) DO NOTHING'),
-    getProof: s.prepare('SELECT proof FROM lie_proofs WHERE task_id = ? AND liar = ?'),
-    countAttestations: s.prepare('SELECT count(*) AS n FROM task_attestations WHERE task_id = ?'),
-    updateAttestation: s.prepare('UPDATE task_attestations SET signature = ?, role = ?, run_id = ?, at_ms = ? WHERE task_id = ? AND peer_id = ? AND result_cid = ?'),
-    insertAttestation: s.prepare('INSERT INTO task_attestations (task_id, peer_id, result_cid, signature, role, run_id, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-    attestationsOf: s.prepare('SELECT * FROM task_attestations WHERE task_id = ? ORDER BY at_ms ASC, peer_id ASC, result_cid ASC LIMIT ?'),
-    pruneAttestations: s.prepare('DELETE FROM task_attestations WHERE at_ms < ?'),
-    // Rows older than the newest ATTESTATION_ROWS_MAX (by the index on at_ms; rows tied in time
-    // with the last kept one stay, which bounds the table all the same).
-    pruneAttestationsOver: s.prepare(`DELETE FROM task_attestations WHERE at_ms < (
-      SELECT at_ms FROM task_attestations ORDER BY at_ms DESC LIMIT 1 OFFSET ?)`),
-    pruneProofs: s.prepare('DELETE FROM lie_proofs WHERE received_ms < ?'),
-    pruneReputation: s.prepare(`DELETE FROM reputation WHERE peer_id IN (
-      SELECT peer_id FROM reputation ORDER BY updated_ms DESC, peer_id ASC LIMIT -1 OFFSET ?)`)
-  }
+  const sql = prepare(db)
   return {
     loadReputation () {
       return (sql.loadReputation.all(REPUTATION_ROWS_MAX) as Array<Record<string, unknown>>).map(reputationOf)
@@ -198,6 +179,30 @@ export function createVerifyRepo (db: Database, options: VerifyRepoOptions = {})
         reputation: Number(sql.pruneReputation.run(REPUTATION_ROWS_MAX).changes)
       }))
     }
+  }
+}
+
+function prepare (db: Database): Record<string, StatementSync> {
+  const s = db.sqlite
+  return {
+    loadReputation: s.prepare('SELECT * FROM reputation ORDER BY updated_ms DESC, peer_id ASC LIMIT ?'),
+    saveReputation: s.prepare(`INSERT INTO reputation (peer_id, agreements, disagreements, failures, lies, banned_until_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (peer_id) DO UPDATE SET agreements = excluded.agreements, disagreements = excluded.disagreements, failures = excluded.failures,
+        lies = excluded.lies, banned_until_ms = excluded.banned_until_ms, updated_ms = excluded.updated_ms`),
+    addProof: s.prepare('INSERT INTO lie_proofs (task_id, liar, received_ms, proof) VALUES (?, ?, ?, ?) ON CONFLICT (task_id, liar) DO NOTHING'),
+    getProof: s.prepare('SELECT proof FROM lie_proofs WHERE task_id = ? AND liar = ?'),
+    countAttestations: s.prepare('SELECT count(*) AS n FROM task_attestations WHERE task_id = ?'),
+    updateAttestation: s.prepare('UPDATE task_attestations SET signature = ?, role = ?, run_id = ?, at_ms = ? WHERE task_id = ? AND peer_id = ? AND result_cid = ?'),
+    insertAttestation: s.prepare('INSERT INTO task_attestations (task_id, peer_id, result_cid, signature, role, run_id, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    attestationsOf: s.prepare('SELECT * FROM task_attestations WHERE task_id = ? ORDER BY at_ms ASC, peer_id ASC, result_cid ASC LIMIT ?'),
+    pruneAttestations: s.prepare('DELETE FROM task_attestations WHERE at_ms < ?'),
+    // Rows older than the newest ATTESTATION_ROWS_MAX, by the index on at_ms. Rows written in the
+    // same ms as the last kept one stay too: a handful (one task's answers), not a way around the bound.
+    pruneAttestationsOver: s.prepare(`DELETE FROM task_attestations WHERE at_ms < (
+      SELECT at_ms FROM task_attestations ORDER BY at_ms DESC LIMIT 1 OFFSET ?)`),
+    pruneProofs: s.prepare('DELETE FROM lie_proofs WHERE received_ms < ?'),
+    pruneReputation: s.prepare(`DELETE FROM reputation WHERE peer_id IN (
+      SELECT peer_id FROM reputation ORDER BY updated_ms DESC, peer_id ASC LIMIT -1 OFFSET ?)`)
   }
 }
 
