@@ -166,6 +166,13 @@ export interface RunReport extends RunSummary {
   /** The peers that keep the run (durable runs), as the answering peer knows them; absent when it
    *  is not one of them (it found the run by asking). */
   homeSet?: string[]
+  /**
+   * Checks of the run's results after they were used (spot checks, re-checks of a peer proven to
+   * lie): how many opened and were confirmed, and each result disproven — a wrong answer the run
+   * had accepted, replaced by `resultCid`; the code replayed on the right one, so none of them is
+   * in `result`. Absent when no result of the run was checked later.
+   */
+  verification?: { checks: number, confirmed: number, disproven: Array<{ taskId: string, resultCid: string }> }
 }
 
 /** One signed answer behind a verified task, in `GET /v1/tasks/:id/attestations`. */

@@ -464,6 +464,8 @@ export class RunService {
     if (path !== undefined) report.criticalPath = path
     const homeSet = this.c.home?.homeSetOf(runId)
     if (homeSet !== undefined) report.homeSet = homeSet
+    const verification = verificationFromEvents(this.c.runs, runId)
+    if (verification !== undefined) report.verification = verification
     return report
   }
 
@@ -1356,6 +1358,23 @@ function criticalPathOf (nodes: PathNode[]): { taskIds: string[], ms: number } |
   }
   const first = byId.get(path[0])!
   return { taskIds: path, ms: last.finishedMs! - first.queuedMs }
+}
+
+/** What checks of its results the run saw (driver events `run:task:checking|confirmed|disproven`); undefined if none. */
+function verificationFromEvents (runs: RunRepo, runId: string): RunReport['verification'] {
+  let checks = 0
+  let confirmed = 0
+  const disproven: Array<{ taskId: string, resultCid: string }> = []
+  for (const e of runs.listEvents(runId)) {
+    if (e.type === 'run:task:checking') checks += 1
+    else if (e.type === 'run:task:confirmed') confirmed += 1
+    else if (e.type === 'run:task:disproven') {
+      const data = e.data as { taskId: string, resultCid: string }
+      disproven.push({ taskId: data.taskId, resultCid: data.resultCid })
+    }
+  }
+  if (checks === 0 && disproven.length === 0) return undefined
+  return { checks, confirmed, disproven }
 }
 
 function criticalPathFromEvents (runs: RunRepo, runId: string): { taskIds: string[], ms: number } | undefined {

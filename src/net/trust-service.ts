@@ -161,7 +161,8 @@ export class TrustService {
     for (let out = r.poll(); out !== undefined; out = r.poll()) {
       if (out.type === 'persist') this.c.saveRecord(out.record)
       else if (out.type === 'banned') this.c.log.warn('peer gets no work until its ban ends', { peer: out.peerId, until: new Date(out.untilMs).toISOString() })
-      else this.c.log.info('ban over', { peer: out.peerId })
+      else if (out.type === 'unbanned') this.c.log.info('ban over', { peer: out.peerId })
+      // 'evicted': the record left the machine's bounded table; storage prunes its own (VerifyRepo.prune).
     }
     this.arm()
   }

@@ -25,7 +25,11 @@ import { createMembership } from '../protocol/membership/index.ts'
 import { placementCandidates, schedulerCandidates } from '../protocol/placement.ts'
 import { PeerLossTracker } from '../protocol/scheduler/peer-loss.ts'
 import { createRandom } from '../protocol/random.ts'
-import { SchedulerService } from '../net/scheduler-service.ts'
+import { SOLO_POLICY, SchedulerService } from '../net/scheduler-service.ts'
+import { TrustService } from '../net/trust-service.ts'
+import { resolvePolicy } from '../model/verification.ts'
+import type { VerificationPolicy } from '../model/verification.ts'
+import { createReputation } from '../protocol/reputation/index.ts'
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomInt } from 'node:crypto'
@@ -33,6 +37,7 @@ import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
 import type { RunTask, TaskExecution } from '../net/run-service.ts'
 import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, createVerifyRepo, openDatabase } from '../store/index.ts'
+import { VerifyWriter } from '../store/verify-repo.ts'
 import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
@@ -132,6 +137,8 @@ interface Store {
   runs: RunRepo
   home: HomeRepo
   verify: VerifyRepo
+  /** Attestations and reputation changes, batched (VERIFY_FLUSH_MS). */
+  verifyWriter: VerifyWriter
 }
 
 async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store> {
@@ -150,6 +157,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
   teardown.add(async () => { await blobs.flush() })
   const verify = createVerifyRepo(db)
   verify.prune(Date.now())
+  const verifyWriter = new VerifyWriter(db, verify)
+  teardown.add(() => { verifyWriter.flush() })
   return {
     privateKey,
     createdIdentity: created,
@@ -158,7 +167,8 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
     functions: createFunctionRepo(db),
     runs: createRunRepo(db),
     home: createHomeRepo(db),
-    verify
+    verify,
+    verifyWriter
   }
 }
 
@@ -272,7 +282,14 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
   const self = host.peerId.toString()
   const workflows = createWorkflowEngine()
   teardown.add(async () => { await workflows.close() })
-  const scheduler = await startScheduler(net, services, log, teardown)
+  const trust = await startTrust(config, store, net, log, teardown)
+  const scheduler = await startScheduler(net, services, store, trust, log, teardown)
+  // A function's own policy, else this peer's mode; a function that says it is not deterministic
+  // cannot be checked by running it again, so it is taken from one peer.
+  const policyOf = async (fn: CID): Promise<VerificationPolicy> => {
+    const { manifest } = await functions.load(fn)
+    return manifest.deterministic ? resolvePolicy(manifest.verification, config.verification) : SOLO_POLICY
+  }
   // The run service and the home service call each other: the home service is built first and
   // told of the run service before it starts (it rejoins unsettled runs at start).
   const bound: { runs?: RunService } = {}
@@ -311,12 +328,13 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     loadWorkflow: async (id, options) => await functions.load(id, options),
     openWorkflow: async (options) => await workflows.openWorkflow(options),
     locateTasks: async (taskIds) => await locateTasks(services.tasks, self, alive().filter(p => p !== self), taskIds),
-    execute: async (task, options) => await executeAttached(services.tasks, scheduler, task, options, log),
+    execute: async (task, options) => await executeAttached(services.tasks, scheduler, { ...task, policy: await policyOf(task.fn) }, options, log),
     emit: (event) => { progress.emit(event) },
     selfId: self,
     log: log.child('runs')
   }))
   bound.runs = runs
+  teardown.add(scheduler.onVerdict((taskId, verdict) => { runs.verdict(taskId, verdict) }))
   await teardown.started(home)
   return runs
 }
@@ -339,8 +357,10 @@ async function locateTasks (tasks: TaskService, self: string, peers: string[], t
  * of that peer first: it joins the running task or answers from its stored result. If that
  * fails, the task goes to placement like any other.
  */
-async function executeAttached (tasks: TaskService, scheduler: SchedulerService, task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }, log: Logger): Promise<TaskExecution> {
-  if (task.attach !== undefined) {
+async function executeAttached (tasks: TaskService, scheduler: SchedulerService, task: RunTask & { policy: VerificationPolicy }, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }, log: Logger): Promise<TaskExecution> {
+  // Re-attaching trusts the one peer that runs it: only for results taken from one peer unchecked.
+  const solo = task.policy.replicas === 1 && task.policy.spotCheckRate === 0
+  if (task.attach !== undefined && solo) {
     const t0 = performance.now()
     try {
       options.onAttempt(1, task.attach)
@@ -366,7 +386,7 @@ async function readOrFetch (blobs: BlobStore, blobService: BlobService, cid: CID
 }
 
 /** The scheduler that places workflow tasks: the live view, lost peers from membership, tasks through the task service. */
-async function startScheduler (net: Net, services: Services, log: Logger, teardown: Teardown): Promise<SchedulerService> {
+async function startScheduler (net: Net, services: Services, store: Store, trust: TrustService, log: Logger, teardown: Teardown): Promise<SchedulerService> {
   const { host, membership } = net
   const { tasks } = services
   const self = host.peerId.toString()
@@ -390,8 +410,34 @@ async function startScheduler (net: Net, services: Services, log: Logger, teardo
     },
     now: () => performance.now(),
     random: createRandom(randomInt(0, 2 ** 32)),
-    log: log.child('scheduler')
+    log: log.child('scheduler'),
+    trust: {
+      // This peer's own results need no one's word.
+      standing: (id) => id === self ? 'trusted' : trust.standing(id),
+      score: (id) => trust.score(id),
+      observe: (id, kind) => { if (id !== self) trust.observe(id, kind) },
+      prove: (proof) => { trust.prove(proof) },
+      onLiar: (listener) => trust.onLiar(listener)
+    },
+    recordAttestations: (taskId, rows) => {
+      const atMs = Date.now()
+      store.verifyWriter.addAttestations(taskId, undefined, rows.map(r => ({ peerId: r.peer, resultCid: r.resultCid, signature: r.signature, role: r.role, atMs })))
+    }
   }))
+}
+
+/** Reputation and lie proofs: the machine from the stored records, its shell on the proof gossip topic. */
+async function startTrust (config: NodeConfig, store: Store, net: Net, log: Logger, teardown: Teardown): Promise<TrustService> {
+  const reputation = createReputation({ records: store.verify.loadReputation() })
+  return await teardown.started(new TrustService({
+    reputation,
+    pubsub: net.host.services.pubsub,
+    saveRecord: (record) => { store.verifyWriter.saveReputation(record) },
+    saveProof: (proof, bytes, receivedMs) => { store.verify.addProof(proof.task.toString(), proof.liar.peer, bytes, receivedMs) },
+    now: Date.now,
+    log: log.child('trust'),
+    onViolation: net.onViolation
+  }, { networkId: config.networkId }))
 }
 
 interface NodeParts {

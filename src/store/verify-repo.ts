@@ -10,6 +10,7 @@
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
 import type { StatementSync } from 'node:sqlite'
 import type { Database } from './database.ts'
+import { withoutSync } from './database.ts'
 
 /** A peer's record, as the reputation machine keeps it. `bannedUntilMs` 0: not banned. */
 export interface ReputationRow {
@@ -259,4 +260,66 @@ function attestationOf (r: Record<string, unknown>): StoredAttestation {
   }
   if (r.run_id !== null && r.run_id !== undefined) row.runId = r.run_id as string
   return row
+}
+
+/**
+ * How long attestations and reputation changes wait before they are written: every task adds a
+ * few rows, and a commit per task (each an fsync under `synchronous=FULL`) would cost more than
+ * the task. Both are records, not what recovery reads — a crash loses at most this much of them —
+ * so they go in one transaction per 20 ms at `synchronous=NORMAL` (as the run history does).
+ */
+export const VERIFY_FLUSH_MS = 20
+/** Rows waiting past this are written at once, whatever the timer says (a burst of tasks). */
+export const VERIFY_PENDING_ROWS_MAX = 4096
+
+/** Batches a VerifyRepo's frequent writes (attestations, reputation records). */
+export class VerifyWriter {
+  private readonly db: Database
+  private readonly repo: VerifyRepo
+  private attestations: Array<{ taskId: string, runId: string | undefined, rows: AttestationRow[] }> = []
+  private readonly records = new Map<string, ReputationRow>()
+  private pending = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor (db: Database, repo: VerifyRepo) {
+    this.db = db
+    this.repo = repo
+  }
+
+  addAttestations (taskId: string, runId: string | undefined, rows: AttestationRow[]): void {
+    this.attestations.push({ taskId, runId, rows })
+    this.queued(rows.length)
+  }
+
+  saveReputation (record: ReputationRow): void {
+    this.records.set(record.peerId, record)
+    this.queued(1)
+  }
+
+  /** Write everything waiting (the timer, a full buffer, and the peer's stop). */
+  flush (): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.pending === 0) return
+    const attestations = this.attestations
+    const records = [...this.records.values()]
+    this.attestations = []
+    this.records.clear()
+    this.pending = 0
+    withoutSync(this.db, () => {
+      for (const a of attestations) this.repo.addAttestations(a.taskId, a.runId, a.rows)
+      for (const r of records) this.repo.saveReputation(r)
+    })
+  }
+
+  private queued (rows: number): void {
+    this.pending += rows
+    if (this.pending >= VERIFY_PENDING_ROWS_MAX) {
+      this.flush()
+      return
+    }
+    if (this.timer !== undefined) return
+    this.timer = setTimeout(() => { this.flush() }, VERIFY_FLUSH_MS)
+    this.timer.unref?.()
+  }
 }
