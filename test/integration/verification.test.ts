@@ -1,0 +1,133 @@
+/**
+ * Verified results on real peers: three honest peers and a lying peer (test/helpers/lying-peer-main.ts:
+ * a real libp2p peer that runs tasks and answers a seeded fraction of them with a wrong value
+ * under a valid signature). Each run is `twoStage(n)`: n tasks B(i), then n tasks C(b) on their
+ * results, so the right answer is n² and a wrong first-stage result that was used would show in it.
+ *
+ *  - replicas 3, quorum 2, a liar that always lies: the 100-task run's result is right, the liar is
+ *    proven to lie (banned in the driver's reputation), and a second run gives it no task at all;
+ *  - replicas 1, spot checks at 0.2: wrong results are accepted at first, a spot check catches
+ *    the liar within the run, every result it gave is checked again, each wrong one is replaced
+ *    (the report lists them) and the code replays on the right values: the result is right;
+ *  - a liar that lies about 10% of its tasks is caught and excluded as well.
+ */
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import * as dagCbor from '@ipld/dag-cbor'
+import { after, before, describe, test } from 'node:test'
+import { createManifest, encodeManifest } from '../../src/functions/manifest.ts'
+import { TestNetwork, runCli, runEvents, waitFor } from '../helpers/peers.ts'
+import { startLyingPeer } from '../helpers/lying-peer.ts'
+import type { RunReport, ReputationView, TaskAttestations } from '../../src/api/types.ts'
+import type { TestPeer } from '../helpers/peers.ts'
+import type { LyingPeer } from '../helpers/lying-peer.ts'
+
+const FNS = fileURLToPath(new URL('../fixtures/runs/fns.ts', import.meta.url))
+const FLOW = fileURLToPath(new URL('../fixtures/runs/verify-flow.template.js', import.meta.url))
+
+describe('verified results with a lying peer', { timeout: 420_000 }, () => {
+  let net: TestNetwork
+  let peers: TestPeer[]
+  let driver: TestPeer
+  const liars: LyingPeer[] = []
+
+  before(async () => {
+    net = await TestNetwork.create()
+    const first = await net.addPeer(['--slots', '2'])
+    const rest = await Promise.all([1, 2].map(async () => await net.addPeer(['--bootstrap', first.tcpAddr, '--slots', '2'])))
+    peers = [first, ...rest]
+    driver = first
+  })
+  after(async () => {
+    for (const liar of liars) await liar.stop()
+    await net?.close()
+  })
+
+  /** Deploy the functions with a verification policy and the workflow on them; returns the workflow id. */
+  async function deploy (policy: string[]): Promise<string> {
+    const deployed = await runCli(['deploy', FNS, '--replicas', '3', ...policy, '--json', '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
+    assert.equal(deployed.code, 0, deployed.stderr)
+    const fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
+    const code = new TextEncoder().encode((await readFile(FLOW, 'utf8')).replaceAll('FNS', fnId))
+    const manifest = encodeManifest(await createManifest({ name: 'verify-flow', kind: 'workflow', code, exports: ['twoStage'] }))
+    const res = await fetch(`${driver.apiUrl}/v1/functions`, { method: 'POST', headers: driver.authorized(), body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(60_000) })
+    assert.equal(res.status, 200, await res.clone().text())
+    return (await res.json() as { cid: string }).cid
+  }
+
+  async function addLiar (lieRate: number, seed: string): Promise<LyingPeer> {
+    const liar = await startLyingPeer(net, { lieRate, seed, bootstrap: driver.tcpAddr, slots: 2 })
+    liars.push(liar)
+    await waitFor('every peer to see every other alive', async () => {
+      for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length) return false
+      return true
+    }, 60_000, 200)
+    return liar
+  }
+
+  async function run (workflow: string, n: number): Promise<RunReport> {
+    const { runId } = await driver.api<{ runId: string }>('/v1/runs', { method: 'POST', body: JSON.stringify({ workflow, export: 'twoStage', args: [n] }) })
+    await runEvents(driver, runId, 300_000)
+    return await driver.api<RunReport>(`/v1/runs/${runId}`)
+  }
+
+  async function record (peerId: string): Promise<ReputationView | undefined> {
+    return (await driver.api<{ peers: ReputationView[] }>('/v1/reputation')).peers.find(p => p.peerId === peerId)
+  }
+
+  async function attestations (taskId: string): Promise<TaskAttestations> {
+    return await driver.api<TaskAttestations>(`/v1/tasks/${taskId}/attestations`)
+  }
+
+  test('replicas 3, quorum 2: a 100-task run accepts no wrong result, and the liar gets no work once caught', async () => {
+    const workflow = await deploy(['--verify-replicas', '3', '--quorum', '2'])
+    const liar = await addLiar(1, 'always')
+    const done = await run(workflow, 50)
+    assert.equal(done.status, 'finished', JSON.stringify(done.error))
+    assert.equal(done.result, 2500, 'n² for n = 50: no wrong result was used')
+    assert.ok(liar.told() > 0, 'the liar was given work, and lied')
+    const banned = await record(liar.peerId)
+    assert.ok(banned !== undefined && banned.lies > 0 && banned.banned, `the liar is proven to lie and banned: ${JSON.stringify(banned)}`)
+    // No lie is behind an accepted result: every attestation of a lie is a disagreeing one.
+    for (const lie of liar.lies().slice(0, 10)) {
+      const rows = (await attestations(lie.taskId)).attestations
+      for (const row of rows.filter(r => r.resultCid === lie.resultCid)) assert.equal(row.role, 'disagreed', `task ${lie.taskId}: ${JSON.stringify(rows)}`)
+    }
+    const toldBefore = liar.told()
+    const again = await run(workflow, 20)
+    assert.equal(again.result, 400)
+    assert.equal(liar.told(), toldBefore, 'a proven liar is given no task')
+    assert.ok(!again.tasks.some(t => t.peer === liar.peerId))
+  })
+
+  test('replicas 1, spot checks 0.2: the liar is caught within the run, and every wrong result it gave is replaced', async () => {
+    const workflow = await deploy(['--verify-replicas', '1', '--spot-check-rate', '0.2'])
+    const liar = await addLiar(1, 'spot')
+    const done = await run(workflow, 100)
+    assert.equal(done.status, 'finished', JSON.stringify(done.error))
+    assert.equal(done.result, 10_000, 'n² for n = 100: no wrong result stays in the final result')
+    const banned = await record(liar.peerId)
+    assert.ok(banned !== undefined && banned.banned, `the liar is caught within the run: ${JSON.stringify(banned)}`)
+    const disproven = done.verification?.disproven ?? []
+    // Shown, not asserted as a number: how many wrong results were accepted before the catch.
+    console.log(`# spot checks: ${done.verification?.checks ?? 0} opened; wrong results accepted before the liar was caught and then replaced: ${disproven.length} (lies told: ${liar.lies().length})`)
+    assert.ok(disproven.length > 0, 'wrong results were accepted, then disproven')
+    const lied = new Set(liar.lies().map(l => l.resultCid))
+    for (const d of disproven) assert.ok(!lied.has(d.resultCid), 'a disproven result is replaced by one the liar did not give')
+  })
+
+  test('a liar that lies about 10% of its tasks is still caught and excluded', async () => {
+    const workflow = await deploy(['--verify-replicas', '3', '--quorum', '2', '--spot-check-rate', '0.1'])
+    const liar = await addLiar(0.1, 'sometimes')
+    const done = await run(workflow, 100)
+    assert.equal(done.status, 'finished', JSON.stringify(done.error))
+    assert.equal(done.result, 10_000)
+    assert.ok(liar.lies().length > 0, 'it lied at least once')
+    const banned = await record(liar.peerId)
+    assert.ok(banned !== undefined && banned.banned, `caught: ${JSON.stringify(banned)} after ${liar.told()} tasks`)
+    const toldBefore = liar.told()
+    await run(workflow, 10)
+    assert.equal(liar.told(), toldBefore, 'excluded: no task after it was caught')
+  })
+})
