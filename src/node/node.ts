@@ -297,7 +297,8 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     assert(bound.runs !== undefined, 'the run service starts before the home service')
     return bound.runs
   }
-  const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive').map(p => p.peerId)
+  // A peer proven to lie keeps no run's memo either: home sets are drawn from the others.
+  const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive' && trust.standing(p.peerId) !== 'banned').map(p => p.peerId)
   const home = new HomeService({
     repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'), alivePeers: alive,
     gonePeers: () => net.membership.view().filter(p => p.state === 'gone').map(p => p.peerId),

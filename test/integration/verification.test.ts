@@ -45,10 +45,12 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
   })
 
   /** Deploy the functions with a verification policy and the workflow on them; returns the workflow id. */
+  let fnId = ''
+
   async function deploy (policy: string[]): Promise<string> {
     const deployed = await runCli(['deploy', FNS, '--replicas', '3', ...policy, '--json', '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
     assert.equal(deployed.code, 0, deployed.stderr)
-    const fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
+    fnId = (JSON.parse(deployed.stdout) as { cid: string }).cid
     const code = new TextEncoder().encode((await readFile(FLOW, 'utf8')).replaceAll('FNS', fnId))
     const manifest = encodeManifest(await createManifest({ name: 'verify-flow', kind: 'workflow', code, exports: ['twoStage'] }))
     const res = await fetch(`${driver.apiUrl}/v1/functions`, { method: 'POST', headers: driver.authorized(), body: dagCbor.encode({ manifest, code, replicas: 1 }) as BodyInit, signal: AbortSignal.timeout(60_000) })
@@ -59,11 +61,25 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
   async function addLiar (lieRate: number, seed: string): Promise<LyingPeer> {
     const liar = await startLyingPeer(net, { lieRate, seed, bootstrap: driver.tcpAddr, slots: 2 })
     liars.push(liar)
-    await waitFor('every peer to see every other alive', async () => {
-      for (const p of peers) if ((await p.peers()).filter(x => x.state === 'alive').length < peers.length) return false
+    await waitFor('every peer to see the others, and the liar alive with free slots', async () => {
+      for (const p of peers) {
+        const view = (await p.api<{ peers: Array<{ peerId: string, state: string, capacity: { slotsFree: number } }> }>('/v1/peers')).peers
+        if (view.filter(x => x.state === 'alive').length < peers.length) return false
+        if (view.find(x => x.peerId === liar.peerId && x.state === 'alive' && x.capacity.slotsFree > 0) === undefined) return false
+      }
       return true
     }, 60_000, 200)
+    // Warm: the liar fetches and compiles the function once (its first call), as a peer that has
+    // been up a while would have; otherwise a short run can end before its first answer.
+    const warm = await runCli(['call', fnId, 'B', '0', '--on', liar.peerId, '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
+    assert.equal(warm.code, 0, warm.stderr)
     return liar
+  }
+
+  /** A liar that is done with stops (it serves no home set, so two at once could hold a majority of one). */
+  async function retire (liar: LyingPeer): Promise<void> {
+    await liar.stop()
+    liars.splice(liars.indexOf(liar), 1)
   }
 
   async function run (workflow: string, n: number): Promise<RunReport> {
@@ -86,7 +102,7 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
     const done = await run(workflow, 50)
     assert.equal(done.status, 'finished', JSON.stringify(done.error))
     assert.equal(done.result, 2500, 'n² for n = 50: no wrong result was used')
-    assert.ok(liar.told() > 0, 'the liar was given work, and lied')
+    assert.ok(liar.told() > 0, `the liar was given work, and lied; the driver on it:\n${driver.stderr.split('\n').filter(l => l.includes(liar.peerId)).slice(0, 10).join('\n')}\nthe liar:\n${liar.stderr().slice(-3000)}`)
     const banned = await record(liar.peerId)
     assert.ok(banned !== undefined && banned.lies > 0 && banned.banned, `the liar is proven to lie and banned: ${JSON.stringify(banned)}`)
     // No lie is behind an accepted result: every attestation of a lie is a disagreeing one.
@@ -99,12 +115,14 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
     assert.equal(again.result, 400)
     assert.equal(liar.told(), toldBefore, 'a proven liar is given no task')
     assert.ok(!again.tasks.some(t => t.peer === liar.peerId))
+    await retire(liar)
   })
 
   test('replicas 1, spot checks 0.2: the liar is caught within the run, and every wrong result it gave is replaced', async () => {
     const workflow = await deploy(['--verify-replicas', '1', '--spot-check-rate', '0.2'])
     const liar = await addLiar(1, 'spot')
     const done = await run(workflow, 100)
+    await retire(liar)
     assert.equal(done.status, 'finished', JSON.stringify(done.error))
     assert.equal(done.result, 10_000, 'n² for n = 100: no wrong result stays in the final result')
     const banned = await record(liar.peerId)
