@@ -522,3 +522,24 @@ export function runVerifyScenario (input: VerifyScenario | { seed: number, trace
     trace: w.trace.keptLines
   }
 }
+
+export const verifyScenarioEntry = {
+  name: 'verify',
+  description: 'verified results: quorums, spot checks, re-checks and bans against honest and Byzantine workers; no quorum accepts a wrong result, no honest peer is proven a liar',
+  runSeed (seed: number, options: { traceLinesKept?: number } = {}) {
+    const r = runVerifyScenario({ seed, traceLinesKept: options.traceLinesKept ?? 0 })
+    const c = r.counts
+    return {
+      scenario: 'verify',
+      seed,
+      ok: r.ok,
+      violations: r.violations,
+      violationCount: r.violationCount,
+      summary: `${r.workers} workers (${r.liars} Byzantine${r.collude ? ', colluding' : ''}), ${r.tasks} tasks: ${c.accepted} accepted (${c.acceptedSolo} solo), ${c.failed} failed, ${c.lies} lies, ${c.proofs} proofs, ${c.disproven} disproven, ${c.wrongAtEnd} wrong at the end`,
+      details: [`counts ${JSON.stringify(c)}`, `messages ${JSON.stringify(r.messages)}`],
+      traceHash: r.traceHash,
+      simEvents: r.simEvents,
+      trace: r.trace
+    }
+  }
+}
