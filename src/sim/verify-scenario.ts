@@ -46,7 +46,7 @@ const ATTEMPTS_MAX = 3
 const FAILING_TASK_RATE = 0.05
 /** Honest workers fail retryably (a crash, a timeout) this often. */
 const HONEST_FLAKE_RATE = 0.03
-const FAILING_CODE = 'ERR_TASK_FAILED'
+const FAILING_CODE = 'ERR_FUNCTION_THREW'
 const DRIVER = 0
 
 export interface VerifyScenario {
@@ -308,7 +308,7 @@ class VerifySim {
     }
     if (task === undefined || eligible.length === 0) {
       this.jobs.delete(`${job.taskId}#${job.replica}`)
-      this.verifier.handleFailed(job.taskId, job.replica, { retryable: true, code: 'ERR_NO_PEER', message: 'no eligible peer' }, this.world.nowMs)
+      this.verifier.handleFailed(job.taskId, job.replica, { retryable: true, code: 'ERR_PEER_UNAVAILABLE', message: 'no eligible peer' }, this.world.nowMs)
       return
     }
     const n = this.placeRng.pick(eligible)
