@@ -9,7 +9,8 @@
  * and restart), `SimStorage` (what a peer keeps across a crash) and the fault plans. A scenario
  * puts them together for one machine: membership-scenario.ts, echo-scenario.ts, run-scenario.ts
  * (the run driver and the scheduler over simulated workers), durable-scenario.ts (a durable run:
- * the home-set machine, the run driver on whoever holds the lease, workers with a result store).
+ * the home-set machine, the run driver on whoever holds the lease, workers with a result store),
+ * verify-scenario.ts (verified results: the verifier and reputation machines, Byzantine workers).
  */
 export { EventQueue } from './event-queue.ts'
 export { TraceHash } from './trace.ts'
@@ -38,6 +39,8 @@ export { LARGE_RUN_SHAPE, livenessBoundMs, runRunScenario, runScenarioFromSeed }
 export type { RunHooks, RunScenario, RunScenarioResult, RunShape } from './run-scenario.ts'
 export { durableBoundMs, durableScenarioFromSeed, minorityCrashes, runDurableScenario } from './durable-scenario.ts'
 export type { DurableCounts, DurableHooks, DurableScenario, DurableScenarioResult, DurableShape } from './durable-scenario.ts'
+export { correctCid, runVerifyScenario, verifyScenarioFromSeed } from './verify-scenario.ts'
+export type { VerifyCounts, VerifyHooks, VerifyScenario, VerifyScenarioResult } from './verify-scenario.ts'
 export { replayCommand, SCENARIOS } from './scenarios.ts'
 export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'

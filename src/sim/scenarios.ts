@@ -9,6 +9,7 @@ import { leaseSeedOutcome } from './lease-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
 import { memoScenarioEntry } from './memo-scenario.ts'
 import { runRunScenario } from './run-scenario.ts'
+import { verifyScenarioEntry } from './verify-scenario.ts'
 
 export interface SeedOutcome {
   scenario: string
@@ -77,6 +78,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
       }
     }
   },
+  verify: verifyScenarioEntry,
   lease: { name: 'lease', description: 'run leases on a home set of 3..5 peers: never two leases at once, one driver per epoch, a holder soon after faults', runSeed: leaseSeedOutcome },
   run: {
     name: 'run',

@@ -29,8 +29,9 @@
  * (placing more as others end), never issuing more than min(REPLICAS_MAX, replicas +
  * EXTRA_REPLICAS_MAX). When even every replica left could not lift the best vote to the quorum,
  * the task fails with ERR_QUORUM_NOT_REACHED and every answer. Replicas still running when the
- * result is accepted run on: their answers are compared (a disagreement against ≥ 2 agreeing
- * answers is a proof).
+ * result is accepted run on: their answers are compared (a disagreement against max(2, quorum)
+ * agreeing answers is a proof; against fewer it opens a check — a result carried by fewer than a
+ * quorum, e.g. by colluding liars after an undecided check, must not convict anyone).
  *
  * CHECKS. A check decides when some CID has max(CHECK_QUORUM_MIN, quorum) usable votes: confirmed
  * if it is the accepted CID, else disproven (the result is replaced). It keeps that many minus
@@ -401,7 +402,7 @@ export class VerifierMachine implements Verifier {
   }
 
   /** Answers that came after the decision: agreeing ones join the supporters; a disagreeing one
-   *  is a lie when ≥ 2 support the result, else it opens a check. */
+   *  is a lie when max(2, quorum) support the result, else it opens a check. */
   private compareLate (task: TaskRecord): void {
     const accepted = task.accepted as NonNullable<TaskRecord['accepted']>
     for (const r of task.replicas) {
@@ -412,8 +413,10 @@ export class VerifierMachine implements Verifier {
         this.index(task, [r])
         continue
       }
+      // A lie needs as many witnesses as a check would: with fewer (a single-peer result, or a
+      // quorum thinned by a liar) the disagreement opens a check instead of convicting anyone.
       const supporters = this.supporters(task, accepted.resultCid)
-      if (supporters.length >= CHECK_QUORUM_MIN) {
+      if (supporters.length >= Math.max(CHECK_QUORUM_MIN, task.policy.quorum)) {
         this.observeAndProve(task, accepted.resultCid, supporters)
       } else {
         this.startCheck(task, true)
