@@ -492,7 +492,7 @@ export class SchedulerService implements TaskExecutor {
     replica.results.clear()
     if (answer === undefined) {
       const error = new Error(`assertion failed: the scheduler accepted an answer from ${peerId} that never came`)
-      this.verifier.handleFailed(entry.task.taskId, replica.n, { retryable: false, code: 'ERR_ASSERTION', message: error.message }, this.components.now())
+      this.verifier.handleFailed(entry.task.taskId, replica.n, { retryable: false, code: 'ERR_INTERNAL', message: error.message }, this.components.now())
       return
     }
     replica.answer = answer
@@ -514,7 +514,7 @@ export class SchedulerService implements TaskExecutor {
     }
     replica.lastError = error
     const retryable = error instanceof RhizomeError ? error.retryable : false
-    const code = error instanceof RhizomeError ? error.code : 'ERR_TASK_FAILED'
+    const code = error instanceof RhizomeError ? error.code : 'ERR_INTERNAL'
     this.verifier.handleFailed(taskId, replica.n, { retryable, code, message: error.message }, this.components.now())
   }
 

@@ -4,7 +4,7 @@
  * - `REPLICAS_MAX` 16 replicas of one task at most, extra replicas after a failed quorum and
  *   spot-check replicas included: a task run on sixteen peers without two of them agreeing is
  *   not going to agree on the seventeenth; past it the task fails with ERR_QUORUM_NOT_REACHED.
- *   (The same number as the policy module's REPLICAS_MAX; this copy goes once both are merged.)
+ *   (Defined with the policy in src/model/verification.ts, which manifests are checked against.)
  * - `EXTRA_REPLICAS_MAX` 4 replicas beyond the policy's `replicas` (bounded by REPLICAS_MAX): with
  *   honest peers a majority, each extra replica agrees with the correct answer more often than
  *   not, so four more reach a quorum of 2 or 3 after one disagreement in nearly every case; a task
@@ -24,7 +24,7 @@
  * - `LIARS_MAX` 4,096 proven liars remembered here (oldest forgotten first): the reputation
  *   machine keeps the bans; this set only keeps a liar's answers out of tallies in the meantime.
  */
-export const REPLICAS_MAX = 16
+export { REPLICAS_MAX } from '../../model/verification.ts'
 export const EXTRA_REPLICAS_MAX = 4
 export const ADAPTIVE_SPOT_CHECK_RATE = 0.1
 export const CHECK_QUORUM_MIN = 2

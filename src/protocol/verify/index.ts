@@ -18,11 +18,12 @@
 import type { Random } from '../random.ts'
 import { VERIFIER_DEFAULTS } from './constants.ts'
 import { VerifierMachine } from './verifier.ts'
+import type { VerificationPolicy } from '../../model/verification.ts'
 
 /** How a task's result is verified (the function's manifest, else the peer's mode default).
  *  replicas 1 ⇒ quorum 1; replicas ≥ 2 ⇒ 2 ≤ quorum ≤ replicas; 0 ≤ spotCheckRate ≤ 1.
- *  (Same shape as the model's VerificationPolicy; kept here until both are merged.) */
-export interface VerificationPolicy { replicas: number, quorum: number, spotCheckRate: number }
+ *  (src/model/verification.ts, where manifests get it checked.) */
+export type { VerificationPolicy }
 
 /** A replica's answer: who ran it, the result CID, and the peer's signature over both. */
 export interface Attested { peerId: string, resultCid: string, signature: Uint8Array }
