@@ -151,6 +151,11 @@ export interface RunTaskReport {
   startedMs?: number
   finishedMs?: number
   error?: FailureData
+  /** Verification: the other peers whose signed answers matched the accepted result (quorum
+   *  members, spot checks) and those whose answers did not (`rhizome attestations TASK` has the
+   *  signatures). Absent when no other peer answered. */
+  agreed?: string[]
+  disagreed?: string[]
 }
 
 /** `GET /v1/runs/:id`: the run, its outcome when it has one, what ran where, and its critical path. */

@@ -104,9 +104,24 @@ function table (rows: string[][], rightAligned: Set<number>): string[] {
 export function taskTable (report: RunReport): string[] {
   if (report.tasks.length === 0) return []
   const tasks = [...report.tasks].sort((a, b) => a.queuedMs - b.queuedMs || (a.startedMs ?? Infinity) - (b.startedMs ?? Infinity) || (a.taskId < b.taskId ? -1 : 1))
-  const rows = [['task', 'peer', 'queued', 'started', 'finished', 'status']]
-  for (const t of tasks) rows.push([t.export, t.peer === undefined ? '-' : shortPeer(t.peer), since(report, t.queuedMs), since(report, t.startedMs), since(report, t.finishedMs), taskStatus(t)])
+  // Verification's column, when any other peer answered for a task: quorum members and spot
+  // checks that agreed, and answers that did not.
+  const verified = tasks.some(t => t.agreed !== undefined || t.disagreed !== undefined)
+  const rows = [['task', 'peer', 'queued', 'started', 'finished', 'status', ...(verified ? ['checked by'] : [])]]
+  for (const t of tasks) {
+    const row = [t.export, t.peer === undefined ? '-' : shortPeer(t.peer), since(report, t.queuedMs), since(report, t.startedMs), since(report, t.finishedMs), taskStatus(t)]
+    if (verified) row.push(checkedBy(t))
+    rows.push(row)
+  }
   return table(rows, new Set([2, 3, 4]))
+}
+
+/** `2 agreed`, `1 disagreed (12D3Koo…abc123)`: who else answered for the task. */
+function checkedBy (t: RunTaskReport): string {
+  const parts: string[] = []
+  if (t.agreed !== undefined) parts.push(`${t.agreed.length} agreed`)
+  if (t.disagreed !== undefined) parts.push(`${t.disagreed.length} disagreed (${t.disagreed.map(shortPeer).join(', ')})`)
+  return parts.length === 0 ? '-' : parts.join(', ')
 }
 
 function taskStatus (t: RunTaskReport): string {
@@ -172,6 +187,11 @@ export function formatRunReport (report: RunReport): string {
   )
   const critical = criticalPathLine(report)
   if (critical !== undefined) lines.push(`  critical path  ${critical}`)
+  const checked = report.verification
+  if (checked !== undefined) {
+    const replaced = checked.disproven.length
+    lines.push(`  checked        ${checked.checks} result${checked.checks === 1 ? '' : 's'} checked again after use; ${replaced === 0 ? 'none wrong' : `${replaced} wrong, replaced (the run replayed on the right ones)`}`)
+  }
   if (report.continuedAs !== undefined) lines.push(`  continued as   ${report.continuedAs}`)
   if (report.error !== undefined) lines.push(`  error          ${report.error.name}: ${report.error.message}`)
   const chart = timeline(report)

@@ -137,6 +137,8 @@ export interface RunServiceComponents {
   /** Run one task somewhere (placement, retries): resolves with the accepted result. */
   execute: (task: RunTask, options: { signal: AbortSignal, onAttempt: (attempt: number, peer: string) => void }) => Promise<TaskExecution>
   emit: (event: ProgressEvent) => void
+  /** The signed answers kept for a task (src/store/verify-repo.ts), for the report's provenance. */
+  attestationsOf?: (taskId: string) => Array<{ peerId: string, role: string }>
   selfId: string
   log: Logger
 }
@@ -453,6 +455,7 @@ export class RunService {
     const row = this.c.runs.getRun(runId)
     if (row === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`; a run is known to the peer that drives it' })
     const tasks = this.c.runs.listTasks(runId).map(taskReportOf)
+    if (this.c.attestationsOf !== undefined) for (const task of tasks) withProvenance(task, this.c.attestationsOf(task.taskId))
     const report: RunReport = { ...summaryOf(row), tasks }
     if (row.result !== undefined) report.result = toJson(dagCbor.decode(row.result))
     if (row.error !== undefined) report.error = row.error
@@ -1358,6 +1361,18 @@ function criticalPathOf (nodes: PathNode[]): { taskIds: string[], ms: number } |
   }
   const first = byId.get(path[0])!
   return { taskIds: path, ms: last.finishedMs! - first.queuedMs }
+}
+
+/** Who answered for a task besides the peer whose result stands (after a disproof, the one the
+ *  quorum agreed with: the task's row still names the peer first accepted). */
+function withProvenance (task: RunTaskReport, rows: Array<{ peerId: string, role: string }>): void {
+  if (rows.length === 0) return
+  const accepted = rows.findLast(r => r.role === 'accepted')
+  if (accepted !== undefined) task.peer = accepted.peerId
+  const agreed = rows.filter(r => r.role === 'agreed' || r.role === 'checked').map(r => r.peerId).filter(p => p !== task.peer)
+  const disagreed = rows.filter(r => r.role === 'disagreed').map(r => r.peerId)
+  if (agreed.length > 0) task.agreed = [...new Set(agreed)]
+  if (disagreed.length > 0) task.disagreed = [...new Set(disagreed)]
 }
 
 /** What checks of its results the run saw (driver events `run:task:checking|confirmed|disproven`); undefined if none. */

@@ -596,6 +596,7 @@ export class SchedulerService implements TaskExecutor {
 
   private proof (p: Extract<VerifierOutput, { type: 'proof' }>['proof']): void {
     this.counters.lies += 1
+    this.components.recordAttestations?.(p.taskId, [{ peer: p.liar.peerId, resultCid: p.liar.resultCid, signature: p.liar.signature, role: 'disagreed' }])
     const task = CID.parse(p.taskId)
     const attestation = (a: Attested): LieProof['liar'] => ({ task, result: CID.parse(a.resultCid), peer: a.peerId, signature: a.signature })
     this.components.trust?.prove({ task, liar: attestation(p.liar), witnesses: p.witnesses.map(attestation) })

@@ -331,6 +331,7 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     locateTasks: async (taskIds) => await locateTasks(services.tasks, self, alive().filter(p => p !== self), taskIds),
     execute: async (task, options) => await executeAttached(services.tasks, scheduler, { ...task, policy: await policyOf(task.fn) }, options, log),
     emit: (event) => { progress.emit(event) },
+    attestationsOf: (taskId) => store.verify.attestationsOf(taskId),
     selfId: self,
     log: log.child('runs')
   }))

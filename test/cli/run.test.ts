@@ -339,6 +339,23 @@ describe('run output formatting', () => {
     assert.ok(text.endsWith(taskTable(report()).map(r => `  ${r}`).join('\n') + '\n'))
   })
 
+  test('verification shows in the report: who else answered for each task, and the results replaced after a check', () => {
+    const base = report()
+    const of = (name: string): RunReport['tasks'][number] => base.tasks.find(t => t.export === name)!
+    const checked = report({
+      tasks: [{ ...of('B'), agreed: ['12D3KooWdddddddddddddddddddddddddddddddddddddddddddd'] }, { ...of('C'), agreed: ['p1', 'p2'], disagreed: ['12D3KooWeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee'] }, of('D')],
+      verification: { checks: 3, confirmed: 2, disproven: [{ taskId: 'tC', resultCid: 'bafyright' }] }
+    })
+    const rows = taskTable(checked)
+    const row = (name: string): string => rows.find(r => r.startsWith(`${name} `))!
+    assert.match(rows[0], /checked by$/)
+    assert.match(row('B'), /1 agreed$/)
+    assert.match(row('C'), /2 agreed, 1 disagreed \(12D3KooW…eeeeee\)$/)
+    assert.match(row('D'), / -$/)
+    assert.match(formatRunReport(checked), /checked {8}3 results checked again after use; 1 wrong, replaced/)
+    assert.doesNotMatch(formatRunReport(base), /checked/)
+  })
+
   test('the critical path by export names, chained', () => {
     assert.equal(criticalPathLine(report({ criticalPath: { taskIds: ['tB', 'tC'], ms: 57.4 } })), 'B → C (57 ms)')
     assert.equal(criticalPathLine(report({ criticalPath: undefined })), undefined)

@@ -70,8 +70,9 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
       return true
     }, 60_000, 200)
     // Warm: the liar fetches and compiles the function once (its first call), as a peer that has
-    // been up a while would have; otherwise a short run can end before its first answer.
-    const warm = await runCli(['call', fnId, 'B', '0', '--on', liar.peerId, '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
+    // been up a while would have; otherwise a short run can end before its first answer. C(10⁶)
+    // is no task of the runs below (a lie about it is not one of theirs).
+    const warm = await runCli(['call', fnId, 'C', '1000000', '--on', liar.peerId, '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
     assert.equal(warm.code, 0, warm.stderr)
     return liar
   }
@@ -106,10 +107,23 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
     const banned = await record(liar.peerId)
     assert.ok(banned !== undefined && banned.lies > 0 && banned.banned, `the liar is proven to lie and banned: ${JSON.stringify(banned)}`)
     // No lie is behind an accepted result: every attestation of a lie is a disagreeing one.
-    for (const lie of liar.lies().slice(0, 10)) {
+    const runTasks = new Set(done.tasks.map(t => t.taskId))
+    for (const lie of liar.lies().filter(l => runTasks.has(l.taskId)).slice(0, 10)) {
       const rows = (await attestations(lie.taskId)).attestations
       for (const row of rows.filter(r => r.resultCid === lie.resultCid)) assert.equal(row.role, 'disagreed', `task ${lie.taskId}: ${JSON.stringify(rows)}`)
     }
+    // Provenance: the report names who disagreed on each task the liar lied about, and
+    // `rhizome attestations` shows the signed answers.
+    const lied = new Set(liar.lies().map(l => l.taskId))
+    const caught = done.tasks.filter(t => lied.has(t.taskId))
+    assert.ok(caught.length > 0, 'the lies were about tasks of this run')
+    for (const t of caught) assert.ok(t.peer !== liar.peerId && (t.agreed?.length ?? 0) >= 1, `accepted from a quorum without the liar: ${JSON.stringify(t)}`)
+    // The answers it gave once banned are ignored unread; those before are on record as disagreeing.
+    assert.ok(caught.some(t => t.disagreed?.includes(liar.peerId) === true), 'the report names the liar as disagreeing')
+    const shown = await runCli(['attestations', caught.find(t => t.disagreed !== undefined)!.taskId, '--data-dir', driver.dataDir], { timeoutMs: 30_000 })
+    assert.equal(shown.code, 0, shown.stderr)
+    assert.match(shown.stdout, /disagreed/)
+    assert.ok(shown.stdout.includes(liar.peerId.slice(-6)), shown.stdout)
     const toldBefore = liar.told()
     const again = await run(workflow, 20)
     assert.equal(again.result, 400)
