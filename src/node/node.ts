@@ -18,6 +18,7 @@ import { MembershipService, REDIAL_PEERS_MAX, announceMinIntervalMs, announcedAd
 import { PeerScoring } from '../net/peer-scoring.ts'
 import { RpcService } from '../net/rpc.ts'
 import { callPlaced } from '../net/task-placement.ts'
+import type { PlacedCallResult } from '../net/task-placement.ts'
 import { ed25519Signer } from '../net/ed25519.ts'
 import { TaskService, slotLimits } from '../net/task-service.ts'
 import { createAdmission, createBlocklist } from '../protocol/admission/index.ts'
@@ -55,7 +56,8 @@ import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { NodeStatus as ApiNodeStatus, PeerView as ApiPeerView } from '../api/types.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import { taskId } from '../wire/task-codec.ts'
 
 /** `stop()` gives up waiting for libp2p after this long; a stuck socket must not hang shutdown. */
 export const STOP_TIMEOUT_MS = 5000
@@ -116,8 +118,8 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
     const progress = new ProgressBus()
     const net = await startNet(config, store, startedAt, log, teardown)
     const services = await startServices(config, store, net, progress, log, teardown)
-    const runs = await startRuns(config, store, net, services, progress, log, teardown)
-    const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, teardown })
+    const { runs, verifiedCall } = await startRuns(config, store, net, services, progress, log, teardown)
+    const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, teardown })
     const api = await startApi(config, node, services.blobService, log, teardown)
     node.apiUrl = () => api.url
     log.info('started', { peerId: net.host.peerId.toString(), createdIdentity: store.createdIdentity, addrs: node.addrs(), api: api.url, startMs: Date.now() - startedAt })
@@ -276,7 +278,7 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
 }
 
 /** Workflow runs driven here: the run service, its workflow sandbox, and the scheduler for its tasks. */
-async function startRuns (config: NodeConfig, store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<RunService> {
+async function startRuns (config: NodeConfig, store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<{ runs: RunService, verifiedCall: VerifiedCall }> {
   const { host } = net
   const { functions } = services
   const self = host.peerId.toString()
@@ -338,7 +340,19 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
   bound.runs = runs
   teardown.add(scheduler.onVerdict((taskId, verdict) => { runs.verdict(taskId, verdict) }))
   await teardown.started(home)
-  return runs
+  /** `rhizome call` without --on: a function whose policy is more than one unchecked peer goes
+   *  through verification like a run's task (replicas, quorum, spot checks); others keep the
+   *  single-call placement. With --on the caller chose the peer, and takes its word. */
+  const verifiedCall: VerifiedCall = async (fn, exportName, args, options) => {
+    const policy = await policyOf(fn)
+    if (policy.replicas === 1 && policy.spotCheckRate === 0) return undefined
+    const id = (await taskId(fn, exportName, args)).toString()
+    const t0 = performance.now()
+    const done = await scheduler.run({ taskId: id, fn, export: exportName, args, inputs: [], ref: false, policy }, { signal: options.signal, onAttempt: options.onAttempt })
+    const value = done.value !== undefined ? done.value : done.bytes !== undefined ? dagCbor.decode(done.bytes) : dagCbor.decode(await readOrFetch(store.blobs, services.blobService, CID.parse(done.resultCid), done.peer))
+    return { taskId: id, resultCid: done.resultCid, peer: done.peer, value, signature: done.attestations[0]?.signature ?? new Uint8Array(), attempts: done.attempts, timings: { ...done.timings, totalMs: performance.now() - t0 } }
+  }
+  return { runs, verifiedCall }
 }
 
 /** How long a takeover waits for peers to say which tasks they hold: a round trip, with room. */
@@ -451,11 +465,15 @@ interface NodeParts {
   services: Services
   progress: ProgressBus
   runs: RunService
+  /** A call whose function's policy asks for more than one unchecked peer, verified as a run's task is; undefined for one that does not. */
+  verifiedCall: VerifiedCall
   teardown: Teardown
 }
 
+type VerifiedCall = (fn: CID, exportName: string, args: unknown[], options: { signal?: AbortSignal, onAttempt?: (attempt: number, peer: string) => void }) => Promise<PlacedCallResult | undefined>
+
 /** The peer as the API and the CLI see it: its parts, `call` through placement, and read-only views. */
-function describeNode ({ config, log, startedAt, store, net, services, progress, runs, teardown }: NodeParts): RhizomeNode {
+function describeNode ({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, teardown }: NodeParts): RhizomeNode {
   const { host, membership } = net
   const { tasks } = services
   const self = host.peerId.toString()
@@ -467,7 +485,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     log,
     functions: services.functions,
     tasks,
-    call: callWithProgress(progress, async (fn, exportName, args, options) => await callPlaced({
+    call: callWithProgress(progress, async (fn, exportName, args, options) => (options.on === undefined ? await verifiedCall(fn, exportName, args, options) : undefined) ?? await callPlaced({
       call: async (...call) => await tasks.call(...call),
       candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
       log: log.child('tasks')

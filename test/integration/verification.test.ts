@@ -129,6 +129,14 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
     assert.equal(again.result, 400)
     assert.equal(liar.told(), toldBefore, 'a proven liar is given no task')
     assert.ok(!again.tasks.some(t => t.peer === liar.peerId))
+    // A one-off call of a function with a policy (no --on) is verified like a run's task: its
+    // signed answers are on record (a plain call keeps none).
+    const called = await runCli(['call', fnId, 'B', '1234', '--json', '--data-dir', driver.dataDir], { timeoutMs: 60_000 })
+    assert.equal(called.code, 0, called.stderr)
+    const answer = JSON.parse(called.stdout) as { value: number, taskId: string }
+    assert.equal(answer.value, 2468)
+    // (Attestations are written in batches every 20 ms.)
+    await waitFor('the call\'s attestations on record', async () => (await attestations(answer.taskId).catch(() => ({ attestations: [] }))).attestations.some(a => a.role === 'accepted'), 10_000, 50)
     await retire(liar)
   })
 
