@@ -114,7 +114,7 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
   const teardown = new Teardown()
   teardown.add(await lockDataDir(config.dataDir))
   try {
-    const store = await openStore(config, teardown)
+    const store = await openStore(config, log, teardown)
     const progress = new ProgressBus()
     const net = await startNet(config, store, startedAt, log, teardown)
     const services = await startServices(config, store, net, progress, log, teardown)
@@ -143,7 +143,7 @@ interface Store {
   verifyWriter: VerifyWriter
 }
 
-async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store> {
+async function openStore (config: NodeConfig, log: Logger, teardown: Teardown): Promise<Store> {
   const { privateKey, created } = await loadOrCreateIdentity(config.dataDir)
   const dbPath = join(config.dataDir, 'rhizome.db')
   let db: ReturnType<typeof openDatabase>
@@ -159,7 +159,7 @@ async function openStore (config: NodeConfig, teardown: Teardown): Promise<Store
   teardown.add(async () => { await blobs.flush() })
   const verify = createVerifyRepo(db)
   verify.prune(Date.now())
-  const verifyWriter = new VerifyWriter(db, verify)
+  const verifyWriter = new VerifyWriter(db, verify, (err) => { log.error('could not keep attestations and reputation changes', { error: err.message }) })
   teardown.add(() => { verifyWriter.flush() })
   return {
     privateKey,

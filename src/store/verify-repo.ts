@@ -281,9 +281,14 @@ export class VerifyWriter {
   private pending = 0
   private timer: ReturnType<typeof setTimeout> | undefined
 
-  constructor (db: Database, repo: VerifyRepo) {
+  /** Told of a batch that could not be written (it is dropped: these are records, and a timer's
+   *  callback that throws would take the peer down). */
+  private readonly onError: (err: Error) => void
+
+  constructor (db: Database, repo: VerifyRepo, onError: (err: Error) => void) {
     this.db = db
     this.repo = repo
+    this.onError = onError
   }
 
   addAttestations (taskId: string, runId: string | undefined, rows: AttestationRow[]): void {
@@ -306,10 +311,14 @@ export class VerifyWriter {
     this.attestations = []
     this.records.clear()
     this.pending = 0
-    withoutSync(this.db, () => {
-      for (const a of attestations) this.repo.addAttestations(a.taskId, a.runId, a.rows)
-      for (const r of records) this.repo.saveReputation(r)
-    })
+    try {
+      withoutSync(this.db, () => {
+        for (const a of attestations) this.repo.addAttestations(a.taskId, a.runId, a.rows)
+        for (const r of records) this.repo.saveReputation(r)
+      })
+    } catch (err) {
+      this.onError(err as Error)
+    }
   }
 
   private queued (rows: number): void {

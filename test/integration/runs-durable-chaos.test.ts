@@ -20,12 +20,12 @@ const PEERS = 5
 /** The run's home set: the peer that opens it and two more (HOME_SET_SIZE_DEFAULT). */
 const HOME_SET = 3
 /**
- * Tasks per layer: 2 × 150 = 300 tasks of ~50 ms. Long enough that the run outlasts several kills
- * on 2 cores (~8 s of CPU at the least): with tasks of 20 ms, once tasks got cheaper, the run
+ * Tasks per layer: 2 × 150 = 300 tasks of ~100 ms. Long enough that the run outlasts several kills
+ * on 2 cores (~15 s of CPU at the least): with tasks of 20 ms, and later of 50 ms, once tasks got cheaper, the run
  * could end after a single kill and the churn this test is about would not happen.
  */
 const WIDTH = 150
-const TASK_MS = 50
+const TASK_MS = 100
 /** A kill every 2 s (or as soon as the last one is back, if that takes longer): several takeovers while the run lasts. */
 const CHAOS_INTERVAL_MS = 2_000
 /** Bound on the whole run under churn; a run that does not finish within it fails the test. */

@@ -136,7 +136,10 @@ describe('verified results with a lying peer', { timeout: 420_000 }, () => {
     const answer = JSON.parse(called.stdout) as { value: number, taskId: string }
     assert.equal(answer.value, 2468)
     // (Attestations are written in batches every 20 ms.)
-    await waitFor('the call\'s attestations on record', async () => (await attestations(answer.taskId).catch(() => ({ attestations: [] }))).attestations.some(a => a.role === 'accepted'), 10_000, 50)
+    await waitFor('the call\'s attestations on record', async () => {
+      const rows = await attestations(answer.taskId).catch((err: Error) => { if (/HTTP 404/.test(err.message)) return { attestations: [] }; throw err })
+      return rows.attestations.some(a => a.role === 'accepted')
+    }, 10_000, 50)
     await retire(liar)
   })
 
