@@ -948,7 +948,10 @@ class LiveRun {
    */
   verdict (taskId: string, verdict: ResultVerdict): void {
     if (this.closed || !this.acceptedIds.has(taskId)) return
-    if (this.checksBeforeDelivery.has(taskId)) {
+    // The driver does not hold the result yet (a durable run's result waits for its home set):
+    // keep the verdict until it does, or an 'open' would be 'late' and the run could end on a
+    // result under check.
+    if (this.checksBeforeDelivery.has(taskId) || this.undelivered.has(taskId)) {
       this.checksBeforeDelivery.set(taskId, verdict)
       return
     }

@@ -575,7 +575,10 @@ export class SchedulerService implements TaskExecutor {
     const entry = this.entries.get(out.taskId)
     if (out.verdict !== 'disproven') {
       // 'undecided': no answer reached a quorum; nothing better is known, so the result stands.
-      this.components.recordAttestations?.(out.taskId, out.attestations.map(a => ({ peer: a.peerId, resultCid: a.resultCid, signature: a.signature, role: 'checked' as const })))
+      // The answers that checked it are recorded as such; the one whose result is used stays 'accepted'.
+      const used = entry?.accepted?.peer
+      const checks = out.attestations.filter(a => a.peerId !== used)
+      this.components.recordAttestations?.(out.taskId, checks.map(a => ({ peer: a.peerId, resultCid: a.resultCid, signature: a.signature, role: 'checked' as const })))
       this.tell(out.taskId, { type: 'confirmed' })
       return
     }

@@ -157,9 +157,15 @@ async function openStore (config: NodeConfig, log: Logger, teardown: Teardown): 
   const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
   // Before the database closes (teardown runs last-added first): task results still in memory go to disk.
   teardown.add(async () => { await blobs.flush() })
-  const verify = createVerifyRepo(db)
-  verify.prune(Date.now())
-  const verifyWriter = new VerifyWriter(db, verify, (err) => { log.error('could not keep attestations and reputation changes', { error: err.message }) })
+  const repo = createVerifyRepo(db)
+  repo.prune(Date.now())
+  const verifyWriter = new VerifyWriter(db, repo, (err) => { log.error('could not keep attestations and reputation changes', { error: err.message }) })
+  // Reads see every write already made: what waits in the batch is written first.
+  const verify: VerifyRepo = {
+    ...repo,
+    attestationsOf: (taskId) => { verifyWriter.flush(); return repo.attestationsOf(taskId) },
+    loadReputation: () => { verifyWriter.flush(); return repo.loadReputation() }
+  }
   teardown.add(() => { verifyWriter.flush() })
   return {
     privateKey,

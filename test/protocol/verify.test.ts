@@ -203,9 +203,8 @@ describe('verifier: adaptive replication and spot checks', () => {
     assert.deepEqual(drain(v), [], 'no other replica')
     v.handleResult('t', 1, att('A', 'x'), 2)
     assert.deepEqual(drain(v), [
-      { type: 'accepted', taskId: 't', resultCid: 'x', replica: 1, attestations: [att('A', 'x')], solo: true, checking: false },
-      { type: 'observed', peerId: 'A', kind: 'agreed' }
-    ])
+      { type: 'accepted', taskId: 't', resultCid: 'x', replica: 1, attestations: [att('A', 'x')], solo: true, checking: false }
+    ], 'a result from one peer is no evidence for it: nothing is observed')
     const w = make(standings, seedWhere(ADAPTIVE_SPOT_CHECK_RATE, true))
     w.handleSubmit('t', QUORUM, 0)
     w.handlePlaced('t', 1, 'A', 1)
@@ -242,6 +241,7 @@ describe('verifier: adaptive replication and spot checks', () => {
     v.handleResult('t', 2, att('B', 'x'), 4)
     assert.deepEqual(drain(v), [
       { type: 'verdict', taskId: 't', verdict: 'confirmed', resultCid: 'x', replica: 1, attestations: [att('A', 'x'), att('B', 'x')] },
+      { type: 'observed', peerId: 'A', kind: 'agreed' },
       { type: 'observed', peerId: 'B', kind: 'agreed' }
     ])
     assert.equal(v.counts().checking, 0)
@@ -255,6 +255,7 @@ describe('verifier: adaptive replication and spot checks', () => {
     v.handleResult('t', 3, att('C', 'x'), 6)
     assert.deepEqual(drain(v), [
       { type: 'verdict', taskId: 't', verdict: 'confirmed', resultCid: 'x', replica: 1, attestations: [att('A', 'x'), att('C', 'x')] },
+      { type: 'observed', peerId: 'A', kind: 'agreed' },
       { type: 'observed', peerId: 'B', kind: 'disagreed' },
       { type: 'proof', proof: { taskId: 't', liar: att('B', 'y'), witnesses: [att('A', 'x'), att('C', 'x')] } },
       { type: 'observed', peerId: 'C', kind: 'agreed' }
@@ -269,6 +270,7 @@ describe('verifier: adaptive replication and spot checks', () => {
     v.handleResult('t', 3, att('C', 'y'), 6)
     assert.deepEqual(drain(v), [
       { type: 'verdict', taskId: 't', verdict: 'disproven', resultCid: 'y', replica: 2, attestations: [att('B', 'y'), att('C', 'y')] },
+      { type: 'observed', peerId: 'A', kind: 'disagreed' },
       { type: 'proof', proof: { taskId: 't', liar: att('A', 'x'), witnesses: [att('B', 'y'), att('C', 'y')] } },
       { type: 'observed', peerId: 'B', kind: 'agreed' },
       { type: 'observed', peerId: 'C', kind: 'agreed' }

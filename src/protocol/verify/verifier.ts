@@ -346,7 +346,9 @@ export class VerifierMachine implements Verifier {
     const rate = task.policy.replicas === 1 ? task.policy.spotCheckRate : Math.max(task.policy.spotCheckRate, ADAPTIVE_SPOT_CHECK_RATE)
     const check = solo && rate > 0 && this.random.chance(rate)
     this.emit({ type: 'accepted', taskId: task.taskId, resultCid, replica: group[0].n, attestations: group.map(r => r.attested as Attested), solo, checking: check })
-    this.observeAndProve(task, resultCid, group)
+    // A result from one peer is no evidence for that peer: it is observed when a check decides
+    // (or never). Counting it as an agreement would let a liar earn trust by lying unchecked.
+    if (!solo) this.observeAndProve(task, resultCid, group)
     if (check) this.startCheck(task, false)
     else this.retain(task)
   }
