@@ -201,6 +201,8 @@ interface Replica {
   lastError: Error | undefined
   /** Still held by the scheduler. */
   scheduled: boolean
+  /** The peer the verifier was last told this replica runs on. */
+  placedOn: string | undefined
 }
 
 interface Entry {
@@ -412,7 +414,7 @@ export class SchedulerService implements TaskExecutor {
     const entry = this.entries.get(taskId)
     const replica = entry?.replicas.get(n)
     if (entry === undefined || replica === undefined) return // only a replica this shell submitted has outputs
-    if (out.type === 'dispatch') this.dispatch(entry, replica, out.peerId, out.attempt)
+    if (out.type === 'dispatch') this.dispatch(entry, replica, out.peerId, out.attempt, out.speculative)
     else if (out.type === 'cancel') {
       const copy = replica.copies.get(out.peerId)
       if (copy !== undefined && copy.attempt === out.attempt) {
@@ -439,7 +441,7 @@ export class SchedulerService implements TaskExecutor {
     this.counters.replicas += 1
     if (check) this.counters.checks += 1
     const { task } = entry
-    const replica: Replica = { n, copies: new Map(), results: new Map(), answer: undefined, lastError: undefined, scheduled: true }
+    const replica: Replica = { n, copies: new Map(), results: new Map(), answer: undefined, lastError: undefined, scheduled: true, placedOn: undefined }
     entry.replicas.set(n, replica)
     const verdict = this.scheduler.handleSubmit({ taskId: replicaId(taskId, n), fn: task.fn.toString(), inputs: task.inputs, avoid, group: taskId }, now)
     if (verdict === 'queue-full') {
@@ -450,7 +452,7 @@ export class SchedulerService implements TaskExecutor {
     }
   }
 
-  private dispatch (entry: Entry, replica: Replica, peerId: string, attempt: number): void {
+  private dispatch (entry: Entry, replica: Replica, peerId: string, attempt: number, speculative: boolean): void {
     const { task } = entry
     const controller = new AbortController()
     // The machine times the attempt (attemptTimeoutMs); this deadline only bounds the call's
@@ -459,7 +461,9 @@ export class SchedulerService implements TaskExecutor {
     const copy: RunningCopy = { attempt, controller, operation, dispatchedMs: this.components.now() }
     replica.copies.set(peerId, copy)
     entry.attempts += 1
-    this.verifier.handlePlaced(task.taskId, replica.n, peerId, copy.dispatchedMs)
+    // A speculative copy (the scheduler's backup for a straggler) is the same replica on a second
+    // peer: the verifier hears of it only if it is the copy that answers (replicaAnswered).
+    if (!speculative) this.tellPlaced(task.taskId, replica, peerId)
     for (const waiter of entry.waiters) waiter.onAttempt?.(entry.attempts, peerId)
     this.components.log.debug('task dispatched', { task: task.taskId, replica: replica.n, peer: peerId, attempt })
     const rid = replicaId(task.taskId, replica.n)
@@ -497,8 +501,14 @@ export class SchedulerService implements TaskExecutor {
     }
     replica.answer = answer
     const { result } = answer
+    if (replica.placedOn !== peerId) this.tellPlaced(entry.task.taskId, replica, peerId)
     const attested: Attested = { peerId: result.peer, resultCid: result.resultCid, signature: result.signature ?? new Uint8Array() }
     this.verifier.handleResult(entry.task.taskId, replica.n, attested, this.components.now())
+  }
+
+  private tellPlaced (taskId: string, replica: Replica, peerId: string): void {
+    replica.placedOn = peerId
+    this.verifier.handlePlaced(taskId, replica.n, peerId, this.components.now())
   }
 
   private replicaFailed (entry: Entry, replica: Replica, reason: DoneReason, attempts: number): void {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { InvalidInputError, PeerUnavailableError } from '../../src/model/errors.ts'
-import { SchedulerService } from '../../src/net/scheduler-service.ts'
+import { QuorumNotReachedError, SchedulerService } from '../../src/net/scheduler-service.ts'
 import type { CallTaskOptions, CallTaskResult, ExecutorTask, SchedulerServiceInit } from '../../src/net/scheduler-service.ts'
 import { createLogger } from '../../src/node/logger.ts'
 import { createRandom } from '../../src/protocol/random.ts'
@@ -152,5 +152,60 @@ describe('SchedulerService', () => {
     await assert.rejects(promise, { name: 'AbortedError', message: /stopping/ })
     assert.equal(h.calls[0].options.signal.aborted, true)
     await assert.rejects(h.service.run(task('t2')), { name: 'AbortedError' })
+  })
+})
+
+describe('SchedulerService: verification', () => {
+  const QUORUM = { replicas: 3, quorum: 2, spotCheckRate: 0 }
+
+  function answerCid (call: Call, cid: string): void {
+    call.resolve({ resultCid: cid, value: cid, peer: call.peer, signature: new Uint8Array(64), timings: { queueMs: 0, fetchMs: 0, runMs: 1 } })
+  }
+
+  test('replicas run on distinct peers; the result is accepted once a quorum agrees, with its attestations', async () => {
+    const h = harness(['A', 'B', 'C', 'D'])
+    const promise = h.service.run({ ...task('q'), policy: QUORUM })
+    await h.waitCalls(3)
+    assert.equal(new Set(h.calls.map(c => c.peer)).size, 3, 'three distinct peers')
+    answerCid(h.calls[0], 'bafyx')
+    answerCid(h.calls[1], 'bafyx')
+    const result = await promise
+    assert.equal(result.resultCid, 'bafyx')
+    assert.deepEqual(result.attestations.map(a => a.role).sort(), ['accepted', 'agreed'])
+    assert.equal(h.service.counters.replicas, 3)
+    h.service.stop()
+  })
+
+  test('no quorum among every replica allowed: QuorumNotReachedError listing the answers', async () => {
+    const h = harness(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'])
+    const promise = h.service.run({ ...task('q'), policy: QUORUM })
+    const settled = promise.then(() => undefined, (err: Error) => err)
+    let answered = 0
+    for (let i = 0; i < 200 && answered < 7; i++) {
+      while (answered < h.calls.length) { answerCid(h.calls[answered], `bafy${answered}`); answered++ }
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    const err = await settled
+    assert.ok(err instanceof QuorumNotReachedError, String(err))
+    assert.equal(err.code, 'ERR_QUORUM_NOT_REACHED')
+    assert.equal(err.attestations.length, answered)
+    assert.equal(new Set(err.attestations.map(a => a.peer)).size, answered, 'every answer from its own peer')
+    h.service.stop()
+  })
+
+  test("a straggler's backup copy answering, or its primary, settles the task either way", async () => {
+    for (const winner of ['primary', 'backup'] as const) {
+      const h = harness(['A', 'B'], { stragglerSamplesMin: 1, runtimeSamplesMax: 1, stragglerMinMs: 1, stragglerFactor: 1 })
+      const first = h.service.run(task('warm'))
+      await h.waitCalls(1)
+      answer(h.calls[0], 1)
+      await first
+      const promise = h.service.run({ ...task('slow'), policy: { replicas: 1, quorum: 1, spotCheckRate: 0 } })
+      await h.waitCalls(3) // the primary, then its backup on the other peer
+      assert.notEqual(h.calls[1].peer, h.calls[2].peer)
+      answer(winner === 'primary' ? h.calls[1] : h.calls[2], 7)
+      assert.equal((await promise).value, 7, `${winner} answered`)
+      h.service.stop()
+    }
   })
 })
