@@ -15,7 +15,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidInputError, RhizomeError, NotFoundError, assert } from '../model/errors.ts'
-import { createRunDriver, fixEntryId } from '../protocol/run/index.ts'
+import { checkEntryId, createRunDriver, fixEntryId, verifiedMemo } from '../protocol/run/index.ts'
 import { taskId as computeTaskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
 import { toJson } from '../api/dag-json.ts'
@@ -231,7 +231,8 @@ export class RunService {
 
   private async resume (runId: string, spec: RunSpec, epoch: number, memo: HomeMemoEntry[]): Promise<void> {
     const { code } = await this.c.loadWorkflow(CID.parse(spec.workflow), { signal: this.lifecycle.signal })
-    const driverMemo = await Promise.all(memo.filter(e => e.id !== RESULT_ENTRY_ID).map(async e => await driverEntryOf(e, this.c.readBlob)))
+    // Results still under check when the last driver stopped are left out: the replay runs them again.
+    const driverMemo = await Promise.all(verifiedMemo(memo.filter(e => e.id !== RESULT_ENTRY_ID)).map(async e => await driverEntryOf(e, this.c.readBlob)))
     const args = dagCbor.decode(spec.args) as unknown[]
     if (!this.c.runs.createRun({ runId, workflow: spec.workflow, export: spec.export, args: spec.args, parentRunId: spec.parent, status: 'running', startedMs: spec.startedMs, driverPeer: this.c.selfId })) {
       this.c.runs.setRunDriver(runId, this.c.selfId)
@@ -646,8 +647,10 @@ class LiveRun {
   private closed = false
   /** Durable runs: accepted outcomes waiting for a majority of the home set (`delivered`). */
   private readonly undelivered = new Map<string, { kind: 'task' | 'child' | 'record', outcome: Outcome } | { kind: 'outcome', outcome: RunOutcome, continuedAs?: string } | { kind: 'fix', taskId: string, result: ResultRef }>()
-  /** Accepted task results of this run (their ids): verdicts on others are not this run's. */
-  private readonly acceptedIds = new Set<string>()
+  /** Accepted task results of this run: verdicts on others are not this run's. */
+  private readonly accepted = new Map<string, { cid: string, peer: string }>()
+  /** Tasks whose fix this run has written (a second disproof goes to the driver alone). */
+  private readonly fixes = new Set<string>()
   /** Results accepted with a check under way whose outcome has not reached the driver yet: the
    *  check opens in the driver once it has; a verdict that comes first replaces it. */
   private readonly checksBeforeDelivery = new Map<string, ResultVerdict>()
@@ -922,12 +925,26 @@ class LiveRun {
     if (this.closed) return
     if (outcome.ok) this.report({ type: 'run:task:done', runId: this.runId, taskId: task.spec.taskId, peer: outcome.result.peer, ms: now - (task.startedMs ?? task.queuedMs), atMs: now })
     else this.report({ type: 'run:task:failed', runId: this.runId, taskId: task.spec.taskId, error: outcome.error, atMs: now })
-    if (outcome.ok) this.acceptedIds.add(task.spec.taskId)
-    if (done?.checking === true) this.checksBeforeDelivery.set(task.spec.taskId, { type: 'open' })
+    if (outcome.ok) this.accepted.set(task.spec.taskId, { cid: outcome.result.cid, peer: outcome.result.peer })
+    if (done?.checking === true) {
+      this.checksBeforeDelivery.set(task.spec.taskId, { type: 'open' })
+      this.markCheck(task.spec.taskId)
+    }
     if (this.gate(task.spec.taskId, 'task', outcome)) return
     this.driver.handleTaskOutcome(task.spec.taskId, outcome, now)
     this.afterDelivery(task.spec.taskId, now)
     this.pump()
+  }
+
+  /**
+   * A durable run's result under check is marked in its memo (`check:<taskId>`, with the result),
+   * before the result itself when the check opens at once: a driver that takes the run over then
+   * runs it again under verification rather than trust it (`verifiedMemo`, in `resume`).
+   */
+  private markCheck (taskId: string): void {
+    const result = this.accepted.get(taskId)
+    if (this.spec.durable === undefined || result === undefined) return
+    if (!this.c.home!.localEntry(this.runId, { id: checkEntryId(taskId), value: { cid: result.cid, peer: result.peer } })) this.service.stopDriving(this.runId, 'lost-lease')
   }
 
   /** The driver holds the task's result now: open its check, or apply the verdict that came first. */
@@ -947,7 +964,8 @@ class LiveRun {
    * the driver replay the code on it.
    */
   verdict (taskId: string, verdict: ResultVerdict): void {
-    if (this.closed || !this.acceptedIds.has(taskId)) return
+    if (this.closed || !this.accepted.has(taskId)) return
+    if (verdict.type === 'open') this.markCheck(taskId)
     // The driver does not hold the result yet (a durable run's result waits for its home set):
     // keep the verdict until it does, or an 'open' would be 'late' and the run could end on a
     // result under check.
@@ -964,8 +982,13 @@ class LiveRun {
     const id = fixEntryId(taskId)
     const { resultCid: cid, peer, bytes } = verdict.result
     const result: ResultRef = bytes === undefined ? { cid, peer } : { cid, peer, bytes }
-    this.write(() => { this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: cid, peer, bytes }) })
-    if (this.spec.durable === undefined) {
+    this.accepted.set(taskId, { cid, peer })
+    const again = this.fixes.has(taskId)
+    this.fixes.add(taskId)
+    if (!again) this.write(() => { this.c.runs.addMemo({ runId: this.runId, taskId: id, resultCid: cid, peer, bytes }) })
+    // A second disproof of one task (it was re-checked again) is not written twice: the memo keeps
+    // one value per id, and a repeated entry is never delivered.
+    if (this.spec.durable === undefined || again) {
       this.driver.handleVerdict(taskId, { type: 'disproven', result }, now)
       this.pump()
       return

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  FIX_ENTRY_PREFIX, createRunDriver, fixEntryId, parseFixEntryId, parseRecordId, sleepId
+  FIX_ENTRY_PREFIX, checkEntryId, createRunDriver, fixEntryId, parseFixEntryId, parseRecordId, sleepId, verifiedMemo
 } from '../../src/protocol/run/index.ts'
 import type {
   ActivationResult, CallCommand, CheckVerdict, MemoEntry, Outcome, Resolution, RunDriver, RunDriverOptions, RunEvent, RunOutput
@@ -411,5 +411,15 @@ describe('run driver verdicts: a workflow replays on a disproof', () => {
     d.handleVerdict('tB(a-right)', CONFIRMED, 10)
     assert.deepEqual(brief(drain(d)), ['finished ok b-right'])
     assert.equal(d.counts().scheduled, 3, 'A once, the old B once, the new B once')
+  })
+})
+
+describe('verifiedMemo: what a driver that takes a run over may trust', () => {
+  it('leaves out results still under check (and every marker); keeps fixed ones, their fixes, and everything else', () => {
+    const ids = ['bafyA', 'check:bafyA', 'bafyB', 'check:bafyB', 'fix:bafyB', 'bafyC', 'sleep:0', 'check:bafyGone']
+    const kept = verifiedMemo(ids.map(id => ({ id }))).map(e => e.id)
+    assert.deepEqual(kept, ['bafyB', 'fix:bafyB', 'bafyC', 'sleep:0'])
+    assert.equal(checkEntryId('bafyA'), 'check:bafyA')
+    assert.throws(() => checkEntryId('check:bafyA'), /names a task id/)
   })
 })

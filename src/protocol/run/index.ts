@@ -310,7 +310,7 @@ export function createRunDriver (options: RunDriverOptions): RunDriver {
 }
 
 export { CHILD_DEPTH_LIMIT, RUN_BYTES_LIMIT, RUN_COUNT_LIMIT, RUN_DURATION_MS_LIMIT, RUN_RECORD_BYTES_MAX } from './constants.ts'
-export { CBOR_NULL, FIX_ENTRY_PREFIX, decodeUint, encodeUint, fixEntryId, parseFixEntryId, parseRecordId, signalId, sleepId, wakeId } from './records.ts'
+export { CBOR_NULL, CHECK_ENTRY_PREFIX, FIX_ENTRY_PREFIX, checkEntryId, decodeUint, encodeUint, fixEntryId, parseFixEntryId, parseRecordId, signalId, sleepId, verifiedMemo, wakeId } from './records.ts'
 export type { RecordId } from './records.ts'
 export {
   ActivationTimeoutError, RunCancelledError, RunHistoryLimitError, RunTimeoutError, WorkflowCycleError, WorkflowDepthError,

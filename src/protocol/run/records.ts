@@ -53,6 +53,38 @@ export function parseFixEntryId (id: string): string | undefined {
   return taskId.length > 0 && !taskId.includes(':') ? taskId : undefined
 }
 
+/** What every check marker's id starts with. */
+export const CHECK_ENTRY_PREFIX = 'check:'
+
+/**
+ * The memo id that marks task `taskId`'s accepted result as under check (a spot check, or a
+ * re-check of a peer proven to lie) when the check opened. It is written to a durable run's memo
+ * next to the result, so a driver that takes the run over knows which results were not yet borne
+ * out: without the check's verdict (only a fix is written when a result is disproven), it cannot
+ * trust them, and `verifiedMemo` leaves them out so the replay runs them again.
+ */
+export function checkEntryId (taskId: string): string {
+  assert(taskId.length > 0 && !taskId.includes(':'), 'a check marker names a task id')
+  return CHECK_ENTRY_PREFIX + taskId
+}
+
+/**
+ * The memo a driver may resume from: check markers removed, and every result that was under
+ * check without a fix (its verdict unknown to the memo) removed with its marker, so the code's
+ * replay runs that task again under verification instead of trusting an unverified answer.
+ * Fixes stay (the driver puts each in place of the result it corrects). O(entries).
+ */
+export function verifiedMemo<T extends { id: string }> (entries: readonly T[]): T[] {
+  const checked = new Set<string>()
+  const fixed = new Set<string>()
+  for (const e of entries) {
+    if (e.id.startsWith(CHECK_ENTRY_PREFIX)) checked.add(e.id.slice(CHECK_ENTRY_PREFIX.length))
+    const fix = parseFixEntryId(e.id)
+    if (fix !== undefined) fixed.add(fix)
+  }
+  return entries.filter(e => !e.id.startsWith(CHECK_ENTRY_PREFIX) && !(checked.has(e.id) && !fixed.has(e.id)))
+}
+
 const INDEX = /^(?:0|[1-9][0-9]{0,14})$/
 
 /** The record an id names, or undefined for any other id (a task or child run). */
