@@ -425,7 +425,7 @@ async function startScheduler (net: Net, services: Services, store: Store, trust
         ? await tasks.call(fn, exportName, args, target, { signal: options.signal, ref: true, inputs })
         : await tasks.call(fn, exportName, args, target, { signal: options.signal, inputs })
     },
-    candidates: () => schedulerCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
+    candidates: () => schedulerCandidates({ peerId: self, ...tasks.capacity(), addrs: host.getMultiaddrs().map(a => a.toString()) }, membership.view()),
     onPeerGone: (listener) => {
       lossListeners.add(listener)
       return () => { lossListeners.delete(listener) }

@@ -177,8 +177,32 @@ export class TaskPlacement {
 
 /** The scheduler's live view: this peer with its own capacity, and every peer alive in its view,
  *  with each one's slotsMax (the scheduler keeps each peer within it, plus a small queue share). */
-export function schedulerCandidates (self: { peerId: string, slotsFree: number, slotsMax: number, queueLength: number }, view: ReadonlyArray<Pick<PeerEntry, 'peerId' | 'state' | 'capacity'>>): PeerCandidate[] {
-  return [{ peerId: self.peerId, slotsFree: self.slotsFree, slotsMax: self.slotsMax, queueLength: self.queueLength }, ...view
+export function schedulerCandidates (self: { peerId: string, slotsFree: number, slotsMax: number, queueLength: number, addrs?: string[] }, view: ReadonlyArray<Pick<PeerEntry, 'peerId' | 'state' | 'capacity'> & { addrs?: string[] }>): PeerCandidate[] {
+  const withRange = (c: PeerCandidate, addrs: string[] | undefined): PeerCandidate => {
+    const range = addrs === undefined ? undefined : addressRange(addrs)
+    return range === undefined ? c : { ...c, range }
+  }
+  return [withRange({ peerId: self.peerId, slotsFree: self.slotsFree, slotsMax: self.slotsMax, queueLength: self.queueLength }, self.addrs), ...view
     .filter(p => p.state === 'alive' && p.peerId !== self.peerId)
-    .map(p => ({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, slotsMax: p.capacity.slotsMax, queueLength: p.capacity.queueLength }))]
+    .map(p => withRange({ peerId: p.peerId, slotsFree: p.capacity.slotsFree, slotsMax: p.capacity.slotsMax, queueLength: p.capacity.queueLength }, p.addrs))]
+}
+
+/**
+ * The address range a peer's first IP address falls in — IPv4 /24 (`ip4:10.1.2`), IPv6 /48
+ * (`ip6:2001:db8:1`) — the granularity at which one operator usually holds addresses, so replicas
+ * of a verified task on peers of different ranges are less likely to share an owner. Undefined
+ * when no address is IP (a relay or DNS address: nothing to compare).
+ */
+export function addressRange (addrs: readonly string[]): string | undefined {
+  for (const addr of addrs) {
+    const parts = addr.split('/')
+    if (parts[1] === 'ip4' && parts[2] !== undefined) {
+      const octets = parts[2].split('.')
+      if (octets.length === 4) return `ip4:${octets.slice(0, 3).join('.')}`
+    } else if (parts[1] === 'ip6' && parts[2] !== undefined) {
+      const groups = parts[2].split(':').filter(g => g !== '')
+      if (groups.length >= 3) return `ip6:${groups.slice(0, 3).join(':').toLowerCase()}`
+    }
+  }
+  return undefined
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createRandom } from '../../src/protocol/random.ts'
 import { createScheduler } from '../../src/protocol/scheduler/index.ts'
+import { addressRange } from '../../src/protocol/placement.ts'
 import { AVOID_PEERS_MAX, UNPLACEABLE_AFTER_MS } from '../../src/protocol/scheduler/constants.ts'
 import type { PeerCandidate, Scheduler, SchedulerOutput, SchedulerTask } from '../../src/protocol/scheduler/index.ts'
 
@@ -117,5 +118,30 @@ describe('scheduler: avoid and groups', () => {
       if (placed(drain(s)).t === 'B') good++
     }
     assert.equal(good, 20)
+  })
+})
+
+describe('scheduler: address ranges', () => {
+  it('addressRange: IPv4 /24, IPv6 /48, nothing for addresses without an IP', () => {
+    assert.equal(addressRange(['/ip4/10.1.2.3/tcp/4001']), 'ip4:10.1.2')
+    assert.equal(addressRange(['/dns4/example.com/tcp/1', '/ip6/2001:DB8:1:2::5/tcp/1']), 'ip6:2001:db8:1')
+    assert.equal(addressRange(['/dns4/example.com/tcp/1']), undefined)
+    assert.equal(addressRange([]), undefined)
+  })
+
+  it('replicas of a group prefer a peer of a range the group does not use yet; one range only still places them all', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const s = make(seed)
+      // A1 and A2 share a range; B is alone in its own, and a little busier than A2.
+      s.handlePeers([peer('A1', 4, { range: 'ip4:10.0.0' }), peer('A2', 4, { range: 'ip4:10.0.0' }), peer('B', 4, { range: 'ip4:10.0.1', slotsFree: 3 })], 0)
+      s.handleSubmit(task('t#1', { group: 't', avoid: ['A2', 'B'] }), 0)
+      assert.deepEqual(placed(drain(s)), { 't#1': 'A1' })
+      s.handleSubmit(task('t#2', { group: 't' }), 0)
+      assert.deepEqual(placed(drain(s)), { 't#2': 'B' }, `seed ${seed}: the other range wins over a same-range peer with more room`)
+    }
+    const one = make()
+    one.handlePeers(['P1', 'P2', 'P3'].map(id => peer(id, 4, { range: 'ip4:127.0.0' })), 0)
+    for (const r of [1, 2, 3]) one.handleSubmit(task(`u#${r}`, { group: 'u' }), 0)
+    assert.equal(new Set(Object.values(placed(drain(one)))).size, 3)
   })
 })

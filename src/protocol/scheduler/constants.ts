@@ -108,6 +108,16 @@ export const UNREACHABLE_COOLDOWN_MS = 10_000
  */
 export const UNPLACEABLE_AFTER_MS = 10_000
 
+/**
+ * Score (in free slots) taken from a peer whose address range another replica of the task's group
+ * already uses (ran, runs or answered there): distinct peers are a must, distinct ranges only a
+ * preference — one operator often holds a whole range, and two replicas in it are less
+ * independent — but a preference strong enough that a peer of a new range with a little less room
+ * wins, weaker than a slot or two of real idleness difference so a small or single-site network
+ * still places every replica.
+ */
+export const SAME_RANGE_PENALTY = 2
+
 /** A task's `avoid` list holds at most this many peers: the replicas of one verified task, extra
  *  replicas included (REPLICAS_MAX in src/model/verification.ts is 16), with room to spare. */
 export const AVOID_PEERS_MAX = 64

@@ -47,6 +47,9 @@ export interface PeerCandidate {
   /** 0..1: how far this peer's results have been borne out (src/protocol/reputation `score`);
    *  absent: 0.5, the prior of a peer with no record. */
   reputation?: number
+  /** The address range of its address (src/protocol/placement.ts `addressRange`): replicas of
+   *  one group prefer peers of ranges the group does not use yet. */
+  range?: string
 }
 
 /** How one dispatched copy ended, as the task protocol reported it. */

@@ -65,7 +65,7 @@ import { ConfigError, assert } from '../../model/errors.ts'
 import type { Random } from '../random.ts'
 import {
   ATTEMPTS_LIMIT, CANDIDATES_SAMPLED_LIMIT, DURATION_MS_LIMIT, FACTOR_LIMIT, LOCALITY_INPUTS_MAX, SCHEDULER_COUNT_LIMIT,
-  AVOID_PEERS_MAX, SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS, UNPLACEABLE_AFTER_MS, UNREACHABLE_COOLDOWN_MS
+  AVOID_PEERS_MAX, SAME_RANGE_PENALTY, SCAN_ALL_PEERS_MAX, SCHEDULER_DEFAULTS, UNPLACEABLE_AFTER_MS, UNREACHABLE_COOLDOWN_MS
 } from './constants.ts'
 import type {
   CancelVerdict, CopyOutcome, DoneReason, OutcomeVerdict, PeerCandidate, Scheduler, SchedulerCounts, SchedulerOptions,
@@ -82,6 +82,7 @@ interface PeerRecord {
   holds: Set<string> | undefined
   warm: Set<string> | undefined
   reputation: number
+  range: string | undefined
   /** In the latest view. */
   live: boolean
   limit: number
@@ -275,7 +276,7 @@ export class SchedulerMachine implements Scheduler {
       seen.add(candidate.peerId)
       let peer = this.peerMap.get(candidate.peerId)
       if (peer === undefined) {
-        peer = { peerId: candidate.peerId, slotsMax: 0, slotsFree: 0, queueLength: 0, holds: undefined, warm: undefined, reputation: 0.5, live: true, limit: 0, copies: new Set(), roomIndex: -1 }
+        peer = { peerId: candidate.peerId, slotsMax: 0, slotsFree: 0, queueLength: 0, holds: undefined, warm: undefined, reputation: 0.5, range: undefined, live: true, limit: 0, copies: new Set(), roomIndex: -1 }
         this.peerMap.set(peer.peerId, peer)
       }
       peer.live = true
@@ -285,6 +286,7 @@ export class SchedulerMachine implements Scheduler {
       peer.holds = candidate.holds === undefined || candidate.holds.length === 0 ? undefined : new Set(candidate.holds)
       peer.warm = candidate.warm === undefined || candidate.warm.length === 0 ? undefined : new Set(candidate.warm)
       peer.reputation = candidate.reputation ?? 0.5
+      peer.range = candidate.range
       peer.limit = candidate.slotsMax === 0 ? 0 : candidate.slotsMax + this.s.queueShare
       this.updateRoom(peer)
     }
@@ -754,7 +756,15 @@ export class SchedulerMachine implements Scheduler {
       score += this.s.localityBonus * held / task.inputs.length
     }
     if (peer.warm?.has(task.fn) === true) score += this.s.warmBonus
+    if (task.group !== undefined && peer.range !== undefined && this.rangeUsed(task.group, peer.range)) score -= SAME_RANGE_PENALTY
     return score + this.s.reputationBonus * peer.reputation
+  }
+
+  /** Some peer the group runs or ran on is in `range` (O(group's peers) ≤ its replicas). */
+  private rangeUsed (group: GroupRecord, range: string): boolean {
+    for (const peerId of group.running.keys()) if (this.peerMap.get(peerId)?.range === range) return true
+    for (const peerId of group.answered) if (this.peerMap.get(peerId)?.range === range) return true
+    return false
   }
 
   // --- runtimes ----------------------------------------------------------------------------
@@ -822,6 +832,7 @@ function checkCandidate (c: PeerCandidate): void {
   assert(c.holds === undefined || Array.isArray(c.holds), 'holds is an array of CIDs')
   assert(c.warm === undefined || Array.isArray(c.warm), 'warm is an array of function ids')
   assert(c.reputation === undefined || (typeof c.reputation === 'number' && c.reputation >= 0 && c.reputation <= 1), 'reputation is in 0..1')
+  assert(c.range === undefined || (typeof c.range === 'string' && c.range.length <= 64), 'a range is a short string')
 }
 
 function resolveOptions (options: SchedulerOptions): Settings {
