@@ -56,7 +56,7 @@ export function checkFiles (paths: string[]): CheckResult {
 
 /** Report locations in the file as the caller named it. */
 function relabel (f: Finding, resolved: string, given: string): Finding {
-  const name = (file: string): string => file === resolved ? given : file
+  const name = (file: string): string => file === resolved ? given : path.relative(process.cwd(), file)
   return { ...f, start: { ...f.start, file: name(f.start.file) }, end: { ...f.end, file: name(f.end.file) }, ...(f.path === undefined ? {} : { path: f.path.map(p => ({ ...p, file: name(p.file) })) }) }
 }
 

@@ -119,7 +119,7 @@ function loopFinding (ctx: Context, loop: ts.ForOfStatement | ts.ForStatement, b
     message: `each iteration awaits remote calls (${names.join(', ')}) and no iteration uses what another produced, yet they run one after another: N iterations wait N times as long as one`,
     hint: fix === undefined
       ? 'run the iterations at once: `await Promise.all(Array.from(items, async (item) => { ... }))`, collecting the results from Promise.all (it keeps their order) rather than pushing them as they come'
-      : `rewrite the loop as \`${fix.edits[0].text.split('\n')[0]}...\``,
+      : `rewrite the loop as \`${fix.edits[0].text.replace(/\{[\s\S]*\}/, '{ ... }')}\``,
     workflow: w.name,
     ...span(m, loop),
     ...(fix === undefined ? {} : { fix }),

@@ -10,6 +10,7 @@
  * at the call with the chain. Function modules run as tasks whose results are recorded: never
  * scanned.
  */
+import path from 'node:path'
 import ts from 'typescript'
 import type { Finding } from './types.ts'
 import { callsIn, classifyCall, enclosingWorkflow, isFunctionLike, locate, skipParens, span } from './model.ts'
@@ -219,19 +220,20 @@ function importHits (m: ModuleModel): Finding[] {
     const rule = RULES[chain.hit.rule]
     const w = enclosingWorkflow(m, call)
     const where = locate(chain.module, chain.hit.node.getStart(chain.module.sf))
-    const path = [
-      { ...locate(m, call.getStart(m.sf)), note: `calls ${name}() of ${h.module.fileName}` },
+    const named = (file: string): string => path.relative(path.dirname(m.fileName), file) || path.basename(file)
+    const chainPath = [
+      { ...locate(m, call.getStart(m.sf)), note: `calls ${name}() of ${named(h.module.fileName)}` },
       ...chain.steps.map(s => ({ ...locate(s.module, s.node.getStart(s.module.sf)), note: s.note })),
       { ...where, note: `${chain.hit.what} here` }
     ]
     out.push({
       kind: 'nondeterminism',
       rule: 'impure-import',
-      message: `${name}() runs in the driver (its module imports the SDK, so it is bundled into the workflow) and reaches ${chain.hit.what} at ${where.file}:${where.line}, which ${rule.why}`,
+      message: `${name}() runs in the driver (its module imports the SDK, so it is bundled into the workflow) and reaches ${chain.hit.what} at ${named(where.file)}:${where.line}, which ${rule.why}`,
       hint: `${rule.hint}; or move ${name}() into a function module (a file that does not import '@rhizome-net/rhizome'), so it runs as a task whose result is recorded`,
       ...(w === undefined ? {} : { workflow: w.name }),
       ...span(m, call),
-      path
+      path: chainPath
     })
   }
   return out
