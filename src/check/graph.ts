@@ -12,7 +12,7 @@ import type { ModuleModel } from './model.ts'
 import { InvalidInputError } from '../model/errors.ts'
 
 /** Longest node label, in characters: longer code is cut with an ellipsis so a graph stays legible. */
-const LABEL_CHARS_MAX = 48
+export const LABEL_CHARS_MAX = 48
 
 interface Tail { id: string, label?: string }
 

@@ -17,7 +17,7 @@ import { callsIn, classifyCall, enclosingWorkflow, isFunctionLike, locate, skipP
 import type { FunctionNode, ModuleModel } from './model.ts'
 
 /** How deep calls into helper modules are followed: a helper's helper's helper is far enough to find a clock read. */
-const HELPER_DEPTH_MAX = 4
+export const HELPER_DEPTH_MAX = 4
 
 interface Hit { rule: string, node: ts.Node, what: string }
 
