@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { InvalidInputError } from '../model/errors.ts'
 import { Loader } from './model.ts'
 import type { ModuleModel } from './model.ts'
 import { checkNondeterminism } from './nondeterminism.ts'
@@ -47,7 +48,8 @@ export function checkFiles (paths: string[]): CheckResult {
   const findings: Finding[] = []
   const files: string[] = []
   for (const file of paths) {
-    const text = fs.readFileSync(file, 'utf8')
+    const text = readFromDisk(file)
+    if (text === undefined) throw new InvalidInputError(`cannot read ${file}`, { hint: 'name workflow modules that exist: rhizome check FILE.ts...' })
     files.push(file)
     findings.push(...checkModule(loader.model(path.resolve(file), text)).map(f => relabel(f, path.resolve(file), file)))
   }

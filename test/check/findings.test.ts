@@ -2,7 +2,7 @@
 // checking from text with and without a way to read the imports.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { checkSource, workflowGraph } from '../../src/check/index.ts'
+import { checkFiles, checkSource, workflowGraph } from '../../src/check/index.ts'
 import { HELPER_DEPTH_MAX } from '../../src/check/nondeterminism.ts'
 import { LABEL_CHARS_MAX } from '../../src/check/graph.ts'
 
@@ -78,5 +78,9 @@ describe('check findings', () => {
     const g = workflowGraph('/w/flow.ts', text, 'A')
     assert.deepEqual(g.nodes.map(n => `${n.kind}:${n.label}`), ['start:A(xs: number[])', 'fork:Promise.all over xs', 'call:B(x)', 'call:C(await B(x))', 'join:join', 'end:end'])
     assert.deepEqual(g.edges.map(e => `${e.from}->${e.to}${e.label === undefined ? '' : ':' + e.label}`), ['n0->n1', 'n1->n2:each', 'n2->n3', 'n3->n4', 'n4->n5'])
+  })
+
+  test('a file that cannot be read is a named error with a hint', () => {
+    assert.throws(() => checkFiles(['/nonexistent/flow.ts']), { code: 'ERR_INVALID_INPUT', message: /cannot read \/nonexistent\/flow\.ts/ })
   })
 })
