@@ -127,7 +127,20 @@ function buildModel (loader: Loader, fileName: string, text: string): ModuleMode
     else if (ts.isFunctionDeclaration(statement) && statement.name !== undefined) m.localFunctions.set(statement.name.text, statement)
     else if (ts.isVariableStatement(statement)) readDeclarations(m, statement)
   }
+  // `workflow(body)` with `const body = async (...) => {...}` written elsewhere in the module.
+  for (const w of m.workflows.values()) {
+    const arg = w.call.arguments[0] === undefined ? undefined : skipParens(w.call.arguments[0])
+    const named = w.fn === undefined && arg !== undefined && ts.isIdentifier(arg) ? m.localFunctions.get(arg.text) : undefined
+    if (named !== undefined && !ts.isFunctionDeclaration(named)) {
+      w.fn = named
+      w.params = paramNames(named)
+    }
+  }
   return m
+}
+
+function paramNames (fn: ts.ArrowFunction | ts.FunctionExpression): Array<string | undefined> {
+  return fn.parameters.map(p => ts.isIdentifier(p.name) && p.dotDotDotToken === undefined ? p.name.text : undefined)
 }
 
 /** The named value imports of a declaration: [local name, imported name]. */
@@ -178,7 +191,7 @@ function readDeclarations (m: ModuleModel, statement: ts.VariableStatement): voi
     if (ts.isCallExpression(init) && ts.isIdentifier(init.expression) && m.sdk.get(init.expression.text) === 'workflow') {
       const arg = init.arguments[0] === undefined ? undefined : skipParens(init.arguments[0])
       const fn = arg !== undefined && (ts.isArrowFunction(arg) || ts.isFunctionExpression(arg)) ? arg : undefined
-      const params = fn === undefined ? [] : fn.parameters.map(p => ts.isIdentifier(p.name) && p.dotDotDotToken === undefined ? p.name.text : undefined)
+      const params = fn === undefined ? [] : paramNames(fn)
       m.workflows.set(d.name.text, { name: d.name.text, exported: isExported(statement), call: init, fn, params })
     } else if (ts.isArrowFunction(init) || ts.isFunctionExpression(init)) {
       m.localFunctions.set(d.name.text, init)
