@@ -212,7 +212,74 @@ function statementLists (fn: ts.Node): Array<readonly ts.Statement[]> {
 
 export function checkSequential (ctx: Context): Finding[] {
   if (ctx.w.fn === undefined) return []
-  return statementLists(ctx.w.fn.body).flatMap(list => groupsOf(ctx, list)).map(g => sequentialFinding(ctx, g))
+  const statements = statementLists(ctx.w.fn.body).flatMap(list => groupsOf(ctx, list)).map(g => sequentialFinding(ctx, g))
+  return [...statements, ...expressionFindings(ctx, ctx.w.fn.body)]
+}
+
+/** Operators that evaluate both sides, left first: `(await B(x)) + (await C(x))` awaits B before it sends C. */
+const BOTH_SIDES = new Set([
+  ts.SyntaxKind.PlusToken, ts.SyntaxKind.MinusToken, ts.SyntaxKind.AsteriskToken, ts.SyntaxKind.SlashToken, ts.SyntaxKind.PercentToken,
+  ts.SyntaxKind.AsteriskAsteriskToken, ts.SyntaxKind.LessThanToken, ts.SyntaxKind.GreaterThanToken, ts.SyntaxKind.LessThanEqualsToken,
+  ts.SyntaxKind.GreaterThanEqualsToken, ts.SyntaxKind.EqualsEqualsEqualsToken, ts.SyntaxKind.ExclamationEqualsEqualsToken
+])
+
+function isBothSides (n: ts.Node): n is ts.BinaryExpression {
+  return ts.isBinaryExpression(n) && BOTH_SIDES.has(n.operatorToken.kind)
+}
+
+/** The operands an expression evaluates one after another, all of them: a binary chain, an array, call arguments, template parts. */
+function operands (n: ts.Node): ts.Expression[] | undefined {
+  let parent = n.parent
+  while (parent !== undefined && ts.isParenthesizedExpression(parent)) parent = parent.parent
+  if (isBothSides(n) && !(parent !== undefined && isBothSides(parent))) {
+    const out: ts.Expression[] = []
+    const flatten = (e: ts.Expression): void => {
+      const inner = skipParens(e)
+      if (isBothSides(inner)) {
+        flatten(inner.left)
+        flatten(inner.right)
+      } else out.push(e)
+    }
+    flatten(n)
+    return out
+  }
+  if (ts.isArrayLiteralExpression(n)) return [...n.elements]
+  if (ts.isCallExpression(n) || ts.isNewExpression(n)) return [...(n.arguments ?? [])]
+  if (ts.isTemplateExpression(n)) return n.templateSpans.map(s => s.expression)
+  return undefined
+}
+
+/** Remote calls awaited one after another inside one expression, whose arguments only read. */
+function expressionFindings (ctx: Context, root: ts.Node): Finding[] {
+  const out: Finding[] = []
+  const visit = (n: ts.Node): void => {
+    const parts = operands(n)
+    if (parts !== undefined && parts.length >= 2) {
+      const calls = parts.map(p => awaitedRemote(ctx, p))
+      const awaited = calls.filter((c): c is ts.CallExpression => c !== undefined)
+      const argsRead = awaited.every(c => [...c.arguments, ...(ts.isCallExpression(skipParens(c.expression)) ? (skipParens(c.expression) as ts.CallExpression).arguments : [])].every(a => onlyReads(ctx, a)))
+      const othersRead = parts.every((p, i) => calls[i] !== undefined || onlyReads(ctx, p))
+      if (awaited.length >= 2 && argsRead && othersRead) out.push(expressionFinding(ctx, n, awaited))
+    }
+    ts.forEachChild(n, visit)
+  }
+  visit(root)
+  return out
+}
+
+function expressionFinding (ctx: Context, n: ts.Node, calls: ts.CallExpression[]): Finding {
+  const { m, w } = ctx
+  const names = calls.map(c => classifyCall(m, c).name)
+  const all = `await Promise.all([${calls.map(c => c.getText(m.sf)).join(', ')}])`
+  return {
+    kind: 'lost-parallelism',
+    rule: 'sequential-awaits',
+    message: `${calls.length} remote calls (${names.join(', ')}) are awaited one after another within one expression, but none of them takes another's result: the run waits ${calls.length} round trips where one would do`,
+    hint: `await them together first — \`const [${names.map((_, i) => `r${i + 1}`).join(', ')}] = ${all}\` — and use the results in the expression`,
+    workflow: w.name,
+    ...span(m, n),
+    saving: { hops: calls.length - 1, description: `${calls.length} sequential calls → 1 hop` }
+  }
 }
 
 export { contextOf }
