@@ -3,7 +3,7 @@
 // no clock, no randomness. Time and randomness come in as arguments.
 import tseslint from 'typescript-eslint'
 
-const layers = ['model', 'protocol', 'wire', 'store', 'sandbox', 'functions', 'net', 'api', 'node', 'sdk', 'analysis', 'cli', 'dashboard', 'sim']
+const layers = ['model', 'protocol', 'wire', 'store', 'sandbox', 'functions', 'net', 'api', 'node', 'sdk', 'analysis', 'check', 'cli', 'dashboard', 'sim']
 
 /** Forbid relative imports of the named sibling folders of src/. */
 function forbidLayers (...names) {
@@ -119,6 +119,14 @@ export default tseslint.config(
         ...forbidLayers('protocol', 'wire', 'store', 'sandbox', 'net', 'sim', 'sdk', 'analysis', 'dashboard'),
         { group: ['**/node/**', '!**/node/index.ts'], message: 'the CLI enters the peer only through src/node/index.ts; anything else comes through src/api' }
       ] }]
+    }
+  },
+  {
+    // `rhizome check` reads workflow modules with the TypeScript parser: it shares the model
+    // (errors) and nothing of the peer, so the CLI and the ESLint plugin can load it alone.
+    files: ['src/check/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidLayers(...layers.filter(l => l !== 'model' && l !== 'check')) }]
     }
   },
   {
