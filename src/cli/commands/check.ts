@@ -155,3 +155,20 @@ async function graph (context: CommandContext, files: string[]): Promise<Command
   const draw = { text: analyzer.graphText, mermaid: analyzer.graphMermaid, dot: analyzer.graphDot }[graphFormat as GraphFormat]
   return { exitCode: EXIT_OK, stdout: draw(g) }
 }
+
+/**
+ * `rhizome run --auto-parallel`: a source transform that applies the analyzer's lost-parallelism
+ * rewrites (and no other fix) to a workflow module's text; `applied()` counts the last call's.
+ */
+export async function autoParallel (): Promise<{ transform: (text: string, file: string) => string, applied: () => number }> {
+  const { applyFixes, checkSource } = await import('../../check/index.ts')
+  let applied = 0
+  return {
+    transform: (text, file) => {
+      const rewrites = checkSource(file, text, readIfPresent).findings.filter(f => f.kind === 'lost-parallelism' && f.fix !== undefined && f.fix.edits.length > 0)
+      applied = rewrites.length
+      return applyFixes(text, rewrites)
+    },
+    applied: () => applied
+  }
+}
