@@ -34,7 +34,7 @@ export interface RhizomeRule {
   create: (context: RuleContext) => Record<string, () => void>
 }
 
-const DOCS_URL = 'https://www.npmjs.com/package/@rhizome-net/rhizome#rhizome-check'
+const DOCS_URL = 'https://www.npmjs.com/package/@rhizome-net/rhizome#checking-workflows-before-they-run'
 
 /** The analysis of each file being linted, shared by the three rules: keyed by ESLint's SourceCode object. */
 const analyses = new WeakMap<object, CheckResult>()

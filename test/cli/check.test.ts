@@ -5,13 +5,13 @@
  * workflow. No peer is started: the command reads files only.
  */
 import assert from 'node:assert/strict'
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { main } from '../../src/cli/main.ts'
-import { CHECK_FILES_MAX } from '../../src/cli/commands/check.ts'
+import { CHECK_FILE_BYTES_MAX, CHECK_FILES_MAX } from '../../src/cli/commands/check.ts'
 import { runCli } from '../helpers/peers.ts'
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/check-cli')
@@ -125,5 +125,18 @@ describe('rhizome check', () => {
     const past = io()
     assert.equal(await main(['check', ...files, fixture('clean.ts')], {}, new AbortController().signal, past), 2)
     assert.match(past.text(), new RegExp(`expected 1 to ${CHECK_FILES_MAX} argument\\(s\\), got ${CHECK_FILES_MAX + 1}`))
+  })
+
+  test(`a file of ${CHECK_FILE_BYTES_MAX} bytes is checked; one byte more is a usage error`, async () => {
+    const line = '// a comment line, no workflow here\n'
+    const text = line.repeat(Math.floor(CHECK_FILE_BYTES_MAX / line.length))
+    const file = path.join(dir, 'big.ts')
+    await writeFile(file, text.padEnd(CHECK_FILE_BYTES_MAX, ' '))
+    const atLimit = await runCli(['check', file])
+    assert.equal(atLimit.code, 0, atLimit.stderr)
+    await writeFile(file, text.padEnd(CHECK_FILE_BYTES_MAX + 1, ' '))
+    const past = await runCli(['check', file])
+    assert.equal(past.code, 2)
+    assert.match(past.stderr, new RegExp(`${CHECK_FILE_BYTES_MAX}`))
   })
 })
