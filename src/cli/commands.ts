@@ -12,6 +12,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'deploy', summary: 'bundle a module of functions, content-address it, and replicate it to peers', load: async () => (await import('./commands/deploy.ts')).deploy },
   { name: 'functions', summary: 'list the functions this peer holds', load: async () => (await import('./commands/functions.ts')).functionsList },
   { name: 'call', summary: 'run one task: call an export of a deployed function with JSON arguments', load: async () => (await import('./commands/call.ts')).call },
+  { name: 'check', summary: 'find deadlocks, lost parallelism and nondeterminism in workflow modules, before anything runs', load: async () => (await import('./commands/check.ts')).check },
   { name: 'run', summary: 'run a workflow: deploy it and the functions it imports, start it, show its progress and result', load: async () => (await import('./commands/run.ts')).run },
   { name: 'runs', summary: 'list the workflow runs this peer drives', load: async () => (await import('./commands/runs.ts')).runs },
   { name: 'run-status', summary: 'show a run: status, result, which peer ran which task; --wait follows it to its end', load: async () => (await import('./commands/run-status.ts')).runStatus },

@@ -27,6 +27,7 @@
  */
 
 import { isBuiltin } from 'node:module'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import * as esbuild from 'esbuild'
 import { AbortedError, InvalidInputError, RhizomeError, TooLargeError } from '../model/errors.ts'
@@ -54,6 +55,12 @@ export interface WorkflowBundleOptions {
   /** Limits for evaluating the bundle once to list its workflows (default DEFAULT_WORKFLOW_LIMITS). */
   limits?: SandboxLimits
   signal?: AbortSignal
+  /**
+   * Rewrite the entry module's source before it is bundled (`rhizome run --auto-parallel` joins
+   * independent awaits into a Promise.all here). Only the entry: the files it imports are bundled
+   * as they are on disk.
+   */
+  transformEntry?: (text: string, absPath: string) => string
 }
 
 export interface WorkflowBundle {
@@ -117,6 +124,7 @@ export async function bundleWorkflow (entryPath: string, options: WorkflowBundle
     throw new InvalidInputError(`bundleBytesMax must be an integer from 1 to ${CODE_BYTES_MAX.js}`)
   }
   if (typeof options.deployFunctionModule !== 'function') throw new InvalidInputError('deployFunctionModule must be a function')
+  if (options.transformEntry !== undefined && typeof options.transformEntry !== 'function') throw new InvalidInputError('transformEntry must be a function')
   const entry = path.resolve(entryPath)
   await checkEntry(entry, entryPath)
   const state = new BuildState(entry, options)
@@ -135,6 +143,7 @@ class BuildState {
   /** The first error a callback threw: reported as itself, not as esbuild's wrapping of it. */
   failure: unknown
   private readonly options: WorkflowBundleOptions
+  get transformEntry (): WorkflowBundleOptions['transformEntry'] { return this.options.transformEntry }
   private readonly scans = new Map<string, Promise<boolean>>()
   private readonly deployed = new Map<string, Promise<DeployedFunctionModule>>()
 
@@ -269,6 +278,27 @@ function workflowImports (state: BuildState): esbuild.Plugin {
   }
 }
 
+/** The entry's source through `transformEntry`, after sourceFileGuard has passed the file. */
+function entryTransform (state: BuildState): esbuild.Plugin[] {
+  const transform = state.transformEntry
+  if (transform === undefined) return []
+  const loader = (file: string): esbuild.Loader => /\.[cm]?ts$/.test(file) ? 'ts' : /\.tsx$/.test(file) ? 'tsx' : /\.jsx$/.test(file) ? 'jsx' : 'js'
+  return [{
+    name: 'rhizome-entry-transform',
+    setup (b) {
+      b.onLoad({ filter: /.*/, namespace: 'file' }, async args => {
+        if (args.path !== state.entry) return undefined
+        try {
+          return { contents: transform(await readFile(args.path, 'utf8'), args.path), loader: loader(args.path) }
+        } catch (err) {
+          state.failure ??= err
+          throw err
+        }
+      })
+    }
+  }]
+}
+
 function refuse (specifier: string, text: string): esbuild.OnResolveResult {
   return { errors: [{ text, detail: specifier }] }
 }
@@ -281,7 +311,7 @@ async function build (state: BuildState): Promise<Uint8Array> {
       entryPoints: [state.entry],
       absWorkingDir: state.entryDir,
       metafile: true,
-      plugins: [workflowImports(state), sourceFileGuard]
+      plugins: [workflowImports(state), sourceFileGuard, ...entryTransform(state)]
     })
   } catch (err) {
     if (state.failure !== undefined) throw state.failure

@@ -5,7 +5,7 @@
  * following, never cancels the run), and a failed run (exit 1 with its error and hint).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -195,6 +195,23 @@ describe('rhizome run, runs, run-status, cancel', () => {
     assert.equal(report.split('\n')[1], '14')
     assert.match(r.stdout, /critical path {2}B \(37 ms\)/)
     assert.match(r.stdout, /tasks {10}3 on 3 peers/)
+  })
+
+  test('run --auto-parallel: the bundle deployed has the Promise.all rewrite, the file is not changed, and a line counts the rewrites', async () => {
+    const file = path.join(fixtures, '../../check-cli/sequential.ts')
+    const before = await readFile(file, 'utf8')
+    const plain = await cli(['run', file, 'A', '5', '--detach'])
+    assert.equal(plain.code, 0, plain.stderr)
+    assert.doesNotMatch(new TextDecoder().decode((dagCbor.decode(seen[1].body) as { code: Uint8Array }).code), /Promise\.all/)
+    assert.doesNotMatch(plain.stdout, /auto-parallel/)
+    seen.length = 0
+    const r = await cli(['run', file, 'A', '5', '--auto-parallel', '--detach'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^auto-parallel {2}1 rewrite applied to .*sequential\.ts$/m)
+    const flow = dagCbor.decode(seen[1].body) as { manifest: Uint8Array, code: Uint8Array }
+    assert.equal(decodeManifest(flow.manifest).kind, 'workflow')
+    assert.match(new TextDecoder().decode(flow.code), /const \[b, c, d\] = await Promise\.all\(\[\w+\(x\), \w+\(x\), \w+\(x\)\]\)/)
+    assert.equal(await readFile(file, 'utf8'), before)
   })
 
   test('run --verify-replicas 3: every function module deployed carries the policy (quorum a majority); the workflow none', async () => {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { MAIN } from '../helpers/peers.ts'
 
 /** Bounds one child run (a cold `node start --help` loads a few dozen modules). */
@@ -76,5 +76,20 @@ describe('CLI start-up: each command loads only what it needs', () => {
     assert.ok(urls.some(u => u.endsWith('/src/node/config.ts')))
     // src/node/index.ts is light: it loads node.ts (and libp2p) only when a peer starts.
     assert.deepEqual(urls.filter(u => /\/src\/node\/node\.ts$|node_modules\/libp2p\//.test(u)), [])
+  })
+
+  test('check --help and run --help do not load the TypeScript compiler; check FILE loads it and nothing of the peer', async () => {
+    const TYPESCRIPT = /node_modules\/typescript\//
+    for (const argv of [['check', '--help'], ['run', '--help']]) {
+      const { code, urls } = await modulesLoadedBy(argv, dir)
+      assert.equal(code, 0)
+      assert.deepEqual(urls.filter(u => TYPESCRIPT.test(u)), [], argv.join(' '))
+    }
+    const flow = fileURLToPath(new URL('../fixtures/check-cli/clean.ts', import.meta.url))
+    const { code, urls } = await modulesLoadedBy(['check', flow], dir)
+    assert.equal(code, 0)
+    assert.ok(urls.some(u => TYPESCRIPT.test(u)))
+    // It reads files only: no network stack, no peer, no store.
+    assert.deepEqual(urls.filter(u => /node_modules\/(libp2p|@libp2p|@chainsafe)\/|\/src\/(node|net|store)\//.test(u)), [])
   })
 })

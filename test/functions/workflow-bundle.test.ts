@@ -16,6 +16,7 @@ import {
 } from '../../src/functions/index.ts'
 import type { DeployedFunctionModule } from '../../src/functions/index.ts'
 import { createWorkflowEngine } from '../../src/sandbox/index.ts'
+import { applyFixes, checkSource } from '../../src/check/index.ts'
 import type { WorkflowEngine } from '../../src/sandbox/index.ts'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/workflows/src')
@@ -254,6 +255,40 @@ describe('bundleWorkflow', () => {
     await bundleWorkflow(fixture('flow.ts'), { deployFunctionModule: localDeployer().deploy, bundleBytesMax: bundle.code.length })
     await assert.rejects(bundleWorkflow(fixture('flow.ts'), { deployFunctionModule: localDeployer().deploy, bundleBytesMax: bundle.code.length - 1 }), { name: 'TooLargeError' })
     await assert.rejects(bundleWorkflow(fixture('flow.ts'), { deployFunctionModule: localDeployer().deploy, bundleBytesMax: CODE_BYTES_MAX.js + 1 }), { name: 'InvalidInputError' })
+  })
+
+  test('transformEntry rewrites the entry before bundling: the sequential seed, parallelized, calls B, C, D in one activation with the same result', async () => {
+    const sequential = path.join(path.dirname(root), '../check-cli/sequential.ts')
+    const seen: Array<[string, string]> = []
+    const transformEntry = (text: string, file: string): string => {
+      seen.push([file, text])
+      const rewrites = checkSource(file, text).findings.filter(f => f.kind === 'lost-parallelism')
+      return applyFixes(text, rewrites)
+    }
+    const plain = await bundleWorkflow(sequential, { deployFunctionModule: localDeployer().deploy })
+    const rewritten = await bundleWorkflow(sequential, { deployFunctionModule: localDeployer().deploy, transformEntry })
+    // Called once, for the entry only (not for fns.ts), with the file's own text.
+    assert.deepEqual(seen.map(([file]) => file), [sequential])
+    assert.match(seen[0][1], /const b = await B\(x\)/)
+    assert.doesNotMatch(new TextDecoder().decode(plain.code), /Promise\.all/)
+    assert.match(new TextDecoder().decode(rewritten.code), /Promise\.all/)
+    const answers = [{ seq: 0, ok: true, value: 6 }, { seq: 1, ok: true, value: 10 }, { seq: 2, ok: true, value: 2 }] as const
+    const calls = (commands: Array<{ type: string }>): unknown[] => commands.map(c => c.type === 'call' ? [(c as any).export, (c as any).args] : c)
+    // The original waits for B before it calls C: three activations of one call each.
+    const a = await open(engine, plain.code, 'A', [5])
+    const a1 = await a.activate([])
+    const a2 = await a.activate([answers[0]])
+    const a3 = await a.activate([answers[1]])
+    const aDone = await a.activate([answers[2]])
+    assert.deepEqual([calls(a1.commands), calls(a2.commands), calls(a3.commands)], [[['B', [5]]], [['C', [5]]], [['D', [5]]]])
+    // The rewrite: the same three tasks in the first activation, and the same result.
+    const b = await open(engine, rewritten.code, 'A', [5])
+    const b1 = await b.activate([])
+    assert.deepEqual(calls(b1.commands), [['B', [5]], ['C', [5]], ['D', [5]]])
+    const bDone = await b.activate([...answers])
+    assert.ok(aDone.done?.ok === true && bDone.done?.ok === true)
+    assert.equal(bDone.done.value, aDone.done.value)
+    assert.equal(aDone.done.value, 14)
   })
 
   test('a missing entry is refused with a hint', async () => {

@@ -10,6 +10,7 @@ import { connectPeer } from '../connect.ts'
 import { detachedText, followRun } from '../run-follow.ts'
 import { formatRunReport, runFailure } from '../run-report.ts'
 import { jsonArgs } from './call.ts'
+import { autoParallel } from './check.ts'
 import { DEPLOY_REPLICAS_DEFAULT, VERIFY_USAGE, moduleName, packageModule, policyFromFlags, verifyOptions } from './deploy.ts'
 import type { VerificationPolicy } from '../../model/verification.ts'
 import type { RhizomeClient } from '../../api/client.ts'
@@ -21,7 +22,7 @@ export const WORKFLOW_REPLICAS_DEFAULT = 1
 
 export const run: Command = {
   usage: `rhizome run FILE EXPORT [ARG...] [--detach] [--replicas N] [--verify-replicas N] [--quorum K]
-                   [--spot-check-rate P] [--data-dir DIR | --api URL] [--json]
+                   [--spot-check-rate P] [--auto-parallel] [--data-dir DIR | --api URL] [--json]
 
   FILE          a workflow module (TypeScript/JavaScript) that imports @rhizome-net/rhizome
   EXPORT        the workflow to run: an export marked with workflow()
@@ -29,6 +30,8 @@ export const run: Command = {
   --detach      start the run and return at once, printing its id
   --replicas N  peers that keep the workflow bundle (default ${WORKFLOW_REPLICAS_DEFAULT}, the peer driving the run; at most ${REPLICAS_MAX})
   --json        print the report as JSON (with --detach: {"runId": ...})
+  --auto-parallel  before bundling, rewrite independent awaits of FILE into Promise.all, as
+                \`rhizome check --fix\` would, without changing the file
 ${VERIFY_USAGE}
                  (each applies to every function module the workflow imports; a workflow itself
                  always runs on the peer that drives it)
@@ -39,7 +42,7 @@ ${VERIFY_USAGE}
   it ends, then its result, which peer ran which task, and the critical path.
   Ctrl-C stops following, not the run: the peer drives it to its end. Follow it again with
   \`rhizome run-status ID --wait\`, or stop it with \`rhizome cancel ID\`.`,
-  options: { ...dataDirOption, ...jsonOption, ...verifyOptions, detach: { type: 'boolean' }, replicas: { type: 'string' } },
+  options: { ...dataDirOption, ...jsonOption, ...verifyOptions, detach: { type: 'boolean' }, replicas: { type: 'string' }, 'auto-parallel': { type: 'boolean' } },
   positionals: [2, 66],
   async run (context) {
     const [file, exportName, ...rawArgs] = context.positionals
@@ -51,7 +54,8 @@ ${VERIFY_USAGE}
     const json = context.values.json === true
     const client = await connectPeer(context)
     const deployed: Array<{ file: string, result: DeployResult }> = []
-    const bundle = await bundleForRun(resolve(file), client, context, deployed, verification)
+    const rewrite = context.values['auto-parallel'] === true ? await autoParallel() : undefined
+    const bundle = await bundleForRun(resolve(file), client, context, deployed, verification, rewrite?.transform)
     if (!bundle.workflows.includes(exportName)) {
       throw new CliError('ERR_USAGE', `${file} has no workflow ${JSON.stringify(exportName)}; its workflows are ${bundle.workflows.join(', ')}`, { exitCode: EXIT_USAGE, hint: 'name one of them, or mark the export with workflow(): `export const A = workflow(async (x) => ...)`' })
     }
@@ -60,6 +64,7 @@ ${VERIFY_USAGE}
     const { runId } = await client.startRun({ workflow: workflow.cid, export: exportName, args })
     if (!json) {
       const lines = deployed.map(d => `functions  ${relative(process.cwd(), d.file) || d.file}  ${d.result.cid}${d.result.alreadyDeployed ? ' (already deployed)' : ''}`)
+      if (rewrite !== undefined) lines.push(`auto-parallel  ${rewrite.applied()} ${rewrite.applied() === 1 ? 'rewrite' : 'rewrites'} applied to ${relative(process.cwd(), resolve(file)) || file}`)
       lines.push(`workflow   ${workflow.name}  ${workflow.cid}`, `run        ${runId}`)
       context.print(lines.join('\n') + '\n')
     }
@@ -77,11 +82,12 @@ ${VERIFY_USAGE}
  * user's mistakes in the sources (a forbidden import, a syntax error, no workflow) exit 2; what the
  * peer answers (unreachable, refused) is reported as the peer's error.
  */
-async function bundleForRun (file: string, client: RhizomeClient, context: CommandContext, deployed: Array<{ file: string, result: DeployResult }>, verification: VerificationPolicy | undefined): Promise<WorkflowBundle> {
+async function bundleForRun (file: string, client: RhizomeClient, context: CommandContext, deployed: Array<{ file: string, result: DeployResult }>, verification: VerificationPolicy | undefined, transformEntry?: (text: string, file: string) => string): Promise<WorkflowBundle> {
   const fromPeer = new WeakSet<object>()
   try {
     return await bundleWorkflow(file, {
       signal: context.signal,
+      transformEntry,
       deployFunctionModule: async (absPath) => {
         const { manifestBytes, code } = await packageModule(absPath, moduleName(absPath), undefined, verification)
         try {
