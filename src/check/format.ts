@@ -31,7 +31,6 @@ const RULE_DESCRIPTIONS: Record<string, string> = {
   'await-in-loop': 'a remote call awaited inside a loop whose iterations are independent',
   'self-child': 'a workflow awaits a child run of itself with the same arguments: it waits on itself',
   'workflow-cycle': 'workflows await each other in a cycle',
-  'signal-self': 'a workflow awaits a signal that only its own later code sends',
   date: 'Date in workflow code: the clock differs on replay',
   'performance-now': 'performance.now in workflow code: the clock differs on replay',
   'math-random': 'Math.random in workflow code: a different value on replay',

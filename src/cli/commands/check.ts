@@ -49,7 +49,7 @@ export const check: Command = {
   --graph-format  text (default), mermaid or dot; with --json, the graph as JSON
 
   Finds, before anything runs: lost parallelism (independent remote calls awaited one after another),
-  deadlocks (a workflow awaiting itself, cycles of workflows, a signal only its own later code sends)
+  deadlocks (a workflow awaiting itself with the same arguments, cycles of workflows awaiting each other)
   and nondeterminism (clocks, randomness, timers, module state and the like in workflow code, which
   break replay). Exit 0 when nothing is found, 1 when something is, 2 for a wrong command line.`,
   options: { ...jsonOption, format: { type: 'string' }, fix: { type: 'boolean' }, graph: { type: 'string' }, 'graph-format': { type: 'string' } },
