@@ -1,7 +1,9 @@
 // `rhizome check` on every example shipped with Rhizome and on the workflow modules Rhizome's own
 // tests run: none of them has a finding. (Bundles ending .template.js are already bundled for the
 // sandbox and are not source a user writes; test/fixtures/workflows/src/bad/ holds modules broken
-// on purpose for bundler errors; test/fixtures/check/ is the checker's own corpus.)
+// on purpose for bundler errors; test/fixtures/check/ is the checker's own corpus, and
+// test/fixtures/auto-parallel/ the seed example written sequentially on purpose, whose one finding
+// test/integration/check-auto-parallel.test.ts checks.)
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -24,7 +26,7 @@ function workflowModules (dir: string, skip: (rel: string) => boolean): string[]
 test('the examples and the workflows of Rhizome\'s own tests have no findings', () => {
   const files = [
     ...workflowModules('examples', () => false),
-    ...workflowModules('test/fixtures', rel => rel.includes(`${path.sep}bad${path.sep}`) || rel.startsWith(path.join('test', 'fixtures', 'check')))
+    ...workflowModules('test/fixtures', rel => rel.includes(`${path.sep}bad${path.sep}`) || rel.startsWith(path.join('test', 'fixtures', 'check')) || rel.startsWith(path.join('test', 'fixtures', 'auto-parallel')))
   ]
   for (const expected of ['examples/seed/flow.ts', 'examples/refs/flow.ts', 'test/fixtures/workflows/src/flow.ts', 'test/fixtures/workflows/src/parent.ts']) {
     assert.ok(files.includes(expected), `${expected} is checked`)
