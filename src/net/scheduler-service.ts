@@ -644,7 +644,9 @@ export class SchedulerService implements TaskExecutor {
 
   private evict (): void {
     if (this.retainedCount <= RETAINED_TASKS_MAX && this.retainedBytes <= RETAINED_BYTES_MAX) return
-    for (const entry of [...this.entries.values()]) {
+    // Oldest first; deleting the entry being visited is safe while iterating a Map, and a copy of
+    // the map per call would make a long run's evictions quadratic.
+    for (const entry of this.entries.values()) {
       if (this.retainedCount <= RETAINED_TASKS_MAX && this.retainedBytes <= RETAINED_BYTES_MAX) return
       const busy = !entry.settled || this.checking.has(entry.task.taskId) || [...entry.replicas.values()].some(r => r.scheduled)
       if (busy) continue

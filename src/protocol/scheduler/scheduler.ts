@@ -55,8 +55,11 @@
  * are placed at once. A waiting task that no peer with room may take is *parked* (so it does not
  * block the queue behind it) and tried again, before the queues, whenever something could have
  * changed; one that every live peer is excluded from for UNPLACEABLE_AFTER_MS ends 'unplaceable'.
- * The check is O(|avoid| + |group's peers|) per parked task per input: parking happens only when
- * there are fewer peers than replicas wanting them, so the parked set is small.
+ * Each input re-tries every parked task: O(parked × (peers with room ≤ SCAN_ALL_PEERS_MAX when
+ * few, else a sample)). A task parks only while its group holds every peer with room, so the set
+ * is the replicated tasks waiting behind their own siblings — small unless a network of a handful
+ * of peers is saturated with replicated work (`npm run bench verify` runs that case: replicas 3 on
+ * four peers).
  *
  * CLOCK. As in membership: the largest `nowMs` seen is "now"; time never runs backwards.
  */
