@@ -1,0 +1,46 @@
+/**
+ * The permission machine's rules and limits. Why each:
+ *
+ * ROLES. `worker` runs tasks; `client` starts runs and is never given a task; `admin` starts runs
+ * too (an operator at the admin's machine). Every role may exchange membership, gossip, functions
+ * and blobs: a client needs the function code and blobs of its own runs, and a worker those of its
+ * tasks. `ACTIONS_BY_ROLE` is the whole table.
+ *
+ * LIMITS.
+ * - `CERTIFICATES_MAX` 10,000 members: ten times membership's table of 1,024 peers. Only admin keys
+ *   can mint certificates, so an outsider cannot fill it; past it a new member is refused `full`
+ *   (evicting a valid member would cut it off without a revocation).
+ * - `REVOCATIONS_MAX` 10,000: one per member ever revoked, over the longest certificate's life.
+ *   A revocation matches only certificates with notBefore ≤ its atMs (see ./permission.ts), and no
+ *   certificate lives longer than CERTIFICATE_VALIDITY_MS_MAX (src/wire/certificate-codec.ts), so
+ *   from atMs + CERTIFICATE_VALIDITY_MS_MAX on it can match nothing not already expired: then, and
+ *   only then, it may be dropped to make room (the oldest first).
+ * - `CLOCK_SKEW_MS` 60 s: a certificate fresh from an admin whose clock runs a little ahead is
+ *   accepted; expiry is never stretched (an expired certificate is treated like a revoked one).
+ */
+import type { Action, Role } from './index.ts'
+
+export const CERTIFICATES_MAX = 10_000
+export const REVOCATIONS_MAX = 10_000
+export const CLOCK_SKEW_MS = 60_000
+/** Longest life of a certificate (notAfter − notBefore): a year and a day; renew yearly. The
+ *  revocation set's bound rests on it (REVOCATIONS_MAX above). */
+export const CERTIFICATE_VALIDITY_MS_MAX = 366 * 24 * 60 * 60_000
+
+export const ROLES: readonly Role[] = Object.freeze(['admin', 'client', 'worker'])
+export const ACTIONS: readonly Action[] = Object.freeze(['membership', 'gossip', 'task', 'function', 'blob', 'run'])
+
+const SHARED: readonly Action[] = ['membership', 'gossip', 'function', 'blob']
+export const ACTIONS_BY_ROLE: Readonly<Record<Role, readonly Action[]>> = Object.freeze({
+  worker: [...SHARED, 'task'],
+  client: [...SHARED, 'run'],
+  admin: [...SHARED, 'run']
+})
+
+/** Why a certificate is refused. `full`: CERTIFICATES_MAX members already hold one.
+ *  `serial-in-use`: another member holds a certificate with this serial (serials are unique per
+ *  network; a clash is an admin's mistake, and revoking one serial must not cut off two peers). */
+export type CertificateRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'not-yet-valid' | 'expired' | 'revoked' | 'full' | 'serial-in-use'
+/** Why a revocation is refused. `obsolete`: every certificate it could match has expired (it
+ *  would be dropped at once); `full`: REVOCATIONS_MAX revocations still matter. */
+export type RevocationRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'obsolete' | 'full'

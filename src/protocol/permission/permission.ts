@@ -1,0 +1,311 @@
+/**
+ * Permission state machine — theory of operation.
+ *
+ * MEMBERS. A peer is a member while it holds a certificate that (1) verified (the shell checked the
+ * signature), (2) names this network, (3) was signed by one of the configured issuers, (4) matches
+ * no remembered revocation, and (5) is valid now: notBefore ≤ now + CLOCK_SKEW_MS and now <
+ * notAfter. One certificate is held per peer: the newest (latest notBefore, then latest notAfter,
+ * then the larger serial, so every peer picks the same); an older one that arrives later is still
+ * `admitted` but changes nothing. Every held change is persisted — [persist-certificate] — and a
+ * replaced one forgotten — [forget-certificate]. At most certificatesMax members; past it a new
+ * peer is refused `full`.
+ *
+ * ROLES. `allows(peer, action, now)` is true when the held certificate is valid at `now` and one of
+ * its roles allows the action (ACTIONS_BY_ROLE in ./constants.ts). A peer without one gets nothing.
+ *
+ * REVOCATIONS. A revocation names a serial or a peer and a time atMs. It matches a certificate with
+ * that serial (or for that peer) whose notBefore ≤ atMs: certificates issued before it. So an admin
+ * can re-admit a revoked peer with a certificate issued after the revocation, and a revocation
+ * cannot cut off certificates nobody had yet seen the need for. One revocation is kept per serial
+ * and per peer: a later atMs replaces an earlier one (it matches more); the same or an earlier one
+ * is a `duplicate`. Accepting one drops the matching held certificate — [forget-certificate,
+ * revoked] — so the shell closes the peer's connections and reschedules its tasks.
+ *
+ * BOUNDING REVOCATIONS. No certificate lives longer than CERTIFICATE_VALIDITY_MS_MAX, so every
+ * certificate a revocation matches (notBefore ≤ atMs) has expired by atMs + that: from then on the
+ * revocation is obsolete and may be dropped. One arriving already obsolete is refused `obsolete`.
+ * When revocationsMax are held and a new one comes, the oldest (smallest atMs) is dropped if it is
+ * obsolete — [forget-revocation] — and otherwise the new one is refused `full`: a revocation that
+ * could still matter is never dropped. Finding the oldest is O(revocations), only when full.
+ *
+ * EXPIRY. nextTimeoutMs() is the earliest notAfter held (cached; recomputed in O(members) after a
+ * change); handleTimeout drops every certificate with notAfter ≤ now — [forget-certificate,
+ * expired]. `allows` checks the time itself, so a late timer never lets an expired peer through.
+ *
+ * CLOCK. Time is an input; the largest `nowMs` seen is "now" for handleTimeout, never run backwards.
+ */
+import { OutputQueue } from '../output-queue.ts'
+import { ConfigError, assert } from '../../model/errors.ts'
+import {
+  ACTIONS_BY_ROLE, CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS, REVOCATIONS_MAX, ROLES
+} from './constants.ts'
+import type { CertificateRefusal, RevocationRefusal } from './constants.ts'
+import type {
+  Action, Certificate, Permission, PermissionCounts, PermissionOptions, PermissionOptionsClosed, PermissionOutput, Revocation, Role
+} from './index.ts'
+
+export class PermissionMachine implements Permission {
+  readonly mode: 'open' | 'permissioned'
+  private readonly networkId: string
+  private readonly issuers: Set<string>
+  private readonly certificatesMax: number
+  private readonly revocationsMax: number
+  private clockMs = 0
+  private readonly members = new Map<string, Certificate>()
+  /** Serial → peer, for the held certificates. */
+  private readonly bySerial = new Map<string, string>()
+  /** 's:' + serial or 'p:' + peer → the revocation. */
+  private readonly revoked = new Map<string, Revocation>()
+  private expiryMs: number | undefined
+  private expiryStale = false
+  private readonly outputs: OutputQueue<PermissionOutput>
+
+  constructor (options: PermissionOptions) {
+    if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
+    if (options.mode === 'open') {
+      this.mode = 'open'
+      this.networkId = ''
+      this.issuers = new Set()
+      this.certificatesMax = this.revocationsMax = 0
+      this.outputs = new OutputQueue(1)
+      return
+    }
+    if (options.mode !== 'permissioned') throw new ConfigError('mode', "must be 'open' or 'permissioned'")
+    this.mode = 'permissioned'
+    if (typeof options.networkId !== 'string' || options.networkId.length === 0) throw new ConfigError('networkId', 'must be the network id')
+    if (!Array.isArray(options.issuers) || options.issuers.length === 0 || !options.issuers.every(i => typeof i === 'string' && i.length > 0)) {
+      throw new ConfigError('issuers', 'must list at least one admin public key')
+    }
+    this.networkId = options.networkId
+    this.issuers = new Set(options.issuers)
+    this.certificatesMax = limit(options.certificatesMax, CERTIFICATES_MAX, 'certificatesMax')
+    this.revocationsMax = limit(options.revocationsMax, REVOCATIONS_MAX, 'revocationsMax')
+    const stored = (options.certificates?.length ?? 0) + (options.revocations?.length ?? 0)
+    // Per input at most: a replaced and a new record each way, or every member expiring (two each); loading forgets what it drops.
+    this.outputs = new OutputQueue(2 * this.certificatesMax + 2 * this.revocationsMax + stored + 1024)
+    this.load(options)
+  }
+
+  handleCertificate (cert: Certificate, signatureValid: boolean, nowMs: number): 'admitted' | CertificateRefusal {
+    const now = this.advance(nowMs)
+    if (this.mode === 'open') return 'admitted'
+    if (!signatureValid) return 'bad-signature'
+    const refusal = this.refusalOf(cert)
+    if (refusal !== undefined) return refusal
+    if (cert.notBefore > now + CLOCK_SKEW_MS) return 'not-yet-valid'
+    if (now >= cert.notAfter) return 'expired'
+    const held = this.members.get(cert.peer)
+    if (held !== undefined && !newer(cert, held)) return 'admitted'
+    if (held === undefined && this.members.size >= this.certificatesMax) return 'full'
+    const serialHolder = this.bySerial.get(cert.serial)
+    if (serialHolder !== undefined && serialHolder !== cert.peer) return 'serial-in-use'
+    if (held !== undefined) this.dropMember(held)
+    this.members.set(cert.peer, copyCertificate(cert))
+    this.bySerial.set(cert.serial, cert.peer)
+    this.expiryStale = true
+    this.outputs.push({ type: 'persist-certificate', certificate: copyCertificate(cert) })
+    return 'admitted'
+  }
+
+  handleRevocation (rev: Revocation, signatureValid: boolean, nowMs: number): 'accepted' | 'duplicate' | RevocationRefusal {
+    const now = this.advance(nowMs)
+    if (this.mode === 'open') return 'duplicate' // nothing is held, so nothing changes
+    if (!signatureValid) return 'bad-signature'
+    if (rev.network !== this.networkId) return 'wrong-network'
+    if (!this.issuers.has(rev.issuer)) return 'unknown-issuer'
+    if (obsolete(rev, now)) return 'obsolete'
+    const key = keyOf(rev)
+    const known = this.revoked.get(key)
+    if (known !== undefined && known.atMs >= rev.atMs) return 'duplicate'
+    if (known === undefined && this.revoked.size >= this.revocationsMax && !this.dropOldestRevocation(now)) return 'full'
+    if (known !== undefined) this.outputs.push({ type: 'forget-revocation', revocation: known })
+    const stored = copyRevocation(rev)
+    this.revoked.set(key, stored)
+    this.outputs.push({ type: 'persist-revocation', revocation: copyRevocation(stored) })
+    const peer = rev.peer ?? this.bySerial.get(rev.serial ?? '')
+    const held = peer === undefined ? undefined : this.members.get(peer)
+    if (held !== undefined && matches(stored, held)) {
+      this.dropMember(held)
+      this.outputs.push({ type: 'revoked', peerId: held.peer })
+    }
+    return 'accepted'
+  }
+
+  allows (peerId: string, action: Action, nowMs: number): boolean {
+    if (this.mode === 'open') return true
+    const cert = this.members.get(peerId)
+    if (cert === undefined || nowMs >= cert.notAfter || cert.notBefore > nowMs + CLOCK_SKEW_MS) return false
+    return cert.roles.some(role => ACTIONS_BY_ROLE[role].includes(action))
+  }
+
+  role (peerId: string): readonly Role[] | undefined {
+    const cert = this.members.get(peerId)
+    return cert === undefined ? undefined : [...cert.roles]
+  }
+
+  handleTimeout (nowMs: number): void {
+    const now = this.advance(nowMs)
+    for (const cert of [...this.members.values()]) {
+      if (cert.notAfter > now) continue
+      this.dropMember(cert)
+      this.outputs.push({ type: 'expired', peerId: cert.peer })
+    }
+  }
+
+  nextTimeoutMs (): number | undefined {
+    if (this.expiryStale) {
+      let earliest: number | undefined
+      for (const cert of this.members.values()) if (earliest === undefined || cert.notAfter < earliest) earliest = cert.notAfter
+      this.expiryMs = earliest
+      this.expiryStale = false
+    }
+    return this.expiryMs
+  }
+
+  poll (): PermissionOutput | undefined {
+    return this.outputs.poll()
+  }
+
+  certificates (): Certificate[] {
+    return [...this.members.values()].map(copyCertificate)
+  }
+
+  revocations (): Revocation[] {
+    return [...this.revoked.values()].map(copyRevocation)
+  }
+
+  counts (): PermissionCounts {
+    return { members: this.members.size, revocations: this.revoked.size }
+  }
+
+  checkInvariants (): void {
+    assert(this.members.size <= this.certificatesMax && this.revoked.size <= this.revocationsMax, 'members and revocations stay within their limits')
+    assert(this.bySerial.size === this.members.size, 'every held certificate is indexed by its serial')
+    for (const [peer, cert] of this.members) {
+      assert(cert.peer === peer && this.bySerial.get(cert.serial) === peer, 'the serial index names the holder')
+      assert(validCertificate(cert) && this.refusalOf(cert) === undefined, 'a held certificate is of this network, by an issuer, and not revoked')
+    }
+    for (const [key, rev] of this.revoked) assert(validRevocation(rev) && keyOf(rev) === key, 'revocations are well-formed and keyed')
+    if (!this.expiryStale) {
+      const earliest = Math.min(...[...this.members.values()].map(c => c.notAfter))
+      assert(this.expiryMs === (this.members.size === 0 ? undefined : earliest), 'the cached expiry is the earliest notAfter')
+    }
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  /** The refusal for a certificate's network, issuer and revocations (time aside). */
+  private refusalOf (cert: Certificate): CertificateRefusal | undefined {
+    if (cert.network !== this.networkId) return 'wrong-network'
+    if (!this.issuers.has(cert.issuer)) return 'unknown-issuer'
+    const bySerial = this.revoked.get(`s:${cert.serial}`)
+    const byPeer = this.revoked.get(`p:${cert.peer}`)
+    if ((bySerial !== undefined && matches(bySerial, cert)) || (byPeer !== undefined && matches(byPeer, cert))) return 'revoked'
+    return undefined
+  }
+
+  private dropMember (cert: Certificate): void {
+    this.members.delete(cert.peer)
+    this.bySerial.delete(cert.serial)
+    this.expiryStale = true
+    this.outputs.push({ type: 'forget-certificate', peerId: cert.peer, serial: cert.serial })
+  }
+
+  /** Drops the oldest revocation if it is obsolete; false if none may be dropped. */
+  private dropOldestRevocation (now: number): boolean {
+    let oldest: [string, Revocation] | undefined
+    for (const entry of this.revoked) if (oldest === undefined || entry[1].atMs < oldest[1].atMs) oldest = entry
+    if (oldest === undefined || !obsolete(oldest[1], now)) return false
+    this.revoked.delete(oldest[0])
+    this.outputs.push({ type: 'forget-revocation', revocation: oldest[1] })
+    return true
+  }
+
+  private load (options: PermissionOptionsClosed): void {
+    const revocations = [...(options.revocations ?? [])]
+    for (const rev of revocations) if (!validRevocation(rev)) throw new ConfigError('revocations', 'a stored revocation is malformed')
+    revocations.sort((a, b) => b.atMs - a.atMs) // newest first: those are kept when over the limit
+    for (const rev of revocations) {
+      const key = keyOf(rev)
+      const fits = this.revoked.size < this.revocationsMax && rev.network === this.networkId && this.issuers.has(rev.issuer)
+      if (!this.revoked.has(key) && fits) this.revoked.set(key, copyRevocation(rev))
+      else this.outputs.push({ type: 'forget-revocation', revocation: copyRevocation(rev) })
+    }
+    const certificates = [...(options.certificates ?? [])]
+    for (const cert of certificates) if (!validCertificate(cert)) throw new ConfigError('certificates', 'a stored certificate is malformed')
+    certificates.sort((a, b) => newer(a, b) ? -1 : newer(b, a) ? 1 : 0) // newest first
+    for (const cert of certificates) {
+      const fits = this.members.size < this.certificatesMax && this.refusalOf(cert) === undefined && !this.bySerial.has(cert.serial)
+      if (!this.members.has(cert.peer) && fits) {
+        this.members.set(cert.peer, copyCertificate(cert))
+        this.bySerial.set(cert.serial, cert.peer)
+      } else {
+        this.outputs.push({ type: 'forget-certificate', peerId: cert.peer, serial: cert.serial })
+      }
+    }
+    this.expiryStale = true
+  }
+
+  private advance (nowMs: number): number {
+    assert(Number.isFinite(nowMs), 'time is a finite number of ms')
+    if (nowMs > this.clockMs) this.clockMs = nowMs
+    return this.clockMs
+  }
+}
+
+function limit (value: number | undefined, fallback: number, field: string): number {
+  const n = value ?? fallback
+  if (!Number.isSafeInteger(n) || n < 1 || n > fallback) throw new ConfigError(field, `must be an integer in 1..${fallback}, got ${String(n)}`)
+  return n
+}
+
+/** Whether `a` is newer than `b` (see MEMBERS). */
+function newer (a: Certificate, b: Certificate): boolean {
+  if (a.notBefore !== b.notBefore) return a.notBefore > b.notBefore
+  if (a.notAfter !== b.notAfter) return a.notAfter > b.notAfter
+  return a.serial > b.serial
+}
+
+function matches (rev: Revocation, cert: Certificate): boolean {
+  const names = rev.serial !== undefined ? rev.serial === cert.serial : rev.peer === cert.peer
+  return names && cert.notBefore <= rev.atMs
+}
+
+function obsolete (rev: Revocation, now: number): boolean {
+  return now >= rev.atMs + CERTIFICATE_VALIDITY_MS_MAX
+}
+
+function keyOf (rev: Revocation): string {
+  return rev.serial !== undefined ? `s:${rev.serial}` : `p:${rev.peer ?? ''}`
+}
+
+function isTime (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function nonEmpty (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0
+}
+
+function validCertificate (c: Certificate): boolean {
+  return typeof c === 'object' && c !== null && nonEmpty(c.network) && nonEmpty(c.peer) && nonEmpty(c.serial) && nonEmpty(c.issuer) &&
+    Array.isArray(c.roles) && c.roles.length > 0 && c.roles.every(r => ROLES.includes(r)) &&
+    isTime(c.notBefore) && isTime(c.notAfter) && c.notBefore < c.notAfter && c.signature instanceof Uint8Array
+}
+
+function validRevocation (r: Revocation): boolean {
+  return typeof r === 'object' && r !== null && nonEmpty(r.network) && nonEmpty(r.issuer) && isTime(r.atMs) &&
+    (r.serial === undefined) !== (r.peer === undefined) && (r.serial === undefined || nonEmpty(r.serial)) &&
+    (r.peer === undefined || nonEmpty(r.peer)) && r.signature instanceof Uint8Array
+}
+
+function copyCertificate (c: Certificate): Certificate {
+  return { network: c.network, peer: c.peer, roles: [...c.roles], notBefore: c.notBefore, notAfter: c.notAfter, serial: c.serial, issuer: c.issuer, signature: c.signature }
+}
+
+function copyRevocation (r: Revocation): Revocation {
+  const copy: Revocation = { network: r.network, atMs: r.atMs, issuer: r.issuer, signature: r.signature }
+  if (r.serial !== undefined) copy.serial = r.serial
+  if (r.peer !== undefined) copy.peer = r.peer
+  return copy
+}
