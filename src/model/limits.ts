@@ -9,6 +9,11 @@
  *  the membership codec (announcements) and the task codec (attestations). */
 export const PEER_ID_CHARS_MAX = 128
 
+/** Longest signature accepted or kept, in bytes: an Ed25519 signature is 64; room for other key
+ *  types without letting a signature become a payload. Checked by the task codec (attestations),
+ *  the lie-proof and certificate codecs, and the verification store. */
+export const SIGNATURE_BYTES_MAX = 1024
+
 /**
  * Longest CID string accepted, in characters. A sha2-256 CIDv1 in base32 is 59 characters and a
  * CIDv0 46; 100 leaves room for other codecs while refusing long input before decoding it.

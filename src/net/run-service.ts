@@ -73,6 +73,8 @@ export interface RunTask {
   fn: CID
   export: string
   args: unknown[]
+  /** The arguments' dag-cbor size (the run already holds them encoded). */
+  argsBytes?: number
   /** CIDs of Ref arguments and the peer that made each (placement and fetching prefer it). */
   inputs: Array<{ cid: string, peer: string }>
   /** Only Refs to the result are wanted: its bytes need not come to this peer. */
@@ -897,7 +899,7 @@ class LiveRun {
     if (this.closed || task.controller.signal.aborted) return
     const inputs = spec.inputs.map(cid => ({ cid, peer: this.holders.get(cid) ?? this.c.selfId }))
     const args = decoded ?? dagCbor.decode(spec.args) as unknown[]
-    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: this.fnCid(spec.fn), export: spec.export, args, inputs, ref, attach }, {
+    executeWithBackpressure(this.c.execute, { taskId: spec.taskId, fn: this.fnCid(spec.fn), export: spec.export, args, argsBytes: spec.args.byteLength, inputs, ref, attach }, {
       signal: task.controller.signal,
       onAttempt: (attempt, peer) => {
         Object.assign(task, { attempt, peer, status: 'running', startedMs: Date.now() })

@@ -62,6 +62,8 @@ export interface ExecutorTask {
   ref: boolean
   /** How its result is verified (the function's, or the driving peer's default). Default SOLO_POLICY. */
   policy?: VerificationPolicy
+  /** Its arguments' encoded size, when the caller has it (RETAINED_BYTES_MAX): else encoded again here. */
+  argsBytes?: number
 }
 
 export interface ExecutorResult {
@@ -632,7 +634,7 @@ export class SchedulerService implements TaskExecutor {
     if (entry.retainedBytes > 0) return
     let bytes = 1 + (entry.accepted?.bytes?.byteLength ?? 0)
     try {
-      bytes += dagCbor.encode(entry.task.args).byteLength
+      bytes += entry.task.argsBytes ?? dagCbor.encode(entry.task.args).byteLength
     } catch {
       bytes += 1024
     }

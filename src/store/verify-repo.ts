@@ -8,6 +8,7 @@
  * reputation, and how long attestations and proofs are kept (`prune`).
  */
 import { InvalidInputError, TooLargeError } from '../model/errors.ts'
+import { SIGNATURE_BYTES_MAX } from '../model/limits.ts'
 import type { StatementSync } from 'node:sqlite'
 import type { Database } from './database.ts'
 import { withoutSync } from './database.ts'
@@ -114,8 +115,8 @@ export const REPUTATION_ROWS_MAX = 100_000
 /** Longest id (task, run or peer id; a result CID) stored: ids are CIDs or peer ids, well under this. */
 export const VERIFY_ID_CHARS_MAX = 256
 
-/** Longest signature stored, in bytes: an Ed25519 signature is 64; room for other key types. */
-export const SIGNATURE_BYTES_MAX = 1024
+/** Longest signature stored: the one limit every layer checks (src/model/limits.ts). */
+export { SIGNATURE_BYTES_MAX }
 
 export interface VerifyRepoOptions {
   /** Default ATTESTATION_ROWS_MAX; smaller in tests. */

@@ -16,7 +16,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { base32 } from 'multiformats/bases/base32'
 import { base64url } from 'multiformats/bases/base64'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
+import { PEER_ID_CHARS_MAX, SIGNATURE_BYTES_MAX } from '../model/limits.ts'
 import { ProtocolViolationError, TooLargeError } from '../model/errors.ts'
 import { CERTIFICATE_VALIDITY_MS_MAX, ROLES } from '../protocol/permission/constants.ts'
 import type { Certificate, Revocation, Role } from '../protocol/permission/index.ts'
@@ -47,8 +47,7 @@ const SERIAL = /^[A-Za-z0-9_-]+$/
 /** Ed25519 public keys are 32 raw bytes: 43 base64url characters, no padding. */
 export const ISSUER_KEY_BYTES = 32
 const ISSUER = /^[A-Za-z0-9_-]{43}$/
-/** Ed25519 signatures are 64 bytes; room for other key types, as task-codec allows. */
-export const SIGNATURE_BYTES_MAX = 1024
+export { SIGNATURE_BYTES_MAX }
 
 /** The network id of a network founded by this admin key: pure, so every peer derives the same. */
 export async function networkIdOf (adminPublicKeyRaw: Uint8Array): Promise<string> {

@@ -13,7 +13,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
+import { PEER_ID_CHARS_MAX, SIGNATURE_BYTES_MAX } from '../model/limits.ts'
 import { ProtocolViolationError, TooLargeError } from '../model/errors.ts'
 import { nestingExceeds } from './membership-codec.ts'
 import { asCid, isRecord } from './rpc.ts'
@@ -29,8 +29,6 @@ export const PROOF_WITNESSES_MAX = 16
 export const PROOF_BYTES_MAX = 16 * 1024
 /** A proof is a map of lists of maps: depth 4; 8 refuses anything built to recurse. */
 const PROOF_DEPTH_MAX = 8
-/** Ed25519 signatures are 64 bytes; room for other key types, as task-codec allows. */
-const SIGNATURE_BYTES_MAX = 1024
 
 export interface LieProof {
   task: CID

@@ -15,7 +15,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ProtocolViolationError } from '../model/errors.ts'
 import { EXPORT_NAME, EXPORT_NAME_LENGTH_MAX } from '../model/export-name.ts'
-import { PEER_ID_CHARS_MAX } from '../model/limits.ts'
+import { PEER_ID_CHARS_MAX, SIGNATURE_BYTES_MAX } from '../model/limits.ts'
 import { asCid, isRecord } from './rpc.ts'
 
 /** Arguments ride in the request frame; 1 MiB keeps frames small. Larger inputs belong in blobs. */
@@ -41,8 +41,6 @@ export const INPUT_PEERS_MAX = 8
  * its peers' ids (PEER_ID_CHARS_MAX each) with a few bytes of CBOR framing each.
  */
 export const TASK_INPUTS_FRAME_BYTES_MAX = TASK_INPUTS_MAX * (128 + INPUT_PEERS_MAX * (PEER_ID_CHARS_MAX + 8))
-/** Ed25519 signatures are 64 bytes; leave room for other key types. */
-const SIGNATURE_BYTES_MAX = 1024
 /** Keeps attestations of Rhizome tasks from being replayed as signatures over anything else. */
 export const ATTESTATION_DOMAIN = 'rhizome/attestation/1'
 

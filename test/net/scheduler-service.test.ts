@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { InvalidInputError, PeerUnavailableError } from '../../src/model/errors.ts'
-import { QuorumNotReachedError, SchedulerService } from '../../src/net/scheduler-service.ts'
+import { QuorumNotReachedError, RETAINED_TASKS_MAX, SchedulerService } from '../../src/net/scheduler-service.ts'
 import type { CallTaskOptions, CallTaskResult, ExecutorTask, SchedulerServiceInit } from '../../src/net/scheduler-service.ts'
 import { createLogger } from '../../src/node/logger.ts'
 import { createRandom } from '../../src/protocol/random.ts'
@@ -207,5 +207,32 @@ describe('SchedulerService: verification', () => {
       assert.equal((await promise).value, 7, `${winner} answered`)
       h.service.stop()
     }
+  })
+})
+
+describe('SchedulerService: settled tasks kept', () => {
+  test(`the most recent RETAINED_TASKS_MAX (${RETAINED_TASKS_MAX}) are answered again without a call; one past, the oldest is run again`, async () => {
+    let calls = 0
+    const service = new SchedulerService({
+      callTask: async (_fn, _export, args, peer) => {
+        calls++
+        return { resultCid: `bafy-${String(args[0])}`, value: args[0], peer, signature: new Uint8Array(64), timings: { queueMs: 0, fetchMs: 0, runMs: 0 } }
+      },
+      candidates: () => [{ peerId: 'A', slotsMax: 64, slotsFree: 64, queueLength: 0 }],
+      onPeerGone: () => () => {},
+      now: () => performance.now(),
+      random: createRandom(3),
+      log
+    })
+    service.start()
+    const ids = Array.from({ length: RETAINED_TASKS_MAX + 1 }, (_, i) => i)
+    for (let i = 0; i < ids.length; i += 256) await Promise.all(ids.slice(i, i + 256).map(async n => await service.run({ ...task(`t${n}`, [n]), argsBytes: 8 })))
+    assert.equal(calls, RETAINED_TASKS_MAX + 1)
+    // (What is kept is the result's CID and bytes, not the decoded value.)
+    assert.equal((await service.run(task(`t${RETAINED_TASKS_MAX}`, [RETAINED_TASKS_MAX]))).resultCid, `bafy-${RETAINED_TASKS_MAX}`)
+    assert.equal(calls, RETAINED_TASKS_MAX + 1, 'the newest is answered from what was kept')
+    assert.equal((await service.run(task('t0', [0]))).value, 0)
+    assert.equal(calls, RETAINED_TASKS_MAX + 2, 'the oldest was let go: it runs again')
+    service.stop()
   })
 })
