@@ -14,6 +14,7 @@ import { CALL_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
 import type {
+  NetworkStatus, RevocationResult,
   BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest, SignalRequest,
   RunStarted, RunStatus, RunSummary, ReputationView, TaskAttestations
 } from './types.ts'
@@ -180,6 +181,16 @@ export class RhizomeClient {
   /** This peer's record of each other peer it has sent verified work to. */
   async reputation (options?: RequestOptions): Promise<ReputationView[]> {
     return (await this.json<{ peers: ReputationView[] }>('reputation', {}, undefined, options)).peers
+  }
+
+  /** The network's mode, members and revocations as this peer enforces them. */
+  async network (options?: RequestOptions): Promise<NetworkStatus> {
+    return await this.json('network', {}, undefined, options)
+  }
+
+  /** Hand the peer a signed revocation (encoded bytes): it enforces it and gossips it to every peer. */
+  async submitRevocation (bytes: Uint8Array, options?: RequestOptions): Promise<RevocationResult> {
+    return await this.json('revocationSubmit', {}, bytes, options)
   }
 
   /** A run: its status, its result or error once it has one, which peer ran each task, its critical path. */

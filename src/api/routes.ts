@@ -31,6 +31,8 @@ export const ROUTES = {
   runCancel: { method: 'POST', path: '/v1/runs/:id/cancel', write: true, summary: 'cancel a run: its tasks in flight are cancelled on their workers' },
   taskAttestations: { method: 'GET', path: '/v1/tasks/:id/attestations', write: false, summary: 'the signed answers behind a verified task: who computed it, who agreed, who disagreed' },
   reputation: { method: 'GET', path: '/v1/reputation', write: false, summary: 'this peer\'s record of each other peer: agreements, disagreements, failures, lies, score, ban' },
+  network: { method: 'GET', path: '/v1/network', write: false, summary: 'the network: open or permissioned; members (roles, expiry, connected), revocations, refusals' },
+  revocationSubmit: { method: 'POST', path: '/v1/network/revocations', write: true, summary: 'enforce and gossip a signed revocation: body is its bytes (`rhizome network revoke`)' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -28,6 +28,51 @@ export interface NodeStatus {
   connections: number
   peers: { alive: number, suspect: number, gone: number }
   blobs: { count: number }
+  /** 'open': any peer that knows the network id joins; 'permissioned': only peers holding a
+   *  membership certificate signed by the network's admin key (`rhizome network`). */
+  networkMode: NetworkMode
+}
+
+export type NetworkMode = 'open' | 'permissioned'
+export type MemberRole = 'worker' | 'client' | 'admin'
+
+/** A member of a permissioned network, as `GET /v1/network` shows it. */
+export interface MemberView {
+  peerId: string
+  roles: MemberRole[]
+  serial: string
+  notBefore: number
+  notAfter: number
+  /** The issuing admin key (base64url). */
+  issuer: string
+  /** This peer has an open connection to the member now. */
+  connected: boolean
+}
+
+/** A revocation this peer holds and enforces. */
+export interface RevocationView {
+  serial?: string
+  peer?: string
+  atMs: number
+  issuer: string
+}
+
+/** `GET /v1/network`: the network's mode and, when permissioned, its members and revocations. */
+export interface NetworkStatus {
+  mode: NetworkMode
+  networkId: string
+  /** This peer's own membership (undefined in an open network). */
+  self?: MemberView
+  /** Members this peer has checked the certificate of (itself included), by peer id. */
+  members: MemberView[]
+  revocations: RevocationView[]
+  /** Refusals since start, by reason (e.g. { 'not-a-member': 3 }): what outsiders tried. */
+  refused: Record<string, number>
+}
+
+/** `POST /v1/network/revocations` answer. */
+export interface RevocationResult {
+  result: 'accepted' | 'duplicate'
 }
 
 /** One row of `GET /v1/peers`: what this peer knows of another. */

@@ -31,6 +31,7 @@
  * Kubo (IPFS's daemon) refuses foreign origins on its API the same way; the Host check and the
  * token go further.
  */
+import { REVOCATION_BYTES_MAX } from '../wire/certificate-codec.ts'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'
 import { isIP } from 'node:net'
@@ -231,6 +232,8 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   taskAttestations: async ({ init, params }) => ({ json: taskAttestations(init, params.id) }),
   reputation: async ({ init }) => ({ json: { peers: init.node.verify.loadReputation().map(r => reputationView(r, Date.now())) } }),
   runSignal: async (context) => await signalRun(context),
+  network: async ({ init }) => ({ json: init.node.network.status() }),
+  revocationSubmit: async ({ init, req }) => ({ json: { result: await init.node.network.submitRevocation(await readBody(req, REVOCATION_BYTES_MAX)) } }),
   runCancel: async ({ init, req, params }) => {
     await readBody(req, REQUEST_BYTES_MAX)
     init.node.runs.cancel(params.id)

@@ -7,7 +7,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { RhizomeError, assert } from '../model/errors.ts'
+import { InvalidInputError, RhizomeError, assert } from '../model/errors.ts'
 import { VERSION } from '../model/version.ts'
 import { AdmissionService, remoteAddressOf } from '../net/admission-service.ts'
 import { BlobService } from '../net/blob-service.ts'
@@ -54,7 +54,7 @@ import type { Membership, MembershipEvent } from '../protocol/membership/index.t
 import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, RunRepo, VerifyRepo } from '../store/index.ts'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
-import type { NodeStatus as ApiNodeStatus, PeerView as ApiPeerView } from '../api/types.ts'
+import type { NetworkMode, NetworkStatus, NodeStatus as ApiNodeStatus, PeerView as ApiPeerView, RevocationResult } from '../api/types.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { taskId } from '../wire/task-codec.ts'
@@ -81,11 +81,20 @@ export interface RhizomeNode {
   readonly runs: RunService
   /** Reputation records, lie proofs and task attestations on disk (`config.verification` is the mode). */
   readonly verify: VerifyRepo
+  /** Who may join: open, or permissioned by certificates (`rhizome network`). */
+  readonly network: NodeNetwork
   addrs: () => string[]
   status: () => Promise<ApiNodeStatus>
   peers: () => ApiPeerView[]
   apiUrl: () => string
   stop: () => Promise<void>
+}
+
+export interface NodeNetwork {
+  readonly mode: NetworkMode
+  status: () => NetworkStatus
+  /** Enforce a signed revocation (its encoded bytes) and gossip it; named error if refused. */
+  submitRevocation: (bytes: Uint8Array) => Promise<RevocationResult['result']>
 }
 
 /** Steps that undo a start, run last-first; one that fails does not stop the rest. */
@@ -499,6 +508,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     progress,
     runs,
     verify: store.verify,
+    network: openNetwork(config.networkId),
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))
@@ -518,7 +528,8 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
         uptimeMs: Date.now() - startedAt,
         connections: host.getConnections().length,
         peers: counts,
-        blobs: { count: store.blobs.count() ?? 0 }
+        blobs: { count: store.blobs.count() ?? 0 },
+        networkMode: node.network.mode
       }
     },
     apiUrl: () => '',
@@ -529,6 +540,17 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     }
   }
   return node
+}
+
+/** An open network: any peer that knows the network id joins; there is nothing to revoke. */
+function openNetwork (networkId: string): NodeNetwork {
+  return {
+    mode: 'open',
+    status: () => ({ mode: 'open', networkId, members: [], revocations: [], refused: {} }),
+    submitRevocation: async () => {
+      throw new InvalidInputError(`network ${networkId} is open: it has no members to revoke`, { hint: 'revocations apply to permissioned networks (`rhizome network create`, then start peers with --certificate)' })
+    }
+  }
 }
 
 /** The HTTP API, its token, and DIR/api.json so the CLI finds it. */
