@@ -116,8 +116,12 @@ export default tseslint.config(
     files: ['src/cli/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        ...forbidLayers('protocol', 'wire', 'store', 'sandbox', 'net', 'sim', 'sdk', 'analysis', 'dashboard'),
-        { group: ['**/node/**', '!**/node/index.ts'], message: 'the CLI enters the peer only through src/node/index.ts; anything else comes through src/api' }
+        ...forbidLayers('store', 'sandbox', 'net', 'sim', 'sdk', 'analysis', 'dashboard'),
+        { group: ['**/node/**', '!**/node/index.ts'], message: 'the CLI enters the peer only through src/node/index.ts; anything else comes through src/api' },
+        // `rhizome network` is the admin's signing tool: it writes certificates and revocations in
+        // the one wire format (pure code, no peer), and checks roles and validity by the same rules.
+        { group: ['**/wire/**', '!**/wire/certificate-codec.ts'], message: 'the CLI may use only the credentials codec of src/wire' },
+        { group: ['**/protocol/**', '!**/protocol/permission/', '!**/protocol/permission/constants.ts'], message: 'the CLI may use only the permission rules of src/protocol' }
       ] }]
     }
   },

@@ -22,5 +22,9 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'reputation', summary: 'list this peer\'s record of each peer: agreements, disagreements, lies, score, ban', load: async () => (await import('./commands/reputation.ts')).reputation },
   { name: 'blob put', summary: 'store a file as a content-addressed blob on the local peer; prints its CID', load: async () => (await import('./commands/blob.ts')).blobPut },
   { name: 'blob get', summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)', load: async () => (await import('./commands/blob.ts')).blobGet },
+  { name: 'network create', summary: 'make a permissioned network: an admin key and the network id', load: async () => (await import('./commands/network.ts')).networkCreate },
+  { name: 'network admit', summary: 'sign a membership certificate for a peer (roles, expiry) with the admin key', load: async () => (await import('./commands/network.ts')).networkAdmit },
+  { name: 'network revoke', summary: 'revoke a peer or a certificate: sign it, keep it, hand it to the local peer to enforce and gossip', load: async () => (await import('./commands/network.ts')).networkRevoke },
+  { name: 'network status', summary: 'show the network as this peer enforces it: mode, members, revocations, refusals', load: async () => (await import('./commands/network.ts')).networkStatus },
   { name: 'devnet', summary: 'start a local network of peers in separate processes (what `npm start` runs)', load: async () => (await import('./commands/devnet.ts')).devnet }
 ]
