@@ -132,7 +132,7 @@ function noNetwork (dir: string, cause?: unknown): CliError {
 }
 
 async function readSmall (path: string): Promise<Uint8Array> {
-  return await readRegularFile(path, ADMIN_FILE_BYTES_MAX, 'admin file')
+  return await readRegularFile(path, ADMIN_FILE_BYTES_MAX, path)
 }
 
 /** network.json of `dir`, checked field by field. */

@@ -205,9 +205,9 @@ async function isPeerId (text: string): Promise<boolean> {
 export function parseRoles (text: string): Role[] {
   const roles = text.split(',').map(r => r.trim())
   const unknown = roles.filter(r => !ROLES.includes(r as Role))
-  if (text.trim() === '' || unknown.length > 0) {
-    throw usage(`--roles ${JSON.stringify(text)}: ${unknown.length > 0 ? `no role ${unknown.map(r => JSON.stringify(r)).join(', ')}` : 'no role given'}`, `roles are ${ROLES.join(', ')}, comma-separated (e.g. --roles worker,client)`)
-  }
+  const hint = `roles are ${ROLES.join(', ')}, comma-separated (e.g. --roles worker,client)`
+  if (text.trim() === '') throw usage('--roles is empty: no role given', hint)
+  if (unknown.length > 0) throw usage(`--roles ${JSON.stringify(text)}: no role ${unknown.map(r => JSON.stringify(r)).join(', ')}`, hint)
   return [...new Set(roles as Role[])].sort()
 }
 
