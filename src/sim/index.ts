@@ -10,7 +10,8 @@
  * puts them together for one machine: membership-scenario.ts, echo-scenario.ts, run-scenario.ts
  * (the run driver and the scheduler over simulated workers), durable-scenario.ts (a durable run:
  * the home-set machine, the run driver on whoever holds the lease, workers with a result store),
- * verify-scenario.ts (verified results: the verifier and reputation machines, Byzantine workers).
+ * verify-scenario.ts (verified results: the verifier and reputation machines, Byzantine workers),
+ * permission-scenario.ts (a permissioned network: members, outsiders, revocations by gossip).
  */
 export { EventQueue } from './event-queue.ts'
 export { TraceHash } from './trace.ts'
@@ -41,6 +42,8 @@ export { durableBoundMs, durableScenarioFromSeed, minorityCrashes, runDurableSce
 export type { DurableCounts, DurableHooks, DurableScenario, DurableScenarioResult, DurableShape } from './durable-scenario.ts'
 export { correctCid, runVerifyScenario, verifyScenarioFromSeed } from './verify-scenario.ts'
 export type { VerifyCounts, VerifyHooks, VerifyScenario, VerifyScenarioResult } from './verify-scenario.ts'
+export { permissionScenarioFromSeed, runPermissionScenario } from './permission-scenario.ts'
+export type { PeerKind, PeerPlan, PermissionCounts, PermissionHooks, PermissionScenario, PermissionScenarioResult } from './permission-scenario.ts'
 export { replayCommand, SCENARIOS } from './scenarios.ts'
 export type { ScenarioEntry, SeedOutcome } from './scenarios.ts'
 export { createRandom } from '../protocol/random.ts'

@@ -8,6 +8,7 @@ import { runEchoScenario } from './echo-scenario.ts'
 import { leaseSeedOutcome } from './lease-scenario.ts'
 import { runMembershipScenario } from './membership-scenario.ts'
 import { memoScenarioEntry } from './memo-scenario.ts'
+import { permissionScenarioEntry } from './permission-scenario.ts'
 import { runRunScenario } from './run-scenario.ts'
 import { verifyScenarioEntry } from './verify-scenario.ts'
 
@@ -79,6 +80,7 @@ export const SCENARIOS: Readonly<Record<string, ScenarioEntry>> = {
     }
   },
   verify: verifyScenarioEntry,
+  permission: permissionScenarioEntry,
   lease: { name: 'lease', description: 'run leases on a home set of 3..5 peers: never two leases at once, one driver per epoch, a holder soon after faults', runSeed: leaseSeedOutcome },
   run: {
     name: 'run',
