@@ -412,6 +412,7 @@ class PermissionSim {
       return false
     }
     const result = peer.machine.handleCertificate(certificate, verifyCertificate(certificate), now)
+    this.world.trace.add(`${now} ${peerName(peer.node)} certificate of ${peerName(from)}: ${result}`)
     this.drain(peer)
     const plan = this.s.peers[from]
     const genuine = plan.kind === 'member' && now < plan.notAfter && !this.revokedAt(peer.node, from)
@@ -427,6 +428,7 @@ class PermissionSim {
 
   private onRevocation (peer: SimPeer, revocation: Revocation): void {
     const result = peer.machine.handleRevocation(revocation, verifyRevocation(revocation), this.world.nowMs)
+    this.world.trace.add(`${this.world.nowMs} ${peerName(peer.node)} revocation ${revocationKey(revocation)}: ${result}`)
     this.drain(peer)
     const key = revocationKey(revocation)
     const signed = decoder.decode(revocation.signature)
@@ -478,6 +480,7 @@ class PermissionSim {
     const plan = this.s.peers[to]
     const now = this.world.nowMs
     this.counts.given += 1
+    this.world.trace.add(`${now} ${peerName(giver.node)} gives ${action} to ${peerName(to)}`)
     if (plan.kind !== 'member') this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, an outsider (${plan.kind})`)
     else if (now >= plan.notAfter) this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, whose certificate expired at ${plan.notAfter}`)
     if (action === 'task' && !plan.roles.includes('worker')) this.world.violate(`${peerName(giver.node)} gave a task to ${peerName(to)}, not a worker (${plan.roles.join(',')})`)
@@ -488,6 +491,7 @@ class PermissionSim {
   private refuse (giver: SimPeer, to: number, action: Action): void {
     const plan = this.s.peers[to]
     this.counts.withheld += 1
+    this.world.trace.add(`${this.world.nowMs} ${peerName(giver.node)} withholds ${action} from ${peerName(to)}`)
     const entitled = plan.kind === 'member' && this.world.nowMs < plan.notAfter && plan.roles.some(r => ACTIONS_BY_ROLE[r].includes(action))
     if (entitled && this.admitted[giver.node].has(to) && !this.revokedAt(giver.node, to)) {
       this.world.violate(`${peerName(giver.node)} refused ${action} to member ${peerName(to)} (${plan.roles.join(',')})`)
