@@ -63,9 +63,9 @@ export interface Admin {
 
 const usage = (message: string, hint: string): CliError => new CliError('ERR_USAGE', message, { exitCode: EXIT_USAGE, hint })
 
-export function checkNetworkName (name: string): string {
+export function checkNetworkName (name: string, flag = '--name'): string {
   if (name.length === 0 || name.length > NETWORK_NAME_CHARS_MAX || !NETWORK_NAME.test(name)) {
-    throw usage(`--name ${JSON.stringify(name)} is not a network name`, `use 1..${NETWORK_NAME_CHARS_MAX} letters, digits, '.', '_' or '-', not starting with '.'`)
+    throw usage(`${flag} ${JSON.stringify(name)} is not a network name`, `use 1..${NETWORK_NAME_CHARS_MAX} letters, digits, '.', '_' or '-', not starting with '.'`)
   }
   return name
 }
@@ -77,7 +77,7 @@ export function networkDir (options: { dir?: string, name?: string }, env: NodeJ
     if (options.dir.length === 0) throw usage('--dir is empty', 'name the network\'s admin directory')
     return resolve(options.dir)
   }
-  const name = checkNetworkName(options.name ?? DEFAULT_NETWORK_NAME)
+  const name = checkNetworkName(options.name ?? DEFAULT_NETWORK_NAME, '--network')
   const root = env.RHIZOME_NETWORKS_DIR !== undefined && env.RHIZOME_NETWORKS_DIR !== '' ? env.RHIZOME_NETWORKS_DIR : join(homedir(), '.rhizome', 'networks')
   return resolve(root, name)
 }

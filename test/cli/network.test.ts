@@ -99,6 +99,9 @@ describe('rhizome network', () => {
       assert.match(r.stderr, /hint: use 1\.\.64 letters/)
     }
     assert.equal((await run(['network', 'create', '--name', 'x'.repeat(NETWORK_NAME_CHARS_MAX)])).code, 0)
+    const badNetwork = await run(['network', 'status', '--network', '../up'])
+    assert.equal(badNetwork.code, 2)
+    assert.match(badNetwork.stderr, /--network "\.\.\/up" is not a network name/)
     const both = await run(['network', 'create', '--name', 'a', '--dir', join(root, 'x'), '--json'])
     assert.equal(both.code, 0, both.stderr)
     assert.equal(JSON.parse(await readFile(join(root, 'x', 'network.json'), 'utf8')).name, 'a', '--dir places the network, --name names it')

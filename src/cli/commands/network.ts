@@ -22,9 +22,9 @@ import type { MemberView, NetworkStatus, RevocationView } from '../../api/types.
 const DAY_MS = 86_400_000
 /** `admit` without --expires: a month, so a lost machine's certificate runs out soon even unrevoked. */
 const EXPIRES_DEFAULT = '30d'
-const DIR_HELP = `  --network NAME  the network's admin directory is RHIZOME_NETWORKS_DIR/NAME, default
-                  ~/.rhizome/networks/NAME (NAME default ${DEFAULT_NETWORK_NAME})
-  --dir DIR       the admin directory itself`
+const DIR_HELP = `  --network NAME    the network whose admin directory is RHIZOME_NETWORKS_DIR/NAME, else
+                    ~/.rhizome/networks/NAME (default NAME: ${DEFAULT_NETWORK_NAME})
+  --dir DIR         the admin directory itself`
 const adminDirOptions = { network: { type: 'string' }, dir: { type: 'string' } } as const
 
 const usage = (message: string, hint: string): CliError => new CliError('ERR_USAGE', message, { exitCode: EXIT_USAGE, hint })
@@ -45,7 +45,7 @@ export const networkCreate: Command = {
   positionals: [0, 0],
   async run (context) {
     const name = checkNetworkName(str(context, 'name') ?? DEFAULT_NETWORK_NAME)
-    const dir = networkDir({ dir: str(context, 'dir'), name: str(context, 'dir') === undefined ? name : undefined }, context.env)
+    const dir = str(context, 'dir') !== undefined ? networkDir({ dir: str(context, 'dir') }, context.env) : networkDir({ name }, context.env)
     const info = await createNetwork(dir, name, Date.now())
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify({ ...info, dir }, null, 2) + '\n' }
     const pick = str(context, 'dir') !== undefined ? `--dir ${dir}` : `--network ${name}`
@@ -68,7 +68,8 @@ export const networkAdmit: Command = {
   Signs a membership certificate for PEER_ID with the network's admin key.
   --roles ROLES     comma-separated, of ${ROLES.join(', ')} (default worker): a worker runs tasks, a
                     client or an admin starts runs
-  --expires D       how long it is valid from now: 90m, 12h, 30d (default ${EXPIRES_DEFAULT}, at most
+  --expires DURATION
+                    how long it is valid from now: 90m, 12h, 30d (default ${EXPIRES_DEFAULT}, at most
                     ${CERTIFICATE_VALIDITY_MS_MAX / DAY_MS}d)
   --out FILE        where to write it (default ./PEER_ID.cert); a copy stays in DIR/issued/
 ${DIR_HELP}
@@ -103,12 +104,12 @@ ${DIR_HELP}
 
 export const networkRevoke: Command = {
   usage: `rhizome network revoke PEER_ID|SERIAL [--network NAME | --dir DIR] [--data-dir DIR | --api URL] [--json]
-rhizome network revoke --submit FILE [--data-dir DIR | --api URL] [--json]
+       rhizome network revoke --submit FILE [--data-dir DIR | --api URL] [--json]
 
   Signs a revocation of a peer (every certificate it was issued until now) or of one certificate
   (by serial), keeps it in DIR/revocations/, and hands it to the local peer, which enforces it at
   once and gossips it to the network. With no peer running it stays in the file:
-  --submit FILE   hand a kept revocation to the peer (nothing is signed)
+  --submit FILE     hand a kept revocation to the peer (nothing is signed)
 ${DIR_HELP}
 
   Example: rhizome network revoke 12D3KooW… --network lab`,
