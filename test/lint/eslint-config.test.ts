@@ -33,6 +33,18 @@ describe('eslint.config.js', () => {
     for (const line of refused) assert.deepEqual(await ruleIds('src/cli/commands/x.ts', `${line}\nvoid 0\n`), ['no-restricted-imports'], line)
   })
 
+  test('`rhizome network` may use the credentials codec and the permission rules, and nothing else of src/wire or src/protocol', async () => {
+    for (const dir of ['src/cli/commands/x.ts', 'src/cli/x.ts']) {
+      const up = dir.startsWith('src/cli/commands/') ? '../../' : '../'
+      for (const line of [`import { encodeCertificate } from '${up}wire/certificate-codec.ts'`, `import { ROLES } from '${up}protocol/permission/constants.ts'`]) {
+        assert.deepEqual(await ruleIds(dir, `${line}\nvoid 0\n`), [], `${dir}: ${line}`)
+      }
+      for (const line of [`import { createPermission } from '${up}protocol/permission/index.ts'`, `import { PermissionMachine } from '${up}protocol/permission/permission.ts'`, `import { encodeFrame } from '${up}wire/frame.ts'`, `import { OutputQueue } from '${up}protocol/output-queue.ts'`]) {
+        assert.deepEqual(await ruleIds(dir, `${line}\nvoid 0\n`), ['no-restricted-imports'], `${dir}: ${line}`)
+      }
+    }
+  })
+
   test('a function of 70 lines passes; one of 71 fails, blank lines and comments aside', async () => {
     // Header, `let`, `lines - 4` increments (each with a comment and a blank line), `return`, `}`.
     const fn = (lines: number): string => `export function f (): number {\n  let n = 0\n${'  n++\n  // a comment\n\n'.repeat(lines - 4)}  return n\n}\n`
