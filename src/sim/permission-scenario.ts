@@ -347,15 +347,17 @@ class PermissionSim {
     }
   }
 
-  /** The driver tries any peer; it sends the task only where its machine allows. */
+  /** The driver tries any peer; it sends the task, with its code and input blob, only where its machine allows each. */
   private placeTask (driver: SimPeer): void {
     const target = this.rng.pick(this.peers.filter(p => p !== driver))
-    if (driver.machine.allows(peerName(target.node), 'task', this.world.nowMs)) {
-      this.counts.tasks += 1
-      this.give(driver, target.node, 'task')
-      this.net.send(driver.node, target.node, { type: 'task' })
-    } else {
-      this.refuse(driver, target.node, 'task')
+    for (const action of ['task', 'function', 'blob'] as const) {
+      if (!driver.machine.allows(peerName(target.node), action, this.world.nowMs)) {
+        this.refuse(driver, target.node, action)
+        return
+      }
+      if (action === 'task') this.counts.tasks += 1
+      this.give(driver, target.node, action)
+      this.net.send(driver.node, target.node, action === 'task' ? { type: 'task' } : { type: 'data' })
     }
   }
 
