@@ -22,7 +22,7 @@ import { readRegularFile } from '../api/regular-file.ts'
 import { RhizomeError } from '../model/errors.ts'
 import { CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX } from '../protocol/permission/constants.ts'
 import {
-  CERTIFICATE_BYTES_MAX, REVOCATION_BYTES_MAX, certificateSigningBytes, decodeCertificate, decodeRevocation, encodeCertificate, encodeRevocation,
+  CERTIFICATE_BYTES_MAX, REVOCATION_BYTES_MAX, canonicalRoles, certificateSigningBytes, decodeCertificate, decodeRevocation, encodeCertificate, encodeRevocation,
   issuerOf, networkIdOf, revocationSigningBytes
 } from '../wire/certificate-codec.ts'
 import type { Certificate, Revocation, Role } from '../wire/certificate-codec.ts'
@@ -183,7 +183,7 @@ export async function loadAdmin (dir: string): Promise<Admin> {
 /** A fresh certificate signed by the admin; its copy is kept under DIR/issued/. */
 export async function issueCertificate (admin: Admin, peer: string, roles: readonly Role[], notBefore: number, validityMs: number): Promise<{ certificate: Certificate, bytes: Uint8Array, copy: string }> {
   const fields = {
-    network: admin.info.networkId, peer, roles: [...new Set(roles)].sort(), notBefore, notAfter: notBefore + validityMs,
+    network: admin.info.networkId, peer, roles: canonicalRoles(roles), notBefore, notAfter: notBefore + validityMs,
     serial: randomBytes(SERIAL_BYTES).toString('hex'), issuer: issuerOf(admin.key.publicKey.raw)
   }
   const certificate: Certificate = { ...fields, signature: await admin.key.sign(certificateSigningBytes(fields)) }
