@@ -219,6 +219,8 @@ export interface BlobStore {
   list(options?: { limit?: number }): Promise<CID[]>
   /** How many blobs the SQLite index holds; undefined for a store without one (counting files would walk the disk). */
   count(): number | undefined
+  /** Blobs and their bytes, as `count` (one aggregate over the index); undefined without an index. */
+  totals(): { objects: number, bytes: number } | undefined
 }
 
 /**
@@ -268,6 +270,7 @@ interface BlobIndex {
   remove: StatementSync
   list: StatementSync
   count: StatementSync
+  totals: StatementSync
 }
 
 /** How a blob's file is written: synced (durable) or not (re-computable), with its index row or without (a batch adds them). */
@@ -331,7 +334,8 @@ class DiskBlobStore implements BlobStore {
           inlineSize: db.sqlite.prepare('SELECT length(data) AS n FROM blobs WHERE cid = ? AND data IS NOT NULL'),
           remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
           list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?'),
-          count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
+          count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs'),
+          totals: db.sqlite.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM blobs')
         }
   }
 
@@ -569,6 +573,12 @@ class DiskBlobStore implements BlobStore {
   count (): number | undefined {
     // Blobs waiting for the background writer are the store's too; their rows come with their files.
     return this.index === undefined ? undefined : Number((this.index.count.get() as { n: number | bigint }).n) + this.pending.size
+  }
+
+  totals (): { objects: number, bytes: number } | undefined {
+    if (this.index === undefined) return undefined
+    const row = this.index.totals.get() as { n: number | bigint, bytes: number | bigint }
+    return { objects: Number(row.n) + this.pending.size, bytes: Number(row.bytes) + this.pendingBytes }
   }
 
   async list ({ limit = blobListLengthDefault }: { limit?: number } = {}): Promise<CID[]> {
