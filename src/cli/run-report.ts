@@ -106,7 +106,8 @@ export class RunProgress {
     const lines = [`tasks ${bar} ${settled}/${total}: ${counts.done} done, ${counts.running} running, ${counts.scheduled} queued${counts.failed > 0 ? `, ${counts.failed} failed` : ''}`]
     const ranked = [...peers].sort(([pa, a], [pb, b]) => b.running - a.running || b.done - a.done || (pa < pb ? -1 : 1))
     for (const [peer, c] of ranked.slice(0, PROGRESS_PEERS_SHOWN)) lines.push(`  ${shortPeer(peer).padEnd(15)}  ${c.running} running, ${c.done} done`)
-    if (ranked.length > PROGRESS_PEERS_SHOWN) lines.push(`  … and ${ranked.length - PROGRESS_PEERS_SHOWN} more peers`)
+    const more = ranked.length - PROGRESS_PEERS_SHOWN
+    if (more > 0) lines.push(`  … and ${more} more peer${more === 1 ? '' : 's'}`)
     return lines
   }
 

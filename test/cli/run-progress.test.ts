@@ -52,13 +52,16 @@ describe('the run progress bar', () => {
       '  12D3KooW…aaaaaa  1 running, 1 done'
     ])
     const many = new RunProgress()
-    for (let i = 0; i < PROGRESS_PEERS_SHOWN + 3; i++) {
+    const busy = (i: number): void => {
       many.handle(scheduled(`t${i}`))
       many.handle(started(`t${i}`, `12D3KooWPeer${String(i).padStart(40, '0')}`))
     }
+    for (let i = 0; i < PROGRESS_PEERS_SHOWN; i++) busy(i)
+    assert.equal(many.barLines().length, 1 + PROGRESS_PEERS_SHOWN, 'at the limit: every peer listed')
+    busy(PROGRESS_PEERS_SHOWN)
     const lines = many.barLines()
     assert.equal(lines.length, 1 + PROGRESS_PEERS_SHOWN + 1)
-    assert.equal(lines.at(-1), '  … and 3 more peers')
+    assert.equal(lines.at(-1), '  … and 1 more peer', 'one past it: counted')
   })
 
   test('on a terminal: redrawn in place, at most every PROGRESS_REDRAW_MS, the last state drawn at the end', () => {
