@@ -1,10 +1,11 @@
 /**
  * A real Prometheus scrapes three real peers during a run. Prometheus (the system binary, as
  * scripts/system-deps.ts installs it) is started on 127.0.0.1 with a temporary config — the
- * example of docs/prometheus.yml: each peer's `/metrics` every second, with the peer's API token
- * as the bearer credentials file — and its own temporary storage. After the run, a PromQL query
- * over Prometheus's HTTP API (polled until the last scrape is in, within a bounded time) gives the
- * number of tasks the peers answered, which is the number of tasks the run's report lists.
+ * example docs/prometheus.yml pointed at these peers: each peer's `/metrics` every second, with the
+ * peer's API token as the bearer credentials file — and its own temporary storage. After the run,
+ * a PromQL query over Prometheus's HTTP API (polled until the last scrape is in, within a bounded
+ * time) gives the number of tasks the peers answered, which is the number of tasks the run's
+ * report lists. Every query of docs/grafana-dashboard.json is then valid PromQL to this Prometheus.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -35,18 +36,20 @@ async function freePort (): Promise<number> {
   return address.port
 }
 
-/** The scrape config: docs/prometheus.yml's shape, with these peers' ports and token files. */
-function scrapeConfig (peers: TestPeer[]): string {
-  const jobs = peers.map((peer, i) => [
-    `  - job_name: rhizome-${i + 1}`,
-    '    metrics_path: /metrics',
-    '    authorization:',
-    `      credentials_file: ${join(peer.dataDir, 'api.token')}`,
-    '    static_configs:',
-    `      - targets: ['${new URL(peer.apiUrl).host}']`,
-    `        labels: { peer: '${peer.peerId}' }`
-  ].join('\n'))
-  return ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'scrape_configs:', ...jobs].join('\n') + '\n'
+const EXAMPLE_CONFIG = fileURLToPath(new URL('../../docs/prometheus.yml', import.meta.url))
+const DASHBOARD = fileURLToPath(new URL('../../docs/grafana-dashboard.json', import.meta.url))
+
+/** docs/prometheus.yml itself, pointed at these peers (their API ports and token files) and scraping every second. */
+async function scrapeConfig (peers: TestPeer[]): Promise<string> {
+  let text = await readFile(EXAMPLE_CONFIG, 'utf8')
+  for (const [i, peer] of peers.entries()) {
+    const target = `'127.0.0.1:${7071 + i}'`
+    const token = `../.rhizome/peer-${i + 1}/api.token`
+    assert.ok(text.includes(target) && text.includes(token), `docs/prometheus.yml names ${target} and ${token}`)
+    text = text.replace(target, `'${new URL(peer.apiUrl).host}'`).replace(token, join(peer.dataDir, 'api.token'))
+  }
+  assert.match(text, /scrape_interval: 5s/)
+  return text.replace(/(scrape|evaluation)_interval: 5s/g, '$1_interval: 1s')
 }
 
 interface PromResult { metric: Record<string, string>, value: [number, string] }
@@ -80,7 +83,7 @@ describe('a real Prometheus scraping three peers during a run', { timeout: 240_0
 
     const dir = join(net.root, 'prometheus')
     await mkdir(join(dir, 'data'), { recursive: true })
-    await writeFile(join(dir, 'prometheus.yml'), scrapeConfig(peers))
+    await writeFile(join(dir, 'prometheus.yml'), await scrapeConfig(peers))
     const port = await freePort()
     promUrl = `http://127.0.0.1:${port}`
     // Its own process group, so cleanup ends it and anything it started.
@@ -137,14 +140,28 @@ describe('a real Prometheus scraping three peers during a run', { timeout: 240_0
       assert.fail(`Prometheus counts ${seen} tasks, the report ${report.tasks.length}: ${(err as Error).message}`)
     }
     assert.equal(seen, report.tasks.length)
-    const byPeer = await query('sum by (peer) (rhizome_tasks_total{outcome="ok"})')
-    assert.deepEqual(new Set(byPeer.filter(r => Number(r.value[1]) > 0).map(r => r.metric.peer)), ranOn, 'each peer that ran a task counts it')
+    const byPeer = await query('sum by (peer_id) (rhizome_tasks_total{outcome="ok"} * on (instance) group_left (peer_id) rhizome_info)')
+    assert.deepEqual(new Set(byPeer.filter(r => Number(r.value[1]) > 0).map(r => r.metric.peer_id)), ranOn, 'each peer that ran a task counts it')
     assert.deepEqual((await query('sum(rhizome_tasks_total{outcome!="ok"})')).map(r => Number(r.value[1])), [0])
     const finished = await waitFor('the driver\'s finished run to be scraped', async () => {
-      const result = await query(`rhizome_runs{status="finished",peer="${driver.peerId}"}`)
+      const result = await query(`rhizome_runs{status="finished"} * on (instance) group_left (peer_id) rhizome_info{peer_id="${driver.peerId}"}`)
       return result.length === 1 && result[0].value[1] === '1' ? result : undefined
     }, 30_000, 250)
     assert.equal(finished.length, 1)
     assert.equal((await query(`sum(rhizome_task_run_seconds_count)`))[0]?.value[1], String(report.tasks.length), 'one run-time observation per task')
+  })
+
+  test('every query of the Grafana dashboard is valid PromQL, and its task panel has data', async () => {
+    const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as { panels: Array<{ title: string, targets: Array<{ expr: string }> }> }
+    assert.ok(dashboard.panels.length >= 6)
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets) {
+        const expr = target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$peer', '.*')
+        await query(expr).catch((err: Error) => { assert.fail(`${panel.title}: ${expr}: ${err.message}`) })
+      }
+    }
+    const tasks = dashboard.panels.find(p => p.title.startsWith('Tasks/s'))
+    assert.ok(tasks !== undefined)
+    assert.ok((await query(tasks.targets[0].expr.replaceAll('$__rate_interval', '1m').replaceAll('$peer', '.*'))).length > 0)
   })
 })
