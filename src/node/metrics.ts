@@ -124,7 +124,7 @@ function registerTaskMetrics (registry: Registry, sources: MetricSources): () =>
   return sources.onTaskEnd((end) => {
     if (end.outcome === 'failed') {
       // Codes outside the known set (a newer peer's) are one label value, so the series stay bounded.
-      const code = STATUS_BY_CODE[end.code] === undefined ? 'ERR_OTHER' : end.code
+      const code = STATUS_BY_CODE[end.code] === undefined ? 'other' : end.code
       tasks.inc({ outcome: 'failed', code, class: errorClassOf(code) })
       return
     }
