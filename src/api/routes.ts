@@ -33,6 +33,7 @@ export const ROUTES = {
   reputation: { method: 'GET', path: '/v1/reputation', write: false, summary: 'this peer\'s record of each other peer: agreements, disagreements, failures, lies, score, ban' },
   network: { method: 'GET', path: '/v1/network', write: false, summary: 'the network: open or permissioned; members (roles, expiry, connected), revocations, refusals' },
   revocationSubmit: { method: 'POST', path: '/v1/network/revocations', write: true, summary: 'enforce and gossip a signed revocation: body is its bytes (`rhizome network revoke`)' },
+  metrics: { method: 'GET', path: '/metrics', write: false, summary: 'this peer\'s Prometheus metrics, in the text exposition format (src/node/metrics.ts)' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -1,12 +1,15 @@
 /**
  * Following a run from the CLI (`rhizome run`, `rhizome run-status --wait`): its events as a
- * progress line on a terminal, or a line per task start and finish elsewhere. Ctrl-C stops
- * following, not the run: the peer drives it to its end whether anyone watches or not.
+ * live bar on a terminal (tasks done / running / queued, and per peer), or a line per task start
+ * and finish elsewhere. Ctrl-C stops following, not the run: the peer drives it to its end
+ * whether anyone watches or not.
  */
 import { CID } from 'multiformats/cid'
 import { CliError, EXIT_USAGE } from './command.ts'
-import { progressLine } from './progress.ts'
+import { progressBlock } from './progress.ts'
 import { RunProgress } from './run-report.ts'
+import type { ProgressBlock } from './progress.ts'
+import type { ProgressEvent } from '../api/events.ts'
 import type { RhizomeClient } from '../api/client.ts'
 import type { CommandContext } from './command.ts'
 
@@ -16,18 +19,14 @@ import type { CommandContext } from './command.ts'
  * (the run goes on). `show: false` follows silently (for `--json`).
  */
 export async function followRun (client: RhizomeClient, runId: string, context: CommandContext, show: boolean): Promise<string | undefined> {
-  const progress = new RunProgress()
-  const line = progressLine(context.print, true)
+  const view = new RunProgressView({ write: context.print, isTTY: context.isTTY, now: () => performance.now() })
   try {
     for (let current: string | undefined = runId; current !== undefined;) {
       const following: string = current
       current = undefined
       for await (const event of client.runEvents(following, { signal: context.signal })) {
         if (event.type === 'run:finished' && event.status === 'continued' && event.continuedAs !== undefined) current = event.continuedAs
-        const lines = progress.handle(event)
-        if (!show) continue
-        if (context.isTTY) line.update(progress.line())
-        else for (const text of lines) context.print(`${text}\n`)
+        if (show) view.handle(event)
       }
       if (current === undefined) return following
     }
@@ -36,7 +35,82 @@ export async function followRun (client: RhizomeClient, runId: string, context: 
     if (context.signal.aborted) return undefined
     throw err
   } finally {
-    if (show && context.isTTY) line.done()
+    if (show) view.done()
+  }
+}
+
+/**
+ * A terminal's live bar is redrawn at most this often: a fan-out of thousands of tasks sends
+ * thousands of events a second, and redrawing on each would cost more than the run shows.
+ */
+export const PROGRESS_REDRAW_MS = 250
+/** Off a terminal (a pipe, a log, CI) a summary line at most this often: one a second reads as a log. */
+export const PROGRESS_LINE_MS = 1000
+
+/**
+ * What a followed run shows as its events arrive. On a terminal: the live bar (RunProgress.barLines),
+ * redrawn in place at most every PROGRESS_REDRAW_MS, and once more when the run ends or the events
+ * pause. Elsewhere: a line per task start and finish, as ever, and — only once a run has gone on
+ * for PROGRESS_LINE_MS — its summary line at most that often, when it changed.
+ */
+export class RunProgressView {
+  private readonly progress = new RunProgress()
+  private readonly isTTY: boolean
+  private readonly write: (text: string) => void
+  private readonly now: () => number
+  private readonly block: ProgressBlock
+  private readonly intervalMs: number
+  private lastDrawMs: number
+  private lastSummary: string | undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor (options: { write: (text: string) => void, isTTY: boolean, now: () => number }) {
+    this.write = options.write
+    this.isTTY = options.isTTY
+    this.now = options.now
+    this.block = progressBlock(options.write, options.isTTY)
+    this.intervalMs = options.isTTY ? PROGRESS_REDRAW_MS : PROGRESS_LINE_MS
+    // A terminal shows the bar at once; a log waits a line's interval (a short run prints none).
+    this.lastDrawMs = options.isTTY ? -Infinity : options.now()
+  }
+
+  handle (event: ProgressEvent): void {
+    const lines = this.progress.handle(event)
+    if (!this.isTTY) for (const text of lines) this.write(`${text}\n`)
+    if (event.type === 'run:finished') {
+      if (this.isTTY) this.draw()
+      return
+    }
+    if (this.now() - this.lastDrawMs >= this.intervalMs) this.draw()
+    else if (this.isTTY) this.drawLater()
+  }
+
+  /** Stop: the bar's last state stays on the terminal; nothing more is drawn. */
+  done (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.block.done()
+  }
+
+  private draw (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.lastDrawMs = this.now()
+    if (this.isTTY) {
+      this.block.update(this.progress.barLines())
+      return
+    }
+    const summary = this.progress.barLines()[0]
+    if (summary === this.lastSummary) return
+    this.lastSummary = summary
+    this.write(`${summary}\n`)
+  }
+
+  /** The events paused within an interval: show where they left off once it has passed. */
+  private drawLater (): void {
+    if (this.timer !== undefined) return
+    this.timer = setTimeout(() => { this.timer = undefined; this.draw() }, Math.max(0, this.lastDrawMs + this.intervalMs - this.now()))
+    this.timer.unref?.()
   }
 }
 

@@ -19,6 +19,11 @@ export function shortCid (cid: string): string {
 
 interface TaskState { export: string, state: 'scheduled' | 'running' | 'done' | 'failed', peer?: string }
 
+/** Cells of the progress bar: fits an 80-column terminal with the counts beside it. */
+export const PROGRESS_BAR_CELLS = 20
+/** Peers listed under the bar: a screenful stays readable; the rest are counted on one line. */
+export const PROGRESS_PEERS_SHOWN = 8
+
 /**
  * A run's progress, from its events: the counts for a progress line, and a line per task start
  * and finish for output that is not a terminal.
@@ -77,6 +82,33 @@ export class RunProgress {
     const shown = [...peers].sort().slice(0, 3).map(shortPeer)
     const on = peers.size === 0 ? '' : ` on ${peers.size} peer${peers.size === 1 ? '' : 's'} (${shown.join(', ')}${peers.size > shown.length ? ', …' : ''})`
     return `tasks: ${this.tasks.size} scheduled, ${running} running${on}, ${done} done${failed > 0 ? `, ${failed} failed` : ''}`
+  }
+
+  /**
+   * The live bar: a summary line (a bar of the tasks settled, then done / running / queued), and a
+   * line per peer that ran or runs a task — how many it runs now and has done — busiest first, at
+   * most PROGRESS_PEERS_SHOWN of them.
+   */
+  barLines (): string[] {
+    const counts = { scheduled: 0, running: 0, done: 0, failed: 0 }
+    const peers = new Map<string, { running: number, done: number }>()
+    for (const task of this.tasks.values()) {
+      counts[task.state]++
+      if (task.peer === undefined || (task.state !== 'running' && task.state !== 'done')) continue
+      const peer = peers.get(task.peer) ?? { running: 0, done: 0 }
+      peer[task.state]++
+      peers.set(task.peer, peer)
+    }
+    const total = this.tasks.size
+    const settled = counts.done + counts.failed
+    const filled = total === 0 ? 0 : Math.floor(PROGRESS_BAR_CELLS * settled / total)
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(PROGRESS_BAR_CELLS - filled)}]`
+    const lines = [`tasks ${bar} ${settled}/${total}: ${counts.done} done, ${counts.running} running, ${counts.scheduled} queued${counts.failed > 0 ? `, ${counts.failed} failed` : ''}`]
+    const ranked = [...peers].sort(([pa, a], [pb, b]) => b.running - a.running || b.done - a.done || (pa < pb ? -1 : 1))
+    for (const [peer, c] of ranked.slice(0, PROGRESS_PEERS_SHOWN)) lines.push(`  ${shortPeer(peer).padEnd(15)}  ${c.running} running, ${c.done} done`)
+    const more = ranked.length - PROGRESS_PEERS_SHOWN
+    if (more > 0) lines.push(`  … and ${more} more peer${more === 1 ? '' : 's'}`)
+    return lines
   }
 
   private task (taskId: string): TaskState {

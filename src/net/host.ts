@@ -12,6 +12,7 @@ import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
@@ -23,6 +24,7 @@ import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Ping } from '@libp2p/ping'
+import type { Registry } from 'prom-client'
 
 export type HostServices = {
   identify: Identify
@@ -47,6 +49,8 @@ export interface HostOptions {
   /** Asked before the handshake of each inbound connection, with its remote address: false
    *  refuses it (its address, or the whole table, is full of connections that may not be pruned). */
   admitsInbound?: (remoteAddr: Multiaddr) => boolean
+  /** The node's metrics registry (src/node/metrics.ts): libp2p's own metrics go there. */
+  metricsRegistry?: Registry
 }
 
 /**
@@ -77,6 +81,10 @@ export async function createHost (options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
+    // Into the node's own registry; the process metrics are the node's (collectDefaultMetrics there).
+    // `preserveExistingMetrics` stays false: libp2p's metric cache is per process, and reusing it
+    // would put a second node's libp2p metrics in the first node's registry.
+    ...(options.metricsRegistry === undefined ? {} : { metrics: prometheusMetrics({ registry: options.metricsRegistry, collectDefaultMetrics: false }) }),
     connectionManager: { maxConnections: (options.connectionsMax ?? ADMISSION_OPTIONS_DEFAULTS.connectionsMax) + CONNECTIONS_HEADROOM },
     connectionGater: {
       denyInboundConnection: (maConn) => options.admitsInbound !== undefined && !options.admitsInbound(maConn.remoteAddr),

@@ -80,6 +80,15 @@ export interface RpcCounters {
   sends: number
 }
 
+/** One protocol's requests: sent by this peer and answered with an error, served here and failed. */
+export interface RpcProtocolStats {
+  protocol: string
+  requestsSent: number
+  requestErrors: number
+  requestsServed: number
+  serveErrors: number
+}
+
 /**
  * Longest wait to open the shared outbound stream (connect if needed, then negotiate the
  * protocol). Opening a stream on a live connection takes ~1 ms (DESIGN.md §6); a new connection
@@ -182,6 +191,8 @@ export class RpcService {
   /** Frames gathered per stream this turn (see write). */
   private readonly outgoing = new Map<Stream, Outgoing>()
   readonly counters: RpcCounters = { framesSent: 0, sends: 0 }
+  /** Per registered protocol (so at most as many entries as protocols), for the peer's metrics. */
+  private readonly protocolStats = new Map<string, RpcProtocolStats>()
   private readonly frameArrivalMs: number
   private readonly dialTimeoutMs: number
   private readonly requestTimeoutMs: number
@@ -217,9 +228,35 @@ export class RpcService {
     await this.libp2p.unhandle(protocol).catch(() => {})
   }
 
+  /** Requests and errors by protocol since start. */
+  stats (): RpcProtocolStats[] {
+    return [...this.protocolStats.values()].map(s => ({ ...s }))
+  }
+
+  private statsOf (protocol: string): RpcProtocolStats {
+    let stats = this.protocolStats.get(protocol)
+    if (stats === undefined) {
+      stats = { protocol, requestsSent: 0, requestErrors: 0, requestsServed: 0, serveErrors: 0 }
+      this.protocolStats.set(protocol, stats)
+    }
+    return stats
+  }
+
   async request (peerId: PeerId, protocol: string, body: unknown, options: RpcRequestOptions = {}): Promise<unknown> {
     const spec = this.protocols.get(protocol)
     if (spec === undefined) throw new Error(`assertion failed: protocol ${protocol} was never registered`)
+    const stats = this.statsOf(protocol)
+    stats.requestsSent++
+    try {
+      return await this.requestOn(spec, peerId, body, options)
+    } catch (err) {
+      stats.requestErrors++
+      throw err
+    }
+  }
+
+  private async requestOn (spec: RpcProtocol, peerId: PeerId, body: unknown, options: RpcRequestOptions): Promise<unknown> {
+    const protocol = spec.protocol
     if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs
     const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs })
@@ -425,6 +462,8 @@ export class RpcService {
 
   private async answer (spec: RpcProtocol, stream: Stream, peerId: PeerId, envelope: RpcEnvelope, controller: AbortController): Promise<void> {
     let reply: Uint8Array
+    const stats = this.statsOf(spec.protocol)
+    stats.requestsServed++
     try {
       const body = await spec.handler(envelope.body, { peerId, signal: controller.signal })
       reply = encodeEnvelope({ id: envelope.id, kind: 'res', body })
@@ -432,6 +471,7 @@ export class RpcService {
         throw new RhizomeError('ERR_TOO_LARGE', `answer of ${reply.byteLength} bytes exceeds the ${spec.protocol} frame limit of ${spec.frameBytesMax}`)
       }
     } catch (err) {
+      stats.serveErrors++
       if (err instanceof ProtocolViolationError) {
         // The body broke the protocol's schema: the caller is at fault.
         this.violation(peerId, spec.protocol, stream, err)

@@ -159,6 +159,13 @@ export class RunService {
     this.closeInterrupted()
   }
 
+  /** Runs by status (all this peer recorded), runs driven here now, and their memo entries: one pass over the live runs. */
+  stats (): { byStatus: Record<string, number>, driving: number, memoEntries: number } {
+    let memoEntries = 0
+    for (const run of this.live.values()) memoEntries += run.driver.counts().memoEntries
+    return { byStatus: this.c.runs.countByStatus(), driving: this.live.size, memoEntries }
+  }
+
   /** A verdict on an accepted task result (verification): every run driven here that used it hears it. */
   verdict (taskId: string, verdict: ResultVerdict): void {
     for (const run of this.live.values()) run.verdict(taskId, verdict)

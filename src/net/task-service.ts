@@ -234,6 +234,9 @@ export interface TaskCallOptions {
   inputs?: Array<{ cid: string, peers: string[] }>
 }
 
+/** How a task this peer answered ended: its result (with the timings its reply carries), a failure's code, or cancelled by its caller. */
+export type TaskEnd = { outcome: 'ok', timings: TaskTimings } | { outcome: 'failed', code: string } | { outcome: 'cancelled' }
+
 /** What the worker does with a task beyond running it. */
 interface ExecuteOptions {
   ref?: boolean
@@ -348,6 +351,29 @@ export class TaskService {
    * and the answer costs no second execution.
    */
   async execute (fn: CID, exportName: string, args: unknown[], caller: PeerId, signal: AbortSignal, options: ExecuteOptions = {}): Promise<TaskReply> {
+    try {
+      const reply = await this.answer(fn, exportName, args, caller, signal, options)
+      this.ended({ outcome: 'ok', timings: reply.timings })
+      return reply
+    } catch (err) {
+      this.ended(signal.aborted ? { outcome: 'cancelled' } : { outcome: 'failed', code: err instanceof RhizomeError ? err.code : 'ERR_INTERNAL' })
+      throw err
+    }
+  }
+
+  private readonly endListeners = new Set<(end: TaskEnd) => void>()
+
+  /** Be told of every task this peer answers as a worker: its outcome, and its timings if it ran (the peer's metrics). */
+  onTaskEnd (listener: (end: TaskEnd) => void): () => void {
+    this.endListeners.add(listener)
+    return () => { this.endListeners.delete(listener) }
+  }
+
+  private ended (end: TaskEnd): void {
+    for (const listener of this.endListeners) listener(end)
+  }
+
+  private async answer (fn: CID, exportName: string, args: unknown[], caller: PeerId, signal: AbortSignal, options: ExecuteOptions): Promise<TaskReply> {
     const id = await taskId(fn, exportName, args)
     const key = id.toString()
     const t0 = performance.now()

@@ -13,6 +13,7 @@
  *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
  *   GET  /v1/tasks/:id/attestations  who computed a verified task, who agreed, who disagreed
  *   GET  /v1/reputation        this peer's record of each other peer
+ *   GET  /metrics              Prometheus metrics (text exposition format, src/node/metrics.ts)
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -175,8 +176,8 @@ interface RequestContext {
   params: Record<string, string>
 }
 
-/** A handler answers JSON, raw bytes, or writes an event stream itself. */
-type Reply = { json: unknown } | { bytes: Uint8Array } | { streamed: true }
+/** A handler answers JSON, raw bytes, text of a given type, or writes an event stream itself. */
+type Reply = { json: unknown } | { bytes: Uint8Array } | { text: string, contentType: string } | { streamed: true }
 
 /** One handler per route of the table in src/api/routes.ts; the types make a missing one an error. */
 const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> } = {
@@ -233,6 +234,7 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   reputation: async ({ init }) => ({ json: { peers: init.node.verify.loadReputation().map(r => reputationView(r, Date.now())) } }),
   runSignal: async (context) => await signalRun(context),
   network: async ({ init }) => ({ json: init.node.network.status() }),
+  metrics: async ({ init }) => ({ text: await init.node.metrics.scrape(), contentType: init.node.metrics.contentType }),
   revocationSubmit: async ({ init, req }) => ({ json: { result: await init.node.network.submitRevocation(await readBody(req, REVOCATION_BYTES_MAX)) } }),
   runCancel: async ({ init, req, params }) => {
     await readBody(req, REQUEST_BYTES_MAX)
@@ -261,6 +263,9 @@ async function route (init: HttpApiInit, req: IncomingMessage, res: ServerRespon
     else if ('bytes' in reply) {
       res.writeHead(HTTP_OK, { 'content-type': 'application/octet-stream', 'content-length': reply.bytes.byteLength })
       res.end(reply.bytes)
+    } else if ('text' in reply) {
+      res.writeHead(HTTP_OK, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(reply.text), 'cache-control': 'no-store' })
+      res.end(reply.text)
     }
     return
   }

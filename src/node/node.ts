@@ -42,6 +42,9 @@ import { VerifyWriter } from '../store/verify-repo.ts'
 import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
 import { startHttpApi } from './http-api.ts'
+import { createMetricsRegistry, registerNodeMetrics } from './metrics.ts'
+import type { NodeMetrics } from './metrics.ts'
+import type { Registry } from 'prom-client'
 import { ProgressBus, callWithProgress, peerStateEvent } from './progress.ts'
 import type { ProgressCallOptions } from './progress.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -83,6 +86,8 @@ export interface RhizomeNode {
   readonly verify: VerifyRepo
   /** Who may join: open, or permissioned by certificates (`rhizome network`). */
   readonly network: NodeNetwork
+  /** This peer's Prometheus metrics (`GET /metrics`, src/node/metrics.ts). */
+  readonly metrics: NodeMetrics
   addrs: () => string[]
   status: () => Promise<ApiNodeStatus>
   peers: () => ApiPeerView[]
@@ -125,10 +130,12 @@ export async function startNode (config: NodeConfig, log: Logger): Promise<Rhizo
   try {
     const store = await openStore(config, log, teardown)
     const progress = new ProgressBus()
-    const net = await startNet(config, store, startedAt, log, teardown)
+    const registry = createMetricsRegistry()
+    const net = await startNet(config, store, startedAt, log, teardown, registry)
     const services = await startServices(config, store, net, progress, log, teardown)
-    const { runs, verifiedCall } = await startRuns(config, store, net, services, progress, log, teardown)
-    const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, teardown })
+    const { runs, verifiedCall, workflows } = await startRuns(config, store, net, services, progress, log, teardown)
+    const metrics = startMetrics(registry, config, store, net, services, runs, workflows, teardown)
+    const node = describeNode({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, metrics, teardown })
     const api = await startApi(config, node, services.blobService, log, teardown)
     node.apiUrl = () => api.url
     log.info('started', { peerId: net.host.peerId.toString(), createdIdentity: store.createdIdentity, addrs: node.addrs(), api: api.url, startMs: Date.now() - startedAt })
@@ -199,7 +206,7 @@ interface Net {
 }
 
 /** The host, connection admission, the score policy, the membership state machine and the RPC layer. */
-async function startNet (config: NodeConfig, store: Store, startedAt: number, log: Logger, teardown: Teardown): Promise<Net> {
+async function startNet (config: NodeConfig, store: Store, startedAt: number, log: Logger, teardown: Teardown, metricsRegistry: Registry): Promise<Net> {
   const netLog = log.child('net')
   const blocklist = createBlocklist()
   const admission = createAdmission({ connectionsMax: config.connectionsMax, connectionsPerAddressMax: config.connectionsPerAddressMax, limitLoopback: config.connectionsLimitLoopback })
@@ -212,6 +219,7 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
       bootstrap: config.bootstrap,
       mdns: config.mdns,
       connectionsMax: config.connectionsMax,
+      metricsRegistry,
       isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()),
       admitsInbound: (addr) => { const { address, loopback } = remoteAddressOf(addr); return admission.admits(address, loopback) }
     })
@@ -256,6 +264,7 @@ interface Services {
   blobService: BlobService
   functions: FunctionService
   tasks: TaskService
+  sandbox: ReturnType<typeof createSandbox>
 }
 
 async function startServices (config: NodeConfig, store: Store, net: Net, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<Services> {
@@ -289,11 +298,11 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
     connected: (peer) => host.getConnections(peer).some(connection => connection.status === 'open'),
     onCapacity: (capacity) => { membership.handleCapacity(capacity) }
   }, { networkId, ...net.slots }))
-  return { membershipService, blobService, functions, tasks, membershipListeners }
+  return { membershipService, blobService, functions, tasks, membershipListeners, sandbox }
 }
 
 /** Workflow runs driven here: the run service, its workflow sandbox, and the scheduler for its tasks. */
-async function startRuns (config: NodeConfig, store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<{ runs: RunService, verifiedCall: VerifiedCall }> {
+async function startRuns (config: NodeConfig, store: Store, net: Net, services: Services, progress: ProgressBus, log: Logger, teardown: Teardown): Promise<{ runs: RunService, verifiedCall: VerifiedCall, workflows: ReturnType<typeof createWorkflowEngine> }> {
   const { host } = net
   const { functions } = services
   const self = host.peerId.toString()
@@ -367,7 +376,27 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     const value = done.value !== undefined ? done.value : done.bytes !== undefined ? dagCbor.decode(done.bytes) : dagCbor.decode(await readOrFetch(store.blobs, services.blobService, CID.parse(done.resultCid), done.peer))
     return { taskId: id, resultCid: done.resultCid, peer: done.peer, value, signature: done.attestations[0]?.signature ?? new Uint8Array(), attempts: done.attempts, timings: { ...done.timings, totalMs: performance.now() - t0 } }
   }
-  return { runs, verifiedCall }
+  return { runs, verifiedCall, workflows }
+}
+
+/** The node's metrics over its parts' own counts (src/node/metrics.ts). */
+function startMetrics (registry: Registry, config: NodeConfig, store: Store, net: Net, services: Services, runs: RunService, workflows: ReturnType<typeof createWorkflowEngine>, teardown: Teardown): NodeMetrics {
+  const metrics = registerNodeMetrics(registry, {
+    peerId: net.host.peerId.toString(),
+    version: VERSION,
+    networkId: config.networkId,
+    onTaskEnd: (listener) => services.tasks.onTaskEnd(listener),
+    capacity: () => services.tasks.capacity(),
+    queueLengthMax: net.slots.queueLengthMax,
+    peers: () => net.membership.counts(),
+    runs: () => runs.stats(),
+    blobs: () => store.blobs.totals(),
+    sandbox: () => services.sandbox.stats(),
+    workflows: () => workflows.stats(),
+    rpc: () => net.rpc.stats()
+  })
+  teardown.add(() => { metrics.close() })
+  return metrics
 }
 
 /** How long a takeover waits for peers to say which tasks they hold: a round trip, with room. */
@@ -482,13 +511,14 @@ interface NodeParts {
   runs: RunService
   /** A call whose function's policy asks for more than one unchecked peer, verified as a run's task is; undefined for one that does not. */
   verifiedCall: VerifiedCall
+  metrics: NodeMetrics
   teardown: Teardown
 }
 
 type VerifiedCall = (fn: CID, exportName: string, args: unknown[], options: { signal?: AbortSignal, onAttempt?: (attempt: number, peer: string) => void }) => Promise<PlacedCallResult | undefined>
 
 /** The peer as the API and the CLI see it: its parts, `call` through placement, and read-only views. */
-function describeNode ({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, teardown }: NodeParts): RhizomeNode {
+function describeNode ({ config, log, startedAt, store, net, services, progress, runs, verifiedCall, metrics, teardown }: NodeParts): RhizomeNode {
   const { host, membership } = net
   const { tasks } = services
   const self = host.peerId.toString()
@@ -509,6 +539,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     runs,
     verify: store.verify,
     network: openNetwork(config.networkId),
+    metrics,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
       const connected = new Set(host.getConnections().map(c => c.remotePeer.toString()))

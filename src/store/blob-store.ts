@@ -219,6 +219,8 @@ export interface BlobStore {
   list(options?: { limit?: number }): Promise<CID[]>
   /** How many blobs the SQLite index holds; undefined for a store without one (counting files would walk the disk). */
   count(): number | undefined
+  /** Blobs and their bytes, waiting ones included; counted over the index once, then kept as rows come and go. Undefined without an index. */
+  totals(): { objects: number, bytes: number } | undefined
 }
 
 /**
@@ -268,6 +270,7 @@ interface BlobIndex {
   remove: StatementSync
   list: StatementSync
   count: StatementSync
+  totals: StatementSync
 }
 
 /** How a blob's file is written: synced (durable) or not (re-computable), with its index row or without (a batch adds them). */
@@ -329,9 +332,10 @@ class DiskBlobStore implements BlobStore {
           insertInline: db.sqlite.prepare('INSERT INTO blobs (cid, bytes, created_ms, data) VALUES (?, ?, ?, ?) ON CONFLICT (cid) DO NOTHING'),
           inline: db.sqlite.prepare('SELECT data FROM blobs WHERE cid = ? AND data IS NOT NULL'),
           inlineSize: db.sqlite.prepare('SELECT length(data) AS n FROM blobs WHERE cid = ? AND data IS NOT NULL'),
-          remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ?'),
+          remove: db.sqlite.prepare('DELETE FROM blobs WHERE cid = ? RETURNING bytes'),
           list: db.sqlite.prepare('SELECT cid FROM blobs ORDER BY cid LIMIT ?'),
-          count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs')
+          count: db.sqlite.prepare('SELECT count(*) AS n FROM blobs'),
+          totals: db.sqlite.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM blobs')
         }
   }
 
@@ -411,8 +415,8 @@ class DiskBlobStore implements BlobStore {
       const { insert, insertInline } = this.index
       const at = this.now()
       const rows = (): void => {
-        for (const [key, bytes] of written) if (this.pending.has(key)) insert.run(key, bytes, at)
-        for (const [key, bytes] of inline) if (this.pending.get(key) === bytes) insertInline.run(key, bytes.byteLength, at, bytes)
+        for (const [key, bytes] of written) if (this.pending.has(key)) this.indexed(insert.run(key, bytes, at).changes, bytes)
+        for (const [key, bytes] of inline) if (this.pending.get(key) === bytes) this.indexed(insertInline.run(key, bytes.byteLength, at, bytes).changes, bytes.byteLength)
       }
       try {
         // Without a disk sync: the files are the truth, and these blobs are re-computable.
@@ -421,6 +425,8 @@ class DiskBlobStore implements BlobStore {
       } catch {
         // The database closed under us (a peer stopping without flush): the files are the truth.
         this.cacheCounters.writeFailures++
+        // Rows counted may have been rolled back: count again next time.
+        this.indexTotals = undefined
       }
     }
     for (const [key, bytes] of batch) {
@@ -553,7 +559,7 @@ class DiskBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       existed = cached !== undefined || inline
     }
-    this.index?.remove.run(key)
+    this.unindex(key)
     return existed
   }
 
@@ -569,6 +575,34 @@ class DiskBlobStore implements BlobStore {
   count (): number | undefined {
     // Blobs waiting for the background writer are the store's too; their rows come with their files.
     return this.index === undefined ? undefined : Number((this.index.count.get() as { n: number | bigint }).n) + this.pending.size
+  }
+
+  totals (): { objects: number, bytes: number } | undefined {
+    if (this.index === undefined) return undefined
+    // One pass over the index the first time; kept up to date by every row added or removed since.
+    if (this.indexTotals === undefined) {
+      const row = this.index.totals.get() as { n: number | bigint, bytes: number | bigint }
+      this.indexTotals = { objects: Number(row.n), bytes: Number(row.bytes) }
+    }
+    return { objects: this.indexTotals.objects + this.pending.size, bytes: this.indexTotals.bytes + this.pendingBytes }
+  }
+
+  /** Blobs and bytes in the index, once `totals` has counted them. */
+  private indexTotals: { objects: number, bytes: number } | undefined
+
+  /** An insert into the index ran: count its row if it added one (a known CID adds none). */
+  private indexed (changes: number | bigint, bytes: number): void {
+    if (this.indexTotals === undefined || Number(changes) === 0) return
+    this.indexTotals.objects++
+    this.indexTotals.bytes += bytes
+  }
+
+  /** Remove a blob's index row, uncounting it. */
+  private unindex (key: string): void {
+    const row = this.index?.remove.get(key) as { bytes: number | bigint } | undefined
+    if (row === undefined || this.indexTotals === undefined) return
+    this.indexTotals.objects--
+    this.indexTotals.bytes -= Number(row.bytes)
   }
 
   async list ({ limit = blobListLengthDefault }: { limit?: number } = {}): Promise<CID[]> {
@@ -601,7 +635,7 @@ class DiskBlobStore implements BlobStore {
     this.counters.bytesHashed += row.data.byteLength
     const digest = await sha256.digest(row.data)
     if (!equals(digest.digest, cid.multihash.digest)) {
-      this.index?.remove.run(key)
+      this.unindex(key)
       throw new BlobCorruptError(cid.toString())
     }
     return row.data
@@ -637,7 +671,7 @@ class DiskBlobStore implements BlobStore {
       if (sync && shardCreated && await syncDir(this.dir)) this.counters.dirSyncs++
     }
     if (index) {
-      this.index?.insert.run(key, bytes.length, this.now())
+      if (this.index !== undefined) this.indexed(this.index.insert.run(key, bytes.length, this.now()).changes, bytes.length)
       // A durable put of bytes that were waiting in memory: they are a file with a row now.
       const waiting = this.pending.get(key)
       if (waiting !== undefined) {
@@ -675,7 +709,7 @@ class DiskBlobStore implements BlobStore {
     await rename(path, join(this.corruptDir, `${key}.${randomUUID()}`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err
     })
-    this.index?.remove.run(key)
+    this.unindex(key)
   }
 
   /** Open a blob's file; NotFoundError (and the index row dropped) if it is not there. */
@@ -684,7 +718,7 @@ class DiskBlobStore implements BlobStore {
       return await open(path, 'r')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.index?.remove.run(key)
+        this.unindex(key)
         throw new NotFoundError(`blob ${cid.toString()} is not in this store`, {
           hint: 'fetch it from a peer that holds it, or put it first'
         })

@@ -144,6 +144,8 @@ export interface RunRepo {
   listEvents (runId: string, options?: { limit?: number, afterSeq?: number }): RunEventRow[]
   /** Delete a run with its tasks, memo and events. False if unknown. */
   deleteRun (runId: string): boolean
+  /** How many runs are in each status (one pass over the status index; for the peer's metrics). */
+  countByStatus (): Record<string, number>
 }
 
 interface RunSqlRow {
@@ -215,8 +217,9 @@ function prepareRunStatements (sqlite: Database['sqlite']) {
   const insertEvent = sqlite.prepare('INSERT INTO run_events (run_id, seq, type, json, at_ms) VALUES (?, ?, ?, ?, ?)')
   const selectEvents = sqlite.prepare('SELECT * FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?')
   const deleteRunRow = sqlite.prepare('DELETE FROM runs WHERE run_id = ?')
+  const countStatuses = sqlite.prepare('SELECT status, count(*) AS n FROM runs GROUP BY status')
 
-  return { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, upsertTaskRow, selectTasks, insertMemo, selectMemo, selectLastSeq, insertEvent, selectEvents, deleteRunRow }
+  return { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, upsertTaskRow, selectTasks, insertMemo, selectMemo, selectLastSeq, insertEvent, selectEvents, deleteRunRow, countStatuses }
 }
 
 type RunStatements = ReturnType<typeof prepareRunStatements>
@@ -225,11 +228,16 @@ function requireRun (runId: string, changes: number | bigint): void {
   if (Number(changes) === 0) throw new NotFoundError(`run ${runId} is not known`, { hint: 'create the run with createRun first' })
 }
 
-type RunMethods = Pick<RunRepo, 'createRun' | 'setRunStatus' | 'setRunDriver' | 'finishRun' | 'getRun' | 'listRuns' | 'deleteRun'>
+type RunMethods = Pick<RunRepo, 'createRun' | 'setRunStatus' | 'setRunDriver' | 'finishRun' | 'getRun' | 'listRuns' | 'deleteRun' | 'countByStatus'>
 
 function runMethods (st: RunStatements): RunMethods {
-  const { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, deleteRunRow } = st
+  const { insertRun, updateStatus, updateDriver, updateEnd, selectRun, selectRuns, selectRunsByStatus, deleteRunRow, countStatuses } = st
   return {
+    countByStatus () {
+      const counts: Record<string, number> = {}
+      for (const row of countStatuses.all() as Array<{ status: string, n: number | bigint }>) counts[row.status] = Number(row.n)
+      return counts
+    },
     createRun (run) {
       checkId('runId', run.runId)
       checkId('workflow', run.workflow)
