@@ -33,6 +33,8 @@ export const ROUTES = {
   reputation: { method: 'GET', path: '/v1/reputation', write: false, summary: 'this peer\'s record of each other peer: agreements, disagreements, failures, lies, score, ban' },
   network: { method: 'GET', path: '/v1/network', write: false, summary: 'the network: open or permissioned; members (roles, expiry, connected), revocations, refusals' },
   revocationSubmit: { method: 'POST', path: '/v1/network/revocations', write: true, summary: 'enforce and gossip a signed revocation: body is its bytes (`rhizome network revoke`)' },
+  sql: { method: 'POST', path: '/v1/sql', write: true, summary: 'one read-only SQL query over the views of this peer\'s history: JSON { sql, maxRows?, timeoutMs? } → { columns, rows }' },
+  logs: { method: 'GET', path: '/v1/logs', write: false, summary: 'this peer\'s recent log records (?level=&ns=&since=&limit=); with Accept: text/event-stream, then live' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -48,10 +48,16 @@ import { HTTP_METHOD_NOT_ALLOWED, HTTP_OK, HTTP_UNAUTHORIZED, HTTP_UNAVAILABLE, 
 import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
 import { toJson } from '../api/dag-json.ts'
-import type { CallStreamEvent, ProgressEvent } from '../api/events.ts'
+import type { CallStreamEvent, LogStreamEvent, ProgressEvent } from '../api/events.ts'
 import type { RouteName } from '../api/routes.ts'
 import type { ReputationView, RunSummary, TaskAttestations } from '../api/types.ts'
 import { VERIFY_ID_CHARS_MAX } from '../store/verify-repo.ts'
+import { LOG_RECORD_LEVELS } from '../store/log-repo.ts'
+import type { LogQuery, LogRow } from '../store/log-repo.ts'
+import { LOG_LIST_DEFAULT, LOG_LIST_MAX, SQL_TEXT_BYTES_MAX } from '../api/limits.ts'
+import type { LogRecordView } from '../api/types.ts'
+import { SqlService, parseSqlRequest } from './sql-service.ts'
+import { join } from 'node:path'
 import type { ReputationRow } from '../store/verify-repo.ts'
 import type { ProgressBus } from './progress.ts'
 import type { RhizomeNode } from './node.ts'
@@ -140,6 +146,8 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   const url = `http://${host}:${address.port}`
   // The guard needs the port the server got (port 0 picks one), so requests are served only from
   // here on; nothing can arrive between listening and this line, which runs in the same turn.
+  // Queries run in child processes (src/node/sql-service.ts), killed when the API closes.
+  const sql = new SqlService(join(init.node.config.dataDir, 'rhizome.db'))
   const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const refusal = guard.check(req)
@@ -150,7 +158,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
       sendFailure(res, refusal, { connection: 'close' })
       return
     }
-    route(init, req, res).catch((err: unknown) => {
+    route(init, sql, req, res).catch((err: unknown) => {
       const failure = err instanceof RhizomeError
         ? err
         : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
@@ -161,6 +169,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   return {
     url,
     close: async () => {
+      sql.close()
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
@@ -169,6 +178,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
 
 interface RequestContext {
   init: HttpApiInit
+  sql: SqlService
   req: IncomingMessage
   res: ServerResponse
   url: URL
@@ -232,6 +242,11 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   taskAttestations: async ({ init, params }) => ({ json: taskAttestations(init, params.id) }),
   reputation: async ({ init }) => ({ json: { peers: init.node.verify.loadReputation().map(r => reputationView(r, Date.now())) } }),
   runSignal: async (context) => await signalRun(context),
+  sql: async ({ sql, req, res }) => {
+    const request = parseSqlRequest(parseJson(await readBody(req, SQL_BODY_BYTES_MAX)))
+    return { json: await sql.query(request, closed(res)) }
+  },
+  logs: async (context) => await logs(context),
   network: async ({ init }) => ({ json: init.node.network.status() }),
   revocationSubmit: async ({ init, req }) => ({ json: { result: await init.node.network.submitRevocation(await readBody(req, REVOCATION_BYTES_MAX)) } }),
   runCancel: async ({ init, req, params }) => {
@@ -250,13 +265,13 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   }
 }
 
-async function route (init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route (init: HttpApiInit, sql: SqlService, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
   for (const name of Object.keys(ROUTES) as RouteName[]) {
     const params = matchRoute(ROUTES[name], method, url.pathname)
     if (params === undefined) continue
-    const reply = await HANDLERS[name]({ init, req, res, url, params })
+    const reply = await HANDLERS[name]({ init, sql, req, res, url, params })
     if ('json' in reply) sendJson(res, HTTP_OK, reply.json)
     else if ('bytes' in reply) {
       res.writeHead(HTTP_OK, { 'content-type': 'application/octet-stream', 'content-length': reply.bytes.byteLength })
@@ -404,6 +419,56 @@ function followRun (init: HttpApiInit, res: ServerResponse, runId: string): void
   for (const event of out.pending) deliver(stream, event)
 }
 
+/** A query's JSON body: its text (at most SQL_TEXT_BYTES_MAX) may double when escaped, plus the other fields. */
+const SQL_BODY_BYTES_MAX = 2 * SQL_TEXT_BYTES_MAX + 1024
+
+async function logs ({ init, req, res, url }: RequestContext): Promise<Reply> {
+  await readBody(req, REQUEST_BYTES_MAX)
+  const query = parseLogQuery(url.searchParams)
+  // Listing and subscribing happen in the same turn: no record can fall between the two.
+  const rows = init.node.logs.list(query)
+  if (!acceptsEventStream(req)) return { json: { records: rows.map(logView) } }
+  const stream = new EventStream(res, { backlogMax: LOG_LIST_MAX })
+  for (const row of rows) stream.send({ type: 'log', ...logView(row) })
+  const least = LOG_RECORD_LEVELS.indexOf(query.level ?? 'debug')
+  const unsubscribe = init.node.logs.subscribe((row) => {
+    if (LOG_RECORD_LEVELS.indexOf(row.level) >= least && row.ns.startsWith(query.ns ?? '')) stream.send({ type: 'log', ...logView(row) })
+  })
+  res.on('close', unsubscribe)
+  return { streamed: true }
+}
+
+function parseLogQuery (params: URLSearchParams): LogQuery {
+  const level = params.get('level')
+  const ns = params.get('ns')
+  const since = params.get('since')
+  const limit = params.get('limit')
+  if (level !== null && !(LOG_RECORD_LEVELS as readonly string[]).includes(level)) throw new InvalidInputError(`level must be one of ${LOG_RECORD_LEVELS.join(', ')}`, { hint: 'e.g. ?level=warn for warnings and errors' })
+  if (ns !== null && ns.length > LOG_NS_CHARS_MAX) throw new InvalidInputError(`ns is at most ${LOG_NS_CHARS_MAX} characters`, { hint: 'a namespace prefix, e.g. rhizome:tasks' })
+  let sinceMs: number | undefined
+  if (since !== null) {
+    sinceMs = /^[0-9]{1,15}$/.test(since) ? Number(since) : Date.parse(since)
+    if (Number.isNaN(sinceMs)) throw new InvalidInputError('since must be milliseconds since the epoch or an ISO 8601 time', { hint: 'e.g. ?since=2026-01-31T12:00:00Z' })
+  }
+  if (limit !== null && (!/^[0-9]{1,6}$/.test(limit) || Number(limit) < 1 || Number(limit) > LOG_LIST_MAX)) throw new InvalidInputError(`limit must be an integer from 1 to ${LOG_LIST_MAX}`, { hint: 'e.g. ?limit=200' })
+  return { level: (level ?? undefined) as LogQuery['level'], ns: ns ?? undefined, sinceMs, limit: limit === null ? LOG_LIST_DEFAULT : Number(limit) }
+}
+
+/** A namespace prefix asked for: namespaces are a few words (rhizome:net:rpc). */
+const LOG_NS_CHARS_MAX = 256
+
+function logView (row: LogRow): LogRecordView {
+  let fields: Record<string, unknown> | undefined
+  if (row.fields !== undefined) {
+    try {
+      fields = JSON.parse(row.fields) as Record<string, unknown>
+    } catch {
+      fields = { fieldsError: 'unreadable fields' }
+    }
+  }
+  return { ...(row.id === undefined ? {} : { id: row.id }), atMs: row.atMs, level: row.level, ns: row.ns, msg: row.msg, ...(fields === undefined ? {} : { fields }) }
+}
+
 function acceptsEventStream (req: IncomingMessage): boolean {
   return (req.headers.accept ?? '').split(',').some(type => type.trim().split(';')[0] === EVENT_STREAM_TYPE)
 }
@@ -417,7 +482,7 @@ function acceptsEventStream (req: IncomingMessage): boolean {
 export class EventStream {
   private readonly res: ServerResponse
   private readonly backlogMax: number
-  private readonly backlog: ProgressEvent[] = []
+  private readonly backlog: Array<ProgressEvent | LogStreamEvent> = []
   private nextId = 1
   private dropped = 0
   private congested = false
@@ -438,7 +503,7 @@ export class EventStream {
     })
   }
 
-  send (event: ProgressEvent): void {
+  send (event: ProgressEvent | LogStreamEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
     if (!this.congested) this.write(event)
     else if (this.backlog.length < this.backlogMax && this.dropped === 0) this.backlog.push(event)
@@ -446,7 +511,7 @@ export class EventStream {
   }
 
   /** The last event of a stream is always written, backed up or not (after those waiting). */
-  end (event: CallStreamEvent | ProgressEvent): void {
+  end (event: CallStreamEvent | ProgressEvent | LogStreamEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
     for (const waiting of this.backlog.splice(0)) this.res.write(encodeSse(this.nextId++, waiting))
     if (this.dropped > 0) {
@@ -456,7 +521,7 @@ export class EventStream {
     this.res.end(encodeSse(this.nextId++, event))
   }
 
-  private write (event: ProgressEvent): void {
+  private write (event: ProgressEvent | LogStreamEvent): void {
     if (!this.res.write(encodeSse(this.nextId++, event))) this.congested = true
   }
 }
