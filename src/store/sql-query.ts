@@ -20,16 +20,19 @@
  */
 import { DatabaseSync, constants } from 'node:sqlite'
 import { RhizomeError, TooLargeError } from '../model/errors.ts'
+import { SQL_RESULT_BYTES_MAX, SQL_TEXT_BYTES_MAX } from '../api/limits.ts'
 
 /** The views `rhizome sql` answers from, by the names queries use (README has their columns). */
 export const SQL_VIEWS = ['runs', 'tasks', 'attempts', 'attestations', 'peers', 'peer_events', 'functions', 'blobs', 'log_events'] as const
 
 /**
- * Memory SQLite may allocate in the query's process (`PRAGMA hard_heap_limit`): a sort or a
- * GROUP BY over the whole history stays far below it, a runaway cross join fails with a named
- * error instead of growing the machine's swap. Big sorts spill to temporary files, not memory.
+ * The largest string or BLOB a query may make or read (SQLITE_LIMIT_LENGTH): no cell can be
+ * larger than the whole answer may be (SQL_RESULT_BYTES_MAX), and it keeps `randomblob(1e9)` or
+ * a runaway group_concat from taking a gigabyte. (`PRAGMA hard_heap_limit` would bound all of
+ * SQLite's memory, but Node builds SQLite with SQLITE_DEFAULT_MEMSTATUS=0, which turns it off;
+ * sorts and GROUP BY spill to temporary files past the page cache, so rows do not pile up in memory.)
  */
-export const SQL_HEAP_BYTES_MAX = 256 * 1024 * 1024
+export const SQL_VALUE_BYTES_MAX = SQL_RESULT_BYTES_MAX
 
 /** How long a query waits for the peer's write lock: never, in practice (WAL readers do not block). */
 const SQL_BUSY_TIMEOUT_MS = 1_000
@@ -93,9 +96,9 @@ export interface SqlQueryLimits {
 
 /** Open `dbPath` read-only and answer `sql` (one statement). Synchronous: run it off the peer's event loop. */
 export function runReadOnlyQuery (dbPath: string, sql: string, limits: SqlQueryLimits): SqlAnswer {
-  const db = new DatabaseSync(dbPath, { readOnly: true, timeout: SQL_BUSY_TIMEOUT_MS })
+  // attach 0: SQLite itself refuses ATTACH too, whatever the authorizer says.
+  const db = new DatabaseSync(dbPath, { readOnly: true, timeout: SQL_BUSY_TIMEOUT_MS, limits: { length: SQL_VALUE_BYTES_MAX, sqlLength: SQL_TEXT_BYTES_MAX, attach: 0 } })
   try {
-    db.exec(`PRAGMA hard_heap_limit = ${SQL_HEAP_BYTES_MAX}`)
     for (const view of SQL_VIEWS) db.exec(`CREATE TEMP VIEW ${view} AS SELECT * FROM main.sql_${view}`)
     const tables = new Set((db.prepare("SELECT name FROM main.sqlite_schema WHERE type = 'table'").all() as Array<{ name: string }>).map(r => r.name))
     db.exec('PRAGMA query_only = ON')
@@ -103,7 +106,9 @@ export function runReadOnlyQuery (dbPath: string, sql: string, limits: SqlQueryL
     db.setAuthorizer((action, arg1, arg2, dbName, view) => {
       const error = authorize(action, arg1, arg2, dbName, view, tables)
       if (error === undefined) return constants.SQLITE_OK
-      refusal.error ??= error
+      // The statement is named by the gravest thing it does: a write that also reads a raw
+      // table is a write.
+      if (refusal.error === undefined || GRAVITY[error.code] > GRAVITY[refusal.error.code]) refusal.error = error
       return constants.SQLITE_DENY
     })
     return answer(db, sql, limits, refusal)
@@ -146,6 +151,8 @@ function answer (db: DatabaseSync, sql: string, limits: SqlQueryLimits, refusal:
   return { columns, rows, truncated: false }
 }
 
+const GRAVITY: Record<string, number> = { ERR_SQL_INVALID: 1, ERR_SQL_READ_ONLY: 2, ERR_SQL_ATTACH_REFUSED: 3 }
+
 /** SQLite's verdict on one action of the statement being compiled: undefined allows it. */
 function authorize (action: number, arg1: string | null, arg2: string | null, dbName: string | null, view: string | null, tables: Set<string>): RhizomeError | undefined {
   switch (action) {
@@ -155,13 +162,17 @@ function authorize (action: number, arg1: string | null, arg2: string | null, db
       return undefined
     case constants.SQLITE_READ:
       // Through a view (`view` names it), a temporary view itself, a CTE or a table-valued
-      // function: fine. A table of the main schema named directly: not the contract.
-      if (view !== null || dbName !== 'main' || arg1 === null || !tables.has(arg1)) return undefined
+      // function: fine. No column (arg2 ''): count(*) over a view, which SQLite answers from the
+      // table's b-tree without reading a row. A table of the main schema named directly: not the contract.
+      if (view !== null || dbName !== 'main' || arg1 === null || arg2 === '' || !tables.has(arg1)) return undefined
       return new SqlInvalidError(`table ${arg1} is not part of SQL over a peer's history: its views are`)
     case constants.SQLITE_PRAGMA:
       if (arg1 !== null && READ_PRAGMAS.has(arg1.toLowerCase())) return undefined
       return new SqlReadOnlyError(`PRAGMA ${arg1 ?? ''}${arg2 === null ? '' : ` = ${arg2}`} is not one that only reads the schema (${[...READ_PRAGMAS].join(', ')})`)
     case constants.SQLITE_ATTACH:
+      // VACUUM starts by attaching a new, nameless database: it rewrites the file.
+      if (arg1 === '') return new SqlReadOnlyError('VACUUM rewrites the database')
+      return new SqlAttachRefusedError(arg1 ?? '')
     case constants.SQLITE_DETACH:
       return new SqlAttachRefusedError(arg1 ?? '')
     default:
@@ -177,15 +188,19 @@ const ACTION_NAMES = new Map(Object.entries(constants)
 /** SQLite error codes (sqlite.org/rescode.html) the query's author can act on differently. */
 const SQLITE_READONLY = 8
 const SQLITE_NOMEM = 7
+const SQLITE_TOOBIG = 18
+
+/** SQLite's own refusals of a write to a view, made while compiling, before it asks the authorizer. */
+const VIEW_WRITE_REFUSALS = [/^cannot modify \S+ because it is a view$/, /^views may not be indexed$/, /^cannot create \w+ trigger on view: /]
 
 function sqliteFailure (err: unknown): RhizomeError {
   const e = err as { errcode?: number, message?: string }
   const message = e.message ?? String(err)
-  // SQLite refuses a write to a view while compiling, before it asks the authorizer.
-  if (((e.errcode ?? 0) & 0xff) === SQLITE_READONLY || /^cannot modify \S+ because it is a view$/.test(message)) return new SqlReadOnlyError(message)
-  if (((e.errcode ?? 0) & 0xff) === SQLITE_NOMEM) {
-    return new TooLargeError('the memory the query needs', SQL_HEAP_BYTES_MAX + 1, SQL_HEAP_BYTES_MAX, { hint: 'narrow the query (WHERE, LIMIT) or aggregate less at once' })
+  if (((e.errcode ?? 0) & 0xff) === SQLITE_READONLY || VIEW_WRITE_REFUSALS.some(pattern => pattern.test(message))) return new SqlReadOnlyError(message)
+  if (((e.errcode ?? 0) & 0xff) === SQLITE_TOOBIG) {
+    return new SqlInvalidError(`${message}: a string or BLOB the query makes or reads is over ${SQL_VALUE_BYTES_MAX} bytes`, 'select less of it, e.g. substr(x, 1, 1000) or length(x)')
   }
+  if (((e.errcode ?? 0) & 0xff) === SQLITE_NOMEM) return new SqlInvalidError(`${message}: the query needs more memory than this machine gives it`, 'narrow the query (WHERE, LIMIT) or aggregate less at once')
   return new SqlInvalidError(message)
 }
 
