@@ -75,8 +75,10 @@ function integerIn (value: unknown, name: string, max: number, fallback: number)
 export class SqlService {
   private readonly dbPath: string
   private readonly running = new Set<ChildProcess>()
-  /** Queries started (children forked): what tests count. */
-  started = 0
+  /** The processes of the queries running now. */
+  get pids (): Set<number> {
+    return new Set([...this.running].map(c => c.pid).filter((pid): pid is number => pid !== undefined))
+  }
 
   constructor (dbPath: string) {
     this.dbPath = dbPath
@@ -87,7 +89,6 @@ export class SqlService {
     if (this.running.size >= SQL_QUERIES_CONCURRENT_MAX) throw new SqlBusyError()
     // No inherited flags (--cpu-prof, --inspect): the child needs none and must not clash on a port.
     const child = fork(CHILD, [], { execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' })
-    this.started++
     this.running.add(child)
     let stderr = ''
     child.stderr?.on('data', (chunk: Buffer) => { if (stderr.length < CHILD_STDERR_CHARS_MAX) stderr += chunk.toString() })
