@@ -138,7 +138,7 @@ describe('SQL over a peer\'s history, and its logs, on real peers', { timeout: 2
     assert.equal(table.code, 0, table.stderr)
     assert.match(table.stdout, /^export\s+status\nB\s+accepted\nC\s+accepted\nD\s+accepted\n\(3 rows\)\n$/)
     const csv = await runCli(['sql', text, '--csv', '--data-dir', driver.dataDir])
-    assert.equal(csv.stdout, 'export,status\r\nB,accepted\r\nC,accepted\r\nD,accepted\r\n')
+    assert.equal(csv.stdout, 'export,status\nB,accepted\nC,accepted\nD,accepted\n')
     const json = await runCli(['sql', text, '--json', '--data-dir', driver.dataDir])
     assert.deepEqual(JSON.parse(json.stdout), { columns: ['export', 'status'], rows: [['B', 'accepted'], ['C', 'accepted'], ['D', 'accepted']], truncated: false })
     const refused = await runCli(['sql', 'delete from runs', '--data-dir', driver.dataDir])

@@ -46,17 +46,20 @@ function cellText (value: unknown): string {
 
 /** Columns padded to their widest cell; newlines in a cell shown as \n so a row stays one line. */
 export function sqlTable (result: SqlResult): string {
-  const rows = [result.columns, ...result.rows.map(r => r.map(v => cellText(v).replace(/\r?\n/g, '\\n')))]
+  const rows = [result.columns, ...result.rows.map(r => r.map(v => cellText(v).replace(/\n/g, '\\n').replace(/\u000d/g, '')))]
   const widths = result.columns.map((_, i) => Math.max(...rows.map(r => r[i].length)))
   const lines = rows.map(r => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd())
   return lines.join('\n') + `\n(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`
 }
 
-/** RFC 4180: a header row, fields quoted when they hold a comma, quote or line break; NULL is an empty field. */
+/**
+ * CSV as RFC 4180 quotes it (a header row; a field holding a comma, quote or line break quoted,
+ * quotes doubled; NULL an empty field), with LF line ends as Unix tools expect.
+ */
 export function sqlCsv (result: SqlResult): string {
   const field = (value: unknown): string => {
     const text = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value)
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+    return /[",\n\u000d]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
   }
-  return [result.columns, ...result.rows].map(r => r.map(field).join(',')).join('\r\n') + '\r\n'
+  return [result.columns, ...result.rows].map(r => r.map(field).join(',')).join('\n') + '\n'
 }
