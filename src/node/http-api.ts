@@ -428,13 +428,19 @@ async function logs ({ init, req, res, url }: RequestContext): Promise<Reply> {
   // Listing and subscribing happen in the same turn: no record can fall between the two.
   const rows = init.node.logs.list(query)
   if (!acceptsEventStream(req)) return { json: { records: rows.map(logView) } }
-  const stream = new EventStream(res, { backlogMax: LOG_LIST_MAX })
-  for (const row of rows) stream.send({ type: 'log', ...logView(row) })
+  // Subscribed before the headers go out, so a peer at its limit of followers can still answer 503.
   const least = LOG_RECORD_LEVELS.indexOf(query.level ?? 'debug')
+  const live: LogRow[] = []
+  const out: { stream?: EventStream } = {}
   const unsubscribe = init.node.logs.subscribe((row) => {
-    if (LOG_RECORD_LEVELS.indexOf(row.level) >= least && row.ns.startsWith(query.ns ?? '')) stream.send({ type: 'log', ...logView(row) })
+    if (LOG_RECORD_LEVELS.indexOf(row.level) < least || !row.ns.startsWith(query.ns ?? '')) return
+    if (out.stream === undefined) live.push(row)
+    else out.stream.send({ type: 'log', ...logView(row) })
   })
   res.on('close', unsubscribe)
+  const stream = new EventStream(res, { backlogMax: LOG_LIST_MAX })
+  for (const row of [...rows, ...live]) stream.send({ type: 'log', ...logView(row) })
+  out.stream = stream
   return { streamed: true }
 }
 
@@ -455,7 +461,7 @@ function parseLogQuery (params: URLSearchParams): LogQuery {
 }
 
 /** A namespace prefix asked for: namespaces are a few words (rhizome:net:rpc). */
-const LOG_NS_CHARS_MAX = 256
+export const LOG_NS_CHARS_MAX = 256
 
 function logView (row: LogRow): LogRecordView {
   let fields: Record<string, unknown> | undefined

@@ -7,6 +7,7 @@
  * Records arrive before the database is open (the start's first lines): they wait in the
  * buffer until `open`. A failure to write is counted, never logged (that would log forever).
  */
+import { RhizomeError } from '../model/errors.ts'
 import type { TeedRecord } from './logger.ts'
 import type { LogQuery, LogRepo, LogRow } from '../store/log-repo.ts'
 
@@ -28,6 +29,22 @@ export const LOG_BUFFER_RECORDS_MAX = 10_000
 export const LOG_MSG_CHARS_MAX = 1_024
 /** A record's fields as JSON, in characters: an error message and its context fit. */
 export const LOG_FIELDS_CHARS_MAX = 4_096
+/**
+ * Log streams followed at once (`rhizome logs --follow`): each costs a socket and a copy of every
+ * record; the same bound as the peer's other event streams (PROGRESS_LISTENERS_MAX).
+ */
+export const LOG_FOLLOWERS_MAX = 64
+
+/** LOG_FOLLOWERS_MAX log streams are open already. */
+export class TooManyLogFollowersError extends RhizomeError {
+  constructor () {
+    super('ERR_PEER_BUSY', `${LOG_FOLLOWERS_MAX} log streams are already followed on this peer`, {
+      retryable: true,
+      hint: 'stop a `rhizome logs --follow` that is no longer needed, or read without --follow'
+    })
+    this.name = 'TooManyLogFollowersError'
+  }
+}
 
 export interface LogHistoryOptions {
   /** Default LOG_ROWS_MAX; tests pass a small one. */
@@ -98,8 +115,9 @@ export class LogHistory {
     return this.repo?.list(query) ?? []
   }
 
-  /** Every record from now on, as it is logged (not yet stored: no id). */
+  /** Every record from now on, as it is logged (not yet stored: no id). TooManyLogFollowersError past LOG_FOLLOWERS_MAX. */
   subscribe (listener: (record: LogRow) => void): () => void {
+    if (this.listeners.size >= LOG_FOLLOWERS_MAX) throw new TooManyLogFollowersError()
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
   }

@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createManifest, encodeManifest } from '../../src/functions/index.ts'
 import { SseDecoder } from '../../src/api/events.ts'
-import { SQL_ROWS_MAX, SQL_TEXT_BYTES_MAX, SQL_TIMEOUT_MS_MAX } from '../../src/api/limits.ts'
+import { LOG_LIST_MAX, SQL_ROWS_MAX, SQL_TEXT_BYTES_MAX, SQL_TIMEOUT_MS_MAX } from '../../src/api/limits.ts'
+import { LOG_NS_CHARS_MAX } from '../../src/node/http-api.ts'
 import { TestNetwork, runCli, runEvents, waitFor } from '../helpers/peers.ts'
 import type { LogRecordView, SqlResult } from '../../src/api/types.ts'
 import type { TestPeer } from '../helpers/peers.ts'
@@ -63,6 +64,17 @@ describe('SQL over a peer\'s history, and its logs, on real peers', { timeout: 2
     assert.deepEqual(body.rows.map(r => [r[0], r[1], r[2], r[4]]), [[runId, 'finished', 'B', 'accepted'], [runId, 'finished', 'C', 'accepted'], [runId, 'finished', 'D', 'accepted']])
     for (const row of body.rows) assert.equal(typeof row[3], 'string')
     assert.equal(body.truncated, false)
+    // The README's examples answer from the same history.
+    const today = await sql({ sql: `select peer, count(*) as tasks from tasks
+      where status = 'accepted' and finished_ms >= unixepoch('now', 'start of day') * 1000
+      group by peer order by tasks desc limit 1` })
+    assert.equal(today.status, 200, JSON.stringify(today.body))
+    const perPeer = new Map<string, number>()
+    for (const row of body.rows) perPeer.set(row[3] as string, (perPeer.get(row[3] as string) ?? 0) + 1)
+    assert.equal(today.body.rows[0][1], Math.max(...perPeer.values()))
+    const slowest = await sql({ sql: `select task_id, export, peer, run_ms, wait_ms from tasks where run_id = '${runId}' order by run_ms desc limit 10` })
+    const runMs = slowest.body.rows.map(r => r[3] as number)
+    assert.deepEqual(runMs, [...runMs].sort((a, b) => b - a))
     // Every task's attempts are kept with the peer that ran them.
     const attempts = await sql({ sql: `select count(*), count(distinct task_id), min(peer is not null) from attempts where run_id = '${runId}'` })
     assert.equal(attempts.status, 200, JSON.stringify(attempts.body))
@@ -157,8 +169,16 @@ describe('SQL over a peer\'s history, and its logs, on real peers', { timeout: 2
     for (const r of infoUp) assert.ok(r.level !== 'debug')
     const two = (await driver.api<{ records: LogRecordView[] }>('/v1/logs?limit=2')).records
     assert.equal(two.length, 2)
-    const bad = await fetch(`${driver.apiUrl}/v1/logs?level=loud`, { headers: driver.authorized() })
-    assert.equal(bad.status, 400)
+    const status = async (search: string): Promise<number> => (await fetch(`${driver.apiUrl}/v1/logs${search}`, { headers: driver.authorized() })).status
+    assert.equal(await status('?level=loud'), 400)
+    assert.equal(await status(`?limit=${LOG_LIST_MAX}`), 200)
+    assert.equal(await status(`?limit=${LOG_LIST_MAX + 1}`), 400)
+    assert.equal(await status(`?ns=${'n'.repeat(LOG_NS_CHARS_MAX)}`), 200)
+    assert.equal(await status(`?ns=${'n'.repeat(LOG_NS_CHARS_MAX + 1)}`), 400)
+    assert.equal(await status('?since=yesterday'), 400)
+    const since = all.at(-1)!.atMs
+    const recent = (await driver.api<{ records: LogRecordView[] }>(`/v1/logs?since=${new Date(since).toISOString()}&limit=10000`)).records
+    assert.ok(recent.length >= 1 && recent.every(r => r.atMs >= since))
     const viaSql = await sql({ sql: "select count(*) from log_events where ns = 'rhizome' and msg = 'started'" })
     assert.deepEqual(viaSql.body.rows, [[1]])
   })

@@ -5,7 +5,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { openDatabase, createLogRepo } from '../../src/store/index.ts'
-import { LOG_BUFFER_RECORDS_MAX, LogHistory } from '../../src/node/log-history.ts'
+import { LOG_BUFFER_RECORDS_MAX, LOG_FOLLOWERS_MAX, LogHistory } from '../../src/node/log-history.ts'
+import type { RhizomeError } from '../../src/model/errors.ts'
 import { createLogger, teeLogger } from '../../src/node/logger.ts'
 import type { TeedRecord } from '../../src/node/logger.ts'
 import type { LogRow } from '../../src/store/index.ts'
@@ -86,6 +87,14 @@ describe('LogHistory', () => {
     unsubscribe()
     history.add(record(2, 'second'))
     assert.deepEqual(seen.map(r => r.msg), ['first'])
+  })
+
+  it(`takes ${LOG_FOLLOWERS_MAX} followers; one more is ERR_PEER_BUSY until one leaves`, () => {
+    const { history } = opened()
+    const leave = Array.from({ length: LOG_FOLLOWERS_MAX }, () => history.subscribe(() => {}))
+    assert.throws(() => history.subscribe(() => {}), (err: RhizomeError) => err.code === 'ERR_PEER_BUSY' && err.retryable)
+    leave[0]()
+    history.subscribe(() => {})
   })
 })
 
