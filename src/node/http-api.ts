@@ -13,6 +13,8 @@
  *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
  *   GET  /v1/tasks/:id/attestations  who computed a verified task, who agreed, who disagreed
  *   GET  /v1/reputation        this peer's record of each other peer
+ *   POST /v1/sql               JSON { sql, maxRows?, timeoutMs? } → { columns, rows } (read-only, in a child process)
+ *   GET  /v1/logs              the peer's recent log records; with Accept: text/event-stream, then live
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
