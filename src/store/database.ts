@@ -242,7 +242,9 @@ export const migrations: readonly Migration[] = [
     name: 'operators: task attempts, log history, and the views `rhizome sql` reads',
     sql: `
       -- Every attempt of a run's task (run_tasks keeps only the last one's peer and times), kept by
-      -- the triggers below as the run service updates run_tasks: no extra write in the run service.
+      -- the triggers below as the run service updates run_tasks: no change to the run service and
+      -- no extra commit. Cost: about 7 µs of CPU per task (two trigger writes), next to about 8 µs
+      -- for the task's three run_tasks upserts themselves.
       CREATE TABLE task_attempts (
         run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
         task_id TEXT NOT NULL,
