@@ -9,12 +9,12 @@
  */
 import { InvalidInputError, RhizomeError, failureFromData } from '../model/errors.ts'
 import { EVENT_STREAM_TYPE, SseDecoder } from './events.ts'
-import type { ProgressEvent } from './events.ts'
-import { CALL_TIMEOUT_MS_DEFAULT } from './limits.ts'
+import type { LogStreamEvent, ProgressEvent } from './events.ts'
+import { CALL_TIMEOUT_MS_DEFAULT, SQL_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { ROUTES, routePath } from './routes.ts'
 import type { RouteName } from './routes.ts'
 import type {
-  NetworkStatus, RevocationResult,
+  NetworkStatus, RevocationResult, SqlRequest, SqlResult, LogQueryParams, LogRecordView,
   BlobPutResult, CallRequest, CallResult, DeployResult, FailureData, FunctionInfo, NodeStatus, PeerView, RunReport, RunRequest, SignalRequest,
   RunStarted, RunStatus, RunSummary, ReputationView, TaskAttestations
 } from './types.ts'
@@ -193,6 +193,51 @@ export class RhizomeClient {
     return await this.json('revocationSubmit', {}, bytes, options)
   }
 
+  /**
+   * One read-only SQL query over the views of the peer's history. The client waits the query's
+   * own time limit plus CALL_ANSWER_MARGIN_MS, so the peer's ERR_SQL_TIMEOUT is what the caller sees.
+   */
+  async sql (request: SqlRequest, options: RequestOptions = {}): Promise<SqlResult> {
+    const waitMs = (request.timeoutMs ?? SQL_TIMEOUT_MS_DEFAULT) + CALL_ANSWER_MARGIN_MS
+    return await this.json('sql', {}, new TextEncoder().encode(JSON.stringify(request)), { ...options, timeoutMs: options.timeoutMs ?? waitMs })
+  }
+
+  /** The peer's recent log records matching `query`, oldest first. */
+  async logs (query: LogQueryParams = {}, options?: RequestOptions): Promise<LogRecordView[]> {
+    return (await this.json<{ records: LogRecordView[] }>('logs', {}, undefined, options, logSearch(query))).records
+  }
+
+  /**
+   * The peer's recent log records matching `query`, then new ones as they are logged, until the
+   * caller's signal ends it (or it leaves the loop). `events:dropped` says how many records a
+   * slow reader missed.
+   */
+  async * followLogs (query: LogQueryParams = {}, options: RequestOptions = {}): AsyncGenerator<LogStreamEvent | Extract<ProgressEvent, { type: 'events:dropped' }>> {
+    const res = await this.openStream('logs', {}, options, logSearch(query))
+    if (res.body === null) throw new ApiAnswerError('the peer answered GET /v1/logs without a body')
+    const reader = res.body.getReader()
+    const decoder = new SseDecoder()
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>
+        try {
+          chunk = await reader.read()
+        } catch (err) {
+          if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
+          throw new ApiAnswerError(`the log stream from ${this.url} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped', cause: err })
+        }
+        if (chunk.done) throw new ApiAnswerError('the peer ended the log stream', { hint: 'the peer may be stopping; see `rhizome status`' })
+        for (const event of decoder.push(chunk.value)) {
+          const type = (event as { type?: unknown } | null)?.type
+          if (type !== 'log' && type !== 'events:dropped') throw new ApiAnswerError('an event of the log stream is not a log record')
+          yield event as LogStreamEvent
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {})
+    }
+  }
+
   /** A run: its status, its result or error once it has one, which peer ran each task, its critical path. */
   async run (runId: string, options?: RequestOptions): Promise<RunReport> {
     return await this.json('runGet', { id: runId }, undefined, options)
@@ -251,7 +296,7 @@ export class RhizomeClient {
    * Open an event stream: `timeoutMs` covers the answer's headers only, the caller's signal the
    * whole stream.
    */
-  private async openStream (name: RouteName, params: Record<string, string>, options: RequestOptions): Promise<Response> {
+  private async openStream (name: RouteName, params: Record<string, string>, options: RequestOptions, query = ''): Promise<Response> {
     const route = ROUTES[name]
     const request = `${route.method} ${route.path}`
     const timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS_DEFAULT
@@ -265,7 +310,7 @@ export class RhizomeClient {
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     let res: Response
     try {
-      res = await fetch(this.url + routePath(name, params), { method: route.method, headers, signal: AbortSignal.any(signals) })
+      res = await fetch(this.url + routePath(name, params) + query, { method: route.method, headers, signal: AbortSignal.any(signals) })
     } catch (err) {
       if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
       if (timedOut) throw new ApiTimeoutError(this.url, request, timeoutMs)
@@ -331,6 +376,15 @@ export class RhizomeClient {
       throw new ApiAnswerError(`the answer from ${this.url} to ${request} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped; see its log', cause: err })
     }
   }
+}
+
+function logSearch (query: LogQueryParams): string {
+  const params = new URLSearchParams()
+  if (query.level !== undefined) params.set('level', query.level)
+  if (query.ns !== undefined) params.set('ns', query.ns)
+  if (query.sinceMs !== undefined) params.set('since', String(query.sinceMs))
+  if (query.limit !== undefined) params.set('limit', String(query.limit))
+  return params.size > 0 ? `?${params.toString()}` : ''
 }
 
 /** The peer's own error from a failed answer, or ApiAnswerError when it sent none. */

@@ -93,7 +93,13 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_ABORTED: 503,
   ERR_SANDBOX_ABORTED: 503,
   ERR_SANDBOX_CLOSED: 503,
-  ERR_TIMEOUT: 504
+  ERR_TIMEOUT: 504,
+  ERR_SQL_READ_ONLY: 400,
+  ERR_SQL_ATTACH_REFUSED: 400,
+  ERR_SQL_INVALID: 400,
+  ERR_SQL_TOO_MANY_ROWS: 413,
+  ERR_SQL_TIMEOUT: 504,
+  ERR_SQL_BUSY: 503
 }
 
 export function httpStatusOf (code: string): number {

@@ -9,7 +9,7 @@
  * event. Each event is one SSE message: `id: N`, `event: TYPE`, `data: JSON` (one line).
  */
 import { RhizomeError } from '../model/errors.ts'
-import type { CallResult, FailureData, PeerState } from './types.ts'
+import type { CallResult, FailureData, LogRecordView, PeerState } from './types.ts'
 
 interface At { atMs: number }
 
@@ -140,3 +140,6 @@ function parseData (text: string): unknown {
     throw new EventStreamError('an event\'s data is not JSON', { cause: err })
   }
 }
+
+/** One record of a peer's log, as `GET /v1/logs` with `Accept: text/event-stream` sends it. */
+export type LogStreamEvent = { type: 'log' } & LogRecordView

@@ -34,6 +34,8 @@ export const ROUTES = {
   network: { method: 'GET', path: '/v1/network', write: false, summary: 'the network: open or permissioned; members (roles, expiry, connected), revocations, refusals' },
   revocationSubmit: { method: 'POST', path: '/v1/network/revocations', write: true, summary: 'enforce and gossip a signed revocation: body is its bytes (`rhizome network revoke`)' },
   metrics: { method: 'GET', path: '/metrics', write: false, summary: 'this peer\'s Prometheus metrics, in the text exposition format (src/node/metrics.ts)' },
+  sql: { method: 'POST', path: '/v1/sql', write: true, summary: 'one read-only SQL query over the views of this peer\'s history: JSON { sql, maxRows?, timeoutMs? } → { columns, rows }' },
+  logs: { method: 'GET', path: '/v1/logs', write: false, summary: 'this peer\'s recent log records (?level=&ns=&since=&limit=); with Accept: text/event-stream, then live' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -259,3 +259,47 @@ export interface ReputationView {
   banned: boolean
 }
 
+
+/** `POST /v1/sql`: one read-only query over the views of a peer's history (README, "SQL over a peer's history"). */
+export interface SqlRequest {
+  sql: string
+  /** More rows than this is ERR_SQL_TOO_MANY_ROWS. Default SQL_ROWS_DEFAULT, at most SQL_ROWS_MAX. */
+  maxRows?: number
+  /** Past this the query is stopped: ERR_SQL_TIMEOUT. Default SQL_TIMEOUT_MS_DEFAULT, at most SQL_TIMEOUT_MS_MAX. */
+  timeoutMs?: number
+}
+
+/** The answer to `POST /v1/sql`. */
+export interface SqlResult {
+  columns: string[]
+  /** One array per row in column order: null, number, string (integers past 2^53 as decimal strings), or `{ "/": { "bytes": base64 } }` for a BLOB. */
+  rows: unknown[][]
+  /** Always false: a query over its row cap is an error, never cut short silently. */
+  truncated: false
+}
+
+export type LogLevelName = 'debug' | 'info' | 'warn' | 'error'
+
+/** One record of a peer's log history (`GET /v1/logs`). */
+export interface LogRecordView {
+  /** Its row in log_events; absent for a live record not yet written. */
+  id?: number
+  atMs: number
+  level: LogLevelName
+  /** The logger's namespace, e.g. rhizome:tasks. */
+  ns: string
+  msg: string
+  fields?: Record<string, unknown>
+}
+
+/** What `GET /v1/logs` asks for. */
+export interface LogQueryParams {
+  /** The least severe level answered. */
+  level?: LogLevelName
+  /** Namespace prefix, e.g. rhizome:tasks. */
+  ns?: string
+  /** Only records at or after this time, ms since the epoch. */
+  sinceMs?: number
+  /** The newest N matching records, oldest first. Default LOG_LIST_DEFAULT, at most LOG_LIST_MAX. */
+  limit?: number
+}

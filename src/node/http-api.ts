@@ -14,6 +14,8 @@
  *   GET  /v1/tasks/:id/attestations  who computed a verified task, who agreed, who disagreed
  *   GET  /v1/reputation        this peer's record of each other peer
  *   GET  /metrics              Prometheus metrics (text exposition format, src/node/metrics.ts)
+ *   POST /v1/sql               JSON { sql, maxRows?, timeoutMs? } → { columns, rows } (read-only, in a child process)
+ *   GET  /v1/logs              the peer's recent log records; with Accept: text/event-stream, then live
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -49,10 +51,16 @@ import { HTTP_METHOD_NOT_ALLOWED, HTTP_OK, HTTP_UNAUTHORIZED, HTTP_UNAVAILABLE, 
 import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
 import { toJson } from '../api/dag-json.ts'
-import type { CallStreamEvent, ProgressEvent } from '../api/events.ts'
+import type { CallStreamEvent, LogStreamEvent, ProgressEvent } from '../api/events.ts'
 import type { RouteName } from '../api/routes.ts'
 import type { ReputationView, RunSummary, TaskAttestations } from '../api/types.ts'
 import { VERIFY_ID_CHARS_MAX } from '../store/verify-repo.ts'
+import { LOG_RECORD_LEVELS } from '../store/log-repo.ts'
+import type { LogQuery, LogRow } from '../store/log-repo.ts'
+import { LOG_LIST_DEFAULT, LOG_LIST_MAX, SQL_TEXT_BYTES_MAX } from '../api/limits.ts'
+import type { LogRecordView } from '../api/types.ts'
+import { SqlService, parseSqlRequest } from './sql-service.ts'
+import { join } from 'node:path'
 import type { ReputationRow } from '../store/verify-repo.ts'
 import type { ProgressBus } from './progress.ts'
 import type { RhizomeNode } from './node.ts'
@@ -141,6 +149,8 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   const url = `http://${host}:${address.port}`
   // The guard needs the port the server got (port 0 picks one), so requests are served only from
   // here on; nothing can arrive between listening and this line, which runs in the same turn.
+  // Queries run in child processes (src/node/sql-service.ts), killed when the API closes.
+  const sql = new SqlService(join(init.node.config.dataDir, 'rhizome.db'))
   const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const refusal = guard.check(req)
@@ -151,7 +161,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
       sendFailure(res, refusal, { connection: 'close' })
       return
     }
-    route(init, req, res).catch((err: unknown) => {
+    route(init, sql, req, res).catch((err: unknown) => {
       const failure = err instanceof RhizomeError
         ? err
         : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
@@ -162,6 +172,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   return {
     url,
     close: async () => {
+      sql.close()
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
@@ -170,6 +181,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
 
 interface RequestContext {
   init: HttpApiInit
+  sql: SqlService
   req: IncomingMessage
   res: ServerResponse
   url: URL
@@ -233,6 +245,11 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   taskAttestations: async ({ init, params }) => ({ json: taskAttestations(init, params.id) }),
   reputation: async ({ init }) => ({ json: { peers: init.node.verify.loadReputation().map(r => reputationView(r, Date.now())) } }),
   runSignal: async (context) => await signalRun(context),
+  sql: async ({ sql, req, res }) => {
+    const request = parseSqlRequest(parseJson(await readBody(req, SQL_BODY_BYTES_MAX)))
+    return { json: await sql.query(request, closed(res)) }
+  },
+  logs: async (context) => await logs(context),
   network: async ({ init }) => ({ json: init.node.network.status() }),
   metrics: async ({ init }) => ({ text: await init.node.metrics.scrape(), contentType: init.node.metrics.contentType }),
   revocationSubmit: async ({ init, req }) => ({ json: { result: await init.node.network.submitRevocation(await readBody(req, REVOCATION_BYTES_MAX)) } }),
@@ -252,13 +269,13 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   }
 }
 
-async function route (init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route (init: HttpApiInit, sql: SqlService, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
   for (const name of Object.keys(ROUTES) as RouteName[]) {
     const params = matchRoute(ROUTES[name], method, url.pathname)
     if (params === undefined) continue
-    const reply = await HANDLERS[name]({ init, req, res, url, params })
+    const reply = await HANDLERS[name]({ init, sql, req, res, url, params })
     if ('json' in reply) sendJson(res, HTTP_OK, reply.json)
     else if ('bytes' in reply) {
       res.writeHead(HTTP_OK, { 'content-type': 'application/octet-stream', 'content-length': reply.bytes.byteLength })
@@ -409,6 +426,62 @@ function followRun (init: HttpApiInit, res: ServerResponse, runId: string): void
   for (const event of out.pending) deliver(stream, event)
 }
 
+/** A query's JSON body: its text (at most SQL_TEXT_BYTES_MAX) may double when escaped, plus the other fields. */
+const SQL_BODY_BYTES_MAX = 2 * SQL_TEXT_BYTES_MAX + 1024
+
+async function logs ({ init, req, res, url }: RequestContext): Promise<Reply> {
+  await readBody(req, REQUEST_BYTES_MAX)
+  const query = parseLogQuery(url.searchParams)
+  // Listing and subscribing happen in the same turn: no record can fall between the two.
+  const rows = init.node.logs.list(query)
+  if (!acceptsEventStream(req)) return { json: { records: rows.map(logView) } }
+  // Subscribed before the headers go out, so a peer at its limit of followers can still answer 503.
+  const least = LOG_RECORD_LEVELS.indexOf(query.level ?? 'debug')
+  const live: LogRow[] = []
+  const out: { stream?: EventStream } = {}
+  const unsubscribe = init.node.logs.subscribe((row) => {
+    if (LOG_RECORD_LEVELS.indexOf(row.level) < least || !row.ns.startsWith(query.ns ?? '')) return
+    if (out.stream === undefined) live.push(row)
+    else out.stream.send({ type: 'log', ...logView(row) })
+  })
+  res.on('close', unsubscribe)
+  const stream = new EventStream(res, { backlogMax: LOG_LIST_MAX })
+  for (const row of [...rows, ...live]) stream.send({ type: 'log', ...logView(row) })
+  out.stream = stream
+  return { streamed: true }
+}
+
+function parseLogQuery (params: URLSearchParams): LogQuery {
+  const level = params.get('level')
+  const ns = params.get('ns')
+  const since = params.get('since')
+  const limit = params.get('limit')
+  if (level !== null && !(LOG_RECORD_LEVELS as readonly string[]).includes(level)) throw new InvalidInputError(`level must be one of ${LOG_RECORD_LEVELS.join(', ')}`, { hint: 'e.g. ?level=warn for warnings and errors' })
+  if (ns !== null && ns.length > LOG_NS_CHARS_MAX) throw new InvalidInputError(`ns is at most ${LOG_NS_CHARS_MAX} characters`, { hint: 'a namespace prefix, e.g. rhizome:tasks' })
+  let sinceMs: number | undefined
+  if (since !== null) {
+    sinceMs = /^[0-9]{1,15}$/.test(since) ? Number(since) : Date.parse(since)
+    if (Number.isNaN(sinceMs)) throw new InvalidInputError('since must be milliseconds since the epoch or an ISO 8601 time', { hint: 'e.g. ?since=2026-01-31T12:00:00Z' })
+  }
+  if (limit !== null && (!/^[0-9]{1,6}$/.test(limit) || Number(limit) < 1 || Number(limit) > LOG_LIST_MAX)) throw new InvalidInputError(`limit must be an integer from 1 to ${LOG_LIST_MAX}`, { hint: 'e.g. ?limit=200' })
+  return { level: (level ?? undefined) as LogQuery['level'], ns: ns ?? undefined, sinceMs, limit: limit === null ? LOG_LIST_DEFAULT : Number(limit) }
+}
+
+/** A namespace prefix asked for: namespaces are a few words (rhizome:net:rpc). */
+export const LOG_NS_CHARS_MAX = 256
+
+function logView (row: LogRow): LogRecordView {
+  let fields: Record<string, unknown> | undefined
+  if (row.fields !== undefined) {
+    try {
+      fields = JSON.parse(row.fields) as Record<string, unknown>
+    } catch {
+      fields = { fieldsError: 'unreadable fields' }
+    }
+  }
+  return { ...(row.id === undefined ? {} : { id: row.id }), atMs: row.atMs, level: row.level, ns: row.ns, msg: row.msg, ...(fields === undefined ? {} : { fields }) }
+}
+
 function acceptsEventStream (req: IncomingMessage): boolean {
   return (req.headers.accept ?? '').split(',').some(type => type.trim().split(';')[0] === EVENT_STREAM_TYPE)
 }
@@ -422,7 +495,7 @@ function acceptsEventStream (req: IncomingMessage): boolean {
 export class EventStream {
   private readonly res: ServerResponse
   private readonly backlogMax: number
-  private readonly backlog: ProgressEvent[] = []
+  private readonly backlog: Array<ProgressEvent | LogStreamEvent> = []
   private nextId = 1
   private dropped = 0
   private congested = false
@@ -443,7 +516,7 @@ export class EventStream {
     })
   }
 
-  send (event: ProgressEvent): void {
+  send (event: ProgressEvent | LogStreamEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
     if (!this.congested) this.write(event)
     else if (this.backlog.length < this.backlogMax && this.dropped === 0) this.backlog.push(event)
@@ -451,7 +524,7 @@ export class EventStream {
   }
 
   /** The last event of a stream is always written, backed up or not (after those waiting). */
-  end (event: CallStreamEvent | ProgressEvent): void {
+  end (event: CallStreamEvent | ProgressEvent | LogStreamEvent): void {
     if (this.res.writableEnded || this.res.destroyed) return
     for (const waiting of this.backlog.splice(0)) this.res.write(encodeSse(this.nextId++, waiting))
     if (this.dropped > 0) {
@@ -461,7 +534,7 @@ export class EventStream {
     this.res.end(encodeSse(this.nextId++, event))
   }
 
-  private write (event: ProgressEvent): void {
+  private write (event: ProgressEvent | LogStreamEvent): void {
     if (!this.res.write(encodeSse(this.nextId++, event))) this.congested = true
   }
 }

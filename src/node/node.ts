@@ -38,6 +38,9 @@ import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
 import type { RunTask, TaskExecution } from '../net/run-service.ts'
 import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, createVerifyRepo, openDatabase } from '../store/index.ts'
+import { createLogRepo } from '../store/log-repo.ts'
+import { LOG_FIELDS_CHARS_MAX, LOG_MSG_CHARS_MAX, LogHistory } from './log-history.ts'
+import { teeLogger } from './logger.ts'
 import { VerifyWriter } from '../store/verify-repo.ts'
 import { HomeService } from '../net/home-service.ts'
 import { apiTokenPath, loadOrCreateApiToken } from './api-token.ts'
@@ -88,6 +91,8 @@ export interface RhizomeNode {
   readonly network: NodeNetwork
   /** This peer's Prometheus metrics (`GET /metrics`, src/node/metrics.ts). */
   readonly metrics: NodeMetrics
+  /** The bounded history of what this peer logged (`rhizome logs`). */
+  readonly logs: LogHistory
   addrs: () => string[]
   status: () => Promise<ApiNodeStatus>
   peers: () => ApiPeerView[]
@@ -122,13 +127,16 @@ class Teardown {
   }
 }
 
-export async function startNode (config: NodeConfig, log: Logger): Promise<RhizomeNode> {
+export async function startNode (config: NodeConfig, baseLog: Logger): Promise<RhizomeNode> {
   const startedAt = Date.now()
+  // What the peer logs is also kept, bounded, in its database: `rhizome logs`, and SQL over log_events.
+  const logs = new LogHistory()
+  const log = teeLogger(baseLog, { level: config.logLevel, sink: (record) => { logs.add(record) }, msgCharsMax: LOG_MSG_CHARS_MAX, fieldsCharsMax: LOG_FIELDS_CHARS_MAX })
   await prepareDataDir(config.dataDir)
   const teardown = new Teardown()
   teardown.add(await lockDataDir(config.dataDir))
   try {
-    const store = await openStore(config, log, teardown)
+    const store = await openStore(config, log, teardown, logs)
     const progress = new ProgressBus()
     const registry = createMetricsRegistry()
     const net = await startNet(config, store, startedAt, log, teardown, registry)
@@ -157,9 +165,10 @@ interface Store {
   verify: VerifyRepo
   /** Attestations and reputation changes, batched (VERIFY_FLUSH_MS). */
   verifyWriter: VerifyWriter
+  logs: LogHistory
 }
 
-async function openStore (config: NodeConfig, log: Logger, teardown: Teardown): Promise<Store> {
+async function openStore (config: NodeConfig, log: Logger, teardown: Teardown, logs: LogHistory): Promise<Store> {
   const { privateKey, created } = await loadOrCreateIdentity(config.dataDir)
   const dbPath = join(config.dataDir, 'rhizome.db')
   let db: ReturnType<typeof openDatabase>
@@ -170,6 +179,8 @@ async function openStore (config: NodeConfig, log: Logger, teardown: Teardown): 
     throw new DatabaseOpenError(dbPath, (err as Error).message, { cause: err })
   }
   teardown.add(() => db.close())
+  logs.open(createLogRepo(db))
+  teardown.add(() => { logs.close() })
   const blobs = createBlobStore({ dir: join(config.dataDir, 'blobs'), db })
   // Before the database closes (teardown runs last-added first): task results still in memory go to disk.
   teardown.add(async () => { await blobs.flush() })
@@ -192,7 +203,8 @@ async function openStore (config: NodeConfig, log: Logger, teardown: Teardown): 
     runs: createRunRepo(db),
     home: createHomeRepo(db),
     verify,
-    verifyWriter
+    verifyWriter,
+    logs
   }
 }
 
@@ -538,6 +550,7 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     progress,
     runs,
     verify: store.verify,
+    logs: store.logs,
     network: openNetwork(config.networkId),
     metrics,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),

@@ -52,3 +52,5 @@ export {
   VERIFY_ID_CHARS_MAX
 } from './verify-repo.ts'
 export type { VerifyRepo, VerifyRepoOptions, ReputationRow, AttestationRole, AttestationRow, StoredAttestation, PruneCounts } from './verify-repo.ts'
+export { createLogRepo, LOG_RECORD_LEVELS } from './log-repo.ts'
+export type { LogRepo, LogRow, LogQuery, LogRecordLevel } from './log-repo.ts'

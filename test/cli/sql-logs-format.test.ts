@@ -1,0 +1,42 @@
+/** What `rhizome sql` and `rhizome logs` print: a table, CSV with RFC 4180 quoting, readable log lines. */
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { sqlCsv, sqlTable } from '../../src/cli/commands/sql.ts'
+import { formatLogRecord } from '../../src/cli/commands/logs.ts'
+
+const RESULT = {
+  columns: ['name', 'n', 'note'],
+  rows: [['a,b', 1, null], ['say "hi"', 22, 'two\nlines'], ['bytes', 3, { '/': { bytes: 'AP8' } }]],
+  truncated: false as const
+}
+
+describe('rhizome sql output', () => {
+  test('a table: padded columns, NULL, newlines escaped, a row count', () => {
+    assert.equal(sqlTable(RESULT), [
+      'name      n   note',
+      'a,b       1   NULL',
+      'say "hi"  22  two\\nlines',
+      'bytes     3   {"/":{"bytes":"AP8"}}',
+      '(3 rows)',
+      ''
+    ].join('\n'))
+    assert.equal(sqlTable({ columns: ['x'], rows: [], truncated: false }), 'x\n(0 rows)\n')
+  })
+
+  test('CSV: a field with a comma, quote or line break quoted, quotes doubled, NULL empty', () => {
+    assert.equal(sqlCsv(RESULT), 'name,n,note\n"a,b",1,\n"say ""hi""",22,"two\nlines"\nbytes,3,"{""/"":{""bytes"":""AP8""}}"\n')
+  })
+})
+
+describe('rhizome logs output', () => {
+  const record = { id: 7, atMs: Date.UTC(2026, 0, 31, 12, 0, 0, 5), level: 'warn' as const, ns: 'rhizome:tasks', msg: 'task failed', fields: { task: 'bafy', attempts: 2 } }
+
+  test('one readable line: time, level, namespace, message, fields', () => {
+    assert.equal(formatLogRecord(record, false), '2026-01-31T12:00:00.005Z WARN  rhizome:tasks  task failed  task=bafy attempts=2\n')
+    assert.equal(formatLogRecord({ ...record, fields: undefined }, false), '2026-01-31T12:00:00.005Z WARN  rhizome:tasks  task failed\n')
+  })
+
+  test('--json: one object per line', () => {
+    assert.deepEqual(JSON.parse(formatLogRecord({ type: 'log', ...record }, true)), record)
+  })
+})
