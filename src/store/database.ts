@@ -236,6 +236,28 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
       CREATE INDEX task_attestations_at ON task_attestations (at_ms);
     `
+  },
+  {
+    version: 7,
+    name: 'permissioned networks: membership certificates and revocations',
+    sql: `
+      -- Certificates of members this peer has checked (src/store/permission-repo.ts): the encoded
+      -- bytes as the admin signed them, so a restarted peer re-checks nothing it cannot re-verify.
+      CREATE TABLE certificates (
+        peer_id TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        not_after INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, serial)
+      ) STRICT, WITHOUT ROWID;
+
+      -- Revocations this peer enforces, one per serial or peer named ('s:' + serial, 'p:' + peer).
+      CREATE TABLE revocations (
+        key TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        at_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `
   }
 ]
 

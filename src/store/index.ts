@@ -52,3 +52,5 @@ export {
   VERIFY_ID_CHARS_MAX
 } from './verify-repo.ts'
 export type { VerifyRepo, VerifyRepoOptions, ReputationRow, AttestationRole, AttestationRow, StoredAttestation, PruneCounts } from './verify-repo.ts'
+export { createPermissionRepo, revocationKey } from './permission-repo.ts'
+export type { PermissionRepo, StoredCertificate, StoredRevocation } from './permission-repo.ts'
