@@ -27,7 +27,8 @@ import type { Ping } from '@libp2p/ping'
 export type HostServices = {
   identify: Identify
   ping: Ping
-  dht: KadDHT
+  /** Absent in a permissioned network: the DHT answers any peer, member or not. */
+  dht?: KadDHT
   pubsub: GossipSub
 }
 
@@ -47,7 +48,17 @@ export interface HostOptions {
   /** Asked before the handshake of each inbound connection, with its remote address: false
    *  refuses it (its address, or the whole table, is full of connections that may not be pruned). */
   admitsInbound?: (remoteAddr: Multiaddr) => boolean
+  /** Run the Kademlia DHT (default true). A permissioned network leaves it out: it would answer
+   *  and route for peers without a certificate; functions are found by asking members instead. */
+  dht?: boolean
+  /** Gossipsub's application score of a peer (default 0 for all). Below GOSSIP_PUBLISH_THRESHOLD
+   *  nothing is published to the peer; below GOSSIP_GRAYLIST_THRESHOLD nothing it sends is read. */
+  gossipScore?: (peerId: string) => number
 }
+
+/** Gossipsub's own defaults, named: publishing stops below the first, reading below the second. */
+export const GOSSIP_PUBLISH_THRESHOLD = -50
+export const GOSSIP_GRAYLIST_THRESHOLD = -80
 
 /**
  * libp2p's own limit sits this far above `connectionsMax`. libp2p refuses an inbound connection
@@ -84,21 +95,31 @@ export async function createHost (options: HostOptions): Promise<Host> {
       denyInboundEncryptedConnection: (peerId) => options.isBlocked(peerId),
       denyOutboundEncryptedConnection: (peerId) => options.isBlocked(peerId)
     },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      dht: kadDHT({
-        protocol: dhtProtocol(options.networkId),
-        clientMode: false,
-        peerInfoMapper: passthroughMapper
-      }),
-      pubsub: gossipsub({
-        allowPublishToZeroTopicPeers: true,
-        emitSelf: false,
-        maxInboundDataLength: GOSSIP_DATA_BYTES_MAX
-      })
-    }
-  })
+    services: hostServices(options)
+  }) as Host
+}
+
+function hostServices (options: HostOptions): Record<string, (components: any) => unknown> {
+  const { gossipScore } = options
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(),
+    ping: ping(),
+    pubsub: gossipsub({
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      maxInboundDataLength: GOSSIP_DATA_BYTES_MAX,
+      // Weight 1: the application score is the score's whole say (gossipsub's default weight is 10).
+      ...(gossipScore !== undefined ? { scoreParams: { appSpecificScore: gossipScore, appSpecificWeight: 1 }, scoreThresholds: { publishThreshold: GOSSIP_PUBLISH_THRESHOLD, graylistThreshold: GOSSIP_GRAYLIST_THRESHOLD } } : {})
+    })
+  }
+  if (options.dht !== false) {
+    services.dht = kadDHT({
+      protocol: dhtProtocol(options.networkId),
+      clientMode: false,
+      peerInfoMapper: passthroughMapper
+    })
+  }
+  return services
 }
 
 /** What identify advertises as this peer's agent: `rhizome/<version>`. */

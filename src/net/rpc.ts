@@ -151,6 +151,13 @@ export interface RpcServiceComponents {
   log: Logger
   /** Called when a peer breaks a protocol; the stream is already reset. */
   onViolation: (peerId: PeerId, protocol: string, err: Error) => void
+  /**
+   * Asked before each request is served, on every protocol: an error refuses it (sent back as the
+   * answer; the handler never runs). A permissioned network refuses peers without a certificate
+   * here (src/net/permission-service.ts). Synchronous when it can decide at once, so the hot path
+   * costs no extra turn. Default: every request is served.
+   */
+  authorize?: (peerId: PeerId, protocol: string) => RhizomeError | undefined | Promise<RhizomeError | undefined>
 }
 
 export interface RpcServiceInit {
@@ -171,6 +178,7 @@ export class RpcService {
   private readonly libp2p: RpcHost
   private readonly log: Logger
   private readonly onViolation: RpcServiceComponents['onViolation']
+  private readonly authorize: RpcServiceComponents['authorize']
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
@@ -190,6 +198,7 @@ export class RpcService {
     this.libp2p = components.libp2p
     this.log = components.log
     this.onViolation = components.onViolation
+    this.authorize = components.authorize
     this.frameArrivalMs = init.frameArrivalMs ?? frameArrivalMsFromEnv(process.env) ?? FRAME_ARRIVAL_MS_MAX
     this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
     this.requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
@@ -426,6 +435,9 @@ export class RpcService {
   private async answer (spec: RpcProtocol, stream: Stream, peerId: PeerId, envelope: RpcEnvelope, controller: AbortController): Promise<void> {
     let reply: Uint8Array
     try {
+      let refusal = this.authorize?.(peerId, spec.protocol)
+      if (refusal instanceof Promise) refusal = await refusal
+      if (refusal !== undefined) throw refusal
       const body = await spec.handler(envelope.body, { peerId, signal: controller.signal })
       reply = encodeEnvelope({ id: envelope.id, kind: 'res', body })
       if (reply.byteLength + 5 > spec.frameBytesMax) {

@@ -5,10 +5,10 @@
  * others would refuse would sit in a network that answers it nothing; it is better told at once.
  */
 import { readRegularFileSync } from '../api/regular-file.ts'
-import { RhizomeError } from '../model/errors.ts'
 import { Ed25519Verifier } from '../net/ed25519.ts'
+import { certificateSignatureValid } from '../net/certificate-signatures.ts'
 import { CLOCK_SKEW_MS } from '../protocol/permission/index.ts'
-import { CERTIFICATE_BYTES_MAX, certificateSigningBytes, decodeCertificate, issuerKey, networkIdOf } from '../wire/certificate-codec.ts'
+import { CERTIFICATE_BYTES_MAX, decodeCertificate, issuerKey, networkIdOf } from '../wire/certificate-codec.ts'
 import type { Certificate } from '../wire/certificate-codec.ts'
 import { CertificateError } from './start-errors.ts'
 
@@ -25,18 +25,6 @@ export function decodeOwnCertificate (path: string): Certificate {
   } catch (err) {
     throw new CertificateError(path, `is not a Rhizome certificate: ${(err as Error).message}`, { cause: err })
   }
-}
-
-/** Whether an admin's signature over a certificate verifies against the issuer key it names. */
-export function certificateSignatureValid (verifier: Ed25519Verifier, cert: Certificate): boolean {
-  let key: Uint8Array
-  try {
-    key = issuerKey(cert.issuer)
-  } catch (err) {
-    if (err instanceof RhizomeError) return false
-    throw err
-  }
-  return verifier.verify(cert.issuer, key, certificateSigningBytes(cert), cert.signature)
 }
 
 /** The certificate in `path`, checked for this peer at `nowMs`; CertificateError naming what is wrong. */
