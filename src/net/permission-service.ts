@@ -24,7 +24,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { ProtocolViolationError, RhizomeError } from '../model/errors.ts'
 import type { RhizomeErrorOptions } from '../model/errors.ts'
 import type { Logger } from '../model/log.ts'
-import { requestRefusal } from '../protocol/permission/requests.ts'
+import { CREDENTIALS_PROTOCOL_NAME, protocolName, requestRefusal } from '../protocol/permission/requests.ts'
 import type { Action, Certificate, Permission } from '../protocol/permission/index.ts'
 import { revocationKey } from '../store/permission-repo.ts'
 import type { PermissionRepo } from '../store/permission-repo.ts'
@@ -215,6 +215,24 @@ export class PermissionService {
     if (pending === undefined) return this.logged(refusal, peer, protocol)
     // Its credentials may be on their way on another stream of the same connection: wait for them.
     return pending.done.then(() => this.logged(this.refusalOf(peer, protocol), peer, protocol))
+  }
+
+  /** The RPC layer's gate on requests this peer sends: none to a non-member but credentials, and
+   *  tasks only to peers allowed them. Waits for credentials on their way, like `authorize`. */
+  authorizeOutbound (peerId: PeerId, protocol: string): RhizomeError | undefined | Promise<RhizomeError | undefined> {
+    const peer = peerId.toString()
+    const refusal = this.outboundRefusalOf(peer, protocol)
+    const pending = this.pending.get(peer)
+    if (refusal === undefined || pending === undefined) return refusal
+    return pending.done.then(() => this.outboundRefusalOf(peer, protocol))
+  }
+
+  private outboundRefusalOf (peer: string, protocol: string): RhizomeError | undefined {
+    const name = protocolName(protocol)
+    if (name === CREDENTIALS_PROTOCOL_NAME) return undefined
+    if (!this.allows(peer, 'membership')) return new NotAMemberError(`peer ${peer} holds no valid certificate of network ${this.networkId}: this peer sends it nothing`, { retryable: true, hint: 'the task or request goes to a member instead' })
+    if (name === 'task' && !this.allows(peer, 'task')) return new RoleRefusedError(`peer ${peer} is not allowed tasks in network ${this.networkId}`, { retryable: true })
+    return undefined
   }
 
   private refusalOf (peer: string, protocol: string): RhizomeError | undefined {

@@ -158,6 +158,9 @@ export interface RpcServiceComponents {
    * costs no extra turn. Default: every request is served.
    */
   authorize?: (peerId: PeerId, protocol: string) => RhizomeError | undefined | Promise<RhizomeError | undefined>
+  /** Asked before each request this peer sends: an error is thrown to the caller and nothing is
+   *  sent (a permissioned peer tells a non-member nothing, not even its membership). */
+  authorizeOutbound?: (peerId: PeerId, protocol: string) => RhizomeError | undefined | Promise<RhizomeError | undefined>
 }
 
 export interface RpcServiceInit {
@@ -179,6 +182,7 @@ export class RpcService {
   private readonly log: Logger
   private readonly onViolation: RpcServiceComponents['onViolation']
   private readonly authorize: RpcServiceComponents['authorize']
+  private readonly authorizeOutbound: RpcServiceComponents['authorizeOutbound']
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
@@ -199,6 +203,7 @@ export class RpcService {
     this.log = components.log
     this.onViolation = components.onViolation
     this.authorize = components.authorize
+    this.authorizeOutbound = components.authorizeOutbound
     this.frameArrivalMs = init.frameArrivalMs ?? frameArrivalMsFromEnv(process.env) ?? FRAME_ARRIVAL_MS_MAX
     this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
     this.requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
@@ -230,6 +235,9 @@ export class RpcService {
     const spec = this.protocols.get(protocol)
     if (spec === undefined) throw new Error(`assertion failed: protocol ${protocol} was never registered`)
     if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
+    let refusal = this.authorizeOutbound?.(peerId, protocol)
+    if (refusal instanceof Promise) refusal = await refusal
+    if (refusal !== undefined) throw refusal
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs
     const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs })
     const { signal } = operation

@@ -296,7 +296,8 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
   })
   const onViolation = scoring.handleViolation.bind(scoring)
   const authorize = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorize(peer, protocol)
-  const rpc = await teardown.started(new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation, authorize }))
+  const authorizeOutbound = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorizeOutbound(peer, protocol)
+  const rpc = await teardown.started(new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation, authorize, authorizeOutbound }))
   const lostListeners = new Set<(peerId: string) => void>()
   if (gate === undefined) return { host, membership, rpc, admissionService, onViolation, slots, pubsub: host.services.pubsub, permits: () => true, lostListeners }
   // Started before the services that dial: every connection they open exchanges credentials first.
