@@ -11,8 +11,8 @@
  *   up on, and refused at the connection gater for REFUSED_PEER_MS.
  * - Every RPC request is checked before its handler (`authorize`): a request that arrives while
  *   its peer's credentials are still on their way waits for them (at most the deadline).
- * - Gossip: every topic's validator is wrapped so messages sent or relayed by non-members are
- *   rejected (`gatedPubsub`), and gossipsub's application score keeps non-members below its
+ * - Gossip: every topic's validator is wrapped so messages from non-members are rejected
+ *   (`gatedPubsub`), and gossipsub's application score keeps non-members below its
  *   publish threshold (nothing is published to them) and refused peers below its graylist.
  * - Revocations: gossiped on `rhizome/<net>/revocations/1` and accepted from the local API; the
  *   machine's `revoked`/`expired` outputs close the peer's connections, refuse it at the gater,
@@ -550,7 +550,7 @@ function credentialsBody (raw: unknown): CredentialsBody {
 
 /**
  * The gossipsub a permissioned peer's services see: each topic validator they set is wrapped so a
- * message sent or relayed by a peer not allowed 'gossip' is rejected before the service reads it.
+ * message from a peer not allowed 'gossip' is rejected before the service reads it.
  */
 export function gatedPubsub (pubsub: PermissionPubsub, admits: (peerId: string) => boolean): Pick<GossipSub, 'topicValidators' | 'subscribe' | 'unsubscribe' | 'publish'> {
   return {
@@ -573,9 +573,11 @@ class GatedValidators extends Map<string, TopicValidatorFn> {
 
   override set (topic: string, validator: TopicValidatorFn): this {
     super.set(topic, validator)
+    // The peer that sent it must be a member. Its author need not be one this peer has met: the
+    // first member it reached checked its author this same way, so a message enters the network
+    // only through a member, and members relay what their validators accepted.
     this.inner.set(topic, async (peer, message) => {
-      const author = message.type === 'signed' ? message.from.toString() : undefined
-      if (!this.admits(peer.toString()) || (author !== undefined && !this.admits(author))) return TopicValidatorResult.Reject
+      if (!this.admits(peer.toString())) return TopicValidatorResult.Reject
       return await validator(peer, message)
     })
     return this
