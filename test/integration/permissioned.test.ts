@@ -127,8 +127,10 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
     const report = await client.api<RunReport>(`/v1/runs/${runId}`)
     assert.equal(report.status, 'finished', JSON.stringify(report.error))
     assert.equal(report.result, 8 * 45, 'layers(10): 8 × (0 + … + 9)')
-    assert.ok(report.tasks.length >= 20)
+    assert.ok(report.tasks.length > 0)
     assert.ok(report.tasks.every(t => t.peer !== client.peerId), `no task ran on the client: ${JSON.stringify(report.tasks.map(t => t.peer))}`)
+    assert.ok(!(client.stdout + client.stderr).includes('"msg":"task done"'), 'the client\'s own log shows no task run there')
+    assert.ok(workers.some(w => (w.stdout + w.stderr).includes('"msg":"task done"')), 'the workers ran them')
     // Asked directly, the network refuses to give the client a task by name.
     const direct = await runCli(['call', fnId, 'double', '2', '--on', client.peerId, '--data-dir', workers[0].dataDir], { timeoutMs: 60_000 })
     assert.notEqual(direct.code, 0, direct.stdout)
@@ -172,7 +174,7 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
     const path = await writeCertificate(root, 'good.cert', good)
     const mismatch = await runCli(['node', 'start', ...BASE, '--certificate', path, '--network-id', 'rhizome', '--data-dir', dir], { timeoutMs: 60_000 })
     assert.equal(mismatch.code, 2, mismatch.stderr)
-    assert.match(mismatch.stderr, /ERR_CONFIG/)
+    assert.match(mismatch.stderr, /--network-id: is rhizome, but the certificate .* is for network rz-/)
   })
 
   test('a worker revoked during a 100-task run is cut off within a gossip round, and the run ends right', async () => {
