@@ -275,7 +275,10 @@ export class PermissionService {
     const done = new Promise<void>(resolve_ => { resolve = resolve_ })
     const timer = setTimeout(() => {
       this.settle(peer)
-      if (!this.allows(peer, 'membership') && !this.refuses(peer)) this.refuse(peer, 'no-certificate', `no certificate within ${CREDENTIALS_DEADLINE_MS} ms`)
+      // Refused only if it is still connected without one: a peer whose connection dropped before
+      // its exchange finished may come back and show its certificate then.
+      const connected = this.c.host.getConnections(peerIdFromString(peer)).some(c => c.status === 'open')
+      if (connected && !this.allows(peer, 'membership') && !this.refuses(peer)) this.refuse(peer, 'no-certificate', `no certificate within ${CREDENTIALS_DEADLINE_MS} ms`)
     }, CREDENTIALS_DEADLINE_MS)
     this.pending.set(peer, { done, resolve, timer })
   }
@@ -305,7 +308,8 @@ export class PermissionService {
         this.c.log.warn('refused by a peer of the network: this peer\'s certificate was not accepted there', { peer, code: err.code, reason: err.message })
         return
       }
-      if (!this.allows(peer, 'membership')) this.refuse(peer, 'no-certificate', `the credentials exchange failed: ${(err as Error).message}`)
+      // A dropped connection or a lost race is no offence: the deadline decides (see `await`).
+      this.c.log.debug('credentials exchange failed', { peer, error: (err as Error).message })
       return
     }
     let body: CredentialsBody
