@@ -122,6 +122,8 @@ export interface PermissionServiceComponents {
   now: () => number
   /** A peer lost its membership (revoked or expired): its tasks in flight go elsewhere. */
   onLost: (peerId: string) => void
+  /** Default REFUSED_PEERS_MAX (lowered by tests to see the oldest go). */
+  refusedPeersMax?: number
 }
 
 interface Pending { done: Promise<void>, resolve: () => void, timer: ReturnType<typeof setTimeout> }
@@ -381,7 +383,7 @@ export class PermissionService {
 
   private deny (peer: string): void {
     this.refusedUntil.delete(peer)
-    if (this.refusedUntil.size >= REFUSED_PEERS_MAX) {
+    if (this.refusedUntil.size >= (this.c.refusedPeersMax ?? REFUSED_PEERS_MAX)) {
       const oldest = this.refusedUntil.keys().next().value
       if (oldest !== undefined) this.refusedUntil.delete(oldest)
     }

@@ -46,7 +46,7 @@ const dirs: string[] = []
 after(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }) })
 
 /** A peer with a permission service whose own certificate is `own(peerId)` (checked or not: the service trusts it). */
-async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Promise<Certificate>): Promise<Side> {
+async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Promise<Certificate>, refusedPeersMax?: number): Promise<Side> {
   const peer = await net.peer()
   const id = peer.peerId.toString()
   const cert = await own(id)
@@ -78,7 +78,7 @@ async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Prom
     authorizeOutbound: (remote, protocol) => s.service.authorizeOutbound(remote, protocol)
   })
   s.rpc.start()
-  s.service = new PermissionService({ permission, repo, rpc: s.rpc, host, pubsub, own: cert, log: createLogger('test', { level: 'silent' }), now: Date.now, onLost: (p) => { s.lost.push(p) } })
+  s.service = new PermissionService({ permission, repo, rpc: s.rpc, host, pubsub, own: cert, log: createLogger('test', { level: 'silent' }), now: Date.now, onLost: (p) => { s.lost.push(p) }, refusedPeersMax })
   await s.service.start()
   return s
 }
@@ -181,6 +181,29 @@ describe('PermissionService', () => {
       await assert.rejects(b.rpc.request(outsider.peerId, blob.protocol, {}), /ERR_NOT_A_MEMBER|sends it nothing/)
     } finally {
       await rpc.stop()
+      await stopAll(b)
+    }
+  })
+
+  test('the refused table keeps the newest refusedPeersMax peers: one past it, the oldest may try again', async () => {
+    const admin = await createAdmin()
+    const net = new MemoryNet()
+    const b = await side(net, admin, async id => await certify(admin, id, ['worker']), 2)
+    const ids: string[] = []
+    try {
+      for (let i = 0; i < 3; i++) {
+        const a = await net.peer()
+        ids.push(a.peerId.toString())
+        const rpc = net.rpc(a)
+        const credentials = { protocol: credentialsProtocol(admin.networkId), frameBytesMax: 64 * 1024, inflightMax: 1, handler: async () => ({}) }
+        await rpc.handle(credentials)
+        await assert.rejects(rpc.request(b.peer.peerId, credentials.protocol, { certificate: new Uint8Array([0xa0]), revocations: [] }), (err: Error & { code?: string }) => err.code === 'ERR_NOT_A_MEMBER')
+        await rpc.stop()
+        assert.ok(b.service.refuses(ids[i]))
+      }
+      assert.deepEqual(ids.map(id => b.service.refuses(id)), [false, true, true])
+      assert.equal(b.service.refused.malformed, 3)
+    } finally {
       await stopAll(b)
     }
   })
