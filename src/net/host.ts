@@ -29,7 +29,8 @@ import type { Registry } from 'prom-client'
 export type HostServices = {
   identify: Identify
   ping: Ping
-  dht: KadDHT
+  /** Absent in a permissioned network: the DHT answers any peer, member or not. */
+  dht?: KadDHT
   pubsub: GossipSub
 }
 
@@ -51,7 +52,17 @@ export interface HostOptions {
   admitsInbound?: (remoteAddr: Multiaddr) => boolean
   /** The node's metrics registry (src/node/metrics.ts): libp2p's own metrics go there. */
   metricsRegistry?: Registry
+  /** Run the Kademlia DHT (default true). A permissioned network leaves it out: it would answer
+   *  and route for peers without a certificate; functions are found by asking members instead. */
+  dht?: boolean
+  /** Gossipsub's application score of a peer (default 0 for all). Below GOSSIP_PUBLISH_THRESHOLD
+   *  nothing is published to the peer; below GOSSIP_GRAYLIST_THRESHOLD nothing it sends is read. */
+  gossipScore?: (peerId: string) => number
 }
+
+/** Gossipsub's own defaults, named: publishing stops below the first, reading below the second. */
+export const GOSSIP_PUBLISH_THRESHOLD = -50
+export const GOSSIP_GRAYLIST_THRESHOLD = -80
 
 /**
  * libp2p's own limit sits this far above `connectionsMax`. libp2p refuses an inbound connection
@@ -92,21 +103,31 @@ export async function createHost (options: HostOptions): Promise<Host> {
       denyInboundEncryptedConnection: (peerId) => options.isBlocked(peerId),
       denyOutboundEncryptedConnection: (peerId) => options.isBlocked(peerId)
     },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      dht: kadDHT({
-        protocol: dhtProtocol(options.networkId),
-        clientMode: false,
-        peerInfoMapper: passthroughMapper
-      }),
-      pubsub: gossipsub({
-        allowPublishToZeroTopicPeers: true,
-        emitSelf: false,
-        maxInboundDataLength: GOSSIP_DATA_BYTES_MAX
-      })
-    }
-  })
+    services: hostServices(options)
+  }) as Host
+}
+
+function hostServices (options: HostOptions): Record<string, (components: any) => unknown> {
+  const { gossipScore } = options
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(),
+    ping: ping(),
+    pubsub: gossipsub({
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      maxInboundDataLength: GOSSIP_DATA_BYTES_MAX,
+      // Weight 1: the application score is the score's whole say (gossipsub's default weight is 10).
+      ...(gossipScore !== undefined ? { scoreParams: { appSpecificScore: gossipScore, appSpecificWeight: 1 }, scoreThresholds: { publishThreshold: GOSSIP_PUBLISH_THRESHOLD, graylistThreshold: GOSSIP_GRAYLIST_THRESHOLD } } : {})
+    })
+  }
+  if (options.dht !== false) {
+    services.dht = kadDHT({
+      protocol: dhtProtocol(options.networkId),
+      clientMode: false,
+      peerInfoMapper: passthroughMapper
+    })
+  }
+  return services
 }
 
 /** What identify advertises as this peer's agent: `rhizome/<version>`. */

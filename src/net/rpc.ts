@@ -160,6 +160,16 @@ export interface RpcServiceComponents {
   log: Logger
   /** Called when a peer breaks a protocol; the stream is already reset. */
   onViolation: (peerId: PeerId, protocol: string, err: Error) => void
+  /**
+   * Asked before each request is served, on every protocol: an error refuses it (sent back as the
+   * answer; the handler never runs). A permissioned network refuses peers without a certificate
+   * here (src/net/permission-service.ts). Synchronous when it can decide at once, so the hot path
+   * costs no extra turn. Default: every request is served.
+   */
+  authorize?: (peerId: PeerId, protocol: string) => RhizomeError | undefined | Promise<RhizomeError | undefined>
+  /** Asked before each request this peer sends: an error is thrown to the caller and nothing is
+   *  sent (a permissioned peer tells a non-member nothing, not even its membership). */
+  authorizeOutbound?: (peerId: PeerId, protocol: string) => RhizomeError | undefined | Promise<RhizomeError | undefined>
 }
 
 export interface RpcServiceInit {
@@ -180,6 +190,8 @@ export class RpcService {
   private readonly libp2p: RpcHost
   private readonly log: Logger
   private readonly onViolation: RpcServiceComponents['onViolation']
+  private readonly authorize: RpcServiceComponents['authorize']
+  private readonly authorizeOutbound: RpcServiceComponents['authorizeOutbound']
   private readonly protocols = new Map<string, RpcProtocol>()
   private readonly channels = new Map<string, Promise<ClientChannel>>()
   private readonly serving = new Set<AbortController>()
@@ -201,6 +213,8 @@ export class RpcService {
     this.libp2p = components.libp2p
     this.log = components.log
     this.onViolation = components.onViolation
+    this.authorize = components.authorize
+    this.authorizeOutbound = components.authorizeOutbound
     this.frameArrivalMs = init.frameArrivalMs ?? frameArrivalMsFromEnv(process.env) ?? FRAME_ARRIVAL_MS_MAX
     this.dialTimeoutMs = init.dialTimeoutMs ?? RPC_DIAL_TIMEOUT_MS
     this.requestTimeoutMs = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
@@ -258,6 +272,9 @@ export class RpcService {
   private async requestOn (spec: RpcProtocol, peerId: PeerId, body: unknown, options: RpcRequestOptions): Promise<unknown> {
     const protocol = spec.protocol
     if (this.lifecycle.stopping) throw this.lifecycle.stoppedError()
+    let refusal = this.authorizeOutbound?.(peerId, protocol)
+    if (refusal instanceof Promise) refusal = await refusal
+    if (refusal !== undefined) throw refusal
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs
     const operation = this.lifecycle.operation({ signal: options.signal, timeoutMs })
     const { signal } = operation
@@ -465,6 +482,9 @@ export class RpcService {
     const stats = this.statsOf(spec.protocol)
     stats.requestsServed++
     try {
+      let refusal = this.authorize?.(peerId, spec.protocol)
+      if (refusal instanceof Promise) refusal = await refusal
+      if (refusal !== undefined) throw refusal
       const body = await spec.handler(envelope.body, { peerId, signal: controller.signal })
       reply = encodeEnvelope({ id: envelope.id, kind: 'res', body })
       if (reply.byteLength + 5 > spec.frameBytesMax) {

@@ -19,6 +19,7 @@ import type { VerificationMode } from '../model/verification.ts'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { describeFileType, readRegularFileSync } from '../api/regular-file.ts'
 import { FRAME_ARRIVAL_MS_ENV } from '../net/rpc.ts'
+import { decodeOwnCertificate } from './certificate.ts'
 
 export interface NodeConfig {
   dataDir: string
@@ -38,6 +39,9 @@ export interface NodeConfig {
   connectionsLimitLoopback: boolean
   /** How results of functions without their own policy are verified (src/model/verification.ts). */
   verification: VerificationMode
+  /** Path of this peer's membership certificate ('' : none, an open network). With one, the peer is
+   *  permissioned: it talks only to peers holding a certificate of the same network. */
+  certificate: string
 }
 
 /** A config file is a few hundred bytes; 64 KiB leaves room and stops a mistaken huge file. */
@@ -84,6 +88,7 @@ const FIELDS: Field[] = [
   { key: 'connectionsMax', flag: '--connections-max', env: 'RHIZOME_CONNECTIONS_MAX', kind: 'int', min: CONNECTIONS_MAX_MIN, max: CONNECTIONS_MAX_LIMIT, help: 'connections kept open; half are reserved for peers that completed hello' },
   { key: 'connectionsPerAddressMax', flag: '--connections-per-address-max', env: 'RHIZOME_CONNECTIONS_PER_ADDRESS_MAX', kind: 'int', min: 1, max: CONNECTIONS_MAX_LIMIT, help: 'connections from one remote IP address (loopback is exempt unless --connections-limit-loopback)' },
   { key: 'connectionsLimitLoopback', flag: '--connections-limit-loopback', env: 'RHIZOME_CONNECTIONS_LIMIT_LOOPBACK', kind: 'bool', help: 'apply the per-address connection limit to loopback connections too' },
+  { key: 'certificate', flag: '--certificate', env: 'RHIZOME_CERTIFICATE', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'membership certificate of a permissioned network (`rhizome network admit`); the network id is the certificate\'s', hint: 'pass the file `rhizome network admit` wrote for this peer' },
   { key: 'verification', flag: '--verification', env: 'RHIZOME_VERIFICATION', kind: 'string', arg: 'MODE', help: 'trusted (every peer is yours: a result is taken from one peer) or open (anyone may join: results are replicated, 2 of 3 must agree); for functions deployed without their own policy', check: (v: string) => (VERIFICATION_MODES as readonly string[]).includes(v) ? undefined : `must be one of ${VERIFICATION_MODES.join(', ')}`, hint: 'use --verification open on a network anyone may join, trusted (the default) on your own machines' }
 ]
 
@@ -177,7 +182,8 @@ export function defaultConfig (dataDir: string): NodeConfig {
     // Trusted by default: until permissioned networks exist, a peer cannot tell an open network
     // from a private devnet, and replicating every task three times on one's own machines would
     // triple the cost for nothing. Operators of networks anyone may join set open.
-    verification: 'trusted'
+    verification: 'trusted',
+    certificate: ''
   }
 }
 
@@ -232,7 +238,22 @@ export function resolveConfig (input: ConfigInput): NodeConfig {
   if (config.goneAfterMs <= config.suspectAfterMs) {
     throw new ConfigError(name('goneAfterMs'), `must be longer than ${name('suspectAfterMs')} (${config.suspectAfterMs})${where('goneAfterMs')}`, { hint: 'raise the gone time or lower the suspect time' })
   }
+  if (config.certificate !== '') config.networkId = certificateNetwork(config, origins.get('networkId'))
   return config
+}
+
+/**
+ * The network id of a permissioned peer is its certificate's: one the user also set must agree.
+ * Only the network is read here; the peer checks the whole certificate when it starts.
+ */
+function certificateNetwork (config: NodeConfig, networkOrigin: Origin | undefined): string {
+  const network = decodeOwnCertificate(config.certificate).network
+  if (networkOrigin !== undefined && networkOrigin.source !== 'default' && config.networkId !== network) {
+    throw new ConfigError(networkOrigin.name, `is ${config.networkId}, but the certificate ${config.certificate} is for network ${network}`, {
+      hint: `leave out ${networkOrigin.name} (a permissioned peer takes the network id from its certificate), or use the certificate of network ${config.networkId}`
+    })
+  }
+  return network
 }
 
 /**

@@ -37,7 +37,7 @@ import { randomInt } from 'node:crypto'
 import { createSandbox, createWorkflowEngine } from '../sandbox/index.ts'
 import { RunService } from '../net/run-service.ts'
 import type { RunTask, TaskExecution } from '../net/run-service.ts'
-import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createRunRepo, createVerifyRepo, openDatabase } from '../store/index.ts'
+import { createBlobStore, createFunctionRepo, createHomeRepo, createPeerRepo, createPermissionRepo, createRunRepo, createVerifyRepo, openDatabase } from '../store/index.ts'
 import { createLogRepo } from '../store/log-repo.ts'
 import { LOG_FIELDS_CHARS_MAX, LOG_MSG_CHARS_MAX, LogHistory } from './log-history.ts'
 import { teeLogger } from './logger.ts'
@@ -57,7 +57,14 @@ import type { Logger } from '../model/log.ts'
 import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
 import type { Membership, MembershipEvent } from '../protocol/membership/index.ts'
-import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, RunRepo, VerifyRepo } from '../store/index.ts'
+import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, PermissionRepo, RunRepo, VerifyRepo } from '../store/index.ts'
+import { NotAMemberError, PermissionService, gatedPubsub } from '../net/permission-service.ts'
+import { createPermission } from '../protocol/permission/index.ts'
+import type { Action, Certificate, Permission, Revocation } from '../protocol/permission/index.ts'
+import { decodeCertificate, decodeRevocation } from '../wire/certificate-codec.ts'
+import { loadOwnCertificate } from './certificate.ts'
+import { CertificateError } from './start-errors.ts'
+import type { GossipSub } from '@libp2p/gossipsub'
 import type { NodeConfig } from './config.ts'
 import type { HttpApi } from './http-api.ts'
 import type { NetworkMode, NetworkStatus, NodeStatus as ApiNodeStatus, PeerView as ApiPeerView, RevocationResult } from '../api/types.ts'
@@ -139,7 +146,8 @@ export async function startNode (config: NodeConfig, baseLog: Logger): Promise<R
     const store = await openStore(config, log, teardown, logs)
     const progress = new ProgressBus()
     const registry = createMetricsRegistry()
-    const net = await startNet(config, store, startedAt, log, teardown, registry)
+    const gate = await openPermission(config, store, log)
+    const net = await startNet(config, store, startedAt, log, teardown, registry, gate)
     const services = await startServices(config, store, net, progress, log, teardown)
     const { runs, verifiedCall, workflows } = await startRuns(config, store, net, services, progress, log, teardown)
     const metrics = startMetrics(registry, config, store, net, services, runs, workflows, teardown)
@@ -166,6 +174,8 @@ interface Store {
   /** Attestations and reputation changes, batched (VERIFY_FLUSH_MS). */
   verifyWriter: VerifyWriter
   logs: LogHistory
+  /** Certificates and revocations of a permissioned network. */
+  permissions: PermissionRepo
 }
 
 async function openStore (config: NodeConfig, log: Logger, teardown: Teardown, logs: LogHistory): Promise<Store> {
@@ -204,7 +214,8 @@ async function openStore (config: NodeConfig, log: Logger, teardown: Teardown, l
     home: createHomeRepo(db),
     verify,
     verifyWriter,
-    logs
+    logs,
+    permissions: createPermissionRepo(db)
   }
 }
 
@@ -215,11 +226,49 @@ interface Net {
   admissionService: AdmissionService
   onViolation: (remote: PeerId, protocol: string, err: Error) => void
   slots: { slotsMax: number, queueLengthMax: number }
+  /** The gossipsub the services use: in a permissioned network, gated to members. */
+  pubsub: Pick<GossipSub, 'topicValidators' | 'subscribe' | 'unsubscribe' | 'publish'>
+  /** The permissioned network's gate; undefined in an open network. */
+  permission?: PermissionService
+  /** Whether a peer (this one too) may do `action`: always, in an open network. */
+  permits: (peerId: string, action: Action) => boolean
+  /** Told of each peer that lost its membership (revoked, expired): its tasks go elsewhere. */
+  lostListeners: Set<(peerId: string) => void>
+}
+
+/** A permissioned peer's machine and own certificate, before the network starts. */
+interface Gate { permission: Permission, own: Certificate }
+
+/**
+ * With `--certificate`: check it (CertificateError if it is not usable by this peer now), load
+ * the stored certificates and revocations, and hold its own. Without: an open network (undefined).
+ */
+async function openPermission (config: NodeConfig, store: Store, log: Logger): Promise<Gate | undefined> {
+  if (config.certificate === '') return undefined
+  const self = (await import('@libp2p/peer-id')).peerIdFromPrivateKey(store.privateKey).toString()
+  const now = Date.now()
+  const own = await loadOwnCertificate(config.certificate, self, now)
+  const certificates: Certificate[] = []
+  const revocations: Revocation[] = []
+  // Stored rows were checked when they came; one that no longer decodes is dropped, never trusted.
+  for (const row of store.permissions.listCertificates()) {
+    try { certificates.push(decodeCertificate(row.bytes)) } catch { store.permissions.deleteCertificate(row.peerId, row.serial) }
+  }
+  for (const row of store.permissions.listRevocations()) {
+    try { revocations.push(decodeRevocation(row.bytes)) } catch { store.permissions.deleteRevocation(row.key) }
+  }
+  const permission = createPermission({ mode: 'permissioned', networkId: own.network, issuers: [own.issuer], certificates, revocations })
+  const result = permission.handleCertificate(own, true, now)
+  if (result !== 'admitted') throw new CertificateError(config.certificate, `is refused by this peer's own records: ${result}`)
+  log.info('permissioned network', { networkId: own.network, roles: own.roles, notAfter: new Date(own.notAfter).toISOString(), members: permission.counts().members, revocations: permission.counts().revocations })
+  return { permission, own }
 }
 
 /** The host, connection admission, the score policy, the membership state machine and the RPC layer. */
-async function startNet (config: NodeConfig, store: Store, startedAt: number, log: Logger, teardown: Teardown, metricsRegistry: Registry): Promise<Net> {
+async function startNet (config: NodeConfig, store: Store, startedAt: number, log: Logger, teardown: Teardown, metricsRegistry: Registry, gate: Gate | undefined): Promise<Net> {
   const netLog = log.child('net')
+  // The permission service is made once the host exists; the host asks it through this.
+  const bound: { permission?: PermissionService } = {}
   const blocklist = createBlocklist()
   const admission = createAdmission({ connectionsMax: config.connectionsMax, connectionsPerAddressMax: config.connectionsPerAddressMax, limitLoopback: config.connectionsLimitLoopback })
   let host: Host
@@ -232,8 +281,9 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
       mdns: config.mdns,
       connectionsMax: config.connectionsMax,
       metricsRegistry,
-      isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()),
-      admitsInbound: (addr) => { const { address, loopback } = remoteAddressOf(addr); return admission.admits(address, loopback) }
+      isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()) || (bound.permission?.refuses(remote.toString()) ?? false),
+      admitsInbound: (addr) => { const { address, loopback } = remoteAddressOf(addr); return admission.admits(address, loopback) },
+      ...(gate !== undefined ? { dht: false, gossipScore: (id: string) => bound.permission?.gossipScore(id) ?? 0 } : {})
     })
   } catch (err) {
     if (err instanceof RhizomeError) throw err
@@ -265,8 +315,18 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
     hangUp: async (peer) => { await host.hangUp(peer) }
   })
   const onViolation = scoring.handleViolation.bind(scoring)
-  const rpc = await teardown.started(new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation }))
-  return { host, membership, rpc, admissionService, onViolation, slots }
+  const authorize = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorize(peer, protocol)
+  const authorizeOutbound = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorizeOutbound(peer, protocol)
+  const rpc = await teardown.started(new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation, authorize, authorizeOutbound }))
+  const lostListeners = new Set<(peerId: string) => void>()
+  if (gate === undefined) return { host, membership, rpc, admissionService, onViolation, slots, pubsub: host.services.pubsub, permits: () => true, lostListeners }
+  // Started before the services that dial: every connection they open exchanges credentials first.
+  const permission = bound.permission = await teardown.started(new PermissionService({
+    permission: gate.permission, repo: store.permissions, rpc, host, pubsub: host.services.pubsub, own: gate.own, log: netLog.child('permission'), now: Date.now,
+    onLost: (id) => { for (const listener of lostListeners) listener(id) }
+  }))
+  const permits = (id: string, action: Action): boolean => permission.allows(id, action)
+  return { host, membership, rpc, admissionService, onViolation, slots, pubsub: gatedPubsub(host.services.pubsub, id => permits(id, 'gossip')), permission, permits, lostListeners }
 }
 
 interface Services {
@@ -284,7 +344,7 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
   const { host, membership, rpc, onViolation } = net
   const { networkId } = config
   const membershipService = await teardown.started(new MembershipService({
-    membership, host, pubsub: host.services.pubsub, rpc, log: log.child('membership'), now: Date.now, onViolation,
+    membership, host, pubsub: net.pubsub, rpc, log: log.child('membership'), now: Date.now, onViolation,
     onEvent: (event) => {
       recordMembershipEvent({ peers: store.peers, membership }, event)
       progress.emit(peerStateEvent(event))
@@ -296,8 +356,8 @@ async function startServices (config: NodeConfig, store: Store, net: Net, progre
   const blobService = await teardown.started(new BlobService({ rpc, blobs: store.blobs }, { networkId }))
   const fetchBlob = blobService.fetch.bind(blobService)
   const functions = await teardown.started(new FunctionService({
-    rpc, blobs: store.blobs, fetchBlob, functions: store.functions, contentRouting: host.contentRouting, selfId: host.peerId,
-    alivePeers: () => membership.view().filter(p => p.state === 'alive').map(p => p.peerId),
+    rpc, blobs: store.blobs, fetchBlob, functions: store.functions, contentRouting: net.permission === undefined ? host.contentRouting : NO_CONTENT_ROUTING, selfId: host.peerId,
+    alivePeers: () => membership.view().filter(p => p.state === 'alive' && net.permits(p.peerId, 'function')).map(p => p.peerId),
     log: log.child('functions'), onViolation
   }, { networkId }))
   const sandbox = createSandbox()
@@ -336,7 +396,8 @@ async function startRuns (config: NodeConfig, store: Store, net: Net, services: 
     return bound.runs
   }
   // A peer proven to lie keeps no run's memo either: home sets are drawn from the others.
-  const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive' && trust.standing(p.peerId) !== 'banned').map(p => p.peerId)
+  // In a permissioned network only peers allowed tasks keep a run's memo (a client is given no work).
+  const alive = (): string[] => net.membership.view().filter(p => p.state === 'alive' && trust.standing(p.peerId) !== 'banned' && net.permits(p.peerId, 'task')).map(p => p.peerId)
   const home = new HomeService({
     repo: store.home, rpc: net.rpc, selfId: self, log: log.child('home'), alivePeers: alive,
     gonePeers: () => net.membership.view().filter(p => p.state === 'gone').map(p => p.peerId),
@@ -467,15 +528,18 @@ async function startScheduler (net: Net, services: Services, store: Store, trust
   services.membershipListeners.add((event) => {
     if (losses.handleEvent(event)) for (const listener of lossListeners) listener(event.peerId)
   })
+  // A member revoked or expired is lost at once, whatever membership still thinks of it.
+  net.lostListeners.add((peerId) => { for (const listener of lossListeners) listener(peerId) })
   return await teardown.started(new SchedulerService({
     callTask: async (fn, exportName, args, peer, options) => {
       const inputs = (options.inputs ?? []).map(input => ({ cid: input.cid, peers: [input.peer] }))
       const target = peerIdFromString(peer)
-      return options.ref === true
+      const done = options.ref === true
         ? await tasks.call(fn, exportName, args, target, { signal: options.signal, ref: true, inputs })
         : await tasks.call(fn, exportName, args, target, { signal: options.signal, inputs })
+      return stillPermitted(net, done)
     },
-    candidates: () => schedulerCandidates({ peerId: self, ...tasks.capacity(), addrs: host.getMultiaddrs().map(a => a.toString()) }, membership.view()),
+    candidates: () => schedulerCandidates({ peerId: self, ...tasks.capacity(), addrs: host.getMultiaddrs().map(a => a.toString()) }, membership.view()).filter(c => net.permits(c.peerId, 'task')),
     onPeerGone: (listener) => {
       lossListeners.add(listener)
       return () => { lossListeners.delete(listener) }
@@ -503,7 +567,7 @@ async function startTrust (config: NodeConfig, store: Store, net: Net, log: Logg
   const reputation = createReputation({ records: store.verify.loadReputation() })
   return await teardown.started(new TrustService({
     reputation,
-    pubsub: net.host.services.pubsub,
+    pubsub: net.pubsub,
     saveRecord: (record) => { store.verifyWriter.saveReputation(record) },
     saveProof: (proof, bytes, receivedMs) => { store.verify.addProof(proof.task.toString(), proof.liar.peer, bytes, receivedMs) },
     now: Date.now,
@@ -543,15 +607,15 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     functions: services.functions,
     tasks,
     call: callWithProgress(progress, async (fn, exportName, args, options) => (options.on === undefined ? await verifiedCall(fn, exportName, args, options) : undefined) ?? await callPlaced({
-      call: async (...call) => await tasks.call(...call),
-      candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()),
+      call: async (...call) => stillPermitted(net, await tasks.call(...call)),
+      candidates: () => placementCandidates({ peerId: self, ...tasks.capacity() }, membership.view()).filter(c => net.permits(c.peerId, 'task')),
       log: log.child('tasks')
     }, fn, exportName, args, options), startedAt.toString(36)),
     progress,
     runs,
     verify: store.verify,
     logs: store.logs,
-    network: openNetwork(config.networkId),
+    network: net.permission !== undefined ? permissionedNetwork(net.permission) : openNetwork(config.networkId),
     metrics,
     addrs: () => host.getMultiaddrs().map(a => a.toString()),
     peers: () => {
@@ -584,6 +648,30 @@ function describeNode ({ config, log, startedAt, store, net, services, progress,
     }
   }
   return node
+}
+
+/** A permissioned network: its members, revocations and refusals, and revocations submitted here. */
+function permissionedNetwork (permission: PermissionService): NodeNetwork {
+  return {
+    mode: 'permissioned',
+    status: () => permission.status(),
+    submitRevocation: async (bytes) => await permission.submitRevocation(bytes)
+  }
+}
+
+/** A permissioned network leaves the DHT out: functions are found by asking members. */
+const NO_CONTENT_ROUTING = {
+  findProviders: async function * () {},
+  provide: async () => {}
+}
+
+/**
+ * A task's result from a peer that is no longer allowed tasks (revoked or expired while it ran)
+ * is refused: retryable, so the task is placed elsewhere.
+ */
+function stillPermitted<T extends { peer: string }> (net: Net, done: T): T {
+  if (net.permits(done.peer, 'task')) return done
+  throw new NotAMemberError(`the result of peer ${done.peer} is refused: it is no longer allowed tasks in this network`, { retryable: true, hint: 'the task is placed on another member' })
 }
 
 /** An open network: any peer that knows the network id joins; there is nothing to revoke. */

@@ -75,3 +75,17 @@ export function listenFailures (err: unknown, listen: string[]): Array<{ addr: s
   const code = (err as NodeJS.ErrnoException)?.code
   return [{ addr: listen.join(', '), reason: code ?? message.split('\n')[0] }]
 }
+
+/** This peer's own membership certificate (`--certificate`) cannot be used: unreadable, malformed,
+ *  not signed by the network's admin, for another peer, or outside its validity window. */
+export class CertificateError extends RhizomeError {
+  readonly path: string
+  constructor (path: string, problem: string, options: RhizomeErrorOptions = {}) {
+    super('ERR_CERTIFICATE', `the certificate ${path} ${problem}`, {
+      hint: 'ask the network\'s admin for a new one: `rhizome network admit <this peer\'s id>` on the admin\'s machine, then start with --certificate FILE',
+      ...options
+    })
+    this.name = 'CertificateError'
+    this.path = path
+  }
+}

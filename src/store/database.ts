@@ -312,6 +312,28 @@ export const migrations: readonly Migration[] = [
       CREATE VIEW sql_blobs AS SELECT cid, bytes, created_ms, pinned, data IS NOT NULL AS inline FROM blobs;
       CREATE VIEW sql_log_events AS SELECT id, at_ms, level, ns, msg, fields FROM log_events;
     `
+  },
+  {
+    version: 8,
+    name: 'permissioned networks: membership certificates and revocations',
+    sql: `
+      -- Certificates of members this peer has checked (src/store/permission-repo.ts): the encoded
+      -- bytes as the admin signed them, so a restarted peer re-checks nothing it cannot re-verify.
+      CREATE TABLE certificates (
+        peer_id TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        not_after INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, serial)
+      ) STRICT, WITHOUT ROWID;
+
+      -- Revocations this peer enforces, one per serial or peer named ('s:' + serial, 'p:' + peer).
+      CREATE TABLE revocations (
+        key TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        at_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `
   }
 ]
 

@@ -54,3 +54,5 @@ export {
 export type { VerifyRepo, VerifyRepoOptions, ReputationRow, AttestationRole, AttestationRow, StoredAttestation, PruneCounts } from './verify-repo.ts'
 export { createLogRepo, LOG_RECORD_LEVELS } from './log-repo.ts'
 export type { LogRepo, LogRow, LogQuery, LogRecordLevel } from './log-repo.ts'
+export { createPermissionRepo, revocationKey } from './permission-repo.ts'
+export type { PermissionRepo, StoredCertificate, StoredRevocation } from './permission-repo.ts'

@@ -360,3 +360,35 @@ describe('resolveConfig', () => {
     })
   })
 })
+
+describe('--certificate: a permissioned peer', () => {
+  let dir: string
+  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'rhizome-config-cert-')) })
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  test('takes the network id from its certificate; a --network-id that agrees is fine, one that differs is a ConfigError', async () => {
+    const { certify, createAdmin, writeCertificate } = await import('../helpers/certificates.ts')
+    const admin = await createAdmin()
+    const path = await writeCertificate(dir, 'peer.cert', await certify(admin, peerId, ['worker']))
+    assert.equal(resolveConfig({ flags: { dataDir: dir, certificate: path }, env: {} }).networkId, admin.networkId)
+    assert.equal(resolveConfig({ flags: { dataDir: dir, certificate: path, networkId: admin.networkId }, env: {} }).networkId, admin.networkId)
+    assert.equal(resolveConfig({ flags: { dataDir: dir }, env: { RHIZOME_CERTIFICATE: path } }).networkId, admin.networkId)
+    throwsConfigError(() => resolveConfig({ flags: { dataDir: dir, certificate: path, networkId: 'other' }, env: {} }), '--network-id', admin.networkId)
+    throwsConfigError(() => resolveConfig({ flags: { dataDir: dir, certificate: path }, env: { RHIZOME_NETWORK_ID: 'other' } }), 'RHIZOME_NETWORK_ID')
+    assert.equal(defaultConfig(dir).certificate, '', 'without one the peer is open, as before')
+  })
+
+  test('an unreadable or malformed certificate is a CertificateError naming the file, with a hint', async () => {
+    const missing = join(dir, 'missing.cert')
+    const junk = join(dir, 'junk.cert')
+    await writeFile(junk, 'not a certificate')
+    for (const path of [missing, junk]) {
+      assert.throws(() => resolveConfig({ flags: { dataDir: dir, certificate: path }, env: {} }), (err: Error & { code?: string, hint?: string }) => {
+        assert.equal(err.code, 'ERR_CERTIFICATE')
+        assert.ok(err.message.includes(path))
+        assert.match(err.hint ?? '', /rhizome network admit/)
+        return true
+      })
+    }
+  })
+})

@@ -42,7 +42,7 @@ describe('openDatabase', () => {
     try {
       assert.equal(db.schemaVersion, migrations.length)
       assert.equal(pragma(db.sqlite, 'user_version'), migrations.length)
-      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'functions', 'home_memo', 'home_runs', 'lie_proofs', 'log_events', 'meta', 'peer_events', 'peers', 'reputation', 'run_events', 'run_memo', 'run_tasks', 'runs', 'task_attempts', 'task_attestations'])
+      assert.deepEqual(tableNames(db.sqlite), ['blobs', 'certificates', 'functions', 'home_memo', 'home_runs', 'lie_proofs', 'log_events', 'meta', 'peer_events', 'peers', 'reputation', 'revocations', 'run_events', 'run_memo', 'run_tasks', 'runs', 'task_attempts', 'task_attestations'])
       assert.equal(pragma(db.sqlite, 'journal_mode'), 'wal')
       assert.equal(pragma(db.sqlite, 'synchronous'), 2) // FULL: a commit is synced before it returns
       assert.equal(pragma(db.sqlite, 'foreign_keys'), 1)

@@ -1,0 +1,30 @@
+/**
+ * Admin signatures on certificates and revocations: Ed25519 over the codec's signing bytes,
+ * against the issuer key the record names. Whether that issuer may sign for the network is the
+ * permission machine's rule, not checked here.
+ */
+import { RhizomeError } from '../model/errors.ts'
+import { certificateSigningBytes, issuerKey, revocationSigningBytes } from '../wire/certificate-codec.ts'
+import type { Certificate, Revocation } from '../wire/certificate-codec.ts'
+import type { Ed25519Verifier } from './ed25519.ts'
+
+function keyOf (issuer: string): Uint8Array | undefined {
+  try {
+    return issuerKey(issuer)
+  } catch (err) {
+    if (err instanceof RhizomeError) return undefined
+    throw err
+  }
+}
+
+/** Whether the certificate's signature is its issuer's over its other fields. */
+export function certificateSignatureValid (verifier: Ed25519Verifier, cert: Certificate): boolean {
+  const key = keyOf(cert.issuer)
+  return key !== undefined && verifier.verify(cert.issuer, key, certificateSigningBytes(cert), cert.signature)
+}
+
+/** Whether the revocation's signature is its issuer's over its other fields. */
+export function revocationSignatureValid (verifier: Ed25519Verifier, rev: Revocation): boolean {
+  const key = keyOf(rev.issuer)
+  return key !== undefined && verifier.verify(rev.issuer, key, revocationSigningBytes(rev), rev.signature)
+}
