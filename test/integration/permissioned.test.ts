@@ -1,6 +1,9 @@
 /**
- * A permissioned network on real peers: an admin key (test/helpers/certificates.ts) certifies
- * three workers and a client; each peer's id is made from its data dir before it first starts.
+ * A permissioned network on real peers, made and run with the real CLI: `rhizome network create`
+ * makes the admin key, `rhizome network admit` certifies three workers and a client (each peer's
+ * id is made from its data dir before it first starts), `rhizome network revoke` revokes, and
+ * `rhizome network status` shows it. Certificates the CLI would never sign (altered, foreign,
+ * short-lived) are made with the same admin key by test/helpers/certificates.ts.
  *
  *  - an outsider with its own identity and the network's id but no certificate gets nothing: no
  *    membership, gossip, task, function or blob; each attempt is refused with a named error and
@@ -18,9 +21,10 @@ import { fileURLToPath } from 'node:url'
 import * as dagCbor from '@ipld/dag-cbor'
 import { after, before, describe, test } from 'node:test'
 import { createManifest, encodeManifest } from '../../src/functions/index.ts'
-import { encodeCertificate } from '../../src/wire/certificate-codec.ts'
+import { encodeCertificate, issuerOf, networkIdOf } from '../../src/wire/certificate-codec.ts'
 import { FAST_TIMING, TestPeer, runCli, runEvents, waitFor } from '../helpers/peers.ts'
-import { certify, createAdmin, peerIdOf, revoke, writeCertificate } from '../helpers/certificates.ts'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { certify, createAdmin, peerIdOf, writeCertificate } from '../helpers/certificates.ts'
 import type { Admin } from '../helpers/certificates.ts'
 import type { NetworkStatus, RunReport } from '../../src/api/types.ts'
 import type { Role } from '../../src/wire/certificate-codec.ts'
@@ -32,6 +36,8 @@ const BASE = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--log-level', 'i
 describe('a permissioned network', { timeout: 420_000 }, () => {
   let root: string
   let admin: Admin
+  /** The admin directory `rhizome network create` made. */
+  let netDir: string
   const started: TestPeer[] = []
   let workers: TestPeer[]
   let fnId = ''
@@ -40,7 +46,13 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
   /** A peer certified with `roles` (certificate fields overridden by `fields`), started and joined through `via`. */
   async function member (name: string, roles: Role[], via?: TestPeer, fields: Parameters<typeof certify>[3] = {}, extra: string[] = []): Promise<TestPeer> {
     const dir = join(root, name)
-    const path = await writeCertificate(root, `${name}.cert`, await certify(admin, await peerIdOf(dir), roles, fields))
+    const path = join(root, `${name}.cert`)
+    if (Object.keys(fields).length === 0) {
+      const admitted = await runCli(['network', 'admit', await peerIdOf(dir), '--dir', netDir, '--roles', roles.join(','), '--expires', '1d', '--out', path], { timeoutMs: 60_000 })
+      assert.equal(admitted.code, 0, admitted.stderr)
+    } else {
+      await writeCertificate(root, `${name}.cert`, await certify(admin, await peerIdOf(dir), roles, fields))
+    }
     const peer = new TestPeer(dir, [...BASE, '--certificate', path, ...(via !== undefined ? ['--bootstrap', via.tcpAddr] : []), ...extra])
     started.push(peer)
     await peer.start()
@@ -64,7 +76,12 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'rhizome-perm-'))
-    admin = await createAdmin()
+    netDir = join(root, 'network')
+    const created = await runCli(['network', 'create', '--name', 'lab', '--dir', netDir], { timeoutMs: 60_000 })
+    assert.equal(created.code, 0, created.stderr)
+    const key = privateKeyFromProtobuf(await readFile(join(netDir, 'admin.key')))
+    admin = { key, issuer: issuerOf(key.publicKey.raw), networkId: await networkIdOf(key.publicKey.raw) }
+    assert.match(created.stdout, new RegExp(admin.networkId))
     const first = await member('w1', ['worker'], undefined, {}, ['--slots', '2'])
     workers = [first, ...await Promise.all(['w2', 'w3'].map(async n => await member(n, ['worker'], first, {}, ['--slots', '2'])))]
     await allSee(workers)
@@ -93,6 +110,10 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
       assert.equal((await w.api<{ networkMode: string }>('/v1/status')).networkMode, 'permissioned')
     }
     const [w1] = workers
+    const shown = await runCli(['network', 'status', '--data-dir', w1.dataDir], { timeoutMs: 60_000 })
+    assert.equal(shown.code, 0, shown.stderr)
+    assert.match(shown.stdout, /permissioned/)
+    for (const w of workers) assert.ok(shown.stdout.includes(w.peerId), `status lists ${w.peerId}`)
     // An open-mode peer that happens to use the permissioned network's id, dialling a member.
     const outsider = new TestPeer(join(root, 'outsider'), [...BASE, '--network-id', admin.networkId, '--bootstrap', w1.tcpAddr])
     started.push(outsider)
@@ -183,8 +204,9 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
     const { runId } = await client.api<{ runId: string }>('/v1/runs', { method: 'POST', body: JSON.stringify({ workflow, export: 'layers', args: [50, 60] }) })
     await waitFor('the victim to run tasks of the run', () => victim.stderr.split('\n').filter(l => l.includes('"msg":"task done"')).length >= 3, 120_000, 50)
     const revokedAt = Date.now()
-    const result = await workers[0].api<{ result: string }>('/v1/network/revocations', { method: 'POST', body: await revoke(admin, { peer: victim.peerId }) as BodyInit })
-    assert.equal(result.result, 'accepted')
+    const revoked = await runCli(['network', 'revoke', victim.peerId, '--dir', netDir, '--data-dir', workers[0].dataDir, '--json'], { timeoutMs: 60_000 })
+    assert.equal(revoked.code, 0, revoked.stderr)
+    assert.match(revoked.stdout, /accepted/)
     const others = started.filter(p => p !== victim && p.child?.exitCode === null && p.child.signalCode === null)
     await waitFor('every other peer to enforce the revocation', async () => {
       for (const p of others) {
