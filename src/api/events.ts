@@ -30,7 +30,9 @@ export type ProgressEvent =
   | { type: 'peer:state', peer: string, state: PeerState | 'joined' | 'removed' } & At
   /** A workflow run started on this peer. */
   | { type: 'run:started', runId: string, workflow: string, export: string } & At
-  | { type: 'run:task:scheduled', runId: string, taskId: string, fn: string, export: string } & At
+  /** `deps`: the tasks whose results the run's code had received when it asked for this one (the
+   *  dashboard draws them as the run's DAG); absent from older peers. */
+  | { type: 'run:task:scheduled', runId: string, taskId: string, fn: string, export: string, deps?: string[] } & At
   /** A task of the run was sent to `peer` (attempt 1, 2, … on retries elsewhere). */
   | { type: 'run:task:started', runId: string, taskId: string, peer: string, attempt: number } & At
   | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At

@@ -12,6 +12,8 @@ export interface Route {
   path: string
   write: boolean
   summary: string
+  /** Served without the API token: the dashboard's page and code, which hold no data (src/node/dashboard.ts). */
+  public?: boolean
 }
 
 export const ROUTES = {
@@ -33,6 +35,9 @@ export const ROUTES = {
   reputation: { method: 'GET', path: '/v1/reputation', write: false, summary: 'this peer\'s record of each other peer: agreements, disagreements, failures, lies, score, ban' },
   network: { method: 'GET', path: '/v1/network', write: false, summary: 'the network: open or permissioned; members (roles, expiry, connected), revocations, refusals' },
   revocationSubmit: { method: 'POST', path: '/v1/network/revocations', write: true, summary: 'enforce and gossip a signed revocation: body is its bytes (`rhizome network revoke`)' },
+  dashboard: { method: 'GET', path: '/dashboard', write: false, public: true, summary: 'the dashboard: the network, runs and their tasks, live (`rhizome dashboard` opens it)' },
+  dashboardAsset: { method: 'GET', path: '/dashboard/:asset', write: false, public: true, summary: 'the dashboard\'s script, style sheet and icon, built into the peer' },
+  dashboardSession: { method: 'POST', path: '/v1/dashboard/session', write: true, summary: 'trade the API token (Authorization: Bearer) for the dashboard\'s session cookie, HttpOnly and SameSite=Strict' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

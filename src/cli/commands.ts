@@ -20,6 +20,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'cancel', summary: 'cancel a workflow run and its tasks in flight', load: async () => (await import('./commands/cancel.ts')).cancel },
   { name: 'attestations', summary: 'show who computed a verified task, who agreed and who disagreed', load: async () => (await import('./commands/attestations.ts')).attestations },
   { name: 'reputation', summary: 'list this peer\'s record of each peer: agreements, disagreements, lies, score, ban', load: async () => (await import('./commands/reputation.ts')).reputation },
+  { name: 'dashboard', summary: 'print (or --open) the address of the peer\'s live dashboard in the browser', load: async () => (await import('./commands/dashboard.ts')).dashboard },
   { name: 'blob put', summary: 'store a file as a content-addressed blob on the local peer; prints its CID', load: async () => (await import('./commands/blob.ts')).blobPut },
   { name: 'blob get', summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)', load: async () => (await import('./commands/blob.ts')).blobGet },
   { name: 'devnet', summary: 'start a local network of peers in separate processes (what `npm start` runs)', load: async () => (await import('./commands/devnet.ts')).devnet }

@@ -847,7 +847,7 @@ class LiveRun {
     this.pendingDeps.delete(spec.taskId)
     this.tasks.set(spec.taskId, task)
     this.saveTask(task)
-    this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
+    this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, deps: task.deps, atMs: task.queuedMs })
     if (this.locating !== undefined) this.locating.push(task)
     else this.dispatchSoon(task)
   }
