@@ -1,0 +1,138 @@
+/**
+ * A run as a live DAG: a box per task colored by its state, an edge per dependency, the
+ * critical path drawn over it. Laid out by dagre (left to right: what came first on the left).
+ *
+ * Laying out is the expensive part (DAG_TASKS_MAX in run-model.ts says how expensive), so it is
+ * redone only when tasks or edges were added, and no sooner than twice the time the last layout
+ * took after it: a fan-out of hundreds of tasks arriving over a second is laid out a few times,
+ * not hundreds. State changes only recolor the boxes already there.
+ */
+import dagre from '@dagrejs/dagre'
+import { formatMs, shortId, svg } from './dom.ts'
+import type { RunModel, TaskNode } from './run-model.ts'
+
+const NODE_WIDTH = 26
+const NODE_HEIGHT = 18
+/** The first layout of a run is immediate; the next waits at least this (and twice the last one's cost). */
+const LAYOUT_GAP_MS_MIN = 250
+
+interface Placed { x: number, y: number }
+
+export class DagView {
+  readonly element: SVGSVGElement
+  private readonly edgesLayer: SVGGElement
+  private readonly nodesLayer: SVGGElement
+  private readonly boxes = new Map<string, SVGGElement>()
+  private laidOutShape = -1
+  private laidOutAtMs = 0
+  private layoutCostMs = 0
+  private positions = new Map<string, Placed>()
+  private criticalKey = ''
+  private readonly onSelect: (task: TaskNode) => void
+
+  constructor (onSelect: (task: TaskNode) => void) {
+    this.onSelect = onSelect
+    this.edgesLayer = svg('g', { class: 'edges' })
+    this.nodesLayer = svg('g', { class: 'nodes' })
+    this.element = svg('svg', { class: 'dag', role: 'img', 'aria-label': 'the run\'s tasks and their dependencies' }, this.edgesLayer, this.nodesLayer)
+  }
+
+  /** Redraw from the model; returns the milliseconds after which to call again (a layout is due), if any. */
+  render (model: RunModel, nowMs: number): number | undefined {
+    if (model.shapeVersion !== this.laidOutShape) {
+      const waitMs = this.laidOutAtMs + Math.max(LAYOUT_GAP_MS_MIN, 2 * this.layoutCostMs) - nowMs
+      if (this.laidOutShape !== -1 && waitMs > 0) {
+        this.paint(model)
+        return waitMs
+      }
+      this.layout(model)
+      this.laidOutAtMs = performance.now()
+    }
+    this.paint(model)
+    return undefined
+  }
+
+  private layout (model: RunModel): void {
+    const started = performance.now()
+    const g = new dagre.graphlib.Graph()
+    g.setGraph({ rankdir: 'LR', nodesep: 8, ranksep: 26, marginx: 12, marginy: 12 })
+    g.setDefaultEdgeLabel(() => ({}))
+    const tasks = model.list()
+    for (const t of tasks) g.setNode(t.taskId, { width: NODE_WIDTH, height: NODE_HEIGHT })
+    for (const t of tasks) for (const dep of t.deps) if (model.tasks.has(dep)) g.setEdge(dep, t.taskId)
+    dagre.layout(g)
+    this.positions = new Map(tasks.map(t => {
+      const n = g.node(t.taskId) as { x: number, y: number }
+      return [t.taskId, { x: n.x, y: n.y }]
+    }))
+    const size = g.graph() as { width?: number, height?: number }
+    const width = Math.max(size.width ?? 0, 200)
+    const height = Math.max(size.height ?? 0, 60)
+    this.element.setAttribute('viewBox', `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`)
+    this.element.setAttribute('data-width', width.toFixed(0))
+    this.drawEdges(model, g)
+    this.laidOutShape = model.shapeVersion
+    this.criticalKey = ''
+    this.layoutCostMs = performance.now() - started
+  }
+
+  private drawEdges (model: RunModel, g: InstanceType<typeof dagre.graphlib.Graph>): void {
+    const critical = criticalEdges(model)
+    this.edgesLayer.replaceChildren()
+    for (const e of g.edges()) {
+      const points = (g.edge(e) as { points?: Array<{ x: number, y: number }> }).points ?? []
+      if (points.length < 2) continue
+      const d = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(' ')
+      this.edgesLayer.append(svg('path', { d, class: critical.has(`${e.v}>${e.w}`) ? 'edge critical' : 'edge', 'data-from': e.v, 'data-to': e.w }))
+    }
+  }
+
+  /** Boxes: one per task laid out, class by state; the critical path's boxes and edges marked. */
+  private paint (model: RunModel): void {
+    const onPath = new Set(model.criticalPath)
+    const key = model.criticalPath.join()
+    if (key !== this.criticalKey) {
+      const critical = criticalEdges(model)
+      for (const path of Array.from(this.edgesLayer.children)) {
+        path.setAttribute('class', critical.has(`${path.getAttribute('data-from')}>${path.getAttribute('data-to')}`) ? 'edge critical' : 'edge')
+      }
+      this.criticalKey = key
+    }
+    for (const t of model.list()) {
+      const at = this.positions.get(t.taskId)
+      if (at === undefined) continue
+      let box = this.boxes.get(t.taskId)
+      if (box === undefined) {
+        box = this.box(t)
+        this.boxes.set(t.taskId, box)
+        this.nodesLayer.append(box)
+      }
+      box.setAttribute('transform', `translate(${(at.x - NODE_WIDTH / 2).toFixed(1)} ${(at.y - NODE_HEIGHT / 2).toFixed(1)})`)
+      const cls = `task ${t.state}${onPath.has(t.taskId) ? ' critical' : ''}`
+      if (box.getAttribute('class') !== cls) box.setAttribute('class', cls)
+      if (box.getAttribute('data-state') !== t.state) box.setAttribute('data-state', t.state)
+      box.firstElementChild!.textContent = tooltip(t)
+    }
+  }
+
+  private box (t: TaskNode): SVGGElement {
+    return svg('g', { 'data-task-id': t.taskId, onclick: () => { this.onSelect(t) } },
+      svg('title', {}, tooltip(t)),
+      svg('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: 4 }),
+      svg('text', { x: NODE_WIDTH / 2, y: NODE_HEIGHT / 2 + 3.5 }, t.export.slice(0, 3)))
+  }
+}
+
+function criticalEdges (model: RunModel): Set<string> {
+  const edges = new Set<string>()
+  for (let i = 1; i < model.criticalPath.length; i++) edges.add(`${model.criticalPath[i - 1]}>${model.criticalPath[i]}`)
+  return edges
+}
+
+function tooltip (t: TaskNode): string {
+  const ran = t.startedMs !== undefined && t.finishedMs !== undefined ? `, ${formatMs(t.finishedMs - t.startedMs)}` : ''
+  const deps = t.deps.length + t.depsOmitted
+  return `${t.export} · task ${shortId(t.taskId, 8)} · ${t.state}${ran}` +
+    `${t.peer === undefined ? '' : ` · on ${shortId(t.peer)}`}${deps === 0 ? '' : ` · after ${deps} task${deps === 1 ? '' : 's'}`}` +
+    `${t.error === undefined ? '' : ` · ${t.error}`}`
+}
