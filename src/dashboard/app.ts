@@ -154,17 +154,23 @@ export class Dashboard {
     void this.refresh('report')
     const stream = new EventSource(`/v1/runs/${encodeURIComponent(runId)}/events`)
     this.runStream = stream
+    let ended = false
     for (const type of RUN_EVENT_TYPES) {
       stream.addEventListener(type, (message) => {
         const event = JSON.parse((message as MessageEvent<string>).data) as ProgressEvent
         if (event.type === 'run:finished') {
-          stream.close()
+          ended = true
           void this.refresh('report') // the final critical path and task states
         }
         if (run.applyEvent(event)) this.draw()
       })
     }
-    stream.onerror = () => { if (stream.readyState === EventSource.CLOSED) this.problems.set('run', { message: `the events of run ${shortId(runId, 8)} could not be followed`, hint: 'its report is still read every few seconds' }) }
+    stream.onerror = () => {
+      // The peer ends the stream after run:finished, and the browser would reconnect to it: close
+      // it then (not at the event itself, which would abort a response about to end on its own).
+      if (ended) stream.close()
+      else if (stream.readyState === EventSource.CLOSED) this.problems.set('run', { message: `the events of run ${shortId(runId, 8)} could not be followed`, hint: 'its report is still read every few seconds' })
+    }
     this.draw()
   }
 

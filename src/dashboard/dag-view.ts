@@ -2,6 +2,13 @@
  * A run as a live DAG: a box per task colored by its state, an edge per dependency, the
  * critical path drawn over it. Laid out by dagre (left to right: what came first on the left).
  *
+ * A task's dependencies are every result its code had received when it asked for it (the driver
+ * knows no finer), so ten chains side by side that deliver results in the same turn each depend
+ * on all ten. Laid out with every such edge, the chains tangle. The layout uses one edge per task,
+ * from the dependency that finished last — the one it waited for, and the rule the critical path
+ * follows, so that path is always a straight run of boxes — and the other dependencies are drawn
+ * faintly over it.
+ *
  * Laying out is the expensive part (DAG_TASKS_MAX in run-model.ts says how expensive), so it is
  * redone only when tasks or edges were added, and no sooner than twice the time the last layout
  * took after it: a fan-out of hundreds of tasks arriving over a second is laid out a few times,
@@ -23,7 +30,7 @@ export class DagView {
   private readonly edgesLayer: SVGGElement
   private readonly nodesLayer: SVGGElement
   private readonly boxes = new Map<string, SVGGElement>()
-  private laidOutShape = -1
+  private laidOutShape = ''
   private laidOutAtMs = 0
   private layoutCostMs = 0
   private positions = new Map<string, Placed>()
@@ -39,9 +46,9 @@ export class DagView {
 
   /** Redraw from the model; returns the milliseconds after which to call again (a layout is due), if any. */
   render (model: RunModel, nowMs: number): number | undefined {
-    if (model.shapeVersion !== this.laidOutShape) {
+    if (shapeOf(model) !== this.laidOutShape) {
       const waitMs = this.laidOutAtMs + Math.max(LAYOUT_GAP_MS_MIN, 2 * this.layoutCostMs) - nowMs
-      if (this.laidOutShape !== -1 && waitMs > 0) {
+      if (this.laidOutShape !== '' && waitMs > 0) {
         this.paint(model)
         return waitMs
       }
@@ -59,7 +66,11 @@ export class DagView {
     g.setDefaultEdgeLabel(() => ({}))
     const tasks = model.list()
     for (const t of tasks) g.setNode(t.taskId, { width: NODE_WIDTH, height: NODE_HEIGHT })
-    for (const t of tasks) for (const dep of t.deps) if (model.tasks.has(dep)) g.setEdge(dep, t.taskId)
+    const onPath = new Map(model.criticalPath.map((id, i) => [id, model.criticalPath[i - 1]]))
+    for (const t of tasks) {
+      const parent = onPath.get(t.taskId) ?? lastFinished(model, t)
+      if (parent !== undefined) g.setEdge(parent, t.taskId)
+    }
     dagre.layout(g)
     this.positions = new Map(tasks.map(t => {
       const n = g.node(t.taskId) as { x: number, y: number }
@@ -71,7 +82,7 @@ export class DagView {
     this.element.setAttribute('viewBox', `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`)
     this.element.setAttribute('data-width', width.toFixed(0))
     this.drawEdges(model, g)
-    this.laidOutShape = model.shapeVersion
+    this.laidOutShape = shapeOf(model)
     this.criticalKey = ''
     this.layoutCostMs = performance.now() - started
   }
@@ -79,11 +90,19 @@ export class DagView {
   private drawEdges (model: RunModel, g: InstanceType<typeof dagre.graphlib.Graph>): void {
     const critical = criticalEdges(model)
     this.edgesLayer.replaceChildren()
+    for (const t of model.list()) {
+      const to = this.positions.get(t.taskId)!
+      for (const dep of t.deps) {
+        const from = this.positions.get(dep)
+        if (from === undefined || g.hasEdge(dep, t.taskId)) continue
+        this.edgesLayer.append(svg('path', { d: `M${(from.x + NODE_WIDTH / 2).toFixed(1)} ${from.y.toFixed(1)} L${(to.x - NODE_WIDTH / 2).toFixed(1)} ${to.y.toFixed(1)}`, class: 'edge secondary', 'data-from': dep, 'data-to': t.taskId }))
+      }
+    }
     for (const e of g.edges()) {
       const points = (g.edge(e) as { points?: Array<{ x: number, y: number }> }).points ?? []
       if (points.length < 2) continue
       const d = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(' ')
-      this.edgesLayer.append(svg('path', { d, class: critical.has(`${e.v}>${e.w}`) ? 'edge critical' : 'edge', 'data-from': e.v, 'data-to': e.w }))
+      this.edgesLayer.append(svg('path', { d, class: critical.has(`${e.v}>${e.w}`) ? 'edge primary critical' : 'edge primary', 'data-from': e.v, 'data-to': e.w }))
     }
   }
 
@@ -94,7 +113,8 @@ export class DagView {
     if (key !== this.criticalKey) {
       const critical = criticalEdges(model)
       for (const path of Array.from(this.edgesLayer.children)) {
-        path.setAttribute('class', critical.has(`${path.getAttribute('data-from')}>${path.getAttribute('data-to')}`) ? 'edge critical' : 'edge')
+        const base = path.getAttribute('class')!.replace(' critical', '')
+        path.setAttribute('class', critical.has(`${path.getAttribute('data-from')}>${path.getAttribute('data-to')}`) ? `${base} critical` : base)
       }
       this.criticalKey = key
     }
@@ -121,6 +141,22 @@ export class DagView {
       svg('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: 4 }),
       svg('text', { x: NODE_WIDTH / 2, y: NODE_HEIGHT / 2 + 3.5 }, t.export.slice(0, 3)))
   }
+}
+
+/** What the layout depends on: the tasks and their edges, and once the run ended, its final
+ *  critical path (laid out as a straight chain). */
+function shapeOf (model: RunModel): string {
+  return model.finished ? `${model.shapeVersion}:${model.criticalPath.join()}` : String(model.shapeVersion)
+}
+
+/** The dependency of `t` that finished last (what it waited for), among those drawn. */
+function lastFinished (model: RunModel, t: TaskNode): string | undefined {
+  let best: TaskNode | undefined
+  for (const id of t.deps) {
+    const dep = model.tasks.get(id)
+    if (dep !== undefined && (best === undefined || (dep.finishedMs ?? -1) >= (best.finishedMs ?? -1))) best = dep
+  }
+  return best?.taskId
 }
 
 function criticalEdges (model: RunModel): Set<string> {

@@ -8,9 +8,13 @@ import type { RunModel, TaskNode } from './run-model.ts'
 
 const WIDTH = 1000
 const LABEL_WIDTH = 92
-const ROW_HEIGHT = 26
 const AXIS_HEIGHT = 22
-const BAR_HEIGHT = 16
+const BAR_HEIGHT = 12
+const BAR_GAP = 3
+const ROW_PADDING = 6
+const ROW_HEIGHT_MIN = 26
+/** Lanes per peer: a peer runs as many tasks at once as it has slots, a handful; 8 stay legible. */
+const GANTT_LANES_MAX = 8
 
 export function renderGantt (model: RunModel, nowMs: number): SVGSVGElement {
   const rows = new Map<string, TaskNode[]>()
@@ -26,22 +30,43 @@ export function renderGantt (model: RunModel, nowMs: number): SVGSVGElement {
   const spanMs = endMs - startMs
   const plotWidth = WIDTH - LABEL_WIDTH - 8
   const x = (ms: number): number => LABEL_WIDTH + (Math.min(Math.max(ms, startMs), endMs) - startMs) / spanMs * plotWidth
-  const height = AXIS_HEIGHT + Math.max(1, peers.length) * ROW_HEIGHT
+  const laned = peers.map(peer => lanes(rows.get(peer)!, nowMs))
+  const heights = laned.map(l => l.count * (BAR_HEIGHT + BAR_GAP) + ROW_PADDING * 2 - BAR_GAP)
+  const height = AXIS_HEIGHT + Math.max(ROW_HEIGHT_MIN, heights.reduce((a, b) => a + b, 0))
   const chart = svg('svg', { class: 'gantt', viewBox: `0 0 ${WIDTH} ${height}`, role: 'img', 'aria-label': 'tasks per peer over time' })
   chart.append(axis(spanMs, plotWidth, height))
+  let y = AXIS_HEIGHT
   peers.forEach((peer, i) => {
-    const y = AXIS_HEIGHT + i * ROW_HEIGHT
-    chart.append(svg('rect', { x: 0, y, width: WIDTH, height: ROW_HEIGHT, class: i % 2 === 0 ? 'row even' : 'row' }))
-    chart.append(svg('text', { x: 6, y: y + ROW_HEIGHT / 2 + 4, class: 'row-label' }, svg('title', {}, peer), shortId(peer, 8)))
-    for (const t of rows.get(peer)!) {
+    chart.append(svg('rect', { x: 0, y, width: WIDTH, height: heights[i], class: i % 2 === 0 ? 'row even' : 'row' }))
+    chart.append(svg('text', { x: 6, y: y + heights[i] / 2 + 4, class: 'row-label' }, svg('title', {}, peer), shortId(peer, 8)))
+    for (const { task: t, lane } of laned[i].placed) {
       const x0 = x(t.startedMs!)
       const x1 = Math.max(x0 + 1.5, x(t.finishedMs ?? nowMs))
-      chart.append(svg('rect', { x: x0.toFixed(1), y: y + (ROW_HEIGHT - BAR_HEIGHT) / 2, width: (x1 - x0).toFixed(1), height: BAR_HEIGHT, rx: 2, class: `bar ${t.state}`, 'data-task-id': t.taskId },
+      chart.append(svg('rect', { x: x0.toFixed(1), y: y + ROW_PADDING + lane * (BAR_HEIGHT + BAR_GAP), width: (x1 - x0).toFixed(1), height: BAR_HEIGHT, rx: 2, class: `bar ${t.state}`, 'data-task-id': t.taskId },
         svg('title', {}, `${t.export} · ${t.state} · ${formatMs((t.finishedMs ?? nowMs) - t.startedMs!)}`)))
     }
+    y += heights[i]
   })
   if (peers.length === 0) chart.append(svg('text', { x: WIDTH / 2, y: AXIS_HEIGHT + 17, class: 'empty', 'text-anchor': 'middle' }, 'no task has started yet'))
   return chart
+}
+
+/**
+ * Tasks that overlap in time on one peer (it has several slots) go on separate lanes: each task
+ * takes the first lane free at its start. At most GANTT_LANES_MAX lanes; past that, the lane
+ * that frees first.
+ */
+function lanes (tasks: TaskNode[], nowMs: number): { count: number, placed: Array<{ task: TaskNode, lane: number }> } {
+  const ends: number[] = []
+  const placed: Array<{ task: TaskNode, lane: number }> = []
+  for (const task of [...tasks].sort((a, b) => a.startedMs! - b.startedMs!)) {
+    let lane = ends.findIndex(end => end <= task.startedMs!)
+    if (lane === -1 && ends.length < GANTT_LANES_MAX) lane = ends.length
+    if (lane === -1) lane = ends.indexOf(Math.min(...ends))
+    ends[lane] = task.finishedMs ?? nowMs
+    placed.push({ task, lane })
+  }
+  return { count: Math.max(1, ends.length), placed }
 }
 
 /** Ticks at a round step: about eight across the plot. */
@@ -52,7 +77,7 @@ function axis (spanMs: number, plotWidth: number, height: number): SVGGElement {
   for (let t = 0, n = 0; t <= spanMs && n < 40; t += step, n++) {
     const x = LABEL_WIDTH + t / spanMs * plotWidth
     g.append(svg('line', { x1: x.toFixed(1), x2: x.toFixed(1), y1: AXIS_HEIGHT - 4, y2: height }))
-    g.append(svg('text', { x: x.toFixed(1), y: AXIS_HEIGHT - 8, 'text-anchor': 'middle' }, t === 0 ? '0' : formatMs(t)))
+    g.append(svg('text', { x: x.toFixed(1), y: AXIS_HEIGHT - 8, 'text-anchor': 'middle' }, t === 0 ? '0' : step >= 1000 ? `${t / 1000} s` : `${t} ms`))
   }
   return g
 }

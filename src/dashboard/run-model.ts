@@ -5,7 +5,8 @@
  * tests feed it.
  *
  * A task's state only moves forward (queued → running → done | failed): the report and the
- * replayed events describe the same run at different moments, and the later word wins.
+ * replayed events describe the same run at different moments, and the later word wins. The one
+ * way back is a new attempt of a failed task (the driver retries it on another peer).
  */
 import type { ProgressEvent } from '../api/events.ts'
 import type { RunReport, RunStatus, RunTaskReport } from '../api/types.ts'
@@ -123,6 +124,11 @@ export class RunModel {
       case 'run:task:started': {
         const node = this.tasks.get(event.taskId)
         if (node !== undefined) {
+          // A failed attempt is tried again elsewhere: a later attempt runs it once more.
+          if (node.state === 'failed' && (event.attempt > node.attempt || event.atMs > (node.finishedMs ?? Infinity))) {
+            node.state = 'running'
+            node.finishedMs = undefined
+          }
           node.attempt = Math.max(node.attempt, event.attempt)
           this.advance(node, 'running', { peer: event.peer, startedMs: event.atMs })
         }
