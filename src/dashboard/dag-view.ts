@@ -79,8 +79,10 @@ export class DagView {
     const size = g.graph() as { width?: number, height?: number }
     const width = Math.max(size.width ?? 0, 200)
     const height = Math.max(size.height ?? 0, 60)
+    // Drawn at its own size, shrunk to the panel's width when wider (CSS max-width), never blown up.
     this.element.setAttribute('viewBox', `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`)
-    this.element.setAttribute('data-width', width.toFixed(0))
+    this.element.setAttribute('width', width.toFixed(0))
+    this.element.setAttribute('height', height.toFixed(0))
     this.drawEdges(model, g)
     this.laidOutShape = shapeOf(model)
     this.criticalKey = ''

@@ -143,17 +143,26 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     const api = driver.apiUrl
     foreign = createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' })
-      res.end(`<!doctype html><p>elsewhere</p><iframe id="frame" src="${api}/dashboard"></iframe><script>
-        window.result = fetch(${JSON.stringify(api + '/v1/status')}, { credentials: 'include' }).then(r => 'read: ' + r.status, e => 'refused: ' + e.message)
-      </script>`)
+      // Frames of the dashboard and of an API route (GETs without an Origin header: only
+      // Sec-Fetch-Site tells), a form posting to a route that starts runs, and a script reading
+      // the API. The browser sends the dashboard's cookie along: 127.0.0.1 on another port is
+      // the same site.
+      res.end(`<!doctype html><p>elsewhere</p>
+        <iframe src="${api}/dashboard"></iframe><iframe src="${api}/v1/status"></iframe><iframe name="posted"></iframe>
+        <form id="form" method="POST" action="${api}/v1/runs" target="posted"><input name="workflow" value="x"></form>
+        <script>
+          document.getElementById('form').submit()
+          window.result = fetch(${JSON.stringify(api + '/v1/status')}, { credentials: 'include' }).then(r => 'read: ' + r.status, e => 'refused: ' + e.message)
+        </script>`)
     })
     await new Promise<void>(resolve => foreign!.listen(0, '127.0.0.1', resolve))
     const address = foreign.address() as { port: number }
-    // Same browser context: it holds a dashboard session from the previous test, if any.
+    // The browser holds a dashboard session, which it would send along with the foreign page's requests.
     const signedIn = await context.newPage()
     await signedIn.goto((JSON.parse((await runCli(['dashboard', '--data-dir', driver.dataDir, '--json'])).stdout) as { url: string }).url)
     await signedIn.locator('[data-panel=network] [data-peer-id]').first().waitFor({ timeout: 30_000 })
     await signedIn.close()
+    assert.ok((await context.cookies()).some(c => c.name === `rhizome-session-${new URL(api).port}` && c.httpOnly && c.sameSite === 'Strict'))
 
     const page = await context.newPage()
     const answers: Array<{ url: string, status: number }> = []
@@ -161,11 +170,12 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await page.goto(`http://127.0.0.1:${address.port}/`)
     const result = await page.evaluate(async () => await (window as unknown as { result: Promise<string> }).result)
     assert.match(result, /^refused/, 'the foreign page could not read the API')
-    await waitFor('the peer to answer the foreign requests', () => answers.length >= 2, 10_000, 50)
+    await waitFor('the peer to answer the frames and the form', () => answers.length >= 3, 10_000, 50)
+    assert.deepEqual(answers.map(a => new URL(a.url).pathname).sort(), ['/dashboard', '/v1/runs', '/v1/status'])
     for (const answer of answers) assert.equal(answer.status, 403, `${answer.url} answered the foreign page`)
-    const frame = page.frames().find(f => f !== page.mainFrame())
-    assert.ok(frame !== undefined)
-    assert.equal(await frame.locator('[data-panel]').count(), 0, 'the dashboard did not load in the foreign frame')
+    for (const frame of page.frames().filter(f => f !== page.mainFrame())) {
+      assert.equal(await frame.locator('[data-panel], #app').count(), 0, `nothing of the peer loaded in the foreign frame ${frame.url()}`)
+    }
     await page.screenshot({ path: `${ARTIFACTS}foreign-origin.png` })
     await page.close()
   })
@@ -201,7 +211,7 @@ async function observeRun (page: Page, runId: string, total: number): Promise<{ 
   const notDone = new Set<string>()
   let turnedDone = false
   let shot = false
-  await waitFor(`run ${runId} to be drawn with ${total} tasks done`, async () => {
+  const drawn = waitFor(`run ${runId} to be drawn with ${total} tasks done`, async () => {
     const state = await page.evaluate(() => Array.from(document.querySelectorAll('.dag [data-task-id]')).map(el => [el.getAttribute('data-task-id'), el.getAttribute('data-state')]))
     counts.push(state.length)
     for (const [id, s] of state) {
@@ -214,5 +224,12 @@ async function observeRun (page: Page, runId: string, total: number): Promise<{ 
     }
     return state.length >= total && state.every(([, s]) => s === 'done')
   }, 180_000, 150)
+  try {
+    await drawn
+  } catch (err) {
+    await page.screenshot({ path: `${ARTIFACTS}run-timeout.png`, fullPage: true })
+    const summary = await page.locator('.run-summary').textContent()
+    throw new Error(`${(err as Error).message}; the page says: ${summary}; counts seen ${JSON.stringify(counts.slice(-20))}`)
+  }
   return { counts, turnedDone }
 }
