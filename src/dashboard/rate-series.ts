@@ -71,9 +71,10 @@ export class RateSeries {
   }
 
   private end (id: string, second: number): void {
+    // Up to its end, it ran in this second too.
+    this.running.set(second, Math.max(this.running.get(second) ?? 0, this.inFlight.size))
     this.inFlight.delete(id)
     this.finished.set(second, (this.finished.get(second) ?? 0) + 1)
-    if (!this.running.has(second)) this.running.set(second, this.inFlight.size)
   }
 
   private lastRunningSecond (): number {
