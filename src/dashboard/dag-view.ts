@@ -59,8 +59,56 @@ export class DagView {
     return undefined
   }
 
+  /** Whether the last layout had no dependencies to go by (see layoutInOrder). */
+  get inOrder (): boolean {
+    return this.laidOutInOrder
+  }
+
+  private laidOutInOrder = false
+
   private layout (model: RunModel): void {
     const started = performance.now()
+    const tasks = model.list()
+    this.laidOutInOrder = tasks.length > 1 && !tasks.some(t => t.deps.length > 0)
+    if (this.laidOutInOrder) this.layoutInOrder(model)
+    else this.layoutGraph(model)
+    this.laidOutShape = shapeOf(model)
+    this.criticalKey = ''
+    this.layoutCostMs = performance.now() - started
+  }
+
+  /**
+   * A run known only from its report (it ended before this page followed it, and the peer keeps
+   * no dependencies once a run ends): a grid in the order the tasks were asked for, column by
+   * column, the critical path joined. Nothing is drawn as a dependency that is not known to be one.
+   */
+  private layoutInOrder (model: RunModel): void {
+    const tasks = model.list().sort((a, b) => a.queuedMs - b.queuedMs)
+    const columns = Math.max(1, Math.ceil(Math.sqrt(tasks.length * 3)))
+    const rows = Math.ceil(tasks.length / columns)
+    const stepX = NODE_WIDTH + 26
+    const stepY = NODE_HEIGHT + 8
+    this.positions = new Map(tasks.map((t, i) => [t.taskId, { x: 12 + Math.floor(i / rows) * stepX + NODE_WIDTH / 2, y: 12 + (i % rows) * stepY + NODE_HEIGHT / 2 }]))
+    this.size(24 + columns * stepX - 26, 24 + rows * stepY - 8)
+    this.edgesLayer.replaceChildren()
+    for (let i = 1; i < model.criticalPath.length; i++) {
+      const from = this.positions.get(model.criticalPath[i - 1])
+      const to = this.positions.get(model.criticalPath[i])
+      if (from === undefined || to === undefined) continue
+      this.edgesLayer.append(svg('path', { d: `M${from.x.toFixed(1)} ${from.y.toFixed(1)} L${to.x.toFixed(1)} ${to.y.toFixed(1)}`, class: 'edge primary critical', 'data-from': model.criticalPath[i - 1], 'data-to': model.criticalPath[i] }))
+    }
+  }
+
+  private size (graphWidth: number, graphHeight: number): void {
+    const width = Math.max(graphWidth, 200)
+    const height = Math.max(graphHeight, 60)
+    // Drawn at its own size, shrunk to the panel's width when wider (CSS max-width), never blown up.
+    this.element.setAttribute('viewBox', `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`)
+    this.element.setAttribute('width', width.toFixed(0))
+    this.element.setAttribute('height', height.toFixed(0))
+  }
+
+  private layoutGraph (model: RunModel): void {
     const g = new dagre.graphlib.Graph()
     g.setGraph({ rankdir: 'LR', nodesep: 8, ranksep: 26, marginx: 12, marginy: 12 })
     g.setDefaultEdgeLabel(() => ({}))
@@ -77,16 +125,8 @@ export class DagView {
       return [t.taskId, { x: n.x, y: n.y }]
     }))
     const size = g.graph() as { width?: number, height?: number }
-    const width = Math.max(size.width ?? 0, 200)
-    const height = Math.max(size.height ?? 0, 60)
-    // Drawn at its own size, shrunk to the panel's width when wider (CSS max-width), never blown up.
-    this.element.setAttribute('viewBox', `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`)
-    this.element.setAttribute('width', width.toFixed(0))
-    this.element.setAttribute('height', height.toFixed(0))
+    this.size(size.width ?? 0, size.height ?? 0)
     this.drawEdges(model, g)
-    this.laidOutShape = shapeOf(model)
-    this.criticalKey = ''
-    this.layoutCostMs = performance.now() - started
   }
 
   private drawEdges (model: RunModel, g: InstanceType<typeof dagre.graphlib.Graph>): void {

@@ -139,6 +139,35 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await page.close()
   })
 
+  test('without the token the page says how to open it; peers that join and leave show up live', async () => {
+    const stranger = await browser.newPage()
+    await stranger.goto(`${driver.apiUrl}/dashboard`)
+    await stranger.locator('.notice-error').waitFor({ timeout: 15_000 })
+    assert.match(await stranger.locator('.notice-error').textContent() ?? '', /rhizome dashboard --open/)
+    await stranger.screenshot({ path: `${ARTIFACTS}signed-out.png` })
+    await stranger.close()
+
+    const page = await context.newPage()
+    const problems = watchProblems(page)
+    await page.goto((JSON.parse((await runCli(['dashboard', '--data-dir', driver.dataDir, '--json'])).stdout) as { url: string }).url)
+    await waitFor('three peers', async () => await page.locator('[data-panel=network] [data-peer-id]').count() === 3, 30_000, 100)
+    // The run of the test before ended before this page opened: no dependencies to draw but the
+    // critical path's, so its tasks are drawn in the order they were asked for.
+    const { runs } = await driver.api<{ runs: Array<{ runId: string }> }>('/v1/runs')
+    const path = (await driver.api<RunReport>(`/v1/runs/${runs[0].runId}`)).criticalPath!
+    await waitFor('the ended run drawn in order', async () => await page.locator('.dag [data-task-id]').count() === LANES * STEPS, 15_000, 100)
+    assert.equal(await page.locator('.dag .edge').count(), path.taskIds.length - 1, 'only the critical path is joined')
+    assert.match(await page.locator('.run-summary').textContent() ?? '', /in the order they were asked for/)
+    const joined = await net.addPeer(['--bootstrap', driver.tcpAddr, '--slots', '1'])
+    await waitFor('the new peer to appear alive', async () => await page.locator(`[data-panel=network] [data-peer-id="${joined.peerId}"][data-state=alive]`).count() === 1, 30_000, 100)
+    await joined.stop('SIGKILL')
+    await waitFor('the stopped peer to turn suspect or gone', async () =>
+      await page.locator(`[data-panel=network] [data-peer-id="${joined.peerId}"]:not([data-state=alive])`).count() === 1, 30_000, 100)
+    await page.screenshot({ path: `${ARTIFACTS}peer-left.png` })
+    assert.deepEqual(problems, [], 'no console errors, failed requests or error answers')
+    await page.close()
+  })
+
   test('a page on another origin can neither read the API nor frame the dashboard', async () => {
     const api = driver.apiUrl
     foreign = createServer((req, res) => {
