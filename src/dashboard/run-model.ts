@@ -21,7 +21,7 @@ export interface TaskNode {
   /** The peer that ran it (or runs it now). */
   peer?: string
   attempt: number
-  /** The tasks whose results the code had when it asked for this one (at most DAG_DEPS_PER_TASK_MAX). */
+  /** The tasks whose results the code had when it asked for this one (the last DAG_DEPS_PER_TASK_MAX delivered). */
   deps: string[]
   /** Dependencies not kept (past DAG_DEPS_PER_TASK_MAX). */
   depsOmitted: number
@@ -41,8 +41,8 @@ export const DAG_TASKS_MAX = 1000
 /**
  * Dependencies drawn per task. A task asked for after a fan-in of 200 results depends on all
  * 200; drawing each edge costs the layout more than the rest of the graph (200 tasks with
- * 2,000 edges took dagre ~1 s) and shows a solid wedge. The first 8 show where it came from;
- * the task's tooltip counts the rest.
+ * 2,000 edges took dagre ~1 s) and shows a solid wedge. The last 8 delivered show what it waited
+ * for; the task's tooltip counts the rest.
  */
 export const DAG_DEPS_PER_TASK_MAX = 8
 
@@ -119,7 +119,7 @@ export class RunModel {
         this.startedMs ??= event.atMs
         break
       case 'run:task:scheduled':
-        this.add(event.taskId, event.fn, event.export, event.atMs, event.deps ?? [])
+        this.add(event.taskId, event.fn, event.export, event.atMs, event.deps ?? [], event.depsCount)
         break
       case 'run:task:started': {
         const node = this.tasks.get(event.taskId)
@@ -170,12 +170,12 @@ export class RunModel {
     return counts
   }
 
-  private add (taskId: string, fn: string, exportName: string, queuedMs: number, deps: string[]): TaskNode | undefined {
+  private add (taskId: string, fn: string, exportName: string, queuedMs: number, deps: string[], depsCount = deps.length): TaskNode | undefined {
     const known = this.tasks.get(taskId)
     if (known !== undefined) {
       // The report has no dependencies; the scheduled event that follows it does.
       if (known.deps.length === 0 && deps.length > 0) {
-        this.keepDeps(known, deps)
+        this.keepDeps(known, deps, depsCount)
         this.shapeVersion++
       }
       return known
@@ -188,15 +188,16 @@ export class RunModel {
       return undefined
     }
     const node: TaskNode = { taskId, fn, export: exportName, state: 'queued', attempt: 0, deps: [], depsOmitted: 0, queuedMs }
-    this.keepDeps(node, deps)
+    this.keepDeps(node, deps, depsCount)
     this.tasks.set(taskId, node)
     this.shapeVersion++
     return node
   }
 
-  private keepDeps (node: TaskNode, deps: string[]): void {
-    node.deps = deps.slice(0, DAG_DEPS_PER_TASK_MAX)
-    node.depsOmitted = deps.length - node.deps.length
+  /** The last delivered are kept: the ones the task waited for. */
+  private keepDeps (node: TaskNode, deps: string[], depsCount: number): void {
+    node.deps = deps.slice(-DAG_DEPS_PER_TASK_MAX)
+    node.depsOmitted = Math.max(depsCount, deps.length) - node.deps.length
   }
 
   private advance (node: TaskNode, state: TaskState, at: { peer?: string, startedMs?: number, finishedMs?: number }): void {
