@@ -31,6 +31,8 @@ const RUNS_REFRESH_MS = 5000
 const REPORT_REFRESH_MS = 2000
 /** Events that change a list come in bursts (a fan-out); one read after the burst. */
 const EVENT_DEBOUNCE_MS = 250
+/** Redraws at most this often (5 a second): live enough to watch, cheap enough for a 1,000-task run. */
+const PAINT_GAP_MS = 200
 /** Runs listed: a screen's worth. */
 const RUNS_LISTED = 30
 
@@ -63,6 +65,7 @@ export class Dashboard {
   private readonly panels: Panels
   private dagView: DagView | undefined
   private frame: number | undefined
+  private paintedAtMs = -Infinity
   private readonly debounced = new Map<string, number>()
 
   constructor (root: HTMLElement, self: NodeStatus) {
@@ -184,13 +187,20 @@ export class Dashboard {
     this.panels.live.textContent = state === 'live' ? 'live' : state === 'connecting' ? 'reconnecting…' : 'disconnected'
   }
 
-  /** Ask for a frame; the frame redraws every panel from the state. */
+  /**
+   * Ask for a frame; the frame redraws every panel from the state, at most every PAINT_GAP_MS: a
+   * fan-out's events arrive by the hundred per second, and one redraw shows them all.
+   */
   private draw (): void {
     if (this.frame !== undefined) return
-    this.frame = requestAnimationFrame(() => {
-      this.frame = undefined
-      this.paint()
-    })
+    const waitMs = Math.max(0, this.paintedAtMs + PAINT_GAP_MS - performance.now())
+    this.frame = window.setTimeout(() => {
+      requestAnimationFrame(() => {
+        this.frame = undefined
+        this.paintedAtMs = performance.now()
+        this.paint()
+      })
+    }, waitMs)
   }
 
   private paint (): void {
