@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { access } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { RhizomeError } from '../model/errors.ts'
+import type { Logger } from '../model/log.ts'
 
 /**
  * Every answer of the API carries these, the dashboard's pages above all: only this origin's own
@@ -67,17 +68,28 @@ const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect 
   '<g stroke="#4fd1a5" stroke-width="2.5" fill="none"><path d="M16 6v8M16 14l-7 8M16 14l7 8"/></g>' +
   '<g fill="#4fd1a5"><circle cx="16" cy="6" r="3"/><circle cx="9" cy="23" r="3"/><circle cx="23" cy="23" r="3"/></g></svg>'
 
+const STATIC: ReadonlyMap<string, DashboardAsset> = new Map([
+  ['index.html', { contentType: 'text/html; charset=utf-8', body: Buffer.from(PAGE) }],
+  ['icon.svg', { contentType: 'image/svg+xml', body: Buffer.from(ICON) }]
+])
+
 /** The page, and the script and style sheet built on first use (one build, shared by all requests). */
 export class DashboardAssets {
   private built: Promise<Map<string, DashboardAsset>> | undefined
+  private readonly log: Logger
+
+  constructor (log: Logger) {
+    this.log = log
+  }
 
   /** The asset named `name` ('index.html', 'app.js', 'app.css', 'icon.svg'), or undefined. */
   async get (name: string): Promise<DashboardAsset | undefined> {
-    if (name === 'index.html') return { contentType: 'text/html; charset=utf-8', body: Buffer.from(PAGE) }
-    if (name === 'icon.svg') return { contentType: 'image/svg+xml', body: Buffer.from(ICON) }
+    const fixed = STATIC.get(name)
+    if (fixed !== undefined) return fixed
     if (name !== 'app.js' && name !== 'app.css') return undefined
     this.built ??= build().catch((err: unknown) => {
       this.built = undefined // a later request tries again (and logs again)
+      this.log.error('the dashboard could not be built', { error: String((err as Error)?.stack ?? err) })
       throw new DashboardBuildError(err)
     })
     return (await this.built).get(name)

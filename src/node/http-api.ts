@@ -13,6 +13,8 @@
  *   POST /v1/call              JSON { fn, export, args, on?, timeoutMs? } → result, peer, timings
  *   GET  /v1/tasks/:id/attestations  who computed a verified task, who agreed, who disagreed
  *   GET  /v1/reputation        this peer's record of each other peer
+ *   GET  /dashboard[/:asset]   the dashboard's page and code (dashboard.ts), without the token
+ *   POST /v1/dashboard/session the dashboard's session cookie, for a bearer of the token
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -149,7 +151,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   // The guard needs the port the server got (port 0 picks one), so requests are served only from
   // here on; nothing can arrive between listening and this line, which runs in the same turn.
   const session = new DashboardSession(address.port)
-  const dashboard = new DashboardAssets()
+  const dashboard = new DashboardAssets(log)
   const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath, session })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
