@@ -111,7 +111,7 @@ export class UnauthorizedError extends RhizomeError {
 export class ForbiddenOriginError extends RhizomeError {
   constructor (origin: string) {
     super('ERR_FORBIDDEN_ORIGIN', `requests from origin ${JSON.stringify(origin)} are refused: the API answers only its own origin`, {
-      hint: 'the local API is not for web pages; call it from the rhizome CLI or a script, which send no Origin header'
+      hint: 'the local API answers only its own dashboard (`rhizome dashboard` opens it), the rhizome CLI and scripts, not other web pages'
     })
     this.name = 'ForbiddenOriginError'
   }
