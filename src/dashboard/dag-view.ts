@@ -15,7 +15,7 @@
  * not hundreds. State changes only recolor the boxes already there.
  */
 import dagre from '@dagrejs/dagre'
-import { formatMs, shortId, svg } from './dom.ts'
+import { formatMs, peerColor, shortId, svg } from './dom.ts'
 import type { RunModel, TaskNode } from './run-model.ts'
 
 const NODE_WIDTH = 26
@@ -160,6 +160,7 @@ export class DagView {
       }
       this.criticalKey = key
     }
+    const peerIndex = new Map(model.peers().map((p, i) => [p, i]))
     for (const t of model.list()) {
       const at = this.positions.get(t.taskId)
       if (at === undefined) continue
@@ -174,6 +175,10 @@ export class DagView {
       if (box.getAttribute('class') !== cls) box.setAttribute('class', cls)
       if (box.getAttribute('data-state') !== t.state) box.setAttribute('data-state', t.state)
       box.firstElementChild!.textContent = tooltip(t)
+      const index = t.peer === undefined || t.startedMs === undefined ? undefined : peerIndex.get(t.peer)
+      const dot = box.lastElementChild!
+      const fill = index === undefined ? 'none' : peerColor(index)
+      if (dot.getAttribute('fill') !== fill) dot.setAttribute('fill', fill)
     }
   }
 
@@ -181,7 +186,9 @@ export class DagView {
     return svg('g', { 'data-task-id': t.taskId, onclick: () => { this.onSelect(t) } },
       svg('title', {}, tooltip(t)),
       svg('rect', { width: NODE_WIDTH, height: NODE_HEIGHT, rx: 4 }),
-      svg('text', { x: NODE_WIDTH / 2, y: NODE_HEIGHT / 2 + 3.5 }, t.export.slice(0, 3)))
+      svg('text', { x: NODE_WIDTH / 2 - 2, y: NODE_HEIGHT / 2 + 3.5 }, t.export.slice(0, 3)),
+      // Which peer ran it: the peer's color, as on the timeline.
+      svg('circle', { class: 'peer-dot', cx: NODE_WIDTH - 4, cy: 4, r: 3, fill: 'none' }))
   }
 }
 

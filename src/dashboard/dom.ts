@@ -55,3 +55,11 @@ export function formatMs (ms: number): string {
 export function notice (kind: 'empty' | 'loading' | 'error', text: string, hint?: string): HTMLElement {
   return h('div', { class: `notice notice-${kind}` }, h('p', {}, text), hint === undefined ? undefined : h('p', { class: 'hint' }, hint))
 }
+
+/** Colors that tell peers apart on a dark background (the Tableau 10 hues, lightened). */
+const PEER_COLORS = ['#6cb4ff', '#ffb561', '#ff7b7b', '#7fe0d8', '#8ee27a', '#f6d860', '#d49bff', '#ff9fcf', '#c9a78a', '#c8d0da']
+
+/** The color of the `index`-th peer of a run (RunModel.peers()). */
+export function peerColor (index: number): string {
+  return PEER_COLORS[index % PEER_COLORS.length]
+}

@@ -3,7 +3,7 @@
  * when it answered (a running task's bar grows to now), colored by state. Time runs left to
  * right from the run's start.
  */
-import { formatMs, shortId, svg } from './dom.ts'
+import { formatMs, peerColor, shortId, svg } from './dom.ts'
 import type { RunModel, TaskNode } from './run-model.ts'
 
 const WIDTH = 1000
@@ -24,7 +24,7 @@ export function renderGantt (model: RunModel, nowMs: number): SVGSVGElement {
     row.push(t)
     rows.set(t.peer, row)
   }
-  const peers = [...rows.keys()].sort()
+  const peers = model.peers()
   const startMs = model.startedMs ?? Math.min(...model.list().map(t => t.queuedMs))
   const endMs = Math.max(startMs + 1000, model.finishedMs ?? nowMs)
   const spanMs = endMs - startMs
@@ -38,7 +38,8 @@ export function renderGantt (model: RunModel, nowMs: number): SVGSVGElement {
   let y = AXIS_HEIGHT
   peers.forEach((peer, i) => {
     chart.append(svg('rect', { x: 0, y, width: WIDTH, height: heights[i], class: i % 2 === 0 ? 'row even' : 'row' }))
-    chart.append(svg('text', { x: 6, y: y + heights[i] / 2 + 4, class: 'row-label' }, svg('title', {}, peer), shortId(peer, 8)))
+    chart.append(svg('circle', { cx: 9, cy: y + heights[i] / 2, r: 4, fill: peerColor(i) }))
+    chart.append(svg('text', { x: 18, y: y + heights[i] / 2 + 4, class: 'row-label' }, svg('title', {}, peer), shortId(peer, 8)))
     for (const { task: t, lane } of laned[i].placed) {
       const x0 = x(t.startedMs!)
       const x1 = Math.max(x0 + 1.5, x(t.finishedMs ?? nowMs))
@@ -77,7 +78,7 @@ function axis (spanMs: number, plotWidth: number, height: number): SVGGElement {
   for (let t = 0, n = 0; t <= spanMs && n < 40; t += step, n++) {
     const x = LABEL_WIDTH + t / spanMs * plotWidth
     g.append(svg('line', { x1: x.toFixed(1), x2: x.toFixed(1), y1: AXIS_HEIGHT - 4, y2: height }))
-    g.append(svg('text', { x: x.toFixed(1), y: AXIS_HEIGHT - 8, 'text-anchor': 'middle' }, t === 0 ? '0' : step >= 1000 ? `${t / 1000} s` : `${t} ms`))
+    g.append(svg('text', { x: x.toFixed(1), y: AXIS_HEIGHT - 8, 'text-anchor': x > WIDTH - 40 ? 'end' : 'middle' }, t === 0 ? '0' : step >= 1000 ? `${t / 1000} s` : `${t} ms`))
   }
   return g
 }

@@ -164,6 +164,13 @@ export class RunModel {
     return [...this.tasks.values()]
   }
 
+  /** The peers that ran (or run) its tasks, in a fixed order: the views color them alike. */
+  peers (): string[] {
+    const peers = new Set<string>()
+    for (const t of this.tasks.values()) if (t.peer !== undefined && t.startedMs !== undefined) peers.add(t.peer)
+    return [...peers].sort()
+  }
+
   counts (): Record<TaskState, number> {
     const counts: Record<TaskState, number> = { queued: 0, running: 0, done: 0, failed: 0 }
     for (const t of this.tasks.values()) counts[t.state]++
