@@ -110,6 +110,17 @@ export default tseslint.config(
     }
   },
   {
+    // The dashboard runs in a browser and talks to its peer through the HTTP API: the API's
+    // routes and shapes (src/api) and the model, nothing of the peer, nothing of Node.
+    files: ['src/dashboard/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['node:*', 'libp2p', '@libp2p/*', '@chainsafe/*', 'isolated-vm', 'esbuild'], message: 'the dashboard runs in a browser: it reaches the peer through its HTTP API' },
+        ...forbidLayers(...layers.filter(l => l !== 'model' && l !== 'api' && l !== 'dashboard'))
+      ] }]
+    }
+  },
+  {
     // The CLI talks to a peer through its HTTP API (src/api), bundles functions (src/functions)
     // and shares the model. The one way into the peer itself is the composition root that
     // `rhizome node start` boots, src/node/index.ts: no other file of src/node.

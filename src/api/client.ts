@@ -114,6 +114,14 @@ export class RhizomeClient {
     this.signal = options.signal
   }
 
+  /**
+   * The address that opens the peer's dashboard, the token in its fragment: browsers never send
+   * a fragment, and the page trades it for a session cookie at once (src/node/dashboard.ts).
+   */
+  dashboardUrl (): string {
+    return `${this.url}${routePath('dashboard')}${this.token === undefined ? '' : `#token=${encodeURIComponent(this.token)}`}`
+  }
+
   async status (options?: RequestOptions): Promise<NodeStatus> {
     return await this.json('status', {}, undefined, options)
   }

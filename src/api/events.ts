@@ -30,7 +30,10 @@ export type ProgressEvent =
   | { type: 'peer:state', peer: string, state: PeerState | 'joined' | 'removed' } & At
   /** A workflow run started on this peer. */
   | { type: 'run:started', runId: string, workflow: string, export: string } & At
-  | { type: 'run:task:scheduled', runId: string, taskId: string, fn: string, export: string } & At
+  /** `deps`: the tasks whose results the run's code had received when it asked for this one, the
+   *  last RUN_EVENT_DEPS_MAX delivered of `depsCount` (the dashboard draws them as the run's DAG);
+   *  absent from older peers. */
+  | { type: 'run:task:scheduled', runId: string, taskId: string, fn: string, export: string, deps?: string[], depsCount?: number } & At
   /** A task of the run was sent to `peer` (attempt 1, 2, … on retries elsewhere). */
   | { type: 'run:task:started', runId: string, taskId: string, peer: string, attempt: number } & At
   | { type: 'run:task:done', runId: string, taskId: string, peer: string, ms: number } & At
@@ -52,6 +55,15 @@ export type ProgressEvent =
   | { type: 'events:dropped', count: number } & At
 
 export type ProgressEventType = ProgressEvent['type']
+
+/**
+ * Dependencies a `run:task:scheduled` event names. A task's dependencies are the results its
+ * code received in the activation that asked for it: usually one or a few, but a fan-in whose
+ * results all land in one turn delivers hundreds, and every follower of the run would be sent
+ * all of them for every task that activation asks for. The last delivered are the ones the task
+ * waited for; the dashboard draws at most 8 of them anyway.
+ */
+export const RUN_EVENT_DEPS_MAX = 16
 
 /** What a `POST /v1/call` event stream carries: its progress, then exactly one of result/error. */
 export type CallStreamEvent = ProgressEvent | { type: 'result', result: CallResult } | { type: 'error', error: FailureData }

@@ -12,6 +12,8 @@ export interface Route {
   path: string
   write: boolean
   summary: string
+  /** Served without the API token: the dashboard's page and code, which hold no data (src/node/dashboard.ts). */
+  public?: boolean
 }
 
 export const ROUTES = {
@@ -36,6 +38,9 @@ export const ROUTES = {
   metrics: { method: 'GET', path: '/metrics', write: false, summary: 'this peer\'s Prometheus metrics, in the text exposition format (src/node/metrics.ts)' },
   sql: { method: 'POST', path: '/v1/sql', write: true, summary: 'one read-only SQL query over the views of this peer\'s history: JSON { sql, maxRows?, timeoutMs? } → { columns, rows }' },
   logs: { method: 'GET', path: '/v1/logs', write: false, summary: 'this peer\'s recent log records (?level=&ns=&since=&limit=); with Accept: text/event-stream, then live' },
+  dashboard: { method: 'GET', path: '/dashboard', write: false, public: true, summary: 'the dashboard: the network, runs and their tasks, live (`rhizome dashboard` opens it)' },
+  dashboardAsset: { method: 'GET', path: '/dashboard/:asset', write: false, public: true, summary: 'the dashboard\'s script, style sheet and icon, built into the peer' },
+  dashboardSession: { method: 'POST', path: '/v1/dashboard/session', write: true, summary: 'trade the API token (Authorization: Bearer) for the dashboard\'s session cookie, HttpOnly and SameSite=Strict' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

@@ -22,6 +22,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'reputation', summary: 'list this peer\'s record of each peer: agreements, disagreements, lies, score, ban', load: async () => (await import('./commands/reputation.ts')).reputation },
   { name: 'sql', summary: 'one read-only SQL query over this peer\'s history: runs, tasks, attempts, peers, logs…', load: async () => (await import('./commands/sql.ts')).sql },
   { name: 'logs', summary: 'show this peer\'s recent log records; --follow prints new ones as they come', load: async () => (await import('./commands/logs.ts')).logs },
+  { name: 'dashboard', summary: 'print (or --open) the address of the peer\'s live dashboard in the browser', load: async () => (await import('./commands/dashboard.ts')).dashboard },
   { name: 'blob put', summary: 'store a file as a content-addressed blob on the local peer; prints its CID', load: async () => (await import('./commands/blob.ts')).blobPut },
   { name: 'blob get', summary: 'read a blob by CID from the local peer (to stdout, or --out FILE)', load: async () => (await import('./commands/blob.ts')).blobGet },
   { name: 'network create', summary: 'make a permissioned network: an admin key and the network id', load: async () => (await import('./commands/network.ts')).networkCreate },

@@ -20,6 +20,7 @@ import { taskId as computeTaskId } from '../wire/task-codec.ts'
 import { decodeRemoteValue } from '../wire/value.ts'
 import { toJson } from '../api/dag-json.ts'
 import { Lifecycle } from './lifecycle.ts'
+import { RUN_EVENT_DEPS_MAX } from '../api/events.ts'
 import type { ProgressEvent } from '../api/events.ts'
 import type { RunReport, RunSummary, RunTaskReport } from '../api/types.ts'
 import type { FailureData } from '../model/errors.ts'
@@ -854,7 +855,7 @@ class LiveRun {
     this.pendingDeps.delete(spec.taskId)
     this.tasks.set(spec.taskId, task)
     this.saveTask(task)
-    this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, atMs: task.queuedMs })
+    this.report({ type: 'run:task:scheduled', runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, deps: task.deps.slice(-RUN_EVENT_DEPS_MAX), depsCount: task.deps.length, atMs: task.queuedMs })
     if (this.locating !== undefined) this.locating.push(task)
     else this.dispatchSoon(task)
   }

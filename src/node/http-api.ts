@@ -16,6 +16,8 @@
  *   GET  /metrics              Prometheus metrics (text exposition format, src/node/metrics.ts)
  *   POST /v1/sql               JSON { sql, maxRows?, timeoutMs? } → { columns, rows } (read-only, in a child process)
  *   GET  /v1/logs              the peer's recent log records; with Accept: text/event-stream, then live
+ *   GET  /dashboard[/:asset]   the dashboard's page and code (dashboard.ts), without the token
+ *   POST /v1/dashboard/session the dashboard's session cookie, for a bearer of the token
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -31,6 +33,13 @@
  *     /v1/status names the data dir, and a loopback port is open to every local user; the
  *     0600 token file is what keeps them out. One rule for every route is also harder to get
  *     wrong than a list of exempt ones.
+ *     Or, from the dashboard (dashboard.ts), its session cookie — only on a request the browser
+ *     labels `Sec-Fetch-Site: same-origin` (or `none`: typed into the address bar). The
+ *     dashboard's page and code (`public` routes) need neither: they hold no data.
+ *  4. `Sec-Fetch-Site: same-site` or `cross-site` is refused (ERR_FORBIDDEN_ORIGIN) on every
+ *     route: a page elsewhere — another port of 127.0.0.1 is "same-site" — framing the dashboard
+ *     or loading an API URL as an image or script, which sends no Origin header.
+ * Every answer carries a strict Content-Security-Policy and X-Frame-Options: DENY (dashboard.ts).
  * Kubo (IPFS's daemon) refuses foreign origins on its API the same way; the Host check and the
  * token go further.
  */
@@ -52,7 +61,7 @@ import { EVENT_STREAM_TYPE, encodeSse } from '../api/events.ts'
 import { ROUTES, matchRoute } from '../api/routes.ts'
 import { toJson } from '../api/dag-json.ts'
 import type { CallStreamEvent, LogStreamEvent, ProgressEvent } from '../api/events.ts'
-import type { RouteName } from '../api/routes.ts'
+import type { Route, RouteName } from '../api/routes.ts'
 import type { ReputationView, RunSummary, TaskAttestations } from '../api/types.ts'
 import { VERIFY_ID_CHARS_MAX } from '../store/verify-repo.ts'
 import { LOG_RECORD_LEVELS } from '../store/log-repo.ts'
@@ -63,6 +72,7 @@ import { SqlService, parseSqlRequest } from './sql-service.ts'
 import { join } from 'node:path'
 import type { ReputationRow } from '../store/verify-repo.ts'
 import type { ProgressBus } from './progress.ts'
+import { DashboardAssets, DashboardSession, SECURITY_HEADERS } from './dashboard.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -110,7 +120,7 @@ export class UnauthorizedError extends RhizomeError {
 export class ForbiddenOriginError extends RhizomeError {
   constructor (origin: string) {
     super('ERR_FORBIDDEN_ORIGIN', `requests from origin ${JSON.stringify(origin)} are refused: the API answers only its own origin`, {
-      hint: 'the local API is not for web pages; call it from the rhizome CLI or a script, which send no Origin header'
+      hint: 'the local API answers only its own dashboard (`rhizome dashboard` opens it), the rhizome CLI and scripts, not other web pages'
     })
     this.name = 'ForbiddenOriginError'
   }
@@ -151,8 +161,11 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   // here on; nothing can arrive between listening and this line, which runs in the same turn.
   // Queries run in child processes (src/node/sql-service.ts), killed when the API closes.
   const sql = new SqlService(join(init.node.config.dataDir, 'rhizome.db'))
-  const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath })
+  const session = new DashboardSession(address.port)
+  const dashboard = new DashboardAssets(log)
+  const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath, session })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
     const refusal = guard.check(req)
     if (refusal !== undefined) {
       log.debug('api request refused', { code: refusal.code, method: req.method, path: req.url, host: req.headers.host, origin: req.headers.origin })
@@ -161,7 +174,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
       sendFailure(res, refusal, { connection: 'close' })
       return
     }
-    route(init, sql, req, res).catch((err: unknown) => {
+    route(init, sql, req, res, { session, dashboard }).catch((err: unknown) => {
       const failure = err instanceof RhizomeError
         ? err
         : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
@@ -186,10 +199,17 @@ interface RequestContext {
   res: ServerResponse
   url: URL
   params: Record<string, string>
+  web: DashboardParts
 }
 
-/** A handler answers JSON, raw bytes, text of a given type, or writes an event stream itself. */
-type Reply = { json: unknown } | { bytes: Uint8Array } | { text: string, contentType: string } | { streamed: true }
+/** What the dashboard's routes serve: its session and its files. */
+interface DashboardParts {
+  session: DashboardSession
+  dashboard: DashboardAssets
+}
+
+/** A handler answers JSON, raw bytes, text of a given type, a file of the dashboard, or writes an event stream itself. */
+type Reply = { json: unknown } | { bytes: Uint8Array } | { text: string, contentType: string } | { streamed: true } | { file: { contentType: string, body: Buffer } }
 
 /** One handler per route of the table in src/api/routes.ts; the types make a missing one an error. */
 const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> } = {
@@ -250,6 +270,17 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     return { json: await sql.query(request, closed(res)) }
   },
   logs: async (context) => await logs(context),
+  dashboard: async ({ web }) => ({ file: (await web.dashboard.get('index.html'))! }),
+  dashboardAsset: async ({ web, params }) => {
+    const file = await web.dashboard.get(params.asset)
+    if (file === undefined) throw new NotFoundError(`the dashboard has no file ${JSON.stringify(params.asset)}`, { hint: 'open the dashboard at /dashboard (`rhizome dashboard` prints its address)' })
+    return { file }
+  },
+  dashboardSession: async ({ web, req, res }) => {
+    await readBody(req, REQUEST_BYTES_MAX)
+    res.setHeader('set-cookie', web.session.setCookie())
+    return { json: { session: true } }
+  },
   network: async ({ init }) => ({ json: init.node.network.status() }),
   metrics: async ({ init }) => ({ text: await init.node.metrics.scrape(), contentType: init.node.metrics.contentType }),
   revocationSubmit: async ({ init, req }) => ({ json: { result: await init.node.network.submitRevocation(await readBody(req, REVOCATION_BYTES_MAX)) } }),
@@ -269,14 +300,18 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
   }
 }
 
-async function route (init: HttpApiInit, sql: SqlService, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route (init: HttpApiInit, sql: SqlService, req: IncomingMessage, res: ServerResponse, web: DashboardParts): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
   for (const name of Object.keys(ROUTES) as RouteName[]) {
     const params = matchRoute(ROUTES[name], method, url.pathname)
     if (params === undefined) continue
-    const reply = await HANDLERS[name]({ init, sql, req, res, url, params })
+    const reply = await HANDLERS[name]({ init, sql, req, res, url, params, web })
     if ('json' in reply) sendJson(res, HTTP_OK, reply.json)
+    else if ('file' in reply) {
+      res.writeHead(HTTP_OK, { 'content-type': reply.file.contentType, 'content-length': reply.file.body.byteLength, 'cache-control': 'no-cache' })
+      res.end(reply.file.body)
+    }
     else if ('bytes' in reply) {
       res.writeHead(HTTP_OK, { 'content-type': 'application/octet-stream', 'content-length': reply.bytes.byteLength })
       res.end(reply.bytes)
@@ -618,8 +653,10 @@ class RequestGuard {
   private readonly url: string
   private readonly tokenDigest: Buffer
   private readonly tokenPath: string
+  private readonly session: DashboardSession
+  private readonly sessionDigest: Buffer
 
-  constructor (init: { configuredHost: string, port: number, url: string, token: string, tokenPath: string }) {
+  constructor (init: { configuredHost: string, port: number, url: string, token: string, tokenPath: string, session: DashboardSession }) {
     const configured = bracketed(init.configuredHost.toLowerCase())
     this.hostnames = new Set(['localhost', '127.0.0.1', '[::1]', configured])
     // Bound to every interface, the API is reached by this machine's addresses, whatever they
@@ -630,6 +667,8 @@ class RequestGuard {
     this.origins = new Set([...this.hostnames].map(h => normalOrigin(`http://${h}:${init.port}`)))
     this.tokenDigest = digest(init.token)
     this.tokenPath = init.tokenPath
+    this.session = init.session
+    this.sessionDigest = digest(init.session.value)
   }
 
   check (req: IncomingMessage): RhizomeError | undefined {
@@ -637,12 +676,24 @@ class RequestGuard {
     if (host === undefined || !this.hostAllowed(host)) return new ForbiddenHostError(host, this.url)
     const origin = req.headers.origin
     if (origin !== undefined && !this.origins.has(normalOrigin(origin))) return new ForbiddenOriginError(origin)
+    const site = req.headers['sec-fetch-site']
+    if (site === 'same-site' || site === 'cross-site') return new ForbiddenOriginError(origin ?? `another site (Sec-Fetch-Site: ${site})`)
     if (req.method !== 'GET' && req.method !== 'POST') return new MethodNotAllowedError(req.method ?? '')
+    if (isPublic(req)) return undefined
     const auth = req.headers.authorization
-    if (auth === undefined) return new UnauthorizedError('this request carries no API token', this.tokenPath)
+    if (auth === undefined) return this.checkSession(req, site)
     const match = /^Bearer +(\S+) *$/i.exec(auth)
     // Compare digests: equal length, and timingSafeEqual leaks nothing about where they differ.
     if (match === null || !timingSafeEqual(digest(match[1]), this.tokenDigest)) return new UnauthorizedError('the API token is wrong', this.tokenPath)
+    return undefined
+  }
+
+  /** No token: the dashboard's session cookie, on a request the browser says is from this origin. */
+  private checkSession (req: IncomingMessage, site: string | string[] | undefined): RhizomeError | undefined {
+    const value = this.session.valueIn(req.headers.cookie)
+    if (value === undefined) return new UnauthorizedError('this request carries no API token', this.tokenPath)
+    if (site !== 'same-origin' && site !== 'none') return new UnauthorizedError('a session cookie is taken only from the dashboard\'s own pages (Sec-Fetch-Site: same-origin)', this.tokenPath)
+    if (!timingSafeEqual(digest(value), this.sessionDigest)) return new UnauthorizedError('the dashboard session has ended (the peer restarted)', this.tokenPath)
     return undefined
   }
 
@@ -659,6 +710,12 @@ class RequestGuard {
     if (this.hostnames.has(name)) return true
     return this.anyIpLiteral && isIP(name.replace(/^\[|\]$/g, '')) !== 0
   }
+}
+
+/** The dashboard's page and files are served to anyone the Host, Origin and site checks let in. */
+function isPublic (req: IncomingMessage): boolean {
+  const pathname = new URL(req.url ?? '/', 'http://localhost').pathname
+  return (Object.values(ROUTES) as Route[]).some(r => r.public === true && matchRoute(r, req.method ?? 'GET', pathname) !== undefined)
 }
 
 function digest (text: string): Buffer {

@@ -9,7 +9,7 @@ import { RETRY_AFTER_SECONDS, STATUS_BY_CODE, httpStatusOf } from '../../src/api
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url))
 
 /** Codes only clients make, about themselves (bad flags, no peer to talk to): never an API answer. */
-const CLIENT_DIRS = new Set(['cli', 'api', 'sdk'])
+const CLIENT_DIRS = new Set(['cli', 'api', 'sdk', 'dashboard'])
 
 async function codesIn (dir: string): Promise<Map<string, string>> {
   const found = new Map<string, string>()

@@ -1,23 +1,24 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { ROUTES, matchRoute, routePath } from '../../src/api/routes.ts'
-import type { RouteName } from '../../src/api/routes.ts'
+import type { Route, RouteName } from '../../src/api/routes.ts'
 
 describe('the route table', () => {
-  test('paths are unique per method, and every path is under /v1/ but /metrics (where Prometheus scrapes by default)', () => {
+  test('paths are unique per method, and every path is under /v1/ but /metrics (where Prometheus scrapes by default) and the dashboard\'s public page and code', () => {
     const seen = new Set<string>()
     for (const route of Object.values(ROUTES)) {
       const key = `${route.method} ${route.path}`
       assert.ok(!seen.has(key), `${key} twice`)
       seen.add(key)
-      if (route.path !== '/metrics') assert.match(route.path, /^\/v1\//)
+      const open = (route as Route).public === true
+      if (route.path !== '/metrics') assert.match(route.path, open ? /^\/dashboard(\/|$)/ : /^\/v1\//)
       assert.equal(route.write, route.method !== 'GET', `${key}: writes are exactly the POST routes`)
     }
   })
 
   test('routePath fills parameters and each route matches its own path only', () => {
     for (const name of Object.keys(ROUTES) as RouteName[]) {
-      const path = routePath(name, { cid: 'bafy x/y', id: 'bafy x/y' })
+      const path = routePath(name, { cid: 'bafy x/y', id: 'bafy x/y', asset: 'bafy x/y' })
       assert.ok(!path.includes(':'), path)
       for (const other of Object.keys(ROUTES) as RouteName[]) {
         const params = matchRoute(ROUTES[other], ROUTES[name].method, path)

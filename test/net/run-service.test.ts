@@ -17,6 +17,7 @@ import { HomeSetUnavailableError } from '../../src/net/home-service.ts'
 import { COMMANDS_PER_TURN_MAX, DISPATCHES_PER_TURN_MAX, HISTORY_WRITES_PER_COMMIT_MAX, RunService } from '../../src/net/run-service.ts'
 import { createWorkflowEngine } from '../../src/sandbox/index.ts'
 import { createRunRepo, openDatabase } from '../../src/store/index.ts'
+import { RUN_EVENT_DEPS_MAX } from '../../src/api/events.ts'
 import type { ProgressEvent } from '../../src/api/events.ts'
 import type { RunServiceComponents, RunTask, TaskExecution } from '../../src/net/run-service.ts'
 import type { WorkflowEngine } from '../../src/sandbox/index.ts'
@@ -30,6 +31,7 @@ const CODE = new TextEncoder().encode([
   'export const A = workflow(async (x) => { const [b, c] = await Promise.all([B(x), C(x)]); return b + c })',
   'export const slow = workflow(async (x) => await B(x))',
   'export const fan = workflow(async (n) => (await Promise.all(Array.from({ length: n }, (_, i) => B(i)))).length)',
+  'export const fanIn = workflow(async (n) => await C((await Promise.all(Array.from({ length: n }, (_, i) => B(i)))).length))',
   ''
 ].join('\n'))
 const WORKFLOW = CID.create(1, dagCbor.code, await sha256.digest(CODE))
@@ -72,7 +74,7 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
       hasBlob: async () => false,
       loadWorkflow: async (id) => {
         assert.equal(id.toString(), WORKFLOW.toString())
-        return { code: CODE, manifest: { exports: ['A', 'slow', 'fan'] } }
+        return { code: CODE, manifest: { exports: ['A', 'slow', 'fan', 'fanIn'] } }
       },
       openWorkflow: async (options) => await engine.openWorkflow(options),
       execute,
@@ -116,6 +118,35 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     assert.deepEqual(calls.sort(), ['B', 'C'])
     assert.deepEqual(report.tasks.map(t => t.status), ['accepted', 'accepted'])
     assert.ok(events.some(e => e.type === 'run:finished' && e.runId === runId))
+    await runs.stop()
+  })
+
+  test(`a task asked for after a fan-in names at most RUN_EVENT_DEPS_MAX (${RUN_EVENT_DEPS_MAX}) of its dependencies in its scheduled event, and counts them all`, async () => {
+    // Every B answers at once, once all are asked for: their results reach the code in an
+    // activation or two, the last of which asks for C — whose dependencies are the results it
+    // delivered, well past the limit.
+    const n = 2 * RUN_EVENT_DEPS_MAX + 2
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    let asked = 0
+    const runs = service(async (task) => {
+      if (task.export === 'B') {
+        if (++asked === n) release()
+        await released
+      }
+      return await compute(task)
+    })
+    const { runId } = await runs.startRun(WORKFLOW, 'fanIn', [n])
+    await runs.settled(runId)
+    assert.equal(runs.report(runId).result, n + 1)
+    const scheduled = events.filter(e => e.type === 'run:task:scheduled' && e.runId === runId) as Array<Extract<ProgressEvent, { type: 'run:task:scheduled' }>>
+    const bs = scheduled.slice(0, n)
+    assert.ok(bs.every(e => e.deps?.length === 0 && e.depsCount === 0), 'the fan-out depends on nothing')
+    const c = scheduled[n]
+    assert.equal(c.export, 'C')
+    assert.ok(c.depsCount! > RUN_EVENT_DEPS_MAX && c.depsCount! <= n, `C depends on ${c.depsCount} of the ${n} results`)
+    assert.equal(c.deps?.length, RUN_EVENT_DEPS_MAX)
+    assert.ok(c.deps!.every(id => bs.some(b => b.taskId === id)))
     await runs.stop()
   })
 
