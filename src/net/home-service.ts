@@ -347,6 +347,7 @@ export class HomeService {
     const row = this.c.repo.getRun(runId)
     assert(row !== undefined, 'an opened run is stored')
     const h = this.load(row)
+    if (h === undefined) throw new RhizomeError('ERR_INVALID_INPUT', `this peer was replaced in the home set of run ${runId} and does not keep it again`, { hint: 'the driver picks another peer for the home set' })
     this.c.runs.opened(runId, h.spec)
   }
 
@@ -355,7 +356,15 @@ export class HomeService {
     return row === undefined ? undefined : this.load(row)
   }
 
-  private load (row: HomeRunRow): Held {
+  /** The run's machine from its stored row; undefined (and the run marked over here) when this
+   *  peer is no longer in the run's home set — the driver replaced it while it was away, and told
+   *  it so (src/protocol/home/home-run.ts handlePeersGone): it keeps nothing of the run any more. */
+  private load (row: HomeRunRow): Held | undefined {
+    if (!row.homeSet.includes(this.c.selfId)) {
+      this.c.log.info('left the home set of a run: the driver replaced this peer', { run: row.runId })
+      this.c.repo.setSettled(row.runId)
+      return undefined
+    }
     const spec = dagCbor.decode(row.spec) as RunSpec
     const entries = this.c.repo.listMemo(row.runId).map(e => ({ id: e.id, epoch: e.epoch, value: valueOf(e) }))
     const machine = createHomeRun({
@@ -392,6 +401,12 @@ export class HomeService {
     tell()
     clearTimeout(h.timer)
     h.timer = undefined
+    if (!h.homeSet.includes(this.c.selfId)) {
+      // Replaced in the home set (the driver told it so): the run is not this peer's to keep.
+      this.c.log.info('left the home set of a run: the driver replaced this peer', { run: runId })
+      if (this.held.get(runId) === h) this.forget(runId)
+      return
+    }
     if (this.lifecycle.stopping) return
     const next = h.machine.nextTimeoutMs()
     if (next === Infinity) {
