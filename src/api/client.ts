@@ -222,27 +222,15 @@ export class RhizomeClient {
    */
   async * followLogs (query: LogQueryParams = {}, options: RequestOptions = {}): AsyncGenerator<LogStreamEvent | Extract<ProgressEvent, { type: 'events:dropped' }>> {
     const res = await this.openStream('logs', {}, options, logSearch(query))
-    if (res.body === null) throw new ApiAnswerError('the peer answered GET /v1/logs without a body')
-    const reader = res.body.getReader()
-    const decoder = new SseDecoder()
-    try {
-      for (;;) {
-        let chunk: ReadableStreamReadResult<Uint8Array>
-        try {
-          chunk = await reader.read()
-        } catch (err) {
-          if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
-          throw new ApiAnswerError(`the log stream from ${this.url} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped', cause: err })
-        }
-        if (chunk.done) throw new ApiAnswerError('the peer ended the log stream', { hint: 'the peer may be stopping; see `rhizome status`' })
-        for (const event of decoder.push(chunk.value)) {
-          const type = (event as { type?: unknown } | null)?.type
-          if (type !== 'log' && type !== 'events:dropped') throw new ApiAnswerError('an event of the log stream is not a log record')
-          yield event as LogStreamEvent
-        }
-      }
-    } finally {
-      await reader.cancel().catch(() => {})
+    const events = this.sseEvents(res, options, {
+      what: 'the peer answered GET /v1/logs without a body',
+      cutOff: (err) => new ApiAnswerError(`the log stream from ${this.url} was cut off: ${(err as Error).message}`, { hint: 'the peer may have stopped', cause: err }),
+      ended: () => new ApiAnswerError('the peer ended the log stream', { hint: 'the peer may be stopping; see `rhizome status`' })
+    })
+    for await (const event of events) {
+      const type = (event as { type?: unknown } | null)?.type
+      if (type !== 'log' && type !== 'events:dropped') throw new ApiAnswerError('an event of the log stream is not a log record')
+      yield event as LogStreamEvent
     }
   }
 
@@ -271,7 +259,28 @@ export class RhizomeClient {
   async * runEvents (runId: string, options: RequestOptions = {}): AsyncGenerator<ProgressEvent> {
     const request = `${ROUTES.runEvents.method} ${ROUTES.runEvents.path}`
     const res = await this.openStream('runEvents', { id: runId }, options)
-    if (res.body === null) throw new ApiAnswerError(`the peer answered ${request} without a body`)
+    const events = this.sseEvents(res, options, {
+      what: `the peer answered ${request} without a body`,
+      cutOff: (err) => new ApiAnswerError(`the event stream of run ${runId} from ${this.url} was cut off: ${(err as Error).message}`, { hint: `the peer may have stopped; the run's state is kept: \`rhizome run-status ${runId}\``, cause: err }),
+      ended: () => new ApiAnswerError(`the event stream of run ${runId} ended before the run finished`, { hint: `follow it again with \`rhizome run-status ${runId} --wait\`` })
+    })
+    for await (const event of events) {
+      if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
+        throw new ApiAnswerError(`an event of run ${runId} is not an object with a type`)
+      }
+      yield event as ProgressEvent
+      // Leaving the loop closes the connection (sseEvents' finally); the run itself goes on.
+      if ((event as ProgressEvent).type === 'run:finished') return
+    }
+  }
+
+  /**
+   * The decoded events of an open event stream, until the caller leaves the loop (which closes the
+   * connection) or the stream fails: cut off (`cutOff`, or ApiAbortedError when the caller's
+   * signal did it) or ended by the peer (`ended`: these streams end only when the caller leaves).
+   */
+  private async * sseEvents (res: Response, options: RequestOptions, errors: { what: string, cutOff: (err: unknown) => ApiAnswerError, ended: () => ApiAnswerError }): AsyncGenerator<unknown> {
+    if (res.body === null) throw new ApiAnswerError(errors.what)
     const reader = res.body.getReader()
     const decoder = new SseDecoder()
     try {
@@ -281,21 +290,12 @@ export class RhizomeClient {
           chunk = await reader.read()
         } catch (err) {
           if (this.signal?.aborted === true || options.signal?.aborted === true) throw new ApiAbortedError()
-          throw new ApiAnswerError(`the event stream of run ${runId} from ${this.url} was cut off: ${(err as Error).message}`, { hint: `the peer may have stopped; the run's state is kept: \`rhizome run-status ${runId}\``, cause: err })
+          throw errors.cutOff(err)
         }
-        if (chunk.done) {
-          throw new ApiAnswerError(`the event stream of run ${runId} ended before the run finished`, { hint: `follow it again with \`rhizome run-status ${runId} --wait\`` })
-        }
-        for (const event of decoder.push(chunk.value)) {
-          if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
-            throw new ApiAnswerError(`an event of run ${runId} is not an object with a type`)
-          }
-          yield event as ProgressEvent
-          if ((event as ProgressEvent).type === 'run:finished') return
-        }
+        if (chunk.done) throw errors.ended()
+        yield * decoder.push(chunk.value)
       }
     } finally {
-      // Closes the connection (also when the caller leaves the loop early); the run itself goes on.
       await reader.cancel().catch(() => {})
     }
   }
