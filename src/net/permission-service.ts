@@ -484,6 +484,9 @@ export class PermissionService {
     if (result === 'accepted') return TopicValidatorResult.Accept
     if (result === 'duplicate' || result === 'obsolete') return TopicValidatorResult.Ignore
     this.count(`revocation-${result}`)
+    // A delegated admin this peer has not met (its certificate not yet held), or a clock a little
+    // apart: the relaying member did nothing wrong, so it is not penalised for it.
+    if (result === 'unknown-issuer' || result === 'not-yet-valid') return TopicValidatorResult.Ignore
     this.c.log.warn('revocation refused', { from: from.toString(), reason: result })
     return TopicValidatorResult.Reject
   }
