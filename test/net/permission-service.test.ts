@@ -286,8 +286,13 @@ describe('PermissionService', () => {
       connect(bare, a)
       await waitFor('refused without it', () => a.service.refuses(bare.id))
       assert.ok((a.service.status().refused['unknown-issuer'] ?? 0) >= 1)
+      // A revocation by the admin, gossiped before this peer holds the admin's certificate: ignored, not penalised.
+      const validate = a.validators.get(revocationTopic(admin.networkId))!
+      const byAdmin = { type: 'signed', from: w.peer.peerId, data: await revoke(delegated, { serial: 'gone' }) } as unknown as Message
+      assert.equal(await validate(w.peer.peerId, byAdmin), TopicValidatorResult.Ignore)
       connect(w, a)
       await waitFor('admitted with its admin\'s certificate', () => a.service.allows(w.id, 'task'))
+      assert.equal(await validate(w.peer.peerId, byAdmin), TopicValidatorResult.Accept, 'once the admin is known, its revocation is')
       const view = a.service.status().members.find(m => m.peerId === w.id)
       assert.equal(view?.issuedBy, adminPeer)
       assert.equal(a.service.status().members.find(m => m.peerId === adminPeer)?.issuedBy, undefined, 'the admin\'s own is the founder\'s')
