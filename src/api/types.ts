@@ -47,6 +47,8 @@ export interface MemberView {
   issuer: string
   /** This peer has an open connection to the member now. */
   connected: boolean
+  /** The peer id of the delegated admin that signed the certificate; absent when the founding key did. */
+  issuedBy?: string
 }
 
 /** A revocation this peer holds and enforces. */

@@ -11,18 +11,23 @@
  * (O_EXCL, so an existing network is never overwritten and there is no moment it is readable by
  * others), and a key file that others may read is refused, as ssh refuses such a private key.
  * Everything written is in the one wire format of src/wire/certificate-codec.ts.
+ *
+ * A delegated admin (a member whose founder-signed certificate has role `admin`) signs with its
+ * peer key instead (`--as DATA_DIR`: DATA_DIR/identity.key, never copied) and keeps its copies in
+ * DATA_DIR/issued/ and DATA_DIR/revocations/ the same way; see loadDelegatedAdmin.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { readRegularFile } from '../api/regular-file.ts'
 import { RhizomeError } from '../model/errors.ts'
-import { CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX } from '../protocol/permission/constants.ts'
+import { CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS } from '../protocol/permission/constants.ts'
 import {
-  CERTIFICATE_BYTES_MAX, REVOCATION_BYTES_MAX, canonicalRoles, certificateSigningBytes, decodeCertificate, decodeRevocation, encodeCertificate, encodeRevocation,
+  CERTIFICATE_BYTES_MAX, CERTIFICATE_FILE_BYTES_MAX, decodeCertificateFile, issuerKey, REVOCATION_BYTES_MAX, canonicalRoles, certificateSigningBytes, decodeCertificate, decodeRevocation, encodeCertificate, encodeRevocation,
   issuerOf, networkIdOf, revocationSigningBytes
 } from '../wire/certificate-codec.ts'
 import type { Certificate, Revocation, Role } from '../wire/certificate-codec.ts'
@@ -178,6 +183,61 @@ export async function loadAdmin (dir: string): Promise<Admin> {
     throw new CliError('ERR_ADMIN_KEY', `${path} is not the admin key of network ${info.networkId}`, { hint: `the key and ${NETWORK_FILE} must come from the same \`rhizome network create\`` })
   }
   return { dir, info, key }
+}
+
+/** A delegated admin: a member's peer key, and its own certificate (founder-signed, role admin). */
+export interface DelegatedAdmin extends Admin { peerId: string, certificate: Certificate }
+
+const IDENTITY_FILE = 'identity.key'
+
+/**
+ * The member whose data dir is `dataDir` as a delegated admin: its peer key (DATA_DIR/identity.key)
+ * and its own certificate (`certificatePath`, the file it starts with), which must name that peer,
+ * verify, be signed by the key that founded its network, carry role `admin`, and be valid now.
+ * Each failure is a CliError saying which, so nothing is signed that the network would refuse.
+ */
+export async function loadDelegatedAdmin (dataDir: string, certificatePath: string, nowMs: number): Promise<DelegatedAdmin> {
+  const keyPath = join(resolve(dataDir), IDENTITY_FILE)
+  let key: PrivateKey
+  try {
+    key = privateKeyFromProtobuf(await readSmall(keyPath))
+  } catch (err) {
+    throw new CliError('ERR_ADMIN_KEY', `${keyPath} is not a peer's key: ${(err as Error).message}`, { hint: '--as names the data dir of the admin member (the peer started with its admin certificate)', cause: err })
+  }
+  if (key.type !== 'Ed25519') throw new CliError('ERR_ADMIN_KEY', `${keyPath} is not an Ed25519 key`, { hint: 'a peer made by Rhizome has one' })
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const certificate = await readAdminCertificate(certificatePath)
+  const refuse = (problem: string, hint: string): CliError => new CliError('ERR_NOT_AN_ADMIN', `${certificatePath} ${problem}`, { exitCode: EXIT_USAGE, hint })
+  const ask = `ask the network's founder for one: \`rhizome network admit ${peerId} --roles admin\``
+  if (certificate.peer !== peerId) throw refuse(`is for peer ${certificate.peer}, and ${dataDir} is peer ${peerId}`, 'pass the certificate that member starts with')
+  if (!await signatureValid(certificate)) throw refuse('does not verify (altered, or signed by another key)', ask)
+  if (await networkIdOf(issuerKey(certificate.issuer)) !== certificate.network) throw refuse('is not signed by the key that founded its network: an admin admitted by a delegated admin cannot sign', ask)
+  if (!certificate.roles.includes('admin')) throw refuse(`gives peer ${peerId} the roles ${certificate.roles.join(', ')}, not admin: it may not sign certificates or revocations`, ask)
+  if (nowMs >= certificate.notAfter || certificate.notBefore > nowMs + CLOCK_SKEW_MS) throw refuse('is not valid now', ask)
+  const info: NetworkInfo = { name: peerId, networkId: certificate.network, admin: issuerOf(key.publicKey.raw), createdAt: new Date(certificate.notBefore).toISOString() }
+  return { dir: resolve(dataDir), info, key, peerId, certificate }
+}
+
+async function signatureValid (cert: Certificate): Promise<boolean> {
+  try {
+    return await publicKeyFromRaw(issuerKey(cert.issuer)).verify(certificateSigningBytes(cert), cert.signature)
+  } catch {
+    return false
+  }
+}
+
+async function readAdminCertificate (path: string): Promise<Certificate> {
+  try {
+    const file = decodeCertificateFile(await readRegularFile(path, CERTIFICATE_FILE_BYTES_MAX, 'certificate'))
+    if (file.issuerCertificate !== undefined) {
+      throw new CliError('ERR_NOT_AN_ADMIN', `${path} was signed by a delegated admin: an admin admitted that way cannot sign (one level of delegation only)`, { exitCode: EXIT_USAGE, hint: 'ask the network\'s founder for an admin certificate' })
+    }
+    return file.certificate
+  } catch (err) {
+    if (err instanceof CliError) throw err
+    if (err instanceof RhizomeError) throw new CliError(err.code, `${path}: ${err.message}`, { exitCode: EXIT_USAGE, hint: 'pass the admin member\'s own certificate (the --certificate file it starts with)', cause: err })
+    throw err
+  }
 }
 
 /** A fresh certificate signed by the admin; its copy is kept under DIR/issued/. */

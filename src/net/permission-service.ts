@@ -5,7 +5,8 @@
  * - Credentials, protocol `/rhizome/<net>/credentials/1.0.0` over the RPC layer: the dialling side
  *   of every new connection sends its certificate and the revocations it holds (the newest
  *   CREDENTIALS_REVOCATIONS_MAX: a peer that was offline learns them), and gets the other side's
- *   back. Each certificate is decoded, must name the peer that sent it, its admin signature is
+ *   back. A certificate signed by a delegated admin goes with the admin's own certificate
+ *   (`issuer`), handed to the machine first, so a peer that never met the admin can check it. Each certificate is decoded, must name the peer that sent it, its admin signature is
  *   checked (Ed25519), and the machine decides. A peer that sends none, an invalid one, or none
  *   within CREDENTIALS_DEADLINE_MS is logged (warn, with the reason), counted in `refused`, hung
  *   up on, and refused at the connection gater for REFUSED_PEER_MS.
@@ -61,9 +62,9 @@ export const REFUSED_PEERS_MAX = 10_000
 /** Revocations sent with a certificate in the credentials exchange, newest first: a peer that
  *  was offline learns the recent ones at once, the rest by gossip; 256 × ~250 bytes is ~64 KiB. */
 export const CREDENTIALS_REVOCATIONS_MAX = 256
-/** Largest credentials frame: a certificate and the revocations, each at its own limit, with room
- *  for the envelope. */
-export const CREDENTIALS_FRAME_BYTES_MAX = CERTIFICATE_BYTES_MAX + CREDENTIALS_REVOCATIONS_MAX * REVOCATION_BYTES_MAX + 4096
+/** Largest credentials frame: a certificate, its issuing admin's, and the revocations, each at its
+ *  own limit, with room for the envelope. */
+export const CREDENTIALS_FRAME_BYTES_MAX = 2 * CERTIFICATE_BYTES_MAX + CREDENTIALS_REVOCATIONS_MAX * REVOCATION_BYTES_MAX + 4096
 /** A refused peer is hung up on this long after its refusal is answered, so the named error
  *  reaches it first (the answer goes out at the end of the current turn). */
 const REFUSAL_HANGUP_DELAY_MS = 100
@@ -100,7 +101,7 @@ export class RoleRefusedError extends RhizomeError {
 export class RevocationRefusedError extends RhizomeError {
   constructor (reason: string, options: RhizomeErrorOptions = {}) {
     super('ERR_REVOCATION_REFUSED', `the revocation was refused: ${reason}`, {
-      hint: 'make it with `rhizome network revoke` on the admin\'s machine, with the admin key that founded this network',
+      hint: 'make it with `rhizome network revoke` on the admin\'s machine, with the admin key that founded this network (or `--as DATA_DIR` of a member whose founder-signed certificate has role admin)',
       ...options
     })
     this.name = 'RevocationRefusedError'
@@ -118,6 +119,8 @@ export interface PermissionServiceComponents {
   pubsub: PermissionPubsub
   /** This peer's own certificate (already checked, and held by `permission`). */
   own: Certificate
+  /** The certificate of the delegated admin that signed `own` (held too); none when the founding key did. */
+  ownIssuer?: Certificate
   log: Logger
   now: () => number
   /** A peer lost its membership (revoked or expired): its tasks in flight go elsewhere. */
@@ -128,7 +131,7 @@ export interface PermissionServiceComponents {
 
 interface Pending { done: Promise<void>, resolve: () => void, timer: ReturnType<typeof setTimeout> }
 
-interface CredentialsBody { certificate: Uint8Array, revocations: Uint8Array[] }
+interface CredentialsBody { certificate: Uint8Array, revocations: Uint8Array[], issuer?: Uint8Array }
 
 export class PermissionService {
   private readonly c: PermissionServiceComponents
@@ -295,7 +298,9 @@ export class PermissionService {
 
   private body (): CredentialsBody {
     const revocations = this.c.permission.revocations().sort((a, b) => b.atMs - a.atMs).slice(0, CREDENTIALS_REVOCATIONS_MAX)
-    return { certificate: encodeCertificate(this.c.own), revocations: revocations.map(encodeRevocation) }
+    const body: CredentialsBody = { certificate: encodeCertificate(this.c.own), revocations: revocations.map(encodeRevocation) }
+    if (this.c.ownIssuer !== undefined) body.issuer = encodeCertificate(this.c.ownIssuer)
+    return body
   }
 
   /** The dialling side: send ours, check theirs. */
@@ -322,6 +327,7 @@ export class PermissionService {
       return
     }
     this.applyRevocations(body.revocations)
+    this.applyIssuerCertificate(peer, body.issuer)
     this.applyCertificate(peer, body.certificate)
   }
 
@@ -330,6 +336,7 @@ export class PermissionService {
     const peer = remote.toString()
     const body = credentialsBody(raw)
     this.applyRevocations(body.revocations)
+    this.applyIssuerCertificate(peer, body.issuer)
     const refusal = this.applyCertificate(peer, body.certificate)
     if (refusal !== undefined) throw new NotAMemberError(`peer ${peer} was refused by network ${this.networkId}: ${refusal}`)
     return this.body()
@@ -362,6 +369,21 @@ export class PermissionService {
     }
     this.refuse(peer, reason, detail)
     return reason
+  }
+
+  /** The delegated admin's certificate a peer sent with its own: to the machine first. Its refusal
+   *  is not the sender's: the sender's own certificate is then refused `unknown-issuer` if it must be. */
+  private applyIssuerCertificate (peer: string, bytes: Uint8Array | undefined): void {
+    if (bytes === undefined) return
+    try {
+      const cert = decodeCertificate(bytes)
+      const result = this.c.permission.handleCertificate(cert, certificateSignatureValid(this.verifier, cert), this.c.now())
+      this.drain()
+      if (result !== 'admitted') this.c.log.debug('issuing admin\'s certificate not admitted', { peer, admin: cert.peer, reason: result })
+    } catch (err) {
+      if (!(err instanceof RhizomeError)) throw err
+      this.count('bad-issuer-certificate')
+    }
   }
 
   private admitted (peer: string): void {
@@ -462,6 +484,9 @@ export class PermissionService {
     if (result === 'accepted') return TopicValidatorResult.Accept
     if (result === 'duplicate' || result === 'obsolete') return TopicValidatorResult.Ignore
     this.count(`revocation-${result}`)
+    // A delegated admin this peer has not met (its certificate not yet held), or a clock a little
+    // apart: the relaying member did nothing wrong, so it is not penalised for it.
+    if (result === 'unknown-issuer' || result === 'not-yet-valid') return TopicValidatorResult.Ignore
     this.c.log.warn('revocation refused', { from: from.toString(), reason: result })
     return TopicValidatorResult.Reject
   }
@@ -527,8 +552,13 @@ export class PermissionService {
   status (): NetworkStatus {
     const connected = new Set(this.c.host.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString()))
     const view = (cert: Certificate): MemberView => ({
-      peerId: cert.peer, roles: [...cert.roles], serial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: cert.issuer, connected: connected.has(cert.peer)
+      peerId: cert.peer, roles: [...cert.roles], serial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: cert.issuer, connected: connected.has(cert.peer),
+      ...issuedBy(cert.peer)
     })
+    const issuedBy = (peer: string): { issuedBy?: string } => {
+      const admin = this.c.permission.issuedBy(peer)
+      return admin === undefined ? {} : { issuedBy: admin }
+    }
     const members = this.c.permission.certificates().map(view).sort((a, b) => a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)
     const self = members.find(m => m.peerId === this.self)
     return {
@@ -545,13 +575,14 @@ export class PermissionService {
 /** A credentials request or answer: a certificate's bytes and up to CREDENTIALS_REVOCATIONS_MAX revocations'. */
 function credentialsBody (raw: unknown): CredentialsBody {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProtocolViolationError('credentials must be a map')
-  const { certificate, revocations } = raw as Record<string, unknown>
+  const { certificate, revocations, issuer } = raw as Record<string, unknown>
   if (!(certificate instanceof Uint8Array)) throw new ProtocolViolationError('credentials.certificate must be bytes')
+  if (issuer !== undefined && !(issuer instanceof Uint8Array)) throw new ProtocolViolationError('credentials.issuer must be bytes (the issuing admin\'s certificate)')
   if (!Array.isArray(revocations) || revocations.length > CREDENTIALS_REVOCATIONS_MAX || !revocations.every(r => r instanceof Uint8Array)) {
     throw new ProtocolViolationError(`credentials.revocations must be a list of at most ${CREDENTIALS_REVOCATIONS_MAX} byte strings`)
   }
-  for (const key of Object.keys(raw)) if (key !== 'certificate' && key !== 'revocations') throw new ProtocolViolationError(`credentials.${key} is not a field`)
-  return { certificate, revocations: revocations as Uint8Array[] }
+  for (const key of Object.keys(raw)) if (key !== 'certificate' && key !== 'revocations' && key !== 'issuer') throw new ProtocolViolationError(`credentials.${key} is not a field`)
+  return { certificate, revocations: revocations as Uint8Array[], ...(issuer !== undefined ? { issuer } : {}) }
 }
 
 /**

@@ -63,6 +63,7 @@ import { createPermission } from '../protocol/permission/index.ts'
 import type { Action, Certificate, Permission, Revocation } from '../protocol/permission/index.ts'
 import { decodeCertificate, decodeRevocation } from '../wire/certificate-codec.ts'
 import { loadOwnCertificate } from './certificate.ts'
+import { issuerPeerId } from '../net/certificate-signatures.ts'
 import { CertificateError } from './start-errors.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { NodeConfig } from './config.ts'
@@ -237,7 +238,7 @@ interface Net {
 }
 
 /** A permissioned peer's machine and own certificate, before the network starts. */
-interface Gate { permission: Permission, own: Certificate }
+interface Gate { permission: Permission, own: Certificate, ownIssuer?: Certificate }
 
 /**
  * With `--certificate`: check it (CertificateError if it is not usable by this peer now), load
@@ -247,7 +248,7 @@ async function openPermission (config: NodeConfig, store: Store, log: Logger): P
   if (config.certificate === '') return undefined
   const self = (await import('@libp2p/peer-id')).peerIdFromPrivateKey(store.privateKey).toString()
   const now = Date.now()
-  const own = await loadOwnCertificate(config.certificate, self, now)
+  const { certificate: own, issuerCertificate: ownIssuer, founder } = await loadOwnCertificate(config.certificate, self, now)
   const certificates: Certificate[] = []
   const revocations: Revocation[] = []
   // Stored rows were checked when they came; one that no longer decodes is dropped, never trusted.
@@ -257,11 +258,14 @@ async function openPermission (config: NodeConfig, store: Store, log: Logger): P
   for (const row of store.permissions.listRevocations()) {
     try { revocations.push(decodeRevocation(row.bytes)) } catch { store.permissions.deleteRevocation(row.key) }
   }
-  const permission = createPermission({ mode: 'permissioned', networkId: own.network, issuers: [own.issuer], certificates, revocations })
+  const permission = createPermission({ mode: 'permissioned', networkId: own.network, issuers: [founder], issuerPeerId, certificates, revocations })
+  // A delegated certificate's admin first: the machine accepts what it signed only while it holds the admin's.
+  const adminResult = ownIssuer === undefined ? 'admitted' : permission.handleCertificate(ownIssuer, true, now)
+  if (adminResult !== 'admitted') throw new CertificateError(config.certificate, `holds its issuing admin's certificate, refused by this peer's own records: ${adminResult}`)
   const result = permission.handleCertificate(own, true, now)
   if (result !== 'admitted') throw new CertificateError(config.certificate, `is refused by this peer's own records: ${result}`)
   log.info('permissioned network', { networkId: own.network, roles: own.roles, notAfter: new Date(own.notAfter).toISOString(), members: permission.counts().members, revocations: permission.counts().revocations })
-  return { permission, own }
+  return { permission, own, ...(ownIssuer !== undefined ? { ownIssuer } : {}) }
 }
 
 /** The host, connection admission, the score policy, the membership state machine and the RPC layer. */
@@ -322,7 +326,7 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
   if (gate === undefined) return { host, membership, rpc, admissionService, onViolation, slots, pubsub: host.services.pubsub, permits: () => true, lostListeners }
   // Started before the services that dial: every connection they open exchanges credentials first.
   const permission = bound.permission = await teardown.started(new PermissionService({
-    permission: gate.permission, repo: store.permissions, rpc, host, pubsub: host.services.pubsub, own: gate.own, log: netLog.child('permission'), now: Date.now,
+    permission: gate.permission, repo: store.permissions, rpc, host, pubsub: host.services.pubsub, own: gate.own, ...(gate.ownIssuer !== undefined ? { ownIssuer: gate.ownIssuer } : {}), log: netLog.child('permission'), now: Date.now,
     onLost: (id) => { for (const listener of lostListeners) listener(id) }
   }))
   const permits = (id: string, action: Action): boolean => permission.allows(id, action)

@@ -108,6 +108,29 @@ export function encodeRevocation (rev: Revocation): Uint8Array {
   return dagCbor.encode({ ...revocationBody(rev), signature: rev.signature })
 }
 
+/** A certificate file (`--certificate FILE`): a certificate signed by the founding key is the
+ *  certificate's own bytes; one signed by a delegated admin travels with the admin's certificate,
+ *  `{ certificate, issuerCertificate }` (each the bytes above), so its holder can show — at start
+ *  and in the credentials exchange — who the admin is. Two certificates and the envelope. */
+export const CERTIFICATE_FILE_BYTES_MAX = 2 * CERTIFICATE_BYTES_MAX + 64
+
+export interface CertificateFile { certificate: Certificate, issuerCertificate?: Certificate }
+
+export function encodeCertificateFile (file: CertificateFile): Uint8Array {
+  if (file.issuerCertificate === undefined) return encodeCertificate(file.certificate)
+  return dagCbor.encode({ certificate: encodeCertificate(file.certificate), issuerCertificate: encodeCertificate(file.issuerCertificate) })
+}
+
+/** Decode a certificate file: a bare certificate, or a certificate with its issuing admin's. */
+export function decodeCertificateFile (bytes: Uint8Array): CertificateFile {
+  const { body, fail } = decodeMap(bytes, 'certificate file', CERTIFICATE_FILE_BYTES_MAX, [...CERTIFICATE_FIELDS, 'certificate', 'issuerCertificate'])
+  if (!('issuerCertificate' in body)) return { certificate: decodeCertificate(bytes) }
+  for (const key of Object.keys(body)) if (key !== 'certificate' && key !== 'issuerCertificate') throw fail(key, 'is not a field of a certificate with its issuer\'s')
+  if (!(body.certificate instanceof Uint8Array)) throw fail('certificate', 'must be the certificate\'s bytes')
+  if (!(body.issuerCertificate instanceof Uint8Array)) throw fail('issuerCertificate', 'must be the issuing admin\'s certificate\'s bytes')
+  return { certificate: decodeCertificate(body.certificate), issuerCertificate: decodeCertificate(body.issuerCertificate) }
+}
+
 type Fail = (field: string, message: string) => ProtocolViolationError
 
 function decodeMap (bytes: Uint8Array, what: string, bytesMax: number, fields: readonly string[]): { body: Record<string, unknown>, fail: Fail } {

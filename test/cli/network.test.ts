@@ -6,7 +6,7 @@
  * bytes, the status table from a fixture, and a real (open) peer's status and refusal.
  */
 import assert from 'node:assert/strict'
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,8 +19,11 @@ import { main } from '../../src/cli/main.ts'
 import { ADMIN_FILE_BYTES_MAX, NETWORK_NAME_CHARS_MAX, listAdminDir } from '../../src/cli/network-admin.ts'
 import { CERTIFICATE_VALIDITY_MS_MAX, createPermission } from '../../src/protocol/permission/index.ts'
 import {
-  certificateSigningBytes, decodeCertificate, decodeRevocation, issuerKey, issuerOf, networkIdOf, revocationSigningBytes
+  certificateSigningBytes, decodeCertificate, decodeCertificateFile, decodeRevocation, issuerKey, issuerOf, networkIdOf, revocationSigningBytes
 } from '../../src/wire/certificate-codec.ts'
+import { issuerPeerId } from '../../src/net/certificate-signatures.ts'
+import { loadOrCreateIdentity } from '../../src/node/identity.ts'
+import { loadOwnCertificate } from '../../src/node/certificate.ts'
 import { TestPeer } from '../helpers/peers.ts'
 import type { IncomingMessage, Server } from 'node:http'
 
@@ -253,6 +256,60 @@ describe('rhizome network', () => {
     assert.match(notRev.stderr, /revocation/)
   })
 
+  test('admit and revoke --as DATA_DIR sign with a delegated admin\'s peer key; a member that is not a founder-signed admin is told so', async () => {
+    const dir = join(root, 'networks', 'lab')
+    const info = JSON.parse(await readFile(join(dir, 'network.json'), 'utf8'))
+    const memberDir = join(root, 'admin-member')
+    await mkdir(memberDir, { recursive: true, mode: 0o700 })
+    const memberKey = (await loadOrCreateIdentity(memberDir)).privateKey
+    const member = peerIdFromPrivateKey(memberKey).toString()
+    const adminCert = join(root, 'admin-member.cert')
+    const workerCert = join(root, 'worker-member.cert')
+    assert.equal((await run(['network', 'admit', member, '--network', 'lab', '--roles', 'admin', '--out', adminCert])).code, 0)
+    assert.equal((await run(['network', 'admit', member, '--network', 'lab', '--roles', 'worker', '--out', workerCert])).code, 0)
+    const worker = await newPeerId()
+    const out = join(root, 'delegated.cert')
+    const r = await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', adminCert, '--out', out, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).issuedBy, member)
+    const file = decodeCertificateFile(await readFile(out))
+    assert.equal(file.certificate.issuer, issuerOf(memberKey.publicKey.raw), 'signed with the member\'s peer key')
+    assert.equal(issuerPeerId(file.certificate.issuer), member)
+    assert.deepEqual(file.issuerCertificate, decodeCertificate(await readFile(adminCert)), 'the admin\'s certificate travels with it')
+    assert.equal(await publicKeyFromRaw(issuerKey(file.certificate.issuer)).verify(certificateSigningBytes(file.certificate), file.certificate.signature), true)
+    assert.ok((await readdir(join(memberDir, 'issued'))).includes(`${file.certificate.serial}.cert`), 'a copy stays in the member\'s data dir')
+    // The file starts the peer it names: checked in full, admin's certificate included.
+    const own = await loadOwnCertificate(out, worker, Date.now())
+    assert.equal(own.founder, info.admin)
+    assert.equal(own.issuerCertificate?.peer, member)
+    await assert.rejects(loadOwnCertificate(out, member, Date.now()), /is for peer/)
+
+    const notAdmin = await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', workerCert, '--out', join(root, 'x.cert')])
+    assert.equal(notAdmin.code, 2)
+    assert.match(notAdmin.stderr, /roles worker, not admin.*ERR_NOT_AN_ADMIN/s)
+    assert.match(notAdmin.stderr, /--roles admin/)
+    // One level only: a certificate a delegated admin signed does not make an admin that signs.
+    const depth = await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', out, '--out', join(root, 'y.cert')])
+    assert.equal(depth.code, 2)
+    assert.match(depth.stderr, /delegated admin/)
+    const self = await run(['network', 'admit', member, '--as', memberDir, '--admin-certificate', adminCert, '--out', join(root, 'z.cert')])
+    assert.equal(self.code, 2)
+    assert.match(self.stderr, /cannot certify itself/)
+    assert.equal((await run(['network', 'admit', worker, '--as', memberDir])).code, 2, '--as needs --admin-certificate')
+    assert.equal((await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', adminCert, '--network', 'lab'])).code, 2, 'one signer')
+    assert.equal((await run(['network', 'admit', worker, '--network', 'lab', '--admin-certificate', adminCert])).code, 2, '--admin-certificate without --as')
+
+    const revoked = await run(['network', 'revoke', worker, '--as', memberDir, '--admin-certificate', adminCert])
+    assert.equal(revoked.code, 1, 'no peer runs in the member\'s data dir')
+    assert.match(revoked.stderr, /ERR_NO_PEER/)
+    const kept = await readdir(join(memberDir, 'revocations'))
+    assert.equal(kept.length, 1)
+    const rev = decodeRevocation(await readFile(join(memberDir, 'revocations', kept[0])))
+    assert.equal(rev.peer, worker)
+    assert.equal(rev.issuer, issuerOf(memberKey.publicKey.raw))
+    assert.equal(rev.network, info.networkId)
+  })
+
   test('revoke --submit hands the kept file\'s bytes, with the token, to the peer\'s revocation route', async () => {
     const dir = join(root, 'networks', 'lab')
     const files = await readdir(join(dir, 'revocations'))
@@ -321,7 +378,8 @@ describe('rhizome network', () => {
       mode: 'permissioned',
       networkId: 'rz-abcdefghijklmnopqrstuvwxyz',
       self,
-      members: [member('12D3KooWZed', ['client', 'worker'], 's3', now - 2 * 3_600_000, false), self, member('12D3KooWAnn', ['admin'], 's2', now + 90 * 60_000, false)],
+      // Zed was admitted by Ann, a delegated admin.
+      members: [{ ...member('12D3KooWZed', ['client', 'worker'], 's3', now - 2 * 3_600_000, false), issuedBy: '12D3KooWAnn' }, self, member('12D3KooWAnn', ['admin'], 's2', now + 90 * 60_000, false)],
       revocations: [{ serial: 's9', atMs: now - DAY_MS, issuer: 'I'.repeat(43) }, { peer: '12D3KooWGone', atMs: now - 2 * DAY_MS, issuer: 'I'.repeat(43) }],
       refused: { 'not-a-member': 3, expired: 1, revoked: 0 }
     }
@@ -332,10 +390,10 @@ describe('rhizome network', () => {
       'this peer  12D3KooWSelf: worker, serial s1, expires in 29 d 3 h',
       '',
       'members (3):',
-      '  PEER          ROLES          SERIAL  EXPIRES IN       CONNECTED',
-      '  12D3KooWAnn   admin          s2      1 h 30 min       no',
-      '  12D3KooWSelf  worker         s1      29 d 3 h         yes',
-      '  12D3KooWZed   client,worker  s3      expired 2 h ago  no',
+      '  PEER          ROLES          SERIAL  EXPIRES IN       CONNECTED  ISSUED BY',
+      '  12D3KooWAnn   admin          s2      1 h 30 min       no         founding admin',
+      '  12D3KooWSelf  worker         s1      29 d 3 h         yes        founding admin',
+      '  12D3KooWZed   client,worker  s3      expired 2 h ago  no         admin 12D3KooWAnn',
       '',
       'revocations (2):',
       `  REVOKES            AT                        ISSUER`,

@@ -11,7 +11,10 @@
  *  - a client member starts a run and is given no task; a certificate that expires is cut off;
  *  - a certificate altered, signed by another key, or of another network does not start a peer;
  *  - a worker revoked while a 100-task run uses it is cut off by every peer within a gossip round,
- *    and the run completes with the right result.
+ *    and the run completes with the right result;
+ *  - a member the founder made an admin admits a worker with `rhizome network admit --as`; the
+ *    worker joins and runs tasks; the founder revokes the admin, and within a gossip round the
+ *    worker it admitted is cut off too, while the run completes.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -225,5 +228,52 @@ describe('a permissioned network', { timeout: 420_000 }, () => {
     assert.ok(report.tasks.some(t => t.peer !== victim.peerId))
     for (const p of others) assert.ok(p.stderr.includes('member revoked'), `${p.peerId} logged the revocation`)
     await waitFor('the revoked worker to hear from nobody', async () => (await alive(victim)).length === 0, 30_000, 200)
+  })
+
+  test('an admin member admits a worker with --as; revoking the admin cuts that worker off too, and the run completes', async () => {
+    const [w1, w2] = workers
+    const client = started.find(p => p.dataDir.endsWith('client'))!
+    const boss = await member('boss', ['admin'], w1)
+    const dir = join(root, 'delegated')
+    const path = join(root, 'delegated.cert')
+    const admitted = await runCli(['network', 'admit', await peerIdOf(dir), '--as', boss.dataDir, '--admin-certificate', join(root, 'boss.cert'), '--roles', 'worker', '--expires', '1d', '--out', path], { timeoutMs: 60_000 })
+    assert.equal(admitted.code, 0, admitted.stderr)
+    assert.match(admitted.stdout, new RegExp(`signed by delegated admin ${boss.peerId}`))
+    const delegated = new TestPeer(dir, [...BASE, '--certificate', path, '--bootstrap', w1.tcpAddr, '--slots', '2'])
+    started.push(delegated)
+    await delegated.start()
+    const founders = [w1, w2, client]
+    await allSee([...founders, boss, delegated])
+    // Each checks its certificate on first contact (with the admin's, which came along) and knows who admitted it.
+    await waitFor('every founder-admitted peer to hold the delegated certificate', async () => {
+      for (const p of founders) if ((await network(p)).members.find(m => m.peerId === delegated.peerId)?.issuedBy !== boss.peerId) return false
+      return true
+    }, 30_000, 200)
+    const shown = await runCli(['network', 'status', '--data-dir', w1.dataDir], { timeoutMs: 60_000 })
+    assert.ok(shown.stdout.split('\n').some(l => l.includes(delegated.peerId) && l.includes(`admin ${boss.peerId}`)), shown.stdout)
+
+    // Task durations unlike the last test's: its results are remembered, and these tasks must run.
+    const { runId } = await client.api<{ runId: string }>('/v1/runs', { method: 'POST', body: JSON.stringify({ workflow, export: 'layers', args: [50, 70] }) })
+    await waitFor('the delegated worker to run tasks of the run', () => delegated.stderr.split('\n').filter(l => l.includes('"msg":"task done"')).length >= 3, 120_000, 50)
+    const revoked = await runCli(['network', 'revoke', boss.peerId, '--dir', netDir, '--data-dir', w1.dataDir, '--json'], { timeoutMs: 60_000 })
+    assert.equal(revoked.code, 0, revoked.stderr)
+    const revokedAt = Date.now()
+    await waitFor('every founder-admitted peer to cut off the admin and the worker it admitted', async () => {
+      for (const p of founders) {
+        const status = await network(p)
+        if (status.members.some(m => m.peerId === boss.peerId || m.peerId === delegated.peerId)) return false
+        if ((await p.peers()).some(x => (x.peerId === delegated.peerId || x.peerId === boss.peerId) && (x as { connected?: boolean }).connected === true)) return false
+      }
+      return true
+    }, 10_000, 100)
+    console.log(`# the admin and the worker it admitted cut off by ${founders.length} peers within ${Date.now() - revokedAt} ms`)
+    await runEvents(client, runId, 240_000)
+    const report = await client.api<RunReport>(`/v1/runs/${runId}`)
+    assert.equal(report.status, 'finished', JSON.stringify(report.error))
+    assert.equal(report.result, 8 * (50 * 49 / 2), 'layers(50): 8 × (0 + … + 49)')
+    assert.ok(report.tasks.some(t => t.peer === delegated.peerId), 'the delegated worker ran tasks of it')
+    for (const p of founders) assert.ok(p.stderr.includes('member revoked'), `${p.peerId} logged the cut`)
+    // Its certificate is refused from now on: it hears from nobody.
+    await waitFor('the delegated worker to hear from nobody', async () => (await alive(delegated)).length === 0, 30_000, 200)
   })
 })

@@ -23,6 +23,10 @@ import { createPermissionRepo, openDatabase } from '../../src/store/index.ts'
 import type { PermissionRepo } from '../../src/store/index.ts'
 import { encodeCertificate } from '../../src/wire/certificate-codec.ts'
 import type { Certificate, Role } from '../../src/wire/certificate-codec.ts'
+import { issuerPeerId } from '../../src/net/certificate-signatures.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { issuerOf } from '../../src/wire/certificate-codec.ts'
 import { MemoryNet, waitFor } from '../helpers/memory-net.ts'
 import type { MemoryPeer, Violation } from '../helpers/memory-net.ts'
 import { certify, createAdmin, revoke } from '../helpers/certificates.ts'
@@ -46,11 +50,12 @@ const dirs: string[] = []
 after(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }) })
 
 /** A peer with a permission service whose own certificate is `own(peerId)` (checked or not: the service trusts it). */
-async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Promise<Certificate>, refusedPeersMax?: number): Promise<Side> {
+async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Promise<Certificate>, refusedPeersMax?: number, ownIssuer?: Certificate): Promise<Side> {
   const peer = await net.peer()
   const id = peer.peerId.toString()
   const cert = await own(id)
-  const permission = createPermission({ mode: 'permissioned', networkId: admin.networkId, issuers: [admin.issuer] })
+  const permission = createPermission({ mode: 'permissioned', networkId: admin.networkId, issuers: [admin.issuer], issuerPeerId })
+  if (ownIssuer !== undefined) permission.handleCertificate(ownIssuer, true, Date.now())
   permission.handleCertificate(cert, true, Date.now())
   const dir = await mkdtemp(join(tmpdir(), 'rhizome-perm-svc-'))
   dirs.push(dir)
@@ -78,7 +83,7 @@ async function side (net: MemoryNet, admin: Admin, own: (peerId: string) => Prom
     authorizeOutbound: (remote, protocol) => s.service.authorizeOutbound(remote, protocol)
   })
   s.rpc.start()
-  s.service = new PermissionService({ permission, repo, rpc: s.rpc, host, pubsub, own: cert, log: createLogger('test', { level: 'silent' }), now: Date.now, onLost: (p) => { s.lost.push(p) }, refusedPeersMax })
+  s.service = new PermissionService({ permission, repo, rpc: s.rpc, host, pubsub, own: cert, ...(ownIssuer !== undefined ? { ownIssuer } : {}), log: createLogger('test', { level: 'silent' }), now: Date.now, onLost: (p) => { s.lost.push(p) }, refusedPeersMax })
   await s.service.start()
   return s
 }
@@ -262,6 +267,43 @@ describe('PermissionService', () => {
       }
     } finally {
       await stopAll(a, b)
+    }
+  })
+
+  test('a delegated admin\'s certificate travels with what it signed; revoking the admin cuts those off too', async () => {
+    const admin = await createAdmin()
+    const net = new MemoryNet()
+    // A member admitted as an admin by the founder, which signs with its peer key (it need not be online).
+    const adminKey = await generateKeyPair('Ed25519')
+    const adminPeer = peerIdFromPrivateKey(adminKey).toString()
+    const adminCert = await certify(admin, adminPeer, ['admin'])
+    const delegated: Admin = { key: adminKey, issuer: issuerOf(adminKey.publicKey.raw), networkId: admin.networkId }
+    const a = await side(net, admin, async id => await certify(admin, id, ['worker']))
+    const w = await side(net, admin, async id => await certify(delegated, id, ['worker']), undefined, adminCert)
+    // The same certificate without its admin's: a peer that never met the admin cannot check it.
+    const bare = await side(net, admin, async id => await certify(delegated, id, ['worker']))
+    try {
+      connect(bare, a)
+      await waitFor('refused without it', () => a.service.refuses(bare.id))
+      assert.ok((a.service.status().refused['unknown-issuer'] ?? 0) >= 1)
+      // A revocation by the admin, gossiped before this peer holds the admin's certificate: ignored, not penalised.
+      const validate = a.validators.get(revocationTopic(admin.networkId))!
+      const byAdmin = { type: 'signed', from: w.peer.peerId, data: await revoke(delegated, { serial: 'gone' }) } as unknown as Message
+      assert.equal(await validate(w.peer.peerId, byAdmin), TopicValidatorResult.Ignore)
+      connect(w, a)
+      await waitFor('admitted with its admin\'s certificate', () => a.service.allows(w.id, 'task'))
+      assert.equal(await validate(w.peer.peerId, byAdmin), TopicValidatorResult.Accept, 'once the admin is known, its revocation is')
+      const view = a.service.status().members.find(m => m.peerId === w.id)
+      assert.equal(view?.issuedBy, adminPeer)
+      assert.equal(a.service.status().members.find(m => m.peerId === adminPeer)?.issuedBy, undefined, 'the admin\'s own is the founder\'s')
+      // The founder revokes the admin: what it signed goes with it.
+      assert.equal(await a.service.submitRevocation(await revoke(admin, { peer: adminPeer })), 'accepted')
+      assert.equal(a.service.allows(w.id, 'task'), false)
+      assert.ok(a.lost.includes(w.id), 'the scheduler is told')
+      await waitFor('hung up', () => a.hungUp.includes(w.id))
+      assert.ok(!a.repo.listCertificates().some(r => r.peerId === w.id || r.peerId === adminPeer), 'both certificates forgotten')
+    } finally {
+      await stopAll(a, w, bare)
     }
   })
 

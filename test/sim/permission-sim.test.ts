@@ -29,6 +29,7 @@ function wrapped (change: (real: Permission) => Partial<Permission>): (options: 
       handleRevocation: over.handleRevocation ?? ((r, v, n) => real.handleRevocation(r, v, n)),
       allows: over.allows ?? ((p, a, n) => real.allows(p, a, n)),
       role: (p) => real.role(p),
+      issuedBy: (p) => real.issuedBy(p),
       handleTimeout: (n) => { real.handleTimeout(n) },
       nextTimeoutMs: () => real.nextTimeoutMs(),
       poll: () => real.poll(),

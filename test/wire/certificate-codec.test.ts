@@ -9,7 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ProtocolViolationError, TooLargeError } from '../../src/model/errors.ts'
 import { CERTIFICATE_VALIDITY_MS_MAX } from '../../src/protocol/permission/index.ts'
 import {
-  CERTIFICATE_BYTES_MAX, REVOCATION_BYTES_MAX, ROLES_MAX, SERIAL_CHARS_MAX, SIGNATURE_BYTES_MAX, certificateSigningBytes, decodeCertificate,
+  CERTIFICATE_BYTES_MAX, CERTIFICATE_FILE_BYTES_MAX, decodeCertificateFile, encodeCertificateFile, REVOCATION_BYTES_MAX, ROLES_MAX, SERIAL_CHARS_MAX, SIGNATURE_BYTES_MAX, certificateSigningBytes, decodeCertificate,
   decodeRevocation, encodeCertificate, encodeRevocation, isPermissionedNetworkId, issuerKey, issuerOf, networkIdOf, revocationSigningBytes
 } from '../../src/wire/certificate-codec.ts'
 import type { Certificate, Revocation } from '../../src/wire/certificate-codec.ts'
@@ -191,5 +191,25 @@ describe('revocation codec', () => {
     assert.throws(() => decodeRevocation(raw(bytes, b => { b.atMs = -5 })), /revocation\.atMs:/)
     assert.throws(() => decodeRevocation(raw(bytes, b => { b.peer = '' })), /revocation\.peer:/)
     assert.throws(() => decodeRevocation(raw(bytes, b => { b.roles = ['worker'] })), /revocation\.roles: is not a field/)
+  })
+})
+
+describe('certificate files', () => {
+  it('a bare certificate, or one with its issuing admin\'s, round-trips', async () => {
+    const cert = await certificate()
+    const adminCert = await signed({ network, peer: peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString(), roles: ['admin'], notBefore: 1_000, notAfter: 2_000, serial: 'admin-1', issuer: issuerOf(admin.publicKey.raw) })
+    assert.deepEqual(encodeCertificateFile({ certificate: cert }), encodeCertificate(cert), 'a founder-signed file is the certificate itself')
+    assert.deepEqual(decodeCertificateFile(encodeCertificate(cert)), { certificate: cert })
+    const both = encodeCertificateFile({ certificate: cert, issuerCertificate: adminCert })
+    assert.ok(both.byteLength <= CERTIFICATE_FILE_BYTES_MAX)
+    assert.deepEqual(decodeCertificateFile(both), { certificate: cert, issuerCertificate: adminCert })
+  })
+
+  it(`refuses one byte past ${CERTIFICATE_FILE_BYTES_MAX} before decoding, an unknown field, and a part that is not a certificate`, async () => {
+    assert.throws(() => decodeCertificateFile(new Uint8Array(CERTIFICATE_FILE_BYTES_MAX + 1)), (err: unknown) => err instanceof TooLargeError && err.bytesMax === CERTIFICATE_FILE_BYTES_MAX)
+    const cert = encodeCertificate(await certificate())
+    assert.throws(() => decodeCertificateFile(dagCbor.encode({ certificate: cert, issuerCertificate: cert, extra: 1 })), /certificate file\.extra: is not a field/)
+    assert.throws(() => decodeCertificateFile(dagCbor.encode({ certificate: cert, issuerCertificate: 'x' })), /certificate file\.issuerCertificate:/)
+    assert.throws(() => decodeCertificateFile(dagCbor.encode({ certificate: cert, issuerCertificate: new Uint8Array([0xa0]) })), ProtocolViolationError)
   })
 })

@@ -7,15 +7,15 @@
 import { writeFile } from 'node:fs/promises'
 import { RhizomeError } from '../../model/errors.ts'
 import { CERTIFICATE_VALIDITY_MS_MAX, ROLES } from '../../protocol/permission/constants.ts'
-import { SERIAL_CHARS_MAX } from '../../wire/certificate-codec.ts'
+import { SERIAL_CHARS_MAX, encodeCertificateFile } from '../../wire/certificate-codec.ts'
 import type { Certificate, Revocation, Role } from '../../wire/certificate-codec.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import { connectPeer } from '../connect.ts'
 import {
-  DEFAULT_NETWORK_NAME, checkNetworkName, createNetwork, issueCertificate, listAdminDir, loadAdmin, loadNetworkInfo, networkDir, parseDuration,
+  DEFAULT_NETWORK_NAME, checkNetworkName, createNetwork, issueCertificate, listAdminDir, loadAdmin, loadDelegatedAdmin, loadNetworkInfo, networkDir, parseDuration,
   readRevocationFile, signRevocation
 } from '../network-admin.ts'
-import type { AdminListing, NetworkInfo } from '../network-admin.ts'
+import type { Admin, AdminListing, DelegatedAdmin, NetworkInfo } from '../network-admin.ts'
 import type { Command, CommandContext } from '../command.ts'
 import type { MemberView, NetworkStatus, RevocationView } from '../../api/types.ts'
 
@@ -26,6 +26,26 @@ const DIR_HELP = `  --network NAME    the network whose admin directory is RHIZO
                     ~/.rhizome/networks/NAME (default NAME: ${DEFAULT_NETWORK_NAME})
   --dir DIR         the admin directory itself`
 const adminDirOptions = { network: { type: 'string' }, dir: { type: 'string' } } as const
+const AS_HELP = `  --as DATA_DIR     sign as a delegated admin: the member whose data dir this is, with its peer
+                    key, instead of the network's admin key (no --network/--dir then)
+  --admin-certificate FILE
+                    with --as: that member's own certificate (the file it starts with); it must be
+                    signed by the network's founding key and have role admin`
+const asOptions = { as: { type: 'string' }, 'admin-certificate': { type: 'string' } } as const
+
+/** The signer: the network's admin key (--network/--dir), or a delegated admin (--as DATA_DIR). */
+async function signer (context: CommandContext): Promise<Admin | DelegatedAdmin> {
+  const as = str(context, 'as')
+  const certificate = str(context, 'admin-certificate')
+  if (as === undefined) {
+    if (certificate !== undefined) throw usage('--admin-certificate goes with --as DATA_DIR', 'pass --as with the admin member\'s data dir, or neither')
+    return await loadAdmin(adminDir(context))
+  }
+  if (str(context, 'dir') !== undefined || str(context, 'network') !== undefined) throw usage('--as signs with a member\'s key: --network/--dir name another signer', 'pass --as DATA_DIR or --network/--dir, not both')
+  if (as === '') throw usage('--as is empty', 'name the admin member\'s data dir')
+  if (certificate === undefined) throw usage('--as needs --admin-certificate FILE: the member\'s own certificate, which shows it is an admin', 'pass the certificate file that member starts with')
+  return await loadDelegatedAdmin(as, certificate, Date.now())
+}
 
 const usage = (message: string, hint: string): CliError => new CliError('ERR_USAGE', message, { exitCode: EXIT_USAGE, hint })
 const str = (context: CommandContext, name: string): string | undefined => context.values[name] as string | undefined
@@ -63,9 +83,11 @@ export const networkCreate: Command = {
 }
 
 export const networkAdmit: Command = {
-  usage: `rhizome network admit PEER_ID [--roles ROLES] [--expires DURATION] [--network NAME | --dir DIR] [--out FILE] [--json]
+  usage: `rhizome network admit PEER_ID [--roles ROLES] [--expires DURATION] [--network NAME | --dir DIR | --as DATA_DIR --admin-certificate FILE] [--out FILE] [--json]
 
-  Signs a membership certificate for PEER_ID with the network's admin key.
+  Signs a membership certificate for PEER_ID with the network's admin key, or as a delegated
+  admin (--as): then the file written holds the admin's certificate too, so the peer can show
+  who signed it; a certificate it signs never makes another admin that can sign.
   --roles ROLES     comma-separated, of ${ROLES.join(', ')} (default worker): a worker runs tasks, a
                     client or an admin starts runs
   --expires DURATION
@@ -73,28 +95,35 @@ export const networkAdmit: Command = {
                     ${CERTIFICATE_VALIDITY_MS_MAX / DAY_MS}d)
   --out FILE        where to write it (default ./PEER_ID.cert); a copy stays in DIR/issued/
 ${DIR_HELP}
+${AS_HELP}
 
-  Example: rhizome network admit 12D3KooW… --network lab --roles worker,client --expires 90d`,
-  options: { roles: { type: 'string' }, expires: { type: 'string' }, out: { type: 'string' }, ...adminDirOptions, ...jsonOption },
+  Example: rhizome network admit 12D3KooW… --network lab --roles worker,client --expires 90d
+           rhizome network admit 12D3KooW… --as ~/.rhizome --admin-certificate me.cert`,
+  options: { roles: { type: 'string' }, expires: { type: 'string' }, out: { type: 'string' }, ...adminDirOptions, ...asOptions, ...jsonOption },
   positionals: [1, 1],
   async run (context) {
     const peer = await checkPeerId(context.positionals[0])
     const roles = parseRoles(str(context, 'roles') ?? 'worker')
     const validityMs = parseDuration(str(context, 'expires') ?? EXPIRES_DEFAULT)
     const out = str(context, 'out') ?? `${peer}.cert`
-    const admin = await loadAdmin(adminDir(context))
+    const admin = await signer(context)
+    const delegated = 'certificate' in admin ? admin : undefined
+    if (delegated?.peerId === peer) throw usage(`${peer} is the admin signing: an admin cannot certify itself`, 'ask the network\'s founder to renew your certificate')
     const { certificate, bytes, copy } = await issueCertificate(admin, peer, roles, Date.now(), validityMs)
     try {
-      await writeFile(out, bytes)
+      await writeFile(out, delegated === undefined ? bytes : encodeCertificateFile({ certificate, issuerCertificate: delegated.certificate }))
     } catch (err) {
       throw new CliError('ERR_FILE', `cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: `the certificate is also in ${copy}`, cause: err })
     }
-    const view = { peer, roles: certificate.roles, serial: certificate.serial, notBefore: certificate.notBefore, notAfter: certificate.notAfter, network: certificate.network, file: out, copy }
+    const view = {
+      peer, roles: certificate.roles, serial: certificate.serial, notBefore: certificate.notBefore, notAfter: certificate.notAfter, network: certificate.network, file: out, copy,
+      ...(delegated !== undefined ? { issuedBy: delegated.peerId } : {})
+    }
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify(view, null, 2) + '\n' }
     return {
       exitCode: EXIT_OK,
       stdout: [
-        `admitted ${peer} to ${certificate.network} as ${certificate.roles.join(', ')}`,
+        `admitted ${peer} to ${certificate.network} as ${certificate.roles.join(', ')}${delegated !== undefined ? ` (signed by delegated admin ${delegated.peerId})` : ''}`,
         `serial   ${certificate.serial}`, `expires  ${iso(certificate.notAfter)} (in ${formatSpan(validityMs)})`, `wrote    ${out}`, '',
         `Copy ${out} to that peer's machine and start it with:`, `  rhizome node start --certificate ${out}`, ''
       ].join('\n')
@@ -103,7 +132,7 @@ ${DIR_HELP}
 }
 
 export const networkRevoke: Command = {
-  usage: `rhizome network revoke PEER_ID|SERIAL [--network NAME | --dir DIR] [--data-dir DIR | --api URL] [--json]
+  usage: `rhizome network revoke PEER_ID|SERIAL [--network NAME | --dir DIR | --as DATA_DIR --admin-certificate FILE] [--data-dir DIR | --api URL] [--json]
        rhizome network revoke --submit FILE [--data-dir DIR | --api URL] [--json]
 
   Signs a revocation of a peer (every certificate it was issued until now) or of one certificate
@@ -111,9 +140,11 @@ export const networkRevoke: Command = {
   once and gossips it to the network. With no peer running it stays in the file:
   --submit FILE     hand a kept revocation to the peer (nothing is signed)
 ${DIR_HELP}
+${AS_HELP}
+                    (and the peer handed it is that member, unless --data-dir or --api)
 
   Example: rhizome network revoke 12D3KooW… --network lab`,
-  options: { submit: { type: 'string' }, ...adminDirOptions, ...dataDirOption, ...jsonOption },
+  options: { submit: { type: 'string' }, ...adminDirOptions, ...asOptions, ...dataDirOption, ...jsonOption },
   positionals: [0, 1],
   async run (context) {
     const file = str(context, 'submit')
@@ -124,10 +155,13 @@ ${DIR_HELP}
     }
     if (context.positionals.length === 0) throw usage('name the peer id or the serial to revoke', 'e.g. rhizome network revoke 12D3KooW… (or --submit FILE)')
     const target = await revocationTarget(context.positionals[0])
-    const admin = await loadAdmin(adminDir(context))
+    const admin = await signer(context)
     const { revocation, bytes, file: kept } = await signRevocation(admin, target, Date.now())
     if (context.values.json !== true) context.print(`signed a revocation of ${'serial' in target ? `serial ${target.serial}` : `peer ${target.peer}`} at ${iso(revocation.atMs)}\nkept in ${kept}\n`)
-    return await submit(context, revocation, bytes, kept)
+    // A delegated admin hands it to its own peer unless told otherwise.
+    const as = str(context, 'as')
+    const to = as !== undefined && str(context, 'data-dir') === undefined && str(context, 'api') === undefined ? { ...context, values: { ...context.values, 'data-dir': as } } : context
+    return await submit(to, revocation, bytes, kept)
   }
 }
 
@@ -266,9 +300,9 @@ export function networkStatusText (s: NetworkStatus, nowMs: number): string {
 
 function memberRows (members: readonly MemberView[], nowMs: number): string[] {
   if (members.length === 0) return ['members: none checked yet']
-  const rows = [['PEER', 'ROLES', 'SERIAL', 'EXPIRES IN', 'CONNECTED']]
+  const rows = [['PEER', 'ROLES', 'SERIAL', 'EXPIRES IN', 'CONNECTED', 'ISSUED BY']]
   for (const m of [...members].sort((a, b) => a.peerId.localeCompare(b.peerId))) {
-    rows.push([m.peerId, m.roles.join(','), m.serial, expiresIn(m.notAfter, nowMs), m.connected ? 'yes' : 'no'])
+    rows.push([m.peerId, m.roles.join(','), m.serial, expiresIn(m.notAfter, nowMs), m.connected ? 'yes' : 'no', m.issuedBy === undefined ? 'founding admin' : `admin ${m.issuedBy}`])
   }
   return [`members (${members.length}):`, ...table(rows).map(l => `  ${l}`)]
 }

@@ -6,6 +6,13 @@
  * and blobs: a client needs the function code and blobs of its own runs, and a worker those of its
  * tasks. `ACTIONS_BY_ROLE` is the whole table.
  *
+ * DELEGATED ADMINS. The founding key (the network id is networkIdOf it) signs certificates; a member
+ * whose founder-signed certificate has role `admin` may sign certificates and revocations too, with
+ * its peer key. Depth 1 only: a certificate signed by a delegated admin never makes its holder an
+ * issuer, role `admin` or not. A chain would make "who is cut off when this key is revoked" a walk
+ * of unknown depth, and every level could mint issuers that fill the revocation set; with one level
+ * a revoked admin cuts off exactly the certificates it signed, found in one step.
+ *
  * LIMITS.
  * - `CERTIFICATES_MAX` 10,000 members: ten times membership's table of 1,024 peers. Only admin keys
  *   can mint certificates, so an outsider cannot fill it; past it a new member is refused `full`
@@ -41,6 +48,8 @@ export const ACTIONS_BY_ROLE: Readonly<Record<Role, readonly Action[]>> = Object
  *  `serial-in-use`: another member holds a certificate with this serial (serials are unique per
  *  network; a clash is an admin's mistake, and revoking one serial must not cut off two peers). */
 export type CertificateRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'not-yet-valid' | 'expired' | 'revoked' | 'full' | 'serial-in-use'
-/** Why a revocation is refused. `obsolete`: every certificate it could match has expired (it
+/** Why a revocation is refused. `not-yet-valid`: a delegated admin's revocation dated past now +
+ *  CLOCK_SKEW_MS (dated far ahead it would bar the peer's re-admission for as long: a delegated
+ *  key may take rights away now, not for years to come). `obsolete`: every certificate it could match has expired (it
  *  would be dropped at once); `full`: REVOCATIONS_MAX revocations still matter. */
-export type RevocationRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'obsolete' | 'full'
+export type RevocationRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'obsolete' | 'full' | 'not-yet-valid'

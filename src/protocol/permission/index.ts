@@ -60,8 +60,12 @@ export interface PermissionOptionsOpen { mode: 'open' }
 export interface PermissionOptionsClosed {
   mode: 'permissioned'
   networkId: string
-  /** Admin public keys allowed to sign (same encoding as Certificate.issuer). */
+  /** The founding admin public keys (same encoding as Certificate.issuer). */
   issuers: readonly string[]
+  /** The peer id whose key an issuer string is, or undefined if it is not a peer key. Pure; the
+   *  shell derives it from the raw key (src/net/certificate-signatures.ts). Without it only the
+   *  founding keys sign; with it, so do delegated admins (see ./permission.ts DELEGATION). */
+  issuerPeerId?: (issuer: string) => string | undefined
   /** Stored certificates (signatures checked when they were admitted). */
   certificates?: readonly Certificate[]
   revocations?: readonly Revocation[]
@@ -82,6 +86,8 @@ export interface Permission {
   allows (peerId: string, action: Action, nowMs: number): boolean
   /** The roles of the peer's held certificate; undefined if it holds none (open mode: undefined). */
   role (peerId: string): readonly Role[] | undefined
+  /** The delegated admin that signed the peer's held certificate; undefined when a founding key did (or none is held). */
+  issuedBy (peerId: string): string | undefined
   /** Drops certificates whose notAfter ≤ nowMs — [expired]. */
   handleTimeout (nowMs: number): void
   /** The earliest notAfter held; undefined when none (or open). */

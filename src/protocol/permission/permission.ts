@@ -2,16 +2,30 @@
  * Permission state machine — theory of operation.
  *
  * MEMBERS. A peer is a member while it holds a certificate that (1) verified (the shell checked the
- * signature), (2) names this network, (3) was signed by one of the configured issuers, (4) matches
- * no remembered revocation, and (5) is valid now: notBefore ≤ now + CLOCK_SKEW_MS and now <
- * notAfter. One certificate is held per peer: the newest (latest notBefore, then latest notAfter,
- * then the larger serial, so every peer picks the same); an older one that arrives later is still
+ * signature), (2) names this network, (3) was signed by a founding issuer or a delegated admin
+ * (DELEGATION), (4) matches no remembered revocation, and (5) is valid now: notBefore ≤ now +
+ * CLOCK_SKEW_MS and now < notAfter. One certificate is held per peer: the best — founder-signed
+ * before delegated, then the newest (latest notBefore, then latest notAfter, then the larger
+ * serial), so every peer picks the same; an older one that arrives later is still
  * `admitted` but changes nothing. Every held change is persisted — [persist-certificate] — and a
  * replaced one forgotten — [forget-certificate]. At most certificatesMax members; past it a new
  * peer is refused `full`.
  *
- * ROLES. `allows(peer, action, now)` is true when the held certificate is valid at `now` and one of
- * its roles allows the action (ACTIONS_BY_ROLE in ./constants.ts). A peer without one gets nothing.
+ * DELEGATION. A certificate or revocation whose issuer is not a founding key is accepted only if
+ * `issuerPeerId(issuer)` names a member other than the certificate's subject that holds, now, a
+ * founder-signed certificate with role `admin` — a delegated admin; depth 1 (./constants.ts).
+ * One signed by an admin this machine does not (yet) hold is refused `unknown-issuer`, not kept
+ * for later: a peer sends its issuing admin's certificate with its own in the credentials exchange,
+ * and one refused now shows both again at its next contact. Founder-signed ranks above delegated,
+ * so a delegated admin cannot displace what the founder signed (demote another admin, or renew
+ * itself). When an admin's certificate is dropped — revoked, expired, or replaced by one that is
+ * not an admin's — every certificate it signed is dropped too, [forget-certificate, revoked] each:
+ * a compromised admin key is cut off with everything it signed. Its revocations stay in force
+ * (they only take rights away); one dated past now + CLOCK_SKEW_MS is refused `not-yet-valid`.
+ * Held delegated certificates are indexed by admin (`dependents`), so the cut is O(its signed).
+ *
+ * ROLES. `allows(peer, action, now)` is true when the held certificate (and, if delegated, its
+ * admin's) is valid at `now` and one of its roles allows the action (ACTIONS_BY_ROLE in ./constants.ts). A peer without one gets nothing.
  *
  * REVOCATIONS. A revocation names a serial or a peer and a time atMs. It matches a certificate with
  * that serial (or for that peer) whose notBefore ≤ atMs: certificates issued before it. So an admin
@@ -48,6 +62,11 @@ export class PermissionMachine implements Permission {
   readonly mode: 'open' | 'permissioned'
   private readonly networkId: string
   private readonly issuers: Set<string>
+  private readonly issuerPeerId: (issuer: string) => string | undefined
+  /** Holder of a delegated certificate → the admin that signed it. */
+  private readonly delegatedBy = new Map<string, string>()
+  /** Delegated admin → the holders of the certificates it signed (no empty sets). */
+  private readonly dependents = new Map<string, Set<string>>()
   private readonly certificatesMax: number
   private readonly revocationsMax: number
   private clockMs = 0
@@ -66,6 +85,7 @@ export class PermissionMachine implements Permission {
       this.mode = 'open'
       this.networkId = ''
       this.issuers = new Set()
+      this.issuerPeerId = () => undefined
       this.certificatesMax = this.revocationsMax = 0
       this.outputs = new OutputQueue(1)
       return
@@ -78,6 +98,8 @@ export class PermissionMachine implements Permission {
     }
     this.networkId = options.networkId
     this.issuers = new Set(options.issuers)
+    if (options.issuerPeerId !== undefined && typeof options.issuerPeerId !== 'function') throw new ConfigError('issuerPeerId', 'must be a function')
+    this.issuerPeerId = options.issuerPeerId ?? (() => undefined)
     this.certificatesMax = limit(options.certificatesMax, CERTIFICATES_MAX, 'certificatesMax')
     this.revocationsMax = limit(options.revocationsMax, REVOCATIONS_MAX, 'revocationsMax')
     const stored = (options.certificates?.length ?? 0) + (options.revocations?.length ?? 0)
@@ -94,15 +116,16 @@ export class PermissionMachine implements Permission {
     if (refusal !== undefined) return refusal
     if (cert.notBefore > now + CLOCK_SKEW_MS) return 'not-yet-valid'
     if (now >= cert.notAfter) return 'expired'
+    const admin = this.founded(cert) ? undefined : this.adminOf(cert.issuer, cert.peer)
+    if (admin !== undefined && !current(this.members.get(admin), now)) return 'unknown-issuer'
     const held = this.members.get(cert.peer)
-    if (held !== undefined && !newer(cert, held)) return 'admitted'
+    if (held !== undefined && !this.better(cert, held)) return 'admitted'
     if (held === undefined && this.members.size >= this.certificatesMax) return 'full'
     const serialHolder = this.bySerial.get(cert.serial)
     if (serialHolder !== undefined && serialHolder !== cert.peer) return 'serial-in-use'
-    if (held !== undefined) this.dropMember(held)
-    this.members.set(cert.peer, copyCertificate(cert))
-    this.bySerial.set(cert.serial, cert.peer)
-    this.expiryStale = true
+    // An admin renewed as an admin keeps what it signed; one that is no longer an admin does not.
+    if (held !== undefined) this.dropMember(held, !this.delegates(cert))
+    this.hold(cert, admin)
     this.outputs.push({ type: 'persist-certificate', certificate: copyCertificate(cert) })
     return 'admitted'
   }
@@ -112,7 +135,11 @@ export class PermissionMachine implements Permission {
     if (this.mode === 'open') return 'duplicate' // nothing is held, so nothing changes
     if (!signatureValid) return 'bad-signature'
     if (rev.network !== this.networkId) return 'wrong-network'
-    if (!this.issuers.has(rev.issuer)) return 'unknown-issuer'
+    if (!this.issuers.has(rev.issuer)) {
+      const admin = this.adminOf(rev.issuer, undefined)
+      if (admin === undefined || !current(this.members.get(admin), now)) return 'unknown-issuer'
+      if (rev.atMs > now + CLOCK_SKEW_MS) return 'not-yet-valid'
+    }
     if (obsolete(rev, now)) return 'obsolete'
     const key = keyOf(rev)
     const known = this.revoked.get(key)
@@ -134,8 +161,11 @@ export class PermissionMachine implements Permission {
   allows (peerId: string, action: Action, nowMs: number): boolean {
     if (this.mode === 'open') return true
     const cert = this.members.get(peerId)
-    if (cert === undefined || nowMs >= cert.notAfter || cert.notBefore > nowMs + CLOCK_SKEW_MS) return false
-    return cert.roles.some(role => ACTIONS_BY_ROLE[role].includes(action))
+    if (!current(cert, nowMs)) return false
+    const admin = this.delegatedBy.get(peerId)
+    // A late timer must not let an expired admin's signatures stand either.
+    if (admin !== undefined && !current(this.members.get(admin), nowMs)) return false
+    return cert !== undefined && cert.roles.some(role => ACTIONS_BY_ROLE[role].includes(action))
   }
 
   role (peerId: string): readonly Role[] | undefined {
@@ -143,10 +173,15 @@ export class PermissionMachine implements Permission {
     return cert === undefined ? undefined : [...cert.roles]
   }
 
+  issuedBy (peerId: string): string | undefined {
+    return this.delegatedBy.get(peerId)
+  }
+
   handleTimeout (nowMs: number): void {
     const now = this.advance(nowMs)
     for (const cert of [...this.members.values()]) {
-      if (cert.notAfter > now) continue
+      // An expired admin's dependents went with it (already dropped, revoked).
+      if (cert.notAfter > now || this.members.get(cert.peer) !== cert) continue
       this.dropMember(cert)
       this.outputs.push({ type: 'expired', peerId: cert.peer })
     }
@@ -184,7 +219,20 @@ export class PermissionMachine implements Permission {
     for (const [peer, cert] of this.members) {
       assert(cert.peer === peer && this.bySerial.get(cert.serial) === peer, 'the serial index names the holder')
       assert(validCertificate(cert) && this.refusalOf(cert) === undefined, 'a held certificate is of this network, by an issuer, and not revoked')
+      const admin = this.delegatedBy.get(peer)
+      assert((admin === undefined) === this.founded(cert), 'a certificate is founder-signed or indexed under its delegated admin')
+      if (admin !== undefined) {
+        assert(this.issuerPeerId(cert.issuer) === admin && this.delegates(this.members.get(admin)), 'a delegated certificate\'s admin is a held founder-signed admin')
+        assert(this.dependents.get(admin)?.has(peer) === true, 'the admin\'s dependents list the holder')
+      }
     }
+    let dependents = 0
+    for (const [admin, holders] of this.dependents) {
+      assert(holders.size > 0 && this.delegates(this.members.get(admin)), 'only held admins have dependents, and no empty set is kept')
+      for (const holder of holders) assert(this.delegatedBy.get(holder) === admin, 'dependents and delegatedBy agree')
+      dependents += holders.size
+    }
+    assert(dependents === this.delegatedBy.size, 'every delegated certificate is a dependent once')
     for (const [key, rev] of this.revoked) assert(validRevocation(rev) && keyOf(rev) === key, 'revocations are well-formed and keyed')
     if (!this.expiryStale) {
       const earliest = Math.min(...[...this.members.values()].map(c => c.notAfter))
@@ -197,18 +245,67 @@ export class PermissionMachine implements Permission {
   /** The refusal for a certificate's network, issuer and revocations (time aside). */
   private refusalOf (cert: Certificate): CertificateRefusal | undefined {
     if (cert.network !== this.networkId) return 'wrong-network'
-    if (!this.issuers.has(cert.issuer)) return 'unknown-issuer'
+    if (!this.founded(cert) && this.adminOf(cert.issuer, cert.peer) === undefined) return 'unknown-issuer'
     const bySerial = this.revoked.get(`s:${cert.serial}`)
     const byPeer = this.revoked.get(`p:${cert.peer}`)
     if ((bySerial !== undefined && matches(bySerial, cert)) || (byPeer !== undefined && matches(byPeer, cert))) return 'revoked'
     return undefined
   }
 
-  private dropMember (cert: Certificate): void {
+  private founded (cert: Certificate): boolean {
+    return this.issuers.has(cert.issuer)
+  }
+
+  /** Whether the certificate makes its holder a delegated admin. */
+  private delegates (cert: Certificate | undefined): boolean {
+    return cert !== undefined && this.founded(cert) && cert.roles.includes('admin')
+  }
+
+  /** The held delegated admin whose key `issuer` is (time aside); never `subject` itself. */
+  private adminOf (issuer: string, subject: string | undefined): string | undefined {
+    const peer = this.issuerPeerId(issuer)
+    if (peer === undefined || peer === subject || !this.delegates(this.members.get(peer))) return undefined
+    return peer
+  }
+
+  /** Whether `a` is to be held rather than `b`: founder-signed first, then the newest (MEMBERS). */
+  private better (a: Certificate, b: Certificate): boolean {
+    if (this.founded(a) !== this.founded(b)) return this.founded(a)
+    return newer(a, b)
+  }
+
+  private hold (cert: Certificate, admin: string | undefined): void {
+    this.members.set(cert.peer, copyCertificate(cert))
+    this.bySerial.set(cert.serial, cert.peer)
+    this.expiryStale = true
+    if (admin === undefined) return
+    this.delegatedBy.set(cert.peer, admin)
+    const holders = this.dependents.get(admin)
+    if (holders === undefined) this.dependents.set(admin, new Set([cert.peer]))
+    else holders.add(cert.peer)
+  }
+
+  /** Drops a held certificate and, with `cascade`, every certificate its holder signed as an admin (DELEGATION). */
+  private dropMember (cert: Certificate, cascade = true): void {
     this.members.delete(cert.peer)
     this.bySerial.delete(cert.serial)
     this.expiryStale = true
     this.outputs.push({ type: 'forget-certificate', peerId: cert.peer, serial: cert.serial })
+    const admin = this.delegatedBy.get(cert.peer)
+    if (admin !== undefined) {
+      this.delegatedBy.delete(cert.peer)
+      const holders = this.dependents.get(admin)
+      holders?.delete(cert.peer)
+      if (holders?.size === 0) this.dependents.delete(admin)
+    }
+    const holders = cascade ? this.dependents.get(cert.peer) : undefined
+    if (holders === undefined) return
+    for (const holder of [...holders]) {
+      const signed = this.members.get(holder)
+      if (signed === undefined) continue
+      this.dropMember(signed, false) // depth 1: a delegated certificate has no dependents
+      this.outputs.push({ type: 'revoked', peerId: holder })
+    }
   }
 
   /** Drops the oldest revocation if it is obsolete; false if none may be dropped. */
@@ -227,18 +324,19 @@ export class PermissionMachine implements Permission {
     revocations.sort((a, b) => b.atMs - a.atMs) // newest first: those are kept when over the limit
     for (const rev of revocations) {
       const key = keyOf(rev)
-      const fits = this.revoked.size < this.revocationsMax && rev.network === this.networkId && this.issuers.has(rev.issuer)
+      // Stored revocations were checked when accepted; a delegated admin's stays in force after the admin is gone.
+      const fits = this.revoked.size < this.revocationsMax && rev.network === this.networkId
       if (!this.revoked.has(key) && fits) this.revoked.set(key, copyRevocation(rev))
       else this.outputs.push({ type: 'forget-revocation', revocation: copyRevocation(rev) })
     }
     const certificates = [...(options.certificates ?? [])]
     for (const cert of certificates) if (!validCertificate(cert)) throw new ConfigError('certificates', 'a stored certificate is malformed')
-    certificates.sort((a, b) => newer(a, b) ? -1 : newer(b, a) ? 1 : 0) // newest first
+    // Best first: founder-signed (admins among them) before delegated, so an admin is held before what it signed.
+    certificates.sort((a, b) => this.better(a, b) ? -1 : this.better(b, a) ? 1 : 0)
     for (const cert of certificates) {
       const fits = this.members.size < this.certificatesMax && this.refusalOf(cert) === undefined && !this.bySerial.has(cert.serial)
       if (!this.members.has(cert.peer) && fits) {
-        this.members.set(cert.peer, copyCertificate(cert))
-        this.bySerial.set(cert.serial, cert.peer)
+        this.hold(cert, this.founded(cert) ? undefined : this.adminOf(cert.issuer, cert.peer))
       } else {
         this.outputs.push({ type: 'forget-certificate', peerId: cert.peer, serial: cert.serial })
       }
@@ -264,6 +362,11 @@ function newer (a: Certificate, b: Certificate): boolean {
   if (a.notBefore !== b.notBefore) return a.notBefore > b.notBefore
   if (a.notAfter !== b.notAfter) return a.notAfter > b.notAfter
   return a.serial > b.serial
+}
+
+/** Whether a held certificate is valid at `now` (undefined: none held). */
+function current (cert: Certificate | undefined, now: number): boolean {
+  return cert !== undefined && now < cert.notAfter && cert.notBefore <= now + CLOCK_SKEW_MS
 }
 
 function matches (rev: Revocation, cert: Certificate): boolean {
