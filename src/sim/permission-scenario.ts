@@ -123,8 +123,8 @@ export interface PermissionCounts {
   expiredOutputs: number
   crashes: number
   /** Delegated certificates admitted, revocations delegated admins issued, delegated certificates
-   *  cut off with their admin (`revoked` outputs), `unknown-issuer` refusals of genuine
-   *  credentials (admin not met yet, or cut off), depth-2 certificates and revocations refused. */
+   *  cut off with their admin (`revoked` outputs), `unknown-issuer` refusals of members' certificates
+   *  and delegated revocations (admin not met yet, or cut off), depth-2 certificates and revocations refused. */
   delegatedAdmitted: number
   delegatedRevocations: number
   cascadeCutOff: number
@@ -539,7 +539,7 @@ class PermissionSim {
     if (this.genuineAt(peer.node, from) && result !== 'admitted') this.world.violate(`${peerName(peer.node)} refused member ${peerName(from)}'s certificate: ${result}`)
     if (result !== 'admitted') {
       this.counts.refusedHellos += 1
-      if (result === 'unknown-issuer') this.counts.unknownIssuer += 1
+      if (result === 'unknown-issuer' && plan.kind === 'member') this.counts.unknownIssuer += 1
       if (plan.kind === 'depth-2') this.counts.depth2Refused += 1
       return false
     }
@@ -739,7 +739,7 @@ export const permissionScenarioEntry = {
       ok: r.ok,
       violations: r.violations,
       violationCount: r.violationCount,
-      summary: `${r.members} members, outsiders ${JSON.stringify(r.outsiders)}: ${c.given} given (${c.tasks} tasks), ${c.withheld} withheld, ${c.revocationsIssued} revocations reached ${c.revocationsReached} times, ${c.crashes} crashes`,
+      summary: `${r.members} members, outsiders ${JSON.stringify(r.outsiders)}: ${c.given} given (${c.tasks} tasks), ${c.withheld} withheld, ${c.revocationsIssued} revocations (${c.delegatedRevocations} by delegated admins) reached ${c.revocationsReached} times, ${c.delegatedAdmitted} delegated admissions, ${c.cascadeCutOff} cut off with their admin, ${c.crashes} crashes`,
       details: [`counts ${JSON.stringify(c)}`, `messages ${JSON.stringify(r.messages)}`],
       traceHash: r.traceHash,
       simEvents: r.simEvents,
