@@ -10,13 +10,22 @@
  *    false), one of another network (signed by its own admin), one that expired, or a member's
  *    certificate presented by another peer (refused by the shell: the certificate names someone
  *    else). Tampering outsiders also gossip a forged revocation of a member.
- * The admin revokes one or two members (by peer or by serial) during the fault window; the
+ *  - in some seeds, one or two delegated admins: members whose founder-signed certificate has role
+ *    admin, who sign further members' certificates with their peer key (sent with the admin's own
+ *    certificate, as the real credentials exchange does; now and then without it, so a peer that
+ *    never met the admin must refuse `unknown-issuer`) and issue revocations of their own. One of
+ *    their members is made admin by them (a sub-admin): its signatures are depth 2, never honoured.
+ *  - outsiders that sign for themselves: a certificate signed by a member that is not an admin,
+ *    a self-signed admin certificate, and a depth-2 one signed by the sub-admin (which also gossips
+ *    a revocation it signed).
+ * The admin revokes one or two members (by peer or by serial) during the fault window, sometimes a
+ * delegated admin (cutting off everything it signed); the
  * revocation spreads by gossip over a lossy, duplicating network: every peer re-sends the
  * revocations it holds to the members it allows, every GOSSIP_EVERY_TICKS ticks.
  *
  * Signatures are modelled, not computed (the simulator does no crypto): a signature is the text
  * of the signed fields and the signer's key name, so a changed field no longer "verifies", and
- * only the two admins of the scenario sign.
+ * only the two founding keys of the scenario and the peers' own keys (`key-pN`) sign.
  *
  * Invariants, checked every time a peer gives something or refuses a request, and at samples:
  *  - a peer outside the network (no valid certificate now) is never given a task, code or data;
@@ -24,9 +33,14 @@
  *  - once a revocation naming a peer has reached a member, that member gives the peer nothing;
  *  - no member is refused: a genuine certificate, valid and not revoked where it arrives, is
  *    admitted, and a member whose certificate a peer admitted is allowed what its roles allow;
+ *  - the cascade: a peer whose certificate a delegated admin signed is given nothing by a member
+ *    that knows the admin is revoked or expired; a depth-2 certificate or revocation is never
+ *    honoured; a delegated admin's revocation keeps applying after the admin is cut off; no member
+ *    (founder-signed or signed by an admin not cut off, valid, not revoked) is refused;
  *  - the machines' own invariants hold;
- *  - liveness: after the faults end, every running member holds every revocation the admin
- *    issued and allows every other running member.
+ *  - liveness: after the faults end, every running member holds every revocation the founder
+ *    issued (and every one by a delegated admin still in force) and allows every other running
+ *    member.
  */
 import { createPermission } from '../protocol/permission/index.ts'
 import { ACTIONS_BY_ROLE, CERTIFICATE_VALIDITY_MS_MAX } from '../protocol/permission/constants.ts'
@@ -53,22 +67,34 @@ const OTHER_NETWORK = 'rz-another-network'
 const ADMIN_KEY = 'admin-key'
 const OTHER_ADMIN_KEY = 'other-admin-key'
 const DRIVER = 0
+/** A delegated member's hello leaves out its admin's certificate this often: a peer that has not
+ *  met the admin must then refuse it `unknown-issuer`, and admit it at a later hello that has it. */
+const ISSUER_OMITTED_RATE = 0.2
+/** A peer's own key, as an issuer string (src/net derives the peer id from the raw key). */
+const peerKey = (node: number): string => `key-p${node}`
+const issuerPeerId = (issuer: string): string | undefined => /^key-p\d+$/.test(issuer) ? issuer.slice(4) : undefined
 
-export type PeerKind = 'member' | 'none' | 'tampered' | 'wrong-network' | 'expired' | 'stolen'
-const OUTSIDER_KINDS: readonly PeerKind[] = ['none', 'tampered', 'wrong-network', 'expired', 'stolen']
+export type PeerKind = 'member' | 'none' | 'tampered' | 'wrong-network' | 'expired' | 'stolen' | 'not-admin' | 'self-signed' | 'depth-2'
+const OUTSIDER_KINDS: readonly PeerKind[] = ['none', 'tampered', 'wrong-network', 'expired', 'stolen', 'not-admin', 'self-signed', 'depth-2']
 
 export interface PeerPlan {
   kind: PeerKind
   roles: Role[]
   notAfter: number
   startMs: number
+  /** The node whose peer key signed the certificate (a delegated admin for a member; for an
+   *  outsider a member that is no admin, the sub-admin, or itself); none: the founding key. */
+  issuer?: number
 }
 
 export interface PermissionScenario {
   seed: number
   /** Node 0 is the admin and driver (a member). */
   peers: PeerPlan[]
-  revocations: Array<{ atMs: number, target: number, by: 'peer' | 'serial' }>
+  /** `issuer`: DRIVER (the founding key) or a delegated admin (its peer key). */
+  revocations: Array<{ atMs: number, target: number, by: 'peer' | 'serial', issuer: number }>
+  /** The sub-admin (made admin by a delegated admin) signs a revocation: depth 2, refused everywhere. */
+  depth2Revocation: { atMs: number, target: number } | undefined
   crashes: Array<{ node: number, atMs: number, downMs: number }>
   delayMinMs: number
   delayMaxMs: number
@@ -96,6 +122,14 @@ export interface PermissionCounts {
   revokedOutputs: number
   expiredOutputs: number
   crashes: number
+  /** Delegated certificates admitted, revocations delegated admins issued, delegated certificates
+   *  cut off with their admin (`revoked` outputs), `unknown-issuer` refusals of members' certificates
+   *  and delegated revocations (admin not met yet, or cut off), depth-2 certificates and revocations refused. */
+  delegatedAdmitted: number
+  delegatedRevocations: number
+  cascadeCutOff: number
+  unknownIssuer: number
+  depth2Refused: number
 }
 
 export interface PermissionScenarioResult {
@@ -125,23 +159,15 @@ export function permissionScenarioFromSeed (seed: number): PermissionScenario {
     const roles: Role[] = rng.pick([['worker'], ['worker'], ['client'], ['client', 'worker']])
     peers.push({ kind: 'member', roles, notAfter: rng.chance(0.2) ? rng.int(4_000, endMs - 1) : CERTIFICATE_VALIDITY_MS_MAX, startMs: rng.int(EXPIRED_AT_MS, 4_000) })
   }
-  for (let i = 0; i < outsiders; i++) {
-    const kind = rng.pick(OUTSIDER_KINDS)
-    peers.push({ kind, roles: ['worker'], notAfter: kind === 'expired' ? EXPIRED_AT_MS : CERTIFICATE_VALIDITY_MS_MAX, startMs: rng.int(EXPIRED_AT_MS, 6_000) })
-  }
-  const revocations = []
-  const targets = Array.from({ length: members - 1 }, (_, i) => i + 1)
-  for (let i = rng.int(1, Math.min(2, targets.length)); i > 0; i--) {
-    const target = targets.splice(rng.int(0, targets.length - 1), 1)[0]
-    revocations.push({ atMs: rng.int(5_000, faultsEndMs), target, by: rng.pick(['peer', 'serial'] as const) })
-  }
+  const admins = delegate(rng, peers)
+  for (let i = 0; i < outsiders; i++) peers.push(outsider(rng, peers, members, admins))
   const crashes = []
   for (let i = rng.int(0, 3); i > 0; i--) crashes.push({ node: rng.int(1, members - 1), atMs: rng.int(2_000, faultsEndMs - 1_000), downMs: rng.int(200, 4_000) })
   const faults = rng.chance(0.8)
   return {
     seed,
     peers,
-    revocations,
+    ...revocationsOf(rng, members, admins, faultsEndMs),
     crashes,
     delayMinMs: rng.int(1, 20),
     delayMaxMs: rng.int(20, 300),
@@ -154,8 +180,60 @@ export function permissionScenarioFromSeed (seed: number): PermissionScenario {
   }
 }
 
+/** Nodes 1..admins become delegated admins (founder-signed, role admin); some later members get
+ *  their certificate from one of them, and the last member is made admin by one (the sub-admin).
+ *  Returns how many delegated admins (0 in many seeds). */
+function delegate (rng: Random, peers: PeerPlan[]): number {
+  const members = peers.length
+  const admins = members >= 4 && rng.chance(0.6) ? rng.int(1, Math.min(2, members - 3)) : 0
+  if (admins === 0) return 0
+  for (let node = 1; node <= admins; node++) peers[node].roles = rng.pick([['admin'], ['admin', 'worker']])
+  for (let node = admins + 1; node < members - 1; node++) if (rng.chance(0.5)) peers[node].issuer = rng.int(1, admins)
+  peers[members - 1] = { ...peers[members - 1], roles: ['admin'], issuer: rng.int(1, admins) }
+  return admins
+}
+
+/** An outsider; one that signs for itself names its signer (a depth-2 one needs a sub-admin, and
+ *  one signed by a member that is no admin needs such a member: else it signs for itself). */
+function outsider (rng: Random, peers: PeerPlan[], members: number, admins: number): PeerPlan {
+  let kind = rng.pick(OUTSIDER_KINDS)
+  const plan: PeerPlan = { kind, roles: ['worker'], notAfter: kind === 'expired' ? EXPIRED_AT_MS : CERTIFICATE_VALIDITY_MS_MAX, startMs: rng.int(EXPIRED_AT_MS, 6_000) }
+  const plain = Array.from({ length: members - 1 }, (_, i) => i + 1).filter(node => peers[node].roles.every(r => r !== 'admin'))
+  if (kind === 'depth-2' && admins === 0) kind = 'not-admin'
+  if (kind === 'not-admin' && plain.length === 0) kind = 'self-signed'
+  if (kind === 'depth-2') plan.issuer = members - 1
+  if (kind === 'not-admin') plan.issuer = rng.pick(plain)
+  if (kind === 'self-signed') {
+    plan.issuer = peers.length
+    plan.roles = ['admin']
+  }
+  plan.kind = kind
+  return plan
+}
+
+/** The founder revokes one or two members (sometimes a delegated admin); each delegated admin
+ *  often revokes a member too; the sub-admin tries. */
+function revocationsOf (rng: Random, members: number, admins: number, faultsEndMs: number): Pick<PermissionScenario, 'revocations' | 'depth2Revocation'> {
+  const revocations: PermissionScenario['revocations'] = []
+  const targets = Array.from({ length: members - 1 }, (_, i) => i + 1)
+  const take = (index: number): number => targets.splice(index, 1)[0]
+  for (let i = rng.int(1, Math.min(2, targets.length)); i > 0; i--) {
+    revocations.push({ atMs: rng.int(5_000, faultsEndMs), target: take(rng.int(0, targets.length - 1)), by: rng.pick(['peer', 'serial'] as const), issuer: DRIVER })
+  }
+  const admin = targets.indexOf(1)
+  if (admins > 0 && admin >= 0 && rng.chance(0.5)) revocations.push({ atMs: rng.int(5_000, faultsEndMs), target: take(admin), by: rng.pick(['peer', 'serial'] as const), issuer: DRIVER })
+  for (let issuer = 1; issuer <= admins; issuer++) {
+    const plain = targets.filter(node => node > admins)
+    if (plain.length === 0 || !rng.chance(0.7)) continue
+    revocations.push({ atMs: rng.int(3_000, faultsEndMs), target: take(targets.indexOf(rng.pick(plain))), by: rng.pick(['peer', 'serial'] as const), issuer })
+  }
+  const depth2Revocation = admins > 0 ? { atMs: rng.int(3_000, faultsEndMs), target: rng.int(1, members - 2) } : undefined
+  return { revocations, depth2Revocation }
+}
+
 type Message =
-  | { type: 'hello' | 'ack', certificate: Certificate | undefined }
+  /** `issuer`: the certificate of the delegated admin that signed `certificate`, sent with it. */
+  | { type: 'hello' | 'ack', certificate: Certificate | undefined, issuer: Certificate | undefined }
   | { type: 'request', action: 'function' | 'blob' }
   | { type: 'data' | 'task' }
   | { type: 'gossip', revocations: Revocation[] }
@@ -173,13 +251,21 @@ function revocationText (r: Omit<Revocation, 'signature'>, key: string): string 
   return `rev|${key}|${r.network}|${r.serial ?? ''}|${r.peer ?? ''}|${r.atMs}`
 }
 
-/** Only the scenario's two admins sign; a signature names its key, so the issuer must match it. */
+/** The two founding keys and the peers' own keys sign; a signature names its key, so the issuer must match it. */
+const signer = (issuer: string): boolean => issuer === ADMIN_KEY || issuer === OTHER_ADMIN_KEY || issuerPeerId(issuer) !== undefined
+
 function verifyCertificate (c: Certificate): boolean {
-  return (c.issuer === ADMIN_KEY || c.issuer === OTHER_ADMIN_KEY) && decoder.decode(c.signature) === certificateText(c, c.issuer)
+  return signer(c.issuer) && decoder.decode(c.signature) === certificateText(c, c.issuer)
 }
 
 function verifyRevocation (r: Revocation): boolean {
-  return (r.issuer === ADMIN_KEY || r.issuer === OTHER_ADMIN_KEY) && decoder.decode(r.signature) === revocationText(r, r.issuer)
+  return signer(r.issuer) && decoder.decode(r.signature) === revocationText(r, r.issuer)
+}
+
+/** The node whose peer key signed a revocation; undefined for a founding key. */
+function issuerNodeOf (r: Revocation): number | undefined {
+  const peer = issuerPeerId(r.issuer)
+  return peer === undefined ? undefined : nodeOf(peer)
 }
 
 function signCertificate (fields: Omit<Certificate, 'signature'>, key: string): Certificate {
@@ -193,6 +279,8 @@ interface SimPeer {
   node: number
   plan: PeerPlan
   certificate: Certificate | undefined
+  /** The delegated admin's certificate sent with `certificate` (none when a founding key signed it). */
+  issuerCertificate: Certificate | undefined
   up: boolean
   life: number
   machine: Permission
@@ -206,7 +294,8 @@ interface SimPeer {
 class PermissionSim {
   readonly world: SimWorld
   readonly counts: PermissionCounts = {
-    given: 0, tasks: 0, withheld: 0, refusedHellos: 0, revocationsIssued: 0, revocationsReached: 0, forgedRefused: 0, revokedOutputs: 0, expiredOutputs: 0, crashes: 0
+    given: 0, tasks: 0, withheld: 0, refusedHellos: 0, revocationsIssued: 0, revocationsReached: 0, forgedRefused: 0, revokedOutputs: 0, expiredOutputs: 0, crashes: 0,
+    delegatedAdmitted: 0, delegatedRevocations: 0, cascadeCutOff: 0, unknownIssuer: 0, depth2Refused: 0
   }
 
   readonly net: SimNetwork<Message>
@@ -214,7 +303,7 @@ class PermissionSim {
   private readonly rng: Random
   private readonly create: (options: PermissionOptions) => Permission
   readonly peers: SimPeer[]
-  /** Revocations the admin issued. */
+  /** Revocations the founder and the delegated admins issued. */
   readonly issued: Revocation[] = []
   /** Per peer: revocation keys it has accepted (or already held), and when first. */
   private readonly reached: Array<Map<string, number>>
@@ -237,16 +326,20 @@ class PermissionSim {
 
   private newPeer (node: number, plan: PeerPlan): SimPeer {
     const stored = { certificates: new Map<string, Certificate>(), revocations: new Map<string, Revocation>() }
-    return { node, plan, certificate: this.certificateOf(node, plan), up: false, life: 0, machine: this.machine(stored), stored, acked: new Set(), hellos: new Map(), ticks: 0 }
+    const issuerCertificate = plan.issuer === undefined || plan.issuer === node ? undefined : this.certificateOf(plan.issuer, this.s.peers[plan.issuer])
+    return { node, plan, certificate: this.certificateOf(node, plan), issuerCertificate, up: false, life: 0, machine: this.machine(stored), stored, acked: new Set(), hellos: new Map(), ticks: 0 }
   }
 
   private machine (stored: SimPeer['stored']): Permission {
-    return this.create({ mode: 'permissioned', networkId: NETWORK, issuers: [ADMIN_KEY], certificates: [...stored.certificates.values()], revocations: [...stored.revocations.values()] })
+    return this.create({
+      mode: 'permissioned', networkId: NETWORK, issuers: [ADMIN_KEY], issuerPeerId, certificates: [...stored.certificates.values()], revocations: [...stored.revocations.values()]
+    })
   }
 
   /** What the peer presents: a member's own certificate, or an outsider's kind of bad one. */
   private certificateOf (node: number, plan: PeerPlan): Certificate | undefined {
     const own = { network: NETWORK, peer: peerName(node), roles: plan.roles, notBefore: 0, notAfter: plan.notAfter, serial: `serial-${node}`, issuer: ADMIN_KEY }
+    if (plan.issuer !== undefined) return signCertificate({ ...own, issuer: peerKey(plan.issuer) }, peerKey(plan.issuer))
     switch (plan.kind) {
       case 'member': return signCertificate(own, ADMIN_KEY)
       case 'none': return undefined
@@ -254,6 +347,7 @@ class PermissionSim {
       case 'wrong-network': return signCertificate({ ...own, network: OTHER_NETWORK, issuer: OTHER_ADMIN_KEY }, OTHER_ADMIN_KEY)
       case 'expired': return signCertificate(own, ADMIN_KEY)
       case 'stolen': return signCertificate({ ...own, peer: peerName(1), roles: this.s.peers[1].roles, serial: 'serial-1', notAfter: this.s.peers[1].notAfter }, ADMIN_KEY)
+      default: return undefined // the kinds that sign for themselves have an issuer (above)
     }
   }
 
@@ -267,7 +361,9 @@ class PermissionSim {
       this.world.at(c.atMs, () => { this.crash(this.peers[c.node]) })
       this.world.at(c.atMs + c.downMs, () => { if (!this.peers[c.node].up) this.boot(this.peers[c.node]) })
     }
-    for (const r of this.s.revocations) this.world.at(r.atMs, () => { this.revoke(r.target, r.by) })
+    for (const r of this.s.revocations) this.world.at(r.atMs, () => { this.revoke(r.target, r.by, r.issuer) })
+    const depth2 = this.s.depth2Revocation
+    if (depth2 !== undefined) this.world.at(depth2.atMs, () => { this.revokeAtDepth2(depth2.target) })
   }
 
   // --- a peer's life ------------------------------------------------------------------------------
@@ -280,6 +376,8 @@ class PermissionSim {
     peer.acked = new Set()
     peer.hellos = new Map()
     this.world.trace.add(`${this.world.nowMs} up ${peerName(peer.node)} life ${peer.life}`)
+    // A member's machine holds its own certificate (and its admin's), as a peer loads its own credentials.
+    if (peer.plan.kind === 'member') this.onCredentials(peer, peer.node, peer.certificate, peer.issuerCertificate)
     const life = peer.life
     const tick = (): void => {
       if (!peer.up || peer.life !== life) return
@@ -335,7 +433,8 @@ class PermissionSim {
       const sent = peer.hellos.get(other.node) ?? 0
       if (peer.plan.kind !== 'member' && sent >= OUTSIDER_HELLOS_MAX) continue
       peer.hellos.set(other.node, sent + 1)
-      this.net.send(peer.node, other.node, { type: 'hello', certificate: peer.certificate })
+      const issuer = peer.issuerCertificate !== undefined && this.rng.chance(ISSUER_OMITTED_RATE) ? undefined : peer.issuerCertificate
+      this.net.send(peer.node, other.node, { type: 'hello', certificate: peer.certificate, issuer })
     }
   }
 
@@ -361,15 +460,33 @@ class PermissionSim {
     }
   }
 
-  private revoke (target: number, by: 'peer' | 'serial'): void {
-    const admin = this.peers[DRIVER]
-    const fields = by === 'peer' ? { network: NETWORK, peer: peerName(target), atMs: this.world.nowMs, issuer: ADMIN_KEY } : { network: NETWORK, serial: `serial-${target}`, atMs: this.world.nowMs, issuer: ADMIN_KEY }
-    const revocation: Revocation = { ...fields, signature: encoder.encode(revocationText(fields, ADMIN_KEY)) }
+  /** The founder (at the driver) or a delegated admin (when up: its key is on its machine) revokes. */
+  private revoke (target: number, by: 'peer' | 'serial', issuer: number): void {
+    const admin = this.peers[issuer]
+    if (!admin.up) return
+    const key = issuer === DRIVER ? ADMIN_KEY : peerKey(issuer)
+    const fields = by === 'peer' ? { network: NETWORK, peer: peerName(target), atMs: this.world.nowMs, issuer: key } : { network: NETWORK, serial: `serial-${target}`, atMs: this.world.nowMs, issuer: key }
+    const revocation: Revocation = { ...fields, signature: encoder.encode(revocationText(fields, key)) }
     this.issued.push(revocation)
     this.counts.revocationsIssued += 1
-    this.world.trace.add(`${this.world.nowMs} revoke ${by} ${peerName(target)}`)
+    if (issuer !== DRIVER) this.counts.delegatedRevocations += 1
+    this.world.trace.add(`${this.world.nowMs} ${peerName(issuer)} revokes ${by} ${peerName(target)}`)
     this.onRevocation(admin, revocation)
     this.gossip(admin)
+  }
+
+  /** The sub-admin signs a revocation with its key and sends it to every peer it allows: depth 2. */
+  private revokeAtDepth2 (target: number): void {
+    const node = this.memberCount() - 1 // the last member (see delegate)
+    const sub = this.peers[node]
+    if (!sub.up) return
+    const fields = { network: NETWORK, peer: peerName(target), atMs: this.world.nowMs, issuer: peerKey(node) }
+    const revocation: Revocation = { ...fields, signature: encoder.encode(revocationText(fields, peerKey(node))) }
+    this.world.trace.add(`${this.world.nowMs} ${peerName(node)} (sub-admin) revokes ${peerName(target)}`)
+    this.onRevocation(sub, revocation)
+    for (const other of this.peers) {
+      if (other !== sub && sub.machine.allows(peerName(other.node), 'gossip', this.world.nowMs)) this.net.send(node, other.node, { type: 'gossip', revocations: [revocation] })
+    }
   }
 
   // --- the shell: inputs --------------------------------------------------------------------------
@@ -380,10 +497,10 @@ class PermissionSim {
       case 'hello':
       case 'ack': {
         if (message.type === 'ack') peer.acked.add(from)
-        const admitted = this.onCredentials(peer, from, message.certificate)
+        const admitted = this.onCredentials(peer, from, message.certificate, message.issuer)
         if (message.type === 'hello' && (admitted || peer.plan.kind !== 'member')) {
           peer.acked.add(from)
-          this.net.send(to, from, { type: 'ack', certificate: peer.certificate })
+          this.net.send(to, from, { type: 'ack', certificate: peer.certificate, issuer: peer.issuerCertificate })
         }
         break
       }
@@ -406,8 +523,10 @@ class PermissionSim {
     }
   }
 
-  /** A certificate from a connecting peer: the shell checks it names that peer, the machine the rest. */
-  private onCredentials (peer: SimPeer, from: number, certificate: Certificate | undefined): boolean {
+  /** A certificate from a connecting peer (with its admin's, if a delegated admin signed it): the
+   *  admin's goes to the machine first; the shell checks the peer's own names that peer, the machine the rest. */
+  private onCredentials (peer: SimPeer, from: number, certificate: Certificate | undefined, issuer: Certificate | undefined): boolean {
+    if (issuer !== undefined) this.onIssuerCertificate(peer, issuer)
     const now = this.world.nowMs
     if (certificate === undefined || certificate.peer !== peerName(from)) {
       this.counts.refusedHellos += 1
@@ -417,35 +536,57 @@ class PermissionSim {
     this.world.trace.add(`${now} ${peerName(peer.node)} certificate of ${peerName(from)}: ${result}`)
     this.drain(peer)
     const plan = this.s.peers[from]
-    const genuine = plan.kind === 'member' && now < plan.notAfter && !this.revokedAt(peer.node, from)
-    if (genuine && result !== 'admitted') this.world.violate(`${peerName(peer.node)} refused member ${peerName(from)}'s certificate: ${result}`)
+    if (this.genuineAt(peer.node, from) && result !== 'admitted') this.world.violate(`${peerName(peer.node)} refused member ${peerName(from)}'s certificate: ${result}`)
     if (result !== 'admitted') {
       this.counts.refusedHellos += 1
+      if (result === 'unknown-issuer' && plan.kind === 'member') this.counts.unknownIssuer += 1
+      if (plan.kind === 'depth-2') this.counts.depth2Refused += 1
       return false
     }
-    if (plan.kind !== 'member') this.world.violate(`${peerName(peer.node)} admitted ${peerName(from)}, an outsider (${plan.kind})`)
+    if (plan.kind === 'depth-2') this.world.violate(`${peerName(peer.node)} honoured a depth-2 certificate: ${peerName(from)}'s, signed by ${peerName(plan.issuer ?? -1)}, whom a delegated admin made admin`)
+    else if (plan.kind !== 'member') this.world.violate(`${peerName(peer.node)} admitted ${peerName(from)}, an outsider (${plan.kind})`)
+    if (plan.issuer !== undefined && from !== peer.node) this.counts.delegatedAdmitted += 1
     this.admitted[peer.node].add(from)
     return true
   }
 
+  /** The certificate of the admin that signed a peer's (only members' genuine ones are sent). */
+  private onIssuerCertificate (peer: SimPeer, issuer: Certificate): void {
+    const now = this.world.nowMs
+    const holder = nodeOf(issuer.peer)
+    const result = peer.machine.handleCertificate(issuer, verifyCertificate(issuer), now)
+    this.world.trace.add(`${now} ${peerName(peer.node)} issuer certificate of ${peerName(holder)}: ${result}`)
+    this.drain(peer)
+    if (result === 'admitted') this.admitted[peer.node].add(holder)
+    else if (this.genuineAt(peer.node, holder)) this.world.violate(`${peerName(peer.node)} refused member ${peerName(holder)}'s certificate, sent as its admin's: ${result}`)
+  }
+
   private onRevocation (peer: SimPeer, revocation: Revocation): void {
     const result = peer.machine.handleRevocation(revocation, verifyRevocation(revocation), this.world.nowMs)
-    this.world.trace.add(`${this.world.nowMs} ${peerName(peer.node)} revocation ${revocationKey(revocation)}: ${result}`)
-    this.drain(peer)
+    this.world.trace.add(`${this.world.nowMs} ${peerName(peer.node)} revocation ${revocationKey(revocation)} by ${revocation.issuer}: ${result}`)
     const key = revocationKey(revocation)
     const signed = decoder.decode(revocation.signature)
     const genuine = this.issued.some(r => revocationKey(r) === key && decoder.decode(r.signature) === signed)
+    const by = issuerNodeOf(revocation)
+    const depth2 = by !== undefined && this.s.peers[by].issuer !== undefined
     if (result === 'accepted' || result === 'duplicate') {
-      if (!genuine) return this.world.violate(`${peerName(peer.node)} took a forged revocation of ${revocation.peer ?? revocation.serial ?? '?'}: ${result}`)
+      if (!genuine) {
+        this.drain(peer)
+        if (depth2) return this.world.violate(`${peerName(peer.node)} honoured a depth-2 revocation of ${revocation.peer ?? '?'} by ${peerName(by)}: ${result}`)
+        return this.world.violate(`${peerName(peer.node)} took a forged revocation of ${revocation.peer ?? revocation.serial ?? '?'}: ${result}`)
+      }
       if (!this.reached[peer.node].has(key)) {
         this.reached[peer.node].set(key, this.world.nowMs)
         this.counts.revocationsReached += 1
       }
+    } else if (genuine && by !== undefined && !this.adminHeld(peer.node, by)) {
+      this.counts.unknownIssuer += 1 // a delegated admin this peer has not met, or knows is cut off
     } else if (genuine) {
-      this.world.violate(`${peerName(peer.node)} refused the admin's revocation ${key}: ${result}`)
+      this.world.violate(`${peerName(peer.node)} refused ${by === undefined ? 'the founder' : `admin ${peerName(by)}`}'s revocation ${key}: ${result}`)
     } else {
-      this.counts.forgedRefused += 1
+      this.counts[depth2 ? 'depth2Refused' : 'forgedRefused'] += 1
     }
+    this.drain(peer) // after `reached`: a cut-off dependent is told from one revoked by name
   }
 
   /** Drain the machine's outputs: store what it keeps, close what it cuts off. */
@@ -461,6 +602,7 @@ class PermissionSim {
         case 'revoked':
         case 'expired':
           this.counts[out.type === 'revoked' ? 'revokedOutputs' : 'expiredOutputs'] += 1
+          if (out.type === 'revoked' && this.s.peers[nodeOf(out.peerId)].issuer !== undefined && !this.revokedAt(peer.node, nodeOf(out.peerId))) this.counts.cascadeCutOff += 1
           peer.acked.delete(nodeOf(out.peerId))
           this.world.trace.add(`${this.world.nowMs} ${peerName(peer.node)} ${out.type} ${out.peerId}`)
           break
@@ -472,10 +614,29 @@ class PermissionSim {
 
   /** Whether a revocation naming `target` (its peer id or its serial) has reached `at`. */
   private revokedAt (at: number, target: number): boolean {
-    for (const r of this.issued) {
-      if ((r.peer === peerName(target) || r.serial === `serial-${target}`) && this.reached[at].has(revocationKey(r))) return true
-    }
-    return false
+    return this.revocationAt(at, target) !== undefined
+  }
+
+  /** The first revocation naming `target` that has reached `at`. */
+  private revocationAt (at: number, target: number): Revocation | undefined {
+    return this.issued.find(r => (r.peer === peerName(target) || r.serial === `serial-${target}`) && this.reached[at].has(revocationKey(r)))
+  }
+
+  /** Whether `at` knows admin `admin` is cut off: its revocation reached `at`, or it expired. */
+  private cutOffAt (at: number, admin: number): boolean {
+    return this.revokedAt(at, admin) || this.world.nowMs >= this.s.peers[admin].notAfter
+  }
+
+  /** Whether `node` is a member `at` must admit: valid now, not revoked there, and founder-signed
+   *  or signed by an admin `at` holds (admitted, not cut off). */
+  private genuineAt (at: number, node: number): boolean {
+    const plan = this.s.peers[node]
+    if (plan.kind !== 'member' || this.world.nowMs >= plan.notAfter || this.revokedAt(at, node)) return false
+    return plan.issuer === undefined || this.adminHeld(at, plan.issuer)
+  }
+
+  private adminHeld (at: number, admin: number): boolean {
+    return this.admitted[at].has(admin) && this.genuineAt(at, admin)
   }
 
   private give (giver: SimPeer, to: number, action: Action): void {
@@ -486,7 +647,14 @@ class PermissionSim {
     if (plan.kind !== 'member') this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, an outsider (${plan.kind})`)
     else if (now >= plan.notAfter) this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, whose certificate expired at ${plan.notAfter}`)
     if (action === 'task' && !plan.roles.includes('worker')) this.world.violate(`${peerName(giver.node)} gave a task to ${peerName(to)}, not a worker (${plan.roles.join(',')})`)
-    if (this.revokedAt(giver.node, to)) this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)} after its revocation reached it`)
+    if (plan.issuer !== undefined && plan.kind === 'member' && this.cutOffAt(giver.node, plan.issuer)) {
+      this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, whose certificate's admin ${peerName(plan.issuer)} it knows is cut off`)
+    }
+    const revocation = this.revocationAt(giver.node, to)
+    if (revocation === undefined) return
+    const by = issuerNodeOf(revocation)
+    const since = by !== undefined && this.cutOffAt(giver.node, by) ? ` (by admin ${peerName(by)}, since cut off)` : ''
+    this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)} after its revocation reached it${since}`)
   }
 
   /** A refusal is wrong only for a member this peer admitted, valid now, not revoked here, whose roles allow the action. */
@@ -495,7 +663,8 @@ class PermissionSim {
     this.counts.withheld += 1
     this.world.trace.add(`${this.world.nowMs} ${peerName(giver.node)} withholds ${action} from ${peerName(to)}`)
     const entitled = plan.kind === 'member' && this.world.nowMs < plan.notAfter && plan.roles.some(r => ACTIONS_BY_ROLE[r].includes(action))
-    if (entitled && this.admitted[giver.node].has(to) && !this.revokedAt(giver.node, to)) {
+    const delegatedOk = plan.issuer === undefined || !this.cutOffAt(giver.node, plan.issuer)
+    if (entitled && delegatedOk && this.admitted[giver.node].has(to) && !this.revokedAt(giver.node, to)) {
       this.world.violate(`${peerName(giver.node)} refused ${action} to member ${peerName(to)} (${plan.roles.join(',')})`)
     }
   }
@@ -508,10 +677,13 @@ class PermissionSim {
    *  member. Returns the share of SETTLE_MS the last revocation took to reach them after the faults. */
   end (): number {
     const now = this.world.nowMs
-    const live = this.peers.filter(p => p.up && p.plan.kind === 'member' && now < p.plan.notAfter && !this.issued.some(r => r.peer === peerName(p.node) || r.serial === `serial-${p.node}`))
+    const cut = (node: number): boolean => now >= this.s.peers[node].notAfter || this.issued.some(r => r.peer === peerName(node) || r.serial === `serial-${node}`)
+    const live = this.peers.filter(p => p.up && p.plan.kind === 'member' && !cut(p.node) && (p.plan.issuer === undefined || !cut(p.plan.issuer)))
+    // A delegated admin's revocation spreads only while peers still honour the admin.
+    const inForce = this.issued.filter(r => { const by = issuerNodeOf(r); return by === undefined || !cut(by) })
     let latestMs = this.s.faultsEndMs
     for (const peer of live) {
-      for (const r of this.issued) {
+      for (const r of inForce) {
         const at = this.reached[peer.node].get(revocationKey(r))
         if (at === undefined) this.world.violate(`revocation ${revocationKey(r)} never reached ${peerName(peer.node)}`)
         else latestMs = Math.max(latestMs, at)
@@ -557,7 +729,7 @@ export function runPermissionScenario (input: PermissionScenario | { seed: numbe
 
 export const permissionScenarioEntry = {
   name: 'permission',
-  description: 'a permissioned network: members, outsiders (no, tampered, foreign, expired or stolen certificates) and a revocation spread by lossy gossip; no outsider or revoked peer is given work, code or data, no member is refused',
+  description: 'a permissioned network: members, delegated admins and the members they admit, outsiders (no, tampered, foreign, expired or stolen certificates; signed by a non-admin, self-signed, depth 2) and revocations (founder and delegated) spread by lossy gossip; no outsider, revoked or cut-off peer is given work, code or data, no member is refused',
   runSeed (seed: number, options: { traceLinesKept?: number } = {}) {
     const r = runPermissionScenario({ seed, traceLinesKept: options.traceLinesKept ?? 0 })
     const c = r.counts
@@ -567,7 +739,7 @@ export const permissionScenarioEntry = {
       ok: r.ok,
       violations: r.violations,
       violationCount: r.violationCount,
-      summary: `${r.members} members, outsiders ${JSON.stringify(r.outsiders)}: ${c.given} given (${c.tasks} tasks), ${c.withheld} withheld, ${c.revocationsIssued} revocations reached ${c.revocationsReached} times, ${c.crashes} crashes`,
+      summary: `${r.members} members, outsiders ${JSON.stringify(r.outsiders)}: ${c.given} given (${c.tasks} tasks), ${c.withheld} withheld, ${c.revocationsIssued} revocations (${c.delegatedRevocations} by delegated admins) reached ${c.revocationsReached} times, ${c.delegatedAdmitted} delegated admissions, ${c.cascadeCutOff} cut off with their admin, ${c.crashes} crashes`,
       details: [`counts ${JSON.stringify(c)}`, `messages ${JSON.stringify(r.messages)}`],
       traceHash: r.traceHash,
       simEvents: r.simEvents,

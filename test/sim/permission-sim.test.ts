@@ -2,12 +2,14 @@
 // every kind, revocations spread by lossy gossip, crashes. Many seeds hold every invariant and
 // exercise refusals, revocations and expiry; a seed replays exactly; and the invariants catch a
 // machine that lets outsiders in, ignores signatures or revocations, forgets them on restart, or
-// refuses a member.
+// refuses a member; and, with delegated admins, one that ignores the cascade when an admin is cut
+// off, honours a depth-2 signature, lifts a cut-off admin's revocations, or refuses the members a
+// delegated admin admitted.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { createPermission } from '../../src/protocol/permission/index.ts'
-import type { Permission, PermissionOptions } from '../../src/protocol/permission/index.ts'
+import { ACTIONS_BY_ROLE, createPermission } from '../../src/protocol/permission/index.ts'
+import type { Action, Certificate, Permission, PermissionOptions, Revocation } from '../../src/protocol/permission/index.ts'
 import { replayCommand, runPermissionScenario, SCENARIOS } from '../../src/sim/index.ts'
 import type { PermissionScenarioResult } from '../../src/sim/index.ts'
 
@@ -19,10 +21,10 @@ function explain (r: PermissionScenarioResult): string {
 }
 
 /** The real machine with some of its methods changed. */
-function wrapped (change: (real: Permission) => Partial<Permission>): (options: PermissionOptions) => Permission {
+function wrapped (change: (real: Permission, options: PermissionOptions) => Partial<Permission>): (options: PermissionOptions) => Permission {
   return (options) => {
     const real = createPermission(options)
-    const over = change(real)
+    const over = change(real, options)
     return {
       mode: real.mode,
       handleCertificate: over.handleCertificate ?? ((c, v, n) => real.handleCertificate(c, v, n)),
@@ -41,6 +43,85 @@ function wrapped (change: (real: Permission) => Partial<Permission>): (options: 
   }
 }
 
+const founding = (options: PermissionOptions): readonly string[] => options.mode === 'permissioned' ? options.issuers : []
+const keyPeer = (options: PermissionOptions, issuer: string): string | undefined => options.mode === 'permissioned' ? options.issuerPeerId?.(issuer) : undefined
+const grants = (cert: Certificate | undefined, action: Action, now: number): boolean => cert !== undefined && now < cert.notAfter && cert.roles.some(r => ACTIONS_BY_ROLE[r].includes(action))
+const accepted = (result: string): boolean => result === 'accepted' || result === 'duplicate'
+
+/** Keeps allowing the peers a delegated admin admitted after the admin is cut off (unless revoked by name). */
+const ignoresCascade = wrapped(real => {
+  const delegated = new Map<string, Certificate>()
+  const named = new Set<string>()
+  return {
+    handleCertificate: (c, v, n) => {
+      const result = real.handleCertificate(c, v, n)
+      if (result === 'admitted' && real.issuedBy(c.peer) !== undefined) delegated.set(c.peer, c)
+      return result
+    },
+    handleRevocation: (r, v, n) => {
+      const result = real.handleRevocation(r, v, n)
+      if (accepted(result)) named.add(r.peer ?? r.serial ?? '')
+      return result
+    },
+    allows: (p, a, n) => {
+      const cert = delegated.get(p)
+      return real.allows(p, a, n) || (cert !== undefined && !named.has(p) && !named.has(cert.serial) && grants(cert, a, n))
+    }
+  }
+})
+
+/** Takes a signature by any admin it holds, delegated ones too: depth 2. */
+const honoursDepth2 = wrapped((real, options) => {
+  const extra = new Map<string, Certificate>()
+  const admin = (issuer: string): boolean => real.role(keyPeer(options, issuer) ?? '')?.includes('admin') === true
+  return {
+    handleCertificate: (c, v, n) => {
+      const result = real.handleCertificate(c, v, n)
+      if (result !== 'unknown-issuer' || !v || !admin(c.issuer)) return result
+      extra.set(c.peer, c)
+      return 'admitted'
+    },
+    handleRevocation: (r, v, n) => {
+      const result = real.handleRevocation(r, v, n)
+      return result === 'unknown-issuer' && v && admin(r.issuer) ? 'accepted' : result
+    },
+    allows: (p, a, n) => real.allows(p, a, n) || grants(extra.get(p), a, n)
+  }
+})
+
+/** Drops a delegated admin's revocations once the admin is cut off: founder-signed peers it revoked are let back in. */
+const liftsCutOffRevocations = wrapped((real, options) => {
+  const byAdmin = new Map<string, Revocation[]>()
+  const seen = new Map<string, Certificate>()
+  const lifted = (peer: string, action: Action, now: number): boolean => {
+    const cert = seen.get(peer)
+    if (cert === undefined || !founding(options).includes(cert.issuer)) return false
+    for (const [admin, revocations] of byAdmin) {
+      if (real.role(admin)?.includes('admin') === true) continue
+      if (revocations.some(r => r.peer === peer || r.serial === cert.serial)) return grants(cert, action, now)
+    }
+    return false
+  }
+  return {
+    handleCertificate: (c, v, n) => {
+      if (v) seen.set(c.peer, c)
+      return real.handleCertificate(c, v, n)
+    },
+    handleRevocation: (r, v, n) => {
+      const result = real.handleRevocation(r, v, n)
+      const admin = keyPeer(options, r.issuer)
+      if (accepted(result) && admin !== undefined) byAdmin.set(admin, [...(byAdmin.get(admin) ?? []), r])
+      return result
+    },
+    allows: (p, a, n) => real.allows(p, a, n) || lifted(p, a, n)
+  }
+})
+
+/** Refuses every certificate a delegated admin signed. */
+const refusesDelegated = wrapped((real, options) => ({
+  handleCertificate: (c, v, n) => founding(options).includes(c.issuer) ? real.handleCertificate(c, v, n) : 'unknown-issuer'
+}))
+
 /** The first violation a broken machine causes within the first `seeds` seeds. */
 function firstViolation (permission: (options: PermissionOptions) => Permission, seeds = 30): string {
   for (let seed = 1; seed <= seeds; seed++) {
@@ -53,18 +134,19 @@ function firstViolation (permission: (options: PermissionOptions) => Permission,
 describe('permission simulator', () => {
   it(`holds its invariants on ${SEEDS} seeds, and the seeds exercise every kind of outsider, revocations, expiry and crashes`, () => {
     const failures: string[] = []
-    const total = { given: 0, tasks: 0, withheld: 0, refusedHellos: 0, revocationsIssued: 0, revocationsReached: 0, forgedRefused: 0, revokedOutputs: 0, expiredOutputs: 0, crashes: 0, lost: 0 }
+    const total: Record<string, number> = { lost: 0 }
     const kinds: Record<string, number> = {}
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runPermissionScenario({ seed })
       if (!r.ok) failures.push(explain(r))
-      for (const key of Object.keys(r.counts) as Array<keyof typeof r.counts>) total[key] += r.counts[key]
+      for (const [key, n] of Object.entries(r.counts)) total[key] = (total[key] ?? 0) + n
       total.lost += r.messages.lost
       for (const [kind, n] of Object.entries(r.outsiders)) kinds[kind] = (kinds[kind] ?? 0) + n
     }
     assert.deepEqual(failures, [])
     for (const [key, n] of Object.entries(total)) assert.ok(n >= 20, `${key}: ${n}`)
-    for (const kind of ['none', 'tampered', 'wrong-network', 'expired', 'stolen']) assert.ok((kinds[kind] ?? 0) >= 10, `${kind}: ${kinds[kind]}`)
+    assert.equal(Object.keys(total).length, 16)
+    for (const kind of ['none', 'tampered', 'wrong-network', 'expired', 'stolen', 'not-admin', 'self-signed', 'depth-2']) assert.ok((kinds[kind] ?? 0) >= 10, `${kind}: ${kinds[kind]}`)
   })
 
   it('replays a seed exactly', () => {
@@ -83,7 +165,8 @@ describe('permission simulator', () => {
   })
 
   it('catches a machine that ignores revocations', () => {
-    const broken = wrapped(real => ({ handleRevocation: (r, v, n) => v ? 'accepted' : real.handleRevocation(r, v, n) }))
+    // Says 'accepted' to every founder's revocation and applies none (a depth-2 one it still refuses).
+    const broken = wrapped((real, options) => ({ handleRevocation: (r, v, n) => v && founding(options).includes(r.issuer) ? 'accepted' : real.handleRevocation(r, v, n) }))
     assert.match(firstViolation(broken), /gave (task|function|blob) to p\d+ after its revocation reached it/)
   })
 
@@ -98,6 +181,22 @@ describe('permission simulator', () => {
 
   it('catches a machine that never expires anyone', () => {
     assert.match(firstViolation(wrapped(real => ({ allows: (p, a) => real.allows(p, a, 0) }))), /whose certificate expired at/)
+  })
+
+  it('catches a machine that ignores the cascade when a delegated admin is cut off', () => {
+    assert.match(firstViolation(ignoresCascade), /gave (task|function|blob) to p\d+, whose certificate's admin p\d+ it knows is cut off/)
+  })
+
+  it('catches a machine that honours a depth-2 certificate or revocation', () => {
+    assert.match(firstViolation(honoursDepth2), /honoured a depth-2 (certificate|revocation)/)
+  })
+
+  it('catches a machine that lifts a delegated admin\'s revocations once the admin is cut off', () => {
+    assert.match(firstViolation(liftsCutOffRevocations, 100), /after its revocation reached it \(by admin p\d+, since cut off\)/)
+  })
+
+  it('catches a machine that refuses the members a delegated admin admitted', () => {
+    assert.match(firstViolation(refusesDelegated), /refused member p\d+'s certificate: unknown-issuer/)
   })
 
   it('runs from the seed sweep script', () => {
