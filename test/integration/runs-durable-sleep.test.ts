@@ -114,14 +114,25 @@ describe('a durable run whose driver is killed while it sleeps', { timeout: 120_
     const events = onSurvivors[survivors.indexOf(newDriver)].events
     const took = events.find(e => e.type === 'run:driver')
     assert.ok(took?.type === 'run:driver' && took.peer === newDriver.peerId && took.epoch >= 2, `the new driver drives a later epoch: ${JSON.stringify(took)}`)
+    // A new driver that itself lost the lease once (a renewal missed on a loaded machine) and took
+    // it back may have recorded the timer's firing durably without delivering it to its code before
+    // the loss: the firing is then in the memo, and the code replays past it with no event. Its
+    // event stream is no longer one driver's whole story, so the per-event checks are for the
+    // takeover that kept its lease; the outcome and the executions below are checked either way.
+    const steady = !events.some(e => e.type === 'run:driver:lost')
     const fired = events.filter(e => e.type === 'run:timer:fired')
-    assert.equal(fired.length, 1, `the timer fired once on the new driver: ${JSON.stringify(events.map(e => e.type))}`)
-    assert.ok(fired[0].type === 'run:timer:fired' && fired[0].timerId === 'sleep:0')
-    assert.ok(fired[0].atMs >= started.wakeAtMs, 'the timer fired at or after the deadline the first driver recorded, not a new one')
-    assert.deepEqual(events.filter(e => e.type === 'run:timer:started'), [], 'the new driver re-armed the recorded deadline; it started no timer of its own')
+    if (steady) {
+      assert.equal(fired.length, 1, `the timer fired once on the new driver: ${JSON.stringify(events.map(e => e.type))}`)
+      assert.ok(fired[0].type === 'run:timer:fired' && fired[0].timerId === 'sleep:0')
+      assert.ok(fired[0].atMs >= started.wakeAtMs, 'the timer fired at or after the deadline the first driver recorded, not a new one')
+      assert.deepEqual(events.filter(e => e.type === 'run:timer:started'), [], 'the new driver re-armed the recorded deadline; it started no timer of its own')
+    } else {
+      assert.ok(fired.length <= 1, `the timer fired at most once: ${JSON.stringify(events.map(e => e.type))}`)
+    }
     // The task before the sleep is answered from the memo; only the one after it is scheduled.
     const scheduled = events.filter((e): e is Extract<ProgressEvent, { type: 'run:task:scheduled' }> => e.type === 'run:task:scheduled')
-    assert.equal(scheduled.length, 1, `the new driver scheduled only the task after the sleep: ${JSON.stringify(scheduled)}`)
+    if (steady) assert.equal(scheduled.length, 1, `the new driver scheduled only the task after the sleep: ${JSON.stringify(scheduled)}`)
+    else assert.ok(scheduled.length >= 1, `the task after the sleep was scheduled: ${JSON.stringify(scheduled)}`)
     const last = events.at(-1)
     assert.ok(last?.type === 'run:finished' && last.status === 'finished', `the run finished: ${JSON.stringify(last)}`)
 
