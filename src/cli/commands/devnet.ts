@@ -58,6 +58,8 @@ export const devnet: Command = {
         'Try:',
         `  npx rhizome run ${relative(process.cwd(), SEED_FLOW) || SEED_FLOW} A 5 --data-dir ${join(dir, 'peer-2')}`,
         `  npx rhizome peers --data-dir ${join(dir, 'peer-2')}`,
+        `  npx rhizome dashboard --open --data-dir ${join(dir, 'peer-2')}     # the network and the runs, live, in your browser`,
+        `  npx rhizome sql "select peer, count(*) as tasks from tasks group by peer" --data-dir ${join(dir, 'peer-2')}`,
         'Press Ctrl-C to stop.',
         ''
       ].join('\n'))
