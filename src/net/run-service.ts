@@ -466,6 +466,7 @@ export class RunService {
     const row = this.c.runs.getRun(runId)
     if (row === undefined) throw new NotFoundError(`run ${runId} is not known to this peer`, { hint: 'see `rhizome runs`; a run is known to the peer that drives it' })
     const tasks = this.c.runs.listTasks(runId).map(taskReportOf)
+    this.live.get(runId)?.depsInto(tasks)
     if (this.c.attestationsOf !== undefined) for (const task of tasks) withProvenance(task, this.c.attestationsOf(task.taskId))
     const report: RunReport = { ...summaryOf(row), tasks }
     if (row.result !== undefined) report.result = toJson(dagCbor.decode(row.result))
@@ -1080,7 +1081,9 @@ class LiveRun {
     this.write(() => {
       this.unsaved.delete(task)
       const { spec } = task
-      this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs })
+      // The deps go with every write of the row (the repo keeps the last RUN_EVENT_DEPS_MAX): they
+      // never change, and a row that misses its first write still gets them.
+      this.c.runs.upsertTask({ runId: this.runId, taskId: spec.taskId, fn: spec.fn, export: spec.export, peer: task.peer, attempt: task.attempt, status: task.status, error: task.error, queuedMs: task.queuedMs, startedMs: task.startedMs, finishedMs: task.finishedMs, deps: task.deps })
     })
   }
 
@@ -1309,6 +1312,20 @@ class LiveRun {
   }
 
   /** The chain of dependent tasks ending last, walking back through the dependency that finished last. */
+  /**
+   * The deps of the tasks this drive scheduled, from memory: a task scheduled since the last
+   * write-behind flush has no row yet, or one without its deps. A driver that took the run over
+   * knows only its own drive's tasks: those an earlier driver scheduled and finished are answered
+   * from the memo and never scheduled here, so they have no row on this peer (the earlier
+   * driver's rows, deps and all, stay on that peer).
+   */
+  depsInto (reports: RunTaskReport[]): void {
+    for (const report of reports) {
+      const task = this.tasks.get(report.taskId)
+      if (task !== undefined) withDeps(report, task.deps)
+    }
+  }
+
   criticalPath (): { taskIds: string[], ms: number } | undefined {
     return criticalPathOf([...this.tasks.values()].map(t => ({ taskId: t.spec.taskId, queuedMs: t.queuedMs, finishedMs: t.finishedMs, deps: t.deps })))
   }
@@ -1446,7 +1463,18 @@ function taskReportOf (row: RunTaskRow): RunTaskReport {
   if (row.startedMs !== undefined) report.startedMs = row.startedMs
   if (row.finishedMs !== undefined) report.finishedMs = row.finishedMs
   if (row.error !== undefined) report.error = row.error
+  if (row.deps !== undefined) {
+    report.deps = row.deps
+    if (row.depsCount !== undefined) report.depsCount = row.depsCount
+  }
   return report
+}
+
+/** A task's dependencies as the report names them: the last RUN_EVENT_DEPS_MAX, and the full count when more. */
+function withDeps (report: RunTaskReport, deps: string[]): void {
+  report.deps = deps.slice(-RUN_EVENT_DEPS_MAX)
+  if (deps.length > report.deps.length) report.depsCount = deps.length
+  else delete report.depsCount
 }
 
 
