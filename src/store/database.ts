@@ -343,6 +343,8 @@ export const migrations: readonly Migration[] = [
       -- array of the last RUN_EVENT_DEPS_MAX (src/api/events.ts) of them, and how many there were.
       -- Written with the task's row (no extra commit), so a run opened after it ended still has
       -- its DAG. NULL for rows written before this migration: their dependencies were never kept.
+      -- Cost: about 2 µs of CPU per task with one dependency, 10 µs with sixteen (the longer row is
+      -- rewritten by the task's later upserts), next to about 17 µs for its three upserts before.
       ALTER TABLE run_tasks ADD COLUMN deps TEXT;
       ALTER TABLE run_tasks ADD COLUMN deps_count INTEGER;
       -- Views only ever grow columns: sql_tasks as before, plus the two above.

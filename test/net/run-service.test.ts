@@ -156,9 +156,8 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     const released = new Promise<void>(resolve => { release = resolve })
     let asked = 0
     let whileRunning: ReturnType<RunService['report']> | undefined
-    let runs: RunService | undefined
     let runId = ''
-    runs = service(async (task) => {
+    const runs: RunService = service(async (task) => {
       if (task.export === 'B') {
         if (++asked === n) release()
         await released
@@ -166,8 +165,8 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
       if (task.export === 'C') {
         // C's row is written behind, in a later turn: wait for it (bounded), then read the report.
         const deadline = Date.now() + 10_000
-        while (!runs!.report(runId).tasks.some(t => t.export === 'C') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 5))
-        whileRunning = runs!.report(runId)
+        while (!runs.report(runId).tasks.some(t => t.export === 'C') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 5))
+        whileRunning = runs.report(runId)
         assert.equal(whileRunning.status, 'running')
       }
       return await compute(task)
