@@ -203,6 +203,12 @@ export interface RunTaskReport {
    *  signatures). Absent when no other peer answered. */
   agreed?: string[]
   disagreed?: string[]
+  /** The tasks whose results the run's code had received when it asked for this one (the last
+   *  RUN_EVENT_DEPS_MAX, src/api/events.ts), as the driving peer kept them; absent for tasks this
+   *  peer recorded before it kept dependencies. */
+  deps?: string[]
+  /** How many dependencies the task had, when more than `deps` names. */
+  depsCount?: number
 }
 
 /** `GET /v1/runs/:id`: the run, its outcome when it has one, what ran where, and its critical path. */

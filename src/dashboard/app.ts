@@ -244,7 +244,10 @@ export class Dashboard {
       run.error === undefined ? undefined : h('p', { class: 'problem' }, run.error))
     const retryMs = this.dagView.render(run, performance.now())
     if (retryMs !== undefined) setTimeout(() => { this.draw() }, retryMs)
-    if (this.dagView.inOrder) this.panels.runSummary.append(h('p', { class: 'hint' }, 'This run ended before the page followed it, and a peer keeps a run\'s dependencies only while it runs: its tasks are drawn in the order they were asked for, its critical path joined.'))
+    // Only for tasks a peer recorded before it kept their dependencies (the report has none, and
+    // the run ended before the page saw their scheduled events): a run without dependencies at all
+    // (a plain fan-out) is drawn in order too, and needs no excuse.
+    if (this.dagView.inOrder && run.depsMissing) this.panels.runSummary.append(h('p', { class: 'hint' }, 'This run\'s tasks were recorded before this peer kept their dependencies: they are drawn in the order they were asked for, its critical path joined.'))
     replace(this.panels.gantt, run.tasks.size === 0 ? notice('empty', run.finished ? 'This run had no tasks.' : 'No tasks yet.') : renderGantt(run, nowMs))
   }
 }

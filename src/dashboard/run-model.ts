@@ -25,6 +25,9 @@ export interface TaskNode {
   deps: string[]
   /** Dependencies not kept (past DAG_DEPS_PER_TASK_MAX). */
   depsOmitted: number
+  /** Whether `deps` is what the task depended on, not just unknown: false until the report or a
+   *  scheduled event names them (a peer recorded tasks without their dependencies before it kept them). */
+  depsKnown: boolean
   queuedMs: number
   startedMs?: number
   finishedMs?: number
@@ -97,7 +100,7 @@ export class RunModel {
     this.finishedMs = report.finishedMs
     this.error = report.error === undefined ? undefined : `${report.error.code}: ${report.error.message}`
     for (const t of report.tasks) {
-      const node = this.add(t.taskId, t.fn, t.export, t.queuedMs, [])
+      const node = this.add(t.taskId, t.fn, t.export, t.queuedMs, t.deps, t.depsCount)
       if (node === undefined) continue
       this.advance(node, STATE_OF_REPORT[t.status], { peer: t.peer, startedMs: t.startedMs, finishedMs: t.finishedMs })
       node.attempt = Math.max(node.attempt, t.attempt)
@@ -119,7 +122,7 @@ export class RunModel {
         this.startedMs ??= event.atMs
         break
       case 'run:task:scheduled':
-        this.add(event.taskId, event.fn, event.export, event.atMs, event.deps ?? [], event.depsCount)
+        this.add(event.taskId, event.fn, event.export, event.atMs, event.deps, event.depsCount)
         break
       case 'run:task:started': {
         const node = this.tasks.get(event.taskId)
@@ -177,13 +180,21 @@ export class RunModel {
     return counts
   }
 
-  private add (taskId: string, fn: string, exportName: string, queuedMs: number, deps: string[], depsCount = deps.length): TaskNode | undefined {
+  /** Whether some task's dependencies are unknown (recorded by a peer before it kept them, and
+   *  no scheduled event seen): the DAG cannot join those tasks. */
+  get depsMissing (): boolean {
+    for (const t of this.tasks.values()) if (!t.depsKnown) return true
+    return false
+  }
+
+  private add (taskId: string, fn: string, exportName: string, queuedMs: number, deps: string[] | undefined, depsCount = deps?.length ?? 0): TaskNode | undefined {
     const known = this.tasks.get(taskId)
     if (known !== undefined) {
-      // The report has no dependencies; the scheduled event that follows it does.
-      if (known.deps.length === 0 && deps.length > 0) {
+      // An older peer's report has no dependencies; the scheduled event that follows it does.
+      if (deps !== undefined && (!known.depsKnown || (known.deps.length === 0 && deps.length > 0))) {
+        const grew = deps.length > 0
         this.keepDeps(known, deps, depsCount)
-        this.shapeVersion++
+        if (grew) this.shapeVersion++
       }
       return known
     }
@@ -194,8 +205,8 @@ export class RunModel {
       }
       return undefined
     }
-    const node: TaskNode = { taskId, fn, export: exportName, state: 'queued', attempt: 0, deps: [], depsOmitted: 0, queuedMs }
-    this.keepDeps(node, deps, depsCount)
+    const node: TaskNode = { taskId, fn, export: exportName, state: 'queued', attempt: 0, deps: [], depsOmitted: 0, depsKnown: false, queuedMs }
+    if (deps !== undefined) this.keepDeps(node, deps, depsCount)
     this.tasks.set(taskId, node)
     this.shapeVersion++
     return node
@@ -205,6 +216,7 @@ export class RunModel {
   private keepDeps (node: TaskNode, deps: string[], depsCount: number): void {
     node.deps = deps.slice(-DAG_DEPS_PER_TASK_MAX)
     node.depsOmitted = Math.max(depsCount, deps.length) - node.deps.length
+    node.depsKnown = true
   }
 
   private advance (node: TaskNode, state: TaskState, at: { peer?: string, startedMs?: number, finishedMs?: number }): void {

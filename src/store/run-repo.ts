@@ -9,6 +9,7 @@
 import { InvalidInputError, NotFoundError, TooLargeError } from '../model/errors.ts'
 import type { FailureData } from '../model/errors.ts'
 import { withoutSync } from './database.ts'
+import { RUN_EVENT_DEPS_MAX } from '../api/events.ts'
 import type { Database } from './database.ts'
 
 /** `listRuns` answers at most this many rows: a listing is for people and the CLI (as functions). */
@@ -18,6 +19,11 @@ export const runListLengthDefault = 100
 /** `listTasks` answers at most this many rows. A run has at most the driver's memoEntriesMax
  *  distinct tasks (10,000 by default); ten times that covers a run configured larger. */
 export const runTaskListLengthMax = 100_000
+/** A task's row keeps at most this many of its dependencies (the last delivered), as the
+ *  `run:task:scheduled` event names them: the dashboard draws the same edges whether it followed
+ *  the run or opened it after it ended, and a fan-in of hundreds adds a few hundred bytes per row,
+ *  not tens of kilobytes. The row keeps the full count beside them. */
+export const runTaskDepsKeptMax = RUN_EVENT_DEPS_MAX
 /** `listMemo` answers at most this many rows: a restart reads a memo whole, and the driver allows
  *  at most 1,000,000 entries (RUN_COUNT_LIMIT in src/protocol/run/constants.ts). */
 export const runMemoListLengthMax = 1_000_000
@@ -83,6 +89,13 @@ export interface RunTaskRow {
   queuedMs: number
   startedMs?: number
   finishedMs?: number
+  /** The tasks whose results the run's code had received when it asked for this one. Written: all
+   *  of them (the row keeps the last runTaskDepsKeptMax; a write without them keeps what the row
+   *  has). Read: the kept ones; absent for rows written before dependencies were kept. */
+  deps?: string[]
+  /** Read: how many dependencies the task had, when more than `deps` holds. Written: the full
+   *  count, when `deps` holds only some of them. */
+  depsCount?: number
 }
 
 export interface RunMemoRow {
@@ -175,6 +188,8 @@ interface TaskSqlRow {
   queued_ms: number
   started_ms: number | null
   finished_ms: number | null
+  deps: string | null
+  deps_count: number | null
 }
 
 interface MemoSqlRow { run_id: string, task_id: string, result_cid: string, peer: string, inline: Uint8Array | null }
@@ -204,11 +219,12 @@ function prepareRunStatements (sqlite: Database['sqlite']) {
   const selectRun = sqlite.prepare('SELECT * FROM runs WHERE run_id = ?')
   const selectRuns = sqlite.prepare('SELECT * FROM runs ORDER BY started_ms DESC, run_id ASC LIMIT ?')
   const selectRunsByStatus = sqlite.prepare('SELECT * FROM runs WHERE status = ? ORDER BY started_ms DESC, run_id ASC LIMIT ?')
-  const upsertTaskRow = sqlite.prepare(`INSERT INTO run_tasks (run_id, task_id, fn, export, peer, attempt, status, error, queued_ms, started_ms, finished_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  const upsertTaskRow = sqlite.prepare(`INSERT INTO run_tasks (run_id, task_id, fn, export, peer, attempt, status, error, queued_ms, started_ms, finished_ms, deps, deps_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, task_id) DO UPDATE SET fn = excluded.fn, export = excluded.export, peer = excluded.peer,
       attempt = excluded.attempt, status = excluded.status, error = excluded.error, queued_ms = excluded.queued_ms,
-      started_ms = excluded.started_ms, finished_ms = excluded.finished_ms`)
+      started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,
+      deps = coalesce(excluded.deps, run_tasks.deps), deps_count = coalesce(excluded.deps_count, run_tasks.deps_count)`)
   const selectTasks = sqlite.prepare('SELECT * FROM run_tasks WHERE run_id = ? ORDER BY queued_ms ASC, rowid ASC LIMIT ?')
   const insertMemo = sqlite.prepare(`INSERT INTO run_memo (run_id, task_id, result_cid, peer, inline) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (run_id, task_id) DO NOTHING`)
@@ -304,9 +320,11 @@ function taskAndMemoMethods (st: RunStatements): TaskMethods {
       checkMs('queuedMs', task.queuedMs)
       if (task.startedMs !== undefined) checkMs('startedMs', task.startedMs)
       if (task.finishedMs !== undefined) checkMs('finishedMs', task.finishedMs)
+      const deps = task.deps === undefined ? undefined : keptDeps(task.deps, task.depsCount)
       try {
         upsertTaskRow.run(task.runId, task.taskId, task.fn, task.export, task.peer ?? null, task.attempt, task.status,
-          task.error === undefined ? null : JSON.stringify(task.error), task.queuedMs, task.startedMs ?? null, task.finishedMs ?? null)
+          task.error === undefined ? null : JSON.stringify(task.error), task.queuedMs, task.startedMs ?? null, task.finishedMs ?? null,
+          deps?.json ?? null, deps?.count ?? null)
       } catch (err) {
         throw unknownRun(task.runId, err)
       }
@@ -413,7 +431,20 @@ function taskFromSql (row: TaskSqlRow): RunTaskRow {
   if (row.error !== null) task.error = JSON.parse(row.error) as FailureData
   if (row.started_ms !== null) task.startedMs = row.started_ms
   if (row.finished_ms !== null) task.finishedMs = row.finished_ms
+  if (row.deps !== null) {
+    task.deps = JSON.parse(row.deps) as string[]
+    if (row.deps_count !== null && row.deps_count > task.deps.length) task.depsCount = row.deps_count
+  }
   return task
+}
+
+/** The dependencies a task row keeps (the last runTaskDepsKeptMax), as JSON, and their full count. */
+function keptDeps (deps: unknown, depsCount: number | undefined): { json: string, count: number } {
+  if (!Array.isArray(deps)) throw new InvalidInputError('deps must be a list of task ids')
+  for (const dep of deps) checkId('deps[]', dep)
+  if (depsCount !== undefined && (!Number.isSafeInteger(depsCount) || depsCount < 0)) throw new InvalidInputError(`depsCount must be a non-negative integer, got ${depsCount}`)
+  const kept = deps.length > runTaskDepsKeptMax ? deps.slice(-runTaskDepsKeptMax) : deps
+  return { json: JSON.stringify(kept), count: Math.max(deps.length, depsCount ?? 0) }
 }
 
 function memoFromSql (row: MemoSqlRow): RunMemoRow {

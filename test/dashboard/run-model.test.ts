@@ -46,6 +46,33 @@ describe('the run model behind the dashboard\'s DAG', () => {
     assert.deepEqual(run.criticalPath, ['a'])
   })
 
+  test('a run that ended before the page followed it: the report\'s dependencies are the DAG\'s edges; only tasks recorded without them leave it unjoined', () => {
+    const run = new RunModel(RUN)
+    const many = Array.from({ length: DAG_DEPS_PER_TASK_MAX + 2 }, (_, i) => `f${i}`)
+    run.applyReport(report([
+      { taskId: 'a', fn: 'bafyfn', export: 'C', attempt: 1, status: 'accepted', queuedMs: 1001, finishedMs: 1008, deps: [] },
+      { taskId: 'b', fn: 'bafyfn', export: 'C', attempt: 1, status: 'accepted', queuedMs: 1009, finishedMs: 1010, deps: ['a'] },
+      { taskId: 'c', fn: 'bafyfn', export: 'C', attempt: 1, status: 'accepted', queuedMs: 1011, finishedMs: 1012, deps: many, depsCount: 40 }
+    ], { status: 'finished', finishedMs: 1013 }))
+    assert.deepEqual(run.tasks.get('b')?.deps, ['a'])
+    assert.deepEqual(run.tasks.get('c')?.deps, many.slice(-DAG_DEPS_PER_TASK_MAX))
+    assert.equal(run.tasks.get('c')?.depsOmitted, 40 - DAG_DEPS_PER_TASK_MAX)
+    assert.equal(run.depsMissing, false, 'every task\'s dependencies are known, even the one with none')
+
+    const old = new RunModel(RUN)
+    old.applyReport(report([
+      { taskId: 'a', fn: 'bafyfn', export: 'C', attempt: 1, status: 'accepted', queuedMs: 1001 },
+      { taskId: 'b', fn: 'bafyfn', export: 'C', attempt: 1, status: 'accepted', queuedMs: 1009 }
+    ], { status: 'finished' }))
+    assert.equal(old.depsMissing, true, 'rows from before dependencies were kept')
+    const shape = old.shapeVersion
+    old.applyEvent(scheduled('a', 1001))
+    old.applyEvent(scheduled('b', 1009, ['a']))
+    assert.equal(old.depsMissing, false, 'the scheduled events name them')
+    assert.deepEqual(old.tasks.get('b')?.deps, ['a'])
+    assert.ok(old.shapeVersion > shape)
+  })
+
   test('a failed task tried again runs again', () => {
     const run = new RunModel(RUN)
     run.applyEvent(scheduled('a', 1))

@@ -150,6 +150,52 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await runs.stop()
   })
 
+  test('a finished run\'s report names each task\'s dependencies, from memory while driven and from its rows after the peer restarts', async () => {
+    const n = RUN_EVENT_DEPS_MAX + 2
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    let asked = 0
+    let whileRunning: ReturnType<RunService['report']> | undefined
+    let runId = ''
+    const runs: RunService = service(async (task) => {
+      if (task.export === 'B') {
+        if (++asked === n) release()
+        await released
+      }
+      if (task.export === 'C') {
+        // C's row is written behind, in a later turn: wait for it (bounded), then read the report.
+        const deadline = Date.now() + 10_000
+        while (!runs.report(runId).tasks.some(t => t.export === 'C') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 5))
+        whileRunning = runs.report(runId)
+        assert.equal(whileRunning.status, 'running')
+      }
+      return await compute(task)
+    })
+    runId = (await runs.startRun(WORKFLOW, 'fanIn', [n])).runId
+    await runs.settled(runId)
+    await runs.stop()
+    const c = events.find(e => e.type === 'run:task:scheduled' && e.runId === runId && e.export === 'C') as Extract<ProgressEvent, { type: 'run:task:scheduled' }>
+    assert.ok(c.depsCount! > 1, `C depends on ${c.depsCount} results`)
+    const expected = (report: ReturnType<RunService['report']> | undefined): void => {
+      const tasks = new Map(report?.tasks.map(t => [t.taskId, t]))
+      assert.deepEqual(tasks.get(c.taskId)?.deps, c.deps, 'C: the same deps its scheduled event named')
+      assert.equal(tasks.get(c.taskId)?.depsCount, c.depsCount! > RUN_EVENT_DEPS_MAX ? c.depsCount : undefined)
+      const bs = report!.tasks.filter(t => t.export === 'B')
+      assert.equal(bs.length, n)
+      assert.ok(bs.every(b => b.deps?.length === 0 && b.depsCount === undefined), 'the fan-out depends on nothing')
+    }
+    expected(whileRunning)
+    // The peer restarts: a new connection, a new service; the run is only in the database now.
+    db.close()
+    db = openDatabase(join(dir, 'rhizome.db'))
+    const restarted = service(async (task) => await compute(task))
+    const after = restarted.report(runId)
+    assert.equal(after.status, 'finished')
+    assert.equal(after.result, n + 1)
+    expected(after)
+    await restarted.stop()
+  })
+
   test('backpressure: a task the scheduler refuses as full waits and is submitted again; the run does not fail', async () => {
     let refusals = 0
     const runs = service(async (task) => {

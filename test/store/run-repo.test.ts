@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import {
-  createRunRepo, openDatabase, runArgsBytesMax, runEventJsonCharsMax, runEventsPerRunMax, runInlineBytesMax, runListLengthDefault,
-  runListLengthMax, runMemoListLengthMax, runTaskListLengthMax
+  createRunRepo, migrations, openDatabase, runArgsBytesMax, runEventJsonCharsMax, runEventsPerRunMax, runInlineBytesMax, runListLengthDefault,
+  runListLengthMax, runMemoListLengthMax, runTaskDepsKeptMax, runTaskListLengthMax
 } from '../../src/store/index.ts'
 import type { Database, RunStart, RunTaskRow } from '../../src/store/index.ts'
 
+/** The migration that added run_tasks.deps. */
+const depsMigration = migrations.find(m => m.name.includes('keeps its dependencies'))!.version
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text)
 const THREW = { name: 'FunctionThrewError', code: 'ERR_FUNCTION_THREW', message: 'boom', retryable: false }
 
@@ -138,6 +140,54 @@ describe('RunRepo', () => {
     assert.throws(() => repo.listTasks('r', { limit: runTaskListLengthMax + 1 }), { name: 'InvalidInputError' })
     assert.throws(() => repo.upsertTask(task('r', 't3', 1, { attempt: -1 })), { name: 'InvalidInputError' })
     assert.throws(() => repo.upsertTask(task('r', 't3', 1, { status: 'lost' as 'failed' })), { name: 'InvalidInputError' })
+  })
+
+  it('keeps a task\'s dependencies with its row: the last runTaskDepsKeptMax and the full count, across updates and a restart', () => {
+    const repo = createRunRepo(db)
+    repo.createRun(run('r', 1))
+    const atCap = Array.from({ length: runTaskDepsKeptMax }, (_, i) => `d${i}`)
+    const pastCap = Array.from({ length: runTaskDepsKeptMax + 1 }, (_, i) => `p${i}`)
+    repo.upsertTask(task('r', 'none', 1, { deps: [] }))
+    repo.upsertTask(task('r', 'two', 2, { deps: ['a', 'b'] }))
+    repo.upsertTask(task('r', 'cap', 3, { deps: atCap }))
+    repo.upsertTask(task('r', 'past', 4, { deps: pastCap }))
+    repo.upsertTask(task('r', 'some', 5, { deps: ['x'], depsCount: 40 }))
+    // A later write of the row without deps (the task started, then finished) keeps them.
+    repo.upsertTask(task('r', 'two', 2, { status: 'accepted', peer: 'peerB', startedMs: 3, finishedMs: 4 }))
+    db.close()
+    db = openDatabase(path)
+    const byId = new Map(createRunRepo(db).listTasks('r').map(t => [t.taskId, t]))
+    assert.deepEqual(byId.get('none')?.deps, [])
+    assert.deepEqual(byId.get('two')?.deps, ['a', 'b'])
+    assert.equal(byId.get('two')?.status, 'accepted')
+    assert.equal(byId.get('two')?.depsCount, undefined, 'no count when the row keeps them all')
+    assert.deepEqual(byId.get('cap')?.deps, atCap)
+    assert.equal(byId.get('cap')?.depsCount, undefined)
+    assert.deepEqual(byId.get('past')?.deps, pastCap.slice(1), 'one past the cap: the first delivered is dropped')
+    assert.equal(byId.get('past')?.depsCount, runTaskDepsKeptMax + 1)
+    assert.deepEqual(byId.get('some')?.deps, ['x'])
+    assert.equal(byId.get('some')?.depsCount, 40)
+    assert.throws(() => createRunRepo(db).upsertTask(task('r', 'bad', 6, { deps: [''] })), { name: 'InvalidInputError' })
+    assert.throws(() => createRunRepo(db).upsertTask(task('r', 'bad', 6, { deps: ['a'], depsCount: -1 })), { name: 'InvalidInputError' })
+  })
+
+  it('a task row from before dependencies were kept reads back without deps, and the tasks view shows NULL', async () => {
+    db.close()
+    await rm(path)
+    // A database as a peer wrote it before the migration that keeps dependencies, then migrated.
+    const before = openDatabase(path, { migrations: migrations.filter(m => m.version < depsMigration) })
+    before.sqlite.prepare('INSERT INTO runs (run_id, workflow, export, args, status, started_ms, driver_peer) VALUES (?, ?, ?, ?, ?, ?, ?)').run('r', 'bafyFlow', 'A', enc('[]'), 'finished', 1, 'peerD')
+    before.sqlite.prepare('INSERT INTO run_tasks (run_id, task_id, fn, export, attempt, status, queued_ms) VALUES (?, ?, ?, ?, ?, ?, ?)').run('r', 'old', 'bafyFn', 'B', 1, 'accepted', 7)
+    before.close()
+    db = openDatabase(path)
+    const repo = createRunRepo(db)
+    repo.upsertTask(task('r', 'new', 8, { deps: ['old'] }))
+    const [old, fresh] = repo.listTasks('r')
+    assert.equal(old.taskId, 'old')
+    assert.equal('deps' in old, false)
+    assert.deepEqual(fresh.deps, ['old'])
+    const view = db.sqlite.prepare('SELECT task_id, deps, deps_count FROM sql_tasks ORDER BY queued_ms').all()
+    assert.deepEqual(view.map(r => ({ ...r })), [{ task_id: 'old', deps: null, deps_count: null }, { task_id: 'new', deps: '["old"]', deps_count: 1 }])
   })
 
   it('the memo is grow-only, survives a restart, and reads back whole in the order added', () => {
