@@ -1202,13 +1202,21 @@ class LiveRun {
 
   private writes: Array<() => void> = []
 
-  /** Write the queued history: at most `max` writes now (the rest in the next turn), all of it by default. */
+  /** Write the queued history in commits of at most HISTORY_WRITES_PER_COMMIT_MAX writes: one
+   *  commit now and the rest in later turns (`max`, from the timers), or all of it now (the run's
+   *  end and stop), still one bounded commit after another, so no commit grows with the run. */
   flush (max = Infinity): void {
     clearTimeout(this.flushTimer)
-    if (this.writes.length === 0) return
-    const ops = this.writes.length <= max ? this.writes : this.writes.slice(0, max)
-    this.writes = this.writes.length <= max ? [] : this.writes.slice(max)
+    let left = max
+    while (this.writes.length > 0 && left > 0) {
+      const ops = this.writes.splice(0, Math.min(HISTORY_WRITES_PER_COMMIT_MAX, left))
+      left -= ops.length
+      this.commitHistory(ops)
+    }
     if (this.writes.length > 0) setImmediate(() => { this.flush(HISTORY_WRITES_PER_COMMIT_MAX) })
+  }
+
+  private commitHistory (ops: Array<() => void>): void {
     try {
       this.c.runs.batchHistory(() => { for (const op of ops) op() })
     } catch (err) {

@@ -284,6 +284,35 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await runs.stop()
   })
 
+  test('a fan-out that ends before its history is flushed still writes it in bounded commits', async (t) => {
+    // On a loaded machine the HISTORY_FLUSH_MS timer can come after the whole run: the run's end
+    // then writes everything queued. Held back here (mocked setTimeout), so it must happen.
+    const repo = createRunRepo(db)
+    const batches: number[] = []
+    let writes = 0
+    const realBatch = repo.batchHistory.bind(repo)
+    repo.batchHistory = (fn) => {
+      writes = 0
+      try { return realBatch(fn) } finally { batches.push(writes) }
+    }
+    for (const name of ['upsertTask', 'appendEvent', 'addMemo'] as const) {
+      const real = (repo[name] as (...args: unknown[]) => unknown).bind(repo)
+      ;(repo as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => { writes += 1; return real(...args) }
+    }
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const n = HISTORY_WRITES_PER_COMMIT_MAX + 1
+    const runs = service(async (task) => await compute(task), undefined, repo)
+    const { runId } = await runs.startRun(WORKFLOW, 'fan', [n])
+    await runs.settled(runId)
+    t.mock.timers.reset()
+    assert.equal(runs.report(runId).result, n)
+    assert.equal(runs.report(runId).tasks.length, n, 'every task\'s row is written')
+    assert.ok(batches.reduce((a, b) => a + b, 0) >= 2 * n, `every task's history was written: ${JSON.stringify(batches)}`)
+    assert.ok(batches.length > 1, `more than one commit: ${JSON.stringify(batches)}`)
+    assert.ok(Math.max(...batches) <= HISTORY_WRITES_PER_COMMIT_MAX, `largest commit ${Math.max(...batches)} writes`)
+    await runs.stop()
+  })
+
   test('a run this peer was driving when it stopped is reported interrupted when the service starts again', async () => {
     const repo = createRunRepo(db)
     repo.createRun({ runId: 'bafyInterrupted', workflow: WORKFLOW.toString(), export: 'A', args: dagCbor.encode([1]), status: 'running', startedMs: 1, driverPeer: '12D3KooWSelf' })
