@@ -239,7 +239,7 @@ export class Dashboard {
       h('span', { class: 'count', 'data-count': 'tasks' }, `${run.tasks.size + run.tasksOmitted} tasks`),
       ...(['queued', 'running', 'done', 'failed'] as const).map(s => h('span', { class: `count ${s}` }, h('i', { class: `swatch ${s}` }), `${counts[s]} ${s}`)),
       elapsed === undefined ? undefined : h('span', { class: 'count' }, `${formatMs(elapsed)}`),
-      run.criticalPathMs === undefined ? undefined : h('span', { class: 'count critical' }, h('i', { class: 'swatch critical' }), `critical path ${run.criticalPath.length} tasks, ${formatMs(run.criticalPathMs)}`),
+      run.criticalPathMs === undefined ? undefined : h('span', { class: 'count critical' }, h('i', { class: 'swatch critical' }), `critical path ${run.criticalPath.length} task${run.criticalPath.length === 1 ? '' : 's'}, ${formatMs(run.criticalPathMs)}`),
       run.tasksOmitted === 0 ? undefined : h('p', { class: 'hint' }, `The first ${run.tasks.size} tasks are drawn; ${run.tasksOmitted} more are not (rhizome run-status ${run.runId} lists them all).`),
       run.error === undefined ? undefined : h('p', { class: 'problem' }, run.error))
     const retryMs = this.dagView.render(run, performance.now())
