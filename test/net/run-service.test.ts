@@ -259,7 +259,8 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
     await runs.stop()
   })
 
-  test('a fan-out whose history is one write past a commit\'s bound is written in more than one commit, all of it', async () => {
+  /** A run repo that counts the history writes (task rows, events, memo rows) of each commit. */
+  function countingCommits (): { repo: ReturnType<typeof createRunRepo>, batches: number[] } {
     const repo = createRunRepo(db)
     const batches: number[] = []
     let writes = 0
@@ -272,6 +273,11 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
       const real = (repo[name] as (...args: unknown[]) => unknown).bind(repo)
       ;(repo as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => { writes += 1; return real(...args) }
     }
+    return { repo, batches }
+  }
+
+  test('a fan-out whose history is one write past a commit\'s bound is written in more than one commit, all of it', async () => {
+    const { repo, batches } = countingCommits()
     const n = HISTORY_WRITES_PER_COMMIT_MAX + 1
     const runs = service(async (task) => await compute(task), undefined, repo)
     const { runId } = await runs.startRun(WORKFLOW, 'fan', [n])
@@ -287,18 +293,7 @@ describe('the run service (real driver, sandbox and SQLite; tasks executed by a 
   test('a fan-out that ends before its history is flushed still writes it in bounded commits', async (t) => {
     // On a loaded machine the HISTORY_FLUSH_MS timer can come after the whole run: the run's end
     // then writes everything queued. Held back here (mocked setTimeout), so it must happen.
-    const repo = createRunRepo(db)
-    const batches: number[] = []
-    let writes = 0
-    const realBatch = repo.batchHistory.bind(repo)
-    repo.batchHistory = (fn) => {
-      writes = 0
-      try { return realBatch(fn) } finally { batches.push(writes) }
-    }
-    for (const name of ['upsertTask', 'appendEvent', 'addMemo'] as const) {
-      const real = (repo[name] as (...args: unknown[]) => unknown).bind(repo)
-      ;(repo as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => { writes += 1; return real(...args) }
-    }
+    const { repo, batches } = countingCommits()
     t.mock.timers.enable({ apis: ['setTimeout'] })
     const n = HISTORY_WRITES_PER_COMMIT_MAX + 1
     const runs = service(async (task) => await compute(task), undefined, repo)
