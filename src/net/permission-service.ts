@@ -296,10 +296,15 @@ export class PermissionService {
     pending.resolve()
   }
 
+  /** What this peer sends in every exchange, made again only when the revocations it holds change. */
+  private sent: CredentialsBody | undefined
+
   private body (): CredentialsBody {
+    if (this.sent !== undefined) return this.sent
     const revocations = this.c.permission.revocations().sort((a, b) => b.atMs - a.atMs).slice(0, CREDENTIALS_REVOCATIONS_MAX)
     const body: CredentialsBody = { certificate: encodeCertificate(this.c.own), revocations: revocations.map(encodeRevocation) }
     if (this.c.ownIssuer !== undefined) body.issuer = encodeCertificate(this.c.ownIssuer)
+    this.sent = body
     return body
   }
 
@@ -326,19 +331,20 @@ export class PermissionService {
       this.refuse(peer, 'malformed', (err as Error).message)
       return
     }
-    this.applyRevocations(body.revocations)
     this.applyIssuerCertificate(peer, body.issuer)
-    this.applyCertificate(peer, body.certificate)
+    // Revocations are taken only from a peer just admitted: an outsider (a fresh peer id costs
+    // nothing) must not get up to CREDENTIALS_REVOCATIONS_MAX signature checks per connection.
+    if (this.applyCertificate(peer, body.certificate) === undefined) this.applyRevocations(body.revocations)
   }
 
   /** The answering side: check theirs, send ours (or the refusal). */
   private async serveCredentials (raw: unknown, remote: PeerId): Promise<CredentialsBody> {
     const peer = remote.toString()
     const body = credentialsBody(raw)
-    this.applyRevocations(body.revocations)
     this.applyIssuerCertificate(peer, body.issuer)
     const refusal = this.applyCertificate(peer, body.certificate)
     if (refusal !== undefined) throw new NotAMemberError(`peer ${peer} was refused by network ${this.networkId}: ${refusal}`)
+    this.applyRevocations(body.revocations)
     return this.body()
   }
 
@@ -504,9 +510,11 @@ export class PermissionService {
           this.c.repo.deleteCertificate(out.peerId, out.serial)
           break
         case 'persist-revocation':
+          this.sent = undefined
           this.c.repo.putRevocation({ key: revocationKey(out.revocation), bytes: encodeRevocation(out.revocation), atMs: out.revocation.atMs })
           break
         case 'forget-revocation':
+          this.sent = undefined
           this.c.repo.deleteRevocation(revocationKey(out.revocation))
           break
         case 'revoked':

@@ -164,6 +164,31 @@ describe('PermissionService', () => {
     }
   })
 
+  test('revocations are taken only with an admitted certificate: an outsider\'s are not even checked', async () => {
+    const admin = await createAdmin()
+    const net = new MemoryNet()
+    const worker = async (id: string): Promise<Certificate> => await certify(admin, id, ['worker'])
+    const [b, c] = [await side(net, admin, worker), await side(net, admin, worker)]
+    const a = await net.peer()
+    const rpc = net.rpc(a)
+    const credentials = { protocol: credentialsProtocol(admin.networkId), frameBytesMax: 64 * 1024, inflightMax: 1, handler: async () => ({}) }
+    await rpc.handle(credentials)
+    try {
+      connect(c, b)
+      await waitFor('admitted', () => b.service.allows(c.id, 'task'))
+      // A valid revocation (the admin signed it), carried by a peer with no certificate: refused
+      // with the peer, before any of its revocations costs a signature check.
+      const revocation = await revoke(admin, { peer: c.id })
+      await assert.rejects(rpc.request(b.peer.peerId, credentials.protocol, { certificate: encodeCertificate(await certify(await createAdmin(), a.peerId.toString(), ['worker'], { network: admin.networkId })), revocations: [revocation] }),
+        (err: Error & { code?: string }) => err.code === 'ERR_NOT_A_MEMBER')
+      assert.deepEqual(b.service.status().revocations, [], 'nothing an outsider carried was applied')
+      assert.ok(b.service.allows(c.id, 'task'), 'the member is still a member')
+    } finally {
+      await rpc.stop()
+      await stopAll(b, c)
+    }
+  })
+
   test('a peer without a certificate is refused every request by name, and its handler never runs', async () => {
     const admin = await createAdmin()
     const net = new MemoryNet()
