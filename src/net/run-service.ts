@@ -1324,7 +1324,6 @@ class LiveRun {
     return taken
   }
 
-  /** The chain of dependent tasks ending last, walking back through the dependency that finished last. */
   /**
    * The deps of the tasks this drive scheduled, from memory: a task scheduled since the last
    * write-behind flush has no row yet, or one without its deps. A driver that took the run over
@@ -1339,6 +1338,7 @@ class LiveRun {
     }
   }
 
+  /** The chain of dependent tasks ending last, walking back through the dependency that finished last. */
   criticalPath (): { taskIds: string[], ms: number } | undefined {
     return criticalPathOf([...this.tasks.values()].map(t => ({ taskId: t.spec.taskId, queuedMs: t.queuedMs, finishedMs: t.finishedMs, deps: t.deps })))
   }

@@ -58,7 +58,7 @@ import type { Host } from '../net/host.ts'
 import type { CallResult } from '../net/task-service.ts'
 import type { Membership, MembershipEvent } from '../protocol/membership/index.ts'
 import type { BlobStore, FunctionRepo, HomeRepo, PeerRepo, PermissionRepo, RunRepo, VerifyRepo } from '../store/index.ts'
-import { NotAMemberError, PermissionService, gatedPubsub } from '../net/permission-service.ts'
+import { GOSSIP_SCORE_PENDING, NotAMemberError, PermissionService, gatedPubsub } from '../net/permission-service.ts'
 import { createPermission } from '../protocol/permission/index.ts'
 import type { Action, Certificate, Permission, Revocation } from '../protocol/permission/index.ts'
 import { decodeCertificate, decodeRevocation } from '../wire/certificate-codec.ts'
@@ -287,7 +287,7 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
       metricsRegistry,
       isBlocked: (remote) => blocklist.isBlocked(remote.toString(), Date.now()) || (bound.permission?.refuses(remote.toString()) ?? false),
       admitsInbound: (addr) => { const { address, loopback } = remoteAddressOf(addr); return admission.admits(address, loopback) },
-      ...(gate !== undefined ? { dht: false, gossipScore: (id: string) => bound.permission?.gossipScore(id) ?? 0 } : {})
+      ...(gate !== undefined ? { dht: false, gossipScore: (id: string) => bound.permission?.gossipScore(id) ?? GOSSIP_SCORE_PENDING } : {})
     })
   } catch (err) {
     if (err instanceof RhizomeError) throw err
@@ -319,8 +319,11 @@ async function startNet (config: NodeConfig, store: Store, startedAt: number, lo
     hangUp: async (peer) => { await host.hangUp(peer) }
   })
   const onViolation = scoring.handleViolation.bind(scoring)
-  const authorize = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorize(peer, protocol)
-  const authorizeOutbound = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission?.authorizeOutbound(peer, protocol)
+  // A permissioned peer's gate fails closed: nothing is served or sent before the permission
+  // service exists to say who is a member.
+  const notYet = (peer: PeerId): NotAMemberError => new NotAMemberError(`peer ${peer.toString()} cannot be checked yet: this peer is still starting`)
+  const authorize = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission !== undefined ? bound.permission.authorize(peer, protocol) : notYet(peer)
+  const authorizeOutbound = gate === undefined ? undefined : (peer: PeerId, protocol: string) => bound.permission !== undefined ? bound.permission.authorizeOutbound(peer, protocol) : notYet(peer)
   const rpc = await teardown.started(new RpcService({ libp2p: host, log: netLog.child('rpc'), onViolation, authorize, authorizeOutbound }))
   const lostListeners = new Set<(peerId: string) => void>()
   if (gate === undefined) return { host, membership, rpc, admissionService, onViolation, slots, pubsub: host.services.pubsub, permits: () => true, lostListeners }

@@ -18,9 +18,10 @@ import type { SqlAnswer } from '../store/sql-query.ts'
 import type { ChildProcess } from 'node:child_process'
 
 /**
- * Queries one peer runs at once. Each is a process with up to SQL_HEAP_BYTES_MAX of SQLite
- * memory and a core's worth of CPU; two let one operator's long query not block another's
- * quick one, while a script looping on `rhizome sql` cannot take every core from the peer.
+ * Queries one peer runs at once. Each is a process bounded in time (its timeoutMs, then it is
+ * killed) and in the size of any one value (SQL_VALUE_BYTES_MAX), using up to a core's worth of
+ * CPU; two let one operator's long query not block another's quick one, while a script looping on
+ * `rhizome sql` cannot take every core from the peer.
  */
 export const SQL_QUERIES_CONCURRENT_MAX = 2
 /** What a child may print on stderr that is kept for the log (a crash's stack). */

@@ -1,4 +1,5 @@
 import { ApiAbortedError } from '../../api/client.ts'
+import { printable } from '../printable.ts'
 import { LOG_LIST_MAX } from '../../api/limits.ts'
 import type { LogLevelName, LogRecordView } from '../../api/types.ts'
 import { CliError, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
@@ -52,5 +53,6 @@ export function formatLogRecord (record: LogRecordView | ({ type: 'log' } & LogR
   const { atMs, level, ns, msg, fields } = record
   if (json) return JSON.stringify({ ...(record.id === undefined ? {} : { id: record.id }), atMs, level, ns, msg, ...(fields === undefined ? {} : { fields }) }) + '\n'
   const rest = fields === undefined ? '' : '  ' + Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-  return `${new Date(atMs).toISOString()} ${level.toUpperCase().padEnd(5)} ${ns}  ${msg}${rest}\n`
+  // Messages and fields may carry what other peers sent: shown, never obeyed by the terminal.
+  return printable(`${new Date(atMs).toISOString()} ${level.toUpperCase().padEnd(5)} ${ns}  ${msg}${rest}`) + '\n'
 }

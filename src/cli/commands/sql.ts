@@ -1,4 +1,5 @@
 import { SQL_ROWS_DEFAULT, SQL_ROWS_MAX, SQL_TIMEOUT_MS_DEFAULT, SQL_TIMEOUT_MS_MAX } from '../../api/limits.ts'
+import { printable } from '../printable.ts'
 import type { SqlResult } from '../../api/types.ts'
 import { CliError, EXIT_OK, EXIT_USAGE, dataDirOption, jsonOption } from '../command.ts'
 import { connectPeer } from '../connect.ts'
@@ -44,9 +45,9 @@ function cellText (value: unknown): string {
   return String(value)
 }
 
-/** Columns padded to their widest cell; newlines in a cell shown as \n so a row stays one line. */
+/** Columns padded to their widest cell; control characters in a cell shown escaped (a newline as \n), so a row stays one line and a peer's text cannot drive the terminal. */
 export function sqlTable (result: SqlResult): string {
-  const rows = [result.columns, ...result.rows.map(r => r.map(v => cellText(v).replace(/\n/g, '\\n').replace(/\u000d/g, '')))]
+  const rows = [result.columns.map(printable), ...result.rows.map(r => r.map(v => printable(cellText(v))))]
   const widths = result.columns.map((_, i) => Math.max(...rows.map(r => r[i].length)))
   const lines = rows.map(r => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd())
   return lines.join('\n') + `\n(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`
