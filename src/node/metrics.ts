@@ -94,7 +94,12 @@ export function registerNodeMetrics (registry: Registry, sources: MetricSources)
     contentType: registry.contentType,
     scrape: async () => {
       state.snapshot = snapshotOf(sources)
-      return await registry.metrics()
+      try {
+        return await registry.metrics()
+      } finally {
+        // A collect outside a scrape takes its own snapshot, never this one grown old.
+        state.snapshot = undefined
+      }
     },
     close: unsubscribe
   }
