@@ -163,15 +163,21 @@ export async function loadNetworkInfo (dir: string): Promise<NetworkInfo> {
   return { name: info.name as string, networkId: info.networkId as string, admin: info.admin as string, createdAt: info.createdAt as string }
 }
 
+/** A key file that signs for the network: it must exist and be readable by its owner alone (as
+ *  ssh refuses a private key others can read: whoever else could read it could sign too). */
+async function requirePrivateKeyFile (path: string, missingHint: string): Promise<void> {
+  const stats = await stat(path).catch(() => undefined)
+  if (stats === undefined) throw new CliError('ERR_ADMIN_KEY', `${path} is missing: this directory cannot sign`, { hint: missingHint })
+  if ((stats.mode & 0o077) !== 0) {
+    throw new CliError('ERR_ADMIN_KEY', `${path} may be read by others (mode ${(stats.mode & 0o777).toString(8)}): it is not used`, { hint: `make it private: chmod 600 ${path}` })
+  }
+}
+
 /** The admin key and network of `dir`: refused if others may read the key, or it is not the network's. */
 export async function loadAdmin (dir: string): Promise<Admin> {
   const info = await loadNetworkInfo(dir)
   const path = join(dir, ADMIN_KEY_FILE)
-  const stats = await stat(path).catch(() => undefined)
-  if (stats === undefined) throw new CliError('ERR_ADMIN_KEY', `${path} is missing: this directory cannot sign`, { hint: 'run this on the machine that holds the network\'s admin key' })
-  if ((stats.mode & 0o077) !== 0) {
-    throw new CliError('ERR_ADMIN_KEY', `${path} may be read by others (mode ${(stats.mode & 0o777).toString(8)}): it is not used`, { hint: `make it private: chmod 600 ${path}` })
-  }
+  await requirePrivateKeyFile(path, 'run this on the machine that holds the network\'s admin key')
   let key: PrivateKey
   try {
     key = privateKeyFromProtobuf(await readSmall(path))
@@ -198,6 +204,7 @@ const IDENTITY_FILE = 'identity.key'
  */
 export async function loadDelegatedAdmin (dataDir: string, certificatePath: string, nowMs: number): Promise<DelegatedAdmin> {
   const keyPath = join(resolve(dataDir), IDENTITY_FILE)
+  await requirePrivateKeyFile(keyPath, '--as names the data dir of the admin member (the peer started with its admin certificate)')
   let key: PrivateKey
   try {
     key = privateKeyFromProtobuf(await readSmall(keyPath))

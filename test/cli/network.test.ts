@@ -296,6 +296,13 @@ describe('rhizome network', () => {
     assert.equal(self.code, 2)
     assert.match(self.stderr, /cannot certify itself/)
     assert.equal((await run(['network', 'admit', worker, '--as', memberDir])).code, 2, '--as needs --admin-certificate')
+    // The member's peer key signs for the network now: one others may read is not used.
+    await chmod(join(memberDir, 'identity.key'), 0o644)
+    const readable = await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', adminCert, '--out', join(root, 'w.cert')])
+    assert.notEqual(readable.code, 0)
+    assert.match(readable.stderr, /may be read by others.*ERR_ADMIN_KEY/s)
+    assert.match(readable.stderr, /chmod 600/)
+    await chmod(join(memberDir, 'identity.key'), 0o600)
     assert.equal((await run(['network', 'admit', worker, '--as', memberDir, '--admin-certificate', adminCert, '--network', 'lab'])).code, 2, 'one signer')
     assert.equal((await run(['network', 'admit', worker, '--network', 'lab', '--admin-certificate', adminCert])).code, 2, '--admin-certificate without --as')
 
