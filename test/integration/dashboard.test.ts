@@ -171,12 +171,17 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
 
     // Opened the way `rhizome dashboard --open` opens it: with a single-use code.
     const page = await context.newPage()
-    const problems = watchProblems(page)
+    const beforeReload = watchProblems(page)
     await page.goto(await openWithCli(driver))
     await waitFor('three peers', async () => await page.locator('[data-panel=network] [data-peer-id]').count() === 3, 30_000, 100)
     assert.equal(await page.evaluate(() => location.hash), '', 'the code is dropped from the address bar')
     assert.equal(await page.evaluate(() => sessionStorage.getItem('rhizome-api-token')), driver.apiToken, 'the tab keeps the token it traded the code for')
-    await page.reload() // the tab keeps its token; the used code is not needed again
+    await waitFor('the ended run drawn', async () => await page.locator('.dag [data-task-id]').count() === LANES * STEPS, 15_000, 100)
+    assert.deepEqual(beforeReload, [], 'no console errors, failed requests or error answers')
+    // A reload cuts the page's open streams (the old listener sees those aborts); the tab keeps
+    // its token, and the used code is not needed again.
+    await page.reload()
+    const problems = watchProblems(page)
     await waitFor('three peers after a reload', async () => await page.locator('[data-panel=network] [data-peer-id]').count() === 3, 30_000, 100)
     // The run of the test before ended before this page opened: the page never saw its scheduled
     // events, and draws its DAG from the dependencies the report names (kept with each task's row).
