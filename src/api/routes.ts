@@ -44,7 +44,7 @@ export const ROUTES = {
   dashboard: { method: 'GET', path: '/dashboard', write: false, public: true, summary: 'the dashboard: the network, runs and their tasks, live (`rhizome dashboard` opens it)' },
   dashboardAsset: { method: 'GET', path: '/dashboard/:asset', write: false, public: true, summary: 'the dashboard\'s script, style sheet and icon, built into the peer' },
   dashboardCode: { method: 'POST', path: '/v1/dashboard/codes', write: true, summary: 'a single-use code that signs the dashboard in, valid for a minute (`rhizome dashboard --open` opens the page with it)' },
-  dashboardSignIn: { method: 'POST', path: '/v1/dashboard/sign-in', write: false, public: true, summary: 'the dashboard trades a sign-in code, once, for the API token: JSON { code } → { token }' },
+  dashboardSignIn: { method: 'POST', path: '/dashboard/sign-in', write: true, public: true, summary: 'the dashboard trades a sign-in code, once, for the API token: JSON { code } → { token }' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

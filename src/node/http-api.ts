@@ -18,7 +18,7 @@
  *   GET  /v1/logs              the peer's recent log records; with Accept: text/event-stream, then live
  *   GET  /dashboard[/:asset]   the dashboard's page and code (dashboard.ts), without the token
  *   POST /v1/dashboard/codes   a single-use sign-in code for the dashboard, for a bearer of the token
- *   POST /v1/dashboard/sign-in JSON { code } → { token }: the dashboard trades a code, once, without the token
+ *   POST /dashboard/sign-in    JSON { code } → { token }: the dashboard trades a code, once, without the token
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the

@@ -88,7 +88,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     const { code, expiresInMs } = await issued.json() as { code: string, expiresInMs: number }
     assert.equal(expiresInMs, 60_000)
     const trade = async (value: unknown, headers: Record<string, string> = {}): Promise<Response> =>
-      await fetch(`${url}/v1/dashboard/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ code: value }) })
+      await fetch(`${url}/dashboard/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ code: value }) })
     const foreignTrade = await trade(code, { origin: 'http://127.0.0.1:1' })
     assert.equal(foreignTrade.status, 403, 'a foreign page cannot trade a code')
     const first = await trade(code, { 'sec-fetch-site': 'same-origin' })
