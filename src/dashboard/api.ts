@@ -14,7 +14,7 @@ import type { FailureData } from '../api/types.ts'
 /** A request the page makes waits this long: the API answers in milliseconds when the peer is up. */
 export const API_TIMEOUT_MS = 15_000
 
-/** Where the tab keeps the token (sessionStorage is per origin, so one key serves every peer). */
+/** Where the tab keeps the token: sessionStorage is per origin, port included, so each peer's page has its own. */
 const TOKEN_KEY = 'rhizome-api-token'
 
 export class ApiFailure extends Error {
