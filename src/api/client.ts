@@ -116,10 +116,21 @@ export class RhizomeClient {
 
   /**
    * The address that opens the peer's dashboard, the token in its fragment: browsers never send
-   * a fragment, and the page trades it for a session cookie at once (src/node/dashboard.ts).
+   * a fragment, and the page moves it to its tab's sessionStorage at once (src/node/dashboard.ts).
+   * For the user's own eyes; an address handed to another program goes by `dashboardSignInUrl`.
    */
   dashboardUrl (): string {
     return `${this.url}${routePath('dashboard')}${this.token === undefined ? '' : `#token=${encodeURIComponent(this.token)}`}`
+  }
+
+  /**
+   * An address that opens the dashboard with a fresh single-use sign-in code instead of the
+   * token: safe to pass on a command line, which other local users can read, since the page
+   * uses the code up at once and it expires within a minute anyway.
+   */
+  async dashboardSignInUrl (options?: RequestOptions): Promise<string> {
+    const { code } = await this.json<{ code: string, expiresInMs: number }>('dashboardCode', {}, new Uint8Array(0), options)
+    return `${this.url}${routePath('dashboard')}#code=${encodeURIComponent(code)}`
   }
 
   async status (options?: RequestOptions): Promise<NodeStatus> {

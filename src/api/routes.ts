@@ -12,7 +12,10 @@ export interface Route {
   path: string
   write: boolean
   summary: string
-  /** Served without the API token: the dashboard's page and code, which hold no data (src/node/dashboard.ts). */
+  /**
+   * Served without the API token: the dashboard's page and code, which hold no data, and its
+   * sign-in, which takes a single-use code instead (src/node/dashboard.ts).
+   */
   public?: boolean
 }
 
@@ -40,7 +43,8 @@ export const ROUTES = {
   logs: { method: 'GET', path: '/v1/logs', write: false, summary: 'this peer\'s recent log records (?level=&ns=&since=&limit=); with Accept: text/event-stream, then live' },
   dashboard: { method: 'GET', path: '/dashboard', write: false, public: true, summary: 'the dashboard: the network, runs and their tasks, live (`rhizome dashboard` opens it)' },
   dashboardAsset: { method: 'GET', path: '/dashboard/:asset', write: false, public: true, summary: 'the dashboard\'s script, style sheet and icon, built into the peer' },
-  dashboardSession: { method: 'POST', path: '/v1/dashboard/session', write: true, summary: 'trade the API token (Authorization: Bearer) for the dashboard\'s session cookie, HttpOnly and SameSite=Strict' },
+  dashboardCode: { method: 'POST', path: '/v1/dashboard/codes', write: true, summary: 'a single-use code that signs the dashboard in, valid for a minute (`rhizome dashboard --open` opens the page with it)' },
+  dashboardSignIn: { method: 'POST', path: '/dashboard/sign-in', write: true, public: true, summary: 'the dashboard trades a sign-in code, once, for the API token: JSON { code } → { token }' },
   runSignal: { method: 'POST', path: '/v1/runs/:id/signals', write: true, summary: 'send a run a signal: JSON { name, value }; recorded in its memo, then delivered to the code\'s signal(name)' }
 } as const satisfies Record<string, Route>
 

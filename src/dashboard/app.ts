@@ -10,7 +10,7 @@
  *
  * Drawing. Every change asks for a frame; a frame redraws what changed since the last one.
  */
-import { ApiFailure, api } from './api.ts'
+import { ApiFailure, api, followEvents } from './api.ts'
 import { renderCharts } from './chart-view.ts'
 import { DagView } from './dag-view.ts'
 import { formatMs, h, notice, replace, shortId } from './dom.ts'
@@ -58,7 +58,7 @@ export class Dashboard {
   private runs: RunSummary[] | undefined
   private selectedPeer: string | undefined
   private run: RunModel | undefined
-  private runStream: EventSource | undefined
+  private runStream: AbortController | undefined
   private followNewest = true
   private readonly rates = new RateSeries()
   private readonly problems = new Map<string, { message: string, hint?: string }>()
@@ -124,20 +124,26 @@ export class Dashboard {
   }
 
   private followPeer (): void {
-    const stream = new EventSource('/v1/events')
-    stream.onopen = () => {
-      this.problems.delete('events')
-      this.setLive('live')
-    }
-    stream.onerror = () => {
-      this.setLive(stream.readyState === EventSource.CLOSED ? 'lost' : 'connecting')
-      if (stream.readyState !== EventSource.CLOSED) return
-      // Refused (401 after the peer restarted, 503 at its stream limit) or the peer is gone: ask
-      // why with a plain request, and try the stream again.
-      void this.refresh('status').then(() => { if (!this.problems.has('status')) this.problems.set('events', { message: 'the live event stream was cut off', hint: 'retrying in a few seconds' }) })
-      setTimeout(() => { this.followPeer() }, 3000)
-    }
-    for (const type of PEER_EVENT_TYPES) stream.addEventListener(type, (message) => { this.onPeerEvent(JSON.parse((message as MessageEvent<string>).data) as ProgressEvent) })
+    void followEvents('events', {}, {
+      onOpen: () => {
+        this.problems.delete('events')
+        this.setLive('live')
+      },
+      onEvent: (event) => { if (isOneOf(event, PEER_EVENT_TYPES)) this.onPeerEvent(event) }
+    }).then(() => { this.peerStreamLost() }, () => { this.peerStreamLost() })
+  }
+
+  /**
+   * The peer's event stream ended: refused (401, 503 at its limit of streams) or the peer is
+   * gone. Ask why with a plain request, and follow the stream again a little later.
+   */
+  private peerStreamLost (): void {
+    this.setLive('lost')
+    void this.refresh('status').then(() => { if (!this.problems.has('status')) this.problems.set('events', { message: 'the live event stream was cut off', hint: 'retrying in a few seconds' }) })
+    setTimeout(() => {
+      this.setLive('connecting')
+      this.followPeer()
+    }, 3000)
   }
 
   private onPeerEvent (event: ProgressEvent): void {
@@ -149,31 +155,29 @@ export class Dashboard {
 
   /** Show run `runId`: its report now, then its own event stream. */
   private show (runId: string): void {
-    this.runStream?.close()
+    this.runStream?.abort()
     const run = new RunModel(runId)
     this.run = run
     this.dagView = new DagView(task => { if (task.peer !== undefined) this.selectPeer(task.peer) })
     replace(this.panels.dag, this.dagView.element)
     void this.refresh('report')
-    const stream = new EventSource(`/v1/runs/${encodeURIComponent(runId)}/events`)
-    this.runStream = stream
+    const stop = new AbortController()
+    this.runStream = stop
     let ended = false
-    for (const type of RUN_EVENT_TYPES) {
-      stream.addEventListener(type, (message) => {
-        const event = JSON.parse((message as MessageEvent<string>).data) as ProgressEvent
+    const lost = (): void => {
+      // The peer ends the stream after run:finished; before it, the stream was cut off.
+      if (!ended && !stop.signal.aborted) this.problems.set('run', { message: `the events of run ${shortId(runId, 8)} could not be followed`, hint: 'its report is still read every few seconds' })
+    }
+    void followEvents('runEvents', { id: runId }, {
+      onEvent: (event) => {
+        if (!isOneOf(event, RUN_EVENT_TYPES)) return
         if (event.type === 'run:finished') {
           ended = true
           void this.refresh('report') // the final critical path and task states
         }
         if (run.applyEvent(event)) this.draw()
-      })
-    }
-    stream.onerror = () => {
-      // The peer ends the stream after run:finished, and the browser would reconnect to it: close
-      // it then (not at the event itself, which would abort a response about to end on its own).
-      if (ended) stream.close()
-      else if (stream.readyState === EventSource.CLOSED) this.problems.set('run', { message: `the events of run ${shortId(runId, 8)} could not be followed`, hint: 'its report is still read every few seconds' })
-    }
+      }
+    }, stop.signal).then(lost, lost)
     this.draw()
   }
 
@@ -273,4 +277,9 @@ function layout (root: HTMLElement, self: NodeStatus): Panels {
       h('div', { class: 'column side' }, panel('network', 'Network', p.network), panel('peer', 'Peer', p.peer), panel('runs', 'Runs', p.runs)),
       h('div', { class: 'column wide' }, panel('activity', 'Activity on this peer', p.charts), panel('run', p.runTitle, p.runSummary, h('h3', {}, 'Tasks and dependencies'), p.dag, h('h3', {}, 'Timeline per peer'), p.gantt))))
   return p
+}
+
+/** An event of one of `types` (the streams carry others the page has no use for). */
+function isOneOf (event: unknown, types: readonly string[]): event is ProgressEvent {
+  return typeof event === 'object' && event !== null && types.includes((event as { type?: unknown }).type as string)
 }

@@ -5,15 +5,16 @@
  * third party hands that party the API.
  *
  * Who may see it. The page and its code hold no data and are served without the token; every
- * API request the page makes needs it. The page never sees the token's file: `rhizome dashboard`
- * prints http://127.0.0.1:PORT/dashboard#token=…, the fragment never leaves the browser, and the
- * page trades it once (POST /v1/dashboard/session, `Authorization: Bearer`) for an HttpOnly,
- * SameSite=Strict session cookie, then drops it from the address bar. The API accepts that
- * cookie only on requests the browser labels same-origin (`Sec-Fetch-Site`), since cookies are
- * not kept apart by port: a page on another port of 127.0.0.1 is "same-site" and its requests
- * would carry the cookie too. The checks are in http-api.ts (RequestGuard).
+ * API request the page makes needs it, as `Authorization: Bearer` like any client's. The page
+ * never sees the token's file: `rhizome dashboard` prints http://127.0.0.1:PORT/dashboard#token=…
+ * (the fragment never leaves the browser), or with --open hands the browser …#code=…, a
+ * single-use code (SignInCodes) the page trades for the token. The page keeps the token in
+ * sessionStorage, which is per origin (port included) and per tab, and which the browser sends
+ * nowhere on its own. There is no cookie: browsers keep cookies per host, not per port, so a
+ * cookie of 127.0.0.1:PORT would go to every other port of 127.0.0.1 too, where any local
+ * process could collect it. The checks are in http-api.ts (RequestGuard).
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { access } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { RhizomeError } from '../model/errors.ts'
@@ -134,31 +135,83 @@ async function build (): Promise<Map<string, DashboardAsset>> {
 }
 
 /**
- * The dashboard's session: one random value per API server, so a restart of the peer ends every
- * session. The cookie's name carries the port, since browsers keep cookies per host name, not
- * per port: two peers on one machine must not overwrite each other's.
+ * A sign-in code lives this long: `rhizome dashboard --open` asks for it and hands the browser
+ * the address at once, so it is traded within seconds; a minute covers a slow browser start, and
+ * a code lying about in a process list or a shell history is dead soon after.
  */
-export class DashboardSession {
-  readonly cookieName: string
-  readonly value: string
+export const SIGN_IN_CODE_TTL_MS = 60_000
 
-  constructor (port: number) {
-    this.cookieName = `rhizome-session-${port}`
-    this.value = randomBytes(32).toString('base64url')
+/**
+ * Codes outstanding at once. Only a bearer of the token can ask for one, so this bounds memory,
+ * not an attacker: a person opens a handful of dashboards a minute, not dozens.
+ */
+export const SIGN_IN_CODES_MAX = 32
+
+/** A code was asked for while SIGN_IN_CODES_MAX others were still unused and unexpired. */
+export class TooManySignInCodesError extends RhizomeError {
+  constructor () {
+    super('ERR_TOO_MANY_SIGN_IN_CODES', `${SIGN_IN_CODES_MAX} dashboard sign-in codes are outstanding; no more are handed out until one is used or expires`, {
+      retryable: true,
+      hint: `wait ${SIGN_IN_CODE_TTL_MS / 1000} s, or open the address \`rhizome dashboard\` prints instead of using --open`
+    })
+    this.name = 'TooManySignInCodesError'
+  }
+}
+
+/** A sign-in code that was never handed out, was used already, or expired. */
+export class SignInCodeError extends RhizomeError {
+  constructor () {
+    super('ERR_SIGN_IN_CODE', 'this dashboard sign-in code is unknown, used already, or expired', {
+      hint: `a code works once, within ${SIGN_IN_CODE_TTL_MS / 1000} s: run \`rhizome dashboard --open\` again`
+    })
+    this.name = 'SignInCodeError'
+  }
+}
+
+/**
+ * Single-use codes the dashboard trades for the API token. `rhizome dashboard --open` passes
+ * the dashboard's address to the platform's opener as a command-line argument, which every
+ * local user can read (/proc/PID/cmdline): the address carries a code rather than the token,
+ * and by the time anyone reads it the browser has used it, or it has expired. Codes are kept
+ * by their digest, so the table holds nothing a memory dump could replay.
+ */
+export class SignInCodes {
+  private readonly expiresAtMs = new Map<string, number>()
+  private readonly now: () => number
+
+  constructor (now: () => number = Date.now) {
+    this.now = now
   }
 
-  /** The Set-Cookie header: HttpOnly (no script reads it), SameSite=Strict, ends with the browser session. */
-  setCookie (): string {
-    return `${this.cookieName}=${this.value}; Path=/; HttpOnly; SameSite=Strict`
+  /** A new code, valid for SIGN_IN_CODE_TTL_MS and one use. */
+  issue (): { code: string, expiresInMs: number } {
+    this.sweep()
+    if (this.expiresAtMs.size >= SIGN_IN_CODES_MAX) throw new TooManySignInCodesError()
+    const code = randomBytes(32).toString('base64url')
+    this.expiresAtMs.set(codeDigest(code), this.now() + SIGN_IN_CODE_TTL_MS)
+    return { code, expiresInMs: SIGN_IN_CODE_TTL_MS }
   }
 
-  /** This session's value from a Cookie header, if the header has one. */
-  valueIn (cookieHeader: string | undefined): string | undefined {
-    if (cookieHeader === undefined) return undefined
-    for (const part of cookieHeader.split(';')) {
-      const eq = part.indexOf('=')
-      if (eq !== -1 && part.slice(0, eq).trim() === this.cookieName) return part.slice(eq + 1).trim()
-    }
-    return undefined
+  /** Use `code` up: throws SignInCodeError unless it was handed out, unused, and has not expired. */
+  redeem (code: string): void {
+    this.sweep()
+    const key = codeDigest(code)
+    if (!this.expiresAtMs.has(key)) throw new SignInCodeError()
+    this.expiresAtMs.delete(key)
   }
+
+  /** Codes outstanding (unused, unexpired). */
+  get size (): number {
+    this.sweep()
+    return this.expiresAtMs.size
+  }
+
+  private sweep (): void {
+    const now = this.now()
+    for (const [key, expiresAtMs] of this.expiresAtMs) if (now >= expiresAtMs) this.expiresAtMs.delete(key)
+  }
+}
+
+function codeDigest (code: string): string {
+  return createHash('sha256').update(code).digest('base64url')
 }

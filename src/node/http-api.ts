@@ -17,7 +17,8 @@
  *   POST /v1/sql               JSON { sql, maxRows?, timeoutMs? } → { columns, rows } (read-only, in a child process)
  *   GET  /v1/logs              the peer's recent log records; with Accept: text/event-stream, then live
  *   GET  /dashboard[/:asset]   the dashboard's page and code (dashboard.ts), without the token
- *   POST /v1/dashboard/session the dashboard's session cookie, for a bearer of the token
+ *   POST /v1/dashboard/codes   a single-use sign-in code for the dashboard, for a bearer of the token
+ *   POST /dashboard/sign-in    JSON { code } → { token }: the dashboard trades a code, once, without the token
  *
  * Who may ask. Every request is checked in this order, before its body is read:
  *  1. `Host` must name this API: a loopback name or IP (localhost, 127.0.0.1, [::1]) or the
@@ -33,9 +34,10 @@
  *     /v1/status names the data dir, and a loopback port is open to every local user; the
  *     0600 token file is what keeps them out. One rule for every route is also harder to get
  *     wrong than a list of exempt ones.
- *     Or, from the dashboard (dashboard.ts), its session cookie — only on a request the browser
- *     labels `Sec-Fetch-Site: same-origin` (or `none`: typed into the address bar). The
- *     dashboard's page and code (`public` routes) need neither: they hold no data.
+ *     The dashboard (dashboard.ts) sends it too, from sessionStorage; there is no cookie, since
+ *     browsers send a cookie of 127.0.0.1 to every port of it. The dashboard's page and code
+ *     (`public` routes) need no token: they hold no data; nor does its sign-in, which takes a
+ *     single-use code instead.
  *  4. `Sec-Fetch-Site: same-site` or `cross-site` is refused (ERR_FORBIDDEN_ORIGIN) on every
  *     route: a page elsewhere — another port of 127.0.0.1 is "same-site" — framing the dashboard
  *     or loading an API URL as an image or script, which sends no Origin header.
@@ -72,7 +74,7 @@ import { SqlService, parseSqlRequest } from './sql-service.ts'
 import { join } from 'node:path'
 import type { ReputationRow } from '../store/verify-repo.ts'
 import type { ProgressBus } from './progress.ts'
-import { DashboardAssets, DashboardSession, SECURITY_HEADERS } from './dashboard.ts'
+import { DashboardAssets, SECURITY_HEADERS, SignInCodes } from './dashboard.ts'
 import type { RhizomeNode } from './node.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -161,9 +163,9 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
   // here on; nothing can arrive between listening and this line, which runs in the same turn.
   // Queries run in child processes (src/node/sql-service.ts), killed when the API closes.
   const sql = new SqlService(join(init.node.config.dataDir, 'rhizome.db'))
-  const session = new DashboardSession(address.port)
+  const codes = new SignInCodes()
   const dashboard = new DashboardAssets(log)
-  const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath, session })
+  const guard = new RequestGuard({ configuredHost: init.host, port: address.port, url, token: init.token, tokenPath: init.tokenPath })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
     const refusal = guard.check(req)
@@ -174,7 +176,7 @@ export async function startHttpApi (init: HttpApiInit): Promise<HttpApi> {
       sendFailure(res, refusal, { connection: 'close' })
       return
     }
-    route(init, sql, req, res, { session, dashboard }).catch((err: unknown) => {
+    route(init, sql, req, res, { codes, dashboard }).catch((err: unknown) => {
       const failure = err instanceof RhizomeError
         ? err
         : new RhizomeError('ERR_INTERNAL', 'the peer failed to answer this request', { hint: 'see the peer\'s log for details' })
@@ -202,9 +204,9 @@ interface RequestContext {
   web: DashboardParts
 }
 
-/** What the dashboard's routes serve: its session and its files. */
+/** What the dashboard's routes serve: its sign-in codes and its files. */
 interface DashboardParts {
-  session: DashboardSession
+  codes: SignInCodes
   dashboard: DashboardAssets
 }
 
@@ -276,10 +278,15 @@ const HANDLERS: { [K in RouteName]: (context: RequestContext) => Promise<Reply> 
     if (file === undefined) throw new NotFoundError(`the dashboard has no file ${JSON.stringify(params.asset)}`, { hint: 'open the dashboard at /dashboard (`rhizome dashboard` prints its address)' })
     return { file }
   },
-  dashboardSession: async ({ web, req, res }) => {
+  dashboardCode: async ({ web, req }) => {
     await readBody(req, REQUEST_BYTES_MAX)
-    res.setHeader('set-cookie', web.session.setCookie())
-    return { json: { session: true } }
+    return { json: web.codes.issue() }
+  },
+  dashboardSignIn: async ({ init, web, req }) => {
+    const body = parseJson(await readBody(req, REQUEST_BYTES_MAX))
+    if (typeof body.code !== 'string') throw new InvalidInputError('sign-in takes JSON { code }', { hint: 'open the dashboard with `rhizome dashboard --open`, which hands the page a code' })
+    web.codes.redeem(body.code)
+    return { json: { token: init.token } }
   },
   network: async ({ init }) => ({ json: init.node.network.status() }),
   metrics: async ({ init }) => ({ text: await init.node.metrics.scrape(), contentType: init.node.metrics.contentType }),
@@ -653,10 +660,8 @@ class RequestGuard {
   private readonly url: string
   private readonly tokenDigest: Buffer
   private readonly tokenPath: string
-  private readonly session: DashboardSession
-  private readonly sessionDigest: Buffer
 
-  constructor (init: { configuredHost: string, port: number, url: string, token: string, tokenPath: string, session: DashboardSession }) {
+  constructor (init: { configuredHost: string, port: number, url: string, token: string, tokenPath: string }) {
     const configured = bracketed(init.configuredHost.toLowerCase())
     this.hostnames = new Set(['localhost', '127.0.0.1', '[::1]', configured])
     // Bound to every interface, the API is reached by this machine's addresses, whatever they
@@ -667,8 +672,6 @@ class RequestGuard {
     this.origins = new Set([...this.hostnames].map(h => normalOrigin(`http://${h}:${init.port}`)))
     this.tokenDigest = digest(init.token)
     this.tokenPath = init.tokenPath
-    this.session = init.session
-    this.sessionDigest = digest(init.session.value)
   }
 
   check (req: IncomingMessage): RhizomeError | undefined {
@@ -681,19 +684,10 @@ class RequestGuard {
     if (req.method !== 'GET' && req.method !== 'POST') return new MethodNotAllowedError(req.method ?? '')
     if (isPublic(req)) return undefined
     const auth = req.headers.authorization
-    if (auth === undefined) return this.checkSession(req, site)
+    if (auth === undefined) return new UnauthorizedError('this request carries no API token', this.tokenPath)
     const match = /^Bearer +(\S+) *$/i.exec(auth)
     // Compare digests: equal length, and timingSafeEqual leaks nothing about where they differ.
     if (match === null || !timingSafeEqual(digest(match[1]), this.tokenDigest)) return new UnauthorizedError('the API token is wrong', this.tokenPath)
-    return undefined
-  }
-
-  /** No token: the dashboard's session cookie, on a request the browser says is from this origin. */
-  private checkSession (req: IncomingMessage, site: string | string[] | undefined): RhizomeError | undefined {
-    const value = this.session.valueIn(req.headers.cookie)
-    if (value === undefined) return new UnauthorizedError('this request carries no API token', this.tokenPath)
-    if (site !== 'same-origin' && site !== 'none') return new UnauthorizedError('a session cookie is taken only from the dashboard\'s own pages (Sec-Fetch-Site: same-origin)', this.tokenPath)
-    if (!timingSafeEqual(digest(value), this.sessionDigest)) return new UnauthorizedError('the dashboard session has ended (the peer restarted)', this.tokenPath)
     return undefined
   }
 

@@ -1,11 +1,14 @@
 /**
  * The dashboard in a real browser (headless Chromium through playwright-core) against three
- * real peers: the page signs in with the address `rhizome dashboard` prints, shows every peer,
+ * real peers: the page signs in with the address `rhizome dashboard` prints (the token) or the
+ * one `--open` opens (a single-use code), keeps no cookie, shows every peer,
  * and draws a 200-task run's DAG as it fills in; a page on another origin can neither read the
  * API nor frame the dashboard. Screenshots go to test-artifacts/dashboard/.
  */
 import assert from 'node:assert/strict'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
@@ -57,7 +60,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await net?.close()
   })
 
-  test('the session cookie works only from the page\'s own origin; bearer clients are unchanged', async () => {
+  test('the API takes only the bearer token, never a cookie; a sign-in code works once', async () => {
     const url = driver.apiUrl
     const page = await fetch(`${url}/dashboard`)
     assert.equal(page.status, 200)
@@ -67,25 +70,39 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.equal((await fetch(`${url}/dashboard/app.js`)).status, 200)
     assert.equal((await fetch(`${url}/dashboard/app.css`)).status, 200)
     assert.equal((await fetch(`${url}/dashboard/nothing.js`)).status, 404)
-    // The data is not public: the page's API calls need the token or the session.
-    assert.equal((await fetch(`${url}/v1/status`, { headers: { 'sec-fetch-site': 'same-origin' } })).status, 401)
+    // The data is not public: nothing, or only a cookie (what the API once took), gets 401.
+    const port = new URL(url).port
+    const refused: Array<Record<string, string>> = [{}, { 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'same-origin', cookie: `rhizome-session-${port}=anything` }, { cookie: `rhizome-session-${port}=anything` }]
+    for (const headers of refused) {
+      const res = await fetch(`${url}/v1/status`, { headers })
+      assert.equal(res.status, 401, JSON.stringify(headers))
+      assert.equal((await res.json() as { error: { code: string } }).error.code, 'ERR_UNAUTHORIZED')
+    }
+    assert.equal((await fetch(`${url}/v1/dashboard/session`, { method: 'POST', headers: driver.authorized() })).status, 404, 'no session route')
 
-    const signIn = await fetch(`${url}/v1/dashboard/session`, { method: 'POST', headers: driver.authorized() })
-    assert.equal(signIn.status, 200)
-    const setCookie = signIn.headers.get('set-cookie') ?? ''
-    assert.match(setCookie, /HttpOnly/)
-    assert.match(setCookie, /SameSite=Strict/)
-    const cookie = setCookie.split(';')[0]
-    assert.match(cookie, new RegExp(`^rhizome-session-${new URL(url).port}=`))
+    // Codes: only a bearer of the token gets one; it buys the token once.
+    assert.equal((await fetch(`${url}/v1/dashboard/codes`, { method: 'POST', headers: { 'sec-fetch-site': 'same-origin' } })).status, 401)
+    const issued = await fetch(`${url}/v1/dashboard/codes`, { method: 'POST', headers: driver.authorized() })
+    assert.equal(issued.status, 200)
+    assert.equal(issued.headers.get('set-cookie'), null)
+    const { code, expiresInMs } = await issued.json() as { code: string, expiresInMs: number }
+    assert.equal(expiresInMs, 60_000)
+    const trade = async (value: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+      await fetch(`${url}/dashboard/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ code: value }) })
+    const foreignTrade = await trade(code, { origin: 'http://127.0.0.1:1' })
+    assert.equal(foreignTrade.status, 403, 'a foreign page cannot trade a code')
+    const first = await trade(code, { 'sec-fetch-site': 'same-origin' })
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('set-cookie'), null)
+    assert.deepEqual(await first.json(), { token: driver.apiToken })
+    const second = await trade(code)
+    assert.equal(second.status, 401, 'a code works once')
+    assert.equal((await second.json() as { error: { code: string } }).error.code, 'ERR_SIGN_IN_CODE')
+    assert.equal((await trade('made-up')).status, 401)
+    assert.equal((await trade(7)).status, 400)
 
-    const asBrowser = async (site: string | undefined, value = cookie): Promise<Response> =>
-      await fetch(`${url}/v1/status`, { headers: { cookie: value, ...(site === undefined ? {} : { 'sec-fetch-site': site }) } })
-    assert.equal((await asBrowser('same-origin')).status, 200)
-    assert.equal((await asBrowser('none')).status, 200)
-    assert.equal((await asBrowser(undefined)).status, 401, 'a cookie without the browser\'s word that the request is same-origin is not enough')
-    assert.equal((await asBrowser('same-origin', `${cookie.split('=')[0]}=wrong`)).status, 401)
     for (const site of ['same-site', 'cross-site']) {
-      const res = await asBrowser(site)
+      const res = await fetch(`${url}/v1/status`, { headers: { ...driver.authorized(), 'sec-fetch-site': site } })
       assert.equal(res.status, 403, site)
       assert.equal((await res.json() as { error: { code: string } }).error.code, 'ERR_FORBIDDEN_ORIGIN')
     }
@@ -99,6 +116,10 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     const printed = await runCli(['dashboard', '--data-dir', driver.dataDir])
     assert.equal(printed.code, 0, printed.stderr)
     assert.equal(printed.stdout.trim(), `${url}/dashboard#token=${encodeURIComponent(driver.apiToken)}`)
+    // --open hands the opener (whose command line every local user can read) a code, not the token.
+    const opened = await openWithCli(driver)
+    assert.match(opened, new RegExp(`^${url}/dashboard#code=[A-Za-z0-9_-]{43}$`))
+    assert.ok(!opened.includes(driver.apiToken) && !opened.includes(encodeURIComponent(driver.apiToken)), 'the opened address carries no token')
   })
 
   test('the page shows every peer, and a 200-task run\'s DAG fills in live, its tasks turning done', async () => {
@@ -109,7 +130,8 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await waitFor('the network graph to show all three peers alive', async () =>
       await page.locator('[data-panel=network] [data-peer-id][data-state=alive]').count() === 3, 30_000, 100)
     assert.equal(await page.evaluate(() => location.hash), '', 'the token is dropped from the address bar')
-    assert.ok(!(await page.evaluate(() => document.cookie)).includes('rhizome-session'), 'the session cookie is HttpOnly')
+    assert.equal(await page.evaluate(() => document.cookie), '')
+    assert.deepEqual(await context.cookies(), [], 'no cookie: another port of 127.0.0.1 would get it too')
     await page.locator('[data-panel=runs] .notice-empty').waitFor({ timeout: 10_000 })
     await page.screenshot({ path: `${ARTIFACTS}empty.png` })
 
@@ -147,10 +169,20 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await stranger.screenshot({ path: `${ARTIFACTS}signed-out.png` })
     await stranger.close()
 
+    // Opened the way `rhizome dashboard --open` opens it: with a single-use code.
     const page = await context.newPage()
-    const problems = watchProblems(page)
-    await page.goto((JSON.parse((await runCli(['dashboard', '--data-dir', driver.dataDir, '--json'])).stdout) as { url: string }).url)
+    const beforeReload = watchProblems(page)
+    await page.goto(await openWithCli(driver))
     await waitFor('three peers', async () => await page.locator('[data-panel=network] [data-peer-id]').count() === 3, 30_000, 100)
+    assert.equal(await page.evaluate(() => location.hash), '', 'the code is dropped from the address bar')
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('rhizome-api-token')), driver.apiToken, 'the tab keeps the token it traded the code for')
+    await waitFor('the ended run drawn', async () => await page.locator('.dag [data-task-id]').count() === LANES * STEPS, 15_000, 100)
+    assert.deepEqual(beforeReload, [], 'no console errors, failed requests or error answers')
+    // A reload cuts the page's open streams (the old listener sees those aborts); the tab keeps
+    // its token, and the used code is not needed again.
+    await page.reload()
+    const problems = watchProblems(page)
+    await waitFor('three peers after a reload', async () => await page.locator('[data-panel=network] [data-peer-id]').count() === 3, 30_000, 100)
     // The run of the test before ended before this page opened: the page never saw its scheduled
     // events, and draws its DAG from the dependencies the report names (kept with each task's row).
     const { runs } = await driver.api<{ runs: Array<{ runId: string }> }>('/v1/runs')
@@ -178,8 +210,8 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
       res.writeHead(200, { 'content-type': 'text/html' })
       // Frames of the dashboard and of an API route (GETs without an Origin header: only
       // Sec-Fetch-Site tells), a form posting to a route that starts runs, and a script reading
-      // the API. The browser sends the dashboard's cookie along: 127.0.0.1 on another port is
-      // the same site.
+      // the API. 127.0.0.1 on another port is the same site, but the token is in the dashboard
+      // tab's sessionStorage, which belongs to the dashboard's origin alone.
       res.end(`<!doctype html><p>elsewhere</p>
         <iframe src="${api}/dashboard"></iframe><iframe src="${api}/v1/status"></iframe><iframe name="posted"></iframe>
         <form id="form" method="POST" action="${api}/v1/runs" target="posted"><input name="workflow" value="x"></form>
@@ -190,12 +222,12 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     })
     await new Promise<void>(resolve => foreign!.listen(0, '127.0.0.1', resolve))
     const address = foreign.address() as { port: number }
-    // The browser holds a dashboard session, which it would send along with the foreign page's requests.
+    // The browser has a signed-in dashboard open; it holds no cookie a foreign page's requests could carry.
     const signedIn = await context.newPage()
     await signedIn.goto((JSON.parse((await runCli(['dashboard', '--data-dir', driver.dataDir, '--json'])).stdout) as { url: string }).url)
     await signedIn.locator('[data-panel=network] [data-peer-id]').first().waitFor({ timeout: 30_000 })
     await signedIn.close()
-    assert.ok((await context.cookies()).some(c => c.name === `rhizome-session-${new URL(api).port}` && c.httpOnly && c.sameSite === 'Strict'))
+    assert.deepEqual(await context.cookies(), [])
 
     const page = await context.newPage()
     const answers: Array<{ url: string, status: number }> = []
@@ -213,6 +245,26 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await page.close()
   })
 })
+
+/**
+ * Runs `rhizome dashboard --open` with an opener (xdg-open, first on PATH) that writes down the
+ * address it was given: the address the browser would have been started with.
+ */
+async function openWithCli (driver: TestPeer): Promise<string> {
+  const bin = await mkdtemp(join(tmpdir(), 'rhizome-opener-'))
+  try {
+    const record = join(bin, 'opened')
+    await writeFile(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s' "$1" > "${record}.tmp" && mv "${record}.tmp" "${record}"\n`, { mode: 0o755 })
+    const ran = await runCli(['dashboard', '--open', '--json', '--data-dir', driver.dataDir], { env: { PATH: `${bin}:${process.env.PATH ?? ''}` } })
+    assert.equal(ran.code, 0, ran.stderr)
+    const out = JSON.parse(ran.stdout) as { url: string, opened: boolean }
+    assert.equal(out.opened, true)
+    assert.equal(out.url, `${driver.apiUrl}/dashboard#token=${encodeURIComponent(driver.apiToken)}`, 'the printed address is for the user\'s own terminal')
+    return await waitFor('the opener to run', async () => await readFile(record, 'utf8').catch(() => undefined), 10_000, 50)
+  } finally {
+    await rm(bin, { recursive: true, force: true })
+  }
+}
 
 async function deployFlow (driver: TestPeer): Promise<string> {
   const deployed = await runCli(['deploy', FNS, '--replicas', '3', '--json', '--data-dir', driver.dataDir])

@@ -8,10 +8,12 @@ export const dashboard: Command = {
 
   Prints the address of the peer's dashboard: the network, its runs and their tasks, live in a
   browser. The address carries the API token after '#', which the browser never sends; the page
-  trades it for a session cookie and removes it from the address bar. Treat the address like
-  the token: whoever has it may use the peer's API.
+  keeps it in the tab's session storage and removes it from the address bar. Treat the address
+  like the token: whoever has it may use the peer's API.
 
-  --open  also open it in the default browser (xdg-open, open or start)`,
+  --open  also open the dashboard in the default browser (xdg-open, open or start). The browser
+          gets an address with a single-use sign-in code instead of the token (a command line
+          is readable by every local user); the code expires after a minute.`,
   options: { ...dataDirOption, ...jsonOption, open: { type: 'boolean' } },
   positionals: [0, 0],
   async run (context) {
@@ -19,7 +21,9 @@ export const dashboard: Command = {
     // Ask the peer first: an address of a peer that is not running would open an error page.
     await client.status()
     const url = client.dashboardUrl()
-    const opened = context.values.open === true ? openInBrowser(url) : undefined
+    // The printed address keeps the token (the user's own terminal; a code would be used up by
+    // the browser opened here). The opener's command line gets a code: other users can read it.
+    const opened = context.values.open === true ? openInBrowser(await client.dashboardSignInUrl()) : undefined
     if (context.values.json === true) return { exitCode: EXIT_OK, stdout: JSON.stringify({ url, ...(opened === undefined ? {} : { opened }) }) + '\n' }
     const note = opened === false ? 'could not start a browser here: open the address above in one\n' : ''
     return { exitCode: EXIT_OK, stdout: `${url}\n${note}` }
