@@ -282,7 +282,13 @@ function watchProblems (page: Page): string[] {
   const problems: string[] = []
   page.on('console', (message) => { if (message.type() === 'error') problems.push(`console: ${message.text()}`) })
   page.on('pageerror', (err) => { problems.push(`page error: ${err.message}`) })
-  page.on('requestfailed', (req) => { problems.push(`request failed: ${req.url()} ${req.failure()?.errorText ?? ''}`) })
+  page.on('requestfailed', (req) => {
+    const error = req.failure()?.errorText ?? ''
+    // An event stream the page closed itself (it moved to a newer run, or reloaded) is reported by
+    // the browser as aborted; a stream the peer or the network cut ends with another error.
+    if (error === 'net::ERR_ABORTED' && new URL(req.url()).pathname.endsWith('/events')) return
+    problems.push(`request failed: ${req.url()} ${error}`)
+  })
   page.on('response', (res) => { if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`) })
   return problems
 }
