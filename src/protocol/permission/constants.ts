@@ -29,6 +29,11 @@ import type { Action, Role } from './index.ts'
 
 export const CERTIFICATES_MAX = 10_000
 export const REVOCATIONS_MAX = 10_000
+/** Revocations held per delegated admin: a tenth of REVOCATIONS_MAX, so one admin (or one stolen
+ *  admin key) cannot crowd out the others' revocations: ten admins at their cap fill the set, and
+ *  the founder's still evict theirs (./permission.ts SCOPE). A thousand members revoked by one admin
+ *  within a certificate's life is far past any real need. One more is refused `full`. */
+export const DELEGATED_REVOCATIONS_MAX = 1_000
 export const CLOCK_SKEW_MS = 60_000
 /** Longest life of a certificate (notAfter − notBefore): a year and a day; renew yearly. The
  *  revocation set's bound rests on it (REVOCATIONS_MAX above). */
