@@ -20,8 +20,8 @@
  * so a delegated admin cannot displace what the founder signed (demote another admin, or renew
  * itself). When an admin's certificate is dropped — revoked, expired, or replaced by one that is
  * not an admin's — every certificate it signed is dropped too, [forget-certificate, revoked] each:
- * a compromised admin key is cut off with everything it signed. Its revocations stay in force
- * (they only take rights away); one dated past now + CLOCK_SKEW_MS is refused `not-yet-valid`.
+ * a compromised admin key is cut off with everything it signed. Its revocations stay (SCOPE); one
+ * dated past now + CLOCK_SKEW_MS is refused `not-yet-valid`.
  * Held delegated certificates are indexed by admin (`dependents`), so the cut is O(its signed).
  *
  * ROLES. `allows(peer, action, now)` is true when the held certificate (and, if delegated, its
@@ -35,12 +35,27 @@
  * is a `duplicate`. Accepting one drops the matching held certificate — [forget-certificate,
  * revoked] — so the shell closes the peer's connections and reschedules its tasks.
  *
+ * SCOPE. A delegated admin's revocation takes away only certificates that same admin signed: it
+ * may name any serial or peer (it may arrive before the certificate it names), but it is kept under
+ * its own key, 'd:' + issuer + ':' + the target, so it never replaces or is replaced by the
+ * founder's revocation of the same target, nor another admin's; a certificate is checked against
+ * the founder's keys and those scoped by its own issuer, whatever the order they came in. So a
+ * delegated admin cannot revoke what the founder signed (another admin, or that admin's members).
+ * Its revocations stay held after the admin is cut off: while it is, what they name is refused
+ * anyway, but a founder who re-admits (or renews a lapsed) admin must not bring back what that
+ * admin had revoked. They are the first to go when room is needed (BOUNDING REVOCATIONS).
+ *
  * BOUNDING REVOCATIONS. No certificate lives longer than CERTIFICATE_VALIDITY_MS_MAX, so every
  * certificate a revocation matches (notBefore ≤ atMs) has expired by atMs + that: from then on the
  * revocation is obsolete and may be dropped. One arriving already obsolete is refused `obsolete`.
  * When revocationsMax are held and a new one comes, the oldest (smallest atMs) is dropped if it is
- * obsolete — [forget-revocation] — and otherwise the new one is refused `full`: a revocation that
- * could still matter is never dropped. Finding the oldest is O(revocations), only when full.
+ * obsolete — [forget-revocation]; else the oldest delegated one whose admin is not held and valid
+ * now (nothing it names is valid meanwhile); else, for a founder's revocation only, the oldest
+ * delegated one: the founder can always revoke, and one stolen admin key filling the set with
+ * revocations of made-up peers cannot make itself unrevocable. Otherwise the new one is refused
+ * `full`: a founder's revocation that could still matter is never dropped. A delegated admin holds at
+ * most DELEGATED_REVOCATIONS_MAX (one more is refused `full` unless its own oldest is obsolete), so
+ * it cannot crowd out the others. Finding the oldest is O(revocations), only when full.
  *
  * EXPIRY. nextTimeoutMs() is the earliest notAfter held (cached; recomputed in O(members) after a
  * change); handleTimeout drops every certificate with notAfter ≤ now — [forget-certificate,
