@@ -139,6 +139,8 @@ export class PermissionService {
   private readonly protocol: string
   private readonly topic: string
   private readonly self: string
+  /** The founding key: it signed our own certificate, or our admin's (storage keys, revocationKey). */
+  private readonly founder: string
   private readonly verifier = new Ed25519Verifier()
   private readonly lifecycle = new Lifecycle('the permission service')
   /** Peers whose credentials are awaited, with the deadline's timer. */
@@ -156,6 +158,7 @@ export class PermissionService {
     this.protocol = credentialsProtocol(this.networkId)
     this.topic = revocationTopic(this.networkId)
     this.self = components.host.peerId.toString()
+    this.founder = (components.ownIssuer ?? components.own).issuer
   }
 
   private readonly onOpen = (event: CustomEvent<Connection>): void => { this.opened(event.detail) }
@@ -511,11 +514,11 @@ export class PermissionService {
           break
         case 'persist-revocation':
           this.sent = undefined
-          this.c.repo.putRevocation({ key: revocationKey(out.revocation), bytes: encodeRevocation(out.revocation), atMs: out.revocation.atMs })
+          this.c.repo.putRevocation({ key: revocationKey(out.revocation, this.founder), bytes: encodeRevocation(out.revocation), atMs: out.revocation.atMs })
           break
         case 'forget-revocation':
           this.sent = undefined
-          this.c.repo.deleteRevocation(revocationKey(out.revocation))
+          this.c.repo.deleteRevocation(revocationKey(out.revocation, this.founder))
           break
         case 'revoked':
         case 'expired':

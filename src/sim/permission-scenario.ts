@@ -30,12 +30,14 @@
  * Invariants, checked every time a peer gives something or refuses a request, and at samples:
  *  - a peer outside the network (no valid certificate now) is never given a task, code or data;
  *    a task goes only to a worker;
- *  - once a revocation naming a peer has reached a member, that member gives the peer nothing;
+ *  - once a revocation naming a peer has reached a member, that member gives the peer nothing
+ *    (a delegated admin's names only what that admin signed: one naming a founder-signed member,
+ *    or another admin's, takes nothing away, and that member must not be refused for it);
  *  - no member is refused: a genuine certificate, valid and not revoked where it arrives, is
  *    admitted, and a member whose certificate a peer admitted is allowed what its roles allow;
  *  - the cascade: a peer whose certificate a delegated admin signed is given nothing by a member
  *    that knows the admin is revoked or expired; a depth-2 certificate or revocation is never
- *    honoured; a delegated admin's revocation keeps applying after the admin is cut off; no member
+ *    honoured; what a delegated admin revoked is still refused after the admin is cut off; no member
  *    (founder-signed or signed by an admin not cut off, valid, not revoked) is refused;
  *  - the machines' own invariants hold;
  *  - liveness: after the faults end, every running member holds every revocation the founder
@@ -212,7 +214,8 @@ function outsider (rng: Random, peers: PeerPlan[], members: number, admins: numb
 }
 
 /** The founder revokes one or two members (sometimes a delegated admin); each delegated admin
- *  often revokes a member too; the sub-admin tries. */
+ *  often revokes a member too (one it signed, or one it did not: that takes nothing away); the
+ *  sub-admin tries. */
 function revocationsOf (rng: Random, members: number, admins: number, faultsEndMs: number): Pick<PermissionScenario, 'revocations' | 'depth2Revocation'> {
   const revocations: PermissionScenario['revocations'] = []
   const targets = Array.from({ length: members - 1 }, (_, i) => i + 1)
@@ -617,9 +620,16 @@ class PermissionSim {
     return this.revocationAt(at, target) !== undefined
   }
 
-  /** The first revocation naming `target` that has reached `at`. */
+  /** The first revocation that takes `target`'s certificate away and has reached `at`. */
   private revocationAt (at: number, target: number): Revocation | undefined {
-    return this.issued.find(r => (r.peer === peerName(target) || r.serial === `serial-${target}`) && this.reached[at].has(revocationKey(r)))
+    return this.issued.find(r => this.revokes(r, target) && this.reached[at].has(revocationKey(r)))
+  }
+
+  /** Whether a revocation takes `target`'s certificate away: it names the peer or its serial, and
+   *  the founder signed it or the delegated admin that signed the certificate did. */
+  private revokes (r: Revocation, target: number): boolean {
+    const by = issuerNodeOf(r)
+    return (r.peer === peerName(target) || r.serial === `serial-${target}`) && (by === undefined || by === this.s.peers[target].issuer)
   }
 
   /** Whether `at` knows admin `admin` is cut off: its revocation reached `at`, or it expired. */
@@ -647,14 +657,16 @@ class PermissionSim {
     if (plan.kind !== 'member') this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, an outsider (${plan.kind})`)
     else if (now >= plan.notAfter) this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, whose certificate expired at ${plan.notAfter}`)
     if (action === 'task' && !plan.roles.includes('worker')) this.world.violate(`${peerName(giver.node)} gave a task to ${peerName(to)}, not a worker (${plan.roles.join(',')})`)
+    // The revocation first: a peer its own admin revoked, the admin since cut off, is told as such.
+    const revocation = this.revocationAt(giver.node, to)
+    if (revocation !== undefined) {
+      const by = issuerNodeOf(revocation)
+      const since = by !== undefined && this.cutOffAt(giver.node, by) ? ` (by admin ${peerName(by)}, since cut off)` : ''
+      this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)} after its revocation reached it${since}`)
+    }
     if (plan.issuer !== undefined && plan.kind === 'member' && this.cutOffAt(giver.node, plan.issuer)) {
       this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)}, whose certificate's admin ${peerName(plan.issuer)} it knows is cut off`)
     }
-    const revocation = this.revocationAt(giver.node, to)
-    if (revocation === undefined) return
-    const by = issuerNodeOf(revocation)
-    const since = by !== undefined && this.cutOffAt(giver.node, by) ? ` (by admin ${peerName(by)}, since cut off)` : ''
-    this.world.violate(`${peerName(giver.node)} gave ${action} to ${peerName(to)} after its revocation reached it${since}`)
   }
 
   /** A refusal is wrong only for a member this peer admitted, valid now, not revoked here, whose roles allow the action. */
@@ -677,7 +689,7 @@ class PermissionSim {
    *  member. Returns the share of SETTLE_MS the last revocation took to reach them after the faults. */
   end (): number {
     const now = this.world.nowMs
-    const cut = (node: number): boolean => now >= this.s.peers[node].notAfter || this.issued.some(r => r.peer === peerName(node) || r.serial === `serial-${node}`)
+    const cut = (node: number): boolean => now >= this.s.peers[node].notAfter || this.issued.some(r => this.revokes(r, node))
     const live = this.peers.filter(p => p.up && p.plan.kind === 'member' && !cut(p.node) && (p.plan.issuer === undefined || !cut(p.plan.issuer)))
     // A delegated admin's revocation spreads only while peers still honour the admin.
     const inForce = this.issued.filter(r => { const by = issuerNodeOf(r); return by === undefined || !cut(by) })

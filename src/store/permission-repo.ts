@@ -43,7 +43,9 @@ export function createPermissionRepo (db: Database): PermissionRepo {
   }
 }
 
-/** The storage key of a revocation: one per serial or peer named (as the machine keeps them). */
-export function revocationKey (rev: { serial?: string, peer?: string }): string {
-  return rev.serial !== undefined ? `s:${rev.serial}` : `p:${rev.peer ?? ''}`
+/** The storage key of a revocation, as the machine keeps them: the founder's one per serial or peer
+ *  named; a delegated admin's (issuer not `founder`) scoped by its issuer, apart from the founder's. */
+export function revocationKey (rev: { serial?: string, peer?: string, issuer?: string }, founder?: string): string {
+  const target = rev.serial !== undefined ? `s:${rev.serial}` : `p:${rev.peer ?? ''}`
+  return founder === undefined || rev.issuer === undefined || rev.issuer === founder ? target : `d:${rev.issuer}:${target}`
 }

@@ -332,6 +332,29 @@ describe('PermissionService', () => {
     }
   })
 
+  test('the founder\'s and a delegated admin\'s revocations of the same serial are stored apart, and each replaced by its own', async () => {
+    const admin = await createAdmin()
+    const net = new MemoryNet()
+    const adminKey = await generateKeyPair('Ed25519')
+    const adminCert = await certify(admin, peerIdFromPrivateKey(adminKey).toString(), ['admin'])
+    const delegated: Admin = { key: adminKey, issuer: issuerOf(adminKey.publicKey.raw), networkId: admin.networkId }
+    const a = await side(net, admin, async id => await certify(delegated, id, ['worker']), undefined, adminCert)
+    try {
+      const now = Date.now()
+      const founders = await revoke(admin, { serial: 'gone' }, now - 1000)
+      assert.equal(await a.service.submitRevocation(founders), 'accepted')
+      assert.equal(await a.service.submitRevocation(await revoke(delegated, { serial: 'gone' }, now - 2000)), 'accepted')
+      assert.equal(await a.service.submitRevocation(await revoke(delegated, { serial: 'gone' }, now)), 'accepted')
+      assert.equal(a.service.status().revocations.length, 2)
+      const rows = a.repo.listRevocations()
+      assert.equal(rows.length, 2, 'one row each: neither overwrites the other')
+      assert.ok(rows.some(r => Buffer.from(r.bytes).equals(Buffer.from(founders))), 'the founder\'s is still stored')
+      assert.deepEqual(rows.map(r => r.atMs).sort(), [now - 1000, now].sort())
+    } finally {
+      await stopAll(a)
+    }
+  })
+
   test('credentials carrying one revocation past CREDENTIALS_REVOCATIONS_MAX break the protocol', async () => {
     const admin = await createAdmin()
     const net = new MemoryNet()

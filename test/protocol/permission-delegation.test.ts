@@ -1,6 +1,7 @@
 // Delegated admins in the permission machine: a member holding a founder-signed `admin`
 // certificate signs certificates and revocations with its peer key; depth 1; an admin cut off
-// (revoked, expired, demoted) takes every certificate it signed with it; its revocations stay.
+// (revoked, expired, demoted) takes every certificate it signed with it; its revocations, which
+// match only what it signed, stay.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { CLOCK_SKEW_MS, createPermission } from '../../src/protocol/permission/index.ts'
@@ -148,19 +149,21 @@ describe('permission: a delegated admin cut off takes what it signed', () => {
 })
 
 describe('permission: delegated revocations', () => {
-  it('accepts an admin\'s revocation, which stays in force after the admin is revoked', () => {
+  it('accepts an admin\'s revocation of what it signed, which stays in force after the admin is revoked and re-admitted', () => {
     const p = withAdmin()
     p.handleCertificate(cert('Y', ['worker']), true, DAY)
-    assert.equal(p.handleRevocation(rev({ peer: 'Y' }, DAY, keyOf('M')), true, DAY), 'accepted')
-    assert.equal(p.allows('Y', 'task', DAY), false)
+    assert.equal(p.handleRevocation(rev({ peer: 'W' }, DAY, keyOf('M')), true, DAY), 'accepted')
+    assert.equal(p.allows('W', 'task', DAY), false)
     assert.equal(p.handleRevocation(rev({ peer: 'M' }, DAY), true, DAY), 'accepted')
     assert.equal(p.counts().revocations, 2)
-    assert.equal(p.handleCertificate(cert('Y', ['worker']), true, DAY), 'revoked')
+    // Re-admitted by the founder with a certificate issued after its revocation, M's own revocation still holds.
+    assert.equal(p.handleCertificate(cert('M', ['admin'], { serial: 'm2', notBefore: DAY + 1 }), true, DAY + 1), 'admitted')
+    assert.equal(p.handleCertificate(signed('M', 'W', ['worker']), true, DAY + 1), 'revoked')
     drain(p)
-    // Reloaded from storage without the admin, it is still enforced.
-    const again = machine({ revocations: p.revocations() })
+    // Reloaded from storage, it is still enforced.
+    const again = machine({ revocations: p.revocations(), certificates: p.certificates() })
     assert.equal(again.counts().revocations, 2)
-    assert.equal(again.handleCertificate(cert('Y', ['worker']), true, DAY), 'revoked')
+    assert.equal(again.handleCertificate(signed('M', 'W', ['worker']), true, DAY + 1), 'revoked')
   })
 
   it(`accepts a delegated revocation dated up to ${CLOCK_SKEW_MS} ms ahead, and refuses one ms more`, () => {

@@ -28,6 +28,9 @@ test('certificates and revocations survive a reopen; a later revocation of the s
     assert.deepEqual(repo.listRevocations().map(r => [r.key, [...r.bytes], r.atMs]), [['p:p3', [4], 6], ['s:s9', [5], 7]])
     repo.deleteRevocation('p:p3')
     assert.equal(repo.listRevocations().length, 1)
+    // A delegated admin's is keyed apart from the founder's revocation of the same target.
+    assert.equal(revocationKey({ serial: 's9', issuer: 'F' }, 'F'), 's:s9')
+    assert.equal(revocationKey({ serial: 's9', issuer: 'A' }, 'F'), 'd:A:s:s9')
     db.close()
   } finally {
     await rm(dir, { recursive: true, force: true })

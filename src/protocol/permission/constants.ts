@@ -20,8 +20,10 @@
  * - `REVOCATIONS_MAX` 10,000: one per member ever revoked, over the longest certificate's life.
  *   A revocation matches only certificates with notBefore ≤ its atMs (see ./permission.ts), and no
  *   certificate lives longer than CERTIFICATE_VALIDITY_MS_MAX (src/wire/certificate-codec.ts), so
- *   from atMs + CERTIFICATE_VALIDITY_MS_MAX on it can match nothing not already expired: then, and
- *   only then, it may be dropped to make room (the oldest first).
+ *   from atMs + CERTIFICATE_VALIDITY_MS_MAX on it can match nothing not already expired: then it
+ *   may be dropped to make room (the oldest first); a delegated admin's may be dropped for the
+ *   founder's sooner (./permission.ts BOUNDING REVOCATIONS).
+ * - `DELEGATED_REVOCATIONS_MAX` 1,000 per delegated admin (below).
  * - `CLOCK_SKEW_MS` 60 s: a certificate fresh from an admin whose clock runs a little ahead is
  *   accepted; expiry is never stretched (an expired certificate is treated like a revoked one).
  */
@@ -29,6 +31,11 @@ import type { Action, Role } from './index.ts'
 
 export const CERTIFICATES_MAX = 10_000
 export const REVOCATIONS_MAX = 10_000
+/** Revocations held per delegated admin: a tenth of REVOCATIONS_MAX, so one admin (or one stolen
+ *  admin key) cannot crowd out the others' revocations: ten admins at their cap fill the set, and
+ *  the founder's still evict theirs (./permission.ts SCOPE). A thousand members revoked by one admin
+ *  within a certificate's life is far past any real need. One more is refused `full`. */
+export const DELEGATED_REVOCATIONS_MAX = 1_000
 export const CLOCK_SKEW_MS = 60_000
 /** Longest life of a certificate (notAfter − notBefore): a year and a day; renew yearly. The
  *  revocation set's bound rests on it (REVOCATIONS_MAX above). */
@@ -51,5 +58,7 @@ export type CertificateRefusal = 'bad-signature' | 'wrong-network' | 'unknown-is
 /** Why a revocation is refused. `not-yet-valid`: a delegated admin's revocation dated past now +
  *  CLOCK_SKEW_MS (dated far ahead it would bar the peer's re-admission for as long: a delegated
  *  key may take rights away now, not for years to come). `obsolete`: every certificate it could match has expired (it
- *  would be dropped at once); `full`: REVOCATIONS_MAX revocations still matter. */
+ *  would be dropped at once); `full`: REVOCATIONS_MAX revocations still matter (none may be
+ *  displaced: see ./permission.ts BOUNDING REVOCATIONS), or the delegated admin that signed it
+ *  already holds DELEGATED_REVOCATIONS_MAX. */
 export type RevocationRefusal = 'bad-signature' | 'wrong-network' | 'unknown-issuer' | 'obsolete' | 'full' | 'not-yet-valid'

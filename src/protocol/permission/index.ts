@@ -107,5 +107,5 @@ export function createPermission (options: PermissionOptions): Permission {
 
 export type { CertificateRefusal, RevocationRefusal } from './constants.ts'
 export {
-  ACTIONS, ACTIONS_BY_ROLE, CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS, REVOCATIONS_MAX, ROLES
+  ACTIONS, ACTIONS_BY_ROLE, CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS, DELEGATED_REVOCATIONS_MAX, REVOCATIONS_MAX, ROLES
 } from './constants.ts'

@@ -20,8 +20,8 @@
  * so a delegated admin cannot displace what the founder signed (demote another admin, or renew
  * itself). When an admin's certificate is dropped — revoked, expired, or replaced by one that is
  * not an admin's — every certificate it signed is dropped too, [forget-certificate, revoked] each:
- * a compromised admin key is cut off with everything it signed. Its revocations stay in force
- * (they only take rights away); one dated past now + CLOCK_SKEW_MS is refused `not-yet-valid`.
+ * a compromised admin key is cut off with everything it signed. Its revocations stay (SCOPE); one
+ * dated past now + CLOCK_SKEW_MS is refused `not-yet-valid`.
  * Held delegated certificates are indexed by admin (`dependents`), so the cut is O(its signed).
  *
  * ROLES. `allows(peer, action, now)` is true when the held certificate (and, if delegated, its
@@ -35,12 +35,27 @@
  * is a `duplicate`. Accepting one drops the matching held certificate — [forget-certificate,
  * revoked] — so the shell closes the peer's connections and reschedules its tasks.
  *
+ * SCOPE. A delegated admin's revocation takes away only certificates that same admin signed: it
+ * may name any serial or peer (it may arrive before the certificate it names), but it is kept under
+ * its own key, 'd:' + issuer + ':' + the target, so it never replaces or is replaced by the
+ * founder's revocation of the same target, nor another admin's; a certificate is checked against
+ * the founder's keys and those scoped by its own issuer, whatever the order they came in. So a
+ * delegated admin cannot revoke what the founder signed (another admin, or that admin's members).
+ * Its revocations stay held after the admin is cut off: while it is, what they name is refused
+ * anyway, but a founder who re-admits (or renews a lapsed) admin must not bring back what that
+ * admin had revoked. They are the first to go when room is needed (BOUNDING REVOCATIONS).
+ *
  * BOUNDING REVOCATIONS. No certificate lives longer than CERTIFICATE_VALIDITY_MS_MAX, so every
  * certificate a revocation matches (notBefore ≤ atMs) has expired by atMs + that: from then on the
  * revocation is obsolete and may be dropped. One arriving already obsolete is refused `obsolete`.
  * When revocationsMax are held and a new one comes, the oldest (smallest atMs) is dropped if it is
- * obsolete — [forget-revocation] — and otherwise the new one is refused `full`: a revocation that
- * could still matter is never dropped. Finding the oldest is O(revocations), only when full.
+ * obsolete — [forget-revocation]; else the oldest delegated one whose admin is not held and valid
+ * now (nothing it names is valid meanwhile); else, for a founder's revocation only, the oldest
+ * delegated one: the founder can always revoke, and one stolen admin key filling the set with
+ * revocations of made-up peers cannot make itself unrevocable. Otherwise the new one is refused
+ * `full`: a founder's revocation that could still matter is never dropped. A delegated admin holds at
+ * most DELEGATED_REVOCATIONS_MAX (one more is refused `full` unless its own oldest is obsolete), so
+ * it cannot crowd out the others. Finding the oldest is O(revocations), only when full.
  *
  * EXPIRY. nextTimeoutMs() is the earliest notAfter held (cached; recomputed in O(members) after a
  * change); handleTimeout drops every certificate with notAfter ≤ now — [forget-certificate,
@@ -51,7 +66,7 @@
 import { OutputQueue } from '../output-queue.ts'
 import { ConfigError, assert } from '../../model/errors.ts'
 import {
-  ACTIONS_BY_ROLE, CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS, REVOCATIONS_MAX, ROLES
+  ACTIONS_BY_ROLE, CERTIFICATES_MAX, CERTIFICATE_VALIDITY_MS_MAX, CLOCK_SKEW_MS, DELEGATED_REVOCATIONS_MAX, REVOCATIONS_MAX, ROLES
 } from './constants.ts'
 import type { CertificateRefusal, RevocationRefusal } from './constants.ts'
 import type {
@@ -73,8 +88,11 @@ export class PermissionMachine implements Permission {
   private readonly members = new Map<string, Certificate>()
   /** Serial → peer, for the held certificates. */
   private readonly bySerial = new Map<string, string>()
-  /** 's:' + serial or 'p:' + peer → the revocation. */
+  /** 's:' + serial or 'p:' + peer → the founder's revocation; a delegated admin's under
+   *  'd:' + its issuer + ':' + that (SCOPE). */
   private readonly revoked = new Map<string, Revocation>()
+  /** Delegated issuer → how many of the held revocations it signed (no zero counts). */
+  private readonly scopedCounts = new Map<string, number>()
   private expiryMs: number | undefined
   private expiryStale = false
   private readonly outputs: OutputQueue<PermissionOutput>
@@ -141,17 +159,17 @@ export class PermissionMachine implements Permission {
       if (rev.atMs > now + CLOCK_SKEW_MS) return 'not-yet-valid'
     }
     if (obsolete(rev, now)) return 'obsolete'
-    const key = keyOf(rev)
+    const key = this.keyOf(rev)
     const known = this.revoked.get(key)
     if (known !== undefined && known.atMs >= rev.atMs) return 'duplicate'
-    if (known === undefined && this.revoked.size >= this.revocationsMax && !this.dropOldestRevocation(now)) return 'full'
-    if (known !== undefined) this.outputs.push({ type: 'forget-revocation', revocation: known })
+    if (known === undefined && !this.makeRoom(rev, now)) return 'full'
+    if (known !== undefined) this.forgetRevocation(key, known)
     const stored = copyRevocation(rev)
-    this.revoked.set(key, stored)
+    this.keepRevocation(key, stored)
     this.outputs.push({ type: 'persist-revocation', revocation: copyRevocation(stored) })
     const peer = rev.peer ?? this.bySerial.get(rev.serial ?? '')
     const held = peer === undefined ? undefined : this.members.get(peer)
-    if (held !== undefined && matches(stored, held)) {
+    if (held !== undefined && this.applies(stored, held)) {
       this.dropMember(held)
       this.outputs.push({ type: 'revoked', peerId: held.peer })
     }
@@ -233,7 +251,13 @@ export class PermissionMachine implements Permission {
       dependents += holders.size
     }
     assert(dependents === this.delegatedBy.size, 'every delegated certificate is a dependent once')
-    for (const [key, rev] of this.revoked) assert(validRevocation(rev) && keyOf(rev) === key, 'revocations are well-formed and keyed')
+    const scoped = new Map<string, number>()
+    for (const [key, rev] of this.revoked) {
+      assert(validRevocation(rev) && this.keyOf(rev) === key, 'revocations are well-formed and keyed (a delegated admin\'s under its issuer)')
+      if (!this.issuers.has(rev.issuer)) scoped.set(rev.issuer, (scoped.get(rev.issuer) ?? 0) + 1)
+    }
+    assert(scoped.size === this.scopedCounts.size && [...scoped].every(([issuer, n]) => this.scopedCounts.get(issuer) === n && n <= DELEGATED_REVOCATIONS_MAX),
+      'each delegated issuer\'s revocations are counted, at most DELEGATED_REVOCATIONS_MAX')
     if (!this.expiryStale) {
       const earliest = Math.min(...[...this.members.values()].map(c => c.notAfter))
       assert(this.expiryMs === (this.members.size === 0 ? undefined : earliest), 'the cached expiry is the earliest notAfter')
@@ -246,10 +270,26 @@ export class PermissionMachine implements Permission {
   private refusalOf (cert: Certificate): CertificateRefusal | undefined {
     if (cert.network !== this.networkId) return 'wrong-network'
     if (!this.founded(cert) && this.adminOf(cert.issuer, cert.peer) === undefined) return 'unknown-issuer'
-    const bySerial = this.revoked.get(`s:${cert.serial}`)
-    const byPeer = this.revoked.get(`p:${cert.peer}`)
-    if ((bySerial !== undefined && matches(bySerial, cert)) || (byPeer !== undefined && matches(byPeer, cert))) return 'revoked'
+    // The founder's revocations, and those of the admin that signed this certificate (SCOPE).
+    const scope = this.founded(cert) ? [''] : ['', `d:${cert.issuer}:`]
+    for (const prefix of scope) {
+      for (const key of [`${prefix}s:${cert.serial}`, `${prefix}p:${cert.peer}`]) {
+        const rev = this.revoked.get(key)
+        if (rev !== undefined && matches(rev, cert)) return 'revoked'
+      }
+    }
     return undefined
+  }
+
+  /** Where a revocation is kept: the founder's by target, a delegated admin's under its issuer (SCOPE). */
+  private keyOf (rev: Revocation): string {
+    const target = rev.serial !== undefined ? `s:${rev.serial}` : `p:${rev.peer ?? ''}`
+    return this.issuers.has(rev.issuer) ? target : `d:${rev.issuer}:${target}`
+  }
+
+  /** Whether a revocation takes away a certificate: it names it, and the founder or the certificate's own signer signed it. */
+  private applies (rev: Revocation, cert: Certificate): boolean {
+    return matches(rev, cert) && (this.issuers.has(rev.issuer) || rev.issuer === cert.issuer)
   }
 
   private founded (cert: Certificate): boolean {
@@ -308,14 +348,50 @@ export class PermissionMachine implements Permission {
     }
   }
 
-  /** Drops the oldest revocation if it is obsolete; false if none may be dropped. */
-  private dropOldestRevocation (now: number): boolean {
-    let oldest: [string, Revocation] | undefined
-    for (const entry of this.revoked) if (oldest === undefined || entry[1].atMs < oldest[1].atMs) oldest = entry
-    if (oldest === undefined || !obsolete(oldest[1], now)) return false
-    this.revoked.delete(oldest[0])
-    this.outputs.push({ type: 'forget-revocation', revocation: oldest[1] })
+  /** Room for a new revocation `rev` (BOUNDING REVOCATIONS): under its admin's cap, and in the set;
+   *  drops one revocation to make it where one may go. False: refuse `full`. */
+  private makeRoom (rev: Revocation, now: number): boolean {
+    const founder = this.issuers.has(rev.issuer)
+    if (!founder && (this.scopedCounts.get(rev.issuer) ?? 0) >= DELEGATED_REVOCATIONS_MAX) {
+      const own = this.oldestRevocation(r => r.issuer === rev.issuer)
+      if (own === undefined || !obsolete(own[1], now)) return false
+      this.forgetRevocation(...own)
+    }
+    if (this.revoked.size < this.revocationsMax) return true
+    const oldest = this.oldestRevocation(() => true)
+    const victim = oldest !== undefined && obsolete(oldest[1], now)
+      ? oldest
+      : this.oldestRevocation(r => !this.issuers.has(r.issuer) && (founder || !this.honoured(r.issuer, now)))
+    if (victim === undefined) return false
+    this.forgetRevocation(...victim)
     return true
+  }
+
+  /** The held revocation with the smallest atMs among those `which` picks. O(revocations): only when full. */
+  private oldestRevocation (which: (rev: Revocation) => boolean): [string, Revocation] | undefined {
+    let oldest: [string, Revocation] | undefined
+    for (const entry of this.revoked) if (which(entry[1]) && (oldest === undefined || entry[1].atMs < oldest[1].atMs)) oldest = entry
+    return oldest
+  }
+
+  /** Whether `issuer` is the key of a delegated admin held and valid now. */
+  private honoured (issuer: string, now: number): boolean {
+    const admin = this.adminOf(issuer, undefined)
+    return admin !== undefined && current(this.members.get(admin), now)
+  }
+
+  private keepRevocation (key: string, rev: Revocation): void {
+    this.revoked.set(key, rev)
+    if (!this.issuers.has(rev.issuer)) this.scopedCounts.set(rev.issuer, (this.scopedCounts.get(rev.issuer) ?? 0) + 1)
+  }
+
+  private forgetRevocation (key: string, rev: Revocation): void {
+    this.revoked.delete(key)
+    this.outputs.push({ type: 'forget-revocation', revocation: rev })
+    if (this.issuers.has(rev.issuer)) return
+    const n = (this.scopedCounts.get(rev.issuer) ?? 0) - 1
+    if (n > 0) this.scopedCounts.set(rev.issuer, n)
+    else this.scopedCounts.delete(rev.issuer)
   }
 
   private load (options: PermissionOptionsClosed): void {
@@ -323,10 +399,11 @@ export class PermissionMachine implements Permission {
     for (const rev of revocations) if (!validRevocation(rev)) throw new ConfigError('revocations', 'a stored revocation is malformed')
     revocations.sort((a, b) => b.atMs - a.atMs) // newest first: those are kept when over the limit
     for (const rev of revocations) {
-      const key = keyOf(rev)
+      const key = this.keyOf(rev)
       // Stored revocations were checked when accepted; a delegated admin's stays in force after the admin is gone.
-      const fits = this.revoked.size < this.revocationsMax && rev.network === this.networkId
-      if (!this.revoked.has(key) && fits) this.revoked.set(key, copyRevocation(rev))
+      const underCap = this.issuers.has(rev.issuer) || (this.scopedCounts.get(rev.issuer) ?? 0) < DELEGATED_REVOCATIONS_MAX
+      const fits = this.revoked.size < this.revocationsMax && rev.network === this.networkId && underCap
+      if (!this.revoked.has(key) && fits) this.keepRevocation(key, copyRevocation(rev))
       else this.outputs.push({ type: 'forget-revocation', revocation: copyRevocation(rev) })
     }
     const certificates = [...(options.certificates ?? [])]
@@ -376,10 +453,6 @@ function matches (rev: Revocation, cert: Certificate): boolean {
 
 function obsolete (rev: Revocation, now: number): boolean {
   return now >= rev.atMs + CERTIFICATE_VALIDITY_MS_MAX
-}
-
-function keyOf (rev: Revocation): string {
-  return rev.serial !== undefined ? `s:${rev.serial}` : `p:${rev.peer ?? ''}`
 }
 
 function isTime (value: unknown): value is number {
