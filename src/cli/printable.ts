@@ -6,11 +6,14 @@
  */
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g
 
+/** Line feed and carriage return shown as the letters their escapes use; the rest by code. */
+const NAMED: Readonly<Record<number, string>> = { 0x0a: 'n', 0x0d: 'r' }
+
 export function printable (text: string): string {
   return text.replace(CONTROL, (c) => {
-    if (c === '\n') return '\\n'
-    if (c === '\r') return '\\r'
     const code = c.charCodeAt(0)
+    const named = NAMED[code]
+    if (named !== undefined) return `\\${named}`
     return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
   })
 }
