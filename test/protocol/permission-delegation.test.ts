@@ -5,30 +5,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { CLOCK_SKEW_MS, createPermission } from '../../src/protocol/permission/index.ts'
-import type { Certificate, Permission, PermissionOutput, Revocation, Role } from '../../src/protocol/permission/index.ts'
-
-const NET = 'rz-aaaaaaaaaaaaaaaaaaaaaaaaaa'
-const FOUNDER = 'F'.repeat(43)
-const DAY = 86_400_000
-/** Each peer's key as an issuer string: its name repeated (the shell derives the real mapping). */
-const keyOf = (peer: string): string => peer.repeat(43)
-const PEERS = new Map(['M', 'N', 'W', 'X', 'Y'].map(p => [keyOf(p), p]))
-
-function cert (peer: string, roles: Role[], over: Partial<Certificate> = {}): Certificate {
-  return { network: NET, peer, roles, notBefore: 0, notAfter: 10 * DAY, serial: `s-${peer}`, issuer: FOUNDER, signature: new Uint8Array([1]), ...over }
-}
-
-/** A certificate signed by member `by` with its peer key. */
-function signed (by: string, peer: string, roles: Role[], over: Partial<Certificate> = {}): Certificate {
-  return cert(peer, roles, { issuer: keyOf(by), serial: `s-${by}-${peer}`, ...over })
-}
-
-function rev (target: { serial: string } | { peer: string }, atMs: number, issuer = FOUNDER): Revocation {
-  return { network: NET, ...target, atMs, issuer, signature: new Uint8Array([2]) }
-}
+import { DAY, FOUNDER, NET, cert, keyOf, machine as fixtureMachine, rev, signed } from '../helpers/permission-fixtures.ts'
+import type { Certificate, Permission, PermissionOutput, Revocation } from '../../src/protocol/permission/index.ts'
 
 function machine (over: { certificates?: Certificate[], revocations?: Revocation[], certificatesMax?: number } = {}): Permission {
-  return createPermission({ mode: 'permissioned', networkId: NET, issuers: [FOUNDER], issuerPeerId: (issuer) => PEERS.get(issuer), ...over })
+  return fixtureMachine(['M', 'N', 'W', 'X', 'Y'], over)
 }
 
 function drain (p: Permission): string[] {

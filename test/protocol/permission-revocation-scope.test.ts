@@ -3,29 +3,12 @@
 // founder's revocation of it is refused.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { DELEGATED_REVOCATIONS_MAX, createPermission } from '../../src/protocol/permission/index.ts'
-import type { Certificate, Permission, PermissionOutput, Revocation, Role } from '../../src/protocol/permission/index.ts'
-
-const NET = 'rz-aaaaaaaaaaaaaaaaaaaaaaaaaa'
-const FOUNDER = 'F'.repeat(43)
-const DAY = 86_400_000
-const keyOf = (peer: string): string => peer.repeat(43)
-const PEERS = new Map(['A', 'B', 'W', 'X', 'Y'].map(p => [keyOf(p), p]))
-
-function cert (peer: string, roles: Role[], over: Partial<Certificate> = {}): Certificate {
-  return { network: NET, peer, roles, notBefore: 0, notAfter: 10 * DAY, serial: `s-${peer}`, issuer: FOUNDER, signature: new Uint8Array([1]), ...over }
-}
-
-function signed (by: string, peer: string, roles: Role[], over: Partial<Certificate> = {}): Certificate {
-  return cert(peer, roles, { issuer: keyOf(by), serial: `s-${by}-${peer}`, ...over })
-}
-
-function rev (target: { serial: string } | { peer: string }, atMs: number, issuer = FOUNDER): Revocation {
-  return { network: NET, ...target, atMs, issuer, signature: new Uint8Array([2]) }
-}
+import { DELEGATED_REVOCATIONS_MAX } from '../../src/protocol/permission/index.ts'
+import { DAY, cert, keyOf, machine as fixtureMachine, rev, signed } from '../helpers/permission-fixtures.ts'
+import type { Permission, PermissionOutput, Revocation } from '../../src/protocol/permission/index.ts'
 
 function machine (over: { revocations?: Revocation[], revocationsMax?: number } = {}): Permission {
-  return createPermission({ mode: 'permissioned', networkId: NET, issuers: [FOUNDER], issuerPeerId: (issuer) => PEERS.get(issuer), ...over })
+  return fixtureMachine(['A', 'B', 'W', 'X', 'Y'], over)
 }
 
 function drain (p: Permission): PermissionOutput[] {
